@@ -1,0 +1,60 @@
+"""Rows of the loyalty store, as plain values (no database, no HTTP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+ORIGIN_SEGMENT = "segment"  # registered through the inbound path: never echoed back to Segment
+ORIGIN_LOYALTY = "loyalty"
+
+
+class Stream(StrEnum):
+    """An outbound stream: one source table, one Segment call type."""
+
+    EVENTS = "events"
+    PROFILES = "profiles"
+
+
+@dataclass(frozen=True, slots=True)
+class LoyaltyEvent:
+    id: int
+    customer_id: str
+    external_customer_id: str | None
+    action: str
+    data: dict[str, Any]
+    occurred_at: datetime
+    origin: str = ORIGIN_LOYALTY
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    id: int
+    customer_id: str
+    external_customer_id: str | None
+    attributes: dict[str, Any]
+    occurred_at: datetime
+    origin: str = ORIGIN_LOYALTY
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append to the store (demo seeding, the Antavo stand-in)."""
+
+    customer_id: str
+    action: str
+    data: dict[str, Any] = field(default_factory=dict)
+    external_customer_id: str | None = None
+    occurred_at: datetime | None = None
+    origin: str = ORIGIN_LOYALTY
+
+
+@dataclass(frozen=True, slots=True)
+class NewProfileChange:
+    customer_id: str
+    attributes: dict[str, Any]
+    external_customer_id: str | None = None
+    occurred_at: datetime | None = None
+    origin: str = ORIGIN_LOYALTY

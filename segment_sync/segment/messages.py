@@ -1,0 +1,157 @@
+"""Loyalty rows -> Segment Track/Identify messages (pure: no Dagster, no HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+
+from segment_sync import LIBRARY_NAME, __version__
+from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange
+
+MAX_MESSAGE_BYTES = 32 * 1024
+CONTEXT = {"library": {"name": LIBRARY_NAME, "version": __version__}}
+
+IdMapping = Literal["customer_id", "external_customer_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message ready to batch: its serialised JSON and what the logs need to know about it."""
+
+    message_id: str
+    source_id: int
+    customer_id: str
+    event_type: str  # track | identify
+    event_name: str | None
+    body: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class NotSent:
+    """A source row that produced no message, and why (skipped is expected, failed is not)."""
+
+    message_id: str
+    source_id: int
+    customer_id: str | None
+    event_type: str
+    event_name: str | None
+    outcome: Literal["skipped", "failed"]
+    reason: str
+    size: int = 0
+
+
+def iso_timestamp(value: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds, e.g. 2026-11-28T17:52:06.123Z."""
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def message_id(kind: str, row_id: int, occurred_at: datetime) -> str:
+    """Deterministic per source row, so a resend is deduplicated by Segment (<= 100 chars)."""
+    digest = hashlib.sha1(f"{kind}:{row_id}:{occurred_at.isoformat()}".encode()).hexdigest()[:16]
+    return f"ss-{kind}-{row_id}-{digest}"
+
+
+def user_id(row: LoyaltyEvent | ProfileChange, mapping: IdMapping) -> str | None:
+    return row.customer_id if mapping == "customer_id" else row.external_customer_id
+
+
+def _missing_id(mapping: IdMapping, row: LoyaltyEvent | ProfileChange) -> str:
+    return (
+        f"customer {row.customer_id} has no {mapping}, which customer_id_mapping uses as the "
+        f"Segment userId; set the customer's {mapping} or change general.customer_id_mapping"
+    )
+
+
+def _checked(message: Message, event_name: str | None) -> Message | NotSent:
+    if message.size <= MAX_MESSAGE_BYTES:
+        return message
+    return NotSent(
+        message.message_id,
+        message.source_id,
+        message.customer_id,
+        message.event_type,
+        event_name,
+        "failed",
+        f"message is {message.size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit per "
+        "message; it was not sent (shrink the event data)",
+        message.size,
+    )
+
+
+def track_message(
+    event: LoyaltyEvent, mapping: IdMapping, event_sync: frozenset[str]
+) -> Message | NotSent | None:
+    """A Track call for an allow-listed event; None when the action is not allow-listed."""
+    if event.action not in event_sync:
+        return None
+    mid = message_id("evt", event.id, event.occurred_at)
+    if event.origin == ORIGIN_SEGMENT:
+        return NotSent(
+            mid, event.id, event.customer_id, "track", event.action, "skipped",
+            "came in from Segment through the inbound path; not echoed back",
+        )  # fmt: skip
+    uid = user_id(event, mapping)
+    if not uid:
+        return NotSent(
+            mid, event.id, event.customer_id, "track", event.action, "failed",
+            _missing_id(mapping, event),
+        )  # fmt: skip
+    body = orjson.dumps(
+        {
+            "type": "track",
+            "event": event.action,
+            "userId": uid,
+            "properties": event.data,
+            "timestamp": iso_timestamp(event.occurred_at),
+            "messageId": mid,
+            "context": CONTEXT,
+        }
+    )
+    return _checked(Message(mid, event.id, uid, "track", event.action, body), event.action)
+
+
+def identify_message(
+    change: ProfileChange, mapping: IdMapping, customer_fields: frozenset[str]
+) -> Message | NotSent:
+    """An Identify call carrying only allow-listed attributes, or why none is sent."""
+    mid = message_id("prf", change.id, change.occurred_at)
+    if change.origin == ORIGIN_SEGMENT:
+        return NotSent(
+            mid, change.id, change.customer_id, "identify", None, "skipped",
+            "came in from Segment through the inbound path; not echoed back",
+        )  # fmt: skip
+    traits = {k: v for k, v in change.attributes.items() if k in customer_fields}
+    if not traits:
+        changed = ", ".join(sorted(change.attributes)) or "nothing"
+        return NotSent(
+            mid, change.id, change.customer_id, "identify", None, "skipped",
+            f"no allow-listed field changed (changed: {changed}; "
+            "outbound.customer_fields_sync lists what is sent)",
+        )  # fmt: skip
+    uid = user_id(change, mapping)
+    if not uid:
+        return NotSent(
+            mid, change.id, change.customer_id, "identify", None, "failed",
+            _missing_id(mapping, change),
+        )  # fmt: skip
+    body = orjson.dumps(
+        {
+            "type": "identify",
+            "userId": uid,
+            "traits": traits,
+            "timestamp": iso_timestamp(change.occurred_at),
+            "messageId": mid,
+            "context": CONTEXT,
+        }
+    )
+    return _checked(Message(mid, change.id, uid, "identify", None, body), None)

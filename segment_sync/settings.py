@@ -1,0 +1,183 @@
+"""The settings file: one YAML document, validated on load, secrets only named (env vars)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
+SETTINGS_ENV_VAR = "SEGMENT_SYNC_SETTINGS"
+
+SEGMENT_ENDPOINTS = {
+    "us": "https://api.segment.io",
+    "eu": "https://events.eu1.segmentapis.com",
+}
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DB_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
+
+
+class SettingsError(ValueError):
+    """The settings file is wrong; the message names every bad key and how to fix it."""
+
+    def __init__(self, problems: list[str], source: str = "settings") -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            "must be the NAME of an environment variable (letters, digits, _), not the secret itself"
+        )
+    return value
+
+
+def _db_url(value: str) -> str:
+    if not _DB_URL.match(value):
+        raise ValueError("must be a database URL: sqlite:///path/to/file.db or postgresql://...")
+    return value
+
+
+def _base_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8701, or null")
+    return value.rstrip("/")
+
+
+class GeneralSettings(_Section):
+    customer_id_mapping: Literal["customer_id", "external_customer_id"] = "customer_id"
+
+
+class LoyaltyStoreSettings(_Section):
+    url: str = "sqlite:///data/loyalty.db"
+    _check_url = field_validator("url")(_db_url)
+
+
+class OutboundSettings(_Section):
+    write_key_env: str = "SEGMENT_WRITE_KEY"
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = None
+    event_sync: list[str] = Field(default_factory=list)
+    customer_fields_sync: list[str] = Field(default_factory=list)
+    state_url: str = "sqlite:///data/outbound_state.db"
+    chunk_size: int = Field(default=20_000, ge=100, le=1_000_000)
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=6, ge=0, le=50)
+    backoff_cap_s: float = Field(default=30.0, gt=0, le=600)
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    _check_env = field_validator("write_key_env")(_env_name)
+    _check_state = field_validator("state_url")(_db_url)
+    _check_base = field_validator("base_url")(_base_url)
+
+    @field_validator("event_sync", "customer_fields_sync")
+    @classmethod
+    def _no_blank_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError("every entry must be a non-empty name")
+        return list(dict.fromkeys(names))
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL requests go to: the override (stand-in) or the region's Segment endpoint."""
+        return self.base_url or SEGMENT_ENDPOINTS[self.region]
+
+
+class LogsSettings(_Section):
+    dir: str = "data/logs"
+    retention_days: int = Field(default=90, ge=1, le=36_500)
+
+
+class Settings(_Section):
+    general: GeneralSettings = Field(default_factory=GeneralSettings)
+    loyalty_store: LoyaltyStoreSettings = Field(default_factory=LoyaltyStoreSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    inbound: dict[str, Any] = Field(default_factory=dict)
+
+    def write_key(self) -> str:
+        """The Segment write key from the environment; a clear error names the variable if unset."""
+        return _read_secret(self.outbound.write_key_env, "outbound.write_key_env")
+
+
+def _read_secret(env_name: str, key: str) -> str:
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise SettingsError(
+            [f"{key}: environment variable {env_name} is not set; export {env_name}=<secret>"]
+        )
+    return value
+
+
+_FIXES = {
+    "literal_error": "use one of the allowed values",
+    "extra_forbidden": "remove it or check its spelling",
+    "missing": "add it",
+    "int_parsing": "use a whole number",
+    "float_parsing": "use a number",
+    "list_type": "use a YAML list, e.g. [a, b]",
+    "string_type": "use a string",
+    "bool_parsing": "use true or false",
+    "greater_than_equal": "raise it",
+    "less_than_equal": "lower it",
+    "greater_than": "raise it",
+}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    fix = _FIXES.get(error["type"])
+    got = error.get("input")
+    # A secret pasted where an env var NAME belongs must not be echoed back.
+    secret_like = str(error["loc"][-1]).endswith("_env") if error["loc"] else False
+    plain = not (isinstance(got, dict | list) or got is None or secret_like)
+    shown = f" (got {got!r})" if plain else ""
+    return f"{key}: {message}{shown}" + (f"; fix: {fix}" if fix else "")
+
+
+def parse_settings(data: Any, source: str = "settings") -> Settings:
+    """Validate a parsed YAML document; every problem is reported at once."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SettingsError(["(top level): must be a mapping of sections (general, outbound, ...)"])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError([_describe(e) for e in exc.errors()], source) from None
+
+
+def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--settings, else $SEGMENT_SYNC_SETTINGS, else data/segment_sync.yaml."""
+    return Path(explicit or os.environ.get(SETTINGS_ENV_VAR) or DEFAULT_SETTINGS_PATH)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and validate the settings file."""
+    file = settings_path(path)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        raise SettingsError(
+            [f"{file}: no such file; copy data/segment_sync.example.yaml there or pass --settings"]
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SettingsError([f"{file}: not valid YAML: {exc}"]) from None
+    return parse_settings(data, str(file))

@@ -1,0 +1,617 @@
+"""LOCAL STAND-IN for one regional Segment HTTP Tracking API endpoint: tests and demo only.
+
+This is not Segment and never a production target. It speaks the documented contract of
+`POST /v1/batch` (and the single-message routes) closely enough for the real client to be
+tested over loopback HTTP:
+
+- auth: write key as the HTTP Basic username (empty password) or `writeKey` in the JSON body;
+  missing or unknown key -> 401; a key of the other region -> 401 (Segment's docs only say
+  such requests "get rejected", the status code is the stand-in's choice);
+- limits: 500 KB per request (after gzip decompression) and 32 KB per message -> 400 for the
+  whole request; more than 2,500 messages in a batch -> 200, the surplus silently dropped;
+- bad JSON or a missing `batch` list -> 400; invalid messages (no userId/anonymousId, no
+  messageId, a track without `event`) -> still 200, the message dropped;
+- injectable faults (5xx, 429 with Retry-After, outages, delay) drawn from a seeded RNG.
+
+Write keys never appear in a response, a log line, a request record or a stored message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import logging
+import os
+import random
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+log = logging.getLogger(__name__)
+
+STANDIN_LABEL = "Segment Tracking API LOCAL STAND-IN (not Segment, never production)"
+REGIONS = ("us", "eu")
+MAX_REQUEST_BYTES = 500 * 1024
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_BATCH_MESSAGES = 2500
+MAX_MESSAGE_ID_CHARS = 100
+MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+FAULT_STATUSES = (500, 502, 503)
+_EMPTY = (None, "")
+
+
+@dataclass
+class SegmentFaults:
+    """Faults the stand-in injects before it processes a `/v1/*` request."""
+
+    error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    retry_after_s: float = 0.05
+    outage_requests: int = 0
+    outage_until: float = 0.0
+    delay_s: float = 0.0
+    seed: int | None = None
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Set the named fields, coercing numbers; raises ValueError on unknown names or values."""
+        types = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(changes) - set(types))
+        if unknown:
+            raise ValueError(f"unknown fault field(s): {', '.join(unknown)}")
+        for name, value in changes.items():
+            setattr(self, name, _coerce_fault(name, value))
+
+
+def _coerce_fault(name: str, value: Any) -> Any:
+    """A fault field value of the right type, or ValueError."""
+    if name == "seed":
+        return None if value is None else int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"fault field {name} needs a number")
+    number = int(value) if name == "outage_requests" else float(value)
+    if number < 0 or (name.endswith("_rate") and number > 1):
+        raise ValueError(f"fault field {name} is out of range")
+    return number
+
+
+class _Rejection(Exception):
+    """A request answered with an error status instead of being processed."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        region: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.region, self.headers = region, headers or {}
+
+
+class SegmentStandin:
+    """LOCAL STAND-IN for one regional Segment Tracking API endpoint; keeps what it accepted."""
+
+    def __init__(
+        self,
+        region: str,
+        write_keys: Mapping[str, str],
+        faults: SegmentFaults | None = None,
+        keep_messages: bool = True,
+    ) -> None:
+        _check_region(region, "region")
+        for key_region in write_keys.values():
+            _check_region(key_region, "write key region")
+        self.region = region
+        self._write_keys = dict(write_keys)
+        self.faults = faults or SegmentFaults()
+        self.keep_messages = keep_messages
+        self._rng = random.Random(self.faults.seed)
+        self._lock = threading.Lock()
+        self.messages: list[dict] = []
+        self.requests: list[dict] = []
+        self._message_ids: list[str] = []
+        self._seen_ids: set[str] = set()
+        self._counts = _empty_counts()
+        self.app = self._build_app()
+
+    def __repr__(self) -> str:
+        """Region and key count only: never the keys."""
+        return f"SegmentStandin(region={self.region!r}, write_keys={len(self._write_keys)})"
+
+    def accepted_message_ids(self) -> list[str]:
+        """messageIds of every accepted message, in arrival order (duplicates kept)."""
+        with self._lock:
+            return list(self._message_ids)
+
+    def reset(self) -> None:
+        """Forget accepted messages, request records and counters (faults stay as they are)."""
+        with self._lock:
+            self.messages.clear()
+            self.requests.clear()
+            self._message_ids.clear()
+            self._seen_ids.clear()
+            self._counts = _empty_counts()
+
+    def set_faults(self, **changes: Any) -> None:
+        """Update fault fields; a new `seed` re-seeds the fault RNG."""
+        self.faults.update(changes)
+        if "seed" in changes:
+            self._rng = random.Random(self.faults.seed)
+
+    def stats(self) -> dict[str, Any]:
+        """JSON-ready counters: requests by status, messages accepted/dropped, bytes."""
+        with self._lock:
+            counts = dict(self._counts)
+            counts["requests_by_status"] = {
+                str(k): v for k, v in sorted(self._counts["requests_by_status"].items())
+            }
+        return {"standin": "segment", "region": self.region, **counts}
+
+    def _build_app(self) -> Starlette:
+        """The Starlette app: Tracking API routes plus `/_standin/*` inspection routes."""
+        routes = [
+            Route("/v1/batch", self._batch, methods=["POST"]),
+            Route("/v1/import", self._batch, methods=["POST"]),
+            Route("/v1/{kind}", self._single, methods=["POST"]),
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/_standin/messages", self._get_messages, methods=["GET"]),
+            Route("/_standin/message_ids", self._get_message_ids, methods=["GET"]),
+            Route("/_standin/requests", self._get_requests, methods=["GET"]),
+            Route("/_standin/stats", self._get_stats, methods=["GET"]),
+            Route("/_standin/reset", self._post_reset, methods=["POST"]),
+            Route("/_standin/faults", self._faults_route, methods=["GET", "POST"]),
+        ]
+        app = Starlette(routes=routes)
+        app.state.standin = self
+        return app
+
+    async def _batch(self, request: Request) -> Response:
+        """`POST /v1/batch`: a `{"batch": [...]}` body."""
+        return await self._ingest(request, None)
+
+    async def _single(self, request: Request) -> Response:
+        """`POST /v1/track`, `/v1/identify`, ...: one message, its type given by the path."""
+        kind = request.path_params["kind"]
+        if kind not in MESSAGE_TYPES:
+            return _json({"success": False, "code": "not_found", "message": "no such route"}, 404)
+        return await self._ingest(request, kind)
+
+    async def _ingest(self, request: Request, kind: str | None) -> Response:
+        """Faults, auth, limits, validation, storage; one request record either way."""
+        raw = await request.body()
+        record = _new_record(request, len(raw))
+        try:
+            await self._apply_faults()
+            header_key = _basic_auth_user(request.headers.get("authorization"))
+            if header_key:
+                record["write_key_region"] = self._key_region(header_key)
+            body = _decode_body(raw, request.headers.get("content-encoding"))
+            record["json_bytes"] = len(body)
+            payload = _parse_json(body)
+            if not header_key:
+                record["write_key_region"] = self._key_region(_body_write_key(payload))
+            messages = _single_messages(payload, kind) if kind else _batch_messages(payload)
+            self._accept(messages, len(body), record)
+        except _Rejection as exc:
+            return self._reject(exc, record)
+        self._finish(record, 200, None)
+        return _json({"success": True}, 200)
+
+    async def _apply_faults(self) -> None:
+        """Sleep `delay_s`, then raise the injected fault for this request, if any."""
+        faults = self.faults
+        if faults.delay_s > 0:
+            await asyncio.sleep(faults.delay_s)
+        if faults.outage_requests > 0:
+            faults.outage_requests -= 1
+            raise _Rejection(503, "service_unavailable", "stand-in outage (outage_requests)")
+        if faults.outage_until and time.time() < faults.outage_until:
+            raise _Rejection(503, "service_unavailable", "stand-in outage (outage_until)")
+        if faults.error_rate <= 0 and faults.throttle_rate <= 0:
+            return
+        draw = self._rng.random()
+        if draw < faults.error_rate:
+            status = self._rng.choice(FAULT_STATUSES)
+            raise _Rejection(status, "server_error", "stand-in injected server error")
+        if draw < faults.error_rate + faults.throttle_rate:
+            retry_after = {"Retry-After": _seconds_text(faults.retry_after_s)}
+            raise _Rejection(429, "rate_limited", "too many requests", headers=retry_after)
+
+    def _key_region(self, key: str | None) -> str:
+        """The region of an accepted write key; 401 for missing, unknown or other-region keys."""
+        if not key:
+            raise _Rejection(
+                401,
+                "unauthorized",
+                "missing write key: send it as the HTTP Basic username or as writeKey in the body",
+            )
+        region = self._write_keys.get(key)
+        if region is None:
+            raise _Rejection(401, "unauthorized", "unknown write key")
+        if region != self.region:
+            message = (
+                f"write key belongs to another region ({region}); "
+                f"this is the {self.region} endpoint"
+            )
+            raise _Rejection(401, "wrong_region", message, region=region)
+        return region
+
+    def _accept(self, messages: list, body_len: int, record: dict[str, Any]) -> None:
+        """Check sizes, keep the valid messages, count the dropped ones."""
+        kept = messages[:MAX_BATCH_MESSAGES]
+        _check_message_sizes(kept, body_len)
+        accepted, reasons = _sort_messages(kept)
+        over_limit = len(messages) - len(kept)
+        invalid = len(kept) - len(accepted)
+        record.update(
+            messages=len(messages),
+            accepted=len(accepted),
+            dropped=over_limit + invalid,
+            dropped_over_limit=over_limit,
+            dropped_invalid=invalid,
+            drop_reasons=reasons,
+        )
+        self._store(accepted)
+
+    def _store(self, accepted: list[dict]) -> None:
+        """Keep accepted messages (or just their ids) and count duplicate messageIds."""
+        ids = [message["messageId"] for message in accepted]
+        with self._lock:
+            before = len(self._seen_ids)
+            self._seen_ids.update(ids)
+            self._counts["duplicate_message_ids"] += len(ids) - (len(self._seen_ids) - before)
+            self._message_ids.extend(ids)
+            if self.keep_messages:
+                self.messages.extend(accepted)
+
+    def _reject(self, exc: _Rejection, record: dict[str, Any]) -> Response:
+        """Record and answer an error; the message never contains a key."""
+        if exc.region is not None:
+            record["write_key_region"] = exc.region
+        self._finish(record, exc.status, exc.message)
+        if exc.status in (400, 401):
+            log.info("segment stand-in answered %s: %s", exc.status, exc.message)
+        body = {"success": False, "code": exc.code, "message": exc.message}
+        return _json(body, exc.status, exc.headers)
+
+    def _finish(self, record: dict[str, Any], status: int, error: str | None) -> None:
+        """Append the request record and add it to the counters."""
+        record["status"], record["error"] = status, error
+        with self._lock:
+            self.requests.append(record)
+            counts = self._counts
+            counts["requests"] += 1
+            by_status = counts["requests_by_status"]
+            by_status[status] = by_status.get(status, 0) + 1
+            counts["messages_received"] += record["messages"]
+            counts["messages_accepted"] += record["accepted"]
+            counts["messages_dropped"] += record["dropped"]
+            counts["bytes_received"] += record["bytes"]
+
+    async def _healthz(self, request: Request) -> Response:
+        """Liveness plus a reminder of what this is."""
+        body = {"ok": True, "standin": "segment", "region": self.region, "production": False}
+        return _json(body | {"label": STANDIN_LABEL})
+
+    async def _get_messages(self, request: Request) -> Response:
+        """Accepted messages (only `{"messageId"}` stubs when keep_messages is off)."""
+        if self.keep_messages:
+            with self._lock:
+                return _json(list(self.messages))
+        return _json([{"messageId": mid} for mid in self.accepted_message_ids()])
+
+    async def _get_message_ids(self, request: Request) -> Response:
+        """Accepted messageIds in arrival order."""
+        return _json(self.accepted_message_ids())
+
+    async def _get_requests(self, request: Request) -> Response:
+        """One summary per `/v1/*` request."""
+        with self._lock:
+            return _json(list(self.requests))
+
+    async def _get_stats(self, request: Request) -> Response:
+        """Counters."""
+        return _json(self.stats())
+
+    async def _post_reset(self, request: Request) -> Response:
+        """Forget everything recorded so far."""
+        self.reset()
+        return _json({"ok": True})
+
+    async def _faults_route(self, request: Request) -> Response:
+        """GET the current faults, or POST a JSON object of fields to change."""
+        if request.method == "POST":
+            try:
+                changes = orjson.loads(await request.body())
+                if not isinstance(changes, dict):
+                    raise ValueError("faults body must be a JSON object")
+                self.set_faults(**changes)
+            except (ValueError, TypeError) as exc:
+                return _json({"ok": False, "message": str(exc)}, 400)
+        return _json(asdict(self.faults))
+
+
+def _empty_counts() -> dict[str, Any]:
+    """Fresh counters."""
+    return {
+        "requests": 0,
+        "requests_by_status": {},
+        "messages_received": 0,
+        "messages_accepted": 0,
+        "messages_dropped": 0,
+        "duplicate_message_ids": 0,
+        "bytes_received": 0,
+    }
+
+
+def _new_record(request: Request, raw_len: int) -> dict[str, Any]:
+    """A request summary before processing (never carries the key)."""
+    retry = request.headers.get("x-retry-count")
+    return {
+        "at": time.time(),
+        "path": request.url.path,
+        "status": None,
+        "messages": 0,
+        "accepted": 0,
+        "dropped": 0,
+        "dropped_over_limit": 0,
+        "dropped_invalid": 0,
+        "drop_reasons": {},
+        "bytes": raw_len,
+        "json_bytes": None,
+        "gzip": request.headers.get("content-encoding", "").lower() == "gzip",
+        "retry_count": int(retry) if retry and retry.isdigit() else None,
+        "write_key_region": None,
+        "error": None,
+    }
+
+
+def _check_region(region: str, what: str) -> None:
+    """ValueError unless `region` is us or eu."""
+    if region not in REGIONS:
+        raise ValueError(f"{what} must be one of {', '.join(REGIONS)}, got {region!r}")
+
+
+def _basic_auth_user(header: str | None) -> str | None:
+    """The Basic-auth username (the write key), None/"" without one; 401 if malformed."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise _Rejection(
+            401, "unauthorized", "only HTTP Basic auth with the write key is supported"
+        )
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise _Rejection(401, "unauthorized", "malformed Basic authorization header") from None
+    return decoded.partition(":")[0]
+
+
+def _body_write_key(payload: Any) -> str | None:
+    """`writeKey` from a JSON object body, if it is a string."""
+    key = payload.get("writeKey") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def _decode_body(raw: bytes, encoding: str | None) -> bytes:
+    """The JSON bytes: gunzipped if needed, at most 500 KB; 400 otherwise."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "gzip":
+        body = _gunzip_capped(raw, MAX_REQUEST_BYTES)
+    elif encoding == "identity":
+        body = raw
+    else:
+        raise _Rejection(400, "bad_request", "unsupported Content-Encoding (use gzip or none)")
+    if len(body) > MAX_REQUEST_BYTES:
+        raise _Rejection(400, "request_too_large", "request body is over 500 KB")
+    return body
+
+
+def _gunzip_capped(raw: bytes, limit: int) -> bytes:
+    """Decompress gzip, stopping one byte past `limit` (no gzip bombs); 400 if invalid."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = decompressor.decompress(raw, limit + 1)
+    except zlib.error:
+        raise _Rejection(400, "bad_request", "body is not valid gzip") from None
+    if len(body) <= limit and not decompressor.eof:
+        raise _Rejection(400, "bad_request", "gzip body is truncated")
+    return body
+
+
+def _parse_json(body: bytes) -> Any:
+    """orjson-parsed body; 400 for invalid JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _Rejection(400, "invalid_json", "request body is not valid JSON") from None
+
+
+def _batch_messages(payload: Any) -> list:
+    """The `batch` list of a batch body; 400 if absent or not a list."""
+    if not isinstance(payload, dict):
+        raise _Rejection(400, "bad_request", "body must be a JSON object")
+    batch = payload.get("batch")
+    if not isinstance(batch, list):
+        raise _Rejection(400, "bad_request", "batch must be a list of messages")
+    return batch
+
+
+def _single_messages(payload: Any, kind: str) -> list[dict]:
+    """A one-message list for `/v1/<kind>`, typed by the path and without `writeKey`."""
+    if not isinstance(payload, dict):
+        raise _Rejection(400, "bad_request", "body must be a JSON object")
+    message = {k: v for k, v in payload.items() if k != "writeKey"}
+    message["type"] = kind
+    return [message]
+
+
+def _check_message_sizes(messages: list, body_len: int) -> None:
+    """400 for the whole request when one message serialises to more than 32 KB."""
+    if body_len <= MAX_MESSAGE_BYTES:
+        return
+    dumps = orjson.dumps
+    for index, message in enumerate(messages):
+        if len(dumps(message)) > MAX_MESSAGE_BYTES:
+            raise _Rejection(400, "message_too_large", f"message {index} is over 32 KB")
+
+
+def _sort_messages(messages: list) -> tuple[list[dict], dict[str, int]]:
+    """Valid messages (writeKey removed), and drop counts by reason for the rest."""
+    accepted: list[dict] = []
+    reasons: dict[str, int] = {}
+    for message in messages:
+        problem = _message_problem(message)
+        if problem is None:
+            if "writeKey" in message:
+                message = {k: v for k, v in message.items() if k != "writeKey"}
+            accepted.append(message)
+        else:
+            reasons[problem] = reasons.get(problem, 0) + 1
+    return accepted, reasons
+
+
+def _message_problem(message: Any) -> str | None:
+    """Why Segment would drop this message, or None when it is valid."""
+    if type(message) is not dict:
+        return "not_an_object"
+    kind = message.get("type")
+    if kind not in MESSAGE_TYPES:
+        return "bad_type"
+    if message.get("userId") in _EMPTY and message.get("anonymousId") in _EMPTY:
+        return "no_user_anon_id"
+    message_id = message.get("messageId")
+    if type(message_id) is not str or not message_id:
+        return "no_message_id"
+    if len(message_id) > MAX_MESSAGE_ID_CHARS:
+        return "message_id_too_long"
+    if kind == "track" and not message.get("event"):
+        return "track_without_event"
+    return None
+
+
+def _seconds_text(seconds: float) -> str:
+    """Seconds as a short string: "1", "0.05"."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An orjson response."""
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def create_segment_app(
+    region: str,
+    write_keys: Mapping[str, str],
+    faults: SegmentFaults | None = None,
+    keep_messages: bool = True,
+) -> Starlette:
+    """A stand-in app; its SegmentStandin is at `app.state.standin`."""
+    return SegmentStandin(region, write_keys, faults, keep_messages).app
+
+
+def run_segment_standin(
+    port: int,
+    host: str = "127.0.0.1",
+    region: str = "us",
+    write_keys: Mapping[str, str] | None = None,
+    faults: SegmentFaults | None = None,
+    keep_messages: bool = True,
+    log_level: str = "warning",
+) -> None:
+    """Serve the stand-in with uvicorn until interrupted (blocking)."""
+    standin = SegmentStandin(region, write_keys or {}, faults, keep_messages)
+    print(f"{STANDIN_LABEL}: region {region} on http://{host}:{port}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        standin.app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off"
+    )
+
+
+def _parse_write_keys(pairs: Sequence[str], env_pairs: Sequence[str]) -> dict[str, str]:
+    """`KEY=region` and `ENV_VAR=region` pairs as {key: region}; ValueError without echoing keys."""
+    keys: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, region = pair.rpartition("=")
+        if not sep or not key or region not in REGIONS:
+            raise ValueError("--write-key needs KEY=REGION with REGION us or eu")
+        keys[key] = region
+    for pair in env_pairs:
+        name, sep, region = pair.rpartition("=")
+        if not sep or region not in REGIONS or not os.environ.get(name):
+            raise ValueError("--write-key-env needs ENV_VAR=REGION, the variable set, REGION us/eu")
+        keys[os.environ[name]] = region
+    return keys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of the stand-in."""
+    parser = argparse.ArgumentParser(
+        prog="python -m segment_sync.standins.segment", description=STANDIN_LABEL
+    )
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--region", choices=REGIONS, default="us")
+    parser.add_argument("--write-key", action="append", default=[], metavar="KEY=REGION")
+    parser.add_argument("--write-key-env", action="append", default=[], metavar="ENV_VAR=REGION")
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--throttle-rate", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=0.05, dest="retry_after_s")
+    parser.add_argument("--outage-requests", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, dest="delay_s")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--no-keep-messages", action="store_true")
+    parser.add_argument("--log-level", default="warning")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the stand-in."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        write_keys = _parse_write_keys(args.write_key, args.write_key_env)
+        faults = SegmentFaults()
+        faults.update(
+            {
+                "error_rate": args.error_rate,
+                "throttle_rate": args.throttle_rate,
+                "retry_after_s": args.retry_after_s,
+                "outage_requests": args.outage_requests,
+                "delay_s": args.delay_s,
+                "seed": args.seed,
+            }
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    run_segment_standin(
+        args.port,
+        args.host,
+        args.region,
+        write_keys,
+        faults,
+        keep_messages=not args.no_keep_messages,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

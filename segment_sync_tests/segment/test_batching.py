@@ -1,0 +1,54 @@
+"""Batching respects Segment's limits and neither loses nor duplicates a message."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segment_sync.segment.batching import MAX_MESSAGES_PER_REQUEST, MAX_REQUEST_BYTES, batches, request_body
+from segment_sync.segment.messages import MAX_MESSAGE_BYTES, Message
+
+SENT_AT = "2026-11-28T00:00:00.000Z"
+
+
+def message(i: int, size: int) -> Message:
+    body = orjson.dumps({"type": "track", "messageId": f"m{i}", "pad": "x" * size})
+    return Message(f"m{i}", i, "c", "track", "e", body)
+
+
+sizes = st.lists(st.integers(min_value=0, max_value=MAX_MESSAGE_BYTES - 60), max_size=400)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=sizes, max_count=st.integers(1, 50), max_bytes=st.integers(MAX_MESSAGE_BYTES + 100, 200_000))
+def test_no_request_breaks_a_limit_and_every_message_is_sent_once(sizes, max_count, max_bytes):
+    messages = [message(i, s) for i, s in enumerate(sizes)]
+    groups = list(batches(messages, max_bytes=max_bytes, max_count=max_count))
+    for group in groups:
+        assert 1 <= len(group) <= max_count
+        assert len(request_body(group, SENT_AT)) <= max_bytes
+    assert [m.message_id for g in groups for m in g] == [m.message_id for m in messages]
+
+
+@settings(max_examples=10, deadline=None)
+@given(count=st.integers(2600, 6000), big=st.integers(0, 400), rng=st.randoms(use_true_random=False))
+def test_segment_limits_hold_for_real_sizes(count, big, rng):
+    sizes = [rng.randint(0, big) for _ in range(count)]
+    groups = list(batches([message(i, s) for i, s in enumerate(sizes)]))
+    assert all(len(g) <= MAX_MESSAGES_PER_REQUEST for g in groups)
+    assert all(len(request_body(g, SENT_AT)) <= MAX_REQUEST_BYTES for g in groups)
+    assert sum(len(g) for g in groups) == len(sizes)
+
+
+def test_request_body_is_valid_json_with_the_batch():
+    group = [message(1, 3), message(2, 4)]
+    parsed = orjson.loads(request_body(group, SENT_AT))
+    assert [m["messageId"] for m in parsed["batch"]] == ["m1", "m2"]
+    assert parsed["sentAt"] == SENT_AT
+
+
+def test_message_larger_than_a_request_is_refused_not_dropped():
+    with pytest.raises(ValueError, match="cannot fit"):
+        list(batches([message(1, 2000)], max_bytes=1000))

@@ -1,0 +1,104 @@
+"""Loyalty rows become Segment Track and Identify messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from segment_sync import __version__
+from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange
+from segment_sync.segment.messages import (
+    MAX_MESSAGE_BYTES,
+    Message,
+    NotSent,
+    identify_message,
+    iso_timestamp,
+    message_id,
+    track_message,
+)
+
+WHEN = datetime(2026, 11, 28, 17, 52, 6, 123456, tzinfo=UTC)
+ALLOWED = frozenset({"point_add", "checkout"})
+
+
+def event(**changes) -> LoyaltyEvent:
+    fields = dict(id=7, customer_id="c-1", external_customer_id="ext-1", action="point_add",
+                  data={"points": 5}, occurred_at=WHEN, origin="loyalty")  # fmt: skip
+    return LoyaltyEvent(**{**fields, **changes})
+
+
+def change(**changes) -> ProfileChange:
+    fields = dict(id=3, customer_id="c-1", external_customer_id="ext-1",
+                  attributes={"email": "a@example.com", "tier": "gold"}, occurred_at=WHEN, origin="loyalty")  # fmt: skip
+    return ProfileChange(**{**fields, **changes})
+
+
+def body(message: Message) -> dict:
+    return orjson.loads(message.body)
+
+
+def test_track_carries_action_data_user_timestamp_and_library():
+    sent = body(track_message(event(), "customer_id", ALLOWED))
+    assert sent["type"] == "track"
+    assert sent["event"] == "point_add"
+    assert sent["properties"] == {"points": 5}
+    assert sent["userId"] == "c-1"
+    assert sent["timestamp"] == "2026-11-28T17:52:06.123Z"
+    assert sent["context"]["library"] == {"name": "segment-sync", "version": __version__}
+
+
+def test_track_user_id_follows_external_id_mapping():
+    assert body(track_message(event(), "external_customer_id", ALLOWED))["userId"] == "ext-1"
+
+
+def test_event_not_in_event_sync_produces_nothing():
+    assert track_message(event(action="opt_in"), "customer_id", ALLOWED) is None
+
+
+def test_customer_without_mapped_id_is_a_failure_that_says_why():
+    result = track_message(event(external_customer_id=None), "external_customer_id", ALLOWED)
+    assert isinstance(result, NotSent)
+    assert result.outcome == "failed"
+    assert "no external_customer_id" in result.reason
+
+
+def test_event_that_came_from_segment_is_not_echoed_back():
+    result = track_message(event(origin="segment"), "customer_id", ALLOWED)
+    assert isinstance(result, NotSent) and result.outcome == "skipped"
+    assert "not echoed" in result.reason
+
+
+def test_message_id_is_deterministic_and_at_most_100_chars():
+    first = track_message(event(), "customer_id", ALLOWED)
+    again = track_message(event(), "customer_id", ALLOWED)
+    assert first.message_id == again.message_id
+    assert len(message_id("evt", 10**18, WHEN)) <= 100
+
+
+def test_message_ids_differ_between_rows_and_kinds():
+    assert message_id("evt", 1, WHEN) != message_id("evt", 2, WHEN)
+    assert message_id("evt", 1, WHEN) != message_id("prf", 1, WHEN)
+
+
+def test_message_over_32kb_fails_with_its_size_and_is_not_sent():
+    result = track_message(event(data={"blob": "x" * MAX_MESSAGE_BYTES}), "customer_id", ALLOWED)
+    assert isinstance(result, NotSent) and result.outcome == "failed"
+    assert str(result.size) in result.reason and result.size > MAX_MESSAGE_BYTES
+
+
+def test_identify_carries_only_allow_listed_traits():
+    sent = body(identify_message(change(), "customer_id", frozenset({"email", "first_name"})))
+    assert sent["type"] == "identify"
+    assert sent["traits"] == {"email": "a@example.com"}
+    assert sent["userId"] == "c-1"
+
+
+def test_identify_with_no_allow_listed_field_is_skipped_with_reason():
+    result = identify_message(change(), "customer_id", frozenset({"first_name"}))
+    assert isinstance(result, NotSent) and result.outcome == "skipped"
+    assert "no allow-listed field" in result.reason and "tier" in result.reason
+
+
+def test_timestamps_are_utc_with_milliseconds():
+    assert iso_timestamp(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "2026-01-02T03:04:05.006Z"

@@ -1,0 +1,102 @@
+"""Settings: every wrong value gives one error naming the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from segment_sync.settings import SettingsError, load_settings, parse_settings
+
+
+def _problems(data: dict) -> list[str]:
+    with pytest.raises(SettingsError) as info:
+        parse_settings(data)
+    return info.value.problems
+
+
+def test_empty_file_gives_the_documented_defaults():
+    settings = parse_settings(None)
+    assert settings.general.customer_id_mapping == "customer_id"
+    assert settings.outbound.region == "us"
+    assert settings.outbound.endpoint == "https://api.segment.io"
+    assert settings.logs.dir == "data/logs"
+
+
+def test_eu_region_uses_the_eu_endpoint():
+    assert parse_settings({"outbound": {"region": "eu"}}).outbound.endpoint == (
+        "https://events.eu1.segmentapis.com"
+    )
+
+
+def test_base_url_overrides_the_region_endpoint():
+    settings = parse_settings({"outbound": {"base_url": "http://127.0.0.1:8701/"}})
+    assert settings.outbound.endpoint == "http://127.0.0.1:8701"
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "fix"),
+    [
+        ({"general": {"customer_id_mapping": "email"}}, "general.customer_id_mapping", "'customer_id' or 'external_customer_id'"),
+        ({"loyalty_store": {"url": "mysql://x"}}, "loyalty_store.url", "sqlite:///"),
+        ({"outbound": {"region": "asia"}}, "outbound.region", "'us' or 'eu'"),
+        ({"outbound": {"write_key_env": "not a name"}}, "outbound.write_key_env", "NAME of an environment variable"),
+        ({"outbound": {"base_url": "api.segment.io"}}, "outbound.base_url", "http(s) URL"),
+        ({"outbound": {"event_sync": "point_add"}}, "outbound.event_sync", "YAML list"),
+        ({"outbound": {"event_sync": [""]}}, "outbound.event_sync", "non-empty name"),
+        ({"outbound": {"customer_fields_sync": 3}}, "outbound.customer_fields_sync", "YAML list"),
+        ({"outbound": {"state_url": "redis://x"}}, "outbound.state_url", "sqlite:///"),
+        ({"outbound": {"chunk_size": 0}}, "outbound.chunk_size", "raise it"),
+        ({"outbound": {"max_in_flight": "many"}}, "outbound.max_in_flight", "whole number"),
+        ({"logs": {"dir": 5}}, "logs.dir", "use a string"),
+        ({"logs": {"retention_days": 0}}, "logs.retention_days", "raise it"),
+        ({"outbund": {}}, "outbund", "check its spelling"),
+        ({"outbound": {"regoin": "us"}}, "outbound.regoin", "check its spelling"),
+    ],
+)
+def test_each_wrong_value_names_its_key_and_the_fix(data, key, fix):
+    problems = _problems(data)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{key}:")
+    assert fix in problems[0]
+
+
+def test_all_problems_are_reported_at_once():
+    assert len(_problems({"outbound": {"region": "asia", "chunk_size": -1}})) == 2
+
+
+def test_a_secret_pasted_into_an_env_name_key_is_not_echoed():
+    secret = "sk_live_abcdef 123"
+    problems = _problems({"outbound": {"write_key_env": secret}})
+    assert secret not in " ".join(problems)
+
+
+def test_missing_write_key_env_var_names_the_variable(monkeypatch):
+    monkeypatch.delenv("SEGMENT_SYNC_TEST_KEY", raising=False)
+    settings = parse_settings({"outbound": {"write_key_env": "SEGMENT_SYNC_TEST_KEY"}})
+    with pytest.raises(SettingsError, match="SEGMENT_SYNC_TEST_KEY is not set"):
+        settings.write_key()
+
+
+def test_missing_file_says_how_to_create_it(tmp_path):
+    with pytest.raises(SettingsError, match="segment_sync.example.yaml"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_invalid_yaml_is_reported_with_the_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("outbound: [unclosed")
+    with pytest.raises(SettingsError, match="not valid YAML"):
+        load_settings(path)
+
+
+def test_settings_path_comes_from_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "s.yaml"
+    path.write_text("outbound:\n  region: eu\n")
+    monkeypatch.setenv("SEGMENT_SYNC_SETTINGS", str(path))
+    assert load_settings().outbound.region == "eu"
+
+
+def test_the_shipped_example_settings_are_valid():
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "data" / "segment_sync.example.yaml"
+    assert load_settings(example).outbound.base_url == "http://127.0.0.1:8701"
