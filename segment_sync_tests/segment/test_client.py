@@ -1,0 +1,109 @@
+"""The Segment client against the Segment stand-in over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from segment_sync.segment.client import SegmentClient, Verdict, parse_retry_after
+from segment_sync.standins.segment import SegmentFaults, SegmentStandin
+from segment_sync.standins.server import serve_in_thread
+
+KEY = "us-key-123456"
+
+
+def body(n: int = 2) -> bytes:
+    msgs = [{"type": "track", "event": "e", "userId": "c", "messageId": f"m{i}"} for i in range(n)]
+    return orjson.dumps({"batch": msgs})
+
+
+@pytest.fixture
+def standin():
+    stand = SegmentStandin("us", {KEY: "us", "eu-key-123456": "eu"}, SegmentFaults(seed=1))
+    with serve_in_thread(stand.app) as url:
+        stand.url = url
+        yield stand
+
+
+def send(url: str, key: str, payload: bytes, **options) -> object:
+    async def go():
+        async with SegmentClient(url, key, backoff_base_s=0.01, backoff_cap_s=0.05, **options) as client:
+            return await client.send(payload)
+
+    return asyncio.run(go())
+
+
+def test_batch_is_delivered_gzipped_with_basic_auth(standin):
+    outcome = send(standin.url, KEY, body(3))
+    assert outcome.verdict is Verdict.DELIVERED
+    assert standin.accepted_message_ids() == ["m0", "m1", "m2"]
+    assert standin.requests[-1]["gzip"] is True
+
+
+def test_throttling_is_retried_honouring_retry_after(standin):
+    standin.set_faults(outage_requests=0, throttle_rate=1.0, retry_after_s=0.2)
+
+    async def lift():
+        await asyncio.sleep(0.3)
+        standin.set_faults(throttle_rate=0.0)
+
+    async def go():
+        async with SegmentClient(standin.url, KEY, backoff_base_s=0.001, backoff_cap_s=0.002) as client:
+            _, outcome = await asyncio.gather(lift(), client.send(body()))
+            return outcome
+
+    outcome = asyncio.run(go())
+    assert outcome.verdict is Verdict.DELIVERED
+    assert outcome.attempts[0].status_code == 429
+    assert outcome.attempts[0].retry_after_s == pytest.approx(0.2)
+    assert len(outcome.attempts) <= 3  # waited Retry-After, not the 2 ms backoff
+
+
+def test_server_errors_are_retried_until_delivered(standin):
+    standin.set_faults(outage_requests=3)
+    outcome = send(standin.url, KEY, body())
+    assert outcome.verdict is Verdict.DELIVERED
+    assert [a.status_code for a in outcome.attempts] == [503, 503, 503, 200]
+
+
+def test_outage_longer_than_the_retry_budget_is_fatal(standin):
+    standin.set_faults(outage_requests=100)
+    outcome = send(standin.url, KEY, body(), max_retries=2)
+    assert outcome.verdict is Verdict.FATAL
+    assert len(outcome.attempts) == 3
+    assert standin.accepted_message_ids() == []
+
+
+def test_wrong_region_key_is_fatal_and_not_retried(standin):
+    outcome = send(standin.url, "eu-key-123456", body())
+    assert outcome.verdict is Verdict.FATAL
+    assert len(outcome.attempts) == 1
+    assert outcome.last.status_code == 401
+    assert "region" in outcome.last.error
+
+
+def test_bad_request_is_rejected_and_not_retried(standin):
+    outcome = send(standin.url, KEY, b"{not json")
+    assert outcome.verdict is Verdict.REJECTED
+    assert len(outcome.attempts) == 1 and outcome.last.status_code == 400
+
+
+def test_network_error_is_retried_then_fatal():
+    outcome = send("http://127.0.0.1:9", KEY, body(), max_retries=1)
+    assert outcome.verdict is Verdict.FATAL
+    assert [a.status_code for a in outcome.attempts] == [None, None]
+    assert "ConnectError" in outcome.last.error
+
+
+def test_write_key_never_appears_in_attempt_records(standin):
+    outcome = send(standin.url, "unknown-secret-key-999", body())
+    assert "unknown-secret-key-999" not in repr(outcome)
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    assert parse_retry_after("1.5") == 1.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after("99999") == 300.0
