@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -29,3 +30,49 @@ def pg_url() -> str:
 
 def _sqlalchemy_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+WRITE_KEY = "test-us-write-key-0123456789"
+EU_WRITE_KEY = "test-eu-write-key-9876543210"
+
+
+@pytest.fixture
+def segment_standin():
+    """A Segment stand-in (us region) in a thread on loopback; `.url` is its base URL."""
+    from segment_sync.standins.segment import SegmentFaults, SegmentStandin
+    from segment_sync.standins.server import serve_in_thread
+
+    stand = SegmentStandin("us", {WRITE_KEY: "us", EU_WRITE_KEY: "eu"}, SegmentFaults(seed=42))
+    with serve_in_thread(stand.app) as url:
+        stand.url = url
+        yield stand
+
+
+@pytest.fixture
+def write_settings(tmp_path, monkeypatch):
+    """Writes a settings file under tmp_path (stores, logs there) and points the env at it."""
+    import yaml
+
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", WRITE_KEY)
+
+    def write(**sections) -> Path:
+        data = {
+            "general": {"customer_id_mapping": "customer_id"},
+            "loyalty_store": {"url": f"sqlite:///{tmp_path}/loyalty.db"},
+            "outbound": {
+                "base_url": None,
+                "event_sync": ["point_add", "checkout", "purchase"],
+                "customer_fields_sync": ["first_name", "last_name", "email"],
+                "state_url": f"sqlite:///{tmp_path}/state.db",
+                "backoff_cap_s": 0.2,
+            },
+            "logs": {"dir": str(tmp_path / "logs")},
+        }
+        for section, values in sections.items():
+            data.setdefault(section, {}).update(values)
+        path = tmp_path / "segment_sync.yaml"
+        path.write_text(yaml.safe_dump(data))
+        monkeypatch.setenv("SEGMENT_SYNC_SETTINGS", str(path))
+        return path
+
+    return write

@@ -1,0 +1,137 @@
+"""The `segment-sync` command line."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from segment_sync.settings import SETTINGS_ENV_VAR, Settings, SettingsError, load_settings
+
+_settings_option = click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"Settings file (default: ${SETTINGS_ENV_VAR}, else data/segment_sync.yaml).",
+)
+
+
+def _load(settings_file: str | None) -> Settings:
+    try:
+        return load_settings(settings_file)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """Two-way sync between a loyalty platform (Antavo) and Twilio Segment."""
+
+
+@main.group()
+def settings() -> None:
+    """Check the settings file."""
+
+
+@settings.command("check")
+@_settings_option
+@click.option("--connect", is_flag=True, help="Also verify the write key against the region.")
+def settings_check(settings_file: str | None, connect: bool) -> None:
+    """Validate the settings file; with --connect, ask Segment whether the write key is accepted."""
+    from segment_sync.outbound.connect import check_write_key
+
+    loaded = _load(settings_file)
+    click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
+    if connect:
+        try:
+            message = check_write_key(loaded)
+        except (SettingsError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(message)
+
+
+@main.group()
+def demo() -> None:
+    """Synthetic data and the local demo."""
+
+
+@demo.command("seed")
+@_settings_option
+@click.option("--events", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--profiles", type=click.IntRange(min=0), default=200, show_default=True)
+@click.option("--customers", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seed", "seed_value", type=int, default=7, show_default=True)
+def demo_seed(
+    settings_file: str | None, events: int, profiles: int, customers: int, seed_value: int
+) -> None:
+    """Append realistic synthetic loyalty events and profile changes to the loyalty store."""
+    from segment_sync.loyalty.demo import seed
+    from segment_sync.loyalty.store import LoyaltyStore
+
+    store = LoyaltyStore(_load(settings_file).loyalty_store.url)
+    seed(store, events, profiles, customers, seed_value)
+    click.echo(
+        f"seeded {events} loyalty events and {profiles} profile changes for {customers} customers"
+    )
+
+
+@demo.command("run")
+@click.option("--events", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--profiles", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option(
+    "--no-dagster", is_flag=True, help="Start the stand-ins and seed, but not dagster dev."
+)
+def demo_run(events: int, profiles: int, no_dagster: bool) -> None:
+    """Embedded defaults end to end: stand-ins, seeded SQLite store, DuckDB logs, `dagster dev`."""
+    from segment_sync.demo import run_demo
+
+    sys.exit(run_demo(events, profiles, start_dagster=not no_dagster))
+
+
+@main.group()
+def run() -> None:
+    """Run one sync in this process."""
+
+
+@run.command("outbound")
+@_settings_option
+@click.option(
+    "--stream",
+    type=click.Choice(["events", "profiles", "all"]),
+    default="all",
+    show_default=True,
+)
+def run_outbound(settings_file: str | None, stream: str) -> None:
+    """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
+    from segment_sync.outbound.manual import run_manual_outbound
+
+    loaded = _load(settings_file)
+    ok = run_manual_outbound(
+        loaded, stream, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo
+    )
+    sys.exit(0 if ok else 1)
+
+
+@main.command(
+    "standin",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+)
+@click.argument("which", type=click.Choice(["segment", "antavo"]))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def standin(which: str, args: tuple[str, ...]) -> None:
+    """Run a LOCAL STAND-IN (never production): `standin segment --help`, `standin antavo --help`."""
+    if which == "segment":
+        from segment_sync.standins.segment import main as standin_main
+    else:
+        from segment_sync.standins.antavo import main as standin_main
+    sys.exit(standin_main(list(args)))
+
+
+if __name__ == "__main__":
+    main()

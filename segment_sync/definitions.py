@@ -1,0 +1,29 @@
+"""The Dagster code location: `dagster dev` loads `defs` from here (see workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job
+from segment_sync.defs.resources import SegmentResource, SettingsResource
+from segment_sync.settings import load_settings, settings_path
+
+
+def build_definitions(path: str | None = None) -> dg.Definitions:
+    """Definitions for the settings file at `path` (default: --settings rules, see settings.py)."""
+    file = settings_path(path)
+    settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
+    return dg.Definitions(
+        jobs=[outbound_sync_job],
+        sensors=outbound_sensors,
+        resources={
+            "settings": SettingsResource(path=str(file)),
+            "segment": SegmentResource(write_key=dg.EnvVar(settings.outbound.write_key_env)),
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Loaded when the code location loads (not on import), so tests can pick their settings."""
+    return build_definitions()

@@ -1,0 +1,122 @@
+"""Outbound: a job that syncs one stream to Segment, and a sensor per stream that starts it.
+
+No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
+"""
+
+import dagster as dg
+
+from segment_sync.defs.resources import SegmentResource, SettingsResource
+from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, run_trigger
+from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.redaction import Redactor
+from segment_sync.runs import RunRecord, recorded_run
+
+SENSOR_INTERVAL_S = 15
+
+
+class OutboundConfig(dg.Config):
+    """Which stream to send, and up to which source row id (default: everything pending now)."""
+
+    stream: Stream = Stream.EVENTS
+    upto: int | None = None
+
+
+def result_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
+    c = result.counts
+    return {
+        "stream": dg.MetadataValue.text(result.stream.value),
+        "messages_sent": dg.MetadataValue.int(c.sent),
+        "messages_failed": dg.MetadataValue.int(c.failed),
+        "messages_skipped": dg.MetadataValue.int(c.skipped),
+        "messages_pending": dg.MetadataValue.int(c.pending),
+        "not_allow_listed": dg.MetadataValue.int(c.not_allow_listed),
+        "requests": dg.MetadataValue.int(c.requests),
+        "retries": dg.MetadataValue.int(c.retries),
+        "bytes": dg.MetadataValue.int(c.bytes),
+        "rows_read": dg.MetadataValue.int(c.rows_read),
+        "delivered_upto": dg.MetadataValue.int(result.watermark_after),
+    }
+
+
+@dg.op(description="Send pending loyalty rows of one stream to Segment as Track/Identify batches.")
+def sync_outbound_stream(
+    context: dg.OpExecutionContext,
+    config: OutboundConfig,
+    settings: SettingsResource,
+    segment: SegmentResource,
+) -> dg.Output[None]:
+    loaded = settings.load()
+    logs = settings.log_writer()
+    redactor = Redactor([segment.write_key])
+    record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
+    with recorded_run(logs, record, redactor):
+        sync = OutboundSync(loaded, segment.write_key, logs)
+        try:
+            result = sync.run(config.stream, context.run_id, config.upto)
+        except OutboundFailed as failed:
+            _count(record, failed.result)
+            context.log.error(redactor.text(str(failed)))
+            raise dg.Failure(
+                description=redactor.text(str(failed)),
+                metadata=result_metadata(failed.result),
+                allow_retries=True,
+            ) from None
+        _count(record, result)
+    metadata = result_metadata(result)
+    context.log_event(dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata))
+    return dg.Output(None, metadata=metadata)
+
+
+def _count(record: RunRecord, result: OutboundResult) -> None:
+    c = result.counts
+    record.messages_sent, record.messages_failed, record.messages_skipped = (
+        c.sent,
+        c.failed,
+        c.skipped,
+    )
+    record.requests, record.bytes = c.requests, c.bytes
+    record.error = result.error
+
+
+@dg.job(
+    description="Outbound sync: loyalty events -> Track, profile changes -> Identify, to Segment.",
+    tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
+)
+def outbound_sync_job() -> None:
+    sync_outbound_stream()
+
+
+def stream_sensor(stream: Stream) -> dg.SensorDefinition:
+    """Starts an outbound run when the stream has rows newer than the sensor's cursor."""
+
+    @dg.sensor(
+        name=f"outbound_{stream.value}_sensor",
+        job=outbound_sync_job,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"New loyalty {stream.value} -> an outbound run for them (cursor: last row id requested).",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+        store = LoyaltyStore(settings.load().loyalty_store.url)
+        try:
+            newest = store.max_id(stream)
+        finally:
+            store.close()
+        cursor = int(context.cursor or 0)
+        if newest <= cursor:
+            return dg.SkipReason(f"no {stream.value} newer than id {cursor}")
+        context.update_cursor(str(newest))
+        return dg.RunRequest(
+            run_key=f"{stream.value}-upto-{newest}",
+            run_config=dg.RunConfig(
+                ops={"sync_outbound_stream": OutboundConfig(stream=stream, upto=newest)}
+            ),
+            tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
+        )
+
+    return _sensor
+
+
+outbound_sensors = [stream_sensor(Stream.EVENTS), stream_sensor(Stream.PROFILES)]

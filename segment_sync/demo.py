@@ -1,0 +1,89 @@
+"""`segment-sync demo run`: the whole thing on embedded defaults, on this machine only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from segment_sync.loyalty.demo import seed
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.settings import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR, load_settings
+
+EXAMPLE_SETTINGS = Path("data/segment_sync.example.yaml")
+DEMO_SECRETS = {"SEGMENT_WRITE_KEY": "demo-us-write-key"}
+SEGMENT_STANDIN_PORT = 8701
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with code {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy in {timeout_s}s")
+
+
+def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
+    """Stand-ins up, settings in place, data seeded, then `dagster dev` (Ctrl-C stops everything)."""
+    settings_file = Path(os.environ.get(SETTINGS_ENV_VAR) or DEFAULT_SETTINGS_PATH)
+    if not settings_file.exists():
+        settings_file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLE_SETTINGS, settings_file)
+        print(f"wrote {settings_file} from {EXAMPLE_SETTINGS}")
+    env = {**os.environ, SETTINGS_ENV_VAR: str(settings_file)}
+    for name, value in DEMO_SECRETS.items():
+        env.setdefault(name, value)
+    os.environ.update({k: env[k] for k in DEMO_SECRETS})
+    settings = load_settings(settings_file)
+
+    children: list[subprocess.Popen] = []
+    try:
+        segment = subprocess.Popen(
+            [sys.executable, "-m", "segment_sync.standins.segment", "--port", str(SEGMENT_STANDIN_PORT),
+             "--region", settings.outbound.region,
+             "--write-key-env", f"{settings.outbound.write_key_env}={settings.outbound.region}",
+             "--no-keep-messages"],
+            env=env,
+        )  # fmt: skip
+        children.append(segment)
+        _wait_healthy(f"http://127.0.0.1:{SEGMENT_STANDIN_PORT}/healthz", segment)
+        print(f"Segment stand-in (LOCAL, not Segment) on http://127.0.0.1:{SEGMENT_STANDIN_PORT}")
+
+        store = LoyaltyStore(settings.loyalty_store.url)
+        seed(store, events, profiles, customer_count=max(10, events // 20))
+        print(
+            f"seeded {events} loyalty events and {profiles} profile changes into {settings.loyalty_store.url}"
+        )
+        if not start_dagster:
+            return 0
+        dagster_env = {**env, "DAGSTER_HOME": str(Path.cwd())}
+        dagster = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", "3000"],
+            env=dagster_env,
+        )
+        children.append(dagster)
+        print("Dagster UI on http://127.0.0.1:3000 (sensors run by default); Ctrl-C stops the demo")
+        return dagster.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()

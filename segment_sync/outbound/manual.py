@@ -1,0 +1,78 @@
+"""`segment-sync run outbound`: one sync in this process, with a one-screen summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from segment_sync.logs.store import LogWriter
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.redaction import Redactor
+from segment_sync.runs import RunRecord, recorded_run
+from segment_sync.settings import Settings, SettingsError
+
+
+def summary_lines(results: list[OutboundResult]) -> list[str]:
+    """The run summary: one line per stream, then the totals."""
+    lines = [
+        f"{'stream':<9} {'read':>8} {'sent':>8} {'failed':>7} {'skipped':>8} {'pending':>8} "
+        f"{'filtered':>9} {'requests':>9} {'retries':>8} {'MB':>7}  delivered up to"
+    ]
+    total = OutboundCounts()
+    for r in results:
+        c = r.counts
+        total.add(c)
+        lines.append(
+            f"{r.stream.value:<9} {c.rows_read:>8} {c.sent:>8} {c.failed:>7} {c.skipped:>8} "
+            f"{c.pending:>8} {c.not_allow_listed:>9} {c.requests:>9} {c.retries:>8} "
+            f"{c.bytes / 1e6:>7.2f}  id {r.watermark_after} of {r.upto}"
+        )
+    if len(results) > 1:
+        lines.append(
+            f"{'total':<9} {total.rows_read:>8} {total.sent:>8} {total.failed:>7} {total.skipped:>8} "
+            f"{total.pending:>8} {total.not_allow_listed:>9} {total.requests:>9} {total.retries:>8} "
+            f"{total.bytes / 1e6:>7.2f}"
+        )
+    return lines
+
+
+def run_manual_outbound(
+    settings: Settings, stream: str, run_id: str, echo: Callable[[str], None] = print
+) -> bool:
+    """Sync `stream` (events, profiles or all); prints a summary; True when everything was handled."""
+    logs = LogWriter(settings.logs.dir)
+    record = RunRecord(run_id, "outbound_sync_job", "manual")
+    redactor = Redactor()
+    streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
+    results: list[OutboundResult] = []
+    try:
+        with recorded_run(logs, record, redactor):
+            write_key = settings.write_key()
+            redactor.add(write_key)
+            sync = OutboundSync(settings, write_key, logs)
+            for s in streams:
+                try:
+                    results.append(sync.run(s, run_id))
+                except OutboundFailed as failed:
+                    results.append(failed.result)
+                    record.error = failed.result.error
+            total = OutboundCounts()
+            for r in results:
+                total.add(r.counts)
+            record.messages_sent, record.messages_failed = total.sent, total.failed
+            record.messages_skipped, record.requests, record.bytes = (
+                total.skipped,
+                total.requests,
+                total.bytes,
+            )
+            if record.error:
+                raise RuntimeError(record.error)
+    except (RuntimeError, SettingsError) as exc:
+        for line in summary_lines(results):
+            echo(line)
+        echo(f"run {run_id} FAILED: {redactor.text(str(exc))}")
+        return False
+    for line in summary_lines(results):
+        echo(line)
+    echo(f"run {run_id} succeeded; logs in {settings.logs.dir}")
+    return True

@@ -1,0 +1,309 @@
+"""One outbound sync of a stream: read pending rows, build messages, batch, send, log, advance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from segment_sync.logs.store import LogWriter
+from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.state import OutboundState
+from segment_sync.redaction import Redactor
+from segment_sync.segment.batching import batches, request_body
+from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
+from segment_sync.segment.messages import (
+    Message,
+    NotSent,
+    identify_message,
+    iso_timestamp,
+    track_message,
+)
+from segment_sync.settings import Settings
+
+
+@dataclass
+class OutboundCounts:
+    """What a run did; every source row lands in exactly one of the message counters."""
+
+    rows_read: int = 0
+    not_allow_listed: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+    requests: int = 0
+    retries: int = 0
+    bytes: int = 0
+
+    def add(self, other: OutboundCounts) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class OutboundResult:
+    stream: Stream
+    run_id: str
+    watermark_before: int
+    watermark_after: int
+    upto: int
+    counts: OutboundCounts = field(default_factory=OutboundCounts)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class OutboundFailed(RuntimeError):
+    """The run could not deliver everything; what it did not deliver stays pending."""
+
+    def __init__(self, result: OutboundResult) -> None:
+        self.result = result
+        super().__init__(result.error)
+
+
+def build_messages(
+    rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange], settings: Settings, stream: Stream
+) -> tuple[list[Message], list[NotSent], int]:
+    """Messages to send, rows not sent (with why), and how many events were not allow-listed."""
+    mapping = settings.general.customer_id_mapping
+    messages: list[Message] = []
+    not_sent: list[NotSent] = []
+    not_allow_listed = 0
+    if stream is Stream.EVENTS:
+        allowed = frozenset(settings.outbound.event_sync)
+        for row in rows:
+            built = track_message(row, mapping, allowed)
+            if built is None:
+                not_allow_listed += 1
+            elif isinstance(built, Message):
+                messages.append(built)
+            else:
+                not_sent.append(built)
+    else:
+        fields = frozenset(settings.outbound.customer_fields_sync)
+        for row in rows:
+            built = identify_message(row, mapping, fields)
+            (messages if isinstance(built, Message) else not_sent).append(built)
+    return messages, not_sent, not_allow_listed
+
+
+class OutboundSync:
+    """Runs the outbound sync of one stream to the configured Segment destination."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        write_key: str,
+        logs: LogWriter,
+        *,
+        store: LoyaltyStore | None = None,
+        state: OutboundState | None = None,
+        backoff_base_s: float = 0.5,
+        on_chunk: Callable[[OutboundResult], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.write_key = write_key
+        self.logs = logs
+        self.store = store or LoyaltyStore(settings.loyalty_store.url)
+        self.state = state or OutboundState(settings.outbound.state_url)
+        self.redactor = Redactor([write_key])
+        self.backoff_base_s = backoff_base_s
+        self.on_chunk = on_chunk
+
+    def pending(self, stream: Stream) -> tuple[int, int]:
+        """(watermark, newest row id): rows in between are waiting to be sent."""
+        return self.state.watermark(stream), self.store.max_id(stream)
+
+    def run(self, stream: Stream, run_id: str, upto: int | None = None) -> OutboundResult:
+        """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed."""
+        with self.state.lock(stream):
+            return asyncio.run(self._run(stream, run_id, upto))
+
+    async def _run(self, stream: Stream, run_id: str, upto: int | None) -> OutboundResult:
+        start = self.state.watermark(stream)
+        target = self.store.max_id(stream) if upto is None else upto
+        result = OutboundResult(stream, run_id, start, start, target)
+        outbound = self.settings.outbound
+        client = SegmentClient(
+            outbound.endpoint,
+            self.write_key,
+            max_retries=outbound.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=outbound.backoff_cap_s,
+            timeout_s=outbound.timeout_s,
+            max_in_flight=outbound.max_in_flight,
+        )
+        try:
+            while result.watermark_after < target and result.ok:
+                rows = self.store.rows_after(
+                    stream, result.watermark_after, target, outbound.chunk_size
+                )
+                if not rows:
+                    break
+                await self._send_chunk(client, stream, rows, result)
+                if result.ok:
+                    self.state.advance(stream, rows[-1].id, run_id)
+                    result.watermark_after = rows[-1].id
+                if self.on_chunk:
+                    self.on_chunk(result)
+        finally:
+            await client.aclose()
+            self.logs.flush()
+        if not result.ok:
+            raise OutboundFailed(result)
+        return result
+
+    async def _send_chunk(
+        self,
+        client: SegmentClient,
+        stream: Stream,
+        rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange],
+        result: OutboundResult,
+    ) -> None:
+        counts = result.counts
+        messages, not_sent, not_allow_listed = build_messages(rows, self.settings, stream)
+        counts.rows_read += len(rows)
+        counts.not_allow_listed += not_allow_listed
+        self.logs.extend(
+            "outbound_messages", [self._not_sent_row(n, result.run_id, stream) for n in not_sent]
+        )
+        for n in not_sent:
+            if n.outcome == "skipped":
+                counts.skipped += 1
+            else:
+                counts.failed += 1
+        abort = asyncio.Event()
+
+        async def send(group: list[Message]) -> tuple[list[Message], BatchOutcome | None, int]:
+            body = request_body(group, iso_timestamp(datetime.now(UTC)))
+            if abort.is_set():
+                return group, None, len(body)
+            outcome = await client.send(body)
+            if outcome.verdict is Verdict.FATAL:
+                abort.set()
+            self.logs.extend(
+                "outbound_log",
+                [
+                    self._request_row(a, group, body, stream, result.run_id)
+                    for a in outcome.attempts
+                ],
+            )
+            return group, outcome, len(body)
+
+        for group, outcome, size in await asyncio.gather(*(send(g) for g in batches(messages))):
+            self._record_outcome(group, outcome, size, stream, result)
+
+    def _record_outcome(
+        self,
+        group: list[Message],
+        outcome: BatchOutcome | None,
+        size: int,
+        stream: Stream,
+        result: OutboundResult,
+    ) -> None:
+        counts = result.counts
+        if outcome is None:
+            counts.pending += len(group)
+            error = "not sent: the run stopped after an earlier request failed; stays pending"
+            self.logs.extend(
+                "outbound_messages",
+                [
+                    self._message_row(m, None, "pending", error, stream, result.run_id)
+                    for m in group
+                ],
+            )
+            return
+        counts.requests += len(outcome.attempts)
+        counts.retries += len(outcome.attempts) - 1
+        counts.bytes += size * len(outcome.attempts)
+        last = outcome.last
+        if outcome.verdict is Verdict.DELIVERED:
+            counts.sent += len(group)
+            outcome_name, error = "delivered", None
+        elif outcome.verdict is Verdict.REJECTED:
+            counts.failed += len(group)
+            outcome_name, error = "failed", last.error
+        else:
+            counts.pending += len(group)
+            outcome_name = "pending"
+            error = f"{last.error} (after {len(outcome.attempts)} attempt(s)); stays pending for the next run"
+            if result.error is None:
+                result.error = (
+                    f"Segment request {last.identifier} failed: {error}. "
+                    f"Delivered up to {stream.value} id {result.watermark_after}; the rest stays pending."
+                )
+        self.logs.extend(
+            "outbound_messages",
+            [self._message_row(m, last, outcome_name, error, stream, result.run_id) for m in group],
+        )
+
+    def _request_row(
+        self, attempt: Attempt, group: list[Message], body: bytes, stream: Stream, run_id: str
+    ) -> dict[str, Any]:
+        customers = list(dict.fromkeys(m.customer_id for m in group))
+        return {
+            "timestamp": attempt.started_at,
+            "customer_id": customers[0] if len(customers) == 1 else None,
+            "customer_ids": customers,
+            "event_type": group[0].event_type,
+            "status_code": attempt.status_code,
+            "response_time_s": attempt.response_time_s,
+            "error": attempt.error,
+            "identifier": attempt.identifier,
+            "run_id": run_id,
+            "stream": stream.value,
+            "attempt": attempt.attempt,
+            "message_count": len(group),
+            "request_bytes": len(body),
+            "region": self.settings.outbound.region,
+            "endpoint": self.settings.outbound.endpoint,
+            "request_body": self.redactor.text(body.decode()),
+            "response_body": attempt.response_body,
+        }
+
+    @staticmethod
+    def _message_row(
+        message: Message,
+        attempt: Attempt | None,
+        outcome: str,
+        error: str | None,
+        stream: Stream,
+        run_id: str,
+    ) -> dict[str, Any]:
+        return {
+            "timestamp": attempt.started_at if attempt else datetime.now(UTC),
+            "message_id": message.message_id,
+            "identifier": attempt.identifier if attempt else None,
+            "run_id": run_id,
+            "stream": stream.value,
+            "source_id": message.source_id,
+            "customer_id": message.customer_id,
+            "event_type": message.event_type,
+            "event_name": message.event_name,
+            "outcome": outcome,
+            "error": error,
+            "size_bytes": message.size,
+        }
+
+    @staticmethod
+    def _not_sent_row(item: NotSent, run_id: str, stream: Stream) -> dict[str, Any]:
+        return {
+            "timestamp": datetime.now(UTC),
+            "message_id": item.message_id,
+            "identifier": None,
+            "run_id": run_id,
+            "stream": stream.value,
+            "source_id": item.source_id,
+            "customer_id": item.customer_id,
+            "event_type": item.event_type,
+            "event_name": item.event_name,
+            "outcome": item.outcome,
+            "error": item.reason,
+            "size_bytes": item.size,
+        }

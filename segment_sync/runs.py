@@ -1,0 +1,57 @@
+"""Run results: one `sync_runs` row per run, whatever happened to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from segment_sync.logs.store import LogWriter
+from segment_sync.redaction import Redactor
+
+TRIGGERS = ("sensor", "schedule", "manual")
+
+
+@dataclass
+class RunRecord:
+    """Filled in by the run as it goes; written as a row when the run ends."""
+
+    run_id: str
+    job: str
+    trigger: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    messages_sent: int = 0
+    messages_failed: int = 0
+    messages_skipped: int = 0
+    requests: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+    def row(self, status: str) -> dict:
+        return {
+            "run_id": self.run_id,
+            "job": self.job,
+            "trigger": self.trigger,
+            "started_at": self.started_at,
+            "ended_at": datetime.now(UTC),
+            "status": status,
+            "messages_sent": self.messages_sent,
+            "messages_failed": self.messages_failed,
+            "messages_skipped": self.messages_skipped,
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "error": self.error,
+        }
+
+
+@contextmanager
+def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iterator[RunRecord]:
+    """Write the run's `sync_runs` row on the way out, success or failure (and re-raise)."""
+    try:
+        yield record
+    except BaseException as exc:
+        record.error = redactor.text(record.error or f"{type(exc).__name__}: {exc}")
+        logs.write("sync_runs", [record.row("failure")])
+        raise
+    logs.write("sync_runs", [record.row("success")])

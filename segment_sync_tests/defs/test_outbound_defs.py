@@ -1,0 +1,121 @@
+"""The outbound code location: a sensor tick on a real instance starts a run that delivers."""
+
+from __future__ import annotations
+
+import dagster as dg
+import orjson
+
+from segment_sync.definitions import build_definitions
+from segment_sync.logs.store import connect
+from segment_sync.loyalty.demo import seed
+from segment_sync.loyalty.records import NewEvent
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.settings import load_settings
+from segment_sync_tests.conftest import WRITE_KEY
+
+
+def _json(value: dict) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None = None):
+    sensor = defs.resolve_sensor_def(name)
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+    )
+    return sensor(context), context
+
+
+def test_definitions_load_with_sensors_running_by_default(write_settings):
+    defs = build_definitions(str(write_settings()))
+    for name in ("outbound_events_sensor", "outbound_profiles_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_job_def("outbound_sync_job")
+
+
+def test_sensor_skips_when_nothing_is_new(write_settings):
+    defs = build_definitions(str(write_settings()))
+    with dg.instance_for_test() as instance:
+        result, _ = _tick(defs, "outbound_events_sensor", instance)
+    assert isinstance(result, dg.SkipReason)
+
+
+def test_sensor_tick_requests_a_run_up_to_the_newest_row_with_a_run_key(write_settings):
+    path = write_settings()
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    store.append_events([NewEvent("c-1", "point_add", {"points": 1}) for _ in range(5)])
+    defs = build_definitions(str(path))
+    with dg.instance_for_test() as instance:
+        request, context = _tick(defs, "outbound_events_sensor", instance)
+        again, _ = _tick(defs, "outbound_events_sensor", instance, cursor=context.cursor)
+    assert request.run_key == "events-upto-5"
+    assert request.run_config["ops"]["sync_outbound_stream"]["config"]["upto"] == 5
+    assert context.cursor == "5"
+    assert isinstance(again, dg.SkipReason)
+
+
+def test_sensor_run_delivers_allow_listed_events_and_fields_and_logs_agree(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    settings = load_settings(path)
+    store = LoyaltyStore(settings.loyalty_store.url)
+    seed(store, events=600, profiles=150, customer_count=40)
+    events = store.events_after(0, 10**9, 10_000)
+    changes = store.profile_changes_after(0, 10**9, 10_000)
+    defs = build_definitions(str(path))
+    job = defs.resolve_job_def("outbound_sync_job")
+    with dg.instance_for_test() as instance:
+        for sensor in ("outbound_events_sensor", "outbound_profiles_sensor"):
+            request, _ = _tick(defs, sensor, instance)
+            run = job.execute_in_process(
+                run_config=request.run_config, instance=instance, tags=request.tags
+            )
+            assert run.success
+
+    received = segment_standin.messages
+    tracks = [m for m in received if m["type"] == "track"]
+    identifies = [m for m in received if m["type"] == "identify"]
+    allowed = set(settings.outbound.event_sync)
+    assert sorted((m["userId"], m["event"], _json(m["properties"])) for m in tracks) == sorted(
+        (e.customer_id, e.action, _json(e.data)) for e in events if e.action in allowed
+    )
+    fields = set(settings.outbound.customer_fields_sync)
+    expected_identifies = [c for c in changes if set(c.attributes) & fields]
+    assert len(identifies) == len(expected_identifies)
+    assert all(set(m["traits"]) <= fields and m["traits"] for m in identifies)
+
+    db = connect(settings.logs.dir)
+    delivered = db.execute(
+        "SELECT message_id FROM outbound_messages WHERE outcome = 'delivered' ORDER BY message_id"
+    ).fetchall()
+    assert [r[0] for r in delivered] == sorted(m["messageId"] for m in received)
+    requests = db.execute(
+        "SELECT count(*), sum(message_count), min(status_code), max(status_code) FROM outbound_log"
+    ).fetchone()
+    assert requests == (len(segment_standin.requests), len(received), 200, 200)
+    skipped = db.execute(
+        "SELECT count(*) FROM outbound_messages WHERE outcome = 'skipped'"
+    ).fetchone()[0]
+    assert skipped == len(changes) - len(expected_identifies)
+    runs = db.execute("SELECT status, trigger FROM sync_runs").fetchall()
+    assert runs == [("success", "sensor"), ("success", "sensor")]
+
+
+def test_run_metadata_carries_the_counts(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    LoyaltyStore(load_settings(path).loyalty_store.url).append_events(
+        [NewEvent("c-1", "point_add", {"points": 1}), NewEvent("c-2", "opt_in", {})]
+    )
+    job = build_definitions(str(path)).resolve_job_def("outbound_sync_job")
+    with dg.instance_for_test() as instance:
+        run = job.execute_in_process(instance=instance)
+        output = run.get_step_success_events()[0]
+        metadata = {
+            e.event_specific_data.metadata.get("messages_sent")
+            for e in run.all_events
+            if e.is_successful_output
+        }
+    assert output
+    assert dg.MetadataValue.int(1) in metadata
+    assert WRITE_KEY not in repr(run.all_events)
