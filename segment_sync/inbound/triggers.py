@@ -1,0 +1,555 @@
+"""Segment Destination Actions triggers: parse and evaluate the subscription language.
+
+The reference is what Segment runs for every action subscription:
+``validate(parseFql(subscribe), event)`` from ``@segment/destination-subscriptions``
+(lexer ``@segment/fql-ts``). Its semantics, reproduced here:
+
+* ``=`` / ``!=`` compare ``String(actual)`` with ``String(expected)`` as JavaScript does, so
+  ``properties.total = 10`` matches ``10``, ``10.0`` and ``"10"``; ``!=`` is true when the field is
+  missing. ``x = null`` means "missing or null", ``x != null`` means "present and not null";
+  ``x = true`` / ``x = false`` match the boolean or the string ``"true"`` / ``"false"``.
+* ``<`` ``<=`` ``>`` ``>=`` compare ``Number(actual)`` with ``Number(expected)``: numeric strings
+  such as ``"5"`` count as numbers (Segment's own tests rely on it); a missing field or a
+  non-numeric string is ``NaN`` and compares false.
+* ``contains(f, "s")`` and ``match(f, "glob")`` need a string field (anything else is false), as do
+  their negations ``!contains`` and ``!match``. Matching is case-sensitive. ``match`` is FQL's glob
+  (``*``, ``?``, ``[abc]``, ``[a-z]``, ``\\x``); for the patterns Segment's UI writes (``"abc*"`` and
+  ``"*abc"``) it agrees with Segment's starts-with / ends-with.
+* Fields: ``type``, ``event``, ``name``, ``userId``, ``anonymousId`` and dotted paths under
+  ``properties``, ``traits`` and ``context``. A path segment may escape any character with ``\\``
+  (``properties.product\\ 1.price``), as Segment's generator writes it. Strings are in double quotes
+  and, as in Segment, have no escape sequences.
+
+Where Segment's hand-written parser silently does something surprising, this parser refuses the
+trigger with a readable error instead: ``and`` and ``or`` mixed at one level without parentheses
+(Segment combines the whole level with the last operator it saw), unknown fields (Segment drops
+the condition), bare words as values, single-quoted strings, ``!`` before anything but
+``contains``/``match``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Literal
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+__all__ = [
+    "And",
+    "Comparison",
+    "FunctionCall",
+    "Or",
+    "Trigger",
+    "TriggerSyntaxError",
+    "parse_trigger",
+    "trigger_matches",
+]
+
+SCALAR_FIELDS = ("type", "event", "name", "userId", "anonymousId")
+OBJECT_FIELDS = ("properties", "traits", "context")
+
+_GRAMMAR = r"""
+?start: expr
+?expr: atom
+     | and_chain
+     | or_chain
+and_chain: atom (AND atom)+
+or_chain: atom (OR atom)+
+?atom: comparison
+     | call
+     | "(" expr ")"
+comparison: path OP value
+call: [NOT] (CONTAINS | MATCH) "(" path "," STRING ")"
+path: NAME ("." NAME)*
+?value: STRING | NUMBER | TRUE | FALSE | NULL
+
+OP: "!=" | "<=" | ">=" | "=" | "<" | ">"
+NOT: "!"
+CONTAINS: "contains"
+MATCH: "match"
+AND: "and"
+OR: "or"
+TRUE: "true"
+FALSE: "false"
+NULL: "null"
+NAME: /(?:\\.|[A-Za-z0-9_\-])+/
+STRING: /"[^"]*"/
+NUMBER: /[+-]?[0-9]+(?:\.[0-9]+)?/
+%ignore /[ \t\r\n]+/
+"""
+
+_PARSER = Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=True)
+
+_EXPECTED_NAMES = {
+    "NAME": "a field (type, event, name, userId, anonymousId, properties.x, traits.x, context.x)",
+    "STRING": "a string in double quotes",
+    "NUMBER": "a number",
+    "TRUE": "true",
+    "FALSE": "false",
+    "NULL": "null",
+    "OP": "a comparison operator (= != < > <= >=)",
+    "NOT": "'!'",
+    "CONTAINS": "contains(...)",
+    "MATCH": "match(...)",
+    "AND": "'and'",
+    "OR": "'or'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "DOT": "'.'",
+    "$END": "the end of the trigger",
+}
+_EXPECTED_ORDER = list(_EXPECTED_NAMES)
+
+_MISSING: Any = object()
+
+
+class TriggerSyntaxError(ValueError):
+    """A trigger that does not parse; the message shows where and what was expected."""
+
+    def __init__(
+        self,
+        text: str,
+        position: int,
+        problem: str,
+        expected: list[str] | None = None,
+    ) -> None:
+        """Build the message from the trigger text, a 0-based offset and what went wrong."""
+        self.text = text
+        self.position = max(0, min(position, len(text)))
+        self.expected = list(expected or [])
+        self.problem = problem
+        line_start = text.rfind("\n", 0, self.position) + 1
+        line_end = text.find("\n", self.position)
+        line_end = len(text) if line_end == -1 else line_end
+        self.line = text.count("\n", 0, self.position) + 1
+        self.column = self.position - line_start + 1
+        where = (
+            f"column {self.column}" if self.line == 1 else f"line {self.line}, column {self.column}"
+        )
+        caret = " " * (self.column - 1) + "^"
+        message = f"Invalid trigger at {where}: {problem}\n  {text[line_start:line_end]}\n  {caret}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``field OP value``."""
+
+    path: tuple[str, ...]
+    op: Literal["=", "!=", "<", "<=", ">", ">="]
+    value: str | float | bool | None
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Evaluate against one Segment event."""
+        actual = _lookup(event, self.path)
+        if self.op in ("=", "!="):
+            equal = _equals(actual, self.value)
+            return equal if self.op == "=" else not equal
+        left, right = _js_number(actual), _js_number(self.value)
+        if math.isnan(left) or math.isnan(right):
+            return False
+        if self.op == "<":
+            return left < right
+        if self.op == "<=":
+            return left <= right
+        if self.op == ">":
+            return left > right
+        return left >= right
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """``contains(field, "s")`` / ``match(field, "glob")``, optionally negated with ``!``."""
+
+    name: Literal["contains", "match"]
+    path: tuple[str, ...]
+    argument: str
+    negated: bool = False
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Evaluate against one Segment event (a non-string field is always false)."""
+        actual = _lookup(event, self.path)
+        if not isinstance(actual, str):
+            return False
+        if self.name == "contains":
+            found = self.argument in actual
+        else:
+            found = _glob_regex(self.argument).fullmatch(actual) is not None
+        return not found if self.negated else found
+
+
+@dataclass(frozen=True)
+class And:
+    """All children match."""
+
+    children: tuple[Node, ...]
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Evaluate against one Segment event."""
+        return all(child.matches(event) for child in self.children)
+
+
+@dataclass(frozen=True)
+class Or:
+    """At least one child matches."""
+
+    children: tuple[Node, ...]
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Evaluate against one Segment event."""
+        return any(child.matches(event) for child in self.children)
+
+
+Node = Comparison | FunctionCall | And | Or
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A parsed trigger: its source text and its condition tree."""
+
+    text: str
+    root: Node
+
+    def matches(self, event: Any) -> bool:
+        """True when the Segment event satisfies the trigger (never for a non-object)."""
+        if not isinstance(event, dict):
+            return False
+        return self.root.matches(event)
+
+    def __str__(self) -> str:
+        """The trigger as written."""
+        return self.text
+
+
+@lru_cache(maxsize=1024)
+def parse_trigger(text: str) -> Trigger:
+    """Parse a trigger; raise TriggerSyntaxError with the position and what was expected."""
+    if not isinstance(text, str):
+        raise TypeError(f"a trigger is a string, got {type(text).__name__}")
+    if not text.strip():
+        raise TriggerSyntaxError(text, len(text), 'the trigger is empty; e.g. type = "track"')
+    try:
+        tree = _PARSER.parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc) from None
+    return Trigger(text=text, root=_build(text, tree))
+
+
+def trigger_matches(text: str, event: Any) -> bool:
+    """Evaluate a trigger; a trigger that does not parse matches nothing (as in Segment)."""
+    try:
+        trigger = parse_trigger(text)
+    except (TriggerSyntaxError, TypeError):
+        return False
+    return trigger.matches(event)
+
+
+# --- parse tree -> nodes -------------------------------------------------------------------------
+
+
+def _build(text: str, tree: Tree | Token) -> Node:
+    """Turn a lark tree into condition nodes, checking fields and values."""
+    assert isinstance(tree, Tree)
+    kind = tree.data
+    if kind == "and_chain":
+        return And(tuple(_build(text, c) for c in tree.children if isinstance(c, Tree)))
+    if kind == "or_chain":
+        return Or(tuple(_build(text, c) for c in tree.children if isinstance(c, Tree)))
+    if kind == "comparison":
+        path_tree, op_token, value_token = tree.children
+        path = _path(text, path_tree)
+        op = str(op_token)
+        value = _value(value_token)
+        if op not in ("=", "!=") and value_token.type not in ("NUMBER", "STRING"):
+            raise TriggerSyntaxError(
+                text,
+                value_token.start_pos,
+                f"'{op}' compares numbers; expected a number, got {value_token}",
+                [_EXPECTED_NAMES["NUMBER"]],
+            )
+        return Comparison(path=path, op=op, value=value)  # type: ignore[arg-type]
+    if kind == "call":
+        not_token, name_token, path_tree, arg_token = tree.children
+        argument = str(arg_token)[1:-1]
+        if name_token.type == "MATCH":
+            problem = _glob_problem(argument)
+            if problem:
+                raise TriggerSyntaxError(text, arg_token.start_pos, problem)
+        return FunctionCall(
+            name=str(name_token),  # type: ignore[arg-type]
+            path=_path(text, path_tree),
+            argument=argument,
+            negated=not_token is not None,
+        )
+    raise AssertionError(f"unexpected parse node {kind}")  # pragma: no cover
+
+
+def _path(text: str, tree: Tree) -> tuple[str, ...]:
+    """Unescape and check a field path: a known root, sub-fields only under objects."""
+    tokens = [t for t in tree.children if isinstance(t, Token)]
+    segments = tuple(re.sub(r"\\(.)", r"\1", str(t), flags=re.DOTALL) for t in tokens)
+    root, first = segments[0], tokens[0]
+    if root in SCALAR_FIELDS:
+        if len(segments) > 1:
+            raise TriggerSyntaxError(
+                text,
+                tokens[1].start_pos,
+                f"'{root}' is a plain value and has no sub-fields",
+                ["a comparison operator", "','", "')'"],
+            )
+        return segments
+    if root in OBJECT_FIELDS:
+        if len(segments) == 1:
+            raise TriggerSyntaxError(
+                text,
+                first.end_pos if first.end_pos is not None else first.start_pos,
+                f"'{root}' needs a field name, e.g. {root}.total",
+                ["'.'"],
+            )
+        return segments
+    raise TriggerSyntaxError(
+        text,
+        first.start_pos,
+        f"unknown field '{root}'; expected {_EXPECTED_NAMES['NAME']}",
+        [_EXPECTED_NAMES["NAME"]],
+    )
+
+
+def _value(token: Token) -> str | float | bool | None:
+    """The Python value of a literal token."""
+    if token.type == "STRING":
+        return str(token)[1:-1]
+    if token.type == "NUMBER":
+        return float(token)
+    if token.type == "TRUE":
+        return True
+    if token.type == "FALSE":
+        return False
+    return None
+
+
+def _syntax_error(text: str, exc: UnexpectedInput) -> TriggerSyntaxError:
+    """Translate a lark error into a TriggerSyntaxError that names what was expected."""
+    if isinstance(exc, UnexpectedCharacters):
+        expected = _expected_names(exc.allowed or set())
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        hint = " (strings use double quotes)" if char == "'" else ""
+        return TriggerSyntaxError(
+            text,
+            exc.pos_in_stream,
+            f"unexpected character {char!r}{hint}; expected {_join(expected)}",
+            expected,
+        )
+    if isinstance(exc, UnexpectedEOF):
+        expected = _expected_names(set(exc.expected))
+        return TriggerSyntaxError(
+            text, len(text), f"the trigger ends too early; expected {_join(expected)}", expected
+        )
+    assert isinstance(exc, UnexpectedToken)
+    token = exc.token
+    accepts = set(exc.accepts or exc.expected)
+    expected = _expected_names(accepts)
+    position = len(text) if token.type == "$END" else (token.start_pos or 0)
+    got = "the end of the trigger" if token.type == "$END" else repr(str(token))
+    history = getattr(exc, "token_history", None) or []
+    previous = history[-1] if history else None
+    if previous is not None and previous.type == "NAME" and str(previous) in ("and", "or"):
+        return TriggerSyntaxError(
+            text,
+            previous.start_pos or 0,
+            f"'{previous}' needs a condition before it; expected {_EXPECTED_NAMES['NAME']}",
+            [_EXPECTED_NAMES["NAME"]],
+        )
+    if token.type in ("AND", "OR") and ({"AND", "OR"} & accepts):
+        other = "or" if token.type == "AND" else "and"
+        problem = (
+            f"'{token}' follows '{other}' at the same level; Segment has no precedence between "
+            f"'and' and 'or', so add parentheses, e.g. (a {other} b) {token} c"
+        )
+        return TriggerSyntaxError(text, position, problem, ["parentheses"])
+    if token.type == "NAME" and {"STRING", "NUMBER"} & accepts:
+        problem = f'expected {_join(expected)}, got the bare word {got}; quote it: "{token}"'
+        return TriggerSyntaxError(text, position, problem, expected)
+    return TriggerSyntaxError(text, position, f"expected {_join(expected)}, got {got}", expected)
+
+
+def _expected_names(terminals: set[str]) -> list[str]:
+    """Readable names for lark terminals, in a stable order."""
+    known = [name for name in _EXPECTED_ORDER if name in terminals]
+    return [_EXPECTED_NAMES[name] for name in known] or sorted(terminals)
+
+
+def _join(items: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    if len(items) <= 1:
+        return items[0] if items else "something else"
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+# --- evaluation helpers (JavaScript semantics) ---------------------------------------------------
+
+
+def _lookup(event: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a field path, or _MISSING."""
+    current: Any = event
+    for segment in path:
+        if isinstance(current, dict):
+            current = current.get(segment, _MISSING)
+        elif isinstance(current, list) and segment.isdigit() and int(segment) < len(current):
+            current = current[int(segment)]
+        else:
+            return _MISSING
+        if current is _MISSING:
+            return _MISSING
+    return current
+
+
+def _equals(actual: Any, expected: str | float | bool | None) -> bool:
+    """Segment's ``=``: JavaScript String() equality; null means missing; true/false as strings."""
+    if expected is None:
+        return actual is _MISSING or actual is None
+    if actual is _MISSING:
+        return False
+    return js_string(actual) == js_string(expected)
+
+
+def js_string(value: Any) -> str:
+    """JavaScript ``String(value)`` for JSON values."""
+    if value is _MISSING:
+        return "undefined"
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _js_float(value)
+    if isinstance(value, list | tuple):
+        return ",".join(
+            "" if item is None or item is _MISSING else js_string(item) for item in value
+        )
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
+
+
+def _js_float(value: float) -> str:
+    """JavaScript Number.prototype.toString() for a float."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(str(d) for d in digit_tuple)
+    assert isinstance(exponent, int)
+    point = exponent + len(digits)  # the decimal point sits after this many digits
+    k, n = len(digits), point
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        body = "0." + "0" * (-n) + digits
+    else:
+        exp = n - 1
+        exp_text = f"e{'+' if exp >= 0 else '-'}{abs(exp)}"
+        body = (digits if k == 1 else digits[0] + "." + digits[1:]) + exp_text
+    return sign + body
+
+
+_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_JS_PREFIXED = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
+
+
+def _js_number(value: Any) -> float:
+    """JavaScript ``Number(value)`` for JSON values (missing is NaN)."""
+    if value is _MISSING:
+        return math.nan
+    if value is None or value is False:
+        return 0.0
+    if value is True:
+        return 1.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0.0
+        if text in ("Infinity", "+Infinity"):
+            return math.inf
+        if text == "-Infinity":
+            return -math.inf
+        if _JS_DECIMAL.fullmatch(text):
+            return float(text)
+        if _JS_PREFIXED.fullmatch(text):
+            return float(int(text, 0))
+        return math.nan
+    if isinstance(value, list):
+        return _js_number(js_string(value))
+    return math.nan
+
+
+def _glob_problem(pattern: str) -> str | None:
+    """Why a match() pattern is malformed, or None."""
+    try:
+        _glob_regex(pattern)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@lru_cache(maxsize=512)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile an FQL glob (* ? [abc] [a-z] [^a] \\x) into an anchored regex."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if i + 1 >= len(pattern):
+                raise ValueError("match() pattern ends with a lone '\\'")
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "]") else i + 1)
+            if end == -1:
+                raise ValueError("match() pattern has a '[' without a closing ']'")
+            body = pattern[i + 1 : end]
+            negate = body.startswith("^")
+            body = body[1:] if negate else body
+            if not body:
+                raise ValueError("match() pattern has an empty character class '[]'")
+            parts = []
+            for piece in re.findall(r"\\.|.-.|.", body, flags=re.DOTALL):
+                if len(piece) == 3 and piece[1] == "-":
+                    if piece[0] > piece[2]:
+                        raise ValueError(f"match() pattern has a reversed range '{piece}'")
+                    parts.append(re.escape(piece[0]) + "-" + re.escape(piece[2]))
+                else:
+                    parts.append(re.escape(piece[-1]))
+            out.append("[" + ("^" if negate else "") + "".join(parts) + "]")
+            i = end + 1
+            continue
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out), flags=re.DOTALL)

@@ -1,0 +1,193 @@
+"""Outbound acceptance: regions, faults, outages, kills and secrets, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from segment_sync.logs.store import LogWriter, connect
+from segment_sync.loyalty.demo import seed
+from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.state import OutboundState
+from segment_sync.outbound.sync import OutboundFailed, OutboundSync, build_messages
+from segment_sync.settings import load_settings
+from segment_sync.standins.segment import SegmentStandin
+from segment_sync.standins.server import free_port, serve_in_thread
+from segment_sync_tests.conftest import EU_WRITE_KEY, WRITE_KEY
+
+
+def expected_ids(settings) -> list[str]:
+    store = LoyaltyStore(settings.loyalty_store.url)
+    messages, _, _ = build_messages(store.events_after(0, 10**12, 10**7), settings, Stream.EVENTS)
+    return sorted(m.message_id for m in messages)
+
+
+def sync_for(path, key: str = WRITE_KEY) -> OutboundSync:
+    settings = load_settings(path)
+    return OutboundSync(settings, key, LogWriter(settings.logs.dir), backoff_base_s=0.01)
+
+
+def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed(write_settings, segment_standin):
+    eu = SegmentStandin("eu", {WRITE_KEY: "us", EU_WRITE_KEY: "eu"})
+    with serve_in_thread(eu.app) as eu_url:
+        wrong = write_settings(outbound={"region": "eu", "base_url": eu_url})
+        seed(LoyaltyStore(load_settings(wrong).loyalty_store.url), 300, 0, 20)
+        with pytest.raises(OutboundFailed, match="region"):
+            sync_for(wrong).run(Stream.EVENTS, "run-wrong-region")
+    settings = load_settings(wrong)
+    assert OutboundState(settings.outbound.state_url).watermark(Stream.EVENTS) == 0
+    row = connect(settings.logs.dir).execute("SELECT status_code, error FROM outbound_log").fetchone()
+    assert row[0] == 401 and "region" in row[1]
+    assert eu.messages == []
+
+    fixed = write_settings(outbound={"region": "us", "base_url": segment_standin.url})
+    result = sync_for(fixed).run(Stream.EVENTS, "run-fixed")
+    assert result.ok
+    assert sorted(segment_standin.accepted_message_ids()) == expected_ids(settings)
+
+
+def test_every_message_arrives_despite_5xx_and_429(write_settings, segment_standin):
+    segment_standin.set_faults(error_rate=0.2, throttle_rate=0.1, retry_after_s=0.01)
+    path = write_settings(outbound={"base_url": segment_standin.url, "chunk_size": 100, "max_retries": 12})
+    seed(LoyaltyStore(load_settings(path).loyalty_store.url), 2000, 0, 50)
+    result = sync_for(path).run(Stream.EVENTS, "run-faults")
+    statuses = {r["status"] for r in segment_standin.requests}
+    assert {429, 200} <= statuses and statuses & {500, 502, 503}
+    received = segment_standin.accepted_message_ids()
+    assert sorted(set(received)) == expected_ids(load_settings(path))
+    assert len(received) == len(set(received))  # a faulted request stored nothing: no repeats
+    assert result.counts.sent == len(received) and result.counts.retries > 0
+
+
+def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 2, "chunk_size": 500})
+    settings = load_settings(path)
+    seed(LoyaltyStore(settings.loyalty_store.url), 1500, 0, 30)
+    segment_standin.set_faults(outage_requests=10_000)
+    with pytest.raises(OutboundFailed) as failed:
+        sync_for(path).run(Stream.EVENTS, "run-outage")
+    assert "HTTP 503" in str(failed.value) and failed.value.result.counts.pending > 0
+    assert OutboundState(settings.outbound.state_url).watermark(Stream.EVENTS) == 0
+    segment_standin.set_faults(outage_requests=0)
+    assert sync_for(path).run(Stream.EVENTS, "run-after-outage").ok
+    assert sorted(set(segment_standin.accepted_message_ids())) == expected_ids(settings)
+    pending = connect(settings.logs.dir).execute(
+        "SELECT count(DISTINCT message_id) FROM outbound_messages WHERE outcome = 'pending' AND run_id = 'run-outage'"
+    ).fetchone()[0]
+    assert pending == failed.value.result.counts.pending
+
+
+def _standin_process(port: int, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "SEGMENT_WRITE_KEY": WRITE_KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segment_sync.standins.segment", "--port", str(port), "--region", "us",
+         "--write-key-env", "SEGMENT_WRITE_KEY=us", *extra],
+        env=env,
+    )  # fmt: skip
+    import httpx
+
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("stand-in did not start")
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "segment_sync.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_run_killed_mid_send_loses_nothing(write_settings):
+    import httpx
+
+    port = free_port()
+    standin = _standin_process(port, "--delay", "0.05")
+    try:
+        path = write_settings(outbound={"base_url": f"http://127.0.0.1:{port}", "chunk_size": 100, "max_in_flight": 1})
+        settings = load_settings(path)
+        seed(LoyaltyStore(settings.loyalty_store.url), 4000, 0, 50)
+        victim = _cli("run", "outbound", "--stream", "events")
+        deadline = time.monotonic() + 60
+        while httpx.get(f"http://127.0.0.1:{port}/_standin/stats").json()["messages_accepted"] < 300:
+            assert victim.poll() is None and time.monotonic() < deadline, victim.stdout.read()
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        got_before = len(set(httpx.get(f"http://127.0.0.1:{port}/_standin/message_ids").json()))
+        assert 0 < got_before < len(expected_ids(settings))
+
+        rerun = _cli("run", "outbound", "--stream", "events")
+        out, _ = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, out
+        ids = httpx.get(f"http://127.0.0.1:{port}/_standin/message_ids").json()
+        assert sorted(set(ids)) == expected_ids(settings)
+    finally:
+        standin.kill()
+        standin.wait()
+
+
+def test_write_key_appears_in_no_log_row_error_or_stdout(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 1})
+    settings = load_settings(path)
+    seed(LoyaltyStore(settings.loyalty_store.url), 200, 50, 10)
+    ok = _cli("run", "outbound")
+    out_ok, _ = ok.communicate(timeout=120)
+    segment_standin.set_faults(outage_requests=100)
+    failing = _cli("run", "outbound")
+    seed(LoyaltyStore(settings.loyalty_store.url), 20, 0, 2)
+    out_fail, _ = failing.communicate(timeout=120)
+    assert ok.returncode == 0 and failing.returncode == 1, out_ok + out_fail
+    with pytest.raises(OutboundFailed) as failed:
+        sync_for(path).run(Stream.EVENTS, "run-secret")
+    db = connect(settings.logs.dir)
+    dumped = "".join(
+        str(db.execute(f"SELECT * FROM {table}").fetchall())
+        for table in ("outbound_log", "outbound_messages", "sync_runs")
+    )
+    assert "HTTP 503" in dumped and "delivered" in dumped  # the dump holds real rows
+    for text in (dumped, out_ok, out_fail, str(failed.value), repr(failed.value.result)):
+        assert WRITE_KEY not in text
+    assert "Basic " not in dumped
+
+
+def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_standin):
+    path = write_settings(
+        loyalty_store={"url": pg_url}, outbound={"base_url": segment_standin.url, "state_url": pg_url}
+    )
+    settings = load_settings(path)
+    seed(LoyaltyStore(pg_url), 700, 100, 20)
+    state = OutboundState(pg_url)
+    with state.lock(Stream.EVENTS):
+        other = OutboundState(pg_url)
+        with pytest.raises(RuntimeError, match="another run"), other.lock(Stream.EVENTS, wait_s=0.3):
+            pass
+        other.close()
+    result = sync_for(path).run(Stream.EVENTS, "run-pg")
+    assert result.ok and state.watermark(Stream.EVENTS) == 700
+    assert sorted(segment_standin.accepted_message_ids()) == expected_ids(settings)
+    state.close()
+
+
+def test_two_runs_never_send_the_same_stream_at_once(write_settings):
+    path = write_settings()
+    state = OutboundState(load_settings(path).outbound.state_url)
+    with state.lock(Stream.EVENTS):
+        with pytest.raises(RuntimeError, match="another run"), state.lock(Stream.EVENTS, wait_s=0.2):
+            pass
+        with state.lock(Stream.PROFILES, wait_s=0.2):
+            pass  # another stream is free
