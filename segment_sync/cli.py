@@ -114,6 +114,39 @@ def run_outbound(settings_file: str | None, stream: str) -> None:
     sys.exit(0 if ok else 1)
 
 
+@run.command("inbound")
+@_settings_option
+def run_inbound(settings_file: str | None) -> None:
+    """Ingest everything pending in the webhook buffer now; exits non-zero if any item failed."""
+    from segment_sync.inbound.manual import run_manual_inbound
+
+    loaded = _load(settings_file)
+    ok = run_manual_inbound(loaded, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+@main.command("serve-webhooks")
+@_settings_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8703, show_default=True)
+@click.option("--insecure", is_flag=True, help="Accept unsigned webhooks (no shared secret set).")
+def serve_webhooks(settings_file: str | None, host: str, port: int, insecure: bool) -> None:
+    """Receive Segment "Webhooks (Actions)" at POST /segment into the durable buffer."""
+    from segment_sync.inbound.receiver import run_receiver
+
+    loaded = _load(settings_file)
+    secret = loaded.webhook_secret()
+    if not secret and not insecure:
+        raise click.ClickException(
+            f"no webhook secret: export {loaded.inbound.webhook_secret_env}=<the shared secret "
+            "set in Segment's Webhooks (Actions) destination>, or pass --insecure to accept "
+            "unsigned requests"
+        )
+    run_receiver(
+        loaded.inbound.buffer_url, secret, host, port, insecure, loaded.inbound.max_body_bytes
+    )
+
+
 @main.command(
     "standin",
     context_settings={
@@ -132,6 +165,14 @@ def standin(which: str, args: tuple[str, ...]) -> None:
         from segment_sync.standins.antavo import main as standin_main
     sys.exit(standin_main(list(args)))
 
+
+def _attach_subgroups() -> None:
+    from segment_sync.logs.cli import logs
+
+    main.add_command(logs)
+
+
+_attach_subgroups()
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from segment_sync.defs.inbound import inbound_buffer_sensor, inbound_ingest_job
 from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job
-from segment_sync.defs.resources import SegmentResource, SettingsResource
+from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
 from segment_sync.settings import load_settings, settings_path
 
 
@@ -14,11 +15,15 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     return dg.Definitions(
-        jobs=[outbound_sync_job],
-        sensors=outbound_sensors,
+        jobs=[outbound_sync_job, inbound_ingest_job],
+        sensors=[*outbound_sensors, inbound_buffer_sensor],
         resources={
             "settings": SettingsResource(path=str(file)),
             "segment": SegmentResource(write_key=dg.EnvVar(settings.outbound.write_key_env)),
+            "antavo": AntavoResource(
+                api_key=dg.EnvVar(settings.inbound.api_key_env),
+                api_secret=dg.EnvVar(settings.inbound.api_secret_env),
+            ),
         },
     )
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from segment_sync.inbound.mappings import ACTIONS, Mapping, default_mappings
 
 DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
 SETTINGS_ENV_VAR = "SEGMENT_SYNC_SETTINGS"
@@ -18,6 +20,7 @@ SEGMENT_ENDPOINTS = {
     "eu": "https://events.eu1.segmentapis.com",
 }
 
+_PROBLEM_SEPARATOR = "\x1e"  # several problems from one validator, split again in _describe
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DB_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
 
@@ -97,6 +100,72 @@ class OutboundSettings(_Section):
         return self.base_url or SEGMENT_ENDPOINTS[self.region]
 
 
+class MappingSettings(_Section):
+    """One Antavo (Actions) mapping: which Segment events (trigger) become which Antavo event."""
+
+    name: str
+    action: Literal["loyalty_event", "profile_update"]
+    trigger: str | None = None  # None: the action's default trigger
+    fields: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+    def to_mapping(self) -> Mapping:
+        trigger = self.trigger if self.trigger is not None else ACTIONS[self.action].default_trigger
+        return Mapping(self.name, self.action, trigger, dict(self.fields), self.enabled)
+
+
+class InboundSettings(_Section):
+    stack: str = "test"
+    base_url: str | None = None
+    api_key_env: str = "ANTAVO_API_KEY"
+    api_secret_env: str = "ANTAVO_API_SECRET"
+    webhook_secret_env: str = "SEGMENT_WEBHOOK_SECRET"
+    buffer_url: str = "sqlite:///data/inbound.db"
+    multi_accounts: bool = False
+    rate_limit_per_minute: int = Field(default=1500, ge=1, le=1_000_000)
+    mappings: list[MappingSettings] | None = None
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    chunk_size: int = Field(default=1000, ge=1, le=100_000)
+    max_in_flight: int = Field(default=8, ge=1, le=64)
+    max_retries: int = Field(default=5, ge=0, le=50)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+
+    _check_env = field_validator("api_key_env", "api_secret_env", "webhook_secret_env")(_env_name)
+    _check_buffer = field_validator("buffer_url")(_db_url)
+    _check_base = field_validator("base_url")(_base_url)
+
+    @field_validator("stack")
+    @classmethod
+    def _stack_name(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9-]+$", value):
+            raise ValueError(
+                "must be the Antavo stack name shown next to 'Your API Region', e.g. st2"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _valid_mappings(self) -> InboundSettings:
+        problems = [p for m in self.active_mappings() for p in m.validate(self.multi_accounts)]
+        names = [m.name for m in self.mappings or []]
+        problems += [
+            f"mapping name {n!r} is used twice; names must be unique"
+            for n in sorted({n for n in names if names.count(n) > 1})
+        ]
+        if problems:
+            raise ValueError(_PROBLEM_SEPARATOR.join(problems))
+        return self
+
+    def active_mappings(self) -> list[Mapping]:
+        """The configured mappings, or only the default "Profile updates" mapping when none are."""
+        if self.mappings is None:
+            return default_mappings()
+        return [m.to_mapping() for m in self.mappings]
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or f"https://api.{self.stack}.antavo.com"
+
+
 class LogsSettings(_Section):
     dir: str = "data/logs"
     retention_days: int = Field(default=90, ge=1, le=36_500)
@@ -107,11 +176,22 @@ class Settings(_Section):
     loyalty_store: LoyaltyStoreSettings = Field(default_factory=LoyaltyStoreSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
-    inbound: dict[str, Any] = Field(default_factory=dict)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     def write_key(self) -> str:
         """The Segment write key from the environment; a clear error names the variable if unset."""
         return _read_secret(self.outbound.write_key_env, "outbound.write_key_env")
+
+    def antavo_credentials(self) -> tuple[str, str]:
+        """(API key, API secret) from the environment."""
+        return (
+            _read_secret(self.inbound.api_key_env, "inbound.api_key_env"),
+            _read_secret(self.inbound.api_secret_env, "inbound.api_secret_env"),
+        )
+
+    def webhook_secret(self) -> str | None:
+        """The shared secret Segment signs webhooks with, or None when the variable is unset."""
+        return os.environ.get(self.inbound.webhook_secret_env) or None
 
 
 def _read_secret(env_name: str, key: str) -> str:
@@ -138,7 +218,7 @@ _FIXES = {
 }
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any]) -> list[str]:
     key = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     fix = _FIXES.get(error["type"])
@@ -147,7 +227,8 @@ def _describe(error: dict[str, Any]) -> str:
     secret_like = str(error["loc"][-1]).endswith("_env") if error["loc"] else False
     plain = not (isinstance(got, dict | list) or got is None or secret_like)
     shown = f" (got {got!r})" if plain else ""
-    return f"{key}: {message}{shown}" + (f"; fix: {fix}" if fix else "")
+    suffix = f"{shown}; fix: {fix}" if fix else shown
+    return [f"{key}: {part}{suffix}" for part in message.split(_PROBLEM_SEPARATOR)]
 
 
 def parse_settings(data: Any, source: str = "settings") -> Settings:
@@ -159,7 +240,7 @@ def parse_settings(data: Any, source: str = "settings") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError([_describe(e) for e in exc.errors()], source) from None
+        raise SettingsError([p for e in exc.errors() for p in _describe(e)], source) from None
 
 
 def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -24,3 +24,10 @@ class SegmentResource(dg.ConfigurableResource):
     """The Segment source's write key; set it with EnvVar so it never shows in the UI."""
 
     write_key: str
+
+
+class AntavoResource(dg.ConfigurableResource):
+    """Antavo API credentials; set both with EnvVar so they never show in the UI."""
+
+    api_key: str
+    api_secret: str

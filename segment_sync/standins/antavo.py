@@ -548,7 +548,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--loyalty-store",
+        default=None,
+        metavar="URL",
+        help="register accepted events in this loyalty store (origin 'segment'), as Antavo would",
+    )
     return parser
+
+
+def _loyalty_sink(url: str | None) -> Callable[[dict, str], None] | None:
+    if not url:
+        return None
+    from segment_sync.loyalty.store import LoyaltyStore
+    from segment_sync.standins.loyalty_sink import LoyaltySink
+
+    return LoyaltySink(LoyaltyStore(url))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -570,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_limit_window_s=args.window_s,
             error_rate=args.error_rate,
             seed=args.seed,
+            on_event=_loyalty_sink(args.loyalty_store),
             log_level=args.log_level,
         )
     except ValueError as exc:

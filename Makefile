@@ -1,0 +1,39 @@
+# segment-sync: every target installs what it needs from nothing (python3 >= 3.11 on PATH).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# The main job on the embedded defaults: stand-ins, seeded SQLite store, DuckDB logs, dagster dev.
+run: install
+	$(BIN)/segment-sync demo run
+
+# The whole test suite; starts this machine's PostgreSQL if it is installed but not running.
+test: install
+	bash scripts/ensure_postgres.sh
+	$(BIN)/ruff check segment_sync segment_sync_tests bench
+	$(BIN)/ruff format --check segment_sync segment_sync_tests bench
+	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check segment_sync segment_sync_tests bench
+
+format: install
+	$(BIN)/ruff format segment_sync segment_sync_tests bench
+
+bench: install
+	$(BIN)/python bench/outbound.py
+	$(BIN)/python bench/inbound.py
+	$(BIN)/python bench/logs.py
+
+clean:
+	rm -rf $(VENV) data/*.db data/logs data/dagster .pytest_cache

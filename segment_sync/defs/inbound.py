@@ -1,0 +1,94 @@
+"""Inbound: a job that ingests the webhook buffer into Antavo, and the buffer sensor that starts it.
+
+No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
+"""
+
+import dagster as dg
+
+from segment_sync.defs.resources import AntavoResource, SettingsResource
+from segment_sync.defs.tags import TRIGGER_TAG, run_trigger
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.ingest import InboundIngest, IngestResult
+from segment_sync.redaction import Redactor
+from segment_sync.runs import RunRecord, recorded_run
+
+SENSOR_INTERVAL_S = 10
+
+
+class InboundConfig(dg.Config):
+    """Process buffered items up to this id (default: everything pending when the run starts)."""
+
+    upto: int | None = None
+
+
+def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
+    c = result.counts
+    metadata = {
+        "items": dg.MetadataValue.int(c.items),
+        "done": dg.MetadataValue.int(c.done),
+        "failed": dg.MetadataValue.int(c.failed),
+        "retried": dg.MetadataValue.int(c.retried),
+        "no_match": dg.MetadataValue.int(c.no_match),
+        "antavo_events": dg.MetadataValue.int(c.antavo_events),
+        "upto": dg.MetadataValue.int(result.upto),
+    }
+    if result.errors:
+        top = "\n".join(f"{n} x {e}" for e, n in result.errors.most_common(10))
+        metadata["top_errors"] = dg.MetadataValue.md(f"```\n{top}\n```")
+    return metadata
+
+
+@dg.op(
+    description="Apply triggers and mappings to buffered Segment events; register them in Antavo."
+)
+def ingest_inbound_buffer(
+    context: dg.OpExecutionContext,
+    config: InboundConfig,
+    settings: SettingsResource,
+    antavo: AntavoResource,
+) -> dg.Output[None]:
+    loaded = settings.load()
+    logs = settings.log_writer()
+    redactor = Redactor([antavo.api_key, antavo.api_secret])
+    record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
+    with recorded_run(logs, record, redactor):
+        ingest = InboundIngest(loaded, antavo.api_key, antavo.api_secret, logs)
+        result = ingest.run(context.run_id, config.upto)
+        c = result.counts
+        record.messages_sent, record.messages_failed = c.antavo_events, c.failed
+        record.messages_skipped, record.requests = c.no_match, c.requests
+        metadata = ingest_metadata(result)
+        context.log_event(dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata))
+        if not result.ok:
+            record.error = f"{c.failed} item(s) failed, {c.retried} will be retried"
+            raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
+    return dg.Output(None, metadata=metadata)
+
+
+@dg.job(description="Inbound ingest: buffered Segment events -> Antavo Events API.")
+def inbound_ingest_job() -> None:
+    ingest_inbound_buffer()
+
+
+@dg.sensor(
+    name="inbound_buffer_sensor",
+    job=inbound_ingest_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New webhook events in the buffer (or items due a retry) -> an inbound run.",
+)
+def inbound_buffer_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+    buffer = InboundBuffer(settings.load().inbound.buffer_url)
+    try:
+        newest, (pending, attempts) = buffer.max_id(), buffer.pending_summary()
+    finally:
+        buffer.close()
+    if pending == 0:
+        return dg.SkipReason(f"nothing pending in the buffer (newest id {newest})")
+    context.update_cursor(str(newest))
+    # Attempts are in the key: after a run retried items, the same backlog earns a new run.
+    return dg.RunRequest(
+        run_key=f"inbound-upto-{newest}-attempts-{attempts}",
+        run_config=dg.RunConfig(ops={"ingest_inbound_buffer": InboundConfig(upto=newest)}),
+        tags={TRIGGER_TAG: "sensor"},
+    )

@@ -1,0 +1,329 @@
+"""`segment-sync logs`: the manual's Outbound logs and Inbound logs pages on the command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import duckdb
+
+from segment_sync.logs.filters import FilterError, LogName, compile_filter, time_range
+from segment_sync.logs.store import connect
+from segment_sync.settings import SETTINGS_ENV_VAR, SettingsError, load_settings
+
+# (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
+COLUMNS: dict[LogName, list[tuple[str, str]]] = {
+    "outbound": [
+        ("timestamp", "Timestamp"),
+        ("customer_id", "Customer ID"),
+        ("event_type", "Event type"),
+        ("status_code", "Status code"),
+        ("response_time_s", "Response time (s)"),
+        ("error", "Error"),
+        ("identifier", "Identifier"),
+    ],
+    "inbound": [
+        ("timestamp", "Timestamp"),
+        ("customer_id", "Customer ID"),
+        ("action", "Action"),
+        ("status", "Status"),
+        ("event_id", "Event"),
+        ("error", "Error"),
+        ("identifier", "Identifier"),
+    ],
+}
+RIGHT_ALIGNED = frozenset({"status_code", "response_time_s"})
+MAX_WIDTH = {"error": 60, "customer_id": 32}
+DEFAULT_LIMIT = 50
+BODY_PREVIEW_CHARS = 10_000
+LIST_PREVIEW_ITEMS = 20
+BODY_COLUMNS = ("request_body", "response_body")
+FILTER_HELP = (
+    "The manual's search wording, e.g. 'Event type is in track and Status code is not 200'. "
+    "Operators: is, is not, is in (a, b), is not in, contains, does not contain; Status code "
+    'also >, <, >=, <= and classes like 5xx. Quote values containing " and " or commas.'
+)
+
+_settings_option = click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"Settings file (default: ${SETTINGS_ENV_VAR}, else data/segment_sync.yaml).",
+)
+
+
+@click.group("logs")
+def logs() -> None:
+    """Browse the outbound (to Segment) and inbound (to Antavo) request logs."""
+
+
+def _list_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options shared by `logs outbound` and `logs inbound`."""
+    options = [
+        _settings_option,
+        click.option("--filter", "filter_text", default="", help=FILTER_HELP),
+        click.option(
+            "--since", default=None, help="From this time: ISO date/time or 30m, 1h, 7d ago."
+        ),
+        click.option(
+            "--until", default=None, help="Before this time (a bare date includes that day)."
+        ),
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["table", "json", "csv"]),
+            default="table",
+            show_default=True,
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=0),
+            default=DEFAULT_LIMIT,
+            show_default=True,
+            help="Newest N requests; 0 for all.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@logs.command("outbound")
+@_list_options
+def logs_outbound(
+    settings_file: str | None,
+    filter_text: str,
+    since: str | None,
+    until: str | None,
+    output_format: str,
+    limit: int,
+) -> None:
+    """Requests sent to Segment, newest first."""
+    _list("outbound", settings_file, filter_text, since, until, output_format, limit)
+
+
+@logs.command("inbound")
+@_list_options
+def logs_inbound(
+    settings_file: str | None,
+    filter_text: str,
+    since: str | None,
+    until: str | None,
+    output_format: str,
+    limit: int,
+) -> None:
+    """Requests sent to Antavo for Segment events, newest first."""
+    _list("inbound", settings_file, filter_text, since, until, output_format, limit)
+
+
+@logs.command("show")
+@click.argument("identifier")
+@_settings_option
+@click.option("--full", is_flag=True, help="Print bodies and customer lists without truncation.")
+def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
+    """One request expanded: every column, then its request and response bodies."""
+    found = 0
+    with _connect(settings_file) as con:
+        for log in ("outbound", "inbound"):
+            cursor = con.execute(
+                f'SELECT * EXCLUDE ("date") FROM {log}_log WHERE identifier = ? '
+                'ORDER BY "timestamp"',
+                [identifier],
+            )
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                if found:
+                    click.echo()
+                found += 1
+                _echo_entry(log, identifier, dict(zip(names, values, strict=True)), full)
+    if not found:
+        raise click.ClickException(
+            f"no outbound or inbound log entry has identifier {identifier!r}; "
+            "copy one from `segment-sync logs outbound` or `segment-sync logs inbound`"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing
+# ---------------------------------------------------------------------------------------------
+
+
+def _list(
+    log: LogName,
+    settings_file: str | None,
+    filter_text: str,
+    since: str | None,
+    until: str | None,
+    output_format: str,
+    limit: int,
+) -> None:
+    """Query one log and print it in the chosen format."""
+    try:
+        where, params = compile_filter(filter_text, log)
+        when, when_params = time_range(since, until)
+    except FilterError as exc:
+        raise click.ClickException(str(exc)) from None
+    columns = [name for name, _ in COLUMNS[log]]
+    extra = ["customer_ids"] if log == "outbound" else []
+    selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
+    sql = (
+        f"SELECT {selected} FROM {log}_log "
+        f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC'
+    )
+    query_params = [*params, *when_params]
+    if limit:
+        sql += " LIMIT ?"
+        query_params.append(limit + 1)
+    with _connect(settings_file) as con:
+        cursor = con.execute(sql, query_params)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    more = bool(limit) and len(rows) > limit
+    rows = rows[:limit] if limit else rows
+    if output_format == "json":
+        click.echo(json.dumps([_record(log, row) for row in rows], indent=2, ensure_ascii=False))
+    elif output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(_record(log, row) for row in rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        click.echo(_table(log, rows))
+    if more:
+        click.echo(
+            f"(showing the newest {limit}; more match: raise --limit or narrow --filter/--since)",
+            err=True,
+        )
+
+
+def _record(log: LogName, row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the JSON / CSV contract: exactly the manual's columns, timestamps ISO-8601 UTC."""
+    return {name: _iso(row[name]) if name == "timestamp" else row[name] for name, _ in COLUMNS[log]}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """ISO-8601 UTC with microseconds and a `Z`."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _table(log: LogName, rows: list[dict[str, Any]]) -> str:
+    """An aligned text table with the manual's headers; long cells end in `...`."""
+    if not rows:
+        return f"No matching {log} requests."
+    headers = COLUMNS[log]
+    cells = [[_cell(name, row) for name, _ in headers] for row in rows]
+    widths = [
+        max(len(title), *(len(line[i]) for line in cells)) for i, (_, title) in enumerate(headers)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            value.rjust(width) if name in RIGHT_ALIGNED else value.ljust(width)
+            for (name, _), value, width in zip(headers, values, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out = [line([title for _, title in headers]), line(["-" * w for w in widths])]
+    out.extend(line(values) for values in cells)
+    return "\n".join(out)
+
+
+def _cell(name: str, row: dict[str, Any]) -> str:
+    """The display text of one table cell."""
+    value = row[name]
+    if name == "timestamp":
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    elif name == "customer_id" and value is None and row.get("customer_ids"):
+        ids = row["customer_ids"]
+        text = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1} more)"
+    elif value is None:
+        text = "-"
+    elif name == "response_time_s":
+        text = f"{value:.3f}"
+    else:
+        text = " ".join(str(value).split())
+    limit = MAX_WIDTH.get(name)
+    if limit and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Show
+# ---------------------------------------------------------------------------------------------
+
+
+def _echo_entry(log: LogName, identifier: str, row: dict[str, Any], full: bool) -> None:
+    """Print one log row: its columns aligned, then both bodies."""
+    direction = "to Segment" if log == "outbound" else "to Antavo"
+    click.echo(f"{log} request {identifier} ({direction})")
+    fields = [name for name in row if name not in BODY_COLUMNS]
+    width = max(len(name) for name in fields)
+    for name in fields:
+        click.echo(f"  {name.ljust(width)}  {_show_value(name, row[name], full)}")
+    for name, title in zip(BODY_COLUMNS, ("Request body", "Response body"), strict=True):
+        click.echo(f"{title}:")
+        click.echo(_body(row.get(name), full))
+
+
+def _show_value(name: str, value: Any, full: bool) -> str:
+    """One column's value for `show`; long customer lists are shortened unless `full`."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return _iso(value) or "-"
+    if isinstance(value, list):
+        shown = value if full else value[:LIST_PREVIEW_ITEMS]
+        text = ", ".join(str(v) for v in shown)
+        hidden = len(value) - len(shown)
+        return text + (f" (+{hidden:,} more; use --full)" if hidden else "")
+    return str(value)
+
+
+def _body(body: str | None, full: bool) -> str:
+    """A body pretty-printed if it is JSON, cut at BODY_PREVIEW_CHARS unless `full`."""
+    if body is None or body == "":
+        return "  (none)"
+    try:
+        text = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        text = body
+    if full or len(text) <= BODY_PREVIEW_CHARS:
+        return text
+    rest = len(text[BODY_PREVIEW_CHARS:].encode())
+    return f"{text[:BODY_PREVIEW_CHARS]}\n... ({rest:,} more bytes; use --full)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings and the connection
+# ---------------------------------------------------------------------------------------------
+
+
+def _logs_dir(settings_file: str | None) -> Path:
+    """The logs directory named by the settings; ClickException if unreadable or missing."""
+    try:
+        settings = load_settings(settings_file)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    directory = Path(settings.logs.dir)
+    if not directory.is_dir():
+        raise click.ClickException(
+            f"no logs yet: {directory} (logs.dir in the settings) does not exist; "
+            "it is created by the first sync run"
+        )
+    return directory
+
+
+def _connect(settings_file: str | None) -> duckdb.DuckDBPyConnection:
+    """A connection with the log views over the settings' logs directory."""
+    return connect(_logs_dir(settings_file))
