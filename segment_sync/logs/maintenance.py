@@ -1,0 +1,243 @@
+"""Log maintenance: merge small Parquet files and drop rows past retention.
+
+Both operations follow the store's rule that a published `.parquet` file is never changed in
+place: they publish a new file (temporary name, then `os.replace`) and only then delete the files
+it replaces. They work on the list of files taken at their start, so a file a writer publishes
+meanwhile is neither merged nor deleted. A per-table lock file keeps two maintenance calls from
+working on the same table at once (which could merge the same inputs twice).
+
+The remaining window for readers: POSIX has no way to swap several directory entries at once.
+Between publishing the merged file and unlinking its inputs (microseconds per file), a query
+that lists the partition sees both and counts those rows twice; a query that listed the inputs
+just before they were unlinked and opens one just after fails with a "file not found" error and
+can simply be rerun. Rows are never missing. Making views de-duplicate (a manifest or per-row
+source names) would cost every query a second scan, so maintenance is scheduled at quiet times
+instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.store import (
+    COMPRESSION,
+    TEMP_SUFFIX,
+    data_files,
+    new_file_paths,
+    partition_day,
+    partition_dirs,
+    table_dir,
+)
+
+ROW_GROUP_ROWS = 128_000
+STALE_TEMP_AGE_S = 3600.0
+LOCK_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """Files of the table before and after, and rows rewritten into merged files."""
+
+    files_before: int
+    files_after: int
+    rows: int
+
+
+@contextmanager
+def maintenance_lock(
+    logs_dir: Path | str, table: str, timeout_s: float = LOCK_TIMEOUT_S
+) -> Iterator[None]:
+    """Hold the table's maintenance lock; TimeoutError if another holder keeps it `timeout_s`."""
+    directory = table_dir(logs_dir, table)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".maintenance.lock", "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{table}: another compaction or retention still runs after {timeout_s}s"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionResult:
+    """Merge each date partition holding at least `min_files` data files into one file.
+
+    Every row is kept, in file order, with the current schema's columns first (columns an older
+    file lacks become NULL; columns the schema does not know are kept). See the module docstring
+    for what a concurrent reader or writer can observe.
+    """
+    if min_files < 2:
+        raise ValueError(f"min_files must be at least 2, got {min_files}")
+    schema_for(table)
+    before = after = rows = 0
+    with maintenance_lock(logs_dir, table):
+        for directory in partition_dirs(logs_dir, table):
+            remove_stale_temps(directory)
+            files = data_files(directory)
+            before += len(files)
+            if len(files) < min_files:
+                after += len(files)
+                continue
+            rows += _merge(table, files, directory)
+            after += 1
+    return CompactionResult(files_before=before, files_after=after, rows=rows)
+
+
+def apply_retention(logs_dir: Path | str, table: str, older_than: datetime) -> int:
+    """Remove exactly the rows whose time column is before `older_than`; return how many.
+
+    Partitions of earlier days are deleted whole; the cutoff day's partition has its affected
+    files rewritten keeping rows at or after the cutoff. Later partitions cannot hold older rows.
+    """
+    if older_than.tzinfo is None:
+        raise ValueError("older_than must be timezone-aware (UTC), got a naive datetime")
+    schema_for(table)
+    cutoff_day = older_than.astimezone(UTC).date()
+    removed = 0
+    with maintenance_lock(logs_dir, table):
+        for directory in partition_dirs(logs_dir, table):
+            day = partition_day(directory)
+            if day is None or day > cutoff_day:
+                continue
+            if day < cutoff_day:
+                removed += _drop_partition(directory)
+            else:
+                removed += _trim_partition(table, directory, older_than)
+    return removed
+
+
+def remove_stale_temps(directory: Path, max_age_s: float = STALE_TEMP_AGE_S) -> int:
+    """Delete temporary files a crashed writer left behind more than `max_age_s` ago."""
+    removed = 0
+    cutoff = time.time() - max_age_s
+    for path in directory.glob(f".*{TEMP_SUFFIX}"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _merge(table: str, files: list[Path], directory: Path) -> int:
+    """Write `files` as one new file in `directory`, then delete them; return the row count."""
+    target = _merged_schema(table, files)
+    tables = (_conform(pq.ParquetFile(path).read(), target) for path in files)
+    rows = _publish(tables, target, directory)
+    _unlink_all(files)
+    return rows
+
+
+def _drop_partition(directory: Path) -> int:
+    """Delete every data file of a partition (and the directory once empty); return rows."""
+    files = data_files(directory)
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    _unlink_all(files)
+    with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
+        directory.rmdir()
+    return rows
+
+
+def _trim_partition(table: str, directory: Path, cutoff: datetime) -> int:
+    """Rewrite the files of a partition that hold rows before `cutoff`; return rows removed."""
+    column = TIME_COLUMNS[table]
+    threshold = pa.scalar(cutoff, UTC_TIMESTAMP)
+    affected: list[Path] = []
+    kept: list[pa.Table] = []
+    removed = 0
+    for path in data_files(directory):
+        data = pq.ParquetFile(path).read()
+        keep = pc.fill_null(pc.greater_equal(data[column].cast(UTC_TIMESTAMP), threshold), True)
+        remaining = data.filter(keep)
+        if remaining.num_rows == data.num_rows:
+            continue
+        affected.append(path)
+        removed += data.num_rows - remaining.num_rows
+        if remaining.num_rows:
+            kept.append(remaining)
+    if kept:
+        target = _merged_schema(table, affected)
+        _publish([_conform(t, target) for t in kept], target, directory)
+    _unlink_all(affected)
+    return removed
+
+
+def _merged_schema(table: str, files: list[Path]) -> pa.Schema:
+    """The current schema (all nullable) followed by any extra columns found in `files`."""
+    fields = [field.with_nullable(True) for field in schema_for(table)]
+    known = {field.name for field in fields}
+    for path in files:
+        for field in pq.read_schema(path):
+            if field.name not in known:
+                fields.append(field.with_nullable(True))
+                known.add(field.name)
+    return pa.schema(fields)
+
+
+def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
+    """`data` with `target`'s columns, order and types (missing columns as NULL)."""
+    columns = [
+        data[field.name].cast(field.type)
+        if field.name in data.column_names
+        else pa.nulls(data.num_rows, field.type)
+        for field in target
+    ]
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def _publish(tables: Iterable[pa.Table], target: pa.Schema, directory: Path) -> int:
+    """Stream `tables` into one new file, atomically for readers; return its row count."""
+    tmp, final = new_file_paths(directory)
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, target, compression=COMPRESSION) as writer:
+            for chunk in _row_groups(tables):
+                writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+                rows += chunk.num_rows
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _row_groups(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Regroup small tables into chunks of about ROW_GROUP_ROWS rows (memory stays bounded)."""
+    buffer: list[pa.Table] = []
+    buffered = 0
+    for table in tables:
+        buffer.append(table)
+        buffered += table.num_rows
+        if buffered >= ROW_GROUP_ROWS:
+            yield pa.concat_tables(buffer)
+            buffer, buffered = [], 0
+    if buffer:
+        yield pa.concat_tables(buffer)
+
+
+def _unlink_all(files: list[Path]) -> None:
+    """Delete files, tolerating ones already gone."""
+    for path in files:
+        path.unlink(missing_ok=True)
