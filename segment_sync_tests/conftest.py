@@ -34,6 +34,9 @@ def _sqlalchemy_url(url: str) -> str:
 
 WRITE_KEY = "test-us-write-key-0123456789"
 EU_WRITE_KEY = "test-eu-write-key-9876543210"
+ANTAVO_KEY = "antavo-test-key-0001"
+ANTAVO_SECRET = "antavo-test-secret-0123456789"
+WEBHOOK_SECRET = "webhook-shared-secret-42"
 
 
 @pytest.fixture
@@ -54,6 +57,8 @@ def write_settings(tmp_path, monkeypatch):
     import yaml
 
     monkeypatch.setenv("SEGMENT_WRITE_KEY", WRITE_KEY)
+    monkeypatch.setenv("ANTAVO_API_KEY", ANTAVO_KEY)
+    monkeypatch.setenv("ANTAVO_API_SECRET", ANTAVO_SECRET)
 
     def write(**sections) -> Path:
         data = {
@@ -76,3 +81,23 @@ def write_settings(tmp_path, monkeypatch):
         return path
 
     return write
+
+
+@pytest.fixture
+def antavo_standin(tmp_path, monkeypatch):
+    """An Antavo stand-in on loopback that registers events in tmp_path's loyalty store."""
+    from segment_sync.loyalty.store import LoyaltyStore
+    from segment_sync.standins.antavo import AntavoStandin
+    from segment_sync.standins.loyalty_sink import LoyaltySink
+    from segment_sync.standins.server import serve_in_thread
+
+    monkeypatch.setenv("ANTAVO_API_KEY", ANTAVO_KEY)
+    monkeypatch.setenv("ANTAVO_API_SECRET", ANTAVO_SECRET)
+    monkeypatch.setenv("SEGMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    store = LoyaltyStore(f"sqlite:///{tmp_path}/loyalty.db")
+    stand = AntavoStandin(
+        ANTAVO_KEY, ANTAVO_SECRET, stack="test", seed=3, on_event=LoyaltySink(store)
+    )
+    with serve_in_thread(stand.app) as url:
+        stand.url = url
+        yield stand

@@ -35,10 +35,18 @@ def test_base_url_overrides_the_region_endpoint():
 @pytest.mark.parametrize(
     ("data", "key", "fix"),
     [
-        ({"general": {"customer_id_mapping": "email"}}, "general.customer_id_mapping", "'customer_id' or 'external_customer_id'"),
+        (
+            {"general": {"customer_id_mapping": "email"}},
+            "general.customer_id_mapping",
+            "'customer_id' or 'external_customer_id'",
+        ),
         ({"loyalty_store": {"url": "mysql://x"}}, "loyalty_store.url", "sqlite:///"),
         ({"outbound": {"region": "asia"}}, "outbound.region", "'us' or 'eu'"),
-        ({"outbound": {"write_key_env": "not a name"}}, "outbound.write_key_env", "NAME of an environment variable"),
+        (
+            {"outbound": {"write_key_env": "not a name"}},
+            "outbound.write_key_env",
+            "NAME of an environment variable",
+        ),
         ({"outbound": {"base_url": "api.segment.io"}}, "outbound.base_url", "http(s) URL"),
         ({"outbound": {"event_sync": "point_add"}}, "outbound.event_sync", "YAML list"),
         ({"outbound": {"event_sync": [""]}}, "outbound.event_sync", "non-empty name"),

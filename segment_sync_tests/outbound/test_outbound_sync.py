@@ -33,7 +33,9 @@ def sync_for(path, key: str = WRITE_KEY) -> OutboundSync:
     return OutboundSync(settings, key, LogWriter(settings.logs.dir), backoff_base_s=0.01)
 
 
-def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed(write_settings, segment_standin):
+def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed(
+    write_settings, segment_standin
+):
     eu = SegmentStandin("eu", {WRITE_KEY: "us", EU_WRITE_KEY: "eu"})
     with serve_in_thread(eu.app) as eu_url:
         wrong = write_settings(outbound={"region": "eu", "base_url": eu_url})
@@ -42,7 +44,9 @@ def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed
             sync_for(wrong).run(Stream.EVENTS, "run-wrong-region")
     settings = load_settings(wrong)
     assert OutboundState(settings.outbound.state_url).watermark(Stream.EVENTS) == 0
-    row = connect(settings.logs.dir).execute("SELECT status_code, error FROM outbound_log").fetchone()
+    row = (
+        connect(settings.logs.dir).execute("SELECT status_code, error FROM outbound_log").fetchone()
+    )
     assert row[0] == 401 and "region" in row[1]
     assert eu.messages == []
 
@@ -54,7 +58,9 @@ def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed
 
 def test_every_message_arrives_despite_5xx_and_429(write_settings, segment_standin):
     segment_standin.set_faults(error_rate=0.2, throttle_rate=0.1, retry_after_s=0.01)
-    path = write_settings(outbound={"base_url": segment_standin.url, "chunk_size": 100, "max_retries": 12})
+    path = write_settings(
+        outbound={"base_url": segment_standin.url, "chunk_size": 100, "max_retries": 12}
+    )
     seed(LoyaltyStore(load_settings(path).loyalty_store.url), 2000, 0, 50)
     result = sync_for(path).run(Stream.EVENTS, "run-faults")
     statuses = {r["status"] for r in segment_standin.requests}
@@ -65,8 +71,12 @@ def test_every_message_arrives_despite_5xx_and_429(write_settings, segment_stand
     assert result.counts.sent == len(received) and result.counts.retries > 0
 
 
-def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(write_settings, segment_standin):
-    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 2, "chunk_size": 500})
+def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(
+    write_settings, segment_standin
+):
+    path = write_settings(
+        outbound={"base_url": segment_standin.url, "max_retries": 2, "chunk_size": 500}
+    )
     settings = load_settings(path)
     seed(LoyaltyStore(settings.loyalty_store.url), 1500, 0, 30)
     segment_standin.set_faults(outage_requests=10_000)
@@ -77,9 +87,13 @@ def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(
     segment_standin.set_faults(outage_requests=0)
     assert sync_for(path).run(Stream.EVENTS, "run-after-outage").ok
     assert sorted(set(segment_standin.accepted_message_ids())) == expected_ids(settings)
-    pending = connect(settings.logs.dir).execute(
-        "SELECT count(DISTINCT message_id) FROM outbound_messages WHERE outcome = 'pending' AND run_id = 'run-outage'"
-    ).fetchone()[0]
+    pending = (
+        connect(settings.logs.dir)
+        .execute(
+            "SELECT count(DISTINCT message_id) FROM outbound_messages WHERE outcome = 'pending' AND run_id = 'run-outage'"
+        )
+        .fetchone()[0]
+    )
     assert pending == failed.value.result.counts.pending
 
 
@@ -118,12 +132,16 @@ def test_run_killed_mid_send_loses_nothing(write_settings):
     port = free_port()
     standin = _standin_process(port, "--delay", "0.05")
     try:
-        path = write_settings(outbound={"base_url": f"http://127.0.0.1:{port}", "chunk_size": 100, "max_in_flight": 1})
+        path = write_settings(
+            outbound={"base_url": f"http://127.0.0.1:{port}", "chunk_size": 100, "max_in_flight": 1}
+        )
         settings = load_settings(path)
         seed(LoyaltyStore(settings.loyalty_store.url), 4000, 0, 50)
         victim = _cli("run", "outbound", "--stream", "events")
         deadline = time.monotonic() + 60
-        while httpx.get(f"http://127.0.0.1:{port}/_standin/stats").json()["messages_accepted"] < 300:
+        while (
+            httpx.get(f"http://127.0.0.1:{port}/_standin/stats").json()["messages_accepted"] < 300
+        ):
             assert victim.poll() is None and time.monotonic() < deadline, victim.stdout.read()
             time.sleep(0.05)
         victim.send_signal(signal.SIGKILL)
@@ -167,14 +185,18 @@ def test_write_key_appears_in_no_log_row_error_or_stdout(write_settings, segment
 
 def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_standin):
     path = write_settings(
-        loyalty_store={"url": pg_url}, outbound={"base_url": segment_standin.url, "state_url": pg_url}
+        loyalty_store={"url": pg_url},
+        outbound={"base_url": segment_standin.url, "state_url": pg_url},
     )
     settings = load_settings(path)
     seed(LoyaltyStore(pg_url), 700, 100, 20)
     state = OutboundState(pg_url)
     with state.lock(Stream.EVENTS):
         other = OutboundState(pg_url)
-        with pytest.raises(RuntimeError, match="another run"), other.lock(Stream.EVENTS, wait_s=0.3):
+        with (
+            pytest.raises(RuntimeError, match="another run"),
+            other.lock(Stream.EVENTS, wait_s=0.3),
+        ):
             pass
         other.close()
     result = sync_for(path).run(Stream.EVENTS, "run-pg")
@@ -187,7 +209,10 @@ def test_two_runs_never_send_the_same_stream_at_once(write_settings):
     path = write_settings()
     state = OutboundState(load_settings(path).outbound.state_url)
     with state.lock(Stream.EVENTS):
-        with pytest.raises(RuntimeError, match="another run"), state.lock(Stream.EVENTS, wait_s=0.2):
+        with (
+            pytest.raises(RuntimeError, match="another run"),
+            state.lock(Stream.EVENTS, wait_s=0.2),
+        ):
             pass
         with state.lock(Stream.PROFILES, wait_s=0.2):
             pass  # another stream is free

@@ -29,7 +29,11 @@ sizes = st.lists(st.integers(min_value=0, max_value=MAX_MESSAGE_BYTES - 60), max
 
 
 @settings(max_examples=60, deadline=None)
-@given(sizes=sizes, max_count=st.integers(1, 50), max_bytes=st.integers(MAX_MESSAGE_BYTES + 100, 200_000))
+@given(
+    sizes=sizes,
+    max_count=st.integers(1, 50),
+    max_bytes=st.integers(MAX_MESSAGE_BYTES + 100, 200_000),
+)
 def test_no_request_breaks_a_limit_and_every_message_is_sent_once(sizes, max_count, max_bytes):
     messages = [message(i, s) for i, s in enumerate(sizes)]
     groups = list(batches(messages, max_bytes=max_bytes, max_count=max_count))

@@ -29,7 +29,9 @@ def standin():
 
 def send(url: str, key: str, payload: bytes, **options) -> object:
     async def go():
-        async with SegmentClient(url, key, backoff_base_s=0.01, backoff_cap_s=0.05, **options) as client:
+        async with SegmentClient(
+            url, key, backoff_base_s=0.01, backoff_cap_s=0.05, **options
+        ) as client:
             return await client.send(payload)
 
     return asyncio.run(go())
@@ -50,7 +52,9 @@ def test_throttling_is_retried_honouring_retry_after(standin):
         standin.set_faults(throttle_rate=0.0)
 
     async def go():
-        async with SegmentClient(standin.url, KEY, backoff_base_s=0.001, backoff_cap_s=0.002) as client:
+        async with SegmentClient(
+            standin.url, KEY, backoff_base_s=0.001, backoff_cap_s=0.002
+        ) as client:
             _, outcome = await asyncio.gather(lift(), client.send(body()))
             return outcome
 

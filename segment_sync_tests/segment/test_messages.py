@@ -101,4 +101,6 @@ def test_identify_with_no_allow_listed_field_is_skipped_with_reason():
 
 
 def test_timestamps_are_utc_with_milliseconds():
-    assert iso_timestamp(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "2026-01-02T03:04:05.006Z"
+    assert (
+        iso_timestamp(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "2026-01-02T03:04:05.006Z"
+    )

@@ -1,0 +1,231 @@
+"""Inbound acceptance: signed webhooks -> receiver -> buffer -> sensor -> job -> Antavo -> logs."""
+
+from __future__ import annotations
+
+import dagster as dg
+import httpx
+import orjson
+import pytest
+
+from segment_sync.definitions import build_definitions
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.ingest import InboundIngest
+from segment_sync.inbound.receiver import create_receiver_app
+from segment_sync.inbound.signature import js_stringify, sign
+from segment_sync.logs.store import LogWriter, connect
+from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.sync import OutboundSync
+from segment_sync.settings import load_settings
+from segment_sync.standins.server import serve_in_thread
+from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET, WEBHOOK_SECRET, WRITE_KEY
+
+ORDER_MAPPING = {
+    "name": "Order completed",
+    "action": "loyalty_event",
+    "trigger": 'type = "track" and event = "Order Completed"',
+    "fields": {
+        "action": {"@literal": "checkout"},
+        "data": {"total": {"@path": "$.properties.total"}},
+    },
+}
+PROFILE_MAPPING = {"name": "Profile updates", "action": "profile_update"}
+
+IDENTIFY = {
+    "type": "identify",
+    "messageId": "in-identify-1",
+    "userId": "c-1",
+    "traits": {"first_name": "Anna", "last_name": "Kovács", "email": "anna@example.com",
+               "birthday": "1988-07-14", "plan": "gold"},
+}  # fmt: skip
+ORDER = {
+    "type": "track",
+    "messageId": "in-order-1",
+    "userId": "c-2",
+    "event": "Order Completed",
+    "properties": {"total": 59.5},
+}
+PAGE = {"type": "page", "messageId": "in-page-1", "userId": "c-3", "name": "Home"}
+
+
+def post(url: str, payload: object) -> httpx.Response:
+    body = orjson.dumps(payload)
+    first = payload[0] if isinstance(payload, list) else payload
+    signature = sign(js_stringify(first) if isinstance(payload, list) else body, WEBHOOK_SECRET)
+    return httpx.post(
+        f"{url}/segment",
+        content=body,
+        headers={"X-Signature": signature, "Content-Type": "application/json"},
+    )
+
+
+@pytest.fixture
+def inbound(write_settings, antavo_standin, segment_standin, tmp_path):
+    path = write_settings(
+        outbound={"base_url": segment_standin.url, "event_sync": ["checkout", "point_add"],
+                  "customer_fields_sync": ["first_name", "email"]},
+        inbound={"base_url": antavo_standin.url, "buffer_url": f"sqlite:///{tmp_path}/inbound.db",
+                 "mappings": [ORDER_MAPPING, PROFILE_MAPPING], "max_attempts": 2, "max_retries": 2},
+    )  # fmt: skip
+    settings = load_settings(path)
+    buffer = InboundBuffer(settings.inbound.buffer_url)
+    with serve_in_thread(create_receiver_app(buffer, WEBHOOK_SECRET)) as receiver_url:
+        yield path, settings, buffer, receiver_url
+
+
+def ingest(settings, run_id: str = "run-1"):
+    return InboundIngest(
+        settings, ANTAVO_KEY, ANTAVO_SECRET, LogWriter(settings.logs.dir), backoff_base_s=0.01
+    ).run(run_id)
+
+
+def test_signed_webhooks_reach_antavo_and_the_loyalty_store_through_a_sensor_run(
+    inbound, antavo_standin
+):
+    path, settings, buffer, receiver = inbound
+    assert post(receiver, IDENTIFY).json() == {"stored": 1, "duplicates": 0}
+    assert post(receiver, [ORDER, PAGE]).json() == {"stored": 2, "duplicates": 0}
+    defs = build_definitions(str(path))
+    with dg.instance_for_test() as instance:
+        sensor = defs.resolve_sensor_def("inbound_buffer_sensor")
+        context = dg.build_sensor_context(
+            instance=instance, definitions=defs, resources=defs.resources
+        )
+        request = sensor(context)
+        run = defs.resolve_job_def("inbound_ingest_job").execute_in_process(
+            run_config=request.run_config, instance=instance, tags=request.tags
+        )
+    assert run.success
+    registered = {e["action"]: e for e in antavo_standin.events}
+    assert {k: registered["profile"][k] for k in ("customer", "action", "data")} == {
+        "customer": "c-1",
+        "action": "profile",
+        "data": {
+            "first_name": "Anna",
+            "last_name": "Kovács",
+            "email": "anna@example.com",
+            "birth_date": "1988-07-14",
+        },
+    }
+    assert registered["checkout"]["customer"] == "c-2" and registered["checkout"]["data"] == {
+        "total": 59.5
+    }
+    assert buffer.counts() == {"done": 3} or buffer.counts().get("done") == 3
+
+    store = LoyaltyStore(settings.loyalty_store.url)
+    assert [(e.customer_id, e.action, e.origin) for e in store.events_after(0, 10**9, 100)] == [
+        ("c-2", "checkout", "segment")
+    ]
+    db = connect(settings.logs.dir)
+    items = dict(db.execute("SELECT message_id, outcome FROM inbound_items").fetchall())
+    assert items == {"in-identify-1": "done", "in-order-1": "done", "in-page-1": "no_match"}
+    ids = {
+        r[0]
+        for r in db.execute(
+            "SELECT antavo_event_id FROM inbound_items WHERE outcome = 'done'"
+        ).fetchall()
+    }
+    assert ids == {e["id"] for e in antavo_standin.events}
+    log = db.execute("SELECT status, status_code, error FROM inbound_log").fetchall()
+    assert log and all(row == ("success", 200, None) for row in log)
+    assert db.execute("SELECT trigger, status FROM sync_runs").fetchall() == [("sensor", "success")]
+
+
+def test_event_from_segment_is_not_sent_back_out(inbound, segment_standin):
+    path, settings, buffer, receiver = inbound
+    post(receiver, [ORDER, IDENTIFY])
+    assert ingest(settings).ok
+    result = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
+        Stream.EVENTS, "out-1"
+    )
+    profiles = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
+        Stream.PROFILES, "out-2"
+    )
+    assert result.counts.skipped == 1 and profiles.counts.skipped == 1
+    assert segment_standin.messages == []
+    reasons = (
+        connect(settings.logs.dir)
+        .execute("SELECT DISTINCT error FROM outbound_messages")
+        .fetchall()
+    )
+    assert reasons == [("came in from Segment through the inbound path; not echoed back",)]
+
+
+def test_event_without_user_id_is_a_failed_item_with_a_readable_error(inbound):
+    _, settings, buffer, receiver = inbound
+    post(receiver, {**ORDER, "userId": None, "anonymousId": "anon-1", "messageId": "no-user"})
+    result = ingest(settings)
+    assert not result.ok and result.counts.failed == 1
+    record = buffer.get_by_message_id("no-user")
+    assert record.status == "failed"
+    assert "missing the required field 'customer'" in record.last_error
+    error = (
+        connect(settings.logs.dir)
+        .execute("SELECT error FROM inbound_items WHERE message_id = 'no-user'")
+        .fetchone()[0]
+    )
+    assert "customer" in error
+
+
+def test_customer_not_found_is_a_failed_item_shown_in_the_inbound_log(inbound, antavo_standin):
+    _, settings, buffer, receiver = inbound
+    antavo_standin.configure(known_customers={"c-2"})
+    post(receiver, [ORDER, {**ORDER, "messageId": "ghost", "userId": "ghost-9"}])
+    result = ingest(settings)
+    assert result.counts.failed == 1 and result.counts.done == 1
+    assert buffer.get_by_message_id("ghost").status == "failed"
+    assert buffer.get_by_message_id("in-order-1").status == "done"
+    db = connect(settings.logs.dir)
+    errors = " ".join(
+        r[0] or ""
+        for r in db.execute("SELECT error FROM inbound_items WHERE message_id = 'ghost'").fetchall()
+    )
+    assert "not found" in errors.lower()
+    bodies = " ".join(
+        r[0] or "" for r in db.execute("SELECT response_body FROM inbound_log").fetchall()
+    )
+    assert "not found" in bodies.lower()
+
+
+def test_server_errors_are_retried_and_succeed(inbound, antavo_standin):
+    _, settings, buffer, receiver = inbound
+    antavo_standin.configure(fail_next=[503, 500])
+    post(receiver, ORDER)
+    result = ingest(settings)
+    assert result.ok and buffer.get_by_message_id("in-order-1").status == "done"
+    codes = [
+        r[0]
+        for r in connect(settings.logs.dir)
+        .execute("SELECT status_code FROM inbound_log ORDER BY timestamp")
+        .fetchall()
+    ]
+    assert codes == [503, 500, 200]
+
+
+def test_items_still_failing_are_retried_by_later_runs_then_marked_failed(inbound, antavo_standin):
+    _, settings, buffer, receiver = inbound
+    antavo_standin.configure(error_rate=1.0)
+    post(receiver, ORDER)
+    first = ingest(settings, "run-a")
+    assert first.counts.retried == 1 and buffer.get_by_message_id("in-order-1").status == "pending"
+    second = ingest(settings, "run-b")
+    assert second.counts.failed == 1
+    record = buffer.get_by_message_id("in-order-1")
+    assert (
+        record.status == "failed"
+        and record.attempts == 2
+        and "HTTP 5" in (record.last_error or "HTTP 5")
+    )
+
+
+def test_secrets_never_reach_the_logs(inbound, antavo_standin):
+    _, settings, _, receiver = inbound
+    antavo_standin.configure(known_customers={"nobody"})
+    post(receiver, [ORDER, IDENTIFY])
+    ingest(settings)
+    db = connect(settings.logs.dir)
+    dumped = str(db.execute("SELECT * FROM inbound_log").fetchall()) + str(
+        db.execute("SELECT * FROM inbound_items").fetchall()
+    )
+    for secret in (ANTAVO_KEY, ANTAVO_SECRET, WEBHOOK_SECRET):
+        assert secret not in dumped
