@@ -17,8 +17,15 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR, load_settings
 
 EXAMPLE_SETTINGS = Path("data/segment_sync.example.yaml")
-DEMO_SECRETS = {"SEGMENT_WRITE_KEY": "demo-us-write-key"}
+DEMO_SECRETS = {
+    "SEGMENT_WRITE_KEY": "demo-us-write-key",
+    "ANTAVO_API_KEY": "demo-antavo-key",
+    "ANTAVO_API_SECRET": "demo-antavo-secret",
+    "SEGMENT_WEBHOOK_SECRET": "demo-webhook-secret",
+}
 SEGMENT_STANDIN_PORT = 8701
+ANTAVO_STANDIN_PORT = 8702
+RECEIVER_PORT = 8703
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20) -> None:
@@ -48,18 +55,34 @@ def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
     os.environ.update({k: env[k] for k in DEMO_SECRETS})
     settings = load_settings(settings_file)
 
+    inbound = settings.inbound
+    services = {
+        "Segment stand-in (LOCAL, not Segment)": (
+            SEGMENT_STANDIN_PORT,
+            ["-m", "segment_sync.standins.segment", "--port", str(SEGMENT_STANDIN_PORT),
+             "--region", settings.outbound.region, "--no-keep-messages",
+             "--write-key-env", f"{settings.outbound.write_key_env}={settings.outbound.region}"],
+        ),
+        "Antavo stand-in (LOCAL, not Antavo)": (
+            ANTAVO_STANDIN_PORT,
+            ["-m", "segment_sync.standins.antavo", "--port", str(ANTAVO_STANDIN_PORT),
+             "--stack", inbound.stack, "--api-key-env", inbound.api_key_env,
+             "--api-secret-env", inbound.api_secret_env,
+             "--loyalty-store", settings.loyalty_store.url],
+        ),
+        "Segment webhook receiver (POST /segment)": (
+            RECEIVER_PORT,
+            ["-m", "segment_sync.cli", "serve-webhooks", "--port", str(RECEIVER_PORT),
+             "--settings", str(settings_file)],
+        ),
+    }  # fmt: skip
     children: list[subprocess.Popen] = []
     try:
-        segment = subprocess.Popen(
-            [sys.executable, "-m", "segment_sync.standins.segment", "--port", str(SEGMENT_STANDIN_PORT),
-             "--region", settings.outbound.region,
-             "--write-key-env", f"{settings.outbound.write_key_env}={settings.outbound.region}",
-             "--no-keep-messages"],
-            env=env,
-        )  # fmt: skip
-        children.append(segment)
-        _wait_healthy(f"http://127.0.0.1:{SEGMENT_STANDIN_PORT}/healthz", segment)
-        print(f"Segment stand-in (LOCAL, not Segment) on http://127.0.0.1:{SEGMENT_STANDIN_PORT}")
+        for label, (port, args) in services.items():
+            child = subprocess.Popen([sys.executable, *args], env=env)
+            children.append(child)
+            _wait_healthy(f"http://127.0.0.1:{port}/healthz", child)
+            print(f"{label} on http://127.0.0.1:{port}")
 
         store = LoyaltyStore(settings.loyalty_store.url)
         seed(store, events, profiles, customer_count=max(10, events // 20))

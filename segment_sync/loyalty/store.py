@@ -117,15 +117,23 @@ class LoyaltyStore:
             return [_event(tuple(r)) for r in conn.execute(query.order_by(loyalty_events.c.id))]
 
     def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
-        # Driver-level SQL: the ORM-free tuple path reads ~3x faster, and this is the hot loop.
+        # The DB-API cursor directly: SQLAlchemy's row wrapping costs ~1 us a row on the hot loop.
         columns = ", ".join(c.name for c in table.columns)
         mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
         sql = (
             f"SELECT {columns} FROM {table.name} WHERE id > {mark} AND id <= {mark} "
             f"ORDER BY id LIMIT {mark}"
         )
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql(sql, (after_id, upto_id, limit)).fetchall()
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (after_id, upto_id, limit))
+            rows = cursor.fetchall()
+            cursor.close()
+            connection.commit()  # ends the read transaction (PostgreSQL would hold a snapshot)
+            return rows
+        finally:
+            connection.close()
 
     def append_events(self, events: Sequence[NewEvent]) -> list[int]:
         """Append events in one transaction; returns their ids in order."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +95,17 @@ def build_messages(
     return messages, not_sent, not_allow_listed
 
 
+@contextmanager
+def _fewer_gc_pauses() -> Iterator[None]:
+    """A chunk allocates ~10 objects per row; default thresholds spend a third of the time in gc."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 class OutboundSync:
     """Runs the outbound sync of one stream to the configured Segment destination."""
 
@@ -139,19 +152,81 @@ class OutboundSync:
             timeout_s=outbound.timeout_s,
             max_in_flight=outbound.max_in_flight,
         )
+
+        def read(after: int) -> asyncio.Task:
+            # In a thread, so the next chunk is read while this one's requests are in flight.
+            rows = asyncio.to_thread(
+                self.store.rows_after, stream, after, target, outbound.chunk_size
+            )
+            return asyncio.ensure_future(rows)
+
+        upcoming = read(start) if start < target else None
         try:
-            while result.watermark_after < target and result.ok:
-                rows = self.store.rows_after(
-                    stream, result.watermark_after, target, outbound.chunk_size
-                )
-                if not rows:
+            with _fewer_gc_pauses():
+                while upcoming is not None and result.ok:
+                    rows = await upcoming
+                    if not rows:
+                        break
+                    last = rows[-1].id
+                    upcoming = read(last) if last < target else None
+                    await self._send_chunk(client, stream, rows, result)
+                    del rows
+                    self.logs.flush()  # per chunk: memory stays flat however long the backlog
+                    if result.ok:
+                        self.state.advance(stream, last, run_id)
+                        result.watermark_after = last
+                    if self.on_chunk:
+                        self.on_chunk(result)
+        finally:
+            if upcoming is not None:
+                upcoming.cancel()
+            await client.aclose()
+            self.logs.flush()
+        if not result.ok:
+            raise OutboundFailed(result)
+        return result
+
+    def send_rows(
+        self,
+        stream: Stream,
+        rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange],
+        run_id: str,
+    ) -> OutboundResult:
+        """Send exactly `rows` (e.g. found by reconciliation); the watermark does not move.
+
+        Same messages, batching, client and log rows as `run`. The caller holds
+        `self.state.lock(stream)` while it decides which rows to send and sends them, so no
+        outbound run sends (or has sent but not yet logged) the same rows meanwhile.
+        Raises OutboundFailed when a request failed for good; what was not delivered is logged
+        as pending and stays undelivered (a later reconciliation finds it again).
+        """
+        return asyncio.run(self._send_rows(stream, rows, run_id))
+
+    async def _send_rows(
+        self,
+        stream: Stream,
+        rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange],
+        run_id: str,
+    ) -> OutboundResult:
+        watermark = self.state.watermark(stream)
+        upto = max((row.id for row in rows), default=watermark)
+        result = OutboundResult(stream, run_id, watermark, watermark, upto)
+        outbound = self.settings.outbound
+        client = SegmentClient(
+            outbound.endpoint,
+            self.write_key,
+            max_retries=outbound.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=outbound.backoff_cap_s,
+            timeout_s=outbound.timeout_s,
+            max_in_flight=outbound.max_in_flight,
+        )
+        try:
+            for start in range(0, len(rows), outbound.chunk_size):
+                chunk = rows[start : start + outbound.chunk_size]
+                await self._send_chunk(client, stream, chunk, result)
+                if not result.ok:
                     break
-                await self._send_chunk(client, stream, rows, result)
-                if result.ok:
-                    self.state.advance(stream, rows[-1].id, run_id)
-                    result.watermark_after = rows[-1].id
-                if self.on_chunk:
-                    self.on_chunk(result)
         finally:
             await client.aclose()
             self.logs.flush()
@@ -170,8 +245,8 @@ class OutboundSync:
         messages, not_sent, not_allow_listed = build_messages(rows, self.settings, stream)
         counts.rows_read += len(rows)
         counts.not_allow_listed += not_allow_listed
-        self.logs.extend(
-            "outbound_messages", [self._not_sent_row(n, result.run_id, stream) for n in not_sent]
+        self.logs.extend_columns(
+            "outbound_messages", message_columns(not_sent, result.run_id, stream)
         )
         for n in not_sent:
             if n.outcome == "skipped":
@@ -211,13 +286,8 @@ class OutboundSync:
         if outcome is None:
             counts.pending += len(group)
             error = "not sent: the run stopped after an earlier request failed; stays pending"
-            self.logs.extend(
-                "outbound_messages",
-                [
-                    self._message_row(m, None, "pending", error, stream, result.run_id)
-                    for m in group
-                ],
-            )
+            columns = message_columns(group, result.run_id, stream, None, "pending", error)
+            self.logs.extend_columns("outbound_messages", columns)
             return
         counts.requests += len(outcome.attempts)
         counts.retries += len(outcome.attempts) - 1
@@ -238,10 +308,8 @@ class OutboundSync:
                     f"Segment request {last.identifier} failed: {error}. "
                     f"Delivered up to {stream.value} id {result.watermark_after}; the rest stays pending."
                 )
-        self.logs.extend(
-            "outbound_messages",
-            [self._message_row(m, last, outcome_name, error, stream, result.run_id) for m in group],
-        )
+        columns = message_columns(group, result.run_id, stream, last, outcome_name, error)
+        self.logs.extend_columns("outbound_messages", columns)
 
     def _request_row(
         self, attempt: Attempt, group: list[Message], body: bytes, stream: Stream, run_id: str
@@ -267,43 +335,29 @@ class OutboundSync:
             "response_body": attempt.response_body,
         }
 
-    @staticmethod
-    def _message_row(
-        message: Message,
-        attempt: Attempt | None,
-        outcome: str,
-        error: str | None,
-        stream: Stream,
-        run_id: str,
-    ) -> dict[str, Any]:
-        return {
-            "timestamp": attempt.started_at if attempt else datetime.now(UTC),
-            "message_id": message.message_id,
-            "identifier": attempt.identifier if attempt else None,
-            "run_id": run_id,
-            "stream": stream.value,
-            "source_id": message.source_id,
-            "customer_id": message.customer_id,
-            "event_type": message.event_type,
-            "event_name": message.event_name,
-            "outcome": outcome,
-            "error": error,
-            "size_bytes": message.size,
-        }
 
-    @staticmethod
-    def _not_sent_row(item: NotSent, run_id: str, stream: Stream) -> dict[str, Any]:
-        return {
-            "timestamp": datetime.now(UTC),
-            "message_id": item.message_id,
-            "identifier": None,
-            "run_id": run_id,
-            "stream": stream.value,
-            "source_id": item.source_id,
-            "customer_id": item.customer_id,
-            "event_type": item.event_type,
-            "event_name": item.event_name,
-            "outcome": item.outcome,
-            "error": item.reason,
-            "size_bytes": item.size,
-        }
+def message_columns(
+    items: Sequence[Message] | Sequence[NotSent],
+    run_id: str,
+    stream: Stream,
+    attempt: Attempt | None = None,
+    outcome: str | None = None,
+    error: str | None = None,
+) -> dict[str, list]:
+    """`outbound_messages` rows as columns; NotSent items carry their own outcome and reason."""
+    n = len(items)
+    own = outcome is None
+    return {
+        "timestamp": [attempt.started_at if attempt else datetime.now(UTC)] * n,
+        "message_id": [m.message_id for m in items],
+        "identifier": [attempt.identifier if attempt else None] * n,
+        "run_id": [run_id] * n,
+        "stream": [stream.value] * n,
+        "source_id": [m.source_id for m in items],
+        "customer_id": [m.customer_id for m in items],
+        "event_type": [m.event_type for m in items],
+        "event_name": [m.event_name for m in items],
+        "outcome": [m.outcome for m in items] if own else [outcome] * n,
+        "error": [m.reason for m in items] if own else [error] * n,
+        "size_bytes": [m.size for m in items],
+    }
