@@ -1,0 +1,99 @@
+"""The `segment-sync` command line, driven through click's runner against real services."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from segment_sync.cli import main
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.settings import load_settings
+from segment_sync_tests.conftest import EU_WRITE_KEY, WRITE_KEY
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_settings_check_accepts_a_valid_file(write_settings):
+    result = invoke("settings", "check", "--settings", str(write_settings()))
+    assert result.exit_code == 0 and "settings OK" in result.output
+
+
+def test_settings_check_names_each_bad_key_and_exits_non_zero(write_settings):
+    path = write_settings(outbound={"region": "asia", "chunk_size": 0})
+    result = invoke("settings", "check", "--settings", str(path))
+    assert result.exit_code == 1
+    assert "outbound.region" in result.output and "outbound.chunk_size" in result.output
+
+
+def test_settings_check_connect_verifies_the_write_key_against_the_region(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    result = invoke("settings", "check", "--connect", "--settings", str(path))
+    assert result.exit_code == 0 and "write key accepted" in result.output
+
+
+def test_settings_check_connect_reports_a_key_from_another_region(
+    write_settings, segment_standin, monkeypatch
+):
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)
+    result = invoke("settings", "check", "--connect", "--settings", str(path))
+    assert result.exit_code == 1
+    assert "refused the write key" in result.output and "outbound.region" in result.output
+    assert EU_WRITE_KEY not in result.output
+
+
+def test_demo_seed_writes_realistic_events_and_profile_changes(write_settings):
+    path = write_settings()
+    result = invoke(
+        "demo",
+        "seed",
+        "--events",
+        "300",
+        "--profiles",
+        "60",
+        "--customers",
+        "40",
+        "--settings",
+        str(path),
+    )
+    assert result.exit_code == 0, result.output
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    events = store.events_after(0, 10**9, 1000)
+    changes = store.profile_changes_after(0, 10**9, 1000)
+    assert len(events) == 300 and len(changes) == 60
+    assert len({e.action for e in events}) >= 4
+    assert any(e.external_customer_id is None for e in events)
+    assert any(e.external_customer_id for e in events)
+    fields = {k for c in changes for k in c.attributes}
+    assert {"email", "tier"} <= fields  # allow-listed and other fields
+
+
+def test_run_outbound_prints_a_summary_and_exits_zero(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    invoke("demo", "seed", "--events", "200", "--profiles", "20", "--settings", str(path))
+    result = invoke("run", "outbound", "--settings", str(path))
+    assert result.exit_code == 0, result.output
+    assert (
+        "events" in result.output and "profiles" in result.output and "succeeded" in result.output
+    )
+    assert WRITE_KEY not in result.output
+
+
+def test_run_outbound_exits_non_zero_when_segment_is_down(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 1})
+    invoke("demo", "seed", "--events", "50", "--profiles", "0", "--settings", str(path))
+    segment_standin.set_faults(outage_requests=1000)
+    result = invoke("run", "outbound", "--stream", "events", "--settings", str(path))
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "HTTP 503" in result.output
+
+
+def test_serve_webhooks_refuses_to_start_without_a_secret(write_settings, monkeypatch):
+    monkeypatch.delenv("SEGMENT_WEBHOOK_SECRET", raising=False)
+    result = invoke("serve-webhooks", "--settings", str(write_settings()))
+    assert result.exit_code == 1
+    assert "SEGMENT_WEBHOOK_SECRET" in result.output and "--insecure" in result.output
