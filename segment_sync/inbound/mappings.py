@@ -37,6 +37,7 @@ import copy
 import re
 from collections.abc import Mapping as AbstractMapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -151,6 +152,11 @@ class Mapping:
         merged.update(copy.deepcopy(self.fields))
         return merged
 
+    @cached_property
+    def merged_fields(self) -> dict[str, Any]:
+        """effective_fields() computed once: shared by every event, so never mutate it."""
+        return self.effective_fields()
+
     def validate(self, multi_accounts: bool) -> list[str]:
         """Readable configuration errors, each naming the mapping and the field; empty if fine."""
         label = f"Mapping {self.name!r}"
@@ -234,7 +240,7 @@ def build_antavo_event(mapping: Mapping, event: dict[str, Any], multi_accounts: 
         raise MappingError(f"Mapping {mapping.name!r} has an unknown action {mapping.action!r}.")
     if not isinstance(event, dict):
         raise MappingError(f"data must be an object, got {_type_name(event)}")
-    fields = mapping.effective_fields()
+    fields = mapping.merged_fields
     payload: dict[str, Any] = {}
     for name in spec.fields:  # unknown fields are dropped, as Ajv's removeAdditional does
         if name in fields:
