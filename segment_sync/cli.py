@@ -7,22 +7,8 @@ import uuid
 
 import click
 
-from segment_sync.settings import SETTINGS_ENV_VAR, Settings, SettingsError, load_settings
-
-_settings_option = click.option(
-    "--settings",
-    "settings_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"Settings file (default: ${SETTINGS_ENV_VAR}, else data/segment_sync.yaml).",
-)
-
-
-def _load(settings_file: str | None) -> Settings:
-    try:
-        return load_settings(settings_file)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+from segment_sync.cli_options import load_or_fail, settings_option
+from segment_sync.settings import SettingsError
 
 
 @click.group()
@@ -36,13 +22,13 @@ def settings() -> None:
 
 
 @settings.command("check")
-@_settings_option
+@settings_option
 @click.option("--connect", is_flag=True, help="Also verify the write key against the region.")
 def settings_check(settings_file: str | None, connect: bool) -> None:
     """Validate the settings file; with --connect, ask Segment whether the write key is accepted."""
     from segment_sync.outbound.connect import check_write_key
 
-    loaded = _load(settings_file)
+    loaded = load_or_fail(settings_file)
     click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
     if connect:
         try:
@@ -58,7 +44,7 @@ def demo() -> None:
 
 
 @demo.command("seed")
-@_settings_option
+@settings_option
 @click.option("--events", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--profiles", type=click.IntRange(min=0), default=200, show_default=True)
 @click.option("--customers", type=click.IntRange(min=1), default=100, show_default=True)
@@ -70,7 +56,7 @@ def demo_seed(
     from segment_sync.loyalty.demo import seed
     from segment_sync.loyalty.store import LoyaltyStore
 
-    store = LoyaltyStore(_load(settings_file).loyalty_store.url)
+    store = LoyaltyStore(load_or_fail(settings_file).loyalty_store.url)
     seed(store, events, profiles, customers, seed_value)
     click.echo(
         f"seeded {events} loyalty events and {profiles} profile changes for {customers} customers"
@@ -96,7 +82,7 @@ def run() -> None:
 
 
 @run.command("outbound")
-@_settings_option
+@settings_option
 @click.option(
     "--stream",
     type=click.Choice(["events", "profiles", "all"]),
@@ -107,7 +93,7 @@ def run_outbound(settings_file: str | None, stream: str) -> None:
     """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
     from segment_sync.outbound.manual import run_manual_outbound
 
-    loaded = _load(settings_file)
+    loaded = load_or_fail(settings_file)
     ok = run_manual_outbound(
         loaded, stream, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo
     )
@@ -115,18 +101,18 @@ def run_outbound(settings_file: str | None, stream: str) -> None:
 
 
 @run.command("inbound")
-@_settings_option
+@settings_option
 def run_inbound(settings_file: str | None) -> None:
     """Ingest everything pending in the webhook buffer now; exits non-zero if any item failed."""
     from segment_sync.inbound.manual import run_manual_inbound
 
-    loaded = _load(settings_file)
+    loaded = load_or_fail(settings_file)
     ok = run_manual_inbound(loaded, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo)
     sys.exit(0 if ok else 1)
 
 
 @main.command("serve-webhooks")
-@_settings_option
+@settings_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8703, show_default=True)
 @click.option("--insecure", is_flag=True, help="Accept unsigned webhooks (no shared secret set).")
@@ -134,7 +120,7 @@ def serve_webhooks(settings_file: str | None, host: str, port: int, insecure: bo
     """Receive Segment "Webhooks (Actions)" at POST /segment into the durable buffer."""
     from segment_sync.inbound.receiver import run_receiver
 
-    loaded = _load(settings_file)
+    loaded = load_or_fail(settings_file)
     secret = loaded.webhook_secret()
     if not secret and not insecure:
         raise click.ClickException(

@@ -13,9 +13,9 @@ from typing import Any
 import click
 import duckdb
 
+from segment_sync.cli_options import load_or_fail, settings_option
 from segment_sync.logs.filters import FilterError, LogName, compile_filter, time_range
 from segment_sync.logs.store import connect
-from segment_sync.settings import SETTINGS_ENV_VAR, SettingsError, load_settings
 
 # (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
 COLUMNS: dict[LogName, list[tuple[str, str]]] = {
@@ -50,14 +50,6 @@ FILTER_HELP = (
     'also >, <, >=, <= and classes like 5xx. Quote values containing " and " or commas.'
 )
 
-_settings_option = click.option(
-    "--settings",
-    "settings_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"Settings file (default: ${SETTINGS_ENV_VAR}, else data/segment_sync.yaml).",
-)
-
 
 @click.group("logs")
 def logs() -> None:
@@ -67,7 +59,7 @@ def logs() -> None:
 def _list_options(func: Callable[..., None]) -> Callable[..., None]:
     """The options shared by `logs outbound` and `logs inbound`."""
     options = [
-        _settings_option,
+        settings_option,
         click.option("--filter", "filter_text", default="", help=FILTER_HELP),
         click.option(
             "--since", default=None, help="From this time: ISO date/time or 30m, 1h, 7d ago."
@@ -125,7 +117,7 @@ def logs_inbound(
 
 @logs.command("show")
 @click.argument("identifier")
-@_settings_option
+@settings_option
 @click.option("--full", is_flag=True, help="Print bodies and customer lists without truncation.")
 def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
     """One request expanded: every column, then its request and response bodies."""
@@ -311,11 +303,7 @@ def _body(body: str | None, full: bool) -> str:
 
 def _logs_dir(settings_file: str | None) -> Path:
     """The logs directory named by the settings; ClickException if unreadable or missing."""
-    try:
-        settings = load_settings(settings_file)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    directory = Path(settings.logs.dir)
+    directory = Path(load_or_fail(settings_file).logs.dir)
     if not directory.is_dir():
         raise click.ClickException(
             f"no logs yet: {directory} (logs.dir in the settings) does not exist; "

@@ -18,7 +18,6 @@ instead.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from segment_sync.locks import file_lock
 from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import (
     COMPRESSION,
@@ -61,24 +61,9 @@ def maintenance_lock(
     logs_dir: Path | str, table: str, timeout_s: float = LOCK_TIMEOUT_S
 ) -> Iterator[None]:
     """Hold the table's maintenance lock; TimeoutError if another holder keeps it `timeout_s`."""
-    directory = table_dir(logs_dir, table)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".maintenance.lock", "a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"{table}: another compaction or retention still runs after {timeout_s}s"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    busy = TimeoutError(f"{table}: another compaction or retention still runs after {timeout_s}s")
+    with file_lock(table_dir(logs_dir, table) / ".maintenance.lock", timeout_s, busy):
+        yield
 
 
 def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionResult:

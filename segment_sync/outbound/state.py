@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from segment_sync.db import create_engine, sqlite_path
+from segment_sync.locks import file_lock
 from segment_sync.loyalty.records import Stream
 
 metadata = sa.MetaData()
@@ -76,7 +76,8 @@ class OutboundState:
         """
         path = sqlite_path(self.url)
         if path is not None:
-            with _file_lock(path.with_name(f"{path.name}.{stream.value}.lock"), stream, wait_s):
+            lock_file = path.with_name(f"{path.name}.{stream.value}.lock")
+            with file_lock(lock_file, wait_s, _busy(stream, wait_s), poll_s=0.2):
                 yield
         else:
             with _advisory_lock(self.engine, stream, wait_s):
@@ -88,25 +89,6 @@ def _busy(stream: Stream, wait_s: float) -> StreamBusy:
         f"stream {stream.value!r} is being sent by another run (waited {wait_s:.0f}s); "
         "this run sent nothing. It will be picked up by the next run."
     )
-
-
-@contextmanager
-def _file_lock(path, stream: Stream, wait_s: float) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _busy(stream, wait_s) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

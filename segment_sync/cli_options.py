@@ -1,0 +1,23 @@
+"""What every `segment-sync` command shares: the --settings option and loading it."""
+
+from __future__ import annotations
+
+import click
+
+from segment_sync.settings import SETTINGS_ENV_VAR, Settings, SettingsError, load_settings
+
+settings_option = click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"Settings file (default: ${SETTINGS_ENV_VAR}, else data/segment_sync.yaml).",
+)
+
+
+def load_or_fail(settings_file: str | None) -> Settings:
+    """The validated settings, or a ClickException carrying every problem (no traceback)."""
+    try:
+        return load_settings(settings_file)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
