@@ -97,3 +97,41 @@ def test_serve_webhooks_refuses_to_start_without_a_secret(write_settings, monkey
     result = invoke("serve-webhooks", "--settings", str(write_settings()))
     assert result.exit_code == 1
     assert "SEGMENT_WEBHOOK_SECRET" in result.output and "--insecure" in result.output
+
+
+def test_run_inbound_ingests_the_buffer_and_prints_a_summary(
+    write_settings, antavo_standin, tmp_path
+):
+    from segment_sync.inbound.buffer import InboundBuffer
+
+    path = write_settings(
+        inbound={"base_url": antavo_standin.url, "buffer_url": f"sqlite:///{tmp_path}/in.db"}
+    )
+    InboundBuffer(f"sqlite:///{tmp_path}/in.db").add_many(
+        [
+            {
+                "type": "identify",
+                "messageId": "m-1",
+                "userId": "c-1",
+                "traits": {"email": "a@example.com"},
+            }
+        ]
+    )
+    result = invoke("run", "inbound", "--settings", str(path))
+    assert result.exit_code == 0, result.output
+    assert "done 1" in result.output and "succeeded" in result.output
+    assert antavo_standin.events[0]["action"] == "profile"
+
+
+def test_run_inbound_exits_non_zero_when_an_item_fails(write_settings, antavo_standin, tmp_path):
+    from segment_sync.inbound.buffer import InboundBuffer
+
+    path = write_settings(
+        inbound={"base_url": antavo_standin.url, "buffer_url": f"sqlite:///{tmp_path}/in.db"}
+    )
+    InboundBuffer(f"sqlite:///{tmp_path}/in.db").add_many(
+        [{"type": "identify", "messageId": "m-2", "traits": {}}]
+    )
+    result = invoke("run", "inbound", "--settings", str(path))
+    assert result.exit_code == 1
+    assert "FAILED" in result.output and "customer" in result.output

@@ -108,3 +108,57 @@ def test_the_shipped_example_settings_are_valid():
 
     example = Path(__file__).parents[1] / "data" / "segment_sync.example.yaml"
     assert load_settings(example).outbound.base_url == "http://127.0.0.1:8701"
+
+
+def _mapping(**changes) -> dict:
+    return {
+        "name": "Orders",
+        "action": "loyalty_event",
+        "fields": {"action": {"@literal": "checkout"}},
+        **changes,
+    }
+
+
+def test_no_mappings_means_only_the_default_profile_updates_mapping():
+    mappings = parse_settings({}).inbound.active_mappings()
+    assert [(m.name, m.action, m.trigger) for m in mappings] == [
+        ("Profile updates", "profile_update", 'type = "identify"')
+    ]
+
+
+def test_a_mapping_without_trigger_gets_its_actions_default_trigger():
+    (mapping,) = parse_settings({"inbound": {"mappings": [_mapping()]}}).inbound.active_mappings()
+    assert mapping.trigger == 'type = "track"'
+
+
+def test_loyalty_event_mapping_without_action_is_refused_naming_mapping_and_field():
+    problems = _problems({"inbound": {"mappings": [_mapping(fields={})]}})
+    assert len(problems) == 1
+    assert "Mapping 'Orders'" in problems[0] and "'action'" in problems[0]
+
+
+def test_multi_accounts_without_account_mapping_is_refused():
+    problems = _problems({"inbound": {"multi_accounts": True, "mappings": [_mapping()]}})
+    assert any("'account'" in p and "multi-accounts" in p for p in problems)
+
+
+def test_trigger_that_does_not_parse_is_refused_with_its_position():
+    problems = _problems({"inbound": {"mappings": [_mapping(trigger='type = "track" and')]}})
+    assert any("Mapping 'Orders'" in p and "'trigger'" in p and "column" in p for p in problems)
+
+
+def test_duplicate_mapping_names_are_refused():
+    problems = _problems({"inbound": {"mappings": [_mapping(), _mapping()]}})
+    assert any("used twice" in p for p in problems)
+
+
+def test_unknown_mapping_action_lists_the_valid_ones():
+    problems = _problems({"inbound": {"mappings": [_mapping(action="points")]}})
+    assert "'loyalty_event' or 'profile_update'" in problems[0]
+
+
+def test_antavo_endpoint_follows_the_stack():
+    assert (
+        parse_settings({"inbound": {"stack": "st2"}}).inbound.endpoint
+        == "https://api.st2.antavo.com"
+    )
