@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
+from segment_sync.defs.checks import (
+    LOG_CHECKS,
+    LOG_TABLE_SPECS,
+    log_checks_job,
+    log_checks_schedule,
+)
 from segment_sync.defs.inbound import inbound_buffer_sensor, inbound_ingest_job
+from segment_sync.defs.maintenance import (
+    log_maintenance_job,
+    log_maintenance_schedule,
+    outbound_reconcile_job,
+    outbound_reconcile_schedule,
+)
 from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
+from segment_sync.defs.run_results import build_run_failure_sensor
 from segment_sync.settings import load_settings, settings_path
+
+# Every run of these jobs becomes a `sync_runs` row (the checks job only reads the logs).
+SYNC_JOBS = [outbound_sync_job, inbound_ingest_job, outbound_reconcile_job, log_maintenance_job]
 
 
 def build_definitions(path: str | None = None) -> dg.Definitions:
@@ -15,8 +31,11 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     return dg.Definitions(
-        jobs=[outbound_sync_job, inbound_ingest_job],
-        sensors=[*outbound_sensors, inbound_buffer_sensor],
+        assets=LOG_TABLE_SPECS,
+        asset_checks=LOG_CHECKS,
+        jobs=[*SYNC_JOBS, log_checks_job],
+        sensors=[*outbound_sensors, inbound_buffer_sensor, build_run_failure_sensor(SYNC_JOBS)],
+        schedules=[log_maintenance_schedule, outbound_reconcile_schedule, log_checks_schedule],
         resources={
             "settings": SettingsResource(path=str(file)),
             "segment": SegmentResource(write_key=dg.EnvVar(settings.outbound.write_key_env)),

@@ -171,12 +171,57 @@ class LogsSettings(_Section):
     retention_days: int = Field(default=90, ge=1, le=36_500)
 
 
+class CheckSettings(_Section):
+    """Thresholds of the asset checks the Dagster UI shows on the log tables."""
+
+    # Undelivered (failed or pending) / attempted outbound messages, over the window.
+    outbound_error_rate_max: float = Field(default=0.05, ge=0, le=1)
+    outbound_error_rate_window_hours: float = Field(default=1.0, gt=0, le=24 * 31)
+    # Inbound buffer items that failed for good in the last hour.
+    inbound_failed_items_max: int = Field(default=0, ge=0, le=1_000_000)
+    # Age of the oldest loyalty event the sync passed (behind the watermark) but never delivered.
+    undelivered_event_age_max_minutes: float = Field(default=120.0, gt=0, le=60 * 24 * 366)
+
+
+class MaintenanceSettings(_Section):
+    """Log compaction and the outbound reconciliation (retention is `logs.retention_days`)."""
+
+    compact_min_files: int = Field(default=2, ge=2, le=100_000)
+    reconcile_lookback_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    checks: CheckSettings = Field(default_factory=CheckSettings)
+
+    @model_validator(mode="after")
+    def _check_sees_what_reconcile_sees(self) -> MaintenanceSettings:
+        minutes = self.checks.undelivered_event_age_max_minutes
+        if minutes >= self.reconcile_lookback_hours * 60:
+            raise ValueError(
+                f"checks.undelivered_event_age_max_minutes ({minutes:g}) must be shorter than "
+                f"reconcile_lookback_hours ({self.reconcile_lookback_hours:g} h = "
+                f"{self.reconcile_lookback_hours * 60:g} min): the check looks at the events of "
+                "the reconciliation window; lower the one or raise the other"
+            )
+        return self
+
+
 class Settings(_Section):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     loyalty_store: LoyaltyStoreSettings = Field(default_factory=LoyaltyStoreSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
+
+    @model_validator(mode="after")
+    def _reconcile_within_retention(self) -> Settings:
+        hours = self.maintenance.reconcile_lookback_hours
+        if hours >= self.logs.retention_days * 24:
+            raise ValueError(
+                f"maintenance.reconcile_lookback_hours ({hours:g}) must be shorter than "
+                f"logs.retention_days ({self.logs.retention_days} days = "
+                f"{self.logs.retention_days * 24} h): older delivery rows are deleted, so "
+                "reconciliation would resend events; lower the one or raise the other"
+            )
+        return self
 
     def write_key(self) -> str:
         """The Segment write key from the environment; a clear error names the variable if unset."""

@@ -3,9 +3,12 @@
 No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from segment_sync.defs.resources import AntavoResource, SettingsResource
+from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import TRIGGER_TAG, run_trigger
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.ingest import InboundIngest, IngestResult
@@ -46,7 +49,9 @@ def ingest_inbound_buffer(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> dg.Output[None]:
+) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
+    # A generator, so the materialization of a failed run is recorded too (events logged with
+    # context.log_event are dropped when the op raises).
     loaded = settings.load()
     logs = settings.log_writer()
     redactor = Redactor([antavo.api_key, antavo.api_secret])
@@ -57,12 +62,19 @@ def ingest_inbound_buffer(
         c = result.counts
         record.messages_sent, record.messages_failed = c.antavo_events, c.failed
         record.messages_skipped, record.requests = c.no_match, c.requests
-        metadata = ingest_metadata(result)
-        context.log_event(dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata))
+        metadata = ingest_metadata(result) | run_log_metadata(
+            loaded.logs.dir,
+            "inbound_log",
+            context.run_id,
+            record.started_at,
+            delivered=c.done,
+            undelivered=c.failed + c.retried,
+        )
+        yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
         if not result.ok:
             record.error = f"{c.failed} item(s) failed, {c.retried} will be retried"
             raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
-    return dg.Output(None, metadata=metadata)
+    yield dg.Output(None, metadata=metadata)
 
 
 @dg.job(description="Inbound ingest: buffered Segment events -> Antavo Events API.")

@@ -3,9 +3,12 @@
 No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from segment_sync.defs.resources import SegmentResource, SettingsResource
+from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, run_trigger
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
@@ -46,7 +49,9 @@ def sync_outbound_stream(
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> dg.Output[None]:
+) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
+    # A generator, so the materialization of a failed run is recorded too (events logged with
+    # context.log_event are dropped when the op raises).
     loaded = settings.load()
     logs = settings.log_writer()
     redactor = Redactor([segment.write_key])
@@ -58,15 +63,31 @@ def sync_outbound_stream(
         except OutboundFailed as failed:
             _count(record, failed.result)
             context.log.error(redactor.text(str(failed)))
+            metadata = _with_request_stats(loaded.logs.dir, record, failed.result)
+            yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
             raise dg.Failure(
-                description=redactor.text(str(failed)),
-                metadata=result_metadata(failed.result),
-                allow_retries=True,
+                description=redactor.text(str(failed)), metadata=metadata, allow_retries=True
             ) from None
         _count(record, result)
-    metadata = result_metadata(result)
-    context.log_event(dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata))
-    return dg.Output(None, metadata=metadata)
+    metadata = _with_request_stats(loaded.logs.dir, record, result)
+    yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
+    yield dg.Output(None, metadata=metadata)
+
+
+def _with_request_stats(
+    logs_dir: str, record: RunRecord, result: OutboundResult
+) -> dict[str, dg.MetadataValue]:
+    """The run's counts, its error rate and its own requests' p95 response time (plotted)."""
+    c = result.counts
+    stats = run_log_metadata(
+        logs_dir,
+        "outbound_log",
+        record.run_id,
+        record.started_at,
+        delivered=c.sent,
+        undelivered=c.failed + c.pending,
+    )
+    return {**result_metadata(result), **stats}
 
 
 def _count(record: RunRecord, result: OutboundResult) -> None:

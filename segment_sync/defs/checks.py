@@ -1,0 +1,202 @@
+"""The log tables as assets in the Dagster UI, and asset checks that judge them against settings.
+
+The tables are external assets (`AssetSpec`s): runs of the sync jobs record materializations of
+`outbound_log` / `inbound_log` with numeric metadata (sent, failed, error rate, p95 response
+time) that the UI plots per run; maintenance records observations of every table. The checks
+read the real logs (DuckDB over the Parquet files) and the loyalty store, and fail with an ERROR
+severity when a threshold of `maintenance.checks` is crossed. `log_checks_job` runs them; the
+`log_checks_schedule` runs that job every 15 minutes.
+
+No `from __future__ import annotations` here: Dagster inspects the checks' resource parameters.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from segment_sync.defs.resources import SettingsResource
+from segment_sync.defs.run_results import error_rate, message_outcomes
+from segment_sync.defs.tags import STREAM_TAG
+from segment_sync.logs.store import connect
+from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.reconcile import find_undelivered
+from segment_sync.outbound.state import OutboundState
+
+GROUP = "segment_sync_logs"
+KINDS = {"duckdb", "parquet"}
+INBOUND_FAILURE_WINDOW = timedelta(hours=1)
+# Waiting for an outbound run that holds the events stream; the checks job is queued behind
+# such runs anyway (it carries the stream's concurrency tag).
+STREAM_LOCK_WAIT_S = 120.0
+
+LOG_TABLE_SPECS = [
+    dg.AssetSpec(
+        "outbound_log",
+        group_name=GROUP,
+        kinds=KINDS,
+        description="One row per request to Segment (Track/Identify batches). Each outbound "
+        "run records a materialization: messages sent/failed, error rate, p95 response time.",
+    ),
+    dg.AssetSpec(
+        "outbound_messages",
+        group_name=GROUP,
+        kinds=KINDS,
+        description="One row per outbound message: delivered, failed, skipped or pending, "
+        "and the request that carried it.",
+    ),
+    dg.AssetSpec(
+        "inbound_log",
+        group_name=GROUP,
+        kinds=KINDS,
+        description="One row per request to the Antavo Events API. Each inbound run records a "
+        "materialization: events registered, items failed, error rate, p95 response time.",
+    ),
+    dg.AssetSpec(
+        "inbound_items",
+        group_name=GROUP,
+        kinds=KINDS,
+        description="One row per buffered Segment event and mapping: done, failed, retry or "
+        "no_match.",
+    ),
+    dg.AssetSpec(
+        "sync_runs",
+        group_name=GROUP,
+        kinds=KINDS,
+        description="One row per run of a sync or maintenance job, succeeded or failed.",
+    ),
+]
+
+
+@dg.asset_check(
+    asset="outbound_log",
+    description="Undelivered (failed or pending) / attempted outbound messages over the last "
+    "maintenance.checks.outbound_error_rate_window_hours stay at or under "
+    "maintenance.checks.outbound_error_rate_max (reads outbound_messages; requests that were "
+    "retried until delivered do not count).",
+)
+def outbound_error_rate(settings: SettingsResource) -> dg.AssetCheckResult:
+    loaded = settings.load()
+    limits = loaded.maintenance.checks
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=limits.outbound_error_rate_window_hours)
+    attempted, undelivered = message_outcomes(loaded.logs.dir, since, now)
+    rate = error_rate(undelivered, attempted)
+    metadata = {
+        "messages": dg.MetadataValue.int(attempted),
+        "undelivered": dg.MetadataValue.int(undelivered),
+        "error_rate": dg.MetadataValue.float(rate),
+        "max_error_rate": dg.MetadataValue.float(limits.outbound_error_rate_max),
+        "window_hours": dg.MetadataValue.float(limits.outbound_error_rate_window_hours),
+    }
+    passed = rate <= limits.outbound_error_rate_max
+    verdict = "within" if passed else "over"
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=f"{undelivered} of {attempted} message(s) not delivered ({rate:.2%}), "
+        f"{verdict} the limit of {limits.outbound_error_rate_max:.2%}.",
+    )
+
+
+@dg.asset_check(
+    asset="inbound_log",
+    description="No more than maintenance.checks.inbound_failed_items_max buffered Segment "
+    "events (inbound_items) failed for good in the last hour.",
+)
+def inbound_failed_items(settings: SettingsResource) -> dg.AssetCheckResult:
+    loaded = settings.load()
+    limit = loaded.maintenance.checks.inbound_failed_items_max
+    since = datetime.now(UTC) - INBOUND_FAILURE_WINDOW
+    with connect(loaded.logs.dir) as con:
+        failed, latest_error = con.execute(
+            """SELECT count(DISTINCT coalesce(CAST(buffer_item_id AS VARCHAR), message_id)),
+                      arg_max(error, timestamp)
+               FROM inbound_items
+               WHERE "date" >= ? AND timestamp >= ? AND outcome = 'failed'""",
+            [since.date(), since],
+        ).fetchone()
+    metadata = {
+        "failed_items_last_hour": dg.MetadataValue.int(failed),
+        "max_failed_items": dg.MetadataValue.int(limit),
+    }
+    if latest_error:
+        metadata["latest_error"] = dg.MetadataValue.text(latest_error)
+    return dg.AssetCheckResult(
+        passed=failed <= limit,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=f"{failed} inbound item(s) failed in the last hour (limit {limit}).",
+    )
+
+
+@dg.asset_check(
+    asset="outbound_log",
+    description="The oldest loyalty event the sync passed (at or below the events watermark) "
+    "that matches the settings but has no delivered row is younger than "
+    "maintenance.checks.undelivered_event_age_max_minutes (looks at the reconciliation window).",
+)
+def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
+    loaded = settings.load()
+    limit = timedelta(minutes=loaded.maintenance.checks.undelivered_event_age_max_minutes)
+    store = LoyaltyStore(loaded.loyalty_store.url)
+    state = OutboundState(loaded.outbound.state_url)
+    try:
+        # Held so a running outbound run has written the delivery rows of what it sent.
+        with state.lock(Stream.EVENTS, wait_s=STREAM_LOCK_WAIT_S):
+            now = datetime.now(UTC)
+            found = find_undelivered(
+                loaded,
+                store,
+                loaded.logs.dir,
+                watermark=state.watermark(Stream.EVENTS),
+                since=now - timedelta(hours=loaded.maintenance.reconcile_lookback_hours),
+                until=now,
+            )
+    finally:
+        store.close()
+        state.close()
+    oldest = found.oldest
+    age = now - oldest.occurred_at if oldest else timedelta(0)
+    metadata = {
+        "undelivered_events": dg.MetadataValue.int(len(found.events)),
+        "oldest_age_minutes": dg.MetadataValue.float(round(age.total_seconds() / 60, 3)),
+        "max_age_minutes": dg.MetadataValue.float(limit.total_seconds() / 60),
+        "watermark": dg.MetadataValue.int(found.watermark),
+        "events_in_window": dg.MetadataValue.int(found.scanned),
+    }
+    if oldest:
+        metadata["oldest_event_id"] = dg.MetadataValue.int(oldest.id)
+        description = (
+            f"{len(found.events)} event(s) behind the watermark undelivered; the oldest "
+            f"(id {oldest.id}, {oldest.action}) occurred {age.total_seconds() / 60:.0f} min ago."
+        )
+    else:
+        description = "every matching event behind the watermark was delivered."
+    return dg.AssetCheckResult(
+        passed=age < limit,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description=description,
+    )
+
+
+LOG_CHECKS = [outbound_error_rate, inbound_failed_items, oldest_undelivered_event]
+
+log_checks_job = dg.define_asset_job(
+    "log_checks_job",
+    selection=dg.AssetSelection.checks(*LOG_CHECKS),
+    description="Evaluate the asset checks of the log tables against their thresholds.",
+    # Queued behind an outbound events run, whose delivery rows the undelivered check reads.
+    tags={STREAM_TAG: Stream.EVENTS.value},
+)
+
+log_checks_schedule = dg.ScheduleDefinition(
+    name="log_checks_schedule",
+    job=log_checks_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: the log tables' asset checks.",
+)

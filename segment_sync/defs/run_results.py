@@ -1,0 +1,216 @@
+"""Run results: per-run request statistics for the UI's plots, and a `sync_runs` row for every
+failed run, also one that failed before its op could write one.
+
+No `from __future__ import annotations` here: Dagster inspects the sensor's resource parameters.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from segment_sync.defs.resources import SettingsResource
+from segment_sync.defs.tags import run_trigger
+from segment_sync.logs.store import LogWriter, connect
+from segment_sync.redaction import Redactor
+from segment_sync.runs import RunRecord
+from segment_sync.settings import Settings
+
+# A request counts as failed when it got no answer, an HTTP error, or an error of its own
+# (the same rule as the analysts' `daily_summary` view).
+REQUEST_FAILED = {
+    "outbound_log": "error IS NOT NULL OR status_code IS NULL OR status_code >= 400",
+    "inbound_log": (
+        "status = 'error' OR error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
+    ),
+}
+# Log rows of a run are written after it started; a day of slack covers clocks and midnight.
+PARTITION_SLACK = timedelta(days=1)
+MAX_ERROR_CHARS = 2000
+
+
+def error_rate(undelivered: int, attempted: int) -> float:
+    """Share of the messages (or items) a run tried to deliver that were not delivered."""
+    return undelivered / attempted if attempted else 0.0
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """A set of request log rows: how many, how many failed, and the p95 response time."""
+
+    requests: int
+    failed: int
+    p95_response_time_s: float | None
+
+    @property
+    def failed_share(self) -> float:
+        """Failed requests / requests (0.0 when there were none); retried ones count too."""
+        return error_rate(self.failed, self.requests)
+
+
+def request_stats(
+    logs_dir: Path | str,
+    table: str,
+    *,
+    run_id: str | None = None,
+    since: datetime,
+    until: datetime | None = None,
+) -> RequestStats:
+    """Statistics of `table`'s request rows (outbound_log or inbound_log) from `since` on,
+    optionally of one run only."""
+    failed = REQUEST_FAILED[table]
+    where = ['"date" >= ?', "timestamp >= ?"]
+    params: list = [(since.astimezone(UTC) - PARTITION_SLACK).date(), since]
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(until)
+    sql = (
+        f"SELECT count(*), count(*) FILTER (WHERE {failed}), "
+        f"quantile_cont(response_time_s, 0.95) FROM {table} WHERE {' AND '.join(where)}"
+    )
+    with connect(logs_dir) as con:
+        requests, failures, p95 = con.execute(sql, params).fetchone()
+    return RequestStats(requests, failures, p95)
+
+
+def run_log_metadata(
+    logs_dir: Path | str,
+    table: str,
+    run_id: str,
+    started_at: datetime,
+    *,
+    delivered: int,
+    undelivered: int,
+) -> dict[str, dg.MetadataValue]:
+    """Numeric metadata the UI plots per run: `error_rate` (undelivered / attempted messages or
+    items, from the run's counts) and, from the run's own request rows, requests, failed
+    requests (retried ones included), their share and the p95 response time. Never fails the
+    run: on a read error the metadata says why instead."""
+    metadata = {
+        "error_rate": dg.MetadataValue.float(error_rate(undelivered, delivered + undelivered))
+    }
+    try:
+        stats = request_stats(logs_dir, table, run_id=run_id, since=started_at)
+    except duckdb.Error as exc:
+        metadata["request_stats_error"] = dg.MetadataValue.text(f"{type(exc).__name__}: {exc}")
+        return metadata
+    metadata |= {
+        "requests": dg.MetadataValue.int(stats.requests),
+        "failed_requests": dg.MetadataValue.int(stats.failed),
+        "failed_request_share": dg.MetadataValue.float(stats.failed_share),
+    }
+    if stats.p95_response_time_s is not None:
+        metadata["p95_response_time_s"] = dg.MetadataValue.float(stats.p95_response_time_s)
+    return metadata
+
+
+def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> tuple[int, int]:
+    """(attempted, undelivered) outbound messages in [since, until): delivered, failed or
+    pending rows, and the failed or pending ones (skipped messages are not attempts)."""
+    with connect(logs_dir) as con:
+        attempted, undelivered = con.execute(
+            """SELECT count(*) FILTER (WHERE outcome IN ('delivered', 'failed', 'pending')),
+                      count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
+               FROM outbound_messages WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?""",
+            [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
+        ).fetchone()
+    return attempted, undelivered
+
+
+# ---------------------------------------------------------------------------------------------
+# Failed runs
+# ---------------------------------------------------------------------------------------------
+
+
+def has_run_row(logs_dir: Path | str, run_id: str, started_at: datetime) -> bool:
+    """Whether `sync_runs` already holds a row for `run_id` (rows are partitioned by start)."""
+    oldest = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
+    with connect(logs_dir) as con:
+        (count,) = con.execute(
+            'SELECT count(*) FROM sync_runs WHERE "date" >= ? AND run_id = ?', [oldest, run_id]
+        ).fetchone()
+    return count > 0
+
+
+def _secrets(settings: Settings) -> Redactor:
+    """Every secret this code location knows by env var name, for redacting error text."""
+    names = [
+        settings.outbound.write_key_env,
+        settings.inbound.api_key_env,
+        settings.inbound.api_secret_env,
+        settings.inbound.webhook_secret_env,
+    ]
+    return Redactor(os.environ.get(name) for name in names)
+
+
+def _error_text(error) -> str:
+    """A serialised error and its causes, outermost first, one line each."""
+    lines = []
+    while error is not None:
+        lines.append(error.message.strip())
+        error = error.cause
+    return "; caused by ".join(line for line in lines if line)
+
+
+def failure_text(context: dg.RunFailureSensorContext) -> str:
+    """What went wrong: the failed steps' errors, else the run failure's own error or message."""
+    parts = []
+    for event in context.get_step_failure_events():
+        error = getattr(event.event_specific_data, "error", None)
+        parts.append(f"{event.step_key}: {_error_text(error) if error else event.message}")
+    if not parts:
+        error = getattr(context.failure_event.event_specific_data, "error", None)
+        parts.append(_error_text(error) if error else (context.failure_event.message or ""))
+    return "; ".join(p for p in parts if p) or "the run failed"
+
+
+def failure_row(context: dg.RunFailureSensorContext, redactor: Redactor) -> dict:
+    """The `sync_runs` row of a failed run, from what the Dagster instance knows of it."""
+    run = context.dagster_run
+    record = context.instance.get_run_record_by_id(run.run_id)
+    created = record.create_timestamp if record else datetime.now(UTC)
+    start = record.start_time if record and record.start_time else created.timestamp()
+    end = record.end_time if record and record.end_time else datetime.now(UTC).timestamp()
+    row = RunRecord(
+        run_id=run.run_id,
+        job=run.job_name,
+        trigger=run_trigger(run.tags),
+        started_at=datetime.fromtimestamp(start, UTC),
+        error=redactor.text(failure_text(context))[:MAX_ERROR_CHARS],
+    ).row("failure")
+    row["ended_at"] = datetime.fromtimestamp(end, UTC)
+    return row
+
+
+def build_run_failure_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
+    """The sensor that gives each failed run of `jobs` its `sync_runs` row if it has none."""
+
+    @dg.run_failure_sensor(
+        name="sync_run_failure_sensor",
+        monitored_jobs=list(jobs),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description=(
+            "A failed run of a sync or maintenance job -> its sync_runs row (status failure), "
+            "unless the run wrote one itself; covers runs that failed before their op started."
+        ),
+    )
+    def sync_run_failure_sensor(
+        context: dg.RunFailureSensorContext, settings: SettingsResource
+    ) -> dg.SkipReason | None:
+        loaded = settings.load()
+        row = failure_row(context, _secrets(loaded))
+        if has_run_row(loaded.logs.dir, row["run_id"], row["started_at"]):
+            return dg.SkipReason(f"run {row['run_id']} already has its sync_runs row")
+        LogWriter(loaded.logs.dir).write("sync_runs", [row])
+        context.log.info(f"wrote the sync_runs failure row of run {row['run_id']}")
+        return None
+
+    return sync_run_failure_sensor

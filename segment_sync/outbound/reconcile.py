@@ -1,0 +1,159 @@
+"""Reconciliation: loyalty events the sync passed but never delivered, found and sent once.
+
+The outbound sync sends rows in id order and keeps a watermark ("every row up to here is
+handled"). A row that is committed with an id below the watermark after the sync passed it (an
+out-of-order commit: ids are handed out when a transaction starts, rows become visible when it
+commits) is never read by the sync. Reconciliation looks at the loyalty events of the last hours
+instead of at ids: every event at or below the watermark that the settings would send (action in
+`outbound.event_sync`, the mapped customer ID present, not from Segment, within Segment's size
+limit) must have a `delivered` row in `outbound_messages`; those that have none are sent.
+
+Events above the watermark are left to the regular sync. No Dagster here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from segment_sync.logs.store import connect
+from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.sync import OutboundResult, OutboundSync, build_messages
+from segment_sync.segment.messages import message_id, user_id
+from segment_sync.settings import Settings
+
+# The loyalty store is read one slice of `occurred_at` at a time, so memory stays bounded
+# however many events the window holds.
+SLICE = timedelta(hours=1)
+# A delivery row is written after the event occurred; this much slack covers clock skew between
+# the loyalty platform and this machine when pruning the log's date partitions.
+PARTITION_SLACK = timedelta(days=1)
+
+_UNDELIVERED_SQL = """
+SELECT c.message_id
+FROM candidates AS c
+WHERE NOT EXISTS (
+    SELECT 1 FROM outbound_messages AS m
+    WHERE m.message_id = c.message_id AND m.outcome = 'delivered' AND m."date" >= ?
+)
+"""
+
+
+@dataclass
+class Undelivered:
+    """What a search found: the events to send, oldest id first, and what it looked at."""
+
+    since: datetime
+    until: datetime
+    watermark: int
+    events: list[LoyaltyEvent] = field(default_factory=list)
+    scanned: int = 0  # loyalty events in the window
+    candidates: int = 0  # of those, at or below the watermark and matching the settings
+
+    @property
+    def oldest(self) -> LoyaltyEvent | None:
+        """The undelivered event that occurred first (None when there is none)."""
+        return min(self.events, key=lambda e: (e.occurred_at, e.id), default=None)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A reconciliation's search and, when it sent anything, the send's result."""
+
+    found: Undelivered
+    sent: OutboundResult | None
+
+
+def _slices(
+    since: datetime, until: datetime, step: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    start = since
+    while start < until:
+        end = min(start + step, until)
+        yield start, end
+        start = end
+
+
+def _candidate(event: LoyaltyEvent, settings: Settings, allowed: frozenset[str]) -> bool:
+    """Would the sync send this event? (allow-listed, mapped ID present, not from Segment)"""
+    return (
+        event.action in allowed
+        and event.origin != ORIGIN_SEGMENT
+        and bool(user_id(event, settings.general.customer_id_mapping))
+    )
+
+
+def find_undelivered(
+    settings: Settings,
+    store: LoyaltyStore,
+    logs_dir: Path | str,
+    *,
+    watermark: int,
+    since: datetime,
+    until: datetime,
+    slice_: timedelta = SLICE,
+) -> Undelivered:
+    """Events that occurred in [since, until), at or below `watermark`, that the settings would
+    send and that have no `delivered` row in `outbound_messages`."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise ValueError("since and until must be timezone-aware (UTC)")
+    found = Undelivered(since, until, watermark)
+    allowed = frozenset(settings.outbound.event_sync)
+    oldest_partition = (since.astimezone(UTC) - PARTITION_SLACK).date()
+    with connect(logs_dir) as con:
+        for start, end in _slices(since, until, slice_):
+            events = store.events_between(start, end)
+            found.scanned += len(events)
+            by_message = {
+                message_id("evt", e.id, e.occurred_at): e
+                for e in events
+                if e.id <= watermark and _candidate(e, settings, allowed)
+            }
+            found.candidates += len(by_message)
+            if not by_message:
+                continue
+            con.register("candidates", pa.table({"message_id": list(by_message)}))
+            try:
+                rows = con.execute(_UNDELIVERED_SQL, [oldest_partition]).fetchall()
+            finally:
+                con.unregister("candidates")
+            missing = [by_message[mid] for (mid,) in rows]
+            # Only what can actually be sent: a message over Segment's size limit never will be
+            # (the sync logged it as failed with its reason when it passed it).
+            messages, _, _ = build_messages(missing, settings, Stream.EVENTS)
+            sendable = {m.source_id for m in messages}
+            found.events.extend(e for e in missing if e.id in sendable)
+    found.events.sort(key=lambda e: e.id)
+    return found
+
+
+def reconcile_events(
+    sync: OutboundSync,
+    logs_dir: Path | str,
+    run_id: str,
+    lookback: timedelta,
+    now: datetime | None = None,
+) -> Reconciliation:
+    """Find the undelivered events of the last `lookback` and send them, holding the stream.
+
+    The events stream's lock is held from reading the watermark to the last log row, so an
+    outbound run can neither send the same rows meanwhile nor have sent rows whose delivery rows
+    are not yet written. Raises OutboundFailed (via `send_rows`) when a request failed for good.
+    """
+    until = now or datetime.now(UTC)
+    with sync.state.lock(Stream.EVENTS):
+        found = find_undelivered(
+            sync.settings,
+            sync.store,
+            logs_dir,
+            watermark=sync.state.watermark(Stream.EVENTS),
+            since=until - lookback,
+            until=until,
+        )
+        sent = sync.send_rows(Stream.EVENTS, found.events, run_id) if found.events else None
+    return Reconciliation(found, sent)

@@ -1,0 +1,201 @@
+"""Asset checks of the log tables: evaluated on real log files and stores, each can pass and fail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import orjson
+import pytest
+
+from segment_sync.definitions import build_definitions
+from segment_sync.logs.store import LogWriter
+from segment_sync.loyalty.records import NewEvent, Stream
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
+from segment_sync.outbound.sync import OutboundFailed, OutboundSync
+from segment_sync.settings import load_settings
+from segment_sync_tests.conftest import WRITE_KEY
+
+
+def evaluate_checks(path) -> dict[str, dg.AssetCheckEvaluation]:
+    """Run log_checks_job on a real instance; the evaluations by check name."""
+    defs = build_definitions(str(path))
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("log_checks_job").execute_in_process(instance=instance)
+    assert result.success
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def meta(evaluation: dg.AssetCheckEvaluation) -> dict:
+    return {k: v.value for k, v in evaluation.metadata.items()}
+
+
+def write_messages(logs_dir: str, age: timedelta, **outcomes: int) -> None:
+    """outbound_messages rows `age` ago, e.g. delivered=96, failed=4."""
+    stamp = datetime.now(UTC) - age
+    rows = [
+        {"timestamp": stamp, "message_id": f"{outcome}-{i}-{stamp.timestamp()}", "outcome": outcome}
+        for outcome, count in outcomes.items()
+        for i in range(count)
+    ]
+    LogWriter(logs_dir).write("outbound_messages", rows)
+
+
+def write_items(logs_dir: str, outcomes: list[str], age: timedelta) -> None:
+    stamp = datetime.now(UTC) - age
+    rows = [
+        {"timestamp": stamp, "buffer_item_id": i, "message_id": f"m-{i}", "outcome": outcome,
+         "error": "customer not found" if outcome == "failed" else None}
+        for i, outcome in enumerate(outcomes)
+    ]  # fmt: skip
+    LogWriter(logs_dir).write("inbound_items", rows)
+
+
+def test_checks_pass_on_empty_logs(write_settings):
+    evaluations = evaluate_checks(write_settings())
+    assert set(evaluations) == {
+        "outbound_error_rate",
+        "inbound_failed_items",
+        "oldest_undelivered_event",
+    }
+    assert all(e.passed for e in evaluations.values())
+
+
+def test_outbound_error_rate_under_the_limit_passes(write_settings):
+    path = write_settings(maintenance={"checks": {"outbound_error_rate_max": 0.05}})
+    write_messages(load_settings(path).logs.dir, timedelta(minutes=10), delivered=96, failed=4)
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert check.passed and meta(check)["error_rate"] == pytest.approx(0.04)
+
+
+def test_outbound_error_rate_over_the_limit_fails_with_error_severity(write_settings):
+    path = write_settings(maintenance={"checks": {"outbound_error_rate_max": 0.05}})
+    logs_dir = load_settings(path).logs.dir
+    write_messages(logs_dir, timedelta(minutes=10), delivered=90, failed=4, pending=6)
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(check)["undelivered"] == 10 and meta(check)["messages"] == 100
+    assert "10 of 100" in check.description
+
+
+def test_skipped_messages_are_not_errors(write_settings):
+    path = write_settings()
+    write_messages(load_settings(path).logs.dir, timedelta(minutes=1), delivered=1, skipped=99)
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert check.passed and meta(check)["messages"] == 1
+
+
+def test_outbound_errors_before_the_window_do_not_count(write_settings):
+    path = write_settings(maintenance={"checks": {"outbound_error_rate_window_hours": 1}})
+    logs_dir = load_settings(path).logs.dir
+    write_messages(logs_dir, timedelta(hours=2), failed=50)
+    write_messages(logs_dir, timedelta(minutes=5), delivered=20)
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert check.passed and meta(check)["messages"] == 20
+
+
+def test_a_real_outage_fails_the_error_rate_check(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 0})
+    settings = load_settings(path)
+    LoyaltyStore(settings.loyalty_store.url).append_events([NewEvent("c-1", "point_add", {})])
+    segment_standin.set_faults(outage_requests=5)
+    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    with pytest.raises(OutboundFailed):
+        sync.run(Stream.EVENTS, "run-outage")
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert not check.passed and meta(check)["error_rate"] == 1.0
+
+
+def test_an_inbound_item_failed_in_the_last_hour_fails_the_check(write_settings):
+    path = write_settings()
+    write_items(load_settings(path).logs.dir, ["done", "failed", "done"], timedelta(minutes=20))
+    check = evaluate_checks(path)["inbound_failed_items"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(check)["failed_items_last_hour"] == 1
+    assert meta(check)["latest_error"] == "customer not found"
+
+
+def test_inbound_items_that_failed_over_an_hour_ago_pass_the_check(write_settings):
+    path = write_settings()
+    write_items(load_settings(path).logs.dir, ["failed", "failed"], timedelta(minutes=70))
+    write_items(load_settings(path).logs.dir, ["done", "retry"], timedelta(minutes=5))
+    assert evaluate_checks(path)["inbound_failed_items"].passed
+
+
+def test_inbound_failures_up_to_the_configured_limit_pass(write_settings):
+    path = write_settings(maintenance={"checks": {"inbound_failed_items_max": 2}})
+    write_items(load_settings(path).logs.dir, ["failed", "failed"], timedelta(minutes=5))
+    check = evaluate_checks(path)["inbound_failed_items"]
+    assert check.passed and meta(check)["failed_items_last_hour"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Oldest undelivered loyalty event
+# ---------------------------------------------------------------------------------------------
+
+
+def insert_event(store: LoyaltyStore, id_: int, age: timedelta) -> None:
+    """An event committed with an explicit id (behind the watermark), `age` ago."""
+    with store.engine.begin() as conn:
+        conn.execute(
+            loyalty_events.insert().values(
+                id=id_, customer_id=f"c-{id_}", action="point_add", data=orjson.dumps({}).decode(),
+                occurred_at=datetime.now(UTC) - age, origin="loyalty",
+            )
+        )  # fmt: skip
+
+
+@pytest.fixture
+def synced(write_settings, segment_standin):
+    """Events 1-2 and 10 delivered by a regular run: the watermark is at 10."""
+    path = write_settings(
+        outbound={"base_url": segment_standin.url},
+        maintenance={"checks": {"undelivered_event_age_max_minutes": 60}},
+    )
+    settings = load_settings(path)
+    store = LoyaltyStore(settings.loyalty_store.url)
+    store.append_events([NewEvent("c-1", "point_add", {}), NewEvent("c-2", "point_add", {})])
+    insert_event(store, 10, timedelta(minutes=1))
+    OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(Stream.EVENTS, "regular")
+    return path, store
+
+
+def test_everything_behind_the_watermark_delivered_passes(synced):
+    path, _ = synced
+    check = evaluate_checks(path)["oldest_undelivered_event"]
+    assert check.passed and meta(check)["undelivered_events"] == 0
+    assert meta(check)["watermark"] == 10
+
+
+def test_an_old_event_left_behind_the_watermark_fails_the_check(synced):
+    path, store = synced
+    insert_event(store, 5, timedelta(hours=3))
+    check = evaluate_checks(path)["oldest_undelivered_event"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(check)["oldest_event_id"] == 5
+    assert meta(check)["oldest_age_minutes"] == pytest.approx(180, abs=1)
+
+
+def test_a_recent_event_left_behind_the_watermark_passes_until_it_is_old(synced):
+    path, store = synced
+    insert_event(store, 5, timedelta(minutes=10))
+    check = evaluate_checks(path)["oldest_undelivered_event"]
+    assert check.passed and meta(check)["undelivered_events"] == 1
+
+
+def test_the_check_passes_again_once_reconciliation_sent_the_event(synced):
+    path, store = synced
+    insert_event(store, 5, timedelta(hours=3))
+    defs = build_definitions(str(path))
+    with dg.instance_for_test() as instance:
+        job = defs.resolve_job_def("outbound_reconcile_job")
+        assert job.execute_in_process(instance=instance).success
+    assert evaluate_checks(path)["oldest_undelivered_event"].passed
+
+
+def test_events_ahead_of_the_watermark_are_the_sync_s_not_the_check_s(synced):
+    path, store = synced
+    store.append_events(
+        [NewEvent("c-3", "point_add", {}, occurred_at=datetime.now(UTC) - timedelta(hours=3))]
+    )
+    assert evaluate_checks(path)["oldest_undelivered_event"].passed

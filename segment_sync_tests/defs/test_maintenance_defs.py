@@ -1,0 +1,291 @@
+"""Maintenance schedules: log retention and compaction, and outbound reconciliation, as runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import orjson
+import pytest
+
+from segment_sync.definitions import build_definitions
+from segment_sync.logs.store import (
+    ANALYTICS_DB_NAME,
+    LogWriter,
+    connect,
+    data_files,
+    partition_dirs,
+)
+from segment_sync.loyalty.records import NewEvent, Stream
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
+from segment_sync.outbound.sync import OutboundSync
+from segment_sync.settings import SettingsError, load_settings, parse_settings
+from segment_sync_tests.conftest import WRITE_KEY
+
+RETENTION_DAYS = 30
+
+
+def message(message_id: str, timestamp: datetime) -> dict:
+    return {"timestamp": timestamp, "message_id": message_id, "outcome": "delivered"}
+
+
+def item(message_id: str, timestamp: datetime) -> dict:
+    return {"timestamp": timestamp, "message_id": message_id, "outcome": "done"}
+
+
+@pytest.fixture
+def logs(write_settings):
+    """Settings with a 30-day retention and log files written in small batches over 40 days:
+    per table, one file per row; ids tell the age in hours."""
+    path = write_settings(logs={"retention_days": RETENTION_DAYS})
+    settings = load_settings(path)
+    writer = LogWriter(settings.logs.dir)
+    now = datetime.now(UTC)
+    ages = [40 * 24, 30 * 24 + 2, 30 * 24 - 2, 29 * 24, 5 * 24, 1, 1, 1]
+    for age in ages:
+        stamp = now - timedelta(hours=age)
+        writer.write("outbound_messages", [message(f"m-{age}-{stamp.timestamp()}", stamp)])
+        writer.write("inbound_items", [item(f"i-{age}-{stamp.timestamp()}", stamp)])
+    return path, settings, now
+
+
+def table_rows(logs_dir: str, table: str) -> set[tuple]:
+    with connect(logs_dir) as con:
+        return set(con.execute(f"SELECT * EXCLUDE (date) FROM {table}").fetchall())
+
+
+def run_maintenance(path, instance) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(str(path))
+    return defs.resolve_job_def("log_maintenance_job").execute_in_process(instance=instance)
+
+
+def output_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [output] = [e for e in result.all_events if e.is_successful_output]
+    return {k: v.value for k, v in output.event_specific_data.metadata.items()}
+
+
+def test_schedules_run_by_default_and_target_their_jobs(write_settings):
+    defs = build_definitions(str(write_settings()))
+    schedules = {
+        "log_maintenance_schedule": "log_maintenance_job",
+        "outbound_reconcile_schedule": "outbound_reconcile_job",
+        "log_checks_schedule": "log_checks_job",
+    }
+    for name, job in schedules.items():
+        schedule = defs.resolve_schedule_def(name)
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        assert schedule.job_name == job
+
+
+def test_maintenance_removes_exactly_the_rows_older_than_the_retention(logs):
+    path, settings, now = logs
+    cutoff = now - timedelta(days=RETENTION_DAYS)
+    before = table_rows(settings.logs.dir, "outbound_messages")
+    with dg.instance_for_test() as instance:
+        assert run_maintenance(path, instance).success
+    after = table_rows(settings.logs.dir, "outbound_messages")
+    # The run starts after `now`, so its cutoff is a little later: no row sits in between.
+    assert after == {row for row in before if row[0] >= cutoff}
+    assert len(before) - len(after) == 2
+
+
+def test_maintenance_compacts_each_partition_to_one_file_keeping_every_row(logs):
+    path, settings, now = logs
+    cutoff = now - timedelta(days=RETENTION_DAYS)
+    before = {r for r in table_rows(settings.logs.dir, "inbound_items") if r[0] >= cutoff}
+    with dg.instance_for_test() as instance:
+        run_maintenance(path, instance)
+    for table in ("outbound_messages", "inbound_items"):
+        partitions = partition_dirs(settings.logs.dir, table)
+        assert {len(data_files(p)) for p in partitions if data_files(p)} == {1}
+    assert table_rows(settings.logs.dir, "inbound_items") == before
+
+
+def test_maintenance_run_metadata_counts_files_and_removed_rows(logs):
+    path, _, _ = logs
+    with dg.instance_for_test() as instance:
+        result = run_maintenance(path, instance)
+        observations = {
+            e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
+            for e in result.asset_observations_for_node("maintain_log_tables")
+        }
+    metadata = output_metadata(result)
+    # Per table: 8 one-row files, 2 rows too old; the 1-hour-old files share a partition.
+    assert observations["outbound_messages"]["files_before"] == 8
+    assert observations["outbound_messages"]["rows_removed"] == 2
+    assert observations["outbound_messages"]["rows"] == 6
+    assert observations["outbound_messages"]["files_after"] < 6
+    assert metadata["rows_removed"] == 4 and metadata["files_before"] == 16
+    assert metadata["files_after"] == sum(o["files_after"] for o in observations.values())
+    assert set(observations) == {
+        "outbound_log",
+        "outbound_messages",
+        "inbound_log",
+        "inbound_items",
+        "sync_runs",
+    }
+    assert metadata["analytics_db"] == "views refreshed"
+
+
+def test_a_maintenance_run_is_a_sync_runs_row_of_its_own(logs):
+    path, settings, _ = logs
+    with dg.instance_for_test() as instance:
+        result = run_maintenance(path, instance)
+    with connect(settings.logs.dir) as con:
+        rows = con.execute("SELECT run_id, job, status FROM sync_runs").fetchall()
+    assert rows == [(result.run_id, "log_maintenance_job", "success")]
+
+
+def test_an_analyst_holding_the_database_turns_the_view_refresh_into_a_warning(logs):
+    path, settings, _ = logs
+    db = Path(settings.logs.dir) / ANALYTICS_DB_NAME
+    LogWriter(settings.logs.dir)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, sys\ncon = duckdb.connect({str(db)!r})\nprint('open', flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with dg.instance_for_test() as instance:
+            result = run_maintenance(path, instance)
+            warnings = [
+                r.user_message
+                for r in instance.all_logs(result.run_id)
+                if r.level == 30 and "not refreshed" in r.user_message
+            ]
+    finally:
+        holder.communicate(input="", timeout=30)
+    assert result.success
+    assert output_metadata(result)["analytics_db"].startswith("not refreshed")
+    assert warnings
+    assert output_metadata(result)["rows_removed"] == 4  # the rest of the work was done
+
+
+# ---------------------------------------------------------------------------------------------
+# Reconciliation
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def late_event(write_settings, segment_standin):
+    """Events 1-3 and 10 sent by a regular run; then event 5 commits behind the watermark."""
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    settings = load_settings(path)
+    store = LoyaltyStore(settings.loyalty_store.url)
+    store.append_events([NewEvent(f"c-{i}", "point_add", {"points": i}) for i in range(3)])
+    _insert(store, 10)
+    OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(Stream.EVENTS, "regular")
+    _insert(store, 5)
+    return path, settings
+
+
+def _insert(store: LoyaltyStore, id_: int) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            loyalty_events.insert().values(
+                id=id_, customer_id=f"c-{id_}", action="checkout", data=orjson.dumps({}).decode(),
+                occurred_at=datetime.now(UTC) - timedelta(minutes=3), origin="loyalty",
+            )
+        )  # fmt: skip
+
+
+def reconcile(path, instance) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(str(path))
+    schedule = defs.resolve_schedule_def("outbound_reconcile_schedule")
+    request = schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests[0]
+    job = defs.resolve_job_def("outbound_reconcile_job")
+    return job.execute_in_process(instance=instance, tags=request.tags)
+
+
+def test_a_reconciliation_run_sends_the_late_event_once(late_event, segment_standin):
+    path, settings = late_event
+    with dg.instance_for_test() as instance:
+        first = reconcile(path, instance)
+        second = reconcile(path, instance)
+    sent = sorted(int(m["messageId"].split("-")[2]) for m in segment_standin.messages)
+    assert sent == [1, 2, 3, 5, 10]
+    assert output_metadata(first)["undelivered_found"] == 1
+    assert output_metadata(first)["messages_sent"] == 1
+    assert output_metadata(second)["undelivered_found"] == 0
+
+
+def test_a_reconciliation_run_records_its_deliveries_for_the_plots(late_event):
+    path, _ = late_event
+    with dg.instance_for_test() as instance:
+        first = reconcile(path, instance)
+        second = reconcile(path, instance)
+    [materialization] = first.asset_materializations_for_node("reconcile_outbound_events")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["messages_sent"] == 1 and metadata["error_rate"] == 0.0
+    assert metadata["p95_response_time_s"] > 0
+    assert second.asset_materializations_for_node("reconcile_outbound_events") == []
+
+
+def test_reconciliation_runs_are_sync_runs_rows_triggered_by_the_schedule(late_event):
+    path, settings = late_event
+    with dg.instance_for_test() as instance:
+        result = reconcile(path, instance)
+    with connect(settings.logs.dir) as con:
+        row = con.execute(
+            "SELECT job, trigger, status, messages_sent FROM sync_runs WHERE run_id = ?",
+            [result.run_id],
+        ).fetchone()
+    assert row == ("outbound_reconcile_job", "schedule", "success", 1)
+
+
+def test_reconciliation_runs_share_the_events_streams_concurrency_limit(write_settings):
+    defs = build_definitions(str(write_settings()))
+    assert defs.resolve_job_def("outbound_reconcile_job").tags["segment_sync/stream"] == "events"
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+def test_maintenance_settings_default_to_90_days_retention_and_a_24_hour_reconciliation():
+    settings = parse_settings({})
+    assert settings.logs.retention_days == 90
+    assert settings.maintenance.reconcile_lookback_hours == 24
+    assert settings.maintenance.compact_min_files == 2
+    checks = settings.maintenance.checks
+    assert checks.outbound_error_rate_max == 0.05 and checks.inbound_failed_items_max == 0
+    assert checks.undelivered_event_age_max_minutes == 120
+
+
+def test_a_reconciliation_window_past_the_retention_is_refused_naming_both_settings():
+    with pytest.raises(SettingsError) as raised:
+        parse_settings(
+            {"logs": {"retention_days": 2}, "maintenance": {"reconcile_lookback_hours": 48}}
+        )
+    assert "maintenance.reconcile_lookback_hours (48)" in str(raised.value)
+    assert "logs.retention_days (2 days" in str(raised.value)
+
+
+def test_an_undelivered_age_limit_the_check_cannot_see_is_refused():
+    with pytest.raises(SettingsError, match="undelivered_event_age_max_minutes"):
+        parse_settings(
+            {"maintenance": {"reconcile_lookback_hours": 1,
+                             "checks": {"undelivered_event_age_max_minutes": 90}}}
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"compact_min_files": 1}, "compact_min_files"),
+        ({"checks": {"outbound_error_rate_max": 1.5}}, "outbound_error_rate_max"),
+        ({"checks": {"inbound_failed_items_max": -1}}, "inbound_failed_items_max"),
+        ({"checks": {"undelivered_event_age_max_minutes": 0}}, "undelivered_event_age"),
+        ({"reconcile_lookback_hours": 0}, "reconcile_lookback_hours"),
+        ({"cron": "daily"}, "cron"),
+    ],
+)
+def test_bad_maintenance_settings_are_refused_naming_the_key(section, key):
+    with pytest.raises(SettingsError, match=f"maintenance\\..*{key}"):
+        parse_settings({"maintenance": section})

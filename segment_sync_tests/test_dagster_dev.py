@@ -1,0 +1,308 @@
+"""A real `dagster dev` (webserver and daemon on loopback): a sensor tick launches a run, and
+Dagster's GraphQL API shows the run, its metadata and the asset check results."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from segment_sync.loyalty.records import NewEvent
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.standins.server import free_port
+from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET, WRITE_KEY
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = "segment_sync"  # workspace.yaml's location_name
+STARTUP_TIMEOUT_S = 60
+RUN_TIMEOUT_S = 150
+
+RUNS = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { results { runId jobName status tags { key value } } }
+    ... on PythonError { message }
+  }
+}"""
+
+RUN_EVENTS = """
+query RunEvents($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run {
+      status
+      eventConnection {
+        events {
+          __typename
+          ... on MaterializationEvent {
+            assetKey { path }
+            metadataEntries {
+              label
+              ... on IntMetadataEntry { intValue }
+              ... on FloatMetadataEntry { floatValue }
+            }
+          }
+        }
+      }
+    }
+  }
+}"""
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+CHECK_EXECUTIONS = """
+query Checks($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {
+    runId
+    status
+    evaluation {
+      success
+      severity
+      metadataEntries { label ... on IntMetadataEntry { intValue } }
+    }
+  }
+}"""
+
+INSTIGATORS = """
+query Instigators($repo: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $repo) {
+    ... on Sensors { results { name sensorState { status } } }
+  }
+  schedulesOrError(repositorySelector: $repo) {
+    ... on Schedules { results { name scheduleState { status } } }
+  }
+}"""
+
+CHECKS = {
+    "outbound_error_rate": "outbound_log",
+    "inbound_failed_items": "inbound_log",
+    "oldest_undelivered_event": "outbound_log",
+}
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME holding the repo's dagster.yaml, its storage paths moved under tmp_path."""
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+
+    def relocate(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: str(tmp_path / value)
+                if key == "base_dir" and isinstance(value, str) and not os.path.isabs(value)
+                else relocate(value)
+                for key, value in node.items()
+            }
+        return [relocate(v) for v in node] if isinstance(node, list) else node
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(relocate(config)))
+    return home
+
+
+class GraphQL:
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/graphql"
+
+    def __call__(self, query: str, **variables: Any) -> dict:
+        response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def runs(self, **filter_: Any) -> list[dict]:
+        result = self(RUNS, filter=filter_)["runsOrError"]
+        assert result["__typename"] == "Runs", result
+        return result["results"]
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout_s: float, log: Path) -> Any:
+    """Poll `condition` until it returns something truthy; fail with dagster's output if not."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except httpx.TransportError:
+            value = None
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"{what}: not within {timeout_s}s; dagster dev output:\n{log.read_text()[-6000:]}")
+
+
+def finished(graphql: GraphQL, **filter_: Any) -> dict | None:
+    """The first run matching the filter once it has finished (any terminal status)."""
+    for run in graphql.runs(**filter_):
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return run
+    return None
+
+
+@pytest.fixture
+def dagster_dev(tmp_path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
+    """`dagster dev` on a free loopback port with a temp instance, settings and loyalty store."""
+    settings = tmp_path / "segment_sync.yaml"
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "loyalty_store": {"url": f"sqlite:///{tmp_path}/loyalty.db"},
+                "outbound": {
+                    "base_url": segment_standin.url,
+                    "event_sync": ["point_add", "purchase"],
+                    "state_url": f"sqlite:///{tmp_path}/state.db",
+                },
+                "inbound": {"buffer_url": f"sqlite:///{tmp_path}/inbound.db"},
+                "logs": {"dir": str(tmp_path / "logs")},
+            }
+        )
+    )
+    LoyaltyStore(f"sqlite:///{tmp_path}/loyalty.db").append_events(
+        [NewEvent(f"c-{i}", "point_add", {"points": i}) for i in range(1, 6)]
+        + [NewEvent("c-9", "opt_in", {})]
+    )
+    shutil.copy(REPO / "workspace.yaml", tmp_path / "workspace.yaml")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home(tmp_path)),
+        "SEGMENT_SYNC_SETTINGS": str(settings),
+        "SEGMENT_WRITE_KEY": WRITE_KEY,
+        "ANTAVO_API_KEY": ANTAVO_KEY,
+        "ANTAVO_API_SECRET": ANTAVO_SECRET,
+    }
+    log = tmp_path / "dagster_dev.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+             "-w", str(tmp_path / "workspace.yaml")],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(
+            "webserver up",
+            lambda: httpx.get(f"{url}/server_info", timeout=2).status_code == 200,
+            STARTUP_TIMEOUT_S,
+            log,
+        )
+        yield GraphQL(url), log
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group (webserver, daemon, code server, run workers), then KILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
+    process.wait(timeout=10)
+
+
+def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check_results(
+    dagster_dev, segment_standin
+):
+    graphql, log = dagster_dev
+    started = time.monotonic()
+
+    # The outbound events sensor (RUNNING by default) ticks; the daemon launches the queued run.
+    sensor_tag = {"key": "dagster/sensor_name", "value": "outbound_events_sensor"}
+    run = wait_for(
+        "a sensor run finished", lambda: finished(graphql, tags=[sensor_tag]), RUN_TIMEOUT_S, log
+    )
+    assert run["status"] == "SUCCESS", log.read_text()[-6000:]
+    assert run["jobName"] == "outbound_sync_job"
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["dagster/run_key"] == "events-upto-6" and tags["segment_sync/trigger"] == "sensor"
+    assert len(segment_standin.messages) == 5  # opt_in is not allow-listed
+
+    # The run's materialization of outbound_log carries its numbers.
+    events = graphql(RUN_EVENTS, runId=run["runId"])["runOrError"]
+    assert events["status"] == "SUCCESS"
+    [materialization] = [
+        e for e in events["eventConnection"]["events"] if e["__typename"] == "MaterializationEvent"
+    ]
+    assert materialization["assetKey"]["path"] == ["outbound_log"]
+    metadata = {
+        m["label"]: m.get("intValue", m.get("floatValue"))
+        for m in materialization["metadataEntries"]
+    }
+    assert metadata["messages_sent"] == 5 and metadata["messages_failed"] == 0
+    assert metadata["error_rate"] == 0.0 and metadata["p95_response_time_s"] > 0
+
+    # Execute the asset checks as the UI's "Execute" does: launch their job through GraphQL.
+    launched = graphql(
+        LAUNCH,
+        params={
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": "__repository__",
+                "jobName": "log_checks_job",
+            },
+            "runConfigData": {},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    checks_run_id = launched["run"]["runId"]
+    checks_run = wait_for(
+        "the checks run finished",
+        lambda: finished(graphql, runIds=[checks_run_id]),
+        RUN_TIMEOUT_S - (time.monotonic() - started),
+        log,
+    )
+    assert checks_run["status"] == "SUCCESS", log.read_text()[-6000:]
+    for check, asset in CHECKS.items():
+        [execution] = graphql(CHECK_EXECUTIONS, assetKey={"path": [asset]}, checkName=check)[
+            "assetCheckExecutions"
+        ]
+        assert execution["runId"] == checks_run_id
+        assert execution["status"] == "SUCCEEDED", (check, execution)
+        assert execution["evaluation"]["success"] is True
+        assert execution["evaluation"]["severity"] == "ERROR"
+
+    # Every sensor and schedule of the code location runs by default in a real deployment.
+    repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+    instigators = graphql(INSTIGATORS, repo=repo)
+    sensors = {
+        s["name"]: s["sensorState"]["status"] for s in instigators["sensorsOrError"]["results"]
+    }
+    schedules = {
+        s["name"]: s["scheduleState"]["status"] for s in instigators["schedulesOrError"]["results"]
+    }
+    assert sensors == dict.fromkeys(
+        ["inbound_buffer_sensor", "outbound_events_sensor", "outbound_profiles_sensor",
+         "sync_run_failure_sensor"], "RUNNING",
+    )  # fmt: skip
+    assert schedules == dict.fromkeys(
+        ["log_checks_schedule", "log_maintenance_schedule", "outbound_reconcile_schedule"],
+        "RUNNING",
+    )
+    print(f"dagster dev: sensor run and checks done {time.monotonic() - started:.1f}s after start")
