@@ -81,6 +81,9 @@ class OutboundSettings(_Section):
     max_retries: int = Field(default=6, ge=0, le=50)
     backoff_cap_s: float = Field(default=30.0, gt=0, le=600)
     timeout_s: float = Field(default=30.0, gt=0, le=600)
+    retry_failed_after_s: float = Field(
+        default=300.0, ge=0, le=86_400
+    )  # sensor re-runs a failed sync
 
     _check_env = field_validator("write_key_env")(_env_name)
     _check_state = field_validator("state_url")(_db_url)

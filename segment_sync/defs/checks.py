@@ -20,7 +20,7 @@ from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.reconcile import find_undelivered
+from segment_sync.outbound.reconcile import find_undelivered, oldest_pending
 from segment_sync.outbound.state import OutboundState
 
 GROUP = "segment_sync_logs"
@@ -133,9 +133,10 @@ def inbound_failed_items(settings: SettingsResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset="outbound_log",
-    description="The oldest loyalty event the sync passed (at or below the events watermark) "
-    "that matches the settings but has no delivered row is younger than "
-    "maintenance.checks.undelivered_event_age_max_minutes (looks at the reconciliation window).",
+    description="The oldest loyalty event that matches the settings but is not delivered is "
+    "younger than maintenance.checks.undelivered_event_age_max_minutes: both events the sync "
+    "passed without a delivered row (the reconciliation window) and events still waiting above "
+    "the watermark (e.g. behind failing runs).",
 )
 def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
     loaded = settings.load()
@@ -146,25 +147,31 @@ def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
         # Held so a running outbound run has written the delivery rows of what it sent.
         with state.lock(Stream.EVENTS, wait_s=STREAM_LOCK_WAIT_S):
             now = datetime.now(UTC)
+            watermark = state.watermark(Stream.EVENTS)
             found = find_undelivered(
                 loaded,
                 store,
                 loaded.logs.dir,
-                watermark=state.watermark(Stream.EVENTS),
+                watermark=watermark,
                 since=now - timedelta(hours=loaded.maintenance.reconcile_lookback_hours),
                 until=now,
             )
+            waiting = oldest_pending(loaded, store, watermark)
     finally:
         store.close()
         state.close()
     oldest = found.oldest
     age = now - oldest.occurred_at if oldest else timedelta(0)
+    waiting_age = now - waiting.occurred_at if waiting else timedelta(0)
     metadata = {
         "undelivered_events": dg.MetadataValue.int(len(found.events)),
         "oldest_age_minutes": dg.MetadataValue.float(round(age.total_seconds() / 60, 3)),
         "max_age_minutes": dg.MetadataValue.float(limit.total_seconds() / 60),
         "watermark": dg.MetadataValue.int(found.watermark),
         "events_in_window": dg.MetadataValue.int(found.scanned),
+        "oldest_pending_age_minutes": dg.MetadataValue.float(
+            round(waiting_age.total_seconds() / 60, 3)
+        ),
     }
     if oldest:
         metadata["oldest_event_id"] = dg.MetadataValue.int(oldest.id)
@@ -174,8 +181,14 @@ def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
         )
     else:
         description = "every matching event behind the watermark was delivered."
+    if waiting:
+        metadata["oldest_pending_event_id"] = dg.MetadataValue.int(waiting.id)
+        description += (
+            f" The oldest event waiting above the watermark (id {waiting.id}) occurred "
+            f"{waiting_age.total_seconds() / 60:.0f} min ago."
+        )
     return dg.AssetCheckResult(
-        passed=age < limit,
+        passed=max(age, waiting_age) < limit,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata=metadata,
         description=description,

@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
 """
 
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -12,9 +13,11 @@ from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, run_trigger
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, recorded_run
+from segment_sync.settings import OutboundSettings
 
 SENSOR_INTERVAL_S = 15
 
@@ -109,8 +112,45 @@ def outbound_sync_job() -> None:
     sync_outbound_stream()
 
 
+def _run_request(stream: Stream, upto: int, run_key: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config=dg.RunConfig(
+            ops={"sync_outbound_stream": OutboundConfig(stream=stream, upto=upto)}
+        ),
+        tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
+    )
+
+
+def _retry_request(
+    context: dg.SensorEvaluationContext, stream: Stream, outbound: OutboundSettings, newest: int
+) -> dg.RunRequest | dg.SkipReason:
+    """Nothing new: start one more run for rows a failed run (and its retries) left pending."""
+    state = OutboundState(outbound.state_url)
+    try:
+        watermark = state.watermark(stream)
+    finally:
+        state.close()
+    if watermark >= newest:
+        return dg.SkipReason(f"no {stream.value} newer than id {newest}; all delivered")
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}),
+        limit=1,
+    )
+    last = records[0] if records else None
+    if last is None or last.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+        return dg.SkipReason(f"{newest - watermark} {stream.value} row(s) pending; a run has them")
+    waited = time.time() - (last.end_time or 0)
+    if waited < outbound.retry_failed_after_s:
+        return dg.SkipReason(
+            f"{newest - watermark} {stream.value} row(s) pending after failed run "
+            f"{last.dagster_run.run_id}; retrying in {outbound.retry_failed_after_s - waited:.0f}s"
+        )
+    return _run_request(stream, newest, f"{stream.value}-retry-after-{last.dagster_run.run_id}")
+
+
 def stream_sensor(stream: Stream) -> dg.SensorDefinition:
-    """Starts an outbound run when the stream has rows newer than the sensor's cursor."""
+    """An outbound run for rows newer than the cursor, or again for rows a failed run left."""
 
     @dg.sensor(
         name=f"outbound_{stream.value}_sensor",
@@ -120,22 +160,17 @@ def stream_sensor(stream: Stream) -> dg.SensorDefinition:
         description=f"New loyalty {stream.value} -> an outbound run for them (cursor: last row id requested).",
     )
     def _sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
-        store = LoyaltyStore(settings.load().loyalty_store.url)
+        loaded = settings.load()
+        store = LoyaltyStore(loaded.loyalty_store.url)
         try:
             newest = store.max_id(stream)
         finally:
             store.close()
         cursor = int(context.cursor or 0)
-        if newest <= cursor:
-            return dg.SkipReason(f"no {stream.value} newer than id {cursor}")
-        context.update_cursor(str(newest))
-        return dg.RunRequest(
-            run_key=f"{stream.value}-upto-{newest}",
-            run_config=dg.RunConfig(
-                ops={"sync_outbound_stream": OutboundConfig(stream=stream, upto=newest)}
-            ),
-            tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
-        )
+        if newest > cursor:
+            context.update_cursor(str(newest))
+            return _run_request(stream, newest, f"{stream.value}-upto-{newest}")
+        return _retry_request(context, stream, loaded.outbound, newest)
 
     return _sensor
 

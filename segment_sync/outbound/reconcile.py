@@ -132,6 +132,27 @@ def find_undelivered(
     return found
 
 
+def oldest_pending(
+    settings: Settings, store: LoyaltyStore, watermark: int, scan: int = 10_000
+) -> LoyaltyEvent | None:
+    """The first event above the watermark that the sync would send (None if none within `scan`).
+
+    Rows above the watermark wait for the next outbound run; this one has waited the longest.
+    """
+    allowed = frozenset(settings.outbound.event_sync)
+    newest = store.max_id(Stream.EVENTS)
+    after, scanned = watermark, 0
+    while after < newest and scanned < scan:
+        rows = store.events_after(after, newest, 1000)
+        if not rows:
+            break
+        found = next((e for e in rows if _candidate(e, settings, allowed)), None)
+        if found is not None:
+            return found
+        after, scanned = rows[-1].id, scanned + len(rows)
+    return None
+
+
 def reconcile_events(
     sync: OutboundSync,
     logs_dir: Path | str,

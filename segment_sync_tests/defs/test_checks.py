@@ -193,9 +193,23 @@ def test_the_check_passes_again_once_reconciliation_sent_the_event(synced):
     assert evaluate_checks(path)["oldest_undelivered_event"].passed
 
 
-def test_events_ahead_of_the_watermark_are_the_sync_s_not_the_check_s(synced):
+def test_an_old_event_still_waiting_above_the_watermark_fails_the_check(synced):
     path, store = synced
+    old = datetime.now(UTC) - timedelta(hours=3)
     store.append_events(
-        [NewEvent("c-3", "point_add", {}, occurred_at=datetime.now(UTC) - timedelta(hours=3))]
+        [
+            NewEvent("c-3", "opt_in", {}, occurred_at=old),
+            NewEvent("c-3", "point_add", {}, occurred_at=old),
+        ]
     )
-    assert evaluate_checks(path)["oldest_undelivered_event"].passed
+    check = evaluate_checks(path)["oldest_undelivered_event"]
+    assert not check.passed
+    assert meta(check)["oldest_pending_event_id"] == 12  # the first allow-listed one
+    assert meta(check)["oldest_pending_age_minutes"] == pytest.approx(180, abs=1)
+
+
+def test_a_fresh_event_waiting_above_the_watermark_passes(synced):
+    path, store = synced
+    store.append_events([NewEvent("c-3", "point_add", {})])
+    check = evaluate_checks(path)["oldest_undelivered_event"]
+    assert check.passed and meta(check)["oldest_pending_event_id"] == 11

@@ -119,3 +119,58 @@ def test_run_metadata_carries_the_counts(write_settings, segment_standin):
     assert output
     assert dg.MetadataValue.int(1) in metadata
     assert WRITE_KEY not in repr(run.all_events)
+
+
+def _failed_sensor_run(write_settings, segment_standin, retry_after_s: float):
+    path = write_settings(
+        outbound={
+            "base_url": segment_standin.url,
+            "max_retries": 0,
+            "retry_failed_after_s": retry_after_s,
+        }
+    )
+    LoyaltyStore(load_settings(path).loyalty_store.url).append_events(
+        [NewEvent("c-1", "point_add", {"points": 1})]
+    )
+    defs = build_definitions(str(path))
+    segment_standin.set_faults(outage_requests=1000)
+    return defs
+
+
+def test_sensor_retries_rows_a_failed_run_left_pending_after_the_backoff(
+    write_settings, segment_standin
+):
+    defs = _failed_sensor_run(write_settings, segment_standin, retry_after_s=0)
+    job = defs.resolve_job_def("outbound_sync_job")
+    with dg.instance_for_test() as instance:
+        request, context = _tick(defs, "outbound_events_sensor", instance)
+        failed = job.execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        assert not failed.success
+        segment_standin.set_faults(outage_requests=0)
+        retry, _ = _tick(defs, "outbound_events_sensor", instance, cursor=context.cursor)
+        assert retry.run_key == f"events-retry-after-{failed.run_id}"
+        assert job.execute_in_process(
+            run_config=retry.run_config, instance=instance, tags=retry.tags
+        ).success
+        done, _ = _tick(defs, "outbound_events_sensor", instance, cursor=context.cursor)
+    assert isinstance(done, dg.SkipReason) and "all delivered" in done.skip_message
+    assert len(segment_standin.accepted_message_ids()) == 1
+
+
+def test_sensor_waits_for_the_backoff_before_retrying_a_failed_run(write_settings, segment_standin):
+    defs = _failed_sensor_run(write_settings, segment_standin, retry_after_s=3600)
+    with dg.instance_for_test() as instance:
+        request, context = _tick(defs, "outbound_events_sensor", instance)
+        defs.resolve_job_def("outbound_sync_job").execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        later, _ = _tick(defs, "outbound_events_sensor", instance, cursor=context.cursor)
+    assert isinstance(later, dg.SkipReason) and "retrying in" in later.skip_message
