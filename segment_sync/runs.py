@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
+from segment_sync.settings import SettingsError
 
 TRIGGERS = ("sensor", "schedule", "manual")
 
@@ -28,6 +29,13 @@ class RunRecord:
     bytes: int = 0
     error: str | None = None
 
+    def count(
+        self, sent: int, failed: int, skipped: int, requests: int = 0, bytes_: int = 0
+    ) -> None:
+        """Set the run's message and request counts."""
+        self.messages_sent, self.messages_failed, self.messages_skipped = sent, failed, skipped
+        self.requests, self.bytes = requests, bytes_
+
     def row(self, status: str) -> dict:
         return {
             "run_id": self.run_id,
@@ -43,6 +51,32 @@ class RunRecord:
             "bytes": self.bytes,
             "error": self.error,
         }
+
+
+def run_manually(
+    logs_dir: str,
+    job: str,
+    run_id: str,
+    work: Callable[[LogWriter, RunRecord, Redactor], None],
+    summary: Callable[[], list[str]],
+    echo: Callable[[str], None] = print,
+) -> bool:
+    """A `segment-sync run ...` command: `work` raises RuntimeError to fail; prints a summary."""
+    logs = LogWriter(logs_dir)
+    record = RunRecord(run_id, job, "manual")
+    redactor = Redactor()
+    try:
+        with recorded_run(logs, record, redactor):
+            work(logs, record, redactor)
+    except (RuntimeError, SettingsError) as exc:
+        for line in summary():
+            echo(line)
+        echo(f"run {run_id} FAILED: {redactor.text(str(exc))}")
+        return False
+    for line in summary():
+        echo(line)
+    echo(f"run {run_id} succeeded; logs in {logs_dir}")
+    return True
 
 
 @contextmanager

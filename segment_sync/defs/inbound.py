@@ -9,11 +9,9 @@ import dagster as dg
 
 from segment_sync.defs.resources import AntavoResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import TRIGGER_TAG, run_trigger
+from segment_sync.defs.tags import TRIGGER_TAG, op_run_record
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.ingest import InboundIngest, IngestResult
-from segment_sync.redaction import Redactor
-from segment_sync.runs import RunRecord, recorded_run
 
 SENSOR_INTERVAL_S = 10
 
@@ -54,14 +52,11 @@ def ingest_inbound_buffer(
     # context.log_event are dropped when the op raises).
     loaded = settings.load()
     logs = settings.log_writer()
-    redactor = Redactor([antavo.api_key, antavo.api_secret])
-    record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
-    with recorded_run(logs, record, redactor):
+    with op_run_record(context, logs, [antavo.api_key, antavo.api_secret]) as (record, _):
         ingest = InboundIngest(loaded, antavo.api_key, antavo.api_secret, logs)
         result = ingest.run(context.run_id, config.upto)
         c = result.counts
-        record.messages_sent, record.messages_failed = c.antavo_events, c.failed
-        record.messages_skipped, record.requests = c.no_match, c.requests
+        record.count(c.antavo_events, c.failed, c.no_match, c.requests)
         metadata = ingest_metadata(result) | run_log_metadata(
             loaded.logs.dir,
             "inbound_log",

@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from segment_sync.defs.outbound import result_metadata
+from segment_sync.defs.outbound import count_outbound, result_metadata
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, run_trigger
+from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.logs.maintenance import apply_retention, compact
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import (
@@ -31,8 +31,7 @@ from segment_sync.logs.store import (
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
 from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
-from segment_sync.redaction import Redactor
-from segment_sync.runs import RunRecord, recorded_run
+from segment_sync.runs import RunRecord
 
 # ---------------------------------------------------------------------------------------------
 # Compaction and retention (plain functions; the op below is a thin wrapper)
@@ -80,8 +79,7 @@ def maintain_log_tables(
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = settings.log_writer()
-    record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
-    with recorded_run(logs, record, Redactor()):
+    with op_run_record(context, logs, []):
         report = maintain_logs(
             loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
         )
@@ -156,15 +154,13 @@ def reconcile_outbound_events(
 ) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
     loaded = settings.load()
     logs = settings.log_writer()
-    redactor = Redactor([segment.write_key])
-    record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
     lookback = timedelta(hours=loaded.maintenance.reconcile_lookback_hours)
-    with recorded_run(logs, record, redactor):
+    with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
         sync = OutboundSync(loaded, segment.write_key, logs)
         try:
             done = reconcile_events(sync, loaded.logs.dir, context.run_id, lookback)
         except OutboundFailed as failed:
-            _count(record, failed.result)
+            count_outbound(record, failed.result)
             record.error = redactor.text(str(failed))
             metadata = result_metadata(failed.result)
             yield _materialization(loaded.logs.dir, record, failed.result, metadata)
@@ -178,7 +174,7 @@ def reconcile_outbound_events(
             "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours),
         }
         if done.sent is not None:
-            _count(record, done.sent)
+            count_outbound(record, done.sent)
             metadata |= result_metadata(done.sent)
             yield _materialization(loaded.logs.dir, record, done.sent, metadata)
         if found.events:
@@ -186,16 +182,6 @@ def reconcile_outbound_events(
             more = f" (+{len(found.events) - 20} more)" if len(found.events) > 20 else ""
             context.log.info(f"sent {len(found.events)} undelivered event(s): ids {ids}{more}")
     yield dg.Output(None, metadata=metadata)
-
-
-def _count(record: RunRecord, result: OutboundResult) -> None:
-    c = result.counts
-    record.messages_sent, record.messages_failed, record.messages_skipped = (
-        c.sent,
-        c.failed,
-        c.skipped,
-    )
-    record.requests, record.bytes = c.requests, c.bytes
 
 
 def _materialization(

@@ -10,13 +10,12 @@ import dagster as dg
 
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, run_trigger
+from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
-from segment_sync.redaction import Redactor
-from segment_sync.runs import RunRecord, recorded_run
+from segment_sync.runs import RunRecord
 from segment_sync.settings import OutboundSettings
 
 SENSOR_INTERVAL_S = 15
@@ -57,21 +56,19 @@ def sync_outbound_stream(
     # context.log_event are dropped when the op raises).
     loaded = settings.load()
     logs = settings.log_writer()
-    redactor = Redactor([segment.write_key])
-    record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
-    with recorded_run(logs, record, redactor):
+    with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
         sync = OutboundSync(loaded, segment.write_key, logs)
         try:
             result = sync.run(config.stream, context.run_id, config.upto)
         except OutboundFailed as failed:
-            _count(record, failed.result)
+            count_outbound(record, failed.result)
             context.log.error(redactor.text(str(failed)))
             metadata = _with_request_stats(loaded.logs.dir, record, failed.result)
             yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
             raise dg.Failure(
                 description=redactor.text(str(failed)), metadata=metadata, allow_retries=True
             ) from None
-        _count(record, result)
+        count_outbound(record, result)
     metadata = _with_request_stats(loaded.logs.dir, record, result)
     yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
     yield dg.Output(None, metadata=metadata)
@@ -93,14 +90,10 @@ def _with_request_stats(
     return {**result_metadata(result), **stats}
 
 
-def _count(record: RunRecord, result: OutboundResult) -> None:
+def count_outbound(record: RunRecord, result: OutboundResult) -> None:
+    """The run record's counts (and error) from an outbound result."""
     c = result.counts
-    record.messages_sent, record.messages_failed, record.messages_skipped = (
-        c.sent,
-        c.failed,
-        c.skipped,
-    )
-    record.requests, record.bytes = c.requests, c.bytes
+    record.count(c.sent, c.failed, c.skipped, c.requests, c.bytes)
     record.error = result.error
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from segment_sync.inbound.ingest import InboundIngest, IngestResult
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
-from segment_sync.runs import RunRecord, recorded_run
-from segment_sync.settings import Settings, SettingsError
+from segment_sync.runs import RunRecord, run_manually
+from segment_sync.settings import Settings
 
 
 def summary_lines(result: IngestResult) -> list[str]:
@@ -25,27 +25,20 @@ def run_manual_inbound(
     settings: Settings, run_id: str, echo: Callable[[str], None] = print
 ) -> bool:
     """Process the buffer once; prints a summary; True when no item failed or awaits a retry."""
-    logs = LogWriter(settings.logs.dir)
-    record = RunRecord(run_id, "inbound_ingest_job", "manual")
-    redactor = Redactor()
-    result: IngestResult | None = None
-    try:
-        with recorded_run(logs, record, redactor):
-            key, secret = settings.antavo_credentials()
-            redactor.add(key)
-            redactor.add(secret)
-            result = InboundIngest(settings, key, secret, logs).run(run_id)
-            c = result.counts
-            record.messages_sent, record.messages_failed = c.antavo_events, c.failed
-            record.messages_skipped, record.requests = c.no_match, c.requests
-            if not result.ok:
-                raise RuntimeError(f"{c.failed} item(s) failed, {c.retried} will be retried")
-    except (RuntimeError, SettingsError) as exc:
-        for line in summary_lines(result) if result else []:
-            echo(line)
-        echo(f"run {run_id} FAILED: {redactor.text(str(exc))}")
-        return False
-    for line in summary_lines(result):
-        echo(line)
-    echo(f"run {run_id} succeeded; logs in {settings.logs.dir}")
-    return True
+    results: list[IngestResult] = []
+
+    def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
+        key, secret = settings.antavo_credentials()
+        redactor.add(key)
+        redactor.add(secret)
+        result = InboundIngest(settings, key, secret, logs).run(run_id)
+        results.append(result)
+        c = result.counts
+        record.count(c.antavo_events, c.failed, c.no_match, c.requests)
+        if not result.ok:
+            raise RuntimeError(f"{c.failed} item(s) failed, {c.retried} will be retried")
+
+    def summary() -> list[str]:
+        return summary_lines(results[0]) if results else []
+
+    return run_manually(settings.logs.dir, "inbound_ingest_job", run_id, work, summary, echo)

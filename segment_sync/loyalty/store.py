@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
@@ -111,11 +111,6 @@ class LoyaltyStore:
         with self.engine.connect() as conn:
             return [_event(tuple(r)) for r in conn.execute(query)]
 
-    def events_by_id(self, ids: Sequence[int]) -> list[LoyaltyEvent]:
-        query = sa.select(loyalty_events).where(loyalty_events.c.id.in_(list(ids)))
-        with self.engine.connect() as conn:
-            return [_event(tuple(r)) for r in conn.execute(query.order_by(loyalty_events.c.id))]
-
     def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
         # The DB-API cursor directly: SQLAlchemy's row wrapping costs ~1 us a row on the hot loop.
         columns = ", ".join(c.name for c in table.columns)
@@ -174,7 +169,3 @@ class LoyaltyStore:
                 table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
             )
             return [r[0] for r in result]
-
-
-def utc_now_minus(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)

@@ -8,8 +8,8 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.redaction import Redactor
-from segment_sync.runs import RunRecord, recorded_run
-from segment_sync.settings import Settings, SettingsError
+from segment_sync.runs import RunRecord, run_manually
+from segment_sync.settings import Settings
 
 
 def summary_lines(results: list[OutboundResult]) -> list[str]:
@@ -40,39 +40,26 @@ def run_manual_outbound(
     settings: Settings, stream: str, run_id: str, echo: Callable[[str], None] = print
 ) -> bool:
     """Sync `stream` (events, profiles or all); prints a summary; True when everything was handled."""
-    logs = LogWriter(settings.logs.dir)
-    record = RunRecord(run_id, "outbound_sync_job", "manual")
-    redactor = Redactor()
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
     results: list[OutboundResult] = []
-    try:
-        with recorded_run(logs, record, redactor):
-            write_key = settings.write_key()
-            redactor.add(write_key)
-            sync = OutboundSync(settings, write_key, logs)
-            for s in streams:
-                try:
-                    results.append(sync.run(s, run_id))
-                except OutboundFailed as failed:
-                    results.append(failed.result)
-                    record.error = failed.result.error
-            total = OutboundCounts()
-            for r in results:
-                total.add(r.counts)
-            record.messages_sent, record.messages_failed = total.sent, total.failed
-            record.messages_skipped, record.requests, record.bytes = (
-                total.skipped,
-                total.requests,
-                total.bytes,
-            )
-            if record.error:
-                raise RuntimeError(record.error)
-    except (RuntimeError, SettingsError) as exc:
-        for line in summary_lines(results):
-            echo(line)
-        echo(f"run {run_id} FAILED: {redactor.text(str(exc))}")
-        return False
-    for line in summary_lines(results):
-        echo(line)
-    echo(f"run {run_id} succeeded; logs in {settings.logs.dir}")
-    return True
+
+    def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
+        write_key = settings.write_key()
+        redactor.add(write_key)
+        sync = OutboundSync(settings, write_key, logs)
+        for s in streams:
+            try:
+                results.append(sync.run(s, run_id))
+            except OutboundFailed as failed:
+                results.append(failed.result)
+                record.error = failed.result.error
+        total = OutboundCounts()
+        for r in results:
+            total.add(r.counts)
+        record.count(total.sent, total.failed, total.skipped, total.requests, total.bytes)
+        if record.error:
+            raise RuntimeError(record.error)
+
+    return run_manually(
+        settings.logs.dir, "outbound_sync_job", run_id, work, lambda: summary_lines(results), echo
+    )

@@ -129,9 +129,17 @@ class OutboundSync:
         self.backoff_base_s = backoff_base_s
         self.on_chunk = on_chunk
 
-    def pending(self, stream: Stream) -> tuple[int, int]:
-        """(watermark, newest row id): rows in between are waiting to be sent."""
-        return self.state.watermark(stream), self.store.max_id(stream)
+    def _client(self) -> SegmentClient:
+        outbound = self.settings.outbound
+        return SegmentClient(
+            outbound.endpoint,
+            self.write_key,
+            max_retries=outbound.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_cap_s=outbound.backoff_cap_s,
+            timeout_s=outbound.timeout_s,
+            max_in_flight=outbound.max_in_flight,
+        )
 
     def run(self, stream: Stream, run_id: str, upto: int | None = None) -> OutboundResult:
         """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed."""
@@ -143,15 +151,7 @@ class OutboundSync:
         target = self.store.max_id(stream) if upto is None else upto
         result = OutboundResult(stream, run_id, start, start, target)
         outbound = self.settings.outbound
-        client = SegmentClient(
-            outbound.endpoint,
-            self.write_key,
-            max_retries=outbound.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_cap_s=outbound.backoff_cap_s,
-            timeout_s=outbound.timeout_s,
-            max_in_flight=outbound.max_in_flight,
-        )
+        client = self._client()
 
         def read(after: int) -> asyncio.Task:
             # In a thread, so the next chunk is read while this one's requests are in flight.
@@ -212,15 +212,7 @@ class OutboundSync:
         upto = max((row.id for row in rows), default=watermark)
         result = OutboundResult(stream, run_id, watermark, watermark, upto)
         outbound = self.settings.outbound
-        client = SegmentClient(
-            outbound.endpoint,
-            self.write_key,
-            max_retries=outbound.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_cap_s=outbound.backoff_cap_s,
-            timeout_s=outbound.timeout_s,
-            max_in_flight=outbound.max_in_flight,
-        )
+        client = self._client()
         try:
             for start in range(0, len(rows), outbound.chunk_size):
                 chunk = rows[start : start + outbound.chunk_size]
