@@ -54,11 +54,6 @@ class _Planned:
     result: EventResult | None = None
 
 
-def _single(values: list[str | None]) -> str | None:
-    distinct = {v for v in values if v}
-    return distinct.pop() if len(distinct) == 1 else None
-
-
 class InboundIngest:
     """Processes the buffer in bounded chunks; every item ends done, failed or back to pending."""
 
@@ -219,30 +214,43 @@ class InboundIngest:
         }
 
     def _log_request(self, record: AntavoRequestRecord, run_id: str) -> None:
+        """One inbound_log row per event of the request: the manual's columns are per event."""
         events = _request_events(record.request_body)
-        self.logs.append(
-            "inbound_log",
-            {
-                "timestamp": record.started_at,
-                "customer_id": _single([e.get("customer") for e in events]),
-                "action": _single([e.get("action") for e in events]),
-                "status": "success" if record.error is None else "error",
-                "event_id": _single(_response_event_ids(record.response_body))
-                if record.error is None
-                else None,
-                "error": self.redactor.text(record.error),
-                "identifier": record.identifier,
-                "run_id": run_id,
-                "status_code": record.status_code,
-                "response_time_s": record.response_time_s,
-                "event_count": record.event_count,
-                "request_body": self.redactor.text(record.request_body),
-                "response_body": self.redactor.text(record.response_body),
-            },
-        )
+        results = _event_results(record.response_body, len(events)) if record.error is None else {}
+        rows = []
+        for index, event in enumerate(events or [None]):
+            result = results.get(index)
+            error = record.error or _result_error(result)
+            rows.append(
+                {
+                    "timestamp": record.started_at,
+                    "customer_id": _text((event or {}).get("customer")),
+                    "action": _text((event or {}).get("action")),
+                    "status": "error" if error else "success",
+                    "event_id": _result_event_id(result),
+                    "error": self.redactor.text(error),
+                    "identifier": record.identifier,
+                    "run_id": run_id,
+                    "status_code": record.status_code,
+                    "response_time_s": record.response_time_s,
+                    "event_count": record.event_count,
+                    "request_body": self.redactor.text(
+                        orjson.dumps(event).decode() if event else record.request_body
+                    ),
+                    "response_body": self.redactor.text(
+                        orjson.dumps(result).decode() if result else record.response_body
+                    ),
+                }
+            )
+        self.logs.extend("inbound_log", rows)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _request_events(body: str) -> list[dict[str, Any]]:
+    """The events of a /events (one object) or /events/bulk ({"events": [...]}) request body."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -252,23 +260,31 @@ def _request_events(body: str) -> list[dict[str, Any]]:
     return [parsed] if isinstance(parsed, dict) else []
 
 
-def _response_event_ids(body: str | None) -> list[str | None]:
-    if not body:
-        return []
+def _event_results(body: str | None, count: int) -> dict[int, dict[str, Any]]:
+    """Per-event results by position: bulk answers {"results": [...]} in input order; a single
+    /events call answers with the customer (its registered events) or an error object."""
     try:
-        parsed = orjson.loads(body)
+        parsed = orjson.loads(body or b"null")
     except orjson.JSONDecodeError:
-        return []
-    found: list[str | None] = []
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    if isinstance(parsed.get("results"), list):
+        return {i: r for i, r in enumerate(parsed["results"][:count]) if isinstance(r, dict)}
+    return {0: parsed} if count == 1 else {}
 
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for event in value.get("events", []) if isinstance(value.get("events"), list) else []:
-                if isinstance(event, dict) and event.get("id"):
-                    found.append(str(event["id"]))
-            for key in ("results",):
-                for sub in value.get(key, []) if isinstance(value.get(key), list) else []:
-                    walk(sub)
 
-    walk(parsed)
-    return found
+def _result_error(result: dict[str, Any] | None) -> str | None:
+    error = (result or {}).get("error")
+    if not isinstance(error, dict):
+        return None
+    return f"{error.get('message', 'error')} ({error.get('type', '')} {error.get('code', '')})".replace(
+        " )", ")"
+    )
+
+
+def _result_event_id(result: dict[str, Any] | None) -> str | None:
+    events = (result or {}).get("events")
+    if isinstance(events, list) and events and isinstance(events[0], dict) and events[0].get("id"):
+        return str(events[0]["id"])
+    return None

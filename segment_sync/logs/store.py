@@ -362,8 +362,8 @@ FROM outbound_log
 GROUP BY ALL
 UNION ALL
 SELECT "date" AS day, 'inbound' AS direction, action AS type,
-    count(*) AS requests,
-    coalesce(sum(event_count), 0) AS messages,
+    count(DISTINCT identifier) AS requests,
+    count(*) AS messages,
     count(*) FILTER (WHERE status = 'error' OR {_REQUEST_FAILED}) AS errors,
     quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
     quantile_cont(response_time_s, 0.95) AS p95_response_time_s

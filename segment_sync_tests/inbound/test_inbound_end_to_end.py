@@ -229,3 +229,20 @@ def test_secrets_never_reach_the_logs(inbound, antavo_standin):
     )
     for secret in (ANTAVO_KEY, ANTAVO_SECRET, WEBHOOK_SECRET):
         assert secret not in dumped
+
+
+def test_inbound_log_has_a_row_per_event_with_its_own_status_and_event_id(inbound, antavo_standin):
+    _, settings, _, receiver = inbound
+    antavo_standin.configure(known_customers={"c-2"})
+    post(receiver, [ORDER, {**ORDER, "messageId": "ghost", "userId": "ghost-9"}])
+    ingest(settings)
+    db = connect(settings.logs.dir)
+    rows = db.execute(
+        "SELECT customer_id, action, status, event_id, error, identifier FROM inbound_log "
+        "ORDER BY customer_id"
+    ).fetchall()
+    ok, ghost = rows
+    assert ok[:3] == ("c-2", "checkout", "success") and ok[4] is None
+    assert ok[3] == antavo_standin.events[0]["id"]
+    assert ghost[:4] == ("ghost-9", "checkout", "error", None) and "not found" in ghost[4].lower()
+    assert ok[5] == ghost[5]  # one bulk request carried both

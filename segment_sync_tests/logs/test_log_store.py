@@ -380,9 +380,17 @@ def test_daily_summary_counts_requests_messages_errors_and_response_percentiles(
     writer.extend(
         "inbound_log",
         [
-            inbound_request(response_time_s=0.1),
-            inbound_request(response_time_s=0.3, event_count=2),
-            inbound_request(status="error", status_code=422, error="invalid", response_time_s=0.2),
+            # One row per event: request r2 carried two events.
+            inbound_request(identifier="r1", response_time_s=0.1),
+            inbound_request(identifier="r2", response_time_s=0.3, event_count=2),
+            inbound_request(identifier="r2", response_time_s=0.3, event_count=2),
+            inbound_request(
+                identifier="r3",
+                status="error",
+                status_code=422,
+                error="invalid",
+                response_time_s=0.2,
+            ),
         ],
     )
     writer.flush()
@@ -393,7 +401,7 @@ def test_daily_summary_counts_requests_messages_errors_and_response_percentiles(
     d1, d2 = date(2024, 3, 1), date(2024, 3, 2)
     approx = pytest.approx
     assert got == [
-        (d1, "inbound", "purchase", 3, 4, 1, approx(0.2), approx(0.29)),
+        (d1, "inbound", "purchase", 3, 4, 1, approx(0.25), approx(0.3)),
         (d1, "outbound", "identify", 2, 4, 1, approx(0.5), approx(0.5)),
         (d1, "outbound", "track", 6, 51, 1, approx(0.35), approx(1.85)),
         (d2, "outbound", "track", 2, 8, 1, approx(0.4), approx(0.49)),
