@@ -634,9 +634,10 @@ def log_summary(logs_dir: str, run_id: str, window_s: float) -> dict[str, Any]:
 
     con = connect(logs_dir)
     try:
+        # inbound_log has a row per event of a request: count requests by their identifier.
         codes = con.execute(
-            "SELECT coalesce(CAST(status_code AS VARCHAR), 'none'), count(*) FROM inbound_log "
-            "WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+            "SELECT coalesce(CAST(status_code AS VARCHAR), 'none'), count(DISTINCT identifier) "
+            "FROM inbound_log WHERE run_id = ? GROUP BY 1 ORDER BY 1",
             [run_id],
         ).fetchall()
         outcomes = con.execute(
@@ -646,7 +647,9 @@ def log_summary(logs_dir: str, run_id: str, window_s: float) -> dict[str, Any]:
         starts = [
             row[0].timestamp()
             for row in con.execute(
-                "SELECT timestamp FROM inbound_log WHERE run_id = ? ORDER BY timestamp", [run_id]
+                "SELECT min(timestamp) AS t FROM inbound_log WHERE run_id = ? "
+                "GROUP BY identifier ORDER BY t",
+                [run_id],
             ).fetchall()
         ]
     finally:
