@@ -119,8 +119,9 @@ def _outbound_customer(op: str, values: list[Any]) -> tuple[str, list[Any]]:
         return f"({single} OR {batch})", [*values, *values]
     marks = _placeholders(values)
     single = f"coalesce(customer_id IN ({marks}), false)"
-    batch = f"coalesce(list_has_any(customer_ids, [{marks}]), false)"
-    return f"({single} OR {batch})", [*values, *values]
+    # list_contains per value: about 2x faster than list_has_any on 10M-row logs (bench/logs.py)
+    batch = " OR ".join("list_contains(customer_ids, ?)" for _ in values)
+    return f"({single} OR coalesce({batch}, false))", [*values, *values]
 
 
 def _inbound_event_type(op: str, values: list[Any]) -> tuple[str, list[Any]]:
@@ -449,10 +450,11 @@ def time_range(
         raise FilterError(
             f"--since ({start.isoformat()}) must be earlier than --until ({end.isoformat()})"
         )
+    # The "date" partition bounds let DuckDB skip whole days of files without opening them.
     if start is not None:
-        parts.append('"timestamp" >= ?')
-        params.append(start)
+        parts.append('"date" >= ? AND "timestamp" >= ?')
+        params.extend([start.astimezone(UTC).date(), start])
     if end is not None:
-        parts.append('"timestamp" < ?')
-        params.append(end)
+        parts.append('"date" <= ? AND "timestamp" < ?')
+        params.extend([end.astimezone(UTC).date(), end])
     return (" AND ".join(parts) or "TRUE"), params

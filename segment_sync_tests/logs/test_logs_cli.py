@@ -353,3 +353,21 @@ def test_logs_group_is_reachable_from_the_main_cli_once_attached(settings_file: 
     )
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 3
+
+
+def test_newest_first_search_spans_recent_and_old_days(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    recent = [outbound_row(f"new-{n}", 0, timestamp=now - timedelta(minutes=n)) for n in range(3)]
+    old = [outbound_row(f"old-{n}", 0, timestamp=now - timedelta(days=40 + n)) for n in range(2)]
+    LogWriter(tmp_path / "logs").write("outbound_log", recent + old)
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"logs": {"dir": str(tmp_path / "logs")}}))
+
+    def identifiers(limit: int) -> list[str]:
+        result = run("outbound", "--settings", str(path), "--format", "json", "--limit", str(limit))
+        assert result.exit_code == 0, result.output
+        return [row["identifier"] for row in json.loads(result.stdout)]
+
+    assert identifiers(2) == ["new-0", "new-1"]
+    assert identifiers(10) == ["new-0", "new-1", "new-2", "old-0", "old-1"]
+    assert identifiers(0) == ["new-0", "new-1", "new-2", "old-0", "old-1"]
