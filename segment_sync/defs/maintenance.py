@@ -1,4 +1,4 @@
-"""Maintenance: an hourly job that compacts and trims the logs, an hourly one that reconciles.
+"""Maintenance: hourly jobs that compact and trim the logs, and that reconcile the outbound sync.
 
 `log_maintenance_job` applies retention (`logs.retention_days`) and compacts small Parquet files
 of every log table, then refreshes the analysts' DuckDB file (a warning, not a failure, when an
