@@ -315,10 +315,9 @@ QUERIES: list[dict[str, Any]] = [
 
 
 def list_query(filter_text: str, since: str | None) -> tuple[str, list[Any]]:
-    """The SQL and parameters `segment-sync logs outbound --filter ... --limit 50` runs.
+    """The CLI's query as ONE scan (no newest-first date windows): the diagnostics' baseline.
 
-    Built exactly as `segment_sync.logs.cli._list` builds it (which also prints, so it cannot be
-    called on its own); `cli_check` runs the real command and compares the rows.
+    The timed figures call `segment_sync.logs.cli.query_log`, which the command itself runs.
     """
     where, params = compile_filter(filter_text, "outbound")
     when, when_params = time_range(since, None)
@@ -363,8 +362,15 @@ def one_run(open_con: Callable[[], duckdb.DuckDBPyConnection], spec: dict) -> di
     con = open_con()
     try:
         opened = time.perf_counter()
-        sql, params = query_of(spec)
-        rows = con.execute(sql, params).fetchall()
+        if "sql" in spec:
+            rows = con.execute(spec["sql"]).fetchall()
+        else:  # exactly what `segment-sync logs outbound --filter ... --limit 50` runs
+            rows = [
+                tuple(row.values())
+                for row in logs_cli.query_log(
+                    con, "outbound", spec["filter"], spec["since"], None, logs_cli.DEFAULT_LIMIT
+                )
+            ]
     finally:
         con.close()
     end = time.perf_counter()
@@ -567,7 +573,11 @@ def diagnose(
             if key not in missed:
                 continue
             spec = specs[key]
-            add(key, "as the CLI runs it (query only, open connection)", sql_runner(query_of, spec))
+            add(
+                key,
+                "one scan without date windows (query only, open connection)",
+                sql_runner(query_of, spec),
+            )
             if "Customer ID" not in spec["filter"]:  # that filter reads the lists anyway
                 add(
                     key, "without the customer_ids column", sql_runner(variant_no_list, spec), False
@@ -591,7 +601,12 @@ def diagnose(
                     lambda s=spec: windows(con, s, contains=True),
                 )
                 absent = {**spec, "filter": "Customer ID is c-999999"}  # no such customer
-                add(key, "absent customer, as the CLI runs it", sql_runner(query_of, absent), False)
+                add(
+                    key,
+                    "absent customer, one scan without date windows",
+                    sql_runner(query_of, absent),
+                    False,
+                )
                 add(
                     key,
                     "absent customer, list_contains + date windows",

@@ -181,6 +181,30 @@ def _newest_rows(
     return rows
 
 
+def query_log(
+    con: duckdb.DuckDBPyConnection,
+    log: LogName,
+    filter_text: str,
+    since: str | None,
+    until: str | None,
+    limit: int,
+) -> list[dict]:
+    """The rows `logs outbound|inbound` shows, newest first: at most limit + 1 (0: all).
+
+    FilterError for a bad filter or time.
+    """
+    where, params = compile_filter(filter_text, log)
+    when, when_params = time_range(since, until)
+    columns = [name for name, _ in COLUMNS[log]]
+    extra = ["customer_ids"] if log == "outbound" else []
+    selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
+    sql = (
+        f"SELECT {selected} FROM {log}_log "
+        f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC'
+    )
+    return _newest_rows(con, sql, [*params, *when_params], limit, search_recent_first=since is None)
+
+
 def _list(
     log: LogName,
     settings_file: str | None,
@@ -192,20 +216,11 @@ def _list(
 ) -> None:
     """Query one log and print it in the chosen format."""
     try:
-        where, params = compile_filter(filter_text, log)
-        when, when_params = time_range(since, until)
+        with _connect(settings_file) as con:
+            rows = query_log(con, log, filter_text, since, until, limit)
     except FilterError as exc:
         raise click.ClickException(str(exc)) from None
     columns = [name for name, _ in COLUMNS[log]]
-    extra = ["customer_ids"] if log == "outbound" else []
-    selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
-    sql = (
-        f"SELECT {selected} FROM {log}_log "
-        f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC'
-    )
-    query_params = [*params, *when_params]
-    with _connect(settings_file) as con:
-        rows = _newest_rows(con, sql, query_params, limit, search_recent_first=since is None)
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
     if output_format == "json":
