@@ -21,7 +21,7 @@
 3. Diagnostics for queries that miss the target: the same query rewritten (`diagnose`: no
    customer_ids column, two-phase top-N, newest-first date windows, list_contains, view options).
 4. A second pass with today's partition split into files of 8-50 rows, as the sync leaves it
-   until the daily 03:30 compaction (`split_today`; skip with --no-uncompacted-today).
+   until the hourly compaction (`split_today`; skip with --no-uncompacted-today).
 5. Tables, and everything as JSON in bench/results/logs.json (git-ignored).
 """
 
@@ -698,13 +698,13 @@ def view_options(logs_dir: Path, key: str, repeat: int = 3) -> list[dict[str, An
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenario: today's partition as the sync leaves it until the 03:30 compaction
+# Scenario: today's partition as the sync leaves it until the hourly compaction
 # ---------------------------------------------------------------------------------------------
 
 
 def split_today(logs_dir: Path, seed: int = SEED) -> dict[str, Any]:
     """Rewrite today's compacted file as the sync writes it: files of 8-50 rows, via
-    `store.write_parquet` (LogWriter's own file writer). Compaction runs daily at 03:30 UTC,
+    `store.write_parquet` (LogWriter's own file writer). Compaction runs hourly,
     so until then the current day always looks like this."""
     from segment_sync.logs.store import data_files, write_parquet
 
@@ -873,7 +873,7 @@ def main(argv: list[str]) -> int:
             print(
                 table(
                     raw["uncompacted_results"],
-                    f"Same data, today ({u['day']}) as {u['files']:,} small files of 8-50 rows (before the 03:30 compaction)",
+                    f"Same data, today ({u['day']}) as {u['files']:,} small files of 8-50 rows (before the hourly compaction)",
                 )
             )
         for key, check in raw["cli_check"].items():
