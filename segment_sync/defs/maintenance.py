@@ -16,9 +16,8 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from segment_sync.defs.outbound import count_outbound, result_metadata
+from segment_sync.defs.outbound import count_outbound, outbound_run_metadata, result_metadata
 from segment_sync.defs.resources import SegmentResource, SettingsResource
-from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.logs.maintenance import apply_retention, compact
 from segment_sync.logs.schema import TABLES
@@ -190,15 +189,7 @@ def _materialization(
     logs_dir: str, record: RunRecord, result: OutboundResult, metadata: dict[str, dg.MetadataValue]
 ) -> dg.AssetMaterialization:
     """outbound_log's materialization for a reconciliation that sent something (plotted)."""
-    c = result.counts
-    stats = run_log_metadata(
-        logs_dir,
-        "outbound_log",
-        record.run_id,
-        record.started_at,
-        delivered=c.sent,
-        undelivered=c.failed + c.pending,
-    )
+    stats = outbound_run_metadata(logs_dir, record, result)
     return dg.AssetMaterialization(asset_key="outbound_log", metadata={**metadata, **stats})
 
 

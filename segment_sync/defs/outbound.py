@@ -63,18 +63,18 @@ def sync_outbound_stream(
         except OutboundFailed as failed:
             count_outbound(record, failed.result)
             context.log.error(redactor.text(str(failed)))
-            metadata = _with_request_stats(loaded.logs.dir, record, failed.result)
+            metadata = outbound_run_metadata(loaded.logs.dir, record, failed.result)
             yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
             raise dg.Failure(
                 description=redactor.text(str(failed)), metadata=metadata, allow_retries=True
             ) from None
         count_outbound(record, result)
-    metadata = _with_request_stats(loaded.logs.dir, record, result)
+    metadata = outbound_run_metadata(loaded.logs.dir, record, result)
     yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
     yield dg.Output(None, metadata=metadata)
 
 
-def _with_request_stats(
+def outbound_run_metadata(
     logs_dir: str, record: RunRecord, result: OutboundResult
 ) -> dict[str, dg.MetadataValue]:
     """The run's counts, its error rate and its own requests' p95 response time (plotted)."""
