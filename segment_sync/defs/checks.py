@@ -49,8 +49,9 @@ LOG_TABLE_SPECS = [
         "inbound_log",
         group_name=GROUP,
         kinds=KINDS,
-        description="One row per request to the Antavo Events API. Each inbound run records a "
-        "materialization: events registered, items failed, error rate, p95 response time.",
+        description="One row per event of each request to the Antavo Events API. Each inbound "
+        "run records a materialization: events registered, items failed, error rate, p95 "
+        "response time.",
     ),
     dg.AssetSpec(
         "inbound_items",

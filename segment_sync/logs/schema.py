@@ -64,7 +64,8 @@ OUTBOUND_MESSAGES = pa.schema(
 
 INBOUND_LOG = pa.schema(
     [
-        # The manual's "Inbound logs" columns first.
+        # One row per event of each Antavo request (a bulk request has several, sharing the
+        # identifier). The manual's "Inbound logs" columns first.
         _required("timestamp", UTC_TIMESTAMP),
         _optional("customer_id", pa.string()),
         _optional("action", pa.string()),
@@ -75,8 +76,8 @@ INBOUND_LOG = pa.schema(
         _optional("run_id", pa.string()),
         _optional("status_code", pa.int32()),
         _optional("response_time_s", pa.float64()),
-        _optional("event_count", pa.int32()),
-        _optional("request_body", pa.string()),
+        _optional("event_count", pa.int32()),  # events in the whole request
+        _optional("request_body", pa.string()),  # this event's part of the request
         _optional("response_body", pa.string()),
     ]
 )
