@@ -1,0 +1,67 @@
+"""The loyalty store reads the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
+from segment_sync.loyalty.store import LoyaltyStore
+
+WHEN = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> LoyaltyStore:
+    url = (
+        f"sqlite:///{tmp_path}/loyalty.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    store = LoyaltyStore(url)
+    yield store
+    store.close()
+
+
+def test_appended_events_read_back_in_id_order_with_utc_times(store):
+    ids = store.append_events(
+        [
+            NewEvent("c-1", "point_add", {"points": 5, "nested": {"a": [1, 2]}}, "ext-1", WHEN),
+            NewEvent(
+                "c-2", "checkout", {"total": 9.5}, None, WHEN + timedelta(seconds=1), "segment"
+            ),
+        ]
+    )
+    first, second = store.events_after(0, ids[-1], 10)
+    assert [first.id, second.id] == ids
+    assert (first.customer_id, first.external_customer_id, first.action) == (
+        "c-1",
+        "ext-1",
+        "point_add",
+    )
+    assert first.data == {"points": 5, "nested": {"a": [1, 2]}}
+    assert first.occurred_at == WHEN and first.occurred_at.tzinfo is not None
+    assert second.origin == "segment" and second.external_customer_id is None
+
+
+def test_rows_after_respects_both_bounds_and_the_limit(store):
+    ids = store.append_events([NewEvent(f"c-{i}", "point_add", {}) for i in range(10)])
+    assert [e.id for e in store.events_after(ids[2], ids[7], 3)] == ids[3:6]
+    assert [e.id for e in store.rows_after(Stream.EVENTS, ids[7], ids[-1], 100)] == ids[8:]
+
+
+def test_max_id_is_zero_for_an_empty_stream_and_the_newest_id_after(store):
+    assert store.max_id(Stream.PROFILES) == 0
+    (pid,) = store.append_profile_changes([NewProfileChange("c-1", {"email": "a@example.com"})])
+    assert store.max_id(Stream.PROFILES) == pid
+    (change,) = store.profile_changes_after(0, pid, 10)
+    assert change.attributes == {"email": "a@example.com"}
+
+
+def test_events_between_selects_by_occurrence_time(store):
+    store.append_events(
+        [NewEvent("c-1", "a", {}, occurred_at=WHEN + timedelta(hours=h)) for h in range(5)]
+    )
+    found = store.events_between(WHEN + timedelta(hours=1), WHEN + timedelta(hours=3))
+    assert [e.occurred_at for e in found] == [WHEN + timedelta(hours=1), WHEN + timedelta(hours=2)]
