@@ -49,7 +49,11 @@ class NotSent:
 
 def iso_timestamp(value: datetime) -> str:
     """ISO-8601 in UTC with milliseconds, e.g. 2026-11-28T17:52:06.123Z."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond // 1000:03d}Z"
+    )
 
 
 def _dumps(message: dict) -> bytes:
