@@ -11,8 +11,6 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
 
-TRIGGERS = ("sensor", "schedule", "manual")
-
 
 @dataclass
 class RunRecord:

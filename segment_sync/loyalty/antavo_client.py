@@ -39,11 +39,6 @@ RATE_HEADROOM = 0.98  # pace at 98% of the limit, absorbing network jitter at th
 _RESPONSE_BODY_LIMIT = 65536
 
 
-def antavo_base_url(stack: str) -> str:
-    """Production Events API base URL of an Antavo stack."""
-    return f"https://api.{stack}.antavo.com"
-
-
 @dataclass(frozen=True)
 class AntavoRequestRecord:
     """One HTTP attempt against Antavo: a row of the inbound log (secrets redacted)."""
