@@ -9,7 +9,7 @@ import dagster as dg
 
 from segment_sync.defs.resources import AntavoResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import TRIGGER_TAG, op_run_record
+from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.ingest import InboundIngest, IngestResult
 
@@ -72,7 +72,12 @@ def ingest_inbound_buffer(
     yield dg.Output(None, metadata=metadata)
 
 
-@dg.job(description="Inbound ingest: buffered Segment events -> Antavo Events API.")
+# One inbound run at a time (dagster.yaml's limit per stream tag): the Antavo rate limit is
+# per client, so two runs at once would send at twice the configured rate.
+@dg.job(
+    description="Inbound ingest: buffered Segment events -> Antavo Events API.",
+    tags={STREAM_TAG: "inbound"},
+)
 def inbound_ingest_job() -> None:
     ingest_inbound_buffer()
 
@@ -97,5 +102,5 @@ def inbound_buffer_sensor(context: dg.SensorEvaluationContext, settings: Setting
     return dg.RunRequest(
         run_key=f"inbound-upto-{newest}-attempts-{attempts}",
         run_config=dg.RunConfig(ops={"ingest_inbound_buffer": InboundConfig(upto=newest)}),
-        tags={TRIGGER_TAG: "sensor"},
+        tags={TRIGGER_TAG: "sensor", STREAM_TAG: "inbound"},
     )
