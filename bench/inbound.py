@@ -43,7 +43,6 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -84,6 +83,7 @@ LOYALTY_MAPPING = {
 if str(ROOT) not in sys.path:  # `python bench/inbound.py` puts bench/ first, not the project
     sys.path.insert(0, str(ROOT))
 
+from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
 # ---------------------------------------------------------------------------------------------
 # Events
@@ -399,12 +399,6 @@ def bench_env() -> dict[str, str]:
         ANTAVO_KEY_ENV: BENCH_ANTAVO_KEY,
         ANTAVO_SECRET_ENV: BENCH_ANTAVO_SECRET,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:

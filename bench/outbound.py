@@ -34,7 +34,6 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ POLL_S = 0.05
 if str(ROOT) not in sys.path:  # `python bench/outbound.py` puts bench/ first, not the project
     sys.path.insert(0, str(ROOT))
 
+from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
 # ---------------------------------------------------------------------------------------------
 # Child processes: one measured run each
@@ -201,12 +201,6 @@ def child_main(mode: str, cfg_path: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Parent: data, stand-in, measured children
 # ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Standin:
