@@ -83,6 +83,8 @@ LOYALTY_MAPPING = {
 if str(ROOT) not in sys.path:  # `python bench/inbound.py` puts bench/ first, not the project
     sys.path.insert(0, str(ROOT))
 
+import children  # noqa: E402  (bench/ is on the path when run as a script)
+
 from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
 # ---------------------------------------------------------------------------------------------
@@ -461,30 +463,8 @@ class Service:
 
 def run_child(mode: str, cfg: dict[str, Any], workdir: Path, timeout_s: float) -> dict[str, Any]:
     """Run one child (`load` or `ingest`) and return its result plus its rusage CPU."""
-    tag = cfg["tag"]
-    cfg_path = workdir / f"{tag}.json"
-    cfg["result_path"] = str(workdir / f"{tag}.result.json")
-    cfg_path.write_text(json.dumps(cfg))
-    log_path = workdir / f"{tag}.log"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_child", mode, str(cfg_path)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=bench_env(), stdout=log, stderr=log)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise RuntimeError(f"{tag}: timed out after {timeout_s:.0f} s; see {log_path}")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{tag}: child exited {proc.returncode}; {log_path}:\n{tail}")
-    result = json.loads(Path(cfg["result_path"]).read_text())
+    script = Path(__file__).resolve()
+    result, usage = children.run_child(script, mode, cfg, workdir, timeout_s, bench_env(), ROOT)
     result["child_cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 

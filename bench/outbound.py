@@ -54,6 +54,8 @@ POLL_S = 0.05
 if str(ROOT) not in sys.path:  # `python bench/outbound.py` puts bench/ first, not the project
     sys.path.insert(0, str(ROOT))
 
+import children  # noqa: E402  (bench/ is on the path when run as a script)
+
 from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
 # ---------------------------------------------------------------------------------------------
@@ -274,35 +276,16 @@ def run_child(mode: str, cfg: dict[str, Any], workdir: Path, timeout_s: float) -
     """Run one measured child; returns its result plus peak RSS and CPU seen from outside."""
     import psutil
 
-    tag = cfg["tag"]
-    cfg_path = workdir / f"{tag}.json"
-    cfg["result_path"] = str(workdir / f"{tag}.result.json")
-    cfg_path.write_text(json.dumps(cfg))
-    log_path = workdir / f"{tag}.log"
-    env = os.environ | {WRITE_KEY_ENV: BENCH_WRITE_KEY}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_child", mode, str(cfg_path)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-    ps = psutil.Process(proc.pid)
     polled_peak = 0
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
+
+    def sample(pid: int) -> None:
+        nonlocal polled_peak
         with contextlib.suppress(psutil.Error):
-            polled_peak = max(polled_peak, ps.memory_info().rss)
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            proc.returncode = -9
-            raise RuntimeError(f"{tag}: timed out after {timeout_s:.0f} s; see {log_path}")
-        time.sleep(POLL_S)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{tag}: child exited {proc.returncode}; {log_path}:\n{tail}")
-    result = json.loads(Path(cfg["result_path"]).read_text())
+            polled_peak = max(polled_peak, psutil.Process(pid).memory_info().rss)
+
+    env = os.environ | {WRITE_KEY_ENV: BENCH_WRITE_KEY}
+    script = Path(__file__).resolve()
+    result, usage = children.run_child(script, mode, cfg, workdir, timeout_s, env, ROOT, sample)
     result["peak_rss"] = usage.ru_maxrss * 1024  # Linux: KiB
     result["polled_peak_rss"] = polled_peak
     result["child_cpu_s"] = usage.ru_utime + usage.ru_stime
