@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
+
+# No per-example deadline: CI shares 2 cores with other work, and a slow example is not a bug.
+settings.register_profile("segment_sync", deadline=None)
+settings.load_profile("segment_sync")
 
 PG_URL = os.environ.get("SEGMENT_SYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,29 +69,38 @@ class EventResult:
 
 
 class _Pacer:
-    """Spaces request starts evenly at a rate; a Retry-After pauses everyone."""
+    """Spaces request starts at least one interval apart; a Retry-After pauses everyone.
 
-    def __init__(self, per_minute: int) -> None:
-        self._interval = 60.0 / (per_minute * RATE_HEADROOM)
+    A waiter re-reads the clock when it wakes and takes the next slot only then, so a stalled
+    event loop never releases a burst: starts stay an interval apart whatever the machine does.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = 60.0 / (per_minute * RATE_HEADROOM)
+        self._clock = clock
+        self._sleep = sleep
         self._next = 0.0
         self._paused_until = 0.0
 
     async def acquire(self) -> None:
-        """Wait for this caller's slot (slots are reserved in call order)."""
+        """Wait until a start is allowed now, then take it."""
         while True:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            if slot < self._paused_until:
-                await asyncio.sleep(self._paused_until - now)
+            now = self._clock()
+            ready_at = max(self._next, self._paused_until)
+            if now < ready_at:
+                await self._sleep(ready_at - now)
                 continue
-            self._next = slot + self._interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
+            self._next = now + self.interval
             return
 
     def pause(self, seconds: float) -> None:
         """No new request starts for `seconds`."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
 @dataclass(frozen=True)
