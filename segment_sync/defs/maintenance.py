@@ -22,7 +22,6 @@ from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.logs.maintenance import apply_retention, compact
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import (
-    AnalyticsDatabaseLockedError,
     data_files,
     ensure_analytics_db,
     partition_dirs,
@@ -92,12 +91,8 @@ def maintain_log_tables(
                     "rows": dg.MetadataValue.int(table.rows_after),
                 },
             )
-        try:
-            ensure_analytics_db(loaded.logs.dir)
-            analytics = "views refreshed"
-        except AnalyticsDatabaseLockedError as exc:
-            analytics = f"not refreshed: {exc}"
-            context.log.warning(f"analysts' DuckDB file {analytics}; the next run retries")
+        ensure_analytics_db(loaded.logs.dir)
+        analytics = "views refreshed"
     yield dg.Output(
         None,
         metadata={

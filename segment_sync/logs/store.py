@@ -50,10 +50,6 @@ ANALYTICS_STORAGE_VERSION = "v1.0.0"
 Row = Mapping[str, Any]
 
 
-class AnalyticsDatabaseLockedError(RuntimeError):
-    """The analysts' DuckDB file is held open by another process, so its views cannot be refreshed."""
-
-
 # ---------------------------------------------------------------------------------------------
 # Files and directories (shared with maintenance)
 # ---------------------------------------------------------------------------------------------
@@ -392,33 +388,30 @@ def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBP
 
 
 def ensure_analytics_db(logs_dir: Path | str) -> Path:
-    """Create or refresh `<logs_dir>/segment_sync.duckdb` with the views; fail fast if locked."""
+    """Create or refresh `<logs_dir>/segment_sync.duckdb` with the views, never touching readers.
+
+    DuckDB locks a file for the process that opens it read-write, and even a read-only reader
+    blocks a writer, so the views are written into a new file beside it and renamed over it.
+    A session that opened the old file keeps it (POSIX keeps an open file alive); the views read
+    the Parquet files, so that session still sees every new row, and a new session gets the new
+    views. The rename is atomic: a reader never sees a half-written file.
+    """
     root = Path(logs_dir).resolve()
     ensure_layout(root)
     path = root / ANALYTICS_DB_NAME
+    fresh = root / f".{ANALYTICS_DB_NAME}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
     try:
         con = duckdb.connect(
-            str(path), config={"storage_compatibility_version": ANALYTICS_STORAGE_VERSION}
+            str(fresh), config={"storage_compatibility_version": ANALYTICS_STORAGE_VERSION}
         )
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        raise AnalyticsDatabaseLockedError(_locked_message(path, exc)) from exc
-    try:
-        con.execute("BEGIN TRANSACTION")
-        for statement in view_sql(root):
-            con.execute(statement)
-        con.execute("COMMIT")
+        try:
+            for statement in view_sql(root):
+                con.execute(statement)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(fresh, path)
     finally:
-        con.close()
+        fresh.unlink(missing_ok=True)
+        Path(f"{fresh}.wal").unlink(missing_ok=True)
     return path
-
-
-def _locked_message(path: Path, exc: Exception) -> str:
-    """Explain a lock conflict on the analysts' file and what to do about it."""
-    return (
-        f"cannot refresh the log views in {path}: another process holds the file open, most "
-        f"likely an analyst's DuckDB session opened read-write. Analysts should open it "
-        f"read-only (`duckdb -readonly {path}`, or duckdb.connect(path, read_only=True)); "
-        f"close that session and retry. Log writing is unaffected. DuckDB said: {exc}"
-    )

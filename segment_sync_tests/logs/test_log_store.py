@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import pytest
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import (
     ANALYTICS_DB_NAME,
-    AnalyticsDatabaseLockedError,
     LogWriter,
     connect,
     ensure_analytics_db,
@@ -180,35 +178,52 @@ def test_refreshing_the_analysts_file_twice_is_harmless(tmp_path: Path) -> None:
         assert scalar(analyst, "SELECT count(*) FROM sync_runs") == 1
 
 
-def test_refreshing_views_fails_fast_with_read_only_advice_while_an_analyst_holds_the_file(
-    tmp_path: Path,
-) -> None:
-    path = ensure_analytics_db(tmp_path)
+HOLDER = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+print("open", flush=True)
+for line in sys.stdin:  # one query per line, answered with its first value
+    print(con.execute(line).fetchone()[0], flush=True)
+"""
+
+
+def open_holder(path: Path, mode: str) -> subprocess.Popen:
+    """An analyst's DuckDB session in another process, holding `path` open (`ro` or `rw`)."""
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time\n"
-            f"con = duckdb.connect({str(path)!r})\n"
-            "print('open', flush=True)\n"
-            "sys.stdin.read()\n",
-        ],
+        [sys.executable, "-c", HOLDER, str(path), mode],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout.readline().strip() == "open"
+    return holder
+
+
+def ask(holder: subprocess.Popen, sql: str) -> str:
+    holder.stdin.write(sql + "\n")
+    holder.stdin.flush()
+    return holder.stdout.readline().strip()
+
+
+@pytest.mark.parametrize("mode", ["ro", "rw"])
+def test_refreshing_views_succeeds_while_an_analyst_holds_the_file_and_they_keep_querying(
+    tmp_path: Path, mode: str
+) -> None:
+    path = ensure_analytics_db(tmp_path)
+    holder = open_holder(path, mode)
     try:
-        assert holder.stdout.readline().strip() == "open"
-        started = time.monotonic()
-        with pytest.raises(AnalyticsDatabaseLockedError) as raised:
-            ensure_analytics_db(tmp_path)
-        elapsed = time.monotonic() - started
+        LogWriter(tmp_path).write(
+            "sync_runs", [{"run_id": "r1", "job": "outbound", "started_at": T0}]
+        )
+        assert ensure_analytics_db(tmp_path) == path
+        # The open session keeps its snapshot of the views, which read the live Parquet files.
+        assert ask(holder, "SELECT count(*) FROM sync_runs") == "1"
+        with duckdb.connect(str(path), read_only=True) as newcomer:
+            assert scalar(newcomer, "SELECT count(*) FROM sync_runs") == 1
     finally:
         holder.communicate(input="", timeout=30)
-
-    assert elapsed < 5
-    assert "duckdb -readonly" in str(raised.value)
-    assert str(path) in str(raised.value)
+    assert holder.returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_unknown_column_is_rejected_naming_table_column_and_expected_columns(
