@@ -50,6 +50,19 @@ ANALYTICS_STORAGE_VERSION = "v1.0.0"
 Row = Mapping[str, Any]
 
 
+class LogWriteError(RuntimeError):
+    """A log file could not be written (disk full, no permission): names the folder and the fix."""
+
+    def __init__(self, what: str, logs_dir: Path, cause: OSError) -> None:
+        self.logs_dir, self.cause = logs_dir, cause
+        reason = cause.strerror or type(cause).__name__
+        super().__init__(
+            f"could not write {what} under logs.dir ({logs_dir}): {reason}; make it a writable "
+            "folder with free space (or point logs.dir elsewhere), then rerun: nothing unlogged "
+            "counted as done"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Files and directories (shared with maintenance)
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +221,10 @@ class LogWriter:
         self._pending: dict[str, list[Row]] = {}
         self._pending_tables: dict[str, list[pa.Table]] = {}
         self._lock = threading.Lock()
-        ensure_layout(self.logs_dir)
+        try:
+            ensure_layout(self.logs_dir)
+        except OSError as exc:
+            raise LogWriteError("the log layout", self.logs_dir, exc) from exc
 
     def append(self, table: str, row: Row) -> None:
         """Queue one row for `table`."""
@@ -261,13 +277,11 @@ class LogWriter:
         for index, (name, (rows, tables)) in enumerate(items):
             try:
                 written.extend(self._write_batch(name, rows, tables))
+            except OSError as exc:
+                self._requeue_items(items[index + 1 :])
+                raise LogWriteError(f"the {name} log", self.logs_dir, exc) from exc
             except BaseException:
-                self._requeue(
-                    [
-                        (n, r + [x for t in ts for x in t.to_pylist()])
-                        for n, (r, ts) in items[index + 1 :]
-                    ]
-                )
+                self._requeue_items(items[index + 1 :])
                 raise
         return written
 
@@ -299,6 +313,10 @@ class LogWriter:
                 self._requeue([(table, [r for _, rest in parts[index:] for r in rest.to_pylist()])])
                 raise
         return written
+
+    def _requeue_items(self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]) -> None:
+        """Put tables not yet flushed back, rows and Arrow batches alike."""
+        self._requeue([(n, r + [x for t in ts for x in t.to_pylist()]) for n, (r, ts) in items])
 
     def _requeue_tables(self, table: str, tables: list[pa.Table]) -> None:
         with self._lock:

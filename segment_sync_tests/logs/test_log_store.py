@@ -18,11 +18,13 @@ import pytest
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import (
     ANALYTICS_DB_NAME,
+    LogWriteError,
     LogWriter,
     connect,
     ensure_analytics_db,
     view_sql,
 )
+from segment_sync_tests.disks import fill_disk
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 FILE_NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{32}\.parquet$")
@@ -421,3 +423,29 @@ def test_daily_summary_counts_requests_messages_errors_and_response_percentiles(
         (d1, "outbound", "track", 6, 51, 1, approx(0.35), approx(1.85)),
         (d2, "outbound", "track", 2, 8, 1, approx(0.4), approx(0.49)),
     ]
+
+
+def test_a_logs_dir_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "logs"
+    not_a_folder.write_text("oops")
+    with pytest.raises(LogWriteError) as raised:
+        LogWriter(not_a_folder)
+    assert f"logs.dir ({not_a_folder})" in str(raised.value)
+    assert "writable folder" in str(raised.value)
+
+
+def test_a_full_disk_is_one_clear_error_and_the_rows_wait_for_the_next_flush(
+    small_tmpfs: Path,
+) -> None:
+    writer = LogWriter(small_tmpfs / "logs")
+    filler = fill_disk(small_tmpfs)
+    writer.extend("outbound_messages", [message(f"m{i}") for i in range(2000)])
+    with pytest.raises(LogWriteError) as raised:
+        writer.flush()
+    assert "No space left on device" in str(raised.value)
+    assert writer.pending("outbound_messages") == 2000
+
+    filler.unlink()
+    writer.flush()
+    with connect(small_tmpfs / "logs") as con:
+        assert scalar(con, "SELECT count(DISTINCT message_id) FROM outbound_messages") == 2000
