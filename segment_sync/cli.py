@@ -133,22 +133,29 @@ def serve_webhooks(settings_file: str | None, host: str, port: int, insecure: bo
     )
 
 
-@main.command(
-    "standin",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
-)
-@click.argument("which", type=click.Choice(["segment", "antavo"]))
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@main.group("standin")
+def standin() -> None:
+    """Run a LOCAL STAND-IN of Segment or Antavo (never production); each has --help."""
+
+
+@standin.command("segment", context_settings=_PASS_THROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def standin(which: str, args: tuple[str, ...]) -> None:
-    """Run a LOCAL STAND-IN (never production): `standin segment --help`, `standin antavo --help`."""
-    if which == "segment":
-        from segment_sync.standins.segment import main as standin_main
-    else:
-        from segment_sync.standins.antavo import main as standin_main
+def standin_segment(args: tuple[str, ...]) -> None:
+    """The Segment Tracking API stand-in (`standin segment --help` lists its options)."""
+    from segment_sync.standins.segment import main as standin_main
+
+    sys.exit(standin_main(list(args)))
+
+
+@standin.command("antavo", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def standin_antavo(args: tuple[str, ...]) -> None:
+    """The Antavo Events API stand-in (`standin antavo --help` lists its options)."""
+    from segment_sync.standins.antavo import main as standin_main
+
     sys.exit(standin_main(list(args)))
 
 

@@ -135,3 +135,24 @@ def test_run_inbound_exits_non_zero_when_an_item_fails(write_settings, antavo_st
     result = invoke("run", "inbound", "--settings", str(path))
     assert result.exit_code == 1
     assert "FAILED" in result.output and "customer" in result.output
+
+
+def test_standin_help_lists_both_stand_ins():
+    result = invoke("standin", "--help")
+    assert result.exit_code == 0
+    assert "segment" in result.output and "antavo" in result.output
+
+
+def test_every_standin_option_is_described_in_its_help():
+    for which in ("segment", "antavo"):
+        result = CliRunner().invoke(main, ["standin", which, "--help"])
+        assert result.exit_code == 0, result.output
+        options = result.output.split("options:", 1)[1]
+        # argparse puts an option's help on its line or on the next; a bare option has neither.
+        lines = [line for line in options.splitlines() if line.strip()]
+        bare = [
+            line.strip()
+            for line, after in zip(lines, [*lines[1:], ""], strict=True)
+            if line.startswith("  --") and len(line.split("  ")) < 3 and after.startswith("  --")
+        ]
+        assert "--port" in options and not bare, f"{which}: undescribed options {bare}"

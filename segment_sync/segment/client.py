@@ -183,7 +183,10 @@ class SegmentClient:
         try:
             response = await self._http.post(self.url, content=payload, headers=headers)
         except httpx.HTTPError as exc:
-            error = self.redactor.text(f"{type(exc).__name__}: {exc}") or ""
+            error = self.redactor.text(
+                f"{type(exc).__name__}: {exc or 'no answer'} (POST {self.url}: check that "
+                "outbound.base_url / outbound.region name a reachable Segment endpoint)"
+            )
             return Attempt(
                 identifier, number, started, None, time.perf_counter() - clock, error, None
             )

@@ -537,17 +537,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m segment_sync.standins.antavo", description=STANDIN_LABEL
     )
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--stack", default="test")
-    parser.add_argument("--api-key-env", default="ANTAVO_API_KEY", metavar="ENV_VAR")
-    parser.add_argument("--api-secret-env", default="ANTAVO_API_SECRET", metavar="ENV_VAR")
-    parser.add_argument("--known-customer", action="append", default=None, metavar="ID")
-    parser.add_argument("--rate-limit-per-minute", type=int, default=None)
-    parser.add_argument("--rate-limit-window", type=float, default=60.0, dest="window_s")
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--port", type=int, required=True, help="loopback port to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--stack", default="test", help="Antavo stack name the signatures are scoped to"
+    )
+    parser.add_argument(
+        "--api-key-env",
+        default="ANTAVO_API_KEY",
+        metavar="ENV_VAR",
+        help="env var holding the accepted API key",
+    )
+    parser.add_argument(
+        "--api-secret-env",
+        default="ANTAVO_API_SECRET",
+        metavar="ENV_VAR",
+        help="env var holding the API secret",
+    )
+    parser.add_argument(
+        "--known-customer",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="a customer that exists (repeatable; default: every customer)",
+    )
+    parser.add_argument(
+        "--rate-limit-per-minute",
+        type=int,
+        default=None,
+        help="answer 429 above this many requests per window",
+    )
+    parser.add_argument(
+        "--rate-limit-window",
+        type=float,
+        default=60.0,
+        dest="window_s",
+        help="rate-limit window in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests answered 500/503"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed, so injected faults repeat"
+    )
+    parser.add_argument(
+        "--log-level", default="warning", help="uvicorn log level (default: %(default)s)"
+    )
     parser.add_argument(
         "--loyalty-store",
         default=None,

@@ -566,19 +566,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m segment_sync.standins.segment", description=STANDIN_LABEL
     )
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--region", choices=REGIONS, default="us")
-    parser.add_argument("--write-key", action="append", default=[], metavar="KEY=REGION")
-    parser.add_argument("--write-key-env", action="append", default=[], metavar="ENV_VAR=REGION")
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--throttle-rate", type=float, default=0.0)
-    parser.add_argument("--retry-after", type=float, default=0.05, dest="retry_after_s")
-    parser.add_argument("--outage-requests", type=int, default=0)
-    parser.add_argument("--delay", type=float, default=0.0, dest="delay_s")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--no-keep-messages", action="store_true")
-    parser.add_argument("--log-level", default="warning")
+    add = parser.add_argument
+    add("--port", type=int, required=True, help="loopback port to listen on")
+    add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    add("--region", choices=REGIONS, default="us", help="region this endpoint serves")
+    add(
+        "--write-key",
+        action="append",
+        default=[],
+        metavar="KEY=REGION",
+        help="accept this write key for that region (repeatable; prefer --write-key-env)",
+    )
+    add(
+        "--write-key-env",
+        action="append",
+        default=[],
+        metavar="ENV_VAR=REGION",
+        help="accept the write key held by ENV_VAR for that region (repeatable)",
+    )
+    add("--error-rate", type=float, default=0.0, help="share of requests answered 500/503")
+    add("--throttle-rate", type=float, default=0.0, help="share of requests answered 429")
+    add(
+        "--retry-after",
+        type=float,
+        default=0.05,
+        dest="retry_after_s",
+        help="Retry-After seconds sent with a 429 (default: %(default)s)",
+    )
+    add("--outage-requests", type=int, default=0, help="answer the first N requests 503")
+    add("--delay", type=float, default=0.0, dest="delay_s", help="seconds to wait before answering")
+    add("--seed", type=int, default=None, help="random seed, so injected faults repeat")
+    add(
+        "--no-keep-messages",
+        action="store_true",
+        help="count messages but keep none in memory (benchmarks)",
+    )
+    add("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
     return parser
 
 

@@ -99,6 +99,9 @@ def test_network_error_is_retried_then_fatal():
     assert outcome.verdict is Verdict.FATAL
     assert [a.status_code for a in outcome.attempts] == [None, None]
     assert "ConnectError" in outcome.last.error
+    # The error names where it tried and which settings to check.
+    assert "http://127.0.0.1:9/v1/batch" in outcome.last.error
+    assert "outbound.base_url" in outcome.last.error
 
 
 def test_write_key_never_appears_in_attempt_records(standin):
