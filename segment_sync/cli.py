@@ -11,7 +11,26 @@ from segment_sync.cli_options import load_or_fail, settings_option
 from segment_sync.settings import SettingsError
 
 
-@click.group()
+class _Commands(click.Group):
+    """Turns an unreachable database into one line naming the settings to check."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            from segment_sync.redaction import mask_url_passwords
+
+            cause = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"cannot use the database: {mask_url_passwords(cause)}; check that the server is "
+                "running and that loyalty_store.url, outbound.state_url and inbound.buffer_url "
+                "in the settings point at it"
+            ) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Two-way sync between a loyalty platform (Antavo) and Twilio Segment."""
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 REDACTED = "[REDACTED]"
 SECRET_HEADERS = frozenset(
     {"authorization", "x-signature", "x-ems-auth", "x-antavo-auth", "cookie"}
 )
+
+
+# scheme://user:PASSWORD@host: greedy up to the last @ before the path, as a password may hold @.
+# Quotes and commas end it too, so a URL inside a JSON body never swallows the next field.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"',]*:)([^\s/\"',]+)@")
+
+
+def mask_url_passwords(text: str) -> str:
+    """Every URL's password replaced, e.g. postgresql://u:[REDACTED]@host/db."""
+    if "://" not in text or "@" not in text:
+        return text
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
 
 
 class Redactor:
@@ -22,12 +35,13 @@ class Redactor:
             self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
 
     def text(self, value: str | None) -> str | None:
+        """`value` with every known secret, and every URL password, replaced."""
         if value is None:
             return None
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        return value
+        return mask_url_passwords(value)
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {

@@ -156,3 +156,25 @@ def test_every_standin_option_is_described_in_its_help():
             if line.startswith("  --") and len(line.split("  ")) < 3 and after.startswith("  --")
         ]
         assert "--port" in options and not bare, f"{which}: undescribed options {bare}"
+
+
+DOWN_PG = "postgresql://sync:pw-not-for-logs@127.0.0.1:9/nope"  # port 9: nothing listens
+
+
+def test_run_outbound_with_postgresql_down_is_one_error_without_the_password(write_settings):
+    path = write_settings(loyalty_store={"url": DOWN_PG})
+    result = CliRunner().invoke(main, ["run", "outbound", "--settings", str(path)])
+    assert result.exit_code == 1
+    assert "cannot use the database" in result.output and "loyalty_store.url" in result.output
+    assert "Traceback" not in result.output and "pw-not-for-logs" not in result.output
+
+
+def test_serve_webhooks_with_postgresql_down_is_one_error_without_the_password(
+    write_settings, monkeypatch
+):
+    monkeypatch.setenv("SEGMENT_WEBHOOK_SECRET", "whsec-test-123")
+    path = write_settings(inbound={"buffer_url": DOWN_PG})
+    result = CliRunner().invoke(main, ["serve-webhooks", "--settings", str(path), "--port", "9"])
+    assert result.exit_code == 1
+    assert "cannot use the database" in result.output and "inbound.buffer_url" in result.output
+    assert "Traceback" not in result.output and "pw-not-for-logs" not in result.output

@@ -1,0 +1,36 @@
+"""Secrets never leave in text: known secret values and URL passwords are replaced."""
+
+from __future__ import annotations
+
+from segment_sync.redaction import REDACTED, Redactor, mask_url_passwords
+
+
+def test_a_database_url_password_is_masked_and_the_rest_kept():
+    text = "cannot connect to postgresql://sync:hunter2-xyz@db.internal:5432/loyalty"
+    assert mask_url_passwords(text) == (
+        f"cannot connect to postgresql://sync:{REDACTED}@db.internal:5432/loyalty"
+    )
+
+
+def test_a_password_holding_an_at_sign_is_masked_whole():
+    masked = mask_url_passwords("postgresql://sync:p@ss@db:5432/x")
+    assert masked == f"postgresql://sync:{REDACTED}@db:5432/x"
+    assert "ss" not in masked.split("@", 1)[0]
+
+
+def test_urls_without_a_password_are_unchanged():
+    for text in ("sqlite:///data/loyalty.db", "postgresql://sync@db/x", "http://h/a@b"):
+        assert mask_url_passwords(text) == text
+
+
+def test_the_redactor_masks_known_secrets_and_url_passwords_together():
+    redactor = Redactor(["wk_live_abcdef"])
+    text = redactor.text("key wk_live_abcdef via postgresql://u:pw12345@h/db")
+    assert text == f"key {REDACTED} via postgresql://u:{REDACTED}@h/db"
+
+
+def test_a_url_inside_a_json_body_never_swallows_the_next_field():
+    body = '{"a":"http://x:8080","b":"c@d","db":"postgresql://u:pw@h/x"}'
+    assert mask_url_passwords(body) == (
+        '{"a":"http://x:8080","b":"c@d","db":"postgresql://u:' + REDACTED + '@h/x"}'
+    )
