@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_sync.inbound.mappings import ACTIONS, Mapping, default_mappings
+from segment_sync.redaction import mask_url_passwords
 
 DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
 SETTINGS_ENV_VAR = "SEGMENT_SYNC_SETTINGS"
@@ -21,7 +23,10 @@ SEGMENT_ENDPOINTS = {
 }
 
 _PROBLEM_SEPARATOR = "\x1e"  # several problems from one validator, split again in _describe
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ENV_NAME_MAX = 64
+# A word of an env var name this long, mixing letters and digits, is a pasted key, not a name.
+_KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{20,}")
 _DB_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
 
 
@@ -39,9 +44,17 @@ class _Section(BaseModel):
 
 
 def _env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    """An env var NAME; a value that looks like the secret itself is refused (and never echoed)."""
+    looks_like_a_name = (
+        _ENV_NAME.match(value)
+        and len(value) <= _ENV_NAME_MAX
+        and not any(_KEY_LIKE_WORD.fullmatch(word) for word in value.split("_"))
+    )
+    if not looks_like_a_name:
         raise ValueError(
-            "must be the NAME of an environment variable (letters, digits, _), not the secret itself"
+            "this looks like the secret itself, not the NAME of an environment variable: put the "
+            "secret in an environment variable and write its name here (UPPER_SNAKE_CASE, at "
+            f"most {_ENV_NAME_MAX} characters, e.g. SEGMENT_WRITE_KEY)"
         )
     return value
 
@@ -55,8 +68,15 @@ def _db_url(value: str) -> str:
 def _base_url(value: str | None) -> str | None:
     if value is None:
         return None
+    problem = "must be an http(s) URL such as http://127.0.0.1:8701, or null"
     if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8701, or null")
+        raise ValueError(problem)
+    try:
+        port = urlsplit(value).port  # ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        raise ValueError(f"{problem}; its port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError(f"{problem}; its port must be a number from 1 to 65535")
     return value.rstrip("/")
 
 
@@ -274,7 +294,7 @@ def _describe(error: dict[str, Any]) -> list[str]:
     # A secret pasted where an env var NAME belongs must not be echoed back.
     secret_like = str(error["loc"][-1]).endswith("_env") if error["loc"] else False
     plain = not (isinstance(got, dict | list) or got is None or secret_like)
-    shown = f" (got {got!r})" if plain else ""
+    shown = f" (got {mask_url_passwords(repr(got))})" if plain else ""
     suffix = f"{shown}; fix: {fix}" if fix else shown
     return [f"{key}: {part}{suffix}" for part in message.split(_PROBLEM_SEPARATOR)]
 
@@ -299,14 +319,39 @@ def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read and validate the settings file."""
     file = settings_path(path)
+    named_by = (
+        "--settings"
+        if path
+        else (f"${SETTINGS_ENV_VAR}" if os.environ.get(SETTINGS_ENV_VAR) else None)
+    )
+    return parse_settings(_read_yaml(file, named_by), str(file))
+
+
+def _read_yaml(file: Path, named_by: str | None) -> Any:
+    """The parsed YAML document, or one SettingsError naming the file and the fix."""
     try:
-        text = file.read_text()
+        text = file.read_bytes().decode("utf-8")
     except FileNotFoundError:
+        fix = (
+            f"check the path given by {named_by}, or copy data/segment_sync.example.yaml there"
+            if named_by
+            else "copy data/segment_sync.example.yaml there or pass --settings"
+        )
+        raise SettingsError([f"{file}: no such file; {fix}"]) from None
+    except IsADirectoryError:
         raise SettingsError(
-            [f"{file}: no such file; copy data/segment_sync.example.yaml there or pass --settings"]
+            [f"{file}: is a folder; pass the settings FILE, e.g. {file / 'segment_sync.yaml'}"]
         ) from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            [f"{file}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]
+        ) from None
+    except OSError as exc:
+        raise SettingsError([f"{file}: cannot be read: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SettingsError([f"{file}: not valid YAML: {exc}"]) from None
-    return parse_settings(data, str(file))
+        # PyYAML names a string "<unicode string>"; say which file it was.
+        raise SettingsError(
+            [f"{file}: not valid YAML: {str(exc).replace('<unicode string>', str(file))}"]
+        ) from None

@@ -162,3 +162,57 @@ def test_antavo_endpoint_follows_the_stack():
         parse_settings({"inbound": {"stack": "st2"}}).inbound.endpoint
         == "https://api.st2.antavo.com"
     )
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "wk_live_9fK2xQ7pLm3Zt8Rb",  # lower case: a key, not a variable name
+        "AB12CD34EF56GH78IJ90KL",  # upper case but a random run of letters and digits
+        "SEGMENT_" + "X" * 60,  # longer than any sensible name
+    ],
+)
+def test_a_value_in_an_env_key_that_looks_like_the_secret_is_refused_unechoed(pasted):
+    problems = _problems({"inbound": {"api_secret_env": pasted}})
+    assert len(problems) == 1
+    assert problems[0].startswith("inbound.api_secret_env: this looks like the secret itself")
+    assert pasted not in problems[0]
+
+
+def test_a_password_in_a_bad_database_url_is_masked_in_the_error():
+    problems = _problems({"loyalty_store": {"url": "mysql://sync:hunter2-pw@db/x"}})
+    assert "loyalty_store.url" in problems[0]
+    assert "hunter2-pw" not in problems[0] and "[REDACTED]" in problems[0]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:notaport", "http://127.0.0.1:99999"])
+def test_a_base_url_with_a_bad_port_is_refused_at_load(url):
+    problems = _problems({"outbound": {"base_url": url}})
+    assert problems[0].startswith("outbound.base_url:") and "port must be a number" in problems[0]
+
+
+def test_a_settings_file_that_is_not_utf8_is_one_clear_error(tmp_path):
+    file = tmp_path / "settings.yaml"
+    file.write_bytes("general: {}\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SettingsError, match="not UTF-8 text .*save the file as UTF-8"):
+        load_settings(file)
+
+
+def test_a_settings_path_that_is_a_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(SettingsError, match="is a folder; pass the settings FILE"):
+        load_settings(tmp_path)
+
+
+def test_a_yaml_error_names_the_file_not_a_unicode_string(tmp_path):
+    file = tmp_path / "settings.yaml"
+    file.write_text("outbound: [\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(file)
+    assert f'in "{file}"' in str(raised.value) and "<unicode string>" not in str(raised.value)
+
+
+def test_a_missing_file_given_by_settings_does_not_suggest_passing_settings(tmp_path):
+    with pytest.raises(SettingsError) as raised:
+        load_settings(tmp_path / "absent.yaml")
+    assert "given by --settings" in str(raised.value)
+    assert "or pass --settings" not in str(raised.value)
