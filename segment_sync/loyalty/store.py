@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -43,6 +44,9 @@ profile_changes = sa.Table(
     sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
 )
 
+# max_id's gap-free scan stops here; a lower answer is still safe, only later.
+CONTIGUOUS_SCAN = 200_000
+
 _TABLES = {Stream.EVENTS: loyalty_events, Stream.PROFILES: profile_changes}
 
 
@@ -73,20 +77,82 @@ def _profile_change(row: Sequence) -> ProfileChange:
 class LoyaltyStore:
     """Read (and, for the demo and the Antavo stand-in, append) loyalty events and profile changes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settle_s: float = 2.0) -> None:
         self.url = url
+        self.settle_s = settle_s  # PostgreSQL: how long max_id waits for open writers (see there)
         self.engine = create_engine(url)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def max_id(self, stream: Stream) -> int:
-        """The highest row id of a stream (0 when empty): the sensors' cheap question."""
+    def newest_id(self, stream: Stream) -> int:
+        """The highest committed row id of a stream (0 when empty)."""
         table = _TABLES[stream]
         with self.engine.connect() as conn:
             return conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))
+            ).scalar_one()
+
+    def max_id(self, stream: Stream, floor: int = 0) -> int:
+        """The highest id the sync may pass: every id at or below it is committed or never will be.
+
+        The sensors' cheap question and the run's target. `floor` is an id already known to be
+        safe (the watermark, the sensor's cursor).
+
+        SQLite: the newest id. SQLite has one writer at a time, which holds the write lock from
+        its first insert to its commit, so ids are handed out and become visible in order: no
+        reader can see id N+1 while N is still uncommitted.
+
+        PostgreSQL: ids come from a sequence when a row is inserted and become visible when its
+        transaction commits, so id N+1 can be visible while N is not (a late commit). The
+        newest id M is safe once every transaction that was running when M was read has ended:
+        M and xmax of that statement's snapshot are read together, then this waits (up to
+        `settle_s`) until `pg_snapshot_xmin` of a fresh snapshot reaches that xmax (xid8: no
+        wraparound). Ids are allocated before the allocating transaction is seen, so any id
+        below M was held by a transaction older than that xmax. While a writing transaction
+        stays open longer, the answer is the end of the gap-free run of ids above `floor`: an id
+        taken by a visible row is committed, and the first gap may be a transaction still open
+        (or a rollback, passed on a later run once no older transaction is open). Not covered:
+        an id taken with nextval() by a transaction that writes its row only much later; the
+        store's inserts take the id and write the row in one statement.
+        """
+        if self.engine.dialect.name == "sqlite":
+            return self.newest_id(stream)
+        return self._settled_max_id(_TABLES[stream], floor)
+
+    def _settled_max_id(self, table: sa.Table, floor: int) -> int:
+        with self.engine.connect() as conn:
+            newest, xmax, quiet = conn.execute(
+                sa.text(
+                    f"SELECT (SELECT coalesce(max(id), 0) FROM {table.name}), "
+                    "pg_snapshot_xmax(s)::text, pg_snapshot_xmin(s) = pg_snapshot_xmax(s) "
+                    "FROM pg_current_snapshot() AS s"
+                )
+            ).one()
+            conn.rollback()
+            deadline = time.monotonic() + self.settle_s
+            while not quiet:
+                quiet = conn.execute(
+                    sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= CAST(:x AS xid8)"),
+                    {"x": xmax},
+                ).scalar_one()
+                conn.rollback()
+                if quiet or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+            if quiet:
+                return max(newest, floor)
+            # Rows whose id is floor + their rank above floor: the gap-free run.
+            return conn.execute(
+                sa.text(
+                    "SELECT coalesce(max(id), :floor) FROM ("
+                    "  SELECT id, row_number() OVER (ORDER BY id) AS n FROM ("
+                    f"    SELECT id FROM {table.name} WHERE id > :floor ORDER BY id LIMIT :scan"
+                    "  ) AS a"
+                    ") AS b WHERE id = :floor + n"
+                ),
+                {"floor": floor, "scan": CONTIGUOUS_SCAN},
             ).scalar_one()
 
     def events_after(self, after_id: int, upto_id: int, limit: int) -> list[LoyaltyEvent]:

@@ -140,7 +140,7 @@ def oldest_pending(
     Rows above the watermark wait for the next outbound run; this one has waited the longest.
     """
     allowed = frozenset(settings.outbound.event_sync)
-    newest = store.max_id(Stream.EVENTS)
+    newest = store.newest_id(Stream.EVENTS)
     after, scanned = watermark, 0
     while after < newest and scanned < scan:
         rows = store.events_after(after, newest, 1000)

@@ -13,7 +13,7 @@ from typing import Any
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState
+from segment_sync.outbound.state import OutboundState, ProgressKey
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import batches, request_body
 from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
@@ -124,7 +124,8 @@ class OutboundSync:
         self.write_key = write_key
         self.logs = logs
         self.store = store or LoyaltyStore(settings.loyalty_store.url)
-        self.state = state or OutboundState(settings.outbound.state_url)
+        key = ProgressKey.of(self.store.url, settings.outbound.endpoint, write_key)
+        self.state = state or OutboundState(settings.outbound.state_url, key)
         self.redactor = Redactor([write_key])
         self.backoff_base_s = backoff_base_s
         self.on_chunk = on_chunk
@@ -148,7 +149,14 @@ class OutboundSync:
 
     async def _run(self, stream: Stream, run_id: str, upto: int | None) -> OutboundResult:
         start = self.state.watermark(stream)
-        target = self.store.max_id(stream) if upto is None else upto
+        newest = self.store.newest_id(stream)
+        if start > newest:
+            result = OutboundResult(stream, run_id, start, start, newest)
+            result.error = self._ahead_error(stream, start, newest)
+            raise OutboundFailed(result)
+        # Never past an id whose transaction may still commit (see LoyaltyStore.max_id).
+        safe = self.store.max_id(stream, floor=start)
+        target = safe if upto is None else min(upto, safe)
         result = OutboundResult(stream, run_id, start, start, target)
         outbound = self.settings.outbound
         client = self._client()
@@ -185,6 +193,17 @@ class OutboundSync:
         if not result.ok:
             raise OutboundFailed(result)
         return result
+
+    def _ahead_error(self, stream: Stream, watermark: int, newest: int) -> str:
+        key = self.state.key
+        return (
+            f"the {stream.value} progress for loyalty store {key.source} is at id {watermark}, "
+            f"but the store's newest {stream.value} id is {newest}: the store was rebuilt or "
+            "replaced, so continuing would skip its rows; nothing was sent. Fix: if it is a new "
+            "store, give it its own loyalty_store.url path, or delete its row from "
+            f"outbound_progress in outbound.state_url (source = '{key.source}', "
+            f"stream = '{stream.value}') to send it from its first row"
+        )
 
     def send_rows(
         self,

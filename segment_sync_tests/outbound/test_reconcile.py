@@ -84,7 +84,7 @@ def test_a_second_reconciliation_finds_nothing_and_sends_nothing(passed_gap, seg
 def test_reconciliation_leaves_the_watermark_where_it_was(passed_gap):
     sync, logs_dir = passed_gap
     reconcile_events(sync, logs_dir, "run-reconcile", DAY)
-    assert OutboundState(sync.settings.outbound.state_url).watermark(Stream.EVENTS) == 10
+    assert OutboundState.of(sync.settings, WRITE_KEY).watermark(Stream.EVENTS) == 10
 
 
 def test_the_sensor_never_sees_an_event_committed_behind_its_cursor(passed_gap):
