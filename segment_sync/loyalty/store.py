@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from segment_sync.db import create_engine
 from segment_sync.loyalty.records import (
+    BadRow,
     LoyaltyEvent,
     NewEvent,
     NewProfileChange,
@@ -60,18 +61,53 @@ def _utc(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _object(text: str | bytes) -> dict:
+    value = orjson.loads(text)
+    if type(value) is not dict:
+        raise TypeError(f"is JSON {type(value).__name__}, not an object")
+    return value
+
+
 def _event(row: Sequence) -> LoyaltyEvent:
     id_, customer_id, external_id, action, data, occurred_at, origin = row
     return LoyaltyEvent(
-        id_, customer_id, external_id, action, orjson.loads(data), _utc(occurred_at), origin
+        id_, customer_id, external_id, action, _object(data), _utc(occurred_at), origin
     )
 
 
 def _profile_change(row: Sequence) -> ProfileChange:
     id_, customer_id, external_id, attributes, occurred_at, origin = row
     return ProfileChange(
-        id_, customer_id, external_id, orjson.loads(attributes), _utc(occurred_at), origin
+        id_, customer_id, external_id, _object(attributes), _utc(occurred_at), origin
     )
+
+
+def _bad_row(table: sa.Table, row: Sequence) -> BadRow:
+    """Which column of a row that did not parse is at fault, and how."""
+    values = dict(zip((c.name for c in table.columns), row, strict=True))
+    checks = {"data": _object, "attributes": _object, "occurred_at": _utc}
+    for column, check in checks.items():
+        if column not in values:
+            continue
+        try:
+            check(values[column])
+        except orjson.JSONDecodeError as exc:
+            return BadRow(row[0], table.name, column, f"is not valid JSON ({exc})", row[1])
+        except Exception as exc:
+            return BadRow(row[0], table.name, column, f"cannot be read ({exc})", row[1])
+    return BadRow(row[0], table.name, "(unknown)", "could not be read", row[1])
+
+
+def _parsed(table: sa.Table, rows: Sequence[Sequence], parse: Callable) -> list:
+    """Rows as records; a row that does not parse becomes a BadRow instead of stopping the read."""
+    out = []
+    append = out.append
+    for row in rows:
+        try:
+            append(parse(row))
+        except Exception:
+            append(_bad_row(table, row))
+    return out
 
 
 class LoyaltyStore:
@@ -155,30 +191,44 @@ class LoyaltyStore:
                 {"floor": floor, "scan": CONTIGUOUS_SCAN},
             ).scalar_one()
 
-    def events_after(self, after_id: int, upto_id: int, limit: int) -> list[LoyaltyEvent]:
+    def events_after(self, after_id: int, upto_id: int, limit: int) -> list[LoyaltyEvent | BadRow]:
         """Loyalty events with after_id < id <= upto_id, oldest first, at most `limit`."""
-        return [_event(r) for r in self._rows(loyalty_events, after_id, upto_id, limit)]
+        rows = self._rows(loyalty_events, after_id, upto_id, limit)
+        return _parsed(loyalty_events, rows, _event)
 
-    def profile_changes_after(self, after_id: int, upto_id: int, limit: int) -> list[ProfileChange]:
+    def profile_changes_after(
+        self, after_id: int, upto_id: int, limit: int
+    ) -> list[ProfileChange | BadRow]:
         """Profile changes with after_id < id <= upto_id, oldest first, at most `limit`."""
-        return [_profile_change(r) for r in self._rows(profile_changes, after_id, upto_id, limit)]
+        rows = self._rows(profile_changes, after_id, upto_id, limit)
+        return _parsed(profile_changes, rows, _profile_change)
 
     def rows_after(
         self, stream: Stream, after_id: int, upto_id: int, limit: int
-    ) -> list[LoyaltyEvent] | list[ProfileChange]:
+    ) -> list[LoyaltyEvent | BadRow] | list[ProfileChange | BadRow]:
         if stream is Stream.EVENTS:
             return self.events_after(after_id, upto_id, limit)
         return self.profile_changes_after(after_id, upto_id, limit)
 
-    def events_between(self, since: datetime, until: datetime) -> list[LoyaltyEvent]:
+    def events_between(self, since: datetime, until: datetime) -> list[LoyaltyEvent | BadRow]:
         """Loyalty events that occurred in [since, until) (reconciliation)."""
+        return _parsed(loyalty_events, self._between(loyalty_events, since, until), _event)
+
+    def profile_changes_between(
+        self, since: datetime, until: datetime
+    ) -> list[ProfileChange | BadRow]:
+        """Profile changes that occurred in [since, until) (reconciliation)."""
+        rows = self._between(profile_changes, since, until)
+        return _parsed(profile_changes, rows, _profile_change)
+
+    def _between(self, table: sa.Table, since: datetime, until: datetime) -> list[tuple]:
         query = (
-            sa.select(loyalty_events)
-            .where(loyalty_events.c.occurred_at >= since, loyalty_events.c.occurred_at < until)
-            .order_by(loyalty_events.c.id)
+            sa.select(table)
+            .where(table.c.occurred_at >= since, table.c.occurred_at < until)
+            .order_by(table.c.id)
         )
         with self.engine.connect() as conn:
-            return [_event(tuple(r)) for r in conn.execute(query)]
+            return [tuple(r) for r in conn.execute(query)]
 
     def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
         # The DB-API cursor directly: SQLAlchemy's row wrapping costs ~1 us a row on the hot loop.
