@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,6 +25,31 @@ def sqlite_path(url: str) -> Path | None:
     if not is_sqlite(url):
         return None
     return Path(url.split(":///", 1)[1])
+
+
+def database_identity(url: str) -> str:
+    """Which database a URL names, never its password: the SQLite file's real path, or
+    `postgresql://user@host:port/dbname` (the same server and database however the URL is written)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"sqlite://{path.expanduser().resolve()}"
+    parsed = sa.engine.make_url(sqlalchemy_url(url))
+    user = f"{parsed.username}@" if parsed.username else ""
+    host = (parsed.host or "localhost").lower()
+    return f"postgresql://{user}{host}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def fingerprint(secret: str) -> str:
+    """A short stable stand-in for a secret (first 16 hex of its SHA-256); not reversible."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """A relative `sqlite:///path` made absolute against `base`; other URLs unchanged."""
+    path = sqlite_path(url)
+    if path is None or str(path) == ":memory:" or path.is_absolute():
+        return url
+    return f"sqlite:///{(base / path.expanduser()).resolve()}"
 
 
 def create_engine(url: str, *, durable: bool = False) -> Engine:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from segment_sync.db import resolve_sqlite_url
 from segment_sync.inbound.mappings import ACTIONS, Mapping, default_mappings
 from segment_sync.redaction import mask_url_passwords
 
@@ -85,7 +86,7 @@ class GeneralSettings(_Section):
 
 
 class LoyaltyStoreSettings(_Section):
-    url: str = "sqlite:///data/loyalty.db"
+    url: str = "sqlite:///loyalty.db"
     _check_url = field_validator("url")(_db_url)
 
 
@@ -95,7 +96,7 @@ class OutboundSettings(_Section):
     base_url: str | None = None
     event_sync: list[str] = Field(default_factory=list)
     customer_fields_sync: list[str] = Field(default_factory=list)
-    state_url: str = "sqlite:///data/outbound_state.db"
+    state_url: str = "sqlite:///outbound_state.db"
     chunk_size: int = Field(default=20_000, ge=100, le=1_000_000)
     max_in_flight: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=6, ge=0, le=50)
@@ -143,7 +144,7 @@ class InboundSettings(_Section):
     api_key_env: str = "ANTAVO_API_KEY"
     api_secret_env: str = "ANTAVO_API_SECRET"
     webhook_secret_env: str = "SEGMENT_WEBHOOK_SECRET"
-    buffer_url: str = "sqlite:///data/inbound.db"
+    buffer_url: str = "sqlite:///inbound.db"
     multi_accounts: bool = False
     rate_limit_per_minute: int = Field(default=1500, ge=1, le=1_000_000)
     mappings: list[MappingSettings] | None = None
@@ -190,7 +191,7 @@ class InboundSettings(_Section):
 
 
 class LogsSettings(_Section):
-    dir: str = "data/logs"
+    dir: str = "logs"
     retention_days: int = Field(default=90, ge=1, le=36_500)
 
 
@@ -299,16 +300,45 @@ def _describe(error: dict[str, Any]) -> list[str]:
     return [f"{key}: {part}{suffix}" for part in message.split(_PROBLEM_SEPARATOR)]
 
 
-def parse_settings(data: Any, source: str = "settings") -> Settings:
-    """Validate a parsed YAML document; every problem is reported at once."""
+def parse_settings(data: Any, source: str = "settings", base: Path | None = None) -> Settings:
+    """Validate a parsed YAML document; every problem is reported at once.
+
+    Relative SQLite paths and `logs.dir` are resolved against `base` (the settings file's own
+    folder when loaded from a file; the current directory at this call otherwise), so one
+    settings file names the same files from any working directory.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise SettingsError(["(top level): must be a mapping of sections (general, outbound, ...)"])
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise SettingsError([p for e in exc.errors() for p in _describe(e)], source) from None
+    return _resolve_paths(settings, (base or Path.cwd()).resolve())
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def url(value: str) -> str:
+        return resolve_sqlite_url(value, base)
+
+    logs_dir = Path(settings.logs.dir).expanduser()
+    if not logs_dir.is_absolute():
+        logs_dir = (base / logs_dir).resolve()
+    return settings.model_copy(
+        update={
+            "loyalty_store": settings.loyalty_store.model_copy(
+                update={"url": url(settings.loyalty_store.url)}
+            ),
+            "outbound": settings.outbound.model_copy(
+                update={"state_url": url(settings.outbound.state_url)}
+            ),
+            "inbound": settings.inbound.model_copy(
+                update={"buffer_url": url(settings.inbound.buffer_url)}
+            ),
+            "logs": settings.logs.model_copy(update={"dir": str(logs_dir)}),
+        }
+    )
 
 
 def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -324,7 +354,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if path
         else (f"${SETTINGS_ENV_VAR}" if os.environ.get(SETTINGS_ENV_VAR) else None)
     )
-    return parse_settings(_read_yaml(file, named_by), str(file))
+    return parse_settings(_read_yaml(file, named_by), str(file), file.resolve().parent)
 
 
 def _read_yaml(file: Path, named_by: str | None) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from segment_sync.settings import SettingsError, load_settings, parse_settings
@@ -18,7 +20,56 @@ def test_empty_file_gives_the_documented_defaults():
     assert settings.general.customer_id_mapping == "customer_id"
     assert settings.outbound.region == "us"
     assert settings.outbound.endpoint == "https://api.segment.io"
-    assert settings.logs.dir == "data/logs"
+    # Without a file, relative paths resolve against the current directory at load time.
+    assert settings.logs.dir == str(Path.cwd().resolve() / "logs")
+    assert settings.loyalty_store.url == f"sqlite:///{Path.cwd().resolve() / 'loyalty.db'}"
+
+
+def test_relative_paths_resolve_against_the_settings_files_folder_from_any_directory(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    file = folder / "segment_sync.yaml"
+    file.write_text(
+        "loyalty_store: {url: 'sqlite:///stores/loyalty.db'}\n"
+        "outbound: {state_url: 'sqlite:///state.db'}\n"
+        "inbound: {buffer_url: 'sqlite:///../buffer.db'}\n"
+        "logs: {dir: logs}\n"
+    )
+    seen = []
+    for cwd in (tmp_path, folder, tmp_path / "elsewhere"):
+        cwd.mkdir(exist_ok=True)
+        monkeypatch.chdir(cwd)
+        s = load_settings(file.relative_to(tmp_path) if cwd == tmp_path else file)
+        seen.append((s.loyalty_store.url, s.outbound.state_url, s.inbound.buffer_url, s.logs.dir))
+    base = folder.resolve()
+    assert (
+        seen
+        == [
+            (
+                f"sqlite:///{base / 'stores/loyalty.db'}",
+                f"sqlite:///{base / 'state.db'}",
+                f"sqlite:///{base.parent / 'buffer.db'}",
+                str(base / "logs"),
+            )
+        ]
+        * 3
+    )
+
+
+def test_absolute_and_postgresql_urls_are_kept_as_written(tmp_path):
+    settings = parse_settings(
+        {
+            "loyalty_store": {"url": "postgresql://sync@db.example:5433/loyalty"},
+            "outbound": {"state_url": f"sqlite:///{tmp_path}/state.db"},
+            "logs": {"dir": str(tmp_path / "logs")},
+        },
+        base=tmp_path / "ignored",
+    )
+    assert settings.loyalty_store.url == "postgresql://sync@db.example:5433/loyalty"
+    assert settings.outbound.state_url == f"sqlite:///{tmp_path}/state.db"
+    assert settings.logs.dir == str(tmp_path / "logs")
 
 
 def test_eu_region_uses_the_eu_endpoint():

@@ -143,7 +143,7 @@ def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
     loaded = settings.load()
     limit = timedelta(minutes=loaded.maintenance.checks.undelivered_event_age_max_minutes)
     store = LoyaltyStore(loaded.loyalty_store.url)
-    state = OutboundState(loaded.outbound.state_url)
+    state = OutboundState.of(loaded, loaded.write_key())
     try:
         # Held so a running outbound run has written the delivery rows of what it sent.
         with state.lock(Stream.EVENTS, wait_s=STREAM_LOCK_WAIT_S):

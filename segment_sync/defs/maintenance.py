@@ -28,7 +28,8 @@ from segment_sync.logs.store import (
 )
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
-from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.state import StreamBusy
+from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.runs import RunRecord
 
 # ---------------------------------------------------------------------------------------------
@@ -142,8 +143,8 @@ log_maintenance_schedule = dg.ScheduleDefinition(
 
 
 @dg.op(
-    description="Send loyalty events of the last hours that the sync passed without "
-    "delivering (e.g. committed out of order behind its watermark); each once."
+    description="Send loyalty events and profile changes of the last hours that the sync passed "
+    "without delivering (e.g. committed out of order behind its watermark); each once."
 )
 def reconcile_outbound_events(
     context: dg.OpExecutionContext, settings: SettingsResource, segment: SegmentResource
@@ -151,32 +152,53 @@ def reconcile_outbound_events(
     loaded = settings.load()
     logs = settings.log_writer()
     lookback = timedelta(hours=loaded.maintenance.reconcile_lookback_hours)
+    metadata: dict[str, dg.MetadataValue] = {
+        "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours)
+    }
+    total = OutboundCounts()
     with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
         sync = OutboundSync(loaded, segment.write_key, logs)
-        try:
-            done = reconcile_events(sync, loaded.logs.dir, context.run_id, lookback)
-        except OutboundFailed as failed:
-            count_outbound(record, failed.result)
-            record.error = redactor.text(str(failed))
-            metadata = result_metadata(failed.result)
-            yield _materialization(loaded.logs.dir, record, failed.result, metadata)
-            raise dg.Failure(description=record.error, allow_retries=False) from None
-        found = done.found
-        metadata = {
-            "events_in_window": dg.MetadataValue.int(found.scanned),
-            "candidates": dg.MetadataValue.int(found.candidates),
-            "undelivered_found": dg.MetadataValue.int(len(found.events)),
-            "watermark": dg.MetadataValue.int(found.watermark),
-            "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours),
-        }
-        if done.sent is not None:
-            count_outbound(record, done.sent)
-            metadata |= result_metadata(done.sent)
-            yield _materialization(loaded.logs.dir, record, done.sent, metadata)
-        if found.events:
-            ids = ", ".join(str(e.id) for e in found.events[:20])
-            more = f" (+{len(found.events) - 20} more)" if len(found.events) > 20 else ""
-            context.log.info(f"sent {len(found.events)} undelivered event(s): ids {ids}{more}")
+        for stream in (Stream.EVENTS, Stream.PROFILES):
+            # Events keep their metadata names; profile changes' are prefixed.
+            prefix = "" if stream is Stream.EVENTS else "profiles_"
+            try:
+                done = reconcile_events(
+                    sync, loaded.logs.dir, context.run_id, lookback, stream=stream
+                )
+            except StreamBusy as busy:
+                # The job's tag keeps events runs away, not profiles runs; the next hour retries.
+                context.log.warning(f"{stream.value} not reconciled this time: {busy}")
+                metadata[f"{prefix}busy"] = dg.MetadataValue.bool(True)
+                continue
+            except OutboundFailed as failed:
+                total.add(failed.result.counts)
+                failed.result.counts = total
+                count_outbound(record, failed.result)
+                record.error = redactor.text(str(failed))
+                metadata |= result_metadata(failed.result)
+                yield _materialization(loaded.logs.dir, record, failed.result, metadata)
+                raise dg.Failure(description=record.error, allow_retries=False) from None
+            found = done.found
+            metadata |= {
+                f"{prefix}{'rows' if prefix else 'events'}_in_window": dg.MetadataValue.int(
+                    found.scanned
+                ),
+                f"{prefix}candidates": dg.MetadataValue.int(found.candidates),
+                f"{prefix}undelivered_found": dg.MetadataValue.int(len(found.events)),
+                f"{prefix}watermark": dg.MetadataValue.int(found.watermark),
+            }
+            if done.sent is not None:
+                total.add(done.sent.counts)
+                done.sent.counts = total
+                count_outbound(record, done.sent)
+                metadata |= result_metadata(done.sent)
+                yield _materialization(loaded.logs.dir, record, done.sent, metadata)
+            if found.events:
+                ids = ", ".join(str(e.id) for e in found.events[:20])
+                more = f" (+{len(found.events) - 20} more)" if len(found.events) > 20 else ""
+                context.log.info(
+                    f"sent {len(found.events)} undelivered {stream.value}: ids {ids}{more}"
+                )
     yield dg.Output(None, metadata=metadata)
 
 
@@ -189,7 +211,8 @@ def _materialization(
 
 
 @dg.job(
-    description="Outbound reconciliation: undelivered loyalty events behind the watermark -> "
+    description="Outbound reconciliation: undelivered loyalty events and profile changes "
+    "behind the watermark -> "
     "Segment.",
     # Never at the same time as an outbound run of the events stream (dagster.yaml limits).
     tags={STREAM_TAG: Stream.EVENTS.value},

@@ -16,7 +16,7 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.runs import RunRecord
-from segment_sync.settings import OutboundSettings
+from segment_sync.settings import Settings
 
 SENSOR_INTERVAL_S = 15
 
@@ -116,10 +116,11 @@ def _run_request(stream: Stream, upto: int, run_key: str) -> dg.RunRequest:
 
 
 def _retry_request(
-    context: dg.SensorEvaluationContext, stream: Stream, outbound: OutboundSettings, newest: int
+    context: dg.SensorEvaluationContext, stream: Stream, loaded: Settings, newest: int
 ) -> dg.RunRequest | dg.SkipReason:
     """Nothing new: start one more run for rows a failed run (and its retries) left pending."""
-    state = OutboundState(outbound.state_url)
+    outbound = loaded.outbound
+    state = OutboundState.of(loaded, loaded.write_key())
     try:
         watermark = state.watermark(stream)
     finally:
@@ -155,15 +156,15 @@ def stream_sensor(stream: Stream) -> dg.SensorDefinition:
     def _sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
         loaded = settings.load()
         store = LoyaltyStore(loaded.loyalty_store.url)
+        cursor = int(context.cursor or 0)
         try:
-            newest = store.max_id(stream)
+            newest = store.max_id(stream, floor=cursor)  # never past an id that may still commit
         finally:
             store.close()
-        cursor = int(context.cursor or 0)
         if newest > cursor:
             context.update_cursor(str(newest))
             return _run_request(stream, newest, f"{stream.value}-upto-{newest}")
-        return _retry_request(context, stream, loaded.outbound, newest)
+        return _retry_request(context, stream, loaded, newest)
 
     return _sensor
 

@@ -39,6 +39,21 @@ class ProfileChange:
     origin: str = ORIGIN_LOYALTY
 
 
+@dataclass(slots=True)
+class BadRow:
+    """A stored row that could not be read as a record: sent as nothing, logged as failed."""
+
+    id: int
+    table: str
+    column: str
+    problem: str
+    customer_id: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return f"{self.table} id {self.id}: column {self.column} {self.problem}; fix the row, then replay"
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to append to the store (demo seeding, the Antavo stand-in)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 
 from segment_sync.db import create_engine
 from segment_sync.loyalty.records import (
+    BadRow,
     LoyaltyEvent,
     NewEvent,
     NewProfileChange,
@@ -43,6 +45,9 @@ profile_changes = sa.Table(
     sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
 )
 
+# max_id's gap-free scan stops here; a lower answer is still safe, only later.
+CONTIGUOUS_SCAN = 200_000
+
 _TABLES = {Stream.EVENTS: loyalty_events, Stream.PROFILES: profile_changes}
 
 
@@ -56,63 +61,182 @@ def _utc(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_loads = orjson.loads
+
+
+def _object(text: str | bytes) -> dict:
+    value = orjson.loads(text)
+    if type(value) is not dict:
+        raise TypeError(f"is JSON {type(value).__name__}, not an object")
+    return value
+
+
 def _event(row: Sequence) -> LoyaltyEvent:
     id_, customer_id, external_id, action, data, occurred_at, origin = row
-    return LoyaltyEvent(
-        id_, customer_id, external_id, action, orjson.loads(data), _utc(occurred_at), origin
-    )
+    data = _loads(data)  # inline check, not _object(): this runs once per row on the hot path
+    if data.__class__ is not dict:
+        raise TypeError("data is not a JSON object")
+    return LoyaltyEvent(id_, customer_id, external_id, action, data, _utc(occurred_at), origin)
 
 
 def _profile_change(row: Sequence) -> ProfileChange:
     id_, customer_id, external_id, attributes, occurred_at, origin = row
-    return ProfileChange(
-        id_, customer_id, external_id, orjson.loads(attributes), _utc(occurred_at), origin
-    )
+    attributes = _loads(attributes)
+    if attributes.__class__ is not dict:
+        raise TypeError("attributes is not a JSON object")
+    return ProfileChange(id_, customer_id, external_id, attributes, _utc(occurred_at), origin)
+
+
+def _bad_row(table: sa.Table, row: Sequence) -> BadRow:
+    """Which column of a row that did not parse is at fault, and how."""
+    values = dict(zip((c.name for c in table.columns), row, strict=True))
+    checks = {"data": _object, "attributes": _object, "occurred_at": _utc}
+    for column, check in checks.items():
+        if column not in values:
+            continue
+        try:
+            check(values[column])
+        except orjson.JSONDecodeError as exc:
+            return BadRow(row[0], table.name, column, f"is not valid JSON ({exc})", row[1])
+        except Exception as exc:
+            return BadRow(row[0], table.name, column, f"cannot be read ({exc})", row[1])
+    return BadRow(row[0], table.name, "(unknown)", "could not be read", row[1])
+
+
+def _parsed(table: sa.Table, rows: Sequence[Sequence], parse: Callable) -> list:
+    """Rows as records; a row that does not parse becomes a BadRow instead of stopping the read."""
+    try:
+        return [parse(row) for row in rows]  # the hot path: no per-row try
+    except Exception:
+        return [_parsed_one(table, row, parse) for row in rows]
+
+
+def _parsed_one(table: sa.Table, row: Sequence, parse: Callable) -> object:
+    try:
+        return parse(row)
+    except Exception:
+        return _bad_row(table, row)
 
 
 class LoyaltyStore:
     """Read (and, for the demo and the Antavo stand-in, append) loyalty events and profile changes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, settle_s: float = 2.0) -> None:
         self.url = url
+        self.settle_s = settle_s  # PostgreSQL: how long max_id waits for open writers (see there)
         self.engine = create_engine(url)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def max_id(self, stream: Stream) -> int:
-        """The highest row id of a stream (0 when empty): the sensors' cheap question."""
+    def newest_id(self, stream: Stream) -> int:
+        """The highest committed row id of a stream (0 when empty)."""
         table = _TABLES[stream]
         with self.engine.connect() as conn:
             return conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))
             ).scalar_one()
 
-    def events_after(self, after_id: int, upto_id: int, limit: int) -> list[LoyaltyEvent]:
-        """Loyalty events with after_id < id <= upto_id, oldest first, at most `limit`."""
-        return [_event(r) for r in self._rows(loyalty_events, after_id, upto_id, limit)]
+    def max_id(self, stream: Stream, floor: int = 0) -> int:
+        """The highest id the sync may pass: every id at or below it is committed or never will be.
 
-    def profile_changes_after(self, after_id: int, upto_id: int, limit: int) -> list[ProfileChange]:
+        The sensors' cheap question and the run's target. `floor` is an id already known to be
+        safe (the watermark, the sensor's cursor).
+
+        SQLite: the newest id. SQLite has one writer at a time, which holds the write lock from
+        its first insert to its commit, so ids are handed out and become visible in order: no
+        reader can see id N+1 while N is still uncommitted.
+
+        PostgreSQL: ids come from a sequence when a row is inserted and become visible when its
+        transaction commits, so id N+1 can be visible while N is not (a late commit). The
+        newest id M is safe once every transaction that was running when M was read has ended:
+        M and xmax of that statement's snapshot are read together, then this waits (up to
+        `settle_s`) until `pg_snapshot_xmin` of a fresh snapshot reaches that xmax (xid8: no
+        wraparound). Ids are allocated before the allocating transaction is seen, so any id
+        below M was held by a transaction older than that xmax. While a writing transaction
+        stays open longer, the answer is the end of the gap-free run of ids above `floor`: an id
+        taken by a visible row is committed, and the first gap may be a transaction still open
+        (or a rollback, passed on a later run once no older transaction is open). Not covered:
+        an id taken with nextval() by a transaction that writes its row only much later; the
+        store's inserts take the id and write the row in one statement.
+        """
+        if self.engine.dialect.name == "sqlite":
+            return self.newest_id(stream)
+        return self._settled_max_id(_TABLES[stream], floor)
+
+    def _settled_max_id(self, table: sa.Table, floor: int) -> int:
+        with self.engine.connect() as conn:
+            newest, xmax, quiet = conn.execute(
+                sa.text(
+                    f"SELECT (SELECT coalesce(max(id), 0) FROM {table.name}), "
+                    "pg_snapshot_xmax(s)::text, pg_snapshot_xmin(s) = pg_snapshot_xmax(s) "
+                    "FROM pg_current_snapshot() AS s"
+                )
+            ).one()
+            conn.rollback()
+            deadline = time.monotonic() + self.settle_s
+            while not quiet:
+                quiet = conn.execute(
+                    sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= CAST(:x AS xid8)"),
+                    {"x": xmax},
+                ).scalar_one()
+                conn.rollback()
+                if quiet or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+            if quiet:
+                return max(newest, floor)
+            # Rows whose id is floor + their rank above floor: the gap-free run.
+            return conn.execute(
+                sa.text(
+                    "SELECT coalesce(max(id), :floor) FROM ("
+                    "  SELECT id, row_number() OVER (ORDER BY id) AS n FROM ("
+                    f"    SELECT id FROM {table.name} WHERE id > :floor ORDER BY id LIMIT :scan"
+                    "  ) AS a"
+                    ") AS b WHERE id = :floor + n"
+                ),
+                {"floor": floor, "scan": CONTIGUOUS_SCAN},
+            ).scalar_one()
+
+    def events_after(self, after_id: int, upto_id: int, limit: int) -> list[LoyaltyEvent | BadRow]:
+        """Loyalty events with after_id < id <= upto_id, oldest first, at most `limit`."""
+        rows = self._rows(loyalty_events, after_id, upto_id, limit)
+        return _parsed(loyalty_events, rows, _event)
+
+    def profile_changes_after(
+        self, after_id: int, upto_id: int, limit: int
+    ) -> list[ProfileChange | BadRow]:
         """Profile changes with after_id < id <= upto_id, oldest first, at most `limit`."""
-        return [_profile_change(r) for r in self._rows(profile_changes, after_id, upto_id, limit)]
+        rows = self._rows(profile_changes, after_id, upto_id, limit)
+        return _parsed(profile_changes, rows, _profile_change)
 
     def rows_after(
         self, stream: Stream, after_id: int, upto_id: int, limit: int
-    ) -> list[LoyaltyEvent] | list[ProfileChange]:
+    ) -> list[LoyaltyEvent | BadRow] | list[ProfileChange | BadRow]:
         if stream is Stream.EVENTS:
             return self.events_after(after_id, upto_id, limit)
         return self.profile_changes_after(after_id, upto_id, limit)
 
-    def events_between(self, since: datetime, until: datetime) -> list[LoyaltyEvent]:
+    def events_between(self, since: datetime, until: datetime) -> list[LoyaltyEvent | BadRow]:
         """Loyalty events that occurred in [since, until) (reconciliation)."""
+        return _parsed(loyalty_events, self._between(loyalty_events, since, until), _event)
+
+    def profile_changes_between(
+        self, since: datetime, until: datetime
+    ) -> list[ProfileChange | BadRow]:
+        """Profile changes that occurred in [since, until) (reconciliation)."""
+        rows = self._between(profile_changes, since, until)
+        return _parsed(profile_changes, rows, _profile_change)
+
+    def _between(self, table: sa.Table, since: datetime, until: datetime) -> list[tuple]:
         query = (
-            sa.select(loyalty_events)
-            .where(loyalty_events.c.occurred_at >= since, loyalty_events.c.occurred_at < until)
-            .order_by(loyalty_events.c.id)
+            sa.select(table)
+            .where(table.c.occurred_at >= since, table.c.occurred_at < until)
+            .order_by(table.c.id)
         )
         with self.engine.connect() as conn:
-            return [_event(tuple(r)) for r in conn.execute(query)]
+            return [tuple(r) for r in conn.execute(query)]
 
     def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
         # The DB-API cursor directly: SQLAlchemy's row wrapping costs ~1 us a row on the hot loop.

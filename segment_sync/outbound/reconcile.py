@@ -1,14 +1,16 @@
-"""Reconciliation: loyalty events the sync passed but never delivered, found and sent once.
+"""Reconciliation: loyalty rows the sync passed but never delivered, found and sent once.
 
 The outbound sync sends rows in id order and keeps a watermark ("every row up to here is
 handled"). A row that is committed with an id below the watermark after the sync passed it (an
 out-of-order commit: ids are handed out when a transaction starts, rows become visible when it
 commits) is never read by the sync. Reconciliation looks at the loyalty events of the last hours
-instead of at ids: every event at or below the watermark that the settings would send (action in
-`outbound.event_sync`, the mapped customer ID present, not from Segment, within Segment's size
-limit) must have a `delivered` row in `outbound_messages`; those that have none are sent.
+instead of at ids: every row at or below the watermark that the settings would send (an event
+whose action is in `outbound.event_sync`, a profile change with a field in
+`outbound.customer_fields_sync`; the mapped customer ID present, not from Segment, within
+Segment's size limit) must have a `delivered` row in `outbound_messages`; those that have none
+are sent. Both streams are reconciled, each under its own lock.
 
-Events above the watermark are left to the regular sync. No Dagster here.
+Rows above the watermark are left to the regular sync. No Dagster here.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from segment_sync.logs.store import connect
-from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, Stream
+from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.sync import OutboundResult, OutboundSync, build_messages
 from segment_sync.segment.messages import message_id, user_id
@@ -46,17 +48,18 @@ WHERE NOT EXISTS (
 
 @dataclass
 class Undelivered:
-    """What a search found: the events to send, oldest id first, and what it looked at."""
+    """What a search found: the rows to send, oldest id first, and what it looked at."""
 
     since: datetime
     until: datetime
     watermark: int
-    events: list[LoyaltyEvent] = field(default_factory=list)
-    scanned: int = 0  # loyalty events in the window
+    events: list = field(default_factory=list)  # LoyaltyEvent, or ProfileChange for profiles
+    scanned: int = 0  # rows of the stream in the window
     candidates: int = 0  # of those, at or below the watermark and matching the settings
+    stream: Stream = Stream.EVENTS
 
     @property
-    def oldest(self) -> LoyaltyEvent | None:
+    def oldest(self) -> LoyaltyEvent | ProfileChange | None:
         """The undelivered event that occurred first (None when there is none)."""
         return min(self.events, key=lambda e: (e.occurred_at, e.id), default=None)
 
@@ -79,12 +82,23 @@ def _slices(
         start = end
 
 
-def _candidate(event: LoyaltyEvent, settings: Settings, allowed: frozenset[str]) -> bool:
+def _candidate(event: object, settings: Settings, allowed: frozenset[str]) -> bool:
     """Would the sync send this event? (allow-listed, mapped ID present, not from Segment)"""
     return (
-        event.action in allowed
+        isinstance(event, LoyaltyEvent)  # not a BadRow: the sync logged it as failed
+        and event.action in allowed
         and event.origin != ORIGIN_SEGMENT
         and bool(user_id(event, settings.general.customer_id_mapping))
+    )
+
+
+def _profile_candidate(change: object, settings: Settings, fields: frozenset[str]) -> bool:
+    """Would the sync send this profile change? (an allow-listed field, mapped ID, not from Segment)"""
+    return (
+        isinstance(change, ProfileChange)
+        and change.origin != ORIGIN_SEGMENT
+        and not fields.isdisjoint(change.attributes)
+        and bool(user_id(change, settings.general.customer_id_mapping))
     )
 
 
@@ -97,22 +111,28 @@ def find_undelivered(
     since: datetime,
     until: datetime,
     slice_: timedelta = SLICE,
+    stream: Stream = Stream.EVENTS,
 ) -> Undelivered:
-    """Events that occurred in [since, until), at or below `watermark`, that the settings would
-    send and that have no `delivered` row in `outbound_messages`."""
+    """Rows of `stream` that occurred in [since, until), at or below `watermark`, that the
+    settings would send and that have no `delivered` row in `outbound_messages`."""
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be timezone-aware (UTC)")
-    found = Undelivered(since, until, watermark)
-    allowed = frozenset(settings.outbound.event_sync)
+    found = Undelivered(since, until, watermark, stream=stream)
+    if stream is Stream.EVENTS:
+        kind, between, check = "evt", store.events_between, _candidate
+        allowed = frozenset(settings.outbound.event_sync)
+    else:
+        kind, between, check = "prf", store.profile_changes_between, _profile_candidate
+        allowed = frozenset(settings.outbound.customer_fields_sync)
     oldest_partition = (since.astimezone(UTC) - PARTITION_SLACK).date()
     with connect(logs_dir) as con:
         for start, end in _slices(since, until, slice_):
-            events = store.events_between(start, end)
-            found.scanned += len(events)
+            rows = between(start, end)
+            found.scanned += len(rows)
             by_message = {
-                message_id("evt", e.id, e.occurred_at): e
-                for e in events
-                if e.id <= watermark and _candidate(e, settings, allowed)
+                message_id(kind, r.id, r.occurred_at): r
+                for r in rows
+                if r.id <= watermark and check(r, settings, allowed)
             }
             found.candidates += len(by_message)
             if not by_message:
@@ -125,7 +145,7 @@ def find_undelivered(
             missing = [by_message[mid] for (mid,) in rows]
             # Only what can actually be sent: a message over Segment's size limit never will be
             # (the sync logged it as failed with its reason when it passed it).
-            messages, _, _ = build_messages(missing, settings, Stream.EVENTS)
+            messages, _, _ = build_messages(missing, settings, stream)
             sendable = {m.source_id for m in messages}
             found.events.extend(e for e in missing if e.id in sendable)
     found.events.sort(key=lambda e: e.id)
@@ -140,7 +160,7 @@ def oldest_pending(
     Rows above the watermark wait for the next outbound run; this one has waited the longest.
     """
     allowed = frozenset(settings.outbound.event_sync)
-    newest = store.max_id(Stream.EVENTS)
+    newest = store.newest_id(Stream.EVENTS)
     after, scanned = watermark, 0
     while after < newest and scanned < scan:
         rows = store.events_after(after, newest, 1000)
@@ -159,22 +179,24 @@ def reconcile_events(
     run_id: str,
     lookback: timedelta,
     now: datetime | None = None,
+    stream: Stream = Stream.EVENTS,
 ) -> Reconciliation:
-    """Find the undelivered events of the last `lookback` and send them, holding the stream.
+    """Find the undelivered rows of `stream` of the last `lookback` and send them, holding it.
 
-    The events stream's lock is held from reading the watermark to the last log row, so an
-    outbound run can neither send the same rows meanwhile nor have sent rows whose delivery rows
-    are not yet written. Raises OutboundFailed (via `send_rows`) when a request failed for good.
+    The stream's lock is held from reading the watermark to the last log row, so an outbound
+    run can neither send the same rows meanwhile nor have sent rows whose delivery rows are not
+    yet written. Raises OutboundFailed (via `send_rows`) when a request failed for good.
     """
     until = now or datetime.now(UTC)
-    with sync.state.lock(Stream.EVENTS):
+    with sync.state.lock(stream):
         found = find_undelivered(
             sync.settings,
             sync.store,
             logs_dir,
-            watermark=sync.state.watermark(Stream.EVENTS),
+            watermark=sync.state.watermark(stream),
             since=until - lookback,
             until=until,
+            stream=stream,
         )
-        sent = sync.send_rows(Stream.EVENTS, found.events, run_id) if found.events else None
+        sent = sync.send_rows(stream, found.events, run_id) if found.events else None
     return Reconciliation(found, sent)

@@ -1,4 +1,10 @@
-"""Outbound progress: a delivered-up-to watermark per stream, and a lock so one run sends a stream."""
+"""Outbound progress: a delivered-up-to watermark, and a lock so one run sends a stream.
+
+Both are keyed by (source, destination, stream): the loyalty store read, the Segment endpoint
+and write key sent to, and the stream. Another store, or another Segment source, starts from its
+own first row; two deployments sharing a state database (or PostgreSQL server) never share or
+block each other's progress.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,47 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from segment_sync.db import create_engine, sqlite_path
+from segment_sync.db import create_engine, database_identity, fingerprint, sqlite_path
 from segment_sync.locks import file_lock
 from segment_sync.loyalty.records import Stream
+from segment_sync.settings import Settings
 
 metadata = sa.MetaData()
 
-watermarks = sa.Table(
-    "outbound_watermarks",
+# Progress before it was keyed by source and destination lived in `outbound_watermarks`
+# (stream only); that table is left as it was and no longer read.
+progress = sa.Table(
+    "outbound_progress",
     metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("destination", sa.Text, primary_key=True),
     sa.Column("stream", sa.Text, primary_key=True),
     sa.Column("delivered_upto", sa.BigInteger, nullable=False),
     sa.Column("run_id", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+@dataclass(frozen=True)
+class ProgressKey:
+    """Whose progress: the loyalty store (no password) and the destination (no write key)."""
+
+    source: str  # database_identity of the loyalty store URL
+    destination: str  # endpoint + " key:" + fingerprint of the write key
+
+    @classmethod
+    def of(cls, store_url: str, endpoint: str, write_key: str) -> ProgressKey:
+        return cls(database_identity(store_url), f"{endpoint} key:{fingerprint(write_key)}")
+
+    @property
+    def digest(self) -> str:
+        """16 hex naming this pair, for lock names."""
+        return fingerprint(f"{self.source}\n{self.destination}")
 
 
 class StreamBusy(RuntimeError):
@@ -33,17 +62,31 @@ class StreamBusy(RuntimeError):
 class OutboundState:
     """Watermarks live in a small database of the sync's own (SQLite default, PostgreSQL by URL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: ProgressKey) -> None:
         self.url = url
+        self.key = key
         self.engine = create_engine(url, durable=True)
         metadata.create_all(self.engine)
+
+    @classmethod
+    def of(cls, settings: Settings, write_key: str) -> OutboundState:
+        """The state of the settings' store and destination (the write key is only fingerprinted)."""
+        key = ProgressKey.of(settings.loyalty_store.url, settings.outbound.endpoint, write_key)
+        return cls(settings.outbound.state_url, key)
 
     def close(self) -> None:
         self.engine.dispose()
 
+    def _this(self, stream: Stream) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            progress.c.source == self.key.source,
+            progress.c.destination == self.key.destination,
+            progress.c.stream == stream.value,
+        )
+
     def watermark(self, stream: Stream) -> int:
         """Every row of `stream` with id <= this has been handled (delivered, failed or skipped)."""
-        query = sa.select(watermarks.c.delivered_upto).where(watermarks.c.stream == stream.value)
+        query = sa.select(progress.c.delivered_upto).where(self._this(stream))
         with self.engine.connect() as conn:
             return conn.execute(query).scalar() or 0
 
@@ -52,18 +95,23 @@ class OutboundState:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             current = conn.execute(
-                sa.select(watermarks.c.delivered_upto).where(watermarks.c.stream == stream.value)
+                sa.select(progress.c.delivered_upto).where(self._this(stream))
             ).scalar()
             if current is None:
                 conn.execute(
-                    watermarks.insert().values(
-                        stream=stream.value, delivered_upto=upto, run_id=run_id, updated_at=now
+                    progress.insert().values(
+                        source=self.key.source,
+                        destination=self.key.destination,
+                        stream=stream.value,
+                        delivered_upto=upto,
+                        run_id=run_id,
+                        updated_at=now,
                     )
                 )
             elif upto > current:
                 conn.execute(
-                    watermarks.update()
-                    .where(watermarks.c.stream == stream.value)
+                    progress.update()
+                    .where(self._this(stream))
                     .values(delivered_upto=upto, run_id=run_id, updated_at=now)
                 )
 
@@ -76,12 +124,17 @@ class OutboundState:
         """
         path = sqlite_path(self.url)
         if path is not None:
-            lock_file = path.with_name(f"{path.name}.{stream.value}.lock")
+            lock_file = path.with_name(f"{path.name}.{self.key.digest}.{stream.value}.lock")
             with file_lock(lock_file, wait_s, _busy(stream, wait_s), poll_s=0.2):
                 yield
         else:
-            with _advisory_lock(self.engine, stream, wait_s):
+            with _advisory_lock(self.engine, self.advisory_key(stream), stream, wait_s):
                 yield
+
+    def advisory_key(self, stream: Stream) -> int:
+        """The PostgreSQL advisory-lock key of this source, destination and stream."""
+        name = f"segment-sync:{self.key.digest}:{stream.value}"
+        return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
 
 
 def _busy(stream: Stream, wait_s: float) -> StreamBusy:
@@ -92,10 +145,7 @@ def _busy(stream: Stream, wait_s: float) -> StreamBusy:
 
 
 @contextmanager
-def _advisory_lock(engine: sa.Engine, stream: Stream, wait_s: float) -> Iterator[None]:
-    key = int.from_bytes(
-        hashlib.sha1(f"segment-sync:{stream.value}".encode()).digest()[:8], "big", signed=True
-    )
+def _advisory_lock(engine: sa.Engine, key: int, stream: Stream, wait_s: float) -> Iterator[None]:
     with engine.connect() as conn:
         deadline = time.monotonic() + wait_s
         while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segment_sync.logs.store import LogWriter
-from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
+from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState
+from segment_sync.outbound.state import OutboundState, ProgressKey
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import batches, request_body
 from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
@@ -22,6 +22,7 @@ from segment_sync.segment.messages import (
     NotSent,
     identify_message,
     iso_timestamp,
+    message_id,
     track_message,
 )
 from segment_sync.settings import Settings
@@ -70,9 +71,15 @@ class OutboundFailed(RuntimeError):
 
 
 def build_messages(
-    rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange], settings: Settings, stream: Stream
+    rows: Sequence[LoyaltyEvent | BadRow] | Sequence[ProfileChange | BadRow],
+    settings: Settings,
+    stream: Stream,
 ) -> tuple[list[Message], list[NotSent], int]:
-    """Messages to send, rows not sent (with why), and how many events were not allow-listed."""
+    """Messages to send, rows not sent (with why), and how many events were not allow-listed.
+
+    A row that cannot become a message (unreadable column, anything the builder raises) is one
+    failed NotSent naming the row and the column; the rest of the rows are unaffected.
+    """
     mapping = settings.general.customer_id_mapping
     messages: list[Message] = []
     not_sent: list[NotSent] = []
@@ -80,7 +87,10 @@ def build_messages(
     if stream is Stream.EVENTS:
         allowed = frozenset(settings.outbound.event_sync)
         for row in rows:
-            built = track_message(row, mapping, allowed)
+            try:  # a BadRow has no columns to build from: it raises here, as a broken row does
+                built = track_message(row, mapping, allowed)
+            except Exception as exc:
+                built = _unbuildable(row, stream, exc)
             if built is None:
                 not_allow_listed += 1
             elif isinstance(built, Message):
@@ -90,9 +100,36 @@ def build_messages(
     else:
         fields = frozenset(settings.outbound.customer_fields_sync)
         for row in rows:
-            built = identify_message(row, mapping, fields)
+            try:
+                built = identify_message(row, mapping, fields)
+            except Exception as exc:
+                built = _unbuildable(row, stream, exc)
             (messages if isinstance(built, Message) else not_sent).append(built)
     return messages, not_sent, not_allow_listed
+
+
+_KINDS = {
+    Stream.EVENTS: ("evt", "track", "loyalty_events"),
+    Stream.PROFILES: ("prf", "identify", "profile_changes"),
+}
+
+
+def _unbuildable(row: object, stream: Stream, exc: Exception) -> NotSent:
+    """The failed NotSent of a row the store could not read or the builder could not handle."""
+    kind, event_type, table = _KINDS[stream]
+    if isinstance(row, BadRow):
+        reason = row.reason
+    else:
+        reason = (
+            f"{table} id {row.id}: the message could not be built "
+            f"({type(exc).__name__}: {exc}); fix the row, then replay"
+        )
+    occurred_at = getattr(row, "occurred_at", None)
+    mid = message_id(kind, row.id, occurred_at) if occurred_at else f"ss-{kind}-{row.id}-unread"
+    action = getattr(row, "action", None) if stream is Stream.EVENTS else None
+    return NotSent(
+        mid, row.id, row.customer_id, event_type, action, "failed", reason[:2000]
+    )  # fmt: skip
 
 
 @contextmanager
@@ -124,7 +161,8 @@ class OutboundSync:
         self.write_key = write_key
         self.logs = logs
         self.store = store or LoyaltyStore(settings.loyalty_store.url)
-        self.state = state or OutboundState(settings.outbound.state_url)
+        key = ProgressKey.of(self.store.url, settings.outbound.endpoint, write_key)
+        self.state = state or OutboundState(settings.outbound.state_url, key)
         self.redactor = Redactor([write_key])
         self.backoff_base_s = backoff_base_s
         self.on_chunk = on_chunk
@@ -148,7 +186,14 @@ class OutboundSync:
 
     async def _run(self, stream: Stream, run_id: str, upto: int | None) -> OutboundResult:
         start = self.state.watermark(stream)
-        target = self.store.max_id(stream) if upto is None else upto
+        newest = self.store.newest_id(stream)
+        if start > newest:
+            result = OutboundResult(stream, run_id, start, start, newest)
+            result.error = self._ahead_error(stream, start, newest)
+            raise OutboundFailed(result)
+        # Never past an id whose transaction may still commit (see LoyaltyStore.max_id).
+        safe = self.store.max_id(stream, floor=start)
+        target = safe if upto is None else min(upto, safe)
         result = OutboundResult(stream, run_id, start, start, target)
         outbound = self.settings.outbound
         client = self._client()
@@ -185,6 +230,17 @@ class OutboundSync:
         if not result.ok:
             raise OutboundFailed(result)
         return result
+
+    def _ahead_error(self, stream: Stream, watermark: int, newest: int) -> str:
+        key = self.state.key
+        return (
+            f"the {stream.value} progress for loyalty store {key.source} is at id {watermark}, "
+            f"but the store's newest {stream.value} id is {newest}: the store was rebuilt or "
+            "replaced, so continuing would skip its rows; nothing was sent. Fix: if it is a new "
+            "store, give it its own loyalty_store.url path, or delete its row from "
+            f"outbound_progress in outbound.state_url (source = '{key.source}', "
+            f"stream = '{stream.value}') to send it from its first row"
+        )
 
     def send_rows(
         self,

@@ -43,7 +43,7 @@ def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed
         with pytest.raises(OutboundFailed, match="region"):
             sync_for(wrong).run(Stream.EVENTS, "run-wrong-region")
     settings = load_settings(wrong)
-    assert OutboundState(settings.outbound.state_url).watermark(Stream.EVENTS) == 0
+    assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
     row = (
         connect(settings.logs.dir).execute("SELECT status_code, error FROM outbound_log").fetchone()
     )
@@ -83,7 +83,7 @@ def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(
     with pytest.raises(OutboundFailed) as failed:
         sync_for(path).run(Stream.EVENTS, "run-outage")
     assert "HTTP 503" in str(failed.value) and failed.value.result.counts.pending > 0
-    assert OutboundState(settings.outbound.state_url).watermark(Stream.EVENTS) == 0
+    assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
     segment_standin.set_faults(outage_requests=0)
     assert sync_for(path).run(Stream.EVENTS, "run-after-outage").ok
     assert sorted(set(segment_standin.accepted_message_ids())) == expected_ids(settings)
@@ -190,9 +190,9 @@ def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_stan
     )
     settings = load_settings(path)
     seed(LoyaltyStore(pg_url), 700, 100, 20)
-    state = OutboundState(pg_url)
+    state = OutboundState.of(settings, WRITE_KEY)
     with state.lock(Stream.EVENTS):
-        other = OutboundState(pg_url)
+        other = OutboundState.of(settings, WRITE_KEY)
         with (
             pytest.raises(RuntimeError, match="another run"),
             other.lock(Stream.EVENTS, wait_s=0.3),
@@ -207,7 +207,7 @@ def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_stan
 
 def test_two_runs_never_send_the_same_stream_at_once(write_settings):
     path = write_settings()
-    state = OutboundState(load_settings(path).outbound.state_url)
+    state = OutboundState.of(load_settings(path), WRITE_KEY)
     with state.lock(Stream.EVENTS):
         with (
             pytest.raises(RuntimeError, match="another run"),

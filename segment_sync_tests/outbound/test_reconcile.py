@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from segment_sync.logs.store import LogWriter, connect
-from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, Stream
-from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
+from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, NewProfileChange, Stream
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
 from segment_sync.outbound.reconcile import find_undelivered, reconcile_events
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundSync
@@ -84,7 +84,7 @@ def test_a_second_reconciliation_finds_nothing_and_sends_nothing(passed_gap, seg
 def test_reconciliation_leaves_the_watermark_where_it_was(passed_gap):
     sync, logs_dir = passed_gap
     reconcile_events(sync, logs_dir, "run-reconcile", DAY)
-    assert OutboundState(sync.settings.outbound.state_url).watermark(Stream.EVENTS) == 10
+    assert OutboundState.of(sync.settings, WRITE_KEY).watermark(Stream.EVENTS) == 10
 
 
 def test_the_sensor_never_sees_an_event_committed_behind_its_cursor(passed_gap):
@@ -175,3 +175,35 @@ def test_many_slices_find_the_same_events_as_one(passed_gap):
     whole = find_undelivered(sync.settings, sync.store, logs_dir, slice_=DAY, **kwargs)
     assert [e.id for e in fine.events] == [e.id for e in whole.events] == [5, 6, 7]
     assert fine.scanned == whole.scanned == 7
+
+
+def insert_profile_change(store: LoyaltyStore, id_: int, **attributes) -> None:
+    """Commit a profile change with an explicit id, as an out-of-order commit leaves it."""
+    row = {
+        "id": id_,
+        "customer_id": "c-late",
+        "attributes": orjson.dumps(attributes).decode(),
+        "occurred_at": datetime.now(UTC) - timedelta(minutes=5),
+    }
+    with store.engine.begin() as conn:
+        conn.execute(profile_changes.insert().values(**row))
+
+
+def test_a_profile_change_committed_behind_the_watermark_is_sent_by_reconciliation(
+    write_settings, segment_standin
+):
+    sync, logs_dir = synced(write_settings(outbound={"base_url": segment_standin.url}))
+    sync.store.append_profile_changes(
+        [NewProfileChange(f"c-{i}", {"email": f"{i}@example.com"}) for i in range(3)]
+    )
+    insert_profile_change(sync.store, 10, email="ten@example.com")
+    assert sync.run(Stream.PROFILES, "run-regular").watermark_after == 10
+    insert_profile_change(sync.store, 5, email="late@example.com")
+    insert_profile_change(sync.store, 6, tier="gold")  # no allow-listed field: never sent
+    done = reconcile_events(sync, logs_dir, "run-reconcile", DAY, stream=Stream.PROFILES)
+    assert [c.id for c in done.found.events] == [5] and done.sent.counts.sent == 1
+    assert sent_source_ids(segment_standin) == [1, 2, 3, 5, 10]
+    (late,) = [m for m in segment_standin.messages if m["messageId"].startswith("ss-prf-5-")]
+    assert late["type"] == "identify" and late["traits"] == {"email": "late@example.com"}
+    again = reconcile_events(sync, logs_dir, "run-reconcile-2", DAY, stream=Stream.PROFILES)
+    assert again.found.events == [] and again.sent is None

@@ -1,0 +1,103 @@
+"""A row the message builder cannot handle is one failed message; the rest of the chunk goes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from segment_sync.logs.store import LogWriter, connect
+from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
+from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.settings import load_settings
+from segment_sync_tests.conftest import WRITE_KEY
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sync(request, write_settings, segment_standin) -> OutboundSync:
+    store = {} if request.param == "sqlite" else {"url": request.getfixturevalue("pg_url")}
+    path = write_settings(loyalty_store=store, outbound={"base_url": segment_standin.url})
+    settings = load_settings(path)
+    return OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir), backoff_base_s=0.01)
+
+
+def insert_raw(store: LoyaltyStore, table: sa.Table, **columns) -> int:
+    """A row written by something other than this package, as it is in the store."""
+    row = {"customer_id": "c-bad", "occurred_at": datetime.now(UTC), **columns}
+    with store.engine.begin() as conn:
+        return conn.execute(table.insert().values(**row).returning(table.c.id)).scalar_one()
+
+
+def run(sync: OutboundSync, stream: Stream) -> OutboundResult:
+    """The run's result, whether or not a failed row makes the run report failure."""
+    try:
+        return sync.run(stream, f"run-{stream.value}")
+    except OutboundFailed as failed:
+        return failed.result
+
+
+def failed_rows(sync: OutboundSync) -> list[tuple]:
+    with connect(sync.settings.logs.dir) as con:
+        return con.execute(
+            "SELECT source_id, error FROM outbound_messages WHERE outcome = 'failed'"
+        ).fetchall()
+
+
+def sent_source_ids(standin) -> list[int]:
+    return sorted(int(m["messageId"].split("-")[2]) for m in standin.messages)
+
+
+def good_events(store: LoyaltyStore, n: int) -> list[int]:
+    return store.append_events([NewEvent(f"c-{i}", "point_add", {"n": i}) for i in range(n)])
+
+
+def test_an_event_whose_data_is_not_json_fails_alone_and_the_rest_is_delivered(
+    sync, segment_standin
+):
+    before = good_events(sync.store, 5)
+    bad = insert_raw(sync.store, loyalty_events, action="point_add", data='{"points": 1,')
+    after = good_events(sync.store, 5)
+    result = run(sync, Stream.EVENTS)
+    assert sent_source_ids(segment_standin) == before + after
+    ((source_id, error),) = failed_rows(sync)
+    assert source_id == bad
+    assert error.startswith(f"loyalty_events id {bad}: column data is not valid JSON")
+    assert "fix the row, then replay" in error
+    assert result.counts.failed == 1 and result.counts.sent == 10
+    assert sync.state.watermark(Stream.EVENTS) == after[-1]
+
+
+def test_a_profile_change_whose_attributes_are_not_an_object_fails_alone(sync, segment_standin):
+    good = [NewProfileChange(f"c-{i}", {"email": f"{i}@example.com"}) for i in range(4)]
+    first = sync.store.append_profile_changes(good)
+    bad = insert_raw(sync.store, profile_changes, attributes="[1, 2]")
+    last = sync.store.append_profile_changes(good)
+    run(sync, Stream.PROFILES)
+    assert sent_source_ids(segment_standin) == first + last
+    ((source_id, error),) = failed_rows(sync)
+    assert source_id == bad and f"profile_changes id {bad}: column attributes" in error
+    assert sync.state.watermark(Stream.PROFILES) == last[-1]
+
+
+def test_an_event_with_an_unreadable_timestamp_fails_alone_on_sqlite(
+    write_settings, segment_standin
+):
+    settings = load_settings(write_settings(outbound={"base_url": segment_standin.url}))
+    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    good = good_events(sync.store, 3)
+    with sync.store.engine.begin() as conn:  # SQLite stores whatever text it is given
+        conn.execute(
+            sa.text(
+                "INSERT INTO loyalty_events (customer_id, action, data, occurred_at, origin) "
+                "VALUES ('c-bad', 'point_add', '{}', 'yesterday-ish', 'loyalty')"
+            )
+        )
+    more = good_events(sync.store, 2)
+    run(sync, Stream.EVENTS)
+    assert sent_source_ids(segment_standin) == good + more
+    ((source_id, error),) = failed_rows(sync)
+    assert source_id == good[-1] + 1
+    assert f"loyalty_events id {source_id}: column occurred_at cannot be read" in error
+    assert sync.state.watermark(Stream.EVENTS) == more[-1]
