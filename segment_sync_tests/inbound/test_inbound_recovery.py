@@ -233,7 +233,7 @@ def test_dagster_run_fails_on_a_wrong_key_naming_the_setting_then_replay_job_req
         )
         [failure] = [e for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
         error = failure.step_failure_data.error
-        pending_after_401 = buffer.counts()["pending"]
+        after_401 = buffer.counts()
         monkeypatch.setenv("ANTAVO_API_KEY", ANTAVO_KEY)
         fixed = build_definitions(str(path)).resolve_job_def("inbound_ingest_job")
         second = fixed.execute_in_process(instance=instance, raise_on_error=False)
@@ -245,8 +245,8 @@ def test_dagster_run_fails_on_a_wrong_key_naming_the_setting_then_replay_job_req
     assert "inbound.api_key_env ($ANTAVO_API_KEY)" in error.message
     assert "a-wrong-api-key" not in error.message
     assert error.cls_name == "Failure"  # an expected failure (dg.Failure), not a crash
-    assert pending_after_401 == 4
-    assert not second.success  # x-1 has no userId: Antavo refuses it, for the data's reason
+    assert after_401 == {"pending": 3, "done": 0, "failed": 1}  # x-1: no userId, the data's fault
+    assert not second.success  # x-1 still fails
     assert buffer.counts()["done"] == 3
     assert replay.success and replay.output_for_node("requeue_failed_inbound_items") == 1
     assert buffer.get_by_message_id("x-1").status == "pending"
