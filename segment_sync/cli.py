@@ -130,6 +130,29 @@ def run_inbound(settings_file: str | None) -> None:
     sys.exit(0 if ok else 1)
 
 
+@main.group()
+def replay() -> None:
+    """Re-queue or resend what failed, e.g. after fixing a credential or a mapping."""
+
+
+@replay.command("inbound")
+@settings_option
+@click.option("--filter", "filter_text", default=None, help="Substring of the error or payload.")
+@click.option("--since", default=None, help="Failed at or after: ISO date/time or 30m, 1h, 7d ago.")
+@click.option("--until", default=None, help="Failed before: ISO date/time or 30m, 1h, 7d ago.")
+def replay_inbound_command(
+    settings_file: str | None, filter_text: str | None, since: str | None, until: str | None
+) -> None:
+    """Put failed buffered webhook events back to pending (attempts reset) for the next run."""
+    from segment_sync.inbound.manual import replay_inbound
+    from segment_sync.logs.filters import FilterError
+
+    try:
+        replay_inbound(load_or_fail(settings_file), filter_text, since, until, echo=click.echo)
+    except FilterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command("serve-webhooks")
 @settings_option
 @click.option("--host", default="127.0.0.1", show_default=True)

@@ -10,7 +10,11 @@ from segment_sync.defs.checks import (
     log_checks_job,
     log_checks_schedule,
 )
-from segment_sync.defs.inbound import inbound_buffer_sensor, inbound_ingest_job
+from segment_sync.defs.inbound import (
+    inbound_buffer_sensor,
+    inbound_ingest_job,
+    inbound_replay_job,
+)
 from segment_sync.defs.maintenance import (
     log_maintenance_job,
     log_maintenance_schedule,
@@ -33,7 +37,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=LOG_TABLE_SPECS,
         asset_checks=LOG_CHECKS,
-        jobs=[*SYNC_JOBS, log_checks_job],
+        jobs=[*SYNC_JOBS, log_checks_job, inbound_replay_job],
         sensors=[*outbound_sensors, inbound_buffer_sensor, build_run_failure_sensor(SYNC_JOBS)],
         schedules=[log_maintenance_schedule, outbound_reconcile_schedule, log_checks_schedule],
         resources={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,6 +87,9 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
         yield record
     except BaseException as exc:
         record.error = redactor.text(record.error or f"{type(exc).__name__}: {exc}")
-        logs.write("sync_runs", [record.row("failure")])
+        try:
+            logs.write("sync_runs", [record.row("failure")])
+        except OSError as write_error:  # attempted; the run's own error is the news
+            log.warning("could not write the sync_runs row of %s: %s", record.run_id, write_error)
         raise
     logs.write("sync_runs", [record.row("success")])

@@ -152,6 +152,7 @@ class InboundSettings(_Section):
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
     max_in_flight: int = Field(default=8, ge=1, le=64)
     max_retries: int = Field(default=5, ge=0, le=50)
+    lease_s: float = Field(default=30.0, ge=1, le=3600)  # claim lease, renewed every lease_s/3
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
 
     _check_env = field_validator("api_key_env", "api_secret_env", "webhook_secret_env")(_env_name)

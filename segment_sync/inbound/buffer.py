@@ -6,8 +6,9 @@ deduplicated on Segment's `messageId`; an event without one gets a deterministic
 Each item is `pending`, `done` or `failed`, with its attempt count and last error.
 
 Claiming is safe with several runs at once: PostgreSQL uses `FOR UPDATE SKIP LOCKED`, SQLite takes
-the write lock up front (`BEGIN IMMEDIATE`). A claim older than `stale_after_s` (a crashed run)
-can be claimed again.
+the write lock up front (`BEGIN IMMEDIATE`). A claim is a lease: the run renews `claimed_at`
+while it lives (`renew`), and a claim older than `stale_after_s` (a killed run's) can be taken
+over. A run gives back what it did not finish (`release`).
 """
 
 from __future__ import annotations
@@ -307,10 +308,12 @@ class InboundBuffer:
         stale_after_s: float = 600,
         up_to_id: int | None = None,
         after_id: int = 0,
+        only_claimed: bool = False,
     ) -> list[BufferItem]:
         """Claim up to `limit` pending items (id order, attempts < max_attempts) for `run_id`.
 
         `after_id` lets a run move forward, so items it sent back to pending wait for the next run.
+        `only_claimed` takes over only lapsed leases of other runs (not items waiting for a retry).
         """
         if limit <= 0:
             return []
@@ -325,6 +328,8 @@ class InboundBuffer:
             claimable = sa.and_(claimable, t.id <= up_to_id)
         if after_id:
             claimable = sa.and_(claimable, t.id > after_id)
+        if only_claimed:
+            claimable = sa.and_(claimable, t.claimed_by.is_not(None), t.claimed_by != run_id)
         pick = sa.select(t.id).where(claimable).order_by(t.id).limit(limit)
         if not self.sqlite:
             pick = pick.with_for_update(skip_locked=True)
@@ -348,6 +353,74 @@ class InboundBuffer:
         ]
         items.sort(key=lambda item: item.id)
         return items
+
+    def renew(self, run_id: str) -> int:
+        """Extend the leases of `run_id`'s pending items to now; returns how many."""
+        t = inbound_buffer.c
+        stmt = (
+            sa.update(inbound_buffer)
+            .where(t.claimed_by == run_id, t.status == PENDING)
+            .values(claimed_at=_now())
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def release(self, run_id: str) -> int:
+        """Give back `run_id`'s unfinished items (pending, attempts unchanged); returns how many."""
+        t = inbound_buffer.c
+        stmt = (
+            sa.update(inbound_buffer)
+            .where(t.claimed_by == run_id, t.status == PENDING)
+            .values(claimed_by=None, claimed_at=None, updated_at=_now())
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount
+
+    def held_elsewhere(
+        self, run_id: str, up_to_id: int | None = None, max_attempts: int | None = None
+    ) -> int:
+        """Pending items claimed by other runs (alive, or dead with a lease not yet lapsed)."""
+        t = inbound_buffer.c
+        where = [t.status == PENDING, t.claimed_by.is_not(None), t.claimed_by != run_id]
+        if up_to_id is not None:
+            where.append(t.id <= up_to_id)
+        if max_attempts is not None:
+            where.append(t.attempts < max_attempts)
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(*where)).scalar() or 0)
+
+    def requeue_failed(
+        self,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Failed items back to pending with attempts reset; returns how many.
+
+        `text` matches a case-insensitive substring of the last error or the payload; `since` and
+        `until` bound the time the item failed (`updated_at`). The last error is kept until the
+        next try overwrites it.
+        """
+        t = inbound_buffer.c
+        where = [t.status == FAILED]
+        if text:
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(
+                sa.or_(
+                    t.last_error.ilike(pattern, escape="\\"), t.payload.ilike(pattern, escape="\\")
+                )
+            )
+        if since is not None:
+            where.append(t.updated_at >= since.astimezone(UTC))
+        if until is not None:
+            where.append(t.updated_at < until.astimezone(UTC))
+        stmt = (
+            sa.update(inbound_buffer)
+            .where(*where)
+            .values(status=PENDING, attempts=0, claimed_by=None, claimed_at=None, updated_at=_now())
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount
 
     def mark_done(self, item_id: int, antavo_event_ids: list[str]) -> None:
         """Mark an item delivered, with the event ids Antavo registered (counts as an attempt)."""
@@ -398,9 +471,11 @@ class InboundBuffer:
                 )
                 statuses.update((item_id, DONE) for item_id, _ in done)
             if failed:
+                # `status == PENDING`: a slow run whose lease another run took over never
+                # overwrites what that run recorded (done stays done).
                 conn.execute(
                     sa.update(inbound_buffer)
-                    .where(t.id == sa.bindparam("b_id"))
+                    .where(t.id == sa.bindparam("b_id"), t.status == PENDING)
                     .values(
                         status=FAILED,
                         attempts=t.attempts + 1,
@@ -413,7 +488,7 @@ class InboundBuffer:
             if retry:
                 conn.execute(
                     sa.update(inbound_buffer)
-                    .where(t.id == sa.bindparam("b_id"))
+                    .where(t.id == sa.bindparam("b_id"), t.status == PENDING)
                     .values(
                         status=sa.case((t.attempts + 1 >= max_attempts, FAILED), else_=PENDING),
                         attempts=t.attempts + 1,

@@ -1,21 +1,37 @@
-"""One inbound ingest: buffered Segment events -> mappings -> Antavo Events API -> inbound log."""
+"""One inbound ingest: buffered Segment events -> mappings -> Antavo Events API -> inbound log.
+
+Claims are leases renewed by a heartbeat (`inbound.lease_s`), so a killed run's items are taken
+over by the next run within seconds. Items are recorded per Antavo request, not per chunk: as soon
+as a request is answered its log rows are written durably and only then are its items marked, so a
+kill repeats at most the requests in flight (`max_in_flight` x 50 events) and a failed log write
+leaves the items pending. Antavo's Events API has no idempotency key: a repeated request registers
+its events again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
+from segment_sync.inbound.ingest_log import item_row, request_rows
+from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mappings import Mapping, apply_mappings
 from segment_sync.logs.store import LogWriter
-from segment_sync.loyalty.antavo_client import AntavoClient, AntavoRequestRecord, EventResult
+from segment_sync.loyalty.antavo_client import (
+    MAX_BULK_EVENTS,
+    AntavoClient,
+    AntavoRequestRecord,
+    EventResult,
+)
 from segment_sync.redaction import Redactor
-from segment_sync.settings import Settings
+from segment_sync.settings import InboundSettings, Settings
+
+log = logging.getLogger(__name__)
 
 NO_MATCH = "no enabled mapping's trigger matched this event"
 
@@ -29,6 +45,8 @@ class IngestCounts:
     no_match: int = 0
     antavo_events: int = 0
     requests: int = 0
+    left_pending: int = 0  # given back untouched: a credential error or a failed log write
+    held_elsewhere: int = 0  # pending items another live run still holds
 
 
 @dataclass
@@ -40,8 +58,34 @@ class IngestResult:
 
     @property
     def ok(self) -> bool:
-        """A run fails when an item failed for good or is waiting for a retry."""
-        return self.counts.failed == 0 and self.counts.retried == 0
+        """A run fails when an item failed for good, waits for a retry or was left pending."""
+        c = self.counts
+        return c.failed == 0 and c.retried == 0 and c.left_pending == 0
+
+
+class IngestError(RuntimeError):
+    """A run stopped early; `result` holds what it did before stopping."""
+
+    def __init__(self, message: str, result: IngestResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class CredentialError(IngestError):
+    """Antavo answered 401/403: the key, secret or stack is wrong, not the data."""
+
+
+class LogWriteError(IngestError):
+    """The inbound log could not be written, so no item was marked."""
+
+
+def credential_message(inbound: InboundSettings, reason: str, pending: int) -> str:
+    """One line naming the settings (and env var names, never values) to fix."""
+    return (
+        f"Antavo refused the credentials ({reason}); stopped sending, {pending} item(s) stay "
+        f"pending. Fix inbound.api_key_env (${inbound.api_key_env}), inbound.api_secret_env "
+        f"(${inbound.api_secret_env}) or inbound.stack ({inbound.stack!r}), then rerun"
+    )
 
 
 @dataclass
@@ -70,22 +114,35 @@ class InboundIngest:
         self.settings = settings
         self.inbound = settings.inbound
         self.api_key, self.api_secret = api_key, api_secret
+        # Log rows must survive a crash before the items they describe are marked done.
+        logs.durable = True
         self.logs = logs
         self.buffer = buffer or InboundBuffer(self.inbound.buffer_url)
         self.mappings: list[Mapping] = self.inbound.active_mappings()
         self.redactor = Redactor([api_key, api_secret])
         self.backoff_base_s = backoff_base_s
+        self._stopped = False  # a log write failed: send nothing more
 
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
-        """Process every item pending now (ids up to `upto`, default the newest)."""
-        return asyncio.run(self._run(run_id, self.buffer.max_id() if upto is None else upto))
+        """Process every item pending now (ids up to `upto`, default the newest).
 
-    async def _run(self, run_id: str, upto: int) -> IngestResult:
-        result = IngestResult(run_id, upto)
+        Raises IngestError (CredentialError, LogWriteError) when the run had to stop early.
+        """
+        result = IngestResult(run_id, self.buffer.max_id() if upto is None else upto)
+        try:
+            with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s):
+                asyncio.run(self._run(result))
+        finally:
+            try:
+                result.counts.left_pending += self.buffer.release(run_id)
+            except Exception as exc:  # the lease lapses on its own; do not hide the run's error
+                log.warning("could not release the claims of run %s: %s", run_id, exc)
+        return result
 
+    async def _run(self, result: IngestResult) -> None:
         def on_request(record: AntavoRequestRecord) -> None:
             result.counts.requests += 1
-            self._log_request(record, run_id)
+            self.logs.extend("inbound_log", request_rows(self.redactor, record, result.run_id))
 
         client = AntavoClient(
             self.inbound.endpoint,
@@ -98,193 +155,181 @@ class InboundIngest:
             concurrency=self.inbound.max_in_flight,
             on_request=on_request,
         )
-        after = 0
+        # Requests sent but not yet recorded: at most this many are repeated after a kill.
+        slots = asyncio.Semaphore(self.inbound.max_in_flight)
         try:
-            while True:
-                items = self.buffer.claim(
-                    run_id,
-                    self.inbound.chunk_size,
-                    self.inbound.max_attempts,
-                    after_id=after,
-                    up_to_id=upto,
-                )
-                if not items:
-                    break
+            after = 0
+            while items := self._claim(result, after_id=after):
                 after = items[-1].id
-                await self._process(client, items, result)
-                self.logs.flush()
+                await self._process(client, slots, items, result)
+            await self._take_over(client, slots, result)
         finally:
             await client.aclose()
-            self.logs.flush()
-        return result
+
+    def _claim(self, result: IngestResult, **kwargs: Any) -> list[BufferItem]:
+        inbound = self.inbound
+        return self.buffer.claim(
+            result.run_id,
+            inbound.chunk_size,
+            inbound.max_attempts,
+            stale_after_s=inbound.lease_s,
+            up_to_id=result.upto,
+            **kwargs,
+        )
+
+    async def _take_over(
+        self, client: AntavoClient, slots: asyncio.Semaphore, result: IngestResult
+    ) -> None:
+        """Wait (up to 1.5 leases) for other runs' claims to lapse and process those items.
+
+        A killed run's claims lapse within one lease; a live run keeps renewing, and is left alone.
+        """
+        lease_s = self.inbound.lease_s
+        deadline = time.monotonic() + lease_s * 1.5
+        while held := self.buffer.held_elsewhere(
+            result.run_id, result.upto, self.inbound.max_attempts
+        ):
+            if items := self._claim(result, only_claimed=True):
+                await self._process(client, slots, items, result)
+                continue
+            if time.monotonic() >= deadline:
+                result.counts.held_elsewhere = held
+                return
+            await asyncio.sleep(min(1.0, lease_s / 6))
 
     async def _process(
-        self, client: AntavoClient, items: list[BufferItem], result: IngestResult
+        self,
+        client: AntavoClient,
+        slots: asyncio.Semaphore,
+        items: list[BufferItem],
+        result: IngestResult,
     ) -> None:
-        counts = result.counts
-        counts.items += len(items)
-        planned: list[_Planned] = []
-        failed: list[tuple[int, str]] = []
-        done: list[tuple[int, list[str]]] = []
+        result.counts.items += len(items)
+        unsent_done: list[tuple[int, list[str]]] = []
+        unsent_failed: list[tuple[int, str]] = []
         rows: list[dict[str, Any]] = []
+        groups: list[list[_Planned]] = [[]]
         multi = self.inbound.multi_accounts
         for item in items:
             outcomes = apply_mappings(self.mappings, item.payload, multi)
             errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
             if not outcomes:
-                done.append((item.id, []))
-                rows.append(self._item_row(item, result.run_id, None, "no_match", error=NO_MATCH))
+                unsent_done.append((item.id, []))
+                rows.append(self._row(item, result, None, "no_match", error=NO_MATCH))
             elif errors:
-                failed.append((item.id, "; ".join(errors)))
+                unsent_failed.append((item.id, "; ".join(errors)))
                 for o in outcomes:
+                    error = o.error or "another mapping of this event failed"
                     rows.append(
-                        self._item_row(
-                            item,
-                            result.run_id,
-                            o.mapping_name,
-                            "failed",
-                            o.antavo_event,
-                            error=o.error or "another mapping of this event failed",
+                        self._row(
+                            item, result, o.mapping_name, "failed", o.antavo_event, None, error
                         )
                     )
             else:
-                planned += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
-        results = await client.send_events([p.event for p in planned]) if planned else []
-        for plan, res in zip(planned, results, strict=True):
-            plan.result = res
-        retry: list[tuple[int, str]] = []
+                # One group per Antavo request: an item's events never straddle two groups.
+                if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
+                    groups.append([])
+                groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
+        self._record(rows, done=unsent_done, failed=unsent_failed, retry=[], result=result)
+        result.counts.no_match += len(unsent_done)
+        result.counts.failed += len(unsent_failed)
+        sends = [self._send(client, slots, g, result) for g in groups if g]
+        # Every request finishes (and is recorded) before an error stops the run.
+        for outcome in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if client.auth_failure is not None:
+            pending = self.buffer.pending_count()
+            raise CredentialError(
+                credential_message(self.inbound, client.auth_failure, pending), result
+            )
+
+    async def _send(
+        self,
+        client: AntavoClient,
+        slots: asyncio.Semaphore,
+        group: list[_Planned],
+        result: IngestResult,
+    ) -> None:
+        """Send one request's events, then record its items at once (log first, then buffer)."""
+        async with slots:
+            if client.auth_failure is not None or self._stopped:
+                return  # the items stay claimed until the run releases them, untouched
+            answers = await client.send_events([p.event for p in group])
+            for plan, answer in zip(group, answers, strict=True):
+                plan.result = answer
+            self._record_sent(group, result)
+
+    def _record_sent(self, group: list[_Planned], result: IngestResult) -> None:
         by_item: dict[int, list[_Planned]] = {}
-        for plan in planned:
+        for plan in group:
             by_item.setdefault(plan.item.id, []).append(plan)
+        done: list[tuple[int, list[str]]] = []
+        failed: list[tuple[int, str]] = []
+        retry: list[tuple[int, str]] = []
+        rows: list[dict[str, Any]] = []
+        max_attempts = self.inbound.max_attempts
         for item_id, plans in by_item.items():
+            item = plans[0].item
             bad = [p for p in plans if not p.result.ok]
+            error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
+            if any(p.result.auth_error for p in bad):
+                continue  # not the data's fault: left pending, no attempt counted, no row
             if not bad:
                 done.append((item_id, [p.result.event_id or "" for p in plans]))
-            elif any(not p.result.retryable for p in bad):
-                failed.append((item_id, "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)))
+                outcome = "done"
+            elif any(not p.result.retryable for p in bad) or item.attempts + 1 >= max_attempts:
+                failed.append((item_id, error))
+                outcome = "failed"
             else:
-                retry.append((item_id, "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)))
-        statuses = self.buffer.mark_many(
-            done=done, failed=failed, retry=retry, max_attempts=self.inbound.max_attempts
-        )
-        item_outcome = {"done": "done", "failed": "failed", "pending": "retry"}
-        for plan in planned:
-            outcome = item_outcome[statuses[plan.item.id]]
-            rows.append(
-                self._item_row(
-                    plan.item, result.run_id, plan.mapping, outcome, plan.event, plan.result
-                )
-            )
+                retry.append((item_id, error))
+                outcome = "retry"
+            rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
+        self._record(rows, done=done, failed=failed, retry=retry, result=result)
+        c = result.counts
+        c.done += len(done)
+        c.failed += len(failed)
+        c.retried += len(retry)
+        c.antavo_events += sum(1 for p in group if p.result.ok)
+
+    def _record(
+        self,
+        rows: list[dict[str, Any]],
+        *,
+        done: list[tuple[int, list[str]]],
+        failed: list[tuple[int, str]],
+        retry: list[tuple[int, str]],
+        result: IngestResult,
+    ) -> None:
+        """Write the log rows durably, then (only then) move the items' buffer status."""
         for row in rows:
             if row["error"]:
                 result.errors[row["error"][:120]] += 1
         self.logs.extend("inbound_items", rows)
-        no_match = sum(1 for r in rows if r["outcome"] == "no_match")
-        counts.no_match += no_match
-        counts.done += sum(1 for s in statuses.values() if s == "done") - no_match
-        counts.failed += sum(1 for s in statuses.values() if s == "failed")
-        counts.retried += sum(1 for s in statuses.values() if s == "pending")
-        counts.antavo_events += sum(1 for p in planned if p.result.ok)
+        try:
+            self.logs.flush()
+        except OSError as exc:
+            self._stopped = True
+            cause = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+            raise LogWriteError(
+                f"could not write the inbound log under logs.dir ({self.logs.logs_dir}): {cause};"
+                " the items of this request were not marked and will be retried (Antavo may"
+                " register them twice). Free space or fix logs.dir, then rerun",
+                result,
+            ) from None
+        if done or failed or retry:
+            self.buffer.mark_many(
+                done=done, failed=failed, retry=retry, max_attempts=self.inbound.max_attempts
+            )
 
-    def _item_row(
+    def _row(
         self,
         item: BufferItem,
-        run_id: str,
+        result: IngestResult,
         mapping: str | None,
         outcome: str,
         event: dict[str, Any] | None = None,
-        result: EventResult | None = None,
+        answer: EventResult | None = None,
         error: str | None = None,
     ) -> dict[str, Any]:
-        return {
-            "timestamp": datetime.now(UTC),
-            "buffer_item_id": item.id,
-            "message_id": item.message_id,
-            "run_id": run_id,
-            "event_type": item.payload.get("type")
-            if isinstance(item.payload.get("type"), str)
-            else None,
-            "mapping_name": mapping,
-            "outcome": outcome,
-            "antavo_action": (event or {}).get("action"),
-            "customer_id": (event or {}).get("customer"),
-            "antavo_event_id": result.event_id if result else None,
-            "error": self.redactor.text(error or (result.error if result else None)),
-            "identifier": result.identifier if result else None,
-        }
-
-    def _log_request(self, record: AntavoRequestRecord, run_id: str) -> None:
-        """One inbound_log row per event of the request: the manual's columns are per event."""
-        events = _request_events(record.request_body)
-        results = _event_results(record.response_body, len(events)) if record.error is None else {}
-        rows = []
-        for index, event in enumerate(events or [None]):
-            result = results.get(index)
-            error = record.error or _result_error(result)
-            rows.append(
-                {
-                    "timestamp": record.started_at,
-                    "customer_id": _text((event or {}).get("customer")),
-                    "action": _text((event or {}).get("action")),
-                    "status": "error" if error else "success",
-                    "event_id": _result_event_id(result),
-                    "error": self.redactor.text(error),
-                    "identifier": record.identifier,
-                    "run_id": run_id,
-                    "status_code": record.status_code,
-                    "response_time_s": record.response_time_s,
-                    "event_count": record.event_count,
-                    "request_body": self.redactor.text(
-                        orjson.dumps(event).decode() if event else record.request_body
-                    ),
-                    "response_body": self.redactor.text(
-                        orjson.dumps(result).decode() if result else record.response_body
-                    ),
-                }
-            )
-        self.logs.extend("inbound_log", rows)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _request_events(body: str) -> list[dict[str, Any]]:
-    """The events of a /events (one object) or /events/bulk ({"events": [...]}) request body."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return []
-    if isinstance(parsed, dict) and isinstance(parsed.get("events"), list):
-        return [e for e in parsed["events"] if isinstance(e, dict)]
-    return [parsed] if isinstance(parsed, dict) else []
-
-
-def _event_results(body: str | None, count: int) -> dict[int, dict[str, Any]]:
-    """Per-event results by position: bulk answers {"results": [...]} in input order; a single
-    /events call answers with the customer (its registered events) or an error object."""
-    try:
-        parsed = orjson.loads(body or b"null")
-    except orjson.JSONDecodeError:
-        return {}
-    if not isinstance(parsed, dict):
-        return {}
-    if isinstance(parsed.get("results"), list):
-        return {i: r for i, r in enumerate(parsed["results"][:count]) if isinstance(r, dict)}
-    return {0: parsed} if count == 1 else {}
-
-
-def _result_error(result: dict[str, Any] | None) -> str | None:
-    error = (result or {}).get("error")
-    if not isinstance(error, dict):
-        return None
-    return f"{error.get('message', 'error')} ({error.get('type', '')} {error.get('code', '')})".replace(
-        " )", ")"
-    )
-
-
-def _result_event_id(result: dict[str, Any] | None) -> str | None:
-    events = (result or {}).get("events")
-    if isinstance(events, list) and events and isinstance(events[0], dict) and events[0].get("id"):
-        return str(events[0]["id"])
-    return None
+        return item_row(self.redactor, item, result.run_id, mapping, outcome, event, answer, error)

@@ -6,6 +6,9 @@
   configured at or below the stack's limit (1,500/min shared, 20,000/min dedicated) never
   provokes a 429. 429 (honouring Retry-After, which also pauses the pacer), 408, 5xx and network
   errors are retried with capped exponential backoff and full jitter; other 4xx are final.
+- 401/403 mean the key, secret or stack is wrong, not the events: the result says `auth_error`,
+  and the client sends nothing more (later chunks come back unsent, also `auth_error`), so a bad
+  credential costs at most the requests already in flight.
 - /events/bulk answers 200 with one result per event (`{"results": [{"error": {...}} |
   {"events": [...]}], "total", "errors"}`), so one bad event fails alone.
 - Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
@@ -66,6 +69,10 @@ class EventResult:
     retryable: bool
     status_code: int | None
     identifier: str | None
+    auth_error: bool = False  # 401/403: the credentials or the stack are wrong, not the event
+
+
+AUTH_STATUSES = (401, 403)
 
 
 class _Pacer:
@@ -121,6 +128,7 @@ class _Outcome:
     retry_after_s: float | None
     error: str | None  # whole-request error; per-event ones are in `events`
     events: list[tuple[bool, str | None, str | None]]  # (ok, event_id, error) per event
+    auth: bool = False
 
 
 class AntavoClient:
@@ -155,6 +163,7 @@ class AntavoClient:
         self._redactor = Redactor([api_key, api_secret])
         self._pacer = _Pacer(rate_limit_per_minute)
         self._slots = asyncio.Semaphore(concurrency)
+        self.auth_failure: str | None = None  # set by the first 401/403; nothing is sent after
         self._http = httpx.AsyncClient(
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -199,10 +208,14 @@ class AntavoClient:
             path, body = "/events/bulk", b'{"events":[' + b",".join(i.body for i in chunk) + b"]}"
         actions = [item.action for item in chunk]
         async with self._slots:
+            if self.auth_failure is not None:
+                return self._unsent(chunk, self.auth_failure)
             attempt = 0
             while True:
                 attempt += 1
                 identifier, outcome = await self._attempt(path, body, attempt, actions)
+                if outcome.auth:
+                    self.auth_failure = outcome.error
                 if not outcome.retryable or attempt > self.max_retries:
                     break
                 backoff = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
@@ -220,9 +233,16 @@ class AntavoClient:
                 retryable=outcome.retryable and not ok,
                 status_code=outcome.status_code,
                 identifier=identifier,
+                auth_error=outcome.auth,
             )
             for item, (ok, event_id, error) in zip(chunk, outcome.events, strict=True)
         ]
+
+    @staticmethod
+    def _unsent(chunk: list[_Item], reason: str) -> list[EventResult]:
+        """Results for a chunk not sent because Antavo already refused the credentials."""
+        error = f"not sent: {reason}"
+        return [EventResult(i.index, False, None, error, False, None, None, True) for i in chunk]
 
     async def _attempt(
         self, path: str, body: bytes, attempt: int, actions: list[Any]
@@ -257,6 +277,7 @@ class AntavoClient:
             outcome.retry_after_s,
             redact(outcome.error),
             [(ok, eid, redact(err)) for ok, eid, err in outcome.events],
+            outcome.auth,
         )
         self._record(
             AntavoRequestRecord(
@@ -292,7 +313,8 @@ def _interpret(response: httpx.Response, path: str, actions: list[Any]) -> _Outc
         retryable = status in (408, 429) or status >= 500
         error = f"HTTP {status}: {_antavo_error(payload) or _reason(response)}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return _Outcome(status, retryable, retry_after, error, [(False, None, error)] * count)
+        events = [(False, None, error)] * count
+        return _Outcome(status, retryable, retry_after, error, events, status in AUTH_STATUSES)
     if path == "/events":
         return _Outcome(status, False, None, None, [(True, _event_id(payload, actions[0]), None)])
     results = payload.get("results") if isinstance(payload, dict) else None
