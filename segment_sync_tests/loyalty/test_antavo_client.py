@@ -80,6 +80,16 @@ def test_wrong_secret_gets_401_for_all_events_and_is_not_retried() -> None:
         assert server.events == []
 
 
+def test_after_a_401_the_client_sends_nothing_more_and_flags_every_event_as_auth() -> None:
+    with standin() as (server, url):
+        events = [event(n) for n in range(500)]  # 10 bulk requests, one at a time
+        results, records = send(url, events, secret="wrong-secret-value", concurrency=1)
+        assert [r.status_code for r in records] == [401]
+        assert len(results) == 500 and all(r.auth_error and not r.ok for r in results)
+        assert all("UnauthorizedException" in (r.error or "") for r in results)
+        assert server.stats()["requests"] == 1
+
+
 def test_bulk_splits_at_50_and_keeps_input_order() -> None:
     events = [event(n, customer=f"c{n % 7}") for n in range(101)]
     with standin() as (server, url):
