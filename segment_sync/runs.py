@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from segment_sync.logs.store import LogWriter
+from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
 
@@ -89,7 +89,8 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
         record.error = redactor.text(record.error or f"{type(exc).__name__}: {exc}")
         try:
             logs.write("sync_runs", [record.row("failure")])
-        except OSError as write_error:  # attempted; the run's own error is the news
+        # Attempted; the run's own error is the news, not the log's.
+        except (OSError, LogWriteError) as write_error:
             log.warning("could not write the sync_runs row of %s: %s", record.run_id, write_error)
         raise
     logs.write("sync_runs", [record.row("success")])
