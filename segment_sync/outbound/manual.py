@@ -111,11 +111,22 @@ def resend_lines(action: str, done: list[Resend]) -> list[str]:
     return lines
 
 
+Resender = Callable[[OutboundSync, list[Stream]], list[Resend]]
+
+
+def resend_enabled(sync: OutboundSync, streams: list[Stream], resend: Resender) -> list[Resend]:
+    """Run `resend` on the streams that are on; a stream that is off gets a note saying why."""
+    done = [Resend(s, note=allow_list_off(sync.settings, s)) for s in streams]
+    enabled = [d.stream for d in done if not d.note]
+    found = {d.stream: d for d in resend(sync, enabled)} if enabled else {}
+    return [found.get(d.stream, d) for d in done]
+
+
 def run_manual_resend(
     settings: Settings,
     job: str,
     run_id: str,
-    resend: Callable[[OutboundSync, list[Stream]], list[Resend]],
+    resend: Resender,
     streams: list[Stream],
     echo: Callable[[str], None] = print,
 ) -> bool:
@@ -129,11 +140,7 @@ def run_manual_resend(
         write_key = settings.write_key()
         redactor.add(write_key)
         sync = OutboundSync(settings, write_key, logs)
-        done.extend(Resend(s, note=allow_list_off(settings, s)) for s in streams)
-        enabled = [d.stream for d in done if not d.note]
-        if enabled:
-            found = {d.stream: d for d in resend(sync, enabled)}
-            done[:] = [found.get(d.stream, d) for d in done]
+        done.extend(resend_enabled(sync, streams, resend))
         results = [r for d in done for r in d.results]
         total = OutboundCounts()
         for r in results:
