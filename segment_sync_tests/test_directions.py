@@ -4,6 +4,7 @@ with the reason, starts no run, and its watermark stays; `settings check` shows 
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -114,3 +115,19 @@ def test_settings_check_shows_directions_streams_and_missing_secrets(tmp_path, m
     assert "SEGMENT_WRITE_KEY (outbound.write_key_env)" in missing
     assert "SEGMENT_WEBHOOK_SECRET (inbound.webhook_secret_env)" in missing
     assert "ANTAVO_API_KEY" not in missing
+
+
+def test_a_sync_of_a_stream_that_is_off_refuses_and_leaves_the_watermark(
+    write_settings, segment_standin
+):
+    from segment_sync.logs.store import LogWriter
+    from segment_sync.outbound.sync import OutboundSync, StreamDisabled
+    from segment_sync_tests.conftest import WRITE_KEY
+
+    path = write_settings(outbound={"base_url": segment_standin.url, "event_sync": []})
+    settings = load_settings(path)
+    seed(LoyaltyStore(settings.loyalty_store.url), 25, 0, 5)
+    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    with pytest.raises(StreamDisabled, match="outbound.event_sync is empty"):
+        sync.run(Stream.EVENTS, "run-off")
+    assert OutboundState(settings.outbound.state_url).watermark(Stream.EVENTS) == 0

@@ -134,3 +134,18 @@ def test_resync_of_a_stream_that_is_off_sends_nothing_and_says_why(write_setting
     )
     assert "outbound.customer_fields_sync is empty" in result.output
     assert segment_standin.requests == []
+
+
+def test_replay_never_resends_a_message_segment_accepted_even_if_a_later_send_failed(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    events(path, "point_add", 20)
+    assert invoke("run", "outbound", "--stream", "events", "--settings", str(path)).exit_code == 0
+    segment_standin.set_faults(reject_requests=1)
+    resynced = invoke("resync", "outbound", "--since", "1h", "--settings", str(path))
+    assert resynced.exit_code == 1 and "20 message(s) failed" in resynced.output
+    segment_standin.reset()
+    result = invoke("replay", "outbound", "--settings", str(path))
+    assert result.exit_code == 0, result.output
+    assert "replay events: found 0 row(s)" in result.output and segment_standin.requests == []
