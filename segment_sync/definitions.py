@@ -22,12 +22,20 @@ from segment_sync.defs.maintenance import (
     outbound_reconcile_schedule,
 )
 from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job
+from segment_sync.defs.outbound_resend import outbound_replay_job, outbound_resync_job
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
 from segment_sync.defs.run_results import build_run_failure_sensor
 from segment_sync.settings import load_settings, settings_path
 
 # Every run of these jobs becomes a `sync_runs` row (the checks job only reads the logs).
-SYNC_JOBS = [outbound_sync_job, inbound_ingest_job, outbound_reconcile_job, log_maintenance_job]
+SYNC_JOBS = [
+    outbound_sync_job,
+    outbound_replay_job,
+    outbound_resync_job,
+    inbound_ingest_job,
+    outbound_reconcile_job,
+    log_maintenance_job,
+]
 
 
 def build_definitions(path: str | None = None) -> dg.Definitions:

@@ -125,7 +125,13 @@ def inbound_replay_job() -> None:
     description="New webhook events in the buffer (or items due a retry) -> an inbound run.",
 )
 def inbound_buffer_sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
-    buffer = InboundBuffer(settings.load().inbound.buffer_url)
+    from segment_sync.directions import inbound_off
+
+    loaded = settings.load()
+    off = inbound_off(loaded)
+    if off:  # no Antavo credentials: a run could only fail; items stay buffered
+        return dg.SkipReason(off)
+    buffer = InboundBuffer(loaded.inbound.buffer_url)
     try:
         newest, (pending, attempts) = buffer.max_id(), buffer.pending_summary()
     finally:

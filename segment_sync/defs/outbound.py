@@ -10,9 +10,18 @@ import dagster as dg
 
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
+from segment_sync.defs.tags import (
+    FAILURE_KIND_TAG,
+    STREAM_TAG,
+    TRIGGER_TAG,
+    fail_run,
+    op_run_record,
+    report_metadata,
+)
+from segment_sync.directions import allow_list_off, stream_off
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.report import run_report
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.runs import RunRecord
@@ -57,20 +66,22 @@ def sync_outbound_stream(
     loaded = settings.load()
     logs = settings.log_writer()
     with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
+        off = allow_list_off(loaded, config.stream)
+        if off:
+            record.error = off
+            fail_run(context, off, "configuration")
         sync = OutboundSync(loaded, segment.write_key, logs)
         try:
             result = sync.run(config.stream, context.run_id, config.upto)
         except OutboundFailed as failed:
-            count_outbound(record, failed.result)
-            context.log.error(redactor.text(str(failed)))
-            metadata = outbound_run_metadata(loaded.logs.dir, record, failed.result)
-            yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
-            raise dg.Failure(
-                description=redactor.text(str(failed)), metadata=metadata, allow_retries=True
-            ) from None
+            result = failed.result
         count_outbound(record, result)
-    metadata = outbound_run_metadata(loaded.logs.dir, record, result)
-    yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
+        report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
+        metadata = outbound_run_metadata(loaded.logs.dir, record, result) | report_metadata(report)
+        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
+        if report.failed:
+            record.error = redactor.text(report.description)
+            fail_run(context, record.error, report.kind, metadata)
     yield dg.Output(None, metadata=metadata)
 
 
@@ -126,7 +137,7 @@ def _retry_request(
     finally:
         state.close()
     if watermark >= newest:
-        return dg.SkipReason(f"no {stream.value} newer than id {newest}; all delivered")
+        return dg.SkipReason(f"no {stream.value} newer than id {newest}; all handled up to it")
     records = context.instance.get_run_records(
         filters=dg.RunsFilter(job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}),
         limit=1,
@@ -134,6 +145,14 @@ def _retry_request(
     last = records[0] if records else None
     if last is None or last.dagster_run.status != dg.DagsterRunStatus.FAILURE:
         return dg.SkipReason(f"{newest - watermark} {stream.value} row(s) pending; a run has them")
+    kind = last.dagster_run.tags.get(FAILURE_KIND_TAG)
+    if kind in ("permanent", "configuration"):
+        return dg.SkipReason(
+            f"{newest - watermark} {stream.value} row(s) pending after failed run "
+            f"{last.dagster_run.run_id}, which a retry cannot heal ({kind}); fix what its "
+            "error names, then launch outbound_sync_job (or `segment-sync run outbound`); "
+            "a new row also starts a run"
+        )
     waited = time.time() - (last.end_time or 0)
     if waited < outbound.retry_failed_after_s:
         return dg.SkipReason(
@@ -155,6 +174,9 @@ def stream_sensor(stream: Stream) -> dg.SensorDefinition:
     )
     def _sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
         loaded = settings.load()
+        off = stream_off(loaded, stream)
+        if off:  # no run, and the cursor stays: rows are not passed while the stream is off
+            return dg.SkipReason(off)
         store = LoyaltyStore(loaded.loyalty_store.url)
         cursor = int(context.cursor or 0)
         try:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import NoReturn
 
 import dagster as dg
 
 from segment_sync.logs.store import LogWriter
+from segment_sync.outbound.report import RunReport
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, recorded_run
 
 TRIGGER_TAG = "segment_sync/trigger"
 STREAM_TAG = "segment_sync/stream"
+# transient | permanent | configuration, set on a failed run (see outbound/report.py)
+FAILURE_KIND_TAG = "segment_sync/failure_kind"
+# Dagster's own: False stops the run-retry daemon from re-executing an op failure.
+RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
 
 def run_trigger(tags: Mapping[str, str]) -> str:
@@ -35,3 +41,35 @@ def op_run_record(
     record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
     with recorded_run(logs, record, redactor):
         yield record, redactor
+
+
+def fail_run(
+    context: dg.OpExecutionContext,
+    description: str,
+    kind: str | None,
+    metadata: Mapping[str, dg.MetadataValue] | None = None,
+) -> NoReturn:
+    """Fail the op with `description` (no stack trace); only a transient failure is retried.
+
+    The failure kind goes on the run as a tag before the failure is reported, so the run-retry
+    daemon (which reads the run's tags when the run fails) and the sensors see it.
+    """
+    tags = {FAILURE_KIND_TAG: kind or "transient"}
+    retryable = kind in (None, "transient")
+    if not retryable:
+        tags[RETRY_ON_OP_FAILURE_TAG] = "false"
+    context.instance.add_run_tags(context.run_id, tags)
+    context.log.error(description)
+    raise dg.Failure(description=description, metadata=metadata, allow_retries=retryable)
+
+
+def report_metadata(report: RunReport) -> dict[str, dg.MetadataValue]:
+    """A failed run's verdict and top reasons, for the run's page."""
+    if not report.failed:
+        return {}
+    lines = "\n".join(report.reason_lines())
+    return {
+        "failure_kind": dg.MetadataValue.text(str(report.kind)),
+        "messages_pending": dg.MetadataValue.int(report.counts.pending),
+        "top_reasons": dg.MetadataValue.md(f"```\n{lines}\n```"),
+    }

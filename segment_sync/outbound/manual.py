@@ -1,11 +1,15 @@
-"""`segment-sync run outbound`: one sync in this process, with a one-screen summary."""
+"""`segment-sync run|replay|resync outbound`: one run in this process, with a short summary."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from segment_sync.directions import allow_list_off
+from segment_sync.logs.filters import FilterError
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.replay import Resend
+from segment_sync.outbound.report import RunReport, run_report
 from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
@@ -36,30 +40,123 @@ def summary_lines(results: list[OutboundResult]) -> list[str]:
     return lines
 
 
+def report_lines(report: RunReport | None, notes: list[str]) -> list[str]:
+    """Streams not run (and why), then the top reasons of a failed run."""
+    lines = list(notes)
+    if report is not None and report.failed:
+        lines.append(f"top reasons ({report.kind}):")
+        lines.extend(report.reason_lines())
+    return lines
+
+
 def run_manual_outbound(
     settings: Settings, stream: str, run_id: str, echo: Callable[[str], None] = print
 ) -> bool:
-    """Sync `stream` (events, profiles or all); prints a summary; True when everything was handled."""
+    """Sync `stream` (events, profiles or all); prints a summary; True when everything was
+    delivered (nothing failed, nothing stayed pending). A stream that is off is not run."""
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
     results: list[OutboundResult] = []
+    notes: list[str] = []
+    verdict: list[RunReport] = []
+
+    def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
+        write_key = settings.write_key()
+        redactor.add(write_key)
+        enabled = []
+        for s in streams:
+            off = allow_list_off(settings, s)
+            if off:
+                notes.append(f"{s.value}: not run; {off}")
+            else:
+                enabled.append(s)
+        if not enabled:
+            raise RuntimeError("nothing to run: " + "; ".join(notes))
+        sync = OutboundSync(settings, write_key, logs)
+        for s in enabled:
+            try:
+                results.append(sync.run(s, run_id))
+            except OutboundFailed as failed:
+                results.append(failed.result)
+        total = OutboundCounts()
+        for r in results:
+            total.add(r.counts)
+        record.count(total.sent, total.failed, total.skipped, total.requests, total.bytes)
+        report = run_report(results, settings.logs.dir, run_id, record.started_at)
+        verdict.append(report)
+        if report.failed:
+            record.error = redactor.text(report.description)
+            raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))
+
+    def summary() -> list[str]:
+        return summary_lines(results) + report_lines(verdict[0] if verdict else None, notes)
+
+    return run_manually(settings.logs.dir, "outbound_sync_job", run_id, work, summary, echo)
+
+
+def resend_lines(action: str, done: list[Resend]) -> list[str]:
+    """One line per stream of a replay or resync: what it found and what became of it."""
+    lines = []
+    for d in done:
+        if d.note:
+            lines.append(f"{action} {d.stream.value}: not run; {d.note}")
+            continue
+        c = OutboundCounts()
+        for r in d.results:
+            c.add(r.counts)
+        lines.append(
+            f"{action} {d.stream.value}: found {d.found} row(s); sent {c.sent}, failed {c.failed}, "
+            f"skipped {c.skipped}, pending {c.pending}, not allow-listed {c.not_allow_listed}, "
+            f"requests {c.requests}"
+        )
+    return lines
+
+
+Resender = Callable[[OutboundSync, list[Stream]], list[Resend]]
+
+
+def resend_enabled(sync: OutboundSync, streams: list[Stream], resend: Resender) -> list[Resend]:
+    """Run `resend` on the streams that are on; a stream that is off gets a note saying why."""
+    done = [Resend(s, note=allow_list_off(sync.settings, s)) for s in streams]
+    enabled = [d.stream for d in done if not d.note]
+    found = {d.stream: d for d in resend(sync, enabled)} if enabled else {}
+    return [found.get(d.stream, d) for d in done]
+
+
+def run_manual_resend(
+    settings: Settings,
+    job: str,
+    run_id: str,
+    resend: Resender,
+    streams: list[Stream],
+    echo: Callable[[str], None] = print,
+) -> bool:
+    """`replay outbound` / `resync outbound`: `resend` does the work on the enabled streams;
+    prints what it did; True when every row it found was delivered (or skipped as expected)."""
+    action = "replay" if job == "outbound_replay_job" else "resync"
+    done: list[Resend] = []
+    verdict: list[RunReport] = []
 
     def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
         write_key = settings.write_key()
         redactor.add(write_key)
         sync = OutboundSync(settings, write_key, logs)
-        for s in streams:
-            try:
-                results.append(sync.run(s, run_id))
-            except OutboundFailed as failed:
-                results.append(failed.result)
-                record.error = failed.result.error
+        done.extend(resend_enabled(sync, streams, resend))
+        results = [r for d in done for r in d.results]
         total = OutboundCounts()
         for r in results:
             total.add(r.counts)
         record.count(total.sent, total.failed, total.skipped, total.requests, total.bytes)
-        if record.error:
-            raise RuntimeError(record.error)
+        report = run_report(results, settings.logs.dir, run_id, record.started_at)
+        verdict.append(report)
+        if report.failed:
+            record.error = redactor.text(report.description)
+            raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))
 
-    return run_manually(
-        settings.logs.dir, "outbound_sync_job", run_id, work, lambda: summary_lines(results), echo
-    )
+    def summary() -> list[str]:
+        return resend_lines(action, done) + report_lines(verdict[0] if verdict else None, [])
+
+    try:
+        return run_manually(settings.logs.dir, job, run_id, work, summary, echo)
+    except FilterError as exc:
+        echo(f"{action} {run_id} FAILED: {exc}")
+        return False

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from segment_sync.directions import allow_list_off
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
@@ -56,10 +57,15 @@ class OutboundResult:
     upto: int
     counts: OutboundCounts = field(default_factory=OutboundCounts)
     error: str | None = None
+    error_status: int | None = None  # HTTP status of the request that stopped the run, if any
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class StreamDisabled(RuntimeError):
+    """The stream's allow-list is empty: nothing is read, the watermark stays where it is."""
 
 
 class OutboundFailed(RuntimeError):
@@ -181,6 +187,9 @@ class OutboundSync:
 
     def run(self, stream: Stream, run_id: str, upto: int | None = None) -> OutboundResult:
         """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed."""
+        off = allow_list_off(self.settings, stream)
+        if off:
+            raise StreamDisabled(off)
         with self.state.lock(stream):
             return asyncio.run(self._run(stream, run_id, upto))
 
@@ -352,9 +361,13 @@ class OutboundSync:
             outcome_name = "pending"
             error = f"{last.error} (after {len(outcome.attempts)} attempt(s)); stays pending for the next run"
             if result.error is None:
+                result.error_status = last.status_code
                 result.error = (
-                    f"Segment request {last.identifier} failed: {error}. "
-                    f"Delivered up to {stream.value} id {result.watermark_after}; the rest stays pending."
+                    configuration_error(self.settings, last.status_code)
+                    or f"Segment request {last.identifier} failed: {error}"
+                ) + (
+                    f". Delivered up to {stream.value} id {result.watermark_after}; "
+                    "the rest stays pending."
                 )
         columns = message_columns(group, result.run_id, stream, last, outcome_name, error)
         self.logs.extend_columns("outbound_messages", columns)
@@ -382,6 +395,22 @@ class OutboundSync:
             "request_body": self.redactor.text(body.decode()),
             "response_body": attempt.response_body,
         }
+
+
+CONFIGURATION_STATUSES = (401, 403, 404)
+
+
+def configuration_error(settings: Settings, status: int | None) -> str | None:
+    """One line naming the settings to fix when Segment refused the key or the endpoint."""
+    if status not in CONFIGURATION_STATUSES:
+        return None
+    outbound = settings.outbound
+    return (
+        f"Segment refused the request with HTTP {status} at {outbound.endpoint}: check that "
+        f"the environment variable {outbound.write_key_env} (outbound.write_key_env) holds this "
+        f"source's write key and that outbound.region ({outbound.region}) is the workspace's "
+        "region (or fix outbound.base_url); not the data's fault, nothing was marked failed"
+    )
 
 
 def message_columns(

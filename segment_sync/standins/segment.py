@@ -11,7 +11,8 @@ tested over loopback HTTP:
   whole request; more than 2,500 messages in a batch -> 200, the surplus silently dropped;
 - bad JSON or a missing `batch` list -> 400; invalid messages (no userId/anonymousId, no
   messageId, a track without `event`) -> still 200, the message dropped;
-- injectable faults (5xx, 429 with Retry-After, outages, delay) drawn from a seeded RNG.
+- injectable faults (5xx, 429 with Retry-After, outages, 400 rejections, delay), random ones
+  drawn from a seeded RNG.
 
 Write keys never appear in a response, a log line, a request record or a stored message.
 """
@@ -61,6 +62,7 @@ class SegmentFaults:
     throttle_rate: float = 0.0
     retry_after_s: float = 0.05
     outage_requests: int = 0
+    reject_requests: int = 0  # the next N requests are answered 400 (as Segment does a bad batch)
     outage_until: float = 0.0
     delay_s: float = 0.0
     seed: int | None = None
@@ -81,7 +83,7 @@ def _coerce_fault(name: str, value: Any) -> Any:
         return None if value is None else int(value)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"fault field {name} needs a number")
-    number = int(value) if name == "outage_requests" else float(value)
+    number = int(value) if name in ("outage_requests", "reject_requests") else float(value)
     if number < 0 or (name.endswith("_rate") and number > 1):
         raise ValueError(f"fault field {name} is out of range")
     return number
@@ -220,6 +222,9 @@ class SegmentStandin:
         if faults.outage_requests > 0:
             faults.outage_requests -= 1
             raise _Rejection(503, "service_unavailable", "stand-in outage (outage_requests)")
+        if faults.reject_requests > 0:
+            faults.reject_requests -= 1
+            raise _Rejection(400, "bad_request", "stand-in rejected the batch (reject_requests)")
         if faults.outage_until and time.time() < faults.outage_until:
             raise _Rejection(503, "service_unavailable", "stand-in outage (outage_until)")
         if faults.error_rate <= 0 and faults.throttle_rate <= 0:

@@ -158,7 +158,7 @@ def test_sensor_retries_rows_a_failed_run_left_pending_after_the_backoff(
             run_config=retry.run_config, instance=instance, tags=retry.tags
         ).success
         done, _ = _tick(defs, "outbound_events_sensor", instance, cursor=context.cursor)
-    assert isinstance(done, dg.SkipReason) and "all delivered" in done.skip_message
+    assert isinstance(done, dg.SkipReason) and "all handled" in done.skip_message
     assert len(segment_standin.accepted_message_ids()) == 1
 
 

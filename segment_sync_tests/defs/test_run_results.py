@@ -70,6 +70,8 @@ def test_failure_sensor_runs_by_default_and_watches_the_sync_and_maintenance_job
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert {job.name for job in SYNC_JOBS} == {
         "outbound_sync_job",
+        "outbound_replay_job",
+        "outbound_resync_job",
         "inbound_ingest_job",
         "outbound_reconcile_job",
         "log_maintenance_job",

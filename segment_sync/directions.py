@@ -1,0 +1,116 @@
+"""Which directions and streams are on: a direction needs its secrets, a stream its allow-list.
+
+Pure: reads the settings and the environment (names only), never prints a secret.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from segment_sync.loyalty.records import Stream
+from segment_sync.settings import Settings
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One direction or stream: on, or off and why (with what to set)."""
+
+    name: str
+    off_reason: str | None
+
+    @property
+    def on(self) -> bool:
+        return self.off_reason is None
+
+
+def _unset(name: str) -> bool:
+    return not os.environ.get(name)
+
+
+def _unset_reason(env: str, key: str) -> str:
+    return f"environment variable {env} ({key}) is not set; export {env}=<secret> to turn it on"
+
+
+def outbound_off(settings: Settings) -> str | None:
+    """Why outbound is off (no write key in the environment), or None when it is on."""
+    env = settings.outbound.write_key_env
+    if _unset(env):
+        return f"outbound is off: {_unset_reason(env, 'outbound.write_key_env')}"
+    return None
+
+
+def stream_off(settings: Settings, stream: Stream) -> str | None:
+    """Why an outbound stream is off (direction off, or an empty allow-list), or None."""
+    return outbound_off(settings) or allow_list_off(settings, stream)
+
+
+def allow_list_off(settings: Settings, stream: Stream) -> str | None:
+    """Why a stream sends nothing whatever the write key: its allow-list is empty (else None)."""
+    if stream is Stream.EVENTS and not settings.outbound.event_sync:
+        return (
+            "outbound events are off: outbound.event_sync is empty; list the loyalty actions "
+            "to send as Track calls"
+        )
+    if stream is Stream.PROFILES and not settings.outbound.customer_fields_sync:
+        return (
+            "outbound profiles are off: outbound.customer_fields_sync is empty; list the "
+            "profile fields to send as Identify traits"
+        )
+    return None
+
+
+def inbound_off(settings: Settings) -> str | None:
+    """Why inbound is off (Antavo key or secret not in the environment), or None."""
+    inbound = settings.inbound
+    for env, key in (
+        (inbound.api_key_env, "inbound.api_key_env"),
+        (inbound.api_secret_env, "inbound.api_secret_env"),
+    ):
+        if _unset(env):
+            return f"inbound is off: {_unset_reason(env, key)}"
+    return None
+
+
+def missing_secrets(settings: Settings) -> list[str]:
+    """`VAR (settings.key)` for every secret variable that is not set (names only)."""
+    names = [
+        (settings.outbound.write_key_env, "outbound.write_key_env"),
+        (settings.inbound.api_key_env, "inbound.api_key_env"),
+        (settings.inbound.api_secret_env, "inbound.api_secret_env"),
+        (settings.inbound.webhook_secret_env, "inbound.webhook_secret_env"),
+    ]
+    return [f"{env} ({key})" for env, key in names if _unset(env)]
+
+
+def switches(settings: Settings) -> list[Switch]:
+    """Outbound, its two streams, and inbound, in that order."""
+    return [
+        Switch("outbound", outbound_off(settings)),
+        Switch("outbound events", stream_off(settings, Stream.EVENTS)),
+        Switch("outbound profiles", stream_off(settings, Stream.PROFILES)),
+        Switch("inbound", inbound_off(settings)),
+    ]
+
+
+def status_lines(settings: Settings) -> list[str]:
+    """What `settings check` prints: each direction and stream on/off, then missing secrets."""
+    outbound = settings.outbound
+    details = {
+        "outbound": f"region {outbound.region}, endpoint {outbound.endpoint}",
+        "outbound events": f"{len(outbound.event_sync)} action(s) in outbound.event_sync",
+        "outbound profiles": (
+            f"{len(outbound.customer_fields_sync)} field(s) in outbound.customer_fields_sync"
+        ),
+        "inbound": f"Antavo {settings.inbound.endpoint}",
+    }
+    lines = [
+        f"{s.name:<18} {'on ' if s.on else 'OFF'}  {details[s.name] if s.on else s.off_reason}"
+        for s in switches(settings)
+    ]
+    missing = missing_secrets(settings)
+    if missing:
+        lines.append(f"MISSING SECRETS (not set in the environment): {', '.join(missing)}")
+    else:
+        lines.append("secrets: all set")
+    return lines

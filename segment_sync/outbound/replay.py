@@ -1,0 +1,165 @@
+"""Replay and resync: send source rows again, rebuilt as the same messages (same messageIds).
+
+- replay: the messages whose outcome is failed or pending and that Segment never accepted
+  (no `delivered` row), optionally narrowed by the manual's outbound log filter and a time range
+  of their latest log row. The filter fields are those of the outbound request log: Identifier,
+  Customer ID, Event type, Error and Status code (of the request that carried the message; none
+  for a message never sent), e.g. `Error contains external_customer_id` or `Status code is 400`.
+- resync: every row of a stream that occurred in a time range and that the sync has passed
+  (id at or below the watermark; rows above it are the regular run's), e.g. after an action was
+  added to `outbound.event_sync`.
+
+Both hold the stream's lock from the search to the last log row (`OutboundSync.send_rows`'
+contract) and never move the watermark. Segment deduplicates by messageId, so a row sent again
+is stored once. No Dagster here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from segment_sync.logs.filters import FilterError, compile_filter, parse_time, time_range
+from segment_sync.logs.store import connect
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+
+PAGE = 5000  # source rows per send: memory stays bounded however large the range
+
+_UNDELIVERED_SQL = """
+WITH latest AS (
+    SELECT message_id,
+           arg_max(source_id, "timestamp") AS source_id,
+           arg_max(outcome, "timestamp") AS outcome,
+           arg_max(error, "timestamp") AS error,
+           arg_max(identifier, "timestamp") AS identifier,
+           arg_max(customer_id, "timestamp") AS customer_id,
+           arg_max(event_type, "timestamp") AS event_type,
+           max("timestamp") AS "timestamp",
+           bool_or(outcome = 'delivered') AS delivered
+    FROM outbound_messages
+    WHERE stream = ?
+    GROUP BY message_id
+),
+candidates AS (
+    SELECT l.message_id, l.source_id, l.error, l.identifier, l.customer_id,
+           [l.customer_id] AS customer_ids, l.event_type, l."timestamp",
+           CAST(l."timestamp" AT TIME ZONE 'UTC' AS DATE) AS "date", r.status_code
+    FROM latest AS l LEFT JOIN outbound_log AS r ON r.identifier = l.identifier
+    WHERE NOT l.delivered AND l.outcome IN ('failed', 'pending') AND l.source_id IS NOT NULL
+)
+SELECT DISTINCT source_id FROM candidates WHERE ({filter}) AND ({window}) ORDER BY source_id
+"""
+
+
+@dataclass
+class Resend:
+    """What a replay or resync found and sent, per stream."""
+
+    stream: Stream
+    found: int = 0
+    results: list[OutboundResult] = field(default_factory=list)
+    note: str | None = None  # why nothing was searched (e.g. the stream is off)
+
+
+def streams_of(name: str) -> list[Stream]:
+    """events | profiles | all -> the streams."""
+    return [Stream.EVENTS, Stream.PROFILES] if name == "all" else [Stream(name)]
+
+
+def replayable_ids(
+    logs_dir: Path | str,
+    stream: Stream,
+    filter_text: str = "",
+    since: str | None = None,
+    until: str | None = None,
+) -> list[int]:
+    """Source ids of `stream`'s failed or pending, never delivered messages that match;
+    FilterError for a filter or time the user cannot have meant."""
+    where, params = compile_filter(filter_text, "outbound")
+    window, window_params = time_range(since, until)
+    sql = _UNDELIVERED_SQL.format(filter=where, window=window)
+    with connect(logs_dir) as con:
+        rows = con.execute(sql, [stream.value, *params, *window_params]).fetchall()
+    return [source_id for (source_id,) in rows]
+
+
+def _send(sync: OutboundSync, stream: Stream, rows: list, run_id: str, resend: Resend) -> None:
+    if not rows:
+        return
+    try:
+        resend.results.append(sync.send_rows(stream, rows, run_id))
+    except OutboundFailed as failed:
+        resend.results.append(failed.result)
+        raise
+
+
+def replay(
+    sync: OutboundSync,
+    logs_dir: Path | str,
+    streams: list[Stream],
+    run_id: str,
+    filter_text: str = "",
+    since: str | None = None,
+    until: str | None = None,
+) -> list[Resend]:
+    """Resend the failed or pending messages that match, stream by stream."""
+    compile_filter(filter_text, "outbound")  # a bad filter fails before any lock is taken
+    time_range(since, until)
+    done: list[Resend] = []
+    for stream in streams:
+        resend = Resend(stream)
+        done.append(resend)
+        with sync.state.lock(stream):
+            ids = replayable_ids(logs_dir, stream, filter_text, since, until)
+            resend.found = len(ids)
+            for page in _pages(ids):
+                rows = sync.store.rows_by_ids(stream, page)
+                try:
+                    _send(sync, stream, rows, run_id, resend)
+                except OutboundFailed:
+                    return done
+    return done
+
+
+def resync(
+    sync: OutboundSync,
+    streams: list[Stream],
+    run_id: str,
+    since: str,
+    until: str | None = None,
+) -> list[Resend]:
+    """Resend every row of `streams` that occurred in [since, until) up to the watermark."""
+    start = parse_time(since)
+    end = parse_time(until, end_of_day=True) if until else datetime.now(UTC)
+    if start >= end:
+        raise FilterError(
+            f"--since ({start.isoformat()}) must be earlier than --until ({end.isoformat()})"
+        )
+    done: list[Resend] = []
+    for stream in streams:
+        resend = Resend(stream)
+        done.append(resend)
+        with sync.state.lock(stream):
+            upto = sync.state.watermark(stream)
+            after = 0
+            while True:
+                rows = sync.store.rows_between(
+                    stream, start, end, after_id=after, upto_id=upto, limit=PAGE
+                )
+                if not rows:
+                    break
+                resend.found += len(rows)
+                after = rows[-1].id
+                try:
+                    _send(sync, stream, rows, run_id, resend)
+                except OutboundFailed:
+                    return done
+    return done
+
+
+def _pages(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), PAGE):
+        yield ids[start : start + PAGE]

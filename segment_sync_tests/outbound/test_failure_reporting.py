@@ -1,0 +1,99 @@
+"""`run outbound` reports a failure as a failure: exit code, summary, reasons, sync_runs."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from segment_sync.cli import main
+from segment_sync.logs.store import connect
+from segment_sync.loyalty.records import NewEvent, Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.state import OutboundState
+from segment_sync.settings import load_settings
+from segment_sync_tests.conftest import WRITE_KEY
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def seed_events(path, with_external: int, without_external: int) -> None:
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    store.append_events(
+        [NewEvent(f"c-{i}", "point_add", {"points": i}, f"ext-{i}") for i in range(with_external)]
+        + [NewEvent(f"n-{i}", "point_add", {"points": i}) for i in range(without_external)]
+    )
+
+
+def sync_runs(path) -> list[tuple]:
+    with connect(load_settings(path).logs.dir) as con:
+        return con.execute(
+            "SELECT job, status, messages_sent, messages_failed, error FROM sync_runs"
+        ).fetchall()
+
+
+def test_customers_without_the_mapped_id_fail_the_run_with_count_and_reason(
+    write_settings, segment_standin
+):
+    path = write_settings(
+        general={"customer_id_mapping": "external_customer_id"},
+        outbound={"base_url": segment_standin.url},
+    )
+    seed_events(path, with_external=20, without_external=37)
+    result = invoke("run", "outbound", "--stream", "events", "--settings", str(path))
+    assert result.exit_code == 1, result.output
+    assert "37 message(s) failed, 0 stayed pending (sent 20" in result.output
+    assert "37 x customer <id> has no external_customer_id" in result.output
+    assert "FAILED" in result.output and "succeeded" not in result.output
+    [(job, status, sent, failed, error)] = sync_runs(path)
+    assert (job, status, sent, failed) == ("outbound_sync_job", "failure", 20, 37)
+    assert "permanent" in error and "external_customer_id" in error
+    assert len(segment_standin.accepted_message_ids()) == 20
+
+
+def test_a_400_from_segment_fails_the_run_with_count_and_reason(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    seed_events(path, with_external=40, without_external=0)
+    segment_standin.set_faults(reject_requests=1000)
+    result = invoke("run", "outbound", "--stream", "events", "--settings", str(path))
+    assert result.exit_code == 1, result.output
+    assert "40 message(s) failed, 0 stayed pending (sent 0" in result.output
+    assert "40 x HTTP 400: Segment refused the request" in result.output
+    [(_, status, sent, failed, error)] = sync_runs(path)
+    assert (status, sent, failed) == ("failure", 0, 40) and "HTTP 400" in error
+    assert WRITE_KEY not in result.output
+
+
+def test_a_clean_run_still_succeeds_and_exits_zero(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    seed_events(path, with_external=10, without_external=0)
+    result = invoke("run", "outbound", "--stream", "events", "--settings", str(path))
+    assert result.exit_code == 0, result.output
+    assert [r[1] for r in sync_runs(path)] == ["success"]
+
+
+def test_wrong_region_leaves_every_message_pending_and_names_the_settings_not_the_key(
+    write_settings, segment_standin, monkeypatch
+):
+    from segment_sync_tests.conftest import EU_WRITE_KEY
+
+    path = write_settings(outbound={"base_url": segment_standin.url, "chunk_size": 100})
+    seed_events(path, with_external=250, without_external=0)
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)  # an eu key at the us endpoint
+    result = invoke("run", "outbound", "--stream", "events", "--settings", str(path))
+    assert result.exit_code == 1, result.output
+    failed_line = next(line for line in result.output.splitlines() if "FAILED" in line)
+    assert "HTTP 401" in failed_line and segment_standin.url in failed_line
+    assert "SEGMENT_WRITE_KEY (outbound.write_key_env)" in failed_line
+    assert "outbound.region (us)" in failed_line
+    assert EU_WRITE_KEY not in result.output
+    settings = load_settings(path)
+    assert OutboundState.of(settings, EU_WRITE_KEY).watermark(Stream.EVENTS) == 0
+    with connect(settings.logs.dir) as con:
+        outcomes = con.execute(
+            "SELECT outcome, count(*) FROM outbound_messages GROUP BY outcome"
+        ).fetchall()
+    assert outcomes == [("pending", 100)]  # the first chunk; the rest was never read
+    [(_, status, _, failed, error)] = sync_runs(path)
+    assert status == "failure" and failed == 0 and "configuration" in error
+    assert EU_WRITE_KEY not in error
