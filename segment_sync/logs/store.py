@@ -279,7 +279,7 @@ class LogWriter:
                 written.extend(self._write_batch(name, rows, tables))
             except OSError as exc:
                 self._requeue_items(items[index + 1 :])
-                raise LogWriteError(f"the {name} log", self.logs_dir, exc) from exc
+                raise LogWriteError(f"{name} rows", self.logs_dir, exc) from exc
             except BaseException:
                 self._requeue_items(items[index + 1 :])
                 raise

@@ -6,12 +6,12 @@ import asyncio
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from segment_sync.directions import allow_list_off
-from segment_sync.logs.store import LogWriter
+from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.state import OutboundState, ProgressKey
@@ -166,6 +166,7 @@ class OutboundSync:
         self.settings = settings
         self.write_key = write_key
         self.logs = logs
+        logs.durable = True  # a chunk's log rows reach the disk before its watermark moves
         self.store = store or LoyaltyStore(settings.loyalty_store.url)
         key = ProgressKey.of(self.store.url, settings.outbound.endpoint, write_key)
         self.state = state or OutboundState(settings.outbound.state_url, key)
@@ -223,9 +224,14 @@ class OutboundSync:
                         break
                     last = rows[-1].id
                     upcoming = read(last) if last < target else None
+                    counted = replace(result.counts)
                     await self._send_chunk(client, stream, rows, result)
                     del rows
-                    self.logs.flush()  # per chunk: memory stays flat however long the backlog
+                    if not self._flush_logs(result):
+                        # Unlogged means not done: the watermark stays, the counts agree with
+                        # the log, and a rerun resends (Segment deduplicates by messageId).
+                        result.counts = counted
+                        break
                     if result.ok:
                         self.state.advance(stream, last, run_id)
                         result.watermark_after = last
@@ -235,10 +241,20 @@ class OutboundSync:
             if upcoming is not None:
                 upcoming.cancel()
             await client.aclose()
-            self.logs.flush()
+            self._flush_logs(result)
         if not result.ok:
             raise OutboundFailed(result)
         return result
+
+    def _flush_logs(self, result: OutboundResult) -> bool:
+        """Write the queued log rows; a failure becomes the run's error (the rows stay queued)."""
+        try:
+            self.logs.flush()
+        except LogWriteError as exc:
+            if result.error is None:
+                result.error = str(exc)
+            return False
+        return True
 
     def _ahead_error(self, stream: Stream, watermark: int, newest: int) -> str:
         key = self.state.key
@@ -286,7 +302,7 @@ class OutboundSync:
                     break
         finally:
             await client.aclose()
-            self.logs.flush()
+            self._flush_logs(result)
         if not result.ok:
             raise OutboundFailed(result)
         return result
