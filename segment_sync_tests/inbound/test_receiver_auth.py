@@ -121,4 +121,5 @@ def test_wrong_token_is_answered_before_the_body_is_sent(buffer: InboundBuffer) 
         )
         answer = read_until_closed(sock)  # no body byte was sent
     assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" in answer.lower()  # the unread body is not waited for
     assert buffer.max_id() == 0
