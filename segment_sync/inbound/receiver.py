@@ -45,6 +45,8 @@ DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 GROUP_MAX_ROWS = 20_000
 OFF_LOOP_BYTES = 256 * 1024
 DEFAULT_LIMITS = ReceiverLimits()
+# Memory a parsed body takes per byte (JSON objects and the received text), held until verified.
+PARSED_BYTES_PER_BYTE = 3
 
 
 def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
@@ -183,8 +185,9 @@ def create_receiver_app(
     """
     writer = GroupCommitWriter(buffer) if group_commit else None
     token = webhook_token.encode("utf-8") if webhook_token else None
-    # One body may hold its compressed and decompressed bytes at once: never below two bodies.
-    budget = UnverifiedBudget(max(limits.max_unverified_bytes, 2 * max_body_bytes))
+    # One request may hold its compressed and decompressed bytes and the parsed form at once.
+    per_request = (2 + PARSED_BYTES_PER_BYTE) * max_body_bytes
+    budget = UnverifiedBudget(max(limits.max_unverified_bytes, per_request))
     refuse_batches = bool(webhook_secret) and token is None and not allow_unverified_batches
 
     async def store(rows: list[Row]) -> tuple[int, int]:
@@ -241,6 +244,7 @@ def create_receiver_app(
             signature = check_headers(request)
             async with budget.hold(enabled=token is None) as hold:
                 body = await read_body(request, max_body_bytes, hold, limits.body_timeout_s)
+                hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
                 if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
                     rows = await run_in_threadpool(check_body, body, signature)
                 else:
