@@ -101,10 +101,10 @@ def test_unfinished_headers_beyond_the_size_limit_are_refused(buffer: InboundBuf
 def test_unauthenticated_bodies_beyond_the_budget_get_503_then_the_budget_returns(
     buffer: InboundBuffer,
 ) -> None:
-    """Three stalled 60 KiB bodies cannot all be held: the budget is 2 x 64 KiB."""
+    """Seven stalled 60 KiB bodies cannot all be held: the budget's floor is 5 x 64 KiB."""
     limits = ReceiverLimits(header_timeout_s=5, body_timeout_s=5, max_unverified_bytes=1024)
     with _serve(buffer, limits) as (host, port), ExitStack() as stack:
-        socks = [stack.enter_context(socket.create_connection((host, port))) for _ in range(3)]
+        socks = [stack.enter_context(socket.create_connection((host, port))) for _ in range(7)]
         for sock in socks:
             sock.sendall(_head(MAX_BODY) + b"x" * 60_000)  # most of a body, then a stall
         answers = [read_until_closed(sock) for sock in socks]
