@@ -41,6 +41,9 @@ from segment_sync.inbound.signature import verify
 log = logging.getLogger(__name__)
 
 SECRET_ENV_VAR = "SEGMENT_WEBHOOK_SECRET"
+TOKEN_ENV_VAR = (
+    "SEGMENT_WEBHOOK_TOKEN"  # `main` only; `serve-webhooks` reads inbound.webhook_token_env
+)
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 GROUP_MAX_ROWS = 20_000
 OFF_LOOP_BYTES = 256 * 1024
@@ -347,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         insecure=args.insecure,
         max_body_bytes=args.max_body_bytes,
+        webhook_token=os.environ.get(TOKEN_ENV_VAR) or None,
     )
 
 
