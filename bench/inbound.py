@@ -56,10 +56,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 
 WEBHOOK_SECRET_ENV = "SEGMENT_WEBHOOK_SECRET"
+TOKEN_ENV_VAR = "SEGMENT_WEBHOOK_TOKEN"
 ANTAVO_KEY_ENV = "ANTAVO_API_KEY"
 ANTAVO_SECRET_ENV = "ANTAVO_API_SECRET"
 # Made-up credentials the local processes share; not secrets.
 BENCH_WEBHOOK_SECRET = "bench-webhook-shared-secret"
+BENCH_WEBHOOK_TOKEN = "bench-webhook-bearer-token"  # batches need it (the receiver's main reads it)
 BENCH_ANTAVO_KEY = "bench-antavo-key"
 BENCH_ANTAVO_SECRET = "bench-antavo-secret"
 STACK = "test"
@@ -209,7 +211,8 @@ class _RawHTTP:
 def _head(host: str, path: str, signature: str, length: int) -> bytes:
     return (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"X-Signature: {signature}\r\nContent-Length: {length}\r\n\r\n"
+        f"X-Signature: {signature}\r\nAuthorization: Bearer {BENCH_WEBHOOK_TOKEN}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
     ).encode("ascii")
 
 
@@ -281,7 +284,11 @@ async def _drive(cfg: dict[str, Any], requests: list[tuple[bytes, str, list[str]
             async def hx_worker() -> None:
                 for index in todo:
                     body, signature, _ = requests[index]
-                    headers = {"Content-Type": "application/json", "X-Signature": signature}
+                    headers = {
+                        "Content-Type": "application/json",
+                        "X-Signature": signature,
+                        "Authorization": f"Bearer {BENCH_WEBHOOK_TOKEN}",
+                    }
                     t0 = time.perf_counter()
                     try:
                         response = await client.post("/segment", content=body, headers=headers)
@@ -398,6 +405,7 @@ def child_main(mode: str, cfg_path: str) -> int:
 def bench_env() -> dict[str, str]:
     return os.environ | {
         WEBHOOK_SECRET_ENV: BENCH_WEBHOOK_SECRET,
+        TOKEN_ENV_VAR: BENCH_WEBHOOK_TOKEN,
         ANTAVO_KEY_ENV: BENCH_ANTAVO_KEY,
         ANTAVO_SECRET_ENV: BENCH_ANTAVO_SECRET,
     }

@@ -60,6 +60,10 @@ def _env_name(value: str) -> str:
     return value
 
 
+def _optional_env_name(value: str | None) -> str | None:
+    return None if value is None else _env_name(value)
+
+
 def _db_url(value: str) -> str:
     if not _DB_URL.match(value):
         raise ValueError("must be a database URL: sqlite:///path/to/file.db or postgresql://...")
@@ -154,8 +158,15 @@ class InboundSettings(_Section):
     max_retries: int = Field(default=5, ge=0, le=50)
     lease_s: float = Field(default=30.0, ge=1, le=3600)  # claim lease, renewed every lease_s/3
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    # The receiver's edge: a bearer token authenticates batches; reads have time limits.
+    webhook_token_env: str | None = None
+    allow_unverified_batches: bool = False
+    read_timeout_s: float = Field(default=10, gt=0, le=600)
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    max_unverified_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=8 * 1024**3)
 
     _check_env = field_validator("api_key_env", "api_secret_env", "webhook_secret_env")(_env_name)
+    _check_token_env = field_validator("webhook_token_env")(_optional_env_name)
     _check_buffer = field_validator("buffer_url")(_db_url)
     _check_base = field_validator("base_url")(_base_url)
 

@@ -31,6 +31,7 @@ DONE = "done"
 FAILED = "failed"
 STATUSES = (PENDING, DONE, FAILED)
 MAX_ERROR_CHARS = 4000
+MAX_MESSAGE_ID_BYTES = 1000
 
 metadata = sa.MetaData()
 inbound_buffer = sa.Table(
@@ -101,13 +102,43 @@ def message_id_of(event: dict) -> str:
     return "sha1:" + hashlib.sha1(js_stringify(event)).hexdigest()
 
 
+class InvalidMessageId(ValueError):
+    """An event's `messageId` that the buffer cannot store (both SQLite and PostgreSQL refuse)."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(f"event at index {index}: messageId {problem}")
+        self.index = index
+        self.problem = problem
+
+
+def message_id_problem(message_id: str) -> str | None:
+    """Why `message_id` cannot be stored (PostgreSQL text has no NUL; index rows are bounded)."""
+    if "\x00" in message_id:
+        return "contains a NUL character (\\u0000)"
+    try:
+        size = len(message_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (a lone surrogate)"
+    if size > MAX_MESSAGE_ID_BYTES:
+        return f"is longer than {MAX_MESSAGE_ID_BYTES} bytes"
+    return None
+
+
 def rows_for(events: Sequence[dict], payloads: Sequence[str] | None = None) -> list[Row]:
-    """(message_id, payload text) per event; `payloads` are the received texts when known."""
+    """(message_id, payload text) per event; `payloads` are the received texts when known.
+
+    Raises `InvalidMessageId` for a messageId the buffer cannot store, before anything is stored.
+    """
     if payloads is None:
-        return [(message_id_of(e), orjson.dumps(e).decode()) for e in events]
-    if len(payloads) != len(events):
+        payloads = [orjson.dumps(e).decode() for e in events]
+    elif len(payloads) != len(events):
         raise ValueError("payloads must have one text per event")
-    return [(message_id_of(e), p) for e, p in zip(events, payloads, strict=True)]
+    rows = [(message_id_of(e), p) for e, p in zip(events, payloads, strict=True)]
+    for index, (mid, _) in enumerate(rows):
+        problem = message_id_problem(mid)
+        if problem is not None:
+            raise InvalidMessageId(index, problem)
+    return rows
 
 
 def _utc(value: datetime | str | None) -> datetime | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 import queue
 import threading
-import zlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,27 +32,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from segment_sync.inbound.buffer import InboundBuffer, Row, rows_for
+from segment_sync.inbound.buffer import InboundBuffer, InvalidMessageId, Row, rows_for
+from segment_sync.inbound.http_limits import ReceiverLimits, server_config
+from segment_sync.inbound.request_body import Rejected as _Rejected
+from segment_sync.inbound.request_body import UnverifiedBudget, check_content_type, parse, read_body
 from segment_sync.inbound.signature import verify
 
 log = logging.getLogger(__name__)
 
 SECRET_ENV_VAR = "SEGMENT_WEBHOOK_SECRET"
+TOKEN_ENV_VAR = (
+    "SEGMENT_WEBHOOK_TOKEN"  # `main` only; `serve-webhooks` reads inbound.webhook_token_env
+)
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 GROUP_MAX_ROWS = 20_000
+OFF_LOOP_BYTES = 256 * 1024
+DEFAULT_LIMITS = ReceiverLimits()
+# Memory a parsed body takes per byte (JSON objects and the received text), held until verified.
+PARSED_BYTES_PER_BYTE = 3
 
 
-class _Rejected(Exception):
-    """A request refused with an HTTP status and a message saying what to fix."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _json(status: int, body: dict) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 @dataclass
@@ -138,7 +141,9 @@ class GroupCommitWriter:
             results = self.buffer.add_row_groups([job.rows for job in group])
         except Exception as exc:  # answered per request below
             if len(group) == 1:
-                log.warning("storing %d inbound events failed: %s", len(group[0].rows), exc)
+                log.warning(
+                    "storing %d inbound events failed: %s", len(group[0].rows), _describe(exc)
+                )
                 self._answer(group[0], None, exc)
                 return
             for job in group:  # isolate the request that made the group fail
@@ -153,81 +158,16 @@ class GroupCommitWriter:
             job.loop.call_soon_threadsafe(_settle, job.future, result, error)
 
 
-async def _read_body(request: Request, max_body_bytes: int) -> bytes:
-    """The request body, refusing (413) as soon as it exceeds `max_body_bytes`."""
-    too_big = _Rejected(
-        413,
-        f"request body is larger than {max_body_bytes} bytes: lower the batch size in Segment's "
-        "Webhooks (Actions) mapping, or raise the receiver's max body size",
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            length = int(declared)
-        except ValueError:
-            raise _Rejected(400, "Content-Length is not a number") from None
-        if length > max_body_bytes:
-            raise too_big
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > max_body_bytes:
-            raise too_big
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "x-gzip"):
-        raise _Rejected(415, f"Content-Encoding {encoding!r} is not supported: send gzip or none")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, max_body_bytes + 1)
-    except zlib.error as exc:
-        raise _Rejected(
-            400, f"body is not valid gzip ({exc}): send it gzip-compressed or plain"
-        ) from None
-    if len(data) > max_body_bytes or inflater.unconsumed_tail:
-        raise too_big
-    if not inflater.eof:
-        raise _Rejected(400, "gzip body is truncated: send the complete compressed body")
-    return data
+def _describe(exc: BaseException) -> str:
+    """An error's kind without its text: database errors carry SQL parameters, i.e. payload data."""
+    orig = getattr(exc, "orig", None)
+    kind = type(exc).__name__
+    return f"{kind} ({type(orig).__name__})" if orig is not None else kind
 
 
-def _parse(body: bytes) -> tuple[object, list[dict], list[str] | None]:
-    """(parsed JSON, events, received payload texts or None) or a 400 saying what is wrong."""
-    if not body:
-        raise _Rejected(
-            400, "body is empty: send one Segment event as a JSON object or a JSON array"
-        )
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _Rejected(
-            400,
-            f"body is not valid JSON ({exc}): send one Segment event as a JSON object, "
-            "or a batch as a JSON array of objects, UTF-8 encoded",
-        ) from None
-    if isinstance(parsed, dict):
-        return parsed, [parsed], [body.decode("utf-8")]
-    if isinstance(parsed, list):
-        if not parsed:
-            raise _Rejected(400, "batch is an empty JSON array: send at least one event object")
-        for index, event in enumerate(parsed):
-            if not isinstance(event, dict):
-                kind = "null" if event is None else type(event).__name__
-                raise _Rejected(
-                    400,
-                    f"batch item at index {index} is a JSON {kind}, not an object: "
-                    "every item of a batch must be one Segment event object",
-                )
-        return parsed, parsed, None
-    raise _Rejected(
-        400,
-        f"body is a JSON {type(parsed).__name__}: send one Segment event as a JSON object, "
-        "or a batch as a JSON array of objects",
-    )
+def _bearer_token(request: Request) -> bytes:
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    return value.strip().encode("utf-8", "replace") if scheme.lower() == "bearer" else b""
 
 
 def create_receiver_app(
@@ -236,39 +176,90 @@ def create_receiver_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     *,
     group_commit: bool = True,
+    webhook_token: str | None = None,
+    allow_unverified_batches: bool = False,
+    limits: ReceiverLimits = DEFAULT_LIMITS,
 ) -> Starlette:
-    """The receiver as an ASGI app: `POST /segment` stores events, `GET /healthz` reports."""
-    writer = GroupCommitWriter(buffer) if group_commit else None
+    """The receiver as an ASGI app: `POST /segment` stores events, `GET /healthz` reports.
 
-    async def store(events: list[dict], payloads: list[str] | None) -> tuple[int, int]:
-        rows = rows_for(events, payloads)
+    With `webhook_token`, every request must carry `Authorization: Bearer <token>`, checked
+    before the body is read. Without it, a signed batch of more than one event is refused
+    (its X-Signature covers only the first event) unless `allow_unverified_batches`.
+    """
+    writer = GroupCommitWriter(buffer) if group_commit else None
+    token = webhook_token.encode("utf-8") if webhook_token else None
+    # One request may hold its compressed and decompressed bytes and the parsed form at once.
+    per_request = (2 + PARSED_BYTES_PER_BYTE) * max_body_bytes
+    budget = UnverifiedBudget(max(limits.max_unverified_bytes, per_request))
+    refuse_batches = bool(webhook_secret) and token is None and not allow_unverified_batches
+
+    async def store(rows: list[Row]) -> tuple[int, int]:
         if writer is not None:
             return await writer.store(rows)
         return (await run_in_threadpool(buffer.add_row_groups, [rows]))[0]
 
+    def check_headers(request: Request) -> str | None:
+        """Everything decided before the body is read; returns the X-Signature."""
+        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
+            given = "missing" if "authorization" not in request.headers else "wrong"
+            raise _Rejected(
+                401,
+                f"{given} Authorization header: set the Headers field of Segment's Webhooks "
+                "(Actions) destination to 'Authorization: Bearer <token>', the token in the "
+                "variable named by inbound.webhook_token_env",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        check_content_type(request.headers.get("content-type"))
+        signature = request.headers.get("x-signature")
+        if webhook_secret and not signature:
+            raise _Rejected(
+                401,
+                "missing X-Signature header: set the shared secret in Segment's "
+                f"Webhooks (Actions) settings to the receiver's {SECRET_ENV_VAR}",
+            )
+        return signature
+
+    def check_body(body: bytes, signature: str | None) -> list[Row]:
+        parsed, events, payloads = parse(body)
+        if refuse_batches and len(events) > 1:
+            raise _Rejected(
+                401,
+                f"batch of {len(events)} events refused: its X-Signature covers only the first "
+                "event, so the others are unauthenticated. Set inbound.webhook_token_env and "
+                "put 'Authorization: Bearer <token>' in the destination's Headers field, or set "
+                "the mapping's batch size to 1 (or inbound.allow_unverified_batches: true)",
+            )
+        if webhook_secret and not verify(body, parsed, signature, webhook_secret):
+            raise _Rejected(
+                401,
+                "X-Signature does not match the body: the shared secret in Segment's "
+                f"Webhooks (Actions) settings must equal the receiver's {SECRET_ENV_VAR}",
+            )
+        try:
+            return rows_for(events, payloads)
+        except InvalidMessageId as exc:
+            raise _Rejected(
+                400, f"{exc}: send a messageId of printable text, as Segment generates"
+            ) from None
+
     async def segment(request: Request) -> Response:
         try:
-            signature = request.headers.get("x-signature")
-            if webhook_secret and not signature:
-                raise _Rejected(
-                    401,
-                    "missing X-Signature header: set the shared secret in Segment's "
-                    f"Webhooks (Actions) settings to the receiver's {SECRET_ENV_VAR}",
-                )
-            body = await _read_body(request, max_body_bytes)
-            parsed, events, payloads = _parse(body)
-            if webhook_secret and not verify(body, parsed, signature, webhook_secret):
-                raise _Rejected(
-                    401,
-                    "X-Signature does not match the body: the shared secret in Segment's "
-                    f"Webhooks (Actions) settings must equal the receiver's {SECRET_ENV_VAR}",
-                )
+            signature = check_headers(request)
+            async with budget.hold(enabled=token is None) as hold:
+                body = await read_body(request, max_body_bytes, hold, limits.body_timeout_s)
+                hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
+                if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
+                    rows = await run_in_threadpool(check_body, body, signature)
+                else:
+                    rows = check_body(body, signature)
+                del body
         except _Rejected as rejected:
-            return _json(rejected.status, {"error": rejected.message})
+            headers = {"Connection": "close", **rejected.headers}
+            return _json(rejected.status, {"error": rejected.message}, headers)
         try:
-            stored, duplicates = await store(events, payloads)
-        except Exception:  # Segment retries 5xx
-            log.exception("could not store %d inbound events", len(events))
+            stored, duplicates = await store(rows)
+        except Exception as exc:  # Segment retries 5xx
+            log.error("could not store %d inbound events: %s", len(rows), _describe(exc))
             return _json(
                 503, {"error": "the events could not be stored and were not accepted; retry later"}
             )
@@ -293,6 +284,7 @@ def create_receiver_app(
     )
     app.state.buffer = buffer
     app.state.writer = writer
+    app.state.budget = budget
     return app
 
 
@@ -303,21 +295,32 @@ def run_receiver(
     port: int = 8787,
     insecure: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    *,
+    webhook_token: str | None = None,
+    allow_unverified_batches: bool = False,
+    limits: ReceiverLimits = DEFAULT_LIMITS,
 ) -> None:
-    """Serve the receiver with uvicorn; refuses to start unsigned unless `insecure` is set."""
-    if not webhook_secret and not insecure:
+    """Serve the receiver with uvicorn; refuses to start unauthenticated unless `insecure`."""
+    if not webhook_secret and not webhook_token and not insecure:
         raise SystemExit(
             f"refusing to start the webhook receiver without a shared secret: set {SECRET_ENV_VAR} "
             "to the shared secret configured in Segment's Webhooks (Actions) destination, "
             "or pass --insecure to accept unsigned requests (local testing only)"
         )
-    if not webhook_secret:
+    if not webhook_secret and not webhook_token:
         log.warning("webhook receiver running with --insecure: requests are not authenticated")
     import uvicorn
 
     buffer = InboundBuffer(buffer_url)
-    app = create_receiver_app(buffer, webhook_secret or None, max_body_bytes)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    app = create_receiver_app(
+        buffer,
+        webhook_secret or None,
+        max_body_bytes,
+        webhook_token=webhook_token,
+        allow_unverified_batches=allow_unverified_batches,
+        limits=limits,
+    )
+    uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -347,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         insecure=args.insecure,
         max_body_bytes=args.max_body_bytes,
+        webhook_token=os.environ.get(TOKEN_ENV_VAR) or None,
     )
 
 

@@ -45,6 +45,7 @@ ORDER = {
     "event": "Order Completed",
     "properties": {"total": 59.5},
 }
+WEBHOOK_TOKEN = "end-to-end-bearer-token"
 PAGE = {"type": "page", "messageId": "in-page-1", "userId": "c-3", "name": "Home"}
 
 
@@ -55,7 +56,11 @@ def post(url: str, payload: object) -> httpx.Response:
     return httpx.post(
         f"{url}/segment",
         content=body,
-        headers={"X-Signature": signature, "Content-Type": "application/json"},
+        headers={
+            "X-Signature": signature,
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {WEBHOOK_TOKEN}",  # batches need the token
+        },
     )
 
 
@@ -69,7 +74,8 @@ def inbound(write_settings, antavo_standin, segment_standin, tmp_path):
     )  # fmt: skip
     settings = load_settings(path)
     buffer = InboundBuffer(settings.inbound.buffer_url)
-    with serve_in_thread(create_receiver_app(buffer, WEBHOOK_SECRET)) as receiver_url:
+    app = create_receiver_app(buffer, WEBHOOK_SECRET, webhook_token=WEBHOOK_TOKEN)
+    with serve_in_thread(app) as receiver_url:
         yield path, settings, buffer, receiver_url
 
 

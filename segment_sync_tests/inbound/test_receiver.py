@@ -20,6 +20,7 @@ from segment_sync.inbound.signature import js_stringify, sign, verify
 from segment_sync.standins.server import serve_in_thread
 
 SECRET = "s3cret-shared-with-segment"
+TOKEN = "bearer-token-in-segment-headers"
 
 
 def _event(n: int, **extra) -> dict:
@@ -48,9 +49,13 @@ def buffer(tmp_path: Path) -> Iterator[InboundBuffer]:
 
 @pytest.fixture
 def signed(buffer: InboundBuffer) -> Iterator[httpx.Client]:
-    """A client for a receiver that requires signatures."""
-    app = create_receiver_app(buffer, SECRET, max_body_bytes=64 * 1024)
-    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    """A client for a receiver that requires signatures and a bearer token (which it sends)."""
+    app = create_receiver_app(buffer, SECRET, max_body_bytes=64 * 1024, webhook_token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with (
+        serve_in_thread(app) as url,
+        httpx.Client(base_url=url, timeout=10, headers=auth) as client,
+    ):
         yield client
     app.state.writer.close()
 

@@ -1,0 +1,218 @@
+"""A webhook request's body: media type, size, read time, memory budget, gzip, JSON and event texts.
+
+Each check raises `Rejected` with the HTTP status and a one-line message naming the problem and
+its fix. Events are kept as the exact JSON text received (for a batch, each element's slice of
+the body), so values JSON can carry but Python floats cannot, such as integers above 2**64,
+reach the buffer unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from starlette.requests import Request
+
+JSON_WHITESPACE = " \t\n\r"
+UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
+
+
+class Rejected(Exception):
+    """A request refused with an HTTP status and a message saying what to fix."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+class UnverifiedBudget:
+    """Bytes held for request bodies not yet authenticated, shared by every request (one loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @asynccontextmanager
+    async def hold(self, enabled: bool = True) -> AsyncIterator[_Hold]:
+        """A reservation that grows as a body is read and is given back on exit."""
+        hold = _Hold(self if enabled else None)
+        try:
+            yield hold
+        finally:
+            hold.release()
+
+
+class _Hold:
+    def __init__(self, budget: UnverifiedBudget | None) -> None:
+        self.budget = budget
+        self.taken = 0
+
+    def take(self, n: int) -> None:
+        budget = self.budget
+        if budget is None:
+            return
+        if budget.used + n > budget.limit:
+            raise Rejected(
+                503,
+                "the receiver is holding its limit of unauthenticated request bodies; retry "
+                "shortly (set inbound.webhook_token_env so requests are authenticated up front)",
+                {"Retry-After": "5"},
+            )
+        budget.used += n
+        self.taken += n
+
+    def release(self) -> None:
+        if self.budget is not None:
+            self.budget.used -= self.taken
+        self.taken = 0
+
+
+def check_content_type(value: str | None) -> None:
+    """Accept JSON media types (`application/json`, `*/*+json`) in UTF-8; a missing one is JSON."""
+    if value is None or not value.strip():
+        return
+    media, _, params = value.partition(";")
+    media = media.strip().lower()
+    kind, _, subtype = media.partition("/")
+    if not (media == "application/json" or (kind and subtype.endswith("+json"))):
+        raise Rejected(
+            415,
+            f"Content-Type {media!r} is not JSON: send the body as application/json "
+            "(Segment's Webhooks (Actions) destination does)",
+        )
+    for param in params.split(";"):
+        name, _, charset = param.partition("=")
+        charset = charset.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in UTF8_CHARSETS:
+            raise Rejected(415, f"charset {charset!r} is not supported: send the JSON as UTF-8")
+
+
+def _too_big(max_body_bytes: int) -> Rejected:
+    return Rejected(
+        413,
+        f"request body is larger than {max_body_bytes} bytes: lower the batch size in Segment's "
+        "Webhooks (Actions) mapping, or raise inbound.max_body_bytes",
+    )
+
+
+async def read_body(request: Request, max_body_bytes: int, hold: _Hold, timeout_s: float) -> bytes:
+    """The decoded body: 413 past `max_body_bytes`, 408 when not all in within `timeout_s`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise Rejected(400, "Content-Length is not a number") from None
+        if length > max_body_bytes:
+            raise _too_big(max_body_bytes)
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > max_body_bytes:
+                    raise _too_big(max_body_bytes)
+                hold.take(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Rejected(
+            408, f"the request body did not arrive within {timeout_s:g} s: send it at once"
+        ) from None
+    body = b"".join(chunks)
+    chunks.clear()
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise Rejected(415, f"Content-Encoding {encoding!r} is not supported: send gzip or none")
+    return _gunzip(body, max_body_bytes, hold)
+
+
+def _gunzip(body: bytes, max_body_bytes: int, hold: _Hold) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_body_bytes + 1)
+    except zlib.error as exc:
+        raise Rejected(
+            400, f"body is not valid gzip ({exc}): send it gzip-compressed or plain"
+        ) from None
+    if len(data) > max_body_bytes or inflater.unconsumed_tail:
+        raise _too_big(max_body_bytes)
+    if not inflater.eof:
+        raise Rejected(400, "gzip body is truncated: send the complete compressed body")
+    if inflater.unused_data:
+        raise Rejected(
+            400,
+            f"gzip body has {len(inflater.unused_data)} bytes after the end of its compressed "
+            "data: send exactly one gzip member and nothing after it",
+        )
+    hold.take(len(data))
+    return data
+
+
+def parse(body: bytes) -> tuple[object, list[dict], list[str]]:
+    """(parsed JSON, events, each event's JSON text as received) or a 400 saying what is wrong."""
+    if not body:
+        raise Rejected(
+            400, "body is empty: send one Segment event as a JSON object or a JSON array"
+        )
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(
+            400,
+            f"body is not valid JSON ({exc}): send one Segment event as a JSON object, "
+            "or a batch as a JSON array of objects, UTF-8 encoded",
+        ) from None
+    if isinstance(parsed, dict):
+        return parsed, [parsed], [body.decode("utf-8")]
+    if not isinstance(parsed, list):
+        raise Rejected(
+            400,
+            f"body is a JSON {type(parsed).__name__}: send one Segment event as a JSON object, "
+            "or a batch as a JSON array of objects",
+        )
+    if not parsed:
+        raise Rejected(400, "batch is an empty JSON array: send at least one event object")
+    for index, event in enumerate(parsed):
+        if not isinstance(event, dict):
+            kind = "null" if event is None else type(event).__name__
+            raise Rejected(
+                400,
+                f"batch item at index {index} is a JSON {kind}, not an object: "
+                "every item of a batch must be one Segment event object",
+            )
+    return parsed, parsed, element_texts(body.decode("utf-8"), len(parsed))
+
+
+_DECODER = json.JSONDecoder()
+
+
+def element_texts(text: str, count: int) -> list[str]:
+    """The source text of each element of a JSON array already validated by orjson."""
+    out: list[str] = []
+    i = text.index("[") + 1
+    try:
+        while True:
+            while text[i] in JSON_WHITESPACE:
+                i += 1
+            _, end = _DECODER.raw_decode(text, i)
+            out.append(text[i:end])
+            i = end
+            while text[i] in JSON_WHITESPACE:
+                i += 1
+            if text[i] == "]":
+                break
+            i += 1  # the comma
+    except (RecursionError, ValueError):
+        raise Rejected(400, "batch is nested too deeply: send events as flat JSON") from None
+    if len(out) != count:  # cannot happen for JSON orjson accepted; never store misaligned text
+        raise Rejected(400, "batch could not be split into its events: send a plain JSON array")
+    return out

@@ -1,0 +1,126 @@
+"""Bounded resources at the receiver's edge, over raw sockets against the real server config.
+
+Timeouts are set to 1 s and a close is awaited for up to 15 s: no upper bound on timing is
+asserted beyond "it was closed, not left open".
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.http_limits import ReceiverLimits
+from segment_sync.inbound.receiver import create_receiver_app
+from segment_sync.inbound.signature import sign
+from segment_sync_tests.inbound.receiver_harness import (
+    SECRET,
+    body,
+    event,
+    read_until_closed,
+    serve_receiver,
+)
+
+FAST = ReceiverLimits(header_timeout_s=1, body_timeout_s=1, keep_alive_s=1)
+MAX_BODY = 64 * 1024
+
+
+@pytest.fixture
+def buffer(tmp_path: Path) -> Iterator[InboundBuffer]:
+    buf = InboundBuffer(f"sqlite:///{tmp_path / 'inbound.db'}")
+    yield buf
+    buf.close()
+
+
+def _serve(buffer: InboundBuffer, limits: ReceiverLimits = FAST):
+    app = create_receiver_app(buffer, SECRET, MAX_BODY, limits=limits)
+    return serve_receiver(app, limits)
+
+
+def _head(length: int, signature: str = "0" * 40) -> bytes:
+    return (
+        f"POST /segment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"X-Signature: {signature}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _signed_post(host: str, port: int) -> httpx.Response:
+    payload = body(event(1))
+    return httpx.post(
+        f"http://{host}:{port}/segment",
+        content=payload,
+        headers={"X-Signature": sign(payload, SECRET), "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+def test_stalled_request_headers_are_closed_with_408(buffer: InboundBuffer) -> None:
+    with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
+        sock.sendall(b"POST /segment HTTP/1.1\r\nHost: x\r\nContent-Le")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_connection_that_sends_nothing_is_closed(buffer: InboundBuffer) -> None:
+    with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+
+
+def test_stalled_headers_after_a_first_request_are_closed(buffer: InboundBuffer) -> None:
+    with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(15)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"POST /segment HTTP/1.1\r\nHo")  # keep-alive, then a stalled request
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+
+
+def test_stalled_body_is_answered_408_and_stores_nothing(buffer: InboundBuffer) -> None:
+    payload = body(event(1))
+    with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
+        sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload[:10])
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 1 s" in answer
+    assert buffer.max_id() == 0
+
+
+def test_unfinished_headers_beyond_the_size_limit_are_refused(buffer: InboundBuffer) -> None:
+    limits = ReceiverLimits(header_timeout_s=30, max_header_bytes=4096)  # size, not time
+    with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
+        sock.sendall(b"POST /segment HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8000)
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_unauthenticated_bodies_beyond_the_budget_get_503_then_the_budget_returns(
+    buffer: InboundBuffer,
+) -> None:
+    """Seven stalled 60 KiB bodies cannot all be held: the budget's floor is 5 x 64 KiB."""
+    limits = ReceiverLimits(header_timeout_s=5, body_timeout_s=5, max_unverified_bytes=1024)
+    with _serve(buffer, limits) as (host, port), ExitStack() as stack:
+        socks = [stack.enter_context(socket.create_connection((host, port))) for _ in range(7)]
+        for sock in socks:
+            sock.sendall(_head(MAX_BODY) + b"x" * 60_000)  # most of a body, then a stall
+        answers = [read_until_closed(sock) for sock in socks]
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503 ")]
+        assert busy, [a[:40] for a in answers]
+        assert all(b"retry-after: 5" in a.lower() for a in busy)
+        assert all(a.startswith((b"HTTP/1.1 503 ", b"HTTP/1.1 408 ")) for a in answers)
+        assert _signed_post(host, port).status_code == 200  # every hold was given back
+    assert buffer.message_ids() == {"msg-1"}
+
+
+def test_connections_beyond_the_limit_get_503(buffer: InboundBuffer) -> None:
+    limits = ReceiverLimits(header_timeout_s=30, max_connections=3)
+    with _serve(buffer, limits) as (host, port), ExitStack() as stack:
+        for _ in range(3):
+            stack.enter_context(socket.create_connection((host, port))).sendall(b"POST /seg")
+        with socket.create_connection((host, port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_until_closed(sock).startswith(b"HTTP/1.1 503 ")
