@@ -26,6 +26,7 @@ SEGMENT_ENDPOINTS = {
 _PROBLEM_SEPARATOR = "\x1e"  # several problems from one validator, split again in _describe
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _ENV_NAME_MAX = 64
+ANTAVO_API_KEY = re.compile(r"[A-Za-z0-9_-]+")  # what Escher accepts as a key id
 # A word of an env var name this long, mixing letters and digits, is a pasted key, not a name.
 _KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{20,}")
 _DB_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
@@ -264,11 +265,18 @@ class Settings(_Section):
         return _read_secret(self.outbound.write_key_env, "outbound.write_key_env")
 
     def antavo_credentials(self) -> tuple[str, str]:
-        """(API key, API secret) from the environment."""
-        return (
-            _read_secret(self.inbound.api_key_env, "inbound.api_key_env"),
-            _read_secret(self.inbound.api_secret_env, "inbound.api_secret_env"),
-        )
+        """(API key, API secret) from the environment; a key Escher cannot use is a clear error."""
+        key = _read_secret(self.inbound.api_key_env, "inbound.api_key_env")
+        if not ANTAVO_API_KEY.fullmatch(key):
+            name = self.inbound.api_key_env
+            raise SettingsError(
+                [
+                    f"inbound.api_key_env: the value of {name} is not an Antavo API key (letters, "
+                    f"digits, '-' and '_' only; check for spaces or quotes); export {name} again "
+                    "with the key from Antavo's API settings"
+                ]
+            )
+        return key, _read_secret(self.inbound.api_secret_env, "inbound.api_secret_env")
 
     def webhook_secret(self) -> str | None:
         """The shared secret Segment signs webhooks with, or None when the variable is unset."""

@@ -178,3 +178,17 @@ def test_serve_webhooks_with_postgresql_down_is_one_error_without_the_password(
     assert result.exit_code == 1
     assert "cannot use the database" in result.output and "inbound.buffer_url" in result.output
     assert "Traceback" not in result.output and "pw-not-for-logs" not in result.output
+
+
+def test_run_inbound_with_a_malformed_antavo_key_is_one_error_naming_the_variable(
+    write_settings, monkeypatch
+):
+    monkeypatch.setenv("ANTAVO_API_KEY", "ak live 123")  # a space: pasted with its label
+    path = write_settings()
+    result = CliRunner().invoke(main, ["run", "inbound", "--settings", str(path)])
+    assert result.exit_code == 1
+    assert "inbound.api_key_env: the value of ANTAVO_API_KEY is not an Antavo API key" in (
+        result.output
+    )
+    assert "Traceback" not in result.output and "ak live 123" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from escherauth import Escher, EscherException
 
+from segment_sync.settings import ANTAVO_API_KEY
+
 ALGO_PREFIX = "ANTAVO"
 VENDOR_KEY = "Antavo"
 HASH_ALGO = "SHA256"
@@ -25,7 +27,6 @@ DATE_HEADER = "Date"
 CLOCK_SKEW_S = 300
 SERVICE = "api"
 # escherauth parses `Credential=` with [A-Za-z0-9/\-_ ]+, so keys outside this set cannot verify.
-_API_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _STACK_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -40,7 +41,7 @@ def credential_scope(stack: str) -> str:
 
 def check_credentials(api_key: str, api_secret: str, stack: str) -> None:
     """Raise ValueError if key, secret or stack cannot be used for Escher (never echoes them)."""
-    if not api_key or not _API_KEY_RE.fullmatch(api_key):
+    if not api_key or not ANTAVO_API_KEY.fullmatch(api_key):
         raise ValueError("Antavo API key must be non-empty: letters, digits, '-' and '_' only")
     if not api_secret:
         raise ValueError("Antavo API secret must be non-empty")
