@@ -12,13 +12,17 @@ from segment_sync.settings import SettingsError
 
 
 class _Commands(click.Group):
-    """Turns an unreachable database into one line naming the settings to check."""
+    """Turns an unreachable database or an unwritable logs.dir into one line naming the setting."""
 
     def invoke(self, ctx: click.Context):
         from sqlalchemy.exc import InterfaceError, OperationalError
 
+        from segment_sync.logs.store import LogWriteError
+
         try:
             return super().invoke(ctx)
+        except LogWriteError as exc:
+            raise click.ClickException(str(exc)) from None
         except (OperationalError, InterfaceError) as exc:
             from segment_sync.redaction import mask_url_passwords
 

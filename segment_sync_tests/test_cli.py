@@ -192,3 +192,13 @@ def test_run_inbound_with_a_malformed_antavo_key_is_one_error_naming_the_variabl
     )
     assert "Traceback" not in result.output and "ak live 123" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_run_outbound_with_logs_dir_a_file_is_one_error_naming_logs_dir(write_settings, tmp_path):
+    not_a_folder = tmp_path / "logs-file"
+    not_a_folder.write_text("oops")
+    path = write_settings(logs={"dir": str(not_a_folder)})
+    result = CliRunner().invoke(main, ["run", "outbound", "--settings", str(path)])
+    assert result.exit_code == 1
+    assert f"logs.dir ({not_a_folder})" in result.output
+    assert isinstance(result.exception, SystemExit)  # a ClickException, not a traceback

@@ -264,7 +264,10 @@ class AntavoClient:
         try:
             response = await self._http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = (
+                f"{type(exc).__name__}: {exc or 'no answer'} (POST {url}: check that "
+                "inbound.base_url / inbound.stack name a reachable Antavo API)"
+            )
             outcome = _Outcome(None, True, None, error, [(False, None, error)] * count)
         else:
             response_text = response.text[:_RESPONSE_BODY_LIMIT]

@@ -291,3 +291,10 @@ def test_without_client_pacing_the_same_stand_in_answers_429() -> None:
         _, records = send(url, events, rate_limit_per_minute=1_000_000, max_retries=0)
     assert 429 in [r.status_code for r in records]
     assert server.stats()["rate_limited"] > 2 * PACED_429_SLACK
+
+
+def test_a_network_error_names_the_url_and_the_settings_to_check() -> None:
+    [result], records = send("http://127.0.0.1:9", [event(0)], max_retries=0)
+    assert not result.ok and result.retryable
+    assert "http://127.0.0.1:9/events" in result.error
+    assert "inbound.base_url" in result.error and API_SECRET not in result.error
