@@ -77,15 +77,7 @@ def run_manual_outbound(
                 results.append(sync.run(s, run_id))
             except OutboundFailed as failed:
                 results.append(failed.result)
-        total = OutboundCounts()
-        for r in results:
-            total.add(r.counts)
-        record.count(total.sent, total.failed, total.skipped, total.requests, total.bytes)
-        report = run_report(results, settings.logs.dir, run_id, record.started_at)
-        verdict.append(report)
-        if report.failed:
-            record.error = redactor.text(report.description)
-            raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))
+        _judge(results, settings, record, redactor, verdict)
 
     def summary() -> list[str]:
         return summary_lines(results) + report_lines(verdict[0] if verdict else None, notes)
@@ -142,15 +134,7 @@ def run_manual_resend(
         sync = OutboundSync(settings, write_key, logs)
         done.extend(resend_enabled(sync, streams, resend))
         results = [r for d in done for r in d.results]
-        total = OutboundCounts()
-        for r in results:
-            total.add(r.counts)
-        record.count(total.sent, total.failed, total.skipped, total.requests, total.bytes)
-        report = run_report(results, settings.logs.dir, run_id, record.started_at)
-        verdict.append(report)
-        if report.failed:
-            record.error = redactor.text(report.description)
-            raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))
+        _judge(results, settings, record, redactor, verdict)
 
     def summary() -> list[str]:
         return resend_lines(action, done) + report_lines(verdict[0] if verdict else None, [])
@@ -160,3 +144,22 @@ def run_manual_resend(
     except FilterError as exc:
         echo(f"{action} {run_id} FAILED: {exc}")
         return False
+
+
+def _judge(
+    results: list[OutboundResult],
+    settings: Settings,
+    record: RunRecord,
+    redactor: Redactor,
+    verdict: list[RunReport],
+) -> None:
+    """Count the run into its record and judge it (into `verdict`); RuntimeError if it failed."""
+    total = OutboundCounts()
+    for r in results:
+        total.add(r.counts)
+    record.count(total.sent, total.failed, total.skipped, total.requests, total.bytes)
+    report = run_report(results, settings.logs.dir, record.run_id, record.started_at)
+    verdict.append(report)  # before raising: the summary prints the reasons of a failed run
+    if report.failed:
+        record.error = redactor.text(report.description)
+        raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))

@@ -18,25 +18,9 @@ from segment_sync.inbound.buffer import InboundBuffer, Row
 from segment_sync.inbound.receiver import GroupCommitWriter, create_receiver_app, run_receiver
 from segment_sync.inbound.signature import js_stringify, sign, verify
 from segment_sync.standins.server import serve_in_thread
-
-SECRET = "s3cret-shared-with-segment"
-TOKEN = "bearer-token-in-segment-headers"
-
-
-def _event(n: int, **extra) -> dict:
-    return {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": f"user-{n}",
-        "messageId": f"msg-{n}",
-        "properties": {"revenue": 12.0, "city": "Zürich"},
-        **extra,
-    }
-
-
-def _body(obj: object) -> bytes:
-    """Serialise as Segment does (JSON.stringify)."""
-    return js_stringify(obj)
+from segment_sync_tests.inbound.receiver_harness import SECRET, TOKEN
+from segment_sync_tests.inbound.receiver_harness import body as _body
+from segment_sync_tests.inbound.receiver_harness import event as _event
 
 
 @pytest.fixture

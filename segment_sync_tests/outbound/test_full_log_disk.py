@@ -18,10 +18,9 @@ from segment_sync_tests.disks import fill_disk
 EVENTS = 3000
 
 
-def test_a_full_log_disk_fails_the_run_keeps_the_watermark_and_a_rerun_converges(
-    write_settings, segment_standin, small_tmpfs
-):
-    logs_dir = small_tmpfs / "logs"
+def store_with_logs_on(disk, write_settings, segment_standin):
+    """Settings with logs.dir on `disk`, and EVENTS allow-listed events in 1,000-row chunks."""
+    logs_dir = disk / "logs"
     path = write_settings(
         outbound={"base_url": segment_standin.url, "chunk_size": 1000},
         logs={"dir": str(logs_dir)},
@@ -30,6 +29,13 @@ def test_a_full_log_disk_fails_the_run_keeps_the_watermark_and_a_rerun_converges
     LoyaltyStore(settings.loyalty_store.url).append_events(
         [NewEvent(f"c-{i % 50}", "point_add", {"points": i}) for i in range(EVENTS)]
     )
+    return path, settings, logs_dir
+
+
+def test_a_full_log_disk_fails_the_run_keeps_the_watermark_and_a_rerun_converges(
+    write_settings, segment_standin, small_tmpfs
+):
+    path, settings, logs_dir = store_with_logs_on(small_tmpfs, write_settings, segment_standin)
     LogWriter(logs_dir)  # the layout exists; then the disk fills
     filler = fill_disk(small_tmpfs)
 
@@ -67,15 +73,7 @@ def test_a_full_log_disk_fails_the_run_keeps_the_watermark_and_a_rerun_converges
 def test_a_disk_that_fills_mid_run_fails_it_with_counts_that_match_the_log(
     write_settings, segment_standin, small_tmpfs
 ):
-    logs_dir = small_tmpfs / "logs"
-    path = write_settings(
-        outbound={"base_url": segment_standin.url, "chunk_size": 1000},
-        logs={"dir": str(logs_dir)},
-    )
-    settings = load_settings(path)
-    LoyaltyStore(settings.loyalty_store.url).append_events(
-        [NewEvent(f"c-{i % 50}", "point_add", {"points": i}) for i in range(EVENTS)]
-    )
+    path, settings, logs_dir = store_with_logs_on(small_tmpfs, write_settings, segment_standin)
     fillers = []
 
     def fill_after_first_chunk(result) -> None:
