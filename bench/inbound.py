@@ -4,7 +4,7 @@
 
 What it measures, all in ONE run so the figures share the same (possibly busy) machine:
 
-1. receiver: `python -m segment_sync.inbound.receiver` (uvicorn, one process) on a durable SQLite
+1. receiver: `segment-sync serve-webhooks` (uvicorn, one process) on a durable SQLite
    buffer (WAL, synchronous=FULL) in a temporary directory, signature verification ON
    (SEGMENT_WEBHOOK_SECRET). A separate load-generator process sends, over a pool of keep-alive
    connections,
@@ -500,8 +500,20 @@ def bench_receiver(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     buffer_path = workdir / "receiver" / "inbound.db"
     buffer_path.parent.mkdir()
     buffer_url = f"sqlite:///{buffer_path}"
+    settings_path = workdir / "receiver" / "segment_sync.yaml"
+    settings_path.write_text(
+        json.dumps(  # YAML is a superset of JSON
+            {
+                "loyalty_store": {"url": f"sqlite:///{workdir}/receiver/loyalty.db"},
+                "logs": {"dir": str(workdir / "receiver" / "logs")},
+                "inbound": {"buffer_url": buffer_url, "webhook_token_env": TOKEN_ENV_VAR},
+            }
+        )
+    )
     receiver = Service(
-        "receiver", ["segment_sync.inbound.receiver", "--buffer-url", buffer_url], workdir
+        "receiver",
+        ["segment_sync.cli", "serve-webhooks", "--settings", str(settings_path)],
+        workdir,
     )
     out: dict[str, Any] = {
         "buffer": {"url": buffer_url, "filesystem": filesystem_of(buffer_path)},
@@ -703,7 +715,7 @@ def run_ingest(
 
 def burst_control(antavo: Service, events: int) -> dict[str, Any]:
     """An unpaced client (limit far above the stand-in's, no retries) against the limited stand-in."""
-    from segment_sync.loyalty.antavo_client import AntavoClient
+    from segment_sync.antavo.client import AntavoClient
 
     antavo.post("/_standin/reset")
     batch = [

@@ -55,7 +55,8 @@ if str(ROOT) not in sys.path:  # `python bench/logs.py` puts bench/ first, not t
 
 import duckdb  # noqa: E402
 
-from segment_sync.logs import cli as logs_cli  # noqa: E402
+from segment_sync.cli import logs as logs_cli  # noqa: E402
+from segment_sync.logs import browse  # noqa: E402
 from segment_sync.logs.filters import compile_filter, time_range  # noqa: E402
 from segment_sync.logs.maintenance import ROW_GROUP_ROWS, _publish, compact  # noqa: E402
 from segment_sync.logs.schema import schema_for  # noqa: E402
@@ -317,17 +318,17 @@ QUERIES: list[dict[str, Any]] = [
 def list_query(filter_text: str, since: str | None) -> tuple[str, list[Any]]:
     """The CLI's query as ONE scan (no newest-first date windows): the diagnostics' baseline.
 
-    The timed figures call `segment_sync.logs.cli.query_log`, which the command itself runs.
+    The timed figures call `segment_sync.logs.browse.query_log`, which the command itself runs.
     """
     where, params = compile_filter(filter_text, "outbound")
     when, when_params = time_range(since, None)
-    columns = [name for name, _ in logs_cli.COLUMNS["outbound"]]
+    columns = [name for name, _ in browse.COLUMNS["outbound"]]
     selected = ", ".join(f'"{name}"' for name in [*columns, "customer_ids"])
     sql = (
         f"SELECT {selected} FROM outbound_log "
         f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC LIMIT ?'
     )
-    return sql, [*params, *when_params, logs_cli.DEFAULT_LIMIT + 1]
+    return sql, [*params, *when_params, browse.DEFAULT_LIMIT + 1]
 
 
 def query_of(spec: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -367,8 +368,8 @@ def one_run(open_con: Callable[[], duckdb.DuckDBPyConnection], spec: dict) -> di
         else:  # exactly what `segment-sync logs outbound --filter ... --limit 50` runs
             rows = [
                 tuple(row.values())
-                for row in logs_cli.query_log(
-                    con, "outbound", spec["filter"], spec["since"], None, logs_cli.DEFAULT_LIMIT
+                for row in browse.query_log(
+                    con, "outbound", spec["filter"], spec["since"], None, browse.DEFAULT_LIMIT
                 )
             ]
     finally:
@@ -411,7 +412,7 @@ def measure(logs_dir: Path, spec: dict[str, Any], path: str, repeat: int) -> dic
         "warm_runs_s": [round(t, 4) for t in times],
         "open_median_s": round(statistics.median(r["open_s"] for r in runs), 4),
         "rows": runs[-1]["rows"],
-        "shown": min(runs[-1]["rows"], logs_cli.DEFAULT_LIMIT) if "filter" in spec else None,
+        "shown": min(runs[-1]["rows"], browse.DEFAULT_LIMIT) if "filter" in spec else None,
         "cold_pass": cold["s"] < TARGET_S,
         "warm_pass": warm < TARGET_S,
         "result": runs[-1]["result"],
@@ -436,7 +437,7 @@ def cli_check(logs_dir: Path, workdir: Path, spec: dict[str, Any], expected: lis
     settings = workdir / "settings.yaml"
     settings.write_text(json.dumps({"logs": {"dir": str(logs_dir)}}))  # JSON is valid YAML
     args = ["outbound", "--settings", str(settings), "--filter", spec["filter"]]
-    args += ["--format", "json", "--limit", str(logs_cli.DEFAULT_LIMIT)]
+    args += ["--format", "json", "--limit", str(browse.DEFAULT_LIMIT)]
     if spec["since"]:
         args += ["--since", spec["since"]]
     start = time.perf_counter()
@@ -445,7 +446,7 @@ def cli_check(logs_dir: Path, workdir: Path, spec: dict[str, Any], expected: lis
     if result.exit_code != 0:
         return {"ok": False, "error": result.output[-500:]}
     shown = json.loads(result.stdout)
-    want = [row[6] for row in expected[: logs_cli.DEFAULT_LIMIT]]  # identifier column
+    want = [row[6] for row in expected[: browse.DEFAULT_LIMIT]]  # identifier column
     exe = Path(sys.executable).with_name("segment-sync")
     start = time.perf_counter()
     proc = subprocess.run(
@@ -467,7 +468,7 @@ def cli_check(logs_dir: Path, workdir: Path, spec: dict[str, Any], expected: lis
 # Diagnostics: the same answers, asked differently (run for queries that miss the target)
 # ---------------------------------------------------------------------------------------------
 
-LIST_COLUMNS = [name for name, _ in logs_cli.COLUMNS["outbound"]] + ["customer_ids"]
+LIST_COLUMNS = [name for name, _ in browse.COLUMNS["outbound"]] + ["customer_ids"]
 ORDER = 'ORDER BY "timestamp" DESC, identifier DESC'
 
 
@@ -476,7 +477,7 @@ def _selected(prefix: str = "") -> str:
 
 
 def _limit() -> int:
-    return logs_cli.DEFAULT_LIMIT + 1
+    return browse.DEFAULT_LIMIT + 1
 
 
 def variant_no_list(spec: dict) -> tuple[str, list]:

@@ -12,7 +12,7 @@ from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.ingest import InboundIngest, IngestError, IngestResult
-from segment_sync.inbound.manual import failure_message, replay_inbound
+from segment_sync.inbound.replay import replay_inbound
 from segment_sync.logs.filters import FilterError
 
 SENSOR_INTERVAL_S = 10
@@ -73,7 +73,7 @@ def ingest_inbound_buffer(
         )
         yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
         if stopped is not None or not result.ok:
-            record.error = str(stopped) if stopped is not None else failure_message(result)
+            record.error = str(stopped) if stopped is not None else result.failure_message()
             raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
     yield dg.Output(None, metadata=metadata)
 

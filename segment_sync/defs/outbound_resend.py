@@ -11,8 +11,14 @@ import dagster as dg
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import fail_run, op_run_record, report_metadata
 from segment_sync.logs.filters import FilterError, compile_filter, time_range
-from segment_sync.outbound.manual import Resender, resend_enabled, resend_lines
-from segment_sync.outbound.replay import replay, resync, streams_of
+from segment_sync.outbound.replay import (
+    Resender,
+    replay,
+    resend_enabled,
+    resend_lines,
+    resync,
+    streams_of,
+)
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.sync import OutboundCounts, OutboundSync
 

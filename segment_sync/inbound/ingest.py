@@ -17,17 +17,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from segment_sync.inbound.buffer import BufferItem, InboundBuffer
-from segment_sync.inbound.ingest_log import item_row, request_rows
-from segment_sync.inbound.lease import LeaseHeartbeat
-from segment_sync.inbound.mappings import Mapping, apply_mappings
-from segment_sync.logs.store import LogWriter
-from segment_sync.loyalty.antavo_client import (
+from segment_sync.antavo.client import (
     MAX_BULK_EVENTS,
     AntavoClient,
     AntavoRequestRecord,
     EventResult,
 )
+from segment_sync.inbound.buffer import BufferItem, InboundBuffer
+from segment_sync.inbound.ingest_log import item_row, request_rows
+from segment_sync.inbound.lease import LeaseHeartbeat
+from segment_sync.inbound.mappings import Mapping, apply_mappings
+from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
 
@@ -61,6 +61,12 @@ class IngestResult:
         """A run fails when an item failed for good, waits for a retry or was left pending."""
         c = self.counts
         return c.failed == 0 and c.retried == 0 and c.left_pending == 0
+
+    def failure_message(self) -> str:
+        c = self.counts
+        return (
+            f"{c.failed} item(s) failed, {c.retried} will be retried, {c.left_pending} left pending"
+        )
 
 
 class IngestError(RuntimeError):

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from segment_sync.antavo.client import AntavoRequestRecord, EventResult
 from segment_sync.inbound.buffer import BufferItem
-from segment_sync.loyalty.antavo_client import AntavoRequestRecord, EventResult
 from segment_sync.redaction import Redactor
 
 

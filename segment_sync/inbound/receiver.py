@@ -13,15 +13,13 @@ its neighbours.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hmac
 import logging
-import os
 import queue
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -40,10 +38,7 @@ from segment_sync.inbound.signature import verify
 
 log = logging.getLogger(__name__)
 
-SECRET_ENV_VAR = "SEGMENT_WEBHOOK_SECRET"
-TOKEN_ENV_VAR = (
-    "SEGMENT_WEBHOOK_TOKEN"  # `main` only; `serve-webhooks` reads inbound.webhook_token_env
-)
+DEFAULT_SECRET_ENV = "SEGMENT_WEBHOOK_SECRET"  # inbound.webhook_secret_env's default
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 GROUP_MAX_ROWS = 20_000
 OFF_LOOP_BYTES = 256 * 1024
@@ -179,6 +174,7 @@ def create_receiver_app(
     webhook_token: str | None = None,
     allow_unverified_batches: bool = False,
     limits: ReceiverLimits = DEFAULT_LIMITS,
+    secret_env: str = DEFAULT_SECRET_ENV,
 ) -> Starlette:
     """The receiver as an ASGI app: `POST /segment` stores events, `GET /healthz` reports.
 
@@ -215,7 +211,7 @@ def create_receiver_app(
             raise _Rejected(
                 401,
                 "missing X-Signature header: set the shared secret in Segment's "
-                f"Webhooks (Actions) settings to the receiver's {SECRET_ENV_VAR}",
+                f"Webhooks (Actions) settings to the receiver's {secret_env}",
             )
         return signature
 
@@ -233,7 +229,7 @@ def create_receiver_app(
             raise _Rejected(
                 401,
                 "X-Signature does not match the body: the shared secret in Segment's "
-                f"Webhooks (Actions) settings must equal the receiver's {SECRET_ENV_VAR}",
+                f"Webhooks (Actions) settings must equal the receiver's {secret_env}",
             )
         try:
             return rows_for(events, payloads)
@@ -299,11 +295,16 @@ def run_receiver(
     webhook_token: str | None = None,
     allow_unverified_batches: bool = False,
     limits: ReceiverLimits = DEFAULT_LIMITS,
+    secret_env: str = DEFAULT_SECRET_ENV,
 ) -> None:
-    """Serve the receiver with uvicorn; refuses to start unauthenticated unless `insecure`."""
+    """Serve the receiver with uvicorn; refuses to start unauthenticated unless `insecure`.
+
+    `secret_env` names the variable the secret came from (inbound.webhook_secret_env), so the
+    401 answers tell the operator which one to fix.
+    """
     if not webhook_secret and not webhook_token and not insecure:
         raise SystemExit(
-            f"refusing to start the webhook receiver without a shared secret: set {SECRET_ENV_VAR} "
+            f"refusing to start the webhook receiver without a shared secret: set {secret_env} "
             "to the shared secret configured in Segment's Webhooks (Actions) destination, "
             "or pass --insecure to accept unsigned requests (local testing only)"
         )
@@ -319,40 +320,6 @@ def run_receiver(
         webhook_token=webhook_token,
         allow_unverified_batches=allow_unverified_batches,
         limits=limits,
+        secret_env=secret_env,
     )
     uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: `python -m segment_sync.inbound.receiver --buffer-url ... [--insecure]`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--buffer-url",
-        default=os.environ.get(
-            "SEGMENT_SYNC_INBOUND_BUFFER_URL", "sqlite:///data/inbound_buffer.db"
-        ),
-        help="sqlite:///path or postgresql://... (env SEGMENT_SYNC_INBOUND_BUFFER_URL)",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787)
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help=f"accept unsigned requests when {SECRET_ENV_VAR} is not set (local testing only)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    run_receiver(
-        args.buffer_url,
-        os.environ.get(SECRET_ENV_VAR) or None,
-        host=args.host,
-        port=args.port,
-        insecure=args.insecure,
-        max_body_bytes=args.max_body_bytes,
-        webhook_token=os.environ.get(TOKEN_ENV_VAR) or None,
-    )
-
-
-if __name__ == "__main__":
-    main()

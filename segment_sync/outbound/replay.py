@@ -16,15 +16,16 @@ is stored once. No Dagster here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from segment_sync.directions import allow_list_off
 from segment_sync.logs.filters import FilterError, compile_filter, parse_time, time_range
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import Stream
-from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
 
 PAGE = 5000  # source rows per send: memory stays bounded however large the range
 
@@ -163,3 +164,32 @@ def resync(
 def _pages(ids: list[int]) -> Iterator[list[int]]:
     for start in range(0, len(ids), PAGE):
         yield ids[start : start + PAGE]
+
+
+def resend_lines(action: str, done: list[Resend]) -> list[str]:
+    """One line per stream of a replay or resync: what it found and what became of it."""
+    lines = []
+    for d in done:
+        if d.note:
+            lines.append(f"{action} {d.stream.value}: not run; {d.note}")
+            continue
+        c = OutboundCounts()
+        for r in d.results:
+            c.add(r.counts)
+        lines.append(
+            f"{action} {d.stream.value}: found {d.found} row(s); sent {c.sent}, failed {c.failed}, "
+            f"skipped {c.skipped}, pending {c.pending}, not allow-listed {c.not_allow_listed}, "
+            f"requests {c.requests}"
+        )
+    return lines
+
+
+Resender = Callable[[OutboundSync, list[Stream]], list[Resend]]
+
+
+def resend_enabled(sync: OutboundSync, streams: list[Stream], resend: Resender) -> list[Resend]:
+    """Run `resend` on the streams that are on; a stream that is off gets a note saying why."""
+    done = [Resend(s, note=allow_list_off(sync.settings, s)) for s in streams]
+    enabled = [d.stream for d in done if not d.note]
+    found = {d.stream: d for d in resend(sync, enabled)} if enabled else {}
+    return [found.get(d.stream, d) for d in done]

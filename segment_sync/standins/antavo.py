@@ -12,7 +12,7 @@ It speaks the documented contract closely enough for the real client to be teste
 - Errors look like `{"error": {"type", "code", "message"}}`. Documented by Antavo: customer not
   found (`NotFoundException`, 160212, HTTP 404 on /events) and missing parameters
   (`BadRequestException`, 113401). Other codes (401, 429, 5xx, oversize bulk) are the stand-in's.
-- Requests must be Escher-signed as Antavo signs them (see `segment_sync.loyalty.escher`);
+- Requests must be Escher-signed as Antavo signs them (see `segment_sync.antavo.escher`);
   missing, malformed, stale or wrong signatures get 401. Secrets are never echoed.
 - With `known_customers` set, events for other customers fail with "Customer not found", except
   `opt_in`, which (as Antavo documents) registers an unknown customer.
@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from segment_sync.loyalty.escher import EscherAuthError, check_credentials, verify_request
+from segment_sync.antavo.escher import EscherAuthError, check_credentials, verify_request
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,18 +24,9 @@ from segment_sync_tests.inbound.receiver_harness import TOKEN, body, event, read
 TOKEN_ENV = "SEGMENT_WEBHOOK_TOKEN"
 
 
-@pytest.fixture
-def receiver(write_settings, tmp_path: Path, monkeypatch) -> Iterator[str]:
-    """`serve-webhooks` in a child process with a token and 1 s read timeouts; yields its URL."""
-    monkeypatch.setenv("SEGMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    path = write_settings(
-        inbound={
-            "buffer_url": f"sqlite:///{tmp_path}/in.db",
-            "webhook_token_env": TOKEN_ENV,
-            "read_timeout_s": 1,
-        }
-    )
+@contextmanager
+def serve_webhooks(path: Path) -> Iterator[str]:
+    """`segment-sync serve-webhooks --settings path` in a child process; yields its URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "segment_sync.cli", "serve-webhooks", "--settings", str(path)]
     cmd += ["--port", str(port)]
@@ -54,6 +46,44 @@ def receiver(write_settings, tmp_path: Path, monkeypatch) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+@pytest.fixture
+def receiver(write_settings, tmp_path: Path, monkeypatch) -> Iterator[str]:
+    """`serve-webhooks` with a token and 1 s read timeouts; yields its URL."""
+    monkeypatch.setenv("SEGMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    path = write_settings(
+        inbound={
+            "buffer_url": f"sqlite:///{tmp_path}/in.db",
+            "webhook_token_env": TOKEN_ENV,
+            "read_timeout_s": 1,
+        }
+    )
+    with serve_webhooks(path) as url:
+        yield url
+
+
+def test_a_wrong_signature_names_the_secret_variable_the_settings_chose(
+    write_settings, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("SEGMENT_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("LOYALTY_HOOK_SECRET", WEBHOOK_SECRET)
+    path = write_settings(
+        inbound={
+            "buffer_url": f"sqlite:///{tmp_path}/in.db",
+            "webhook_secret_env": "LOYALTY_HOOK_SECRET",
+        }
+    )
+    with serve_webhooks(path) as url:
+        unsigned = httpx.post(f"{url}/segment", content=body(event(1)))
+        forged = httpx.post(
+            f"{url}/segment", content=body(event(1)), headers={"X-Signature": "0" * 40}
+        )
+    for answer in (unsigned, forged):
+        assert answer.status_code == 401
+        assert "LOYALTY_HOOK_SECRET" in answer.json()["error"]
+        assert "SEGMENT_WEBHOOK_SECRET" not in answer.json()["error"]
 
 
 def test_serve_webhooks_requires_the_token_from_settings(receiver: str) -> None:

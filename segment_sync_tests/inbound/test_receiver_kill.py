@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -24,9 +25,12 @@ KILL_AFTER_SECONDS = 1.2
 
 
 def _start_receiver(buffer_url: str, port: int, secret: str | None) -> subprocess.Popen:
+    """`segment-sync serve-webhooks` as its own process, on a settings file naming the buffer."""
+    settings = Path(buffer_url.removeprefix("sqlite:///")).with_suffix(".yaml")
+    settings.write_text(json.dumps({"inbound": {"buffer_url": buffer_url}}))  # JSON is YAML
     env = {k: v for k, v in os.environ.items() if k != "SEGMENT_WEBHOOK_SECRET"}
-    args = [sys.executable, "-m", "segment_sync.inbound.receiver"]
-    args += ["--buffer-url", buffer_url, "--host", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, "-m", "segment_sync.cli", "serve-webhooks", "--settings", str(settings)]
+    args += ["--host", "127.0.0.1", "--port", str(port)]
     if secret is None:
         args.append("--insecure")
     else:

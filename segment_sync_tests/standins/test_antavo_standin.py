@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 
-from segment_sync.loyalty.escher import sign_request
+from segment_sync.antavo.escher import sign_request
 from segment_sync.standins.antavo import AntavoStandin
 from segment_sync.standins.server import free_port, serve_in_thread
 

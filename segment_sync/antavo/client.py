@@ -31,7 +31,7 @@ import httpx
 import orjson
 
 from segment_sync import LIBRARY_NAME, __version__
-from segment_sync.loyalty import escher
+from segment_sync.antavo import escher
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import parse_retry_after
 

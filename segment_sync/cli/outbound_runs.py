@@ -8,7 +8,7 @@ from segment_sync.directions import allow_list_off
 from segment_sync.logs.filters import FilterError
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import Stream
-from segment_sync.outbound.replay import Resend
+from segment_sync.outbound.replay import Resend, Resender, resend_enabled, resend_lines
 from segment_sync.outbound.report import RunReport, run_report
 from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.redaction import Redactor
@@ -83,35 +83,6 @@ def run_manual_outbound(
         return summary_lines(results) + report_lines(verdict[0] if verdict else None, notes)
 
     return run_manually(settings.logs.dir, "outbound_sync_job", run_id, work, summary, echo)
-
-
-def resend_lines(action: str, done: list[Resend]) -> list[str]:
-    """One line per stream of a replay or resync: what it found and what became of it."""
-    lines = []
-    for d in done:
-        if d.note:
-            lines.append(f"{action} {d.stream.value}: not run; {d.note}")
-            continue
-        c = OutboundCounts()
-        for r in d.results:
-            c.add(r.counts)
-        lines.append(
-            f"{action} {d.stream.value}: found {d.found} row(s); sent {c.sent}, failed {c.failed}, "
-            f"skipped {c.skipped}, pending {c.pending}, not allow-listed {c.not_allow_listed}, "
-            f"requests {c.requests}"
-        )
-    return lines
-
-
-Resender = Callable[[OutboundSync, list[Stream]], list[Resend]]
-
-
-def resend_enabled(sync: OutboundSync, streams: list[Stream], resend: Resender) -> list[Resend]:
-    """Run `resend` on the streams that are on; a stream that is off gets a note saying why."""
-    done = [Resend(s, note=allow_list_off(sync.settings, s)) for s in streams]
-    enabled = [d.stream for d in done if not d.note]
-    found = {d.stream: d for d in resend(sync, enabled)} if enabled else {}
-    return [found.get(d.stream, d) for d in done]
 
 
 def run_manual_resend(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from segment_sync.loyalty.antavo_client import (
+from segment_sync.antavo.client import (
     AntavoClient,
     AntavoRequestRecord,
     EventResult,

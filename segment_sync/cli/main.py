@@ -1,0 +1,142 @@
+"""The `segment-sync` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from segment_sync.cli.options import load_or_fail, settings_option
+from segment_sync.settings import SettingsError
+
+
+class _Commands(click.Group):
+    """Turns an unreachable database or an unwritable logs.dir into one line naming the setting."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        from segment_sync.logs.store import LogWriteError
+
+        try:
+            return super().invoke(ctx)
+        except LogWriteError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (OperationalError, InterfaceError) as exc:
+            from segment_sync.redaction import mask_url_passwords
+
+            cause = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"cannot use the database: {mask_url_passwords(cause)}; check that the server is "
+                "running and that loyalty_store.url, outbound.state_url and inbound.buffer_url "
+                "in the settings point at it"
+            ) from None
+
+
+@click.group(cls=_Commands)
+def main() -> None:
+    """Two-way sync between a loyalty platform (Antavo) and Twilio Segment."""
+
+
+@main.group()
+def settings() -> None:
+    """Check the settings file."""
+
+
+@settings.command("check")
+@settings_option
+@click.option("--connect", is_flag=True, help="Also verify the write key against the region.")
+def settings_check(settings_file: str | None, connect: bool) -> None:
+    """Validate the settings file; with --connect, ask Segment whether the write key is accepted."""
+    from segment_sync.directions import status_lines
+    from segment_sync.outbound.connect import check_write_key
+
+    loaded = load_or_fail(settings_file)
+    click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
+    for line in status_lines(loaded):
+        click.echo(line)
+    if connect:
+        try:
+            message = check_write_key(loaded)
+        except (SettingsError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(message)
+
+
+@main.group()
+def demo() -> None:
+    """Synthetic data and the local demo."""
+
+
+@demo.command("seed")
+@settings_option
+@click.option("--events", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--profiles", type=click.IntRange(min=0), default=200, show_default=True)
+@click.option("--customers", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seed", "seed_value", type=int, default=7, show_default=True)
+def demo_seed(
+    settings_file: str | None, events: int, profiles: int, customers: int, seed_value: int
+) -> None:
+    """Append realistic synthetic loyalty events and profile changes to the loyalty store."""
+    from segment_sync.loyalty.demo import seed
+    from segment_sync.loyalty.store import LoyaltyStore
+
+    store = LoyaltyStore(load_or_fail(settings_file).loyalty_store.url)
+    seed(store, events, profiles, customers, seed_value)
+    click.echo(
+        f"seeded {events} loyalty events and {profiles} profile changes for {customers} customers"
+    )
+
+
+@demo.command("run")
+@click.option("--events", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--profiles", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option(
+    "--no-dagster", is_flag=True, help="Start the stand-ins and seed, but not dagster dev."
+)
+def demo_run(events: int, profiles: int, no_dagster: bool) -> None:
+    """Embedded defaults end to end: stand-ins, seeded SQLite store, DuckDB logs, `dagster dev`."""
+    from segment_sync.demo import run_demo
+
+    sys.exit(run_demo(events, profiles, start_dagster=not no_dagster))
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@main.group("standin")
+def standin() -> None:
+    """Run a LOCAL STAND-IN of Segment or Antavo (never production); each has --help."""
+
+
+@standin.command("segment", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def standin_segment(args: tuple[str, ...]) -> None:
+    """The Segment Tracking API stand-in (`standin segment --help` lists its options)."""
+    from segment_sync.standins.segment import main as standin_main
+
+    sys.exit(standin_main(list(args)))
+
+
+@standin.command("antavo", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def standin_antavo(args: tuple[str, ...]) -> None:
+    """The Antavo Events API stand-in (`standin antavo --help` lists its options)."""
+    from segment_sync.standins.antavo import main as standin_main
+
+    sys.exit(standin_main(list(args)))
+
+
+def _attach_groups() -> None:
+    from segment_sync.cli.logs import logs
+    from segment_sync.cli.runs import replay, resync, run
+    from segment_sync.cli.webhooks import serve_webhooks
+
+    for command in (run, replay, resync, serve_webhooks, logs):
+        main.add_command(command)
+
+
+_attach_groups()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""`segment-sync run|replay|resync`: one sync, replay or resync in this process."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from segment_sync.cli.options import load_or_fail, settings_option
+
+
+@click.group()
+def run() -> None:
+    """Run one sync in this process."""
+
+
+@run.command("outbound")
+@settings_option
+@click.option(
+    "--stream",
+    type=click.Choice(["events", "profiles", "all"]),
+    default="all",
+    show_default=True,
+)
+def run_outbound(settings_file: str | None, stream: str) -> None:
+    """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
+    from segment_sync.cli.outbound_runs import run_manual_outbound
+
+    loaded = load_or_fail(settings_file)
+    ok = run_manual_outbound(
+        loaded, stream, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo
+    )
+    sys.exit(0 if ok else 1)
+
+
+@run.command("inbound")
+@settings_option
+def run_inbound(settings_file: str | None) -> None:
+    """Ingest everything pending in the webhook buffer now; exits non-zero if any item failed."""
+    from segment_sync.cli.inbound_runs import run_manual_inbound
+
+    loaded = load_or_fail(settings_file)
+    ok = run_manual_inbound(loaded, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+@click.group()
+def replay() -> None:
+    """Re-queue or resend what failed, after a fix (outbound keeps its messageIds: Segment deduplicates)."""
+
+
+@replay.command("inbound")
+@settings_option
+@click.option("--filter", "filter_text", default=None, help="Substring of the error or payload.")
+@click.option("--since", default=None, help="Failed at or after: ISO date/time or 30m, 1h, 7d ago.")
+@click.option("--until", default=None, help="Failed before: ISO date/time or 30m, 1h, 7d ago.")
+def replay_inbound_command(
+    settings_file: str | None, filter_text: str | None, since: str | None, until: str | None
+) -> None:
+    """Put failed buffered webhook events back to pending (attempts reset) for the next run."""
+    from segment_sync.inbound.replay import replay_inbound
+    from segment_sync.logs.filters import FilterError
+
+    try:
+        replay_inbound(load_or_fail(settings_file), filter_text, since, until, echo=click.echo)
+    except FilterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def resync() -> None:
+    """Send every row of a time range again."""
+
+
+_STREAMS = click.Choice(["events", "profiles", "all"])
+
+
+def _check_times(since: str | None, until: str | None, filter_text: str = "") -> None:
+    """A bad filter or time fails here, before any run starts (one line, no traceback)."""
+    from segment_sync.logs.filters import FilterError, compile_filter, time_range
+
+    try:
+        compile_filter(filter_text, "outbound")
+        time_range(since, until)
+    except FilterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@replay.command("outbound")
+@settings_option
+@click.option(
+    "--filter",
+    "filter_text",
+    default="",
+    help="The manual's outbound log filter, e.g. 'Error contains external_customer_id' or "
+    "'Status code is 400' (fields: Identifier, Customer ID, Event type, Error, Status code).",
+)
+@click.option("--since", default=None, help="Latest failure at or after (ISO, 'now', 1h, 7d).")
+@click.option("--until", default=None, help="Latest failure before (a bare date includes it).")
+@click.option("--stream", type=_STREAMS, default="all", show_default=True)
+def replay_outbound(
+    settings_file: str | None,
+    filter_text: str,
+    since: str | None,
+    until: str | None,
+    stream: str,
+) -> None:
+    """Resend the failed or pending messages that match, rebuilt from their source rows.
+
+    A message Segment accepted (a `delivered` row) is never resent. Exits non-zero if anything
+    failed or stayed pending again.
+    """
+    from segment_sync.cli.outbound_runs import run_manual_resend
+    from segment_sync.outbound.replay import replay as replay_rows
+    from segment_sync.outbound.replay import streams_of
+
+    loaded = load_or_fail(settings_file)
+    _check_times(since, until, filter_text)
+    run_id = f"manual-{uuid.uuid4().hex[:12]}"
+
+    def work(sync, streams):
+        return replay_rows(sync, loaded.logs.dir, streams, run_id, filter_text, since, until)
+
+    ok = run_manual_resend(
+        loaded, "outbound_replay_job", run_id, work, streams_of(stream), echo=click.echo
+    )
+    sys.exit(0 if ok else 1)
+
+
+@resync.command("outbound")
+@settings_option
+@click.option("--since", required=True, help="Rows that occurred at or after (ISO, 1h, 7d).")
+@click.option("--until", default=None, help="Rows that occurred before (default: now).")
+@click.option("--stream", type=_STREAMS, default="all", show_default=True)
+def resync_outbound(settings_file: str | None, since: str, until: str | None, stream: str) -> None:
+    """Resend every row that occurred in the range and that the sync has passed.
+
+    E.g. after adding an action to outbound.event_sync. Exits non-zero if anything failed.
+    """
+    from segment_sync.cli.outbound_runs import run_manual_resend
+    from segment_sync.outbound.replay import resync as resync_rows
+    from segment_sync.outbound.replay import streams_of
+
+    loaded = load_or_fail(settings_file)
+    _check_times(since, until)
+    run_id = f"manual-{uuid.uuid4().hex[:12]}"
+
+    def work(sync, streams):
+        return resync_rows(sync, streams, run_id, since, until)
+
+    ok = run_manual_resend(
+        loaded, "outbound_resync_job", run_id, work, streams_of(stream), echo=click.echo
+    )
+    sys.exit(0 if ok else 1)

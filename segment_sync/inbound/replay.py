@@ -1,0 +1,39 @@
+"""Re-queue failed buffered webhook events, after a fix, for the next ingest run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.logs.filters import FilterError, parse_time
+from segment_sync.settings import Settings
+
+
+def replay_inbound(
+    settings: Settings,
+    text: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Re-queue the failed buffered items that match; prints and returns how many.
+
+    `since`/`until` (ISO, `now`, or `30m`/`1h`/`7d` ago) bound when the item failed; a bad time
+    raises FilterError with the fix.
+    """
+    start = parse_time(since) if since else None
+    end = parse_time(until, end_of_day=True) if until else None
+    if start is not None and end is not None and start >= end:
+        raise FilterError(f"--since ({start.isoformat()}) must be earlier than --until")
+    buffer = InboundBuffer(settings.inbound.buffer_url)
+    try:
+        count = buffer.requeue_failed(text, start, end)
+        left = buffer.counts().get("failed", 0)
+    finally:
+        buffer.close()
+    echo(
+        f"re-queued {count} failed inbound item(s) (attempts reset); {left} failed item(s) "
+        "left as they were. The next inbound run (sensor, or `segment-sync run inbound`) "
+        "delivers them"
+    )
+    return count
