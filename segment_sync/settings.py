@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_sync.db import resolve_sqlite_url
-from segment_sync.inbound.mappings import ACTIONS, Mapping, default_mappings
+from segment_sync.inbound.mapping.actions import ACTIONS, Mapping, default_mappings
 from segment_sync.redaction import mask_url_passwords
 
 DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")

@@ -26,7 +26,8 @@ from segment_sync.antavo.client import (
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.ingest_log import item_row, request_rows
 from segment_sync.inbound.lease import LeaseHeartbeat
-from segment_sync.inbound.mappings import Mapping, apply_mappings
+from segment_sync.inbound.mapping.actions import Mapping
+from segment_sync.inbound.mapping.antavo_event import apply_mappings
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings

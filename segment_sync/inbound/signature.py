@@ -20,38 +20,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from decimal import Decimal
 from typing import Any
 
 import orjson
+
+from segment_sync.inbound.mapping.js_values import number_text
 
 _MAX_SAFE_INT = 2**53
 
 
 def js_number(value: float | int) -> str:
-    """Format a number as JavaScript's `Number.prototype.toString` does for a double."""
+    """A number as JavaScript's `JSON.stringify` writes it (non-finite numbers become null)."""
     x = float(value)
-    if math.isnan(x) or math.isinf(x):
-        return "null"  # JSON.stringify writes non-finite numbers as null
-    if x == 0:
-        return "0"
-    sign = "-" if x < 0 else ""
-    digits_tuple = Decimal(repr(abs(x))).as_tuple()
-    digits = "".join(map(str, digits_tuple.digits)).rstrip("0") or "0"
-    zeros_stripped = len(digits_tuple.digits) - len(digits)
-    k = len(digits)
-    n = int(digits_tuple.exponent) + zeros_stripped + k  # value = 0.digits * 10**n
-    if k <= n <= 21:
-        return sign + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return sign + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return sign + "0." + "0" * (-n) + digits
-    exp = n - 1
-    exp_text = f"e{'+' if exp >= 0 else '-'}{abs(exp)}"
-    if k == 1:
-        return sign + digits + exp_text
-    return sign + digits[0] + "." + digits[1:] + exp_text
+    return number_text(x) if math.isfinite(x) else "null"
 
 
 def _js_values(obj: Any) -> Any:

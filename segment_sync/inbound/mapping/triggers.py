@@ -29,15 +29,22 @@ the condition), bare words as values, single-quoted strings, ``!`` before anythi
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from segment_sync.inbound.mapping.trigger_nodes import (
+    And,
+    Comparison,
+    FunctionCall,
+    Node,
+    Or,
+    Trigger,
+    glob_problem,
+)
 
 __all__ = [
     "And",
@@ -106,8 +113,6 @@ _EXPECTED_NAMES = {
 }
 _EXPECTED_ORDER = list(_EXPECTED_NAMES)
 
-_MISSING: Any = object()
-
 
 class TriggerSyntaxError(ValueError):
     """A trigger that does not parse; the message shows where and what was expected."""
@@ -135,96 +140,6 @@ class TriggerSyntaxError(ValueError):
         caret = " " * (self.column - 1) + "^"
         message = f"Invalid trigger at {where}: {problem}\n  {text[line_start:line_end]}\n  {caret}"
         super().__init__(message)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``field OP value``."""
-
-    path: tuple[str, ...]
-    op: Literal["=", "!=", "<", "<=", ">", ">="]
-    value: str | float | bool | None
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        """Evaluate against one Segment event."""
-        actual = _lookup(event, self.path)
-        if self.op in ("=", "!="):
-            equal = _equals(actual, self.value)
-            return equal if self.op == "=" else not equal
-        left, right = _js_number(actual), _js_number(self.value)
-        if math.isnan(left) or math.isnan(right):
-            return False
-        if self.op == "<":
-            return left < right
-        if self.op == "<=":
-            return left <= right
-        if self.op == ">":
-            return left > right
-        return left >= right
-
-
-@dataclass(frozen=True)
-class FunctionCall:
-    """``contains(field, "s")`` / ``match(field, "glob")``, optionally negated with ``!``."""
-
-    name: Literal["contains", "match"]
-    path: tuple[str, ...]
-    argument: str
-    negated: bool = False
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        """Evaluate against one Segment event (a non-string field is always false)."""
-        actual = _lookup(event, self.path)
-        if not isinstance(actual, str):
-            return False
-        if self.name == "contains":
-            found = self.argument in actual
-        else:
-            found = _glob_regex(self.argument).fullmatch(actual) is not None
-        return not found if self.negated else found
-
-
-@dataclass(frozen=True)
-class And:
-    """All children match."""
-
-    children: tuple[Node, ...]
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        """Evaluate against one Segment event."""
-        return all(child.matches(event) for child in self.children)
-
-
-@dataclass(frozen=True)
-class Or:
-    """At least one child matches."""
-
-    children: tuple[Node, ...]
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        """Evaluate against one Segment event."""
-        return any(child.matches(event) for child in self.children)
-
-
-Node = Comparison | FunctionCall | And | Or
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """A parsed trigger: its source text and its condition tree."""
-
-    text: str
-    root: Node
-
-    def matches(self, event: Any) -> bool:
-        """True when the Segment event satisfies the trigger (never for a non-object)."""
-        if not isinstance(event, dict):
-            return False
-        return self.root.matches(event)
-
-    def __str__(self) -> str:
-        """The trigger as written."""
-        return self.text
 
 
 @lru_cache(maxsize=1024)
@@ -278,7 +193,7 @@ def _build(text: str, tree: Tree | Token) -> Node:
         not_token, name_token, path_tree, arg_token = tree.children
         argument = str(arg_token)[1:-1]
         if name_token.type == "MATCH":
-            problem = _glob_problem(argument)
+            problem = glob_problem(argument)
             if problem:
                 raise TriggerSyntaxError(text, arg_token.start_pos, problem)
         return FunctionCall(
@@ -390,166 +305,3 @@ def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return items[0] if items else "something else"
     return ", ".join(items[:-1]) + " or " + items[-1]
-
-
-# --- evaluation helpers (JavaScript semantics) ---------------------------------------------------
-
-
-def _lookup(event: dict[str, Any], path: tuple[str, ...]) -> Any:
-    """The value at a field path, or _MISSING."""
-    current: Any = event
-    for segment in path:
-        if isinstance(current, dict):
-            current = current.get(segment, _MISSING)
-        elif isinstance(current, list) and segment.isdigit() and int(segment) < len(current):
-            current = current[int(segment)]
-        else:
-            return _MISSING
-        if current is _MISSING:
-            return _MISSING
-    return current
-
-
-def _equals(actual: Any, expected: str | float | bool | None) -> bool:
-    """Segment's ``=``: JavaScript String() equality; null means missing; true/false as strings."""
-    if expected is None:
-        return actual is _MISSING or actual is None
-    if actual is _MISSING:
-        return False
-    return js_string(actual) == js_string(expected)
-
-
-def js_string(value: Any) -> str:
-    """JavaScript ``String(value)`` for JSON values."""
-    if value is _MISSING:
-        return "undefined"
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _js_float(value)
-    if isinstance(value, list | tuple):
-        return ",".join(
-            "" if item is None or item is _MISSING else js_string(item) for item in value
-        )
-    if isinstance(value, dict):
-        return "[object Object]"
-    return str(value)
-
-
-def _js_float(value: float) -> str:
-    """JavaScript Number.prototype.toString() for a float."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "0"
-    sign = "-" if value < 0 else ""
-    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(str(d) for d in digit_tuple)
-    assert isinstance(exponent, int)
-    point = exponent + len(digits)  # the decimal point sits after this many digits
-    k, n = len(digits), point
-    if k <= n <= 21:
-        body = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        body = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        body = "0." + "0" * (-n) + digits
-    else:
-        exp = n - 1
-        exp_text = f"e{'+' if exp >= 0 else '-'}{abs(exp)}"
-        body = (digits if k == 1 else digits[0] + "." + digits[1:]) + exp_text
-    return sign + body
-
-
-_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_JS_PREFIXED = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
-
-
-def _js_number(value: Any) -> float:
-    """JavaScript ``Number(value)`` for JSON values (missing is NaN)."""
-    if value is _MISSING:
-        return math.nan
-    if value is None or value is False:
-        return 0.0
-    if value is True:
-        return 1.0
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return 0.0
-        if text in ("Infinity", "+Infinity"):
-            return math.inf
-        if text == "-Infinity":
-            return -math.inf
-        if _JS_DECIMAL.fullmatch(text):
-            return float(text)
-        if _JS_PREFIXED.fullmatch(text):
-            return float(int(text, 0))
-        return math.nan
-    if isinstance(value, list):
-        return _js_number(js_string(value))
-    return math.nan
-
-
-def _glob_problem(pattern: str) -> str | None:
-    """Why a match() pattern is malformed, or None."""
-    try:
-        _glob_regex(pattern)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-@lru_cache(maxsize=512)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile an FQL glob (* ? [abc] [a-z] [^a] \\x) into an anchored regex."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            if i + 1 >= len(pattern):
-                raise ValueError("match() pattern ends with a lone '\\'")
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[":
-            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("^", "]") else i + 1)
-            if end == -1:
-                raise ValueError("match() pattern has a '[' without a closing ']'")
-            body = pattern[i + 1 : end]
-            negate = body.startswith("^")
-            body = body[1:] if negate else body
-            if not body:
-                raise ValueError("match() pattern has an empty character class '[]'")
-            parts = []
-            for piece in re.findall(r"\\.|.-.|.", body, flags=re.DOTALL):
-                if len(piece) == 3 and piece[1] == "-":
-                    if piece[0] > piece[2]:
-                        raise ValueError(f"match() pattern has a reversed range '{piece}'")
-                    parts.append(re.escape(piece[0]) + "-" + re.escape(piece[2]))
-                else:
-                    parts.append(re.escape(piece[-1]))
-            out.append("[" + ("^" if negate else "") + "".join(parts) + "]")
-            i = end + 1
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out), flags=re.DOTALL)

@@ -8,22 +8,23 @@ from typing import Any
 
 import pytest
 
-from segment_sync.inbound.mappings import (
+from segment_sync.inbound.mapping.actions import (
     ACTIONS,
     LOYALTY_EVENT,
     PROFILE_UPDATE,
     Mapping,
-    MappingError,
+    default_mappings,
+)
+from segment_sync.inbound.mapping.antavo_event import (
     MappingOutcome,
     apply_mappings,
     build_antavo_event,
-    default_mappings,
-    resolve,
 )
+from segment_sync.inbound.mapping.evaluator import MappingError, resolve
 
 FIXTURE_NAME = "antavo_actions_destination_examples.json"
 FIXTURE_COPY = Path(__file__).parent / "fixtures" / FIXTURE_NAME
-SHARED_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / FIXTURE_NAME
+SHARED_FIXTURE = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / FIXTURE_NAME
 FIXTURE = json.loads(FIXTURE_COPY.read_text(encoding="utf-8"))
 
 LOYALTY = Mapping(

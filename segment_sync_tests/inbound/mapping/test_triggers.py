@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segment_sync.inbound.triggers import (
+from segment_sync.inbound.mapping.triggers import (
     TriggerSyntaxError,
     parse_trigger,
     trigger_matches,

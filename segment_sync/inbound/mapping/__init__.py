@@ -1,0 +1,1 @@
+"""The inbound language: JS value semantics, action specs, the mapping evaluator, triggers."""

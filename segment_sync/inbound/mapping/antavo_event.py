@@ -1,0 +1,108 @@
+"""From a matching mapping to the Antavo request, as the destination builds it after mapping-kit.
+
+Turning the resolved fields into the Antavo request follows what the destination does after
+mapping-kit: empty values (missing, ``null``, ``""``) are removed at every depth, string fields are
+coerced to strings the way Ajv's ``coerceTypes: "array"`` does (``3612345678`` becomes
+``"3612345678"``), and a missing required field fails with Ajv's human-readable message, e.g.
+``The root value is missing the required field 'customer'.``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from segment_sync.inbound.mapping.actions import ANTAVO_PROFILE_ACTION, PROFILE_UPDATE, Mapping
+from segment_sync.inbound.mapping.evaluator import MappingError, evaluate
+from segment_sync.inbound.mapping.js_values import UNDEFINED, article_type, js_string, type_name
+from segment_sync.inbound.mapping.triggers import trigger_matches
+
+
+@dataclass(frozen=True)
+class MappingOutcome:
+    """What one matching mapping made of an event: an Antavo event, or the error why not."""
+
+    mapping_name: str
+    antavo_event: dict[str, Any] | None
+    error: str | None
+
+
+def apply_mappings(
+    mappings: list[Mapping], event: dict[str, Any], multi_accounts: bool
+) -> list[MappingOutcome]:
+    """One outcome per enabled mapping whose trigger matches; [] means no mapping matched."""
+    outcomes: list[MappingOutcome] = []
+    for mapping in mappings:
+        if not mapping.enabled or not trigger_matches(mapping.trigger, event):
+            continue
+        try:
+            body = build_antavo_event(mapping, event, multi_accounts)
+        except MappingError as exc:
+            outcomes.append(MappingOutcome(mapping.name, None, str(exc)))
+        else:
+            outcomes.append(MappingOutcome(mapping.name, body, None))
+    return outcomes
+
+
+def build_antavo_event(mapping: Mapping, event: dict[str, Any], multi_accounts: bool) -> dict:
+    """The Antavo request body {customer, action, data, account?} for one event and mapping."""
+    spec = mapping.spec
+    if spec is None:
+        raise MappingError(f"Mapping {mapping.name!r} has an unknown action {mapping.action!r}.")
+    if not isinstance(event, dict):
+        raise MappingError(f"data must be an object, got {type_name(event)}")
+    fields = mapping.merged_fields
+    payload: dict[str, Any] = {}
+    for name in spec.fields:  # unknown fields are dropped, as Ajv's removeAdditional does
+        if name in fields:
+            value = _remove_empty(evaluate(fields[name], event))
+            if value is not UNDEFINED:
+                payload[name] = value
+
+    errors: list[str] = []
+    required = list(spec.required) + (["account"] if multi_accounts else [])
+    for name in required:
+        if name not in payload:
+            errors.append(f"The root value is missing the required field '{name}'.")
+    for name in spec.string_fields:
+        if name in payload:
+            payload[name] = _coerce_string(payload[name], f"/{name}", errors)
+    if "data" in payload:
+        data = payload["data"]
+        if not isinstance(data, dict):
+            errors.append(f"The value at /data must be an object but it was {article_type(data)}.")
+        else:
+            for name in spec.data_string_fields:
+                if name in data:
+                    data[name] = _coerce_string(data[name], f"/data/{name}", errors)
+    if errors:
+        raise MappingError(" ".join(errors))
+
+    if spec.key == PROFILE_UPDATE:
+        payload["action"] = ANTAVO_PROFILE_ACTION
+    return payload
+
+
+def _remove_empty(value: Any) -> Any:
+    """Drop undefined, null and "" at every depth; an empty value itself becomes undefined."""
+    if value is UNDEFINED or value is None or value == "":
+        return UNDEFINED
+    if isinstance(value, dict):
+        cleaned = {k: _remove_empty(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v is not UNDEFINED}
+    if isinstance(value, list):
+        cleaned_items = [_remove_empty(item) for item in value]
+        return [item for item in cleaned_items if item is not UNDEFINED]
+    return value
+
+
+def _coerce_string(value: Any, pointer: str, errors: list[str]) -> Any:
+    """Ajv coerceTypes "array" to string: scalars become strings, [x] becomes x."""
+    if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], dict | list):
+        value = value[0]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return js_string(value)
+    errors.append(f"The value at {pointer} must be a string but it was {article_type(value)}.")
+    return value
