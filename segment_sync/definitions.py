@@ -15,14 +15,10 @@ from segment_sync.defs.inbound import (
     inbound_ingest_job,
     inbound_replay_job,
 )
-from segment_sync.defs.maintenance import (
-    log_maintenance_job,
-    log_maintenance_schedule,
-    outbound_reconcile_job,
-    outbound_reconcile_schedule,
-)
+from segment_sync.defs.maintenance import log_maintenance_job, log_maintenance_schedule
 from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job
 from segment_sync.defs.outbound_resend import outbound_replay_job, outbound_resync_job
+from segment_sync.defs.reconcile import outbound_reconcile_job, outbound_reconcile_schedule
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
 from segment_sync.defs.run_results import build_run_failure_sensor
 from segment_sync.settings import load_settings, settings_path

@@ -15,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from segment_sync.defs.resources import SettingsResource
-from segment_sync.defs.run_results import error_rate, message_outcomes
 from segment_sync.defs.tags import STREAM_TAG
-from segment_sync.logs.store import connect
+from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.reconcile import find_undelivered, oldest_pending
+from segment_sync.outbound.reconcile import events_backlog
 from segment_sync.outbound.state import OutboundState
 
 GROUP = "segment_sync_logs"
@@ -110,14 +109,7 @@ def inbound_failed_items(settings: SettingsResource) -> dg.AssetCheckResult:
     loaded = settings.load()
     limit = loaded.maintenance.checks.inbound_failed_items_max
     since = datetime.now(UTC) - INBOUND_FAILURE_WINDOW
-    with connect(loaded.logs.dir) as con:
-        failed, latest_error = con.execute(
-            """SELECT count(DISTINCT coalesce(CAST(buffer_item_id AS VARCHAR), message_id)),
-                      arg_max(error, timestamp)
-               FROM inbound_items
-               WHERE "date" >= ? AND timestamp >= ? AND outcome = 'failed'""",
-            [since.date(), since],
-        ).fetchone()
+    failed, latest_error = failed_inbound_items(loaded.logs.dir, since)
     metadata = {
         "failed_items_last_hour": dg.MetadataValue.int(failed),
         "max_failed_items": dg.MetadataValue.int(limit),
@@ -145,22 +137,11 @@ def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
     store = LoyaltyStore(loaded.loyalty_store.url)
     state = OutboundState.of(loaded, loaded.write_key())
     try:
-        # Held so a running outbound run has written the delivery rows of what it sent.
-        with state.lock(Stream.EVENTS, wait_s=STREAM_LOCK_WAIT_S):
-            now = datetime.now(UTC)
-            watermark = state.watermark(Stream.EVENTS)
-            found = find_undelivered(
-                loaded,
-                store,
-                loaded.logs.dir,
-                watermark=watermark,
-                since=now - timedelta(hours=loaded.maintenance.reconcile_lookback_hours),
-                until=now,
-            )
-            waiting = oldest_pending(loaded, store, watermark)
+        backlog = events_backlog(loaded, store, state, wait_s=STREAM_LOCK_WAIT_S)
     finally:
         store.close()
         state.close()
+    now, found, waiting = backlog.now, backlog.behind, backlog.waiting
     oldest = found.oldest
     age = now - oldest.occurred_at if oldest else timedelta(0)
     waiting_age = now - waiting.occurred_at if waiting else timedelta(0)

@@ -6,8 +6,7 @@ No `from __future__ import annotations` here: Dagster inspects the sensor's reso
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -15,69 +14,13 @@ import duckdb
 
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.tags import run_trigger
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.queries import error_rate, has_run_row, request_stats
+from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord
 from segment_sync.settings import Settings
 
-# A request counts as failed when it got no answer, an HTTP error, or an error of its own
-# (the same rule as the analysts' `daily_summary` view).
-REQUEST_FAILED = {
-    "outbound_log": "error IS NOT NULL OR status_code IS NULL OR status_code >= 400",
-    "inbound_log": (
-        "status = 'error' OR error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
-    ),
-}
-# Log rows of a run are written after it started; a day of slack covers clocks and midnight.
-PARTITION_SLACK = timedelta(days=1)
 MAX_ERROR_CHARS = 2000
-
-
-def error_rate(undelivered: int, attempted: int) -> float:
-    """Share of the messages (or items) a run tried to deliver that were not delivered."""
-    return undelivered / attempted if attempted else 0.0
-
-
-@dataclass(frozen=True)
-class RequestStats:
-    """A set of request log rows: how many, how many failed, and the p95 response time."""
-
-    requests: int
-    failed: int
-    p95_response_time_s: float | None
-
-    @property
-    def failed_share(self) -> float:
-        """Failed requests / requests (0.0 when there were none); retried ones count too."""
-        return error_rate(self.failed, self.requests)
-
-
-def request_stats(
-    logs_dir: Path | str,
-    table: str,
-    *,
-    run_id: str | None = None,
-    since: datetime,
-    until: datetime | None = None,
-) -> RequestStats:
-    """Statistics of `table`'s request rows (outbound_log or inbound_log) from `since` on,
-    optionally of one run only."""
-    failed = REQUEST_FAILED[table]
-    where = ['"date" >= ?', "timestamp >= ?"]
-    params: list = [(since.astimezone(UTC) - PARTITION_SLACK).date(), since]
-    if run_id is not None:
-        where.append("run_id = ?")
-        params.append(run_id)
-    if until is not None:
-        where.append("timestamp < ?")
-        params.append(until)
-    sql = (
-        f"SELECT count(*), count(*) FILTER (WHERE {failed}), "
-        f"quantile_cont(response_time_s, 0.95) FROM {table} WHERE {' AND '.join(where)}"
-    )
-    with connect(logs_dir) as con:
-        requests, failures, p95 = con.execute(sql, params).fetchone()
-    return RequestStats(requests, failures, p95)
 
 
 def run_log_metadata(
@@ -111,32 +54,9 @@ def run_log_metadata(
     return metadata
 
 
-def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> tuple[int, int]:
-    """(attempted, undelivered) outbound messages in [since, until): delivered, failed or
-    pending rows, and the failed or pending ones (skipped messages are not attempts)."""
-    with connect(logs_dir) as con:
-        attempted, undelivered = con.execute(
-            """SELECT count(*) FILTER (WHERE outcome IN ('delivered', 'failed', 'pending')),
-                      count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
-               FROM outbound_messages WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?""",
-            [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
-        ).fetchone()
-    return attempted, undelivered
-
-
 # ---------------------------------------------------------------------------------------------
 # Failed runs
 # ---------------------------------------------------------------------------------------------
-
-
-def has_run_row(logs_dir: Path | str, run_id: str, started_at: datetime) -> bool:
-    """Whether `sync_runs` already holds a row for `run_id` (rows are partitioned by start)."""
-    oldest = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
-    with connect(logs_dir) as con:
-        (count,) = con.execute(
-            'SELECT count(*) FROM sync_runs WHERE "date" >= ? AND run_id = ?', [oldest, run_id]
-        ).fetchone()
-    return count > 0
 
 
 def _secrets(settings: Settings) -> Redactor:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
-from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import (
     COMPRESSION,
     TEMP_SUFFIX,
@@ -226,3 +226,38 @@ def _unlink_all(files: list[Path]) -> None:
     """Delete files, tolerating ones already gone."""
     for path in files:
         path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class TableMaintenance:
+    """What maintenance did to one log table."""
+
+    table: str
+    files_before: int
+    files_after: int
+    rows_removed: int
+    rows_after: int
+
+
+def table_files(logs_dir: Path | str, table: str) -> list[Path]:
+    """The published data files of every partition of `table`."""
+    return [path for d in partition_dirs(logs_dir, table) for path in data_files(d)]
+
+
+def maintain_table(
+    logs_dir: Path | str, table: str, cutoff: datetime, min_files: int
+) -> TableMaintenance:
+    """Remove the rows older than `cutoff`, then merge each partition's small files."""
+    before = len(table_files(logs_dir, table))
+    removed = apply_retention(logs_dir, table, cutoff)
+    compaction = compact(logs_dir, table, min_files=min_files)
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in table_files(logs_dir, table))
+    return TableMaintenance(table, before, compaction.files_after, removed, rows)
+
+
+def maintain_logs(
+    logs_dir: Path | str, retention_days: int, min_files: int, now: datetime | None = None
+) -> list[TableMaintenance]:
+    """Retention and compaction for every log table; rows at or after the cutoff all stay."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    return [maintain_table(logs_dir, table, cutoff, min_files) for table in TABLES]

@@ -25,6 +25,7 @@ import pyarrow as pa
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundResult, OutboundSync, build_messages
 from segment_sync.segment.messages import message_id, user_id
 from segment_sync.settings import Settings
@@ -171,6 +172,31 @@ def oldest_pending(
             return found
         after, scanned = rows[-1].id, scanned + len(rows)
     return None
+
+
+@dataclass(frozen=True)
+class EventsBacklog:
+    """The loyalty events owed to Segment now: passed undelivered, and waiting above the watermark."""
+
+    now: datetime
+    behind: Undelivered
+    waiting: LoyaltyEvent | None
+
+
+def events_backlog(
+    settings: Settings, store: LoyaltyStore, state: OutboundState, wait_s: float
+) -> EventsBacklog:
+    """The events stream's backlog over the reconcile lookback; StreamBusy after `wait_s`."""
+    # Under the stream's lock, so a running outbound run has written the delivery rows of what
+    # it sent: otherwise its in-flight events would look undelivered.
+    with state.lock(Stream.EVENTS, wait_s=wait_s):
+        now = datetime.now(UTC)
+        watermark = state.watermark(Stream.EVENTS)
+        lookback = timedelta(hours=settings.maintenance.reconcile_lookback_hours)
+        behind = find_undelivered(
+            settings, store, settings.logs.dir, watermark=watermark, since=now - lookback, until=now
+        )
+        return EventsBacklog(now, behind, oldest_pending(settings, store, watermark))
 
 
 def reconcile_events(

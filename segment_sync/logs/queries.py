@@ -1,0 +1,104 @@
+"""The questions the Dagster code asks of the logs: request statistics, message outcomes, failed
+inbound items, whether a run has its `sync_runs` row. Plain DuckDB over the Parquet logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from segment_sync.logs.store import connect
+
+# A request counts as failed when it got no answer, an HTTP error, or an error of its own
+# (the same rule as the analysts' `daily_summary` view).
+REQUEST_FAILED = {
+    "outbound_log": "error IS NOT NULL OR status_code IS NULL OR status_code >= 400",
+    "inbound_log": (
+        "status = 'error' OR error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
+    ),
+}
+# Log rows of a run are written after it started; a day of slack covers clocks and midnight.
+PARTITION_SLACK = timedelta(days=1)
+
+
+def error_rate(undelivered: int, attempted: int) -> float:
+    """Share of the messages (or items) a run tried to deliver that were not delivered."""
+    return undelivered / attempted if attempted else 0.0
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """A set of request log rows: how many, how many failed, and the p95 response time."""
+
+    requests: int
+    failed: int
+    p95_response_time_s: float | None
+
+    @property
+    def failed_share(self) -> float:
+        """Failed requests / requests (0.0 when there were none); retried ones count too."""
+        return error_rate(self.failed, self.requests)
+
+
+def request_stats(
+    logs_dir: Path | str,
+    table: str,
+    *,
+    run_id: str | None = None,
+    since: datetime,
+    until: datetime | None = None,
+) -> RequestStats:
+    """Statistics of `table`'s request rows (outbound_log or inbound_log) from `since` on,
+    optionally of one run only."""
+    failed = REQUEST_FAILED[table]
+    where = ['"date" >= ?', "timestamp >= ?"]
+    params: list = [(since.astimezone(UTC) - PARTITION_SLACK).date(), since]
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(until)
+    sql = (
+        f"SELECT count(*), count(*) FILTER (WHERE {failed}), "
+        f"quantile_cont(response_time_s, 0.95) FROM {table} WHERE {' AND '.join(where)}"
+    )
+    with connect(logs_dir) as con:
+        requests, failures, p95 = con.execute(sql, params).fetchone()
+    return RequestStats(requests, failures, p95)
+
+
+def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> tuple[int, int]:
+    """(attempted, undelivered) outbound messages in [since, until): delivered, failed or
+    pending rows, and the failed or pending ones (skipped messages are not attempts)."""
+    with connect(logs_dir) as con:
+        attempted, undelivered = con.execute(
+            """SELECT count(*) FILTER (WHERE outcome IN ('delivered', 'failed', 'pending')),
+                      count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
+               FROM outbound_messages WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?""",
+            [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
+        ).fetchone()
+    return attempted, undelivered
+
+
+def failed_inbound_items(logs_dir: Path | str, since: datetime) -> tuple[int, str | None]:
+    """(how many buffered items failed for good since `since`, the latest such error)."""
+    with connect(logs_dir) as con:
+        failed, latest_error = con.execute(
+            """SELECT count(DISTINCT coalesce(CAST(buffer_item_id AS VARCHAR), message_id)),
+                      arg_max(error, timestamp)
+               FROM inbound_items
+               WHERE "date" >= ? AND timestamp >= ? AND outcome = 'failed'""",
+            [since.date(), since],
+        ).fetchone()
+    return failed, latest_error
+
+
+def has_run_row(logs_dir: Path | str, run_id: str, started_at: datetime) -> bool:
+    """Whether `sync_runs` already holds a row for `run_id` (rows are partitioned by start)."""
+    oldest = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
+    with connect(logs_dir) as con:
+        (count,) = con.execute(
+            'SELECT count(*) FROM sync_runs WHERE "date" >= ? AND run_id = ?', [oldest, run_id]
+        ).fetchone()
+    return count > 0
