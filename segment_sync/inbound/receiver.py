@@ -30,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from segment_sync.inbound.buffer import InboundBuffer, InvalidMessageId, Row, rows_for
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
 from segment_sync.inbound.request_body import Rejected as _Rejected
 from segment_sync.inbound.request_body import UnverifiedBudget, check_content_type, parse, read_body

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from segment_sync.inbound.buffer import InboundBuffer, inbound_buffer, message_id_of
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.buffer_rows import inbound_buffer, message_id_of
 
 
 def _event(n: int, **extra) -> dict:

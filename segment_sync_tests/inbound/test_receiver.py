@@ -14,7 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from segment_sync.inbound.buffer import InboundBuffer, Row
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.buffer_rows import Row
 from segment_sync.inbound.receiver import GroupCommitWriter, create_receiver_app, run_receiver
 from segment_sync.inbound.signature import js_stringify, sign, verify
 from segment_sync.standins.server import serve_in_thread

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segment_sync.inbound.buffer import InboundBuffer, message_id_of
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.buffer_rows import message_id_of
 from segment_sync.inbound.receiver import create_receiver_app
 from segment_sync.inbound.signature import js_stringify, sign
 from segment_sync_tests.inbound.receiver_harness import SECRET, TOKEN, serve_receiver

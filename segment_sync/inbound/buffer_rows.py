@@ -1,0 +1,183 @@
+"""The inbound buffer's table and rows: its schema, the stored event's id, and what a read returns."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from segment_sync.inbound.signature import js_stringify
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+STATUSES = (PENDING, DONE, FAILED)
+MAX_ERROR_CHARS = 4000
+MAX_MESSAGE_ID_BYTES = 1000
+
+metadata = sa.MetaData()
+inbound_buffer = sa.Table(
+    "inbound_buffer",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("message_id", sa.Text, nullable=False, unique=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default=PENDING),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("antavo_event_ids", sa.Text),
+    sa.Index("ix_inbound_buffer_status_id", "status", "id"),
+)
+
+_SQLITE_INSERT = (
+    "INSERT INTO inbound_buffer (message_id, received_at, payload, status, attempts, updated_at) "
+    "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT (message_id) DO NOTHING"
+)
+_PG_INSERT = (
+    "INSERT INTO inbound_buffer (message_id, received_at, payload, status, attempts, updated_at) "
+    "SELECT m, %(now)s, p, 'pending', 0, %(now)s "
+    "FROM unnest(%(ids)b::text[], %(payloads)b::text[]) WITH ORDINALITY AS r(m, p, n) ORDER BY n "
+    "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+)
+
+Row = tuple[str, str]
+"""One event ready to store: (message_id, payload JSON text)."""
+
+
+@dataclass(frozen=True)
+class BufferItem:
+    """One claimed event: its buffer id, Segment messageId, parsed payload, tries so far."""
+
+    id: int
+    message_id: str
+    payload: dict
+    attempts: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class BufferRecord:
+    """A full buffer row, for inspection and tests."""
+
+    id: int
+    message_id: str
+    received_at: datetime
+    payload: dict
+    status: str
+    attempts: int
+    last_error: str | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    updated_at: datetime
+    antavo_event_ids: list[str] | None
+
+
+def message_id_of(event: dict) -> str:
+    """The event's Segment `messageId`, or a deterministic `sha1:` id derived from its content."""
+    mid = event.get("messageId")
+    if isinstance(mid, str) and mid:
+        return mid
+    return "sha1:" + hashlib.sha1(js_stringify(event)).hexdigest()
+
+
+class InvalidMessageId(ValueError):
+    """An event's `messageId` that the buffer cannot store (both SQLite and PostgreSQL refuse)."""
+
+    def __init__(self, index: int, problem: str) -> None:
+        super().__init__(f"event at index {index}: messageId {problem}")
+        self.index = index
+        self.problem = problem
+
+
+def message_id_problem(message_id: str) -> str | None:
+    """Why `message_id` cannot be stored (PostgreSQL text has no NUL; index rows are bounded)."""
+    if "\x00" in message_id:
+        return "contains a NUL character (\\u0000)"
+    try:
+        size = len(message_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (a lone surrogate)"
+    if size > MAX_MESSAGE_ID_BYTES:
+        return f"is longer than {MAX_MESSAGE_ID_BYTES} bytes"
+    return None
+
+
+def rows_for(events: Sequence[dict], payloads: Sequence[str] | None = None) -> list[Row]:
+    """(message_id, payload text) per event; `payloads` are the received texts when known.
+
+    Raises `InvalidMessageId` for a messageId the buffer cannot store, before anything is stored.
+    """
+    if payloads is None:
+        payloads = [orjson.dumps(e).decode() for e in events]
+    elif len(payloads) != len(events):
+        raise ValueError("payloads must have one text per event")
+    rows = [(message_id_of(e), p) for e, p in zip(events, payloads, strict=True)]
+    for index, (mid, _) in enumerate(rows):
+        problem = message_id_problem(mid)
+        if problem is not None:
+            raise InvalidMessageId(index, problem)
+    return rows
+
+
+def utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def buffer_record(row: sa.Row) -> BufferRecord:
+    m = row._mapping
+    ids = m["antavo_event_ids"]
+    return BufferRecord(
+        id=m["id"],
+        message_id=m["message_id"],
+        received_at=utc(m["received_at"]),
+        payload=orjson.loads(m["payload"]),
+        status=m["status"],
+        attempts=m["attempts"],
+        last_error=m["last_error"],
+        claimed_by=m["claimed_by"],
+        claimed_at=utc(m["claimed_at"]),
+        updated_at=utc(m["updated_at"]),
+        antavo_event_ids=orjson.loads(ids) if ids is not None else None,
+    )
+
+
+def insert_sqlite(conn: Connection, owned: list[list[Row]], now: datetime) -> list[int]:
+    """executemany per request; pysqlite sums rowcounts, skipped conflicts count 0."""
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME format
+    stored = []
+    for rows in owned:
+        if not rows:
+            stored.append(0)
+            continue
+        result = conn.exec_driver_sql(
+            _SQLITE_INSERT, [(mid, stamp, payload, stamp) for mid, payload in rows]
+        )
+        stored.append(result.rowcount)
+    return stored
+
+
+def insert_postgresql(conn: Connection, owned: list[list[Row]], now: datetime) -> list[int]:
+    """One INSERT ... SELECT FROM unnest(...) RETURNING for every request at once."""
+    ids = [mid for rows in owned for mid, _ in rows]
+    payloads = [payload for rows in owned for _, payload in rows]
+    inserted = set(
+        conn.exec_driver_sql(_PG_INSERT, {"ids": ids, "payloads": payloads, "now": now})
+        .scalars()
+        .all()
+    )
+    return [sum(1 for mid, _ in rows if mid in inserted) for rows in owned]
