@@ -1,0 +1,68 @@
+"""Segment's published limits, measured at the stand-in from the requests of a real sync.
+
+The numbers are Segment's, written out here (not imported from the code they guard):
+500 KB = 512,000 bytes of JSON per /v1/batch request and 32 KB = 32,768 bytes per message.
+The 2,500-messages-per-request limit is asserted in segment/test_batching.py: a real message
+is over 200 bytes, so at the wire the byte limit always binds first.
+"""
+
+from __future__ import annotations
+
+from segment_sync.logs.store import LogWriter, connect
+from segment_sync.loyalty.records import NewEvent, Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.sync import OutboundSync
+from segment_sync.settings import load_settings
+from segment_sync_tests.conftest import WRITE_KEY
+
+SEGMENT_MAX_REQUEST_BYTES = 512_000
+SEGMENT_MAX_MESSAGE_BYTES = 32_768
+
+
+def run_sync(path):
+    settings = load_settings(path)
+    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir), backoff_base_s=0.01)
+    return sync.run(Stream.EVENTS, "run-limits")
+
+
+def append_purchases(path, count: int, padding: int) -> None:
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    note = "x" * padding
+    store.append_events(
+        [NewEvent(f"c-{i % 50}", "purchase", {"total": i, "note": note}) for i in range(count)]
+    )
+
+
+def batch_requests(standin) -> list[dict]:
+    return [r for r in standin.requests if r["path"] == "/v1/batch"]
+
+
+def test_large_messages_fill_requests_to_at_most_512000_bytes(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    append_purchases(path, 600, padding=4_000)
+    assert run_sync(path).ok
+    requests = batch_requests(segment_standin)
+    json_sizes = [r["json_bytes"] for r in requests]
+    assert max(json_sizes) <= SEGMENT_MAX_REQUEST_BYTES
+    assert max(json_sizes) > SEGMENT_MAX_REQUEST_BYTES - 10_000  # batches are filled, not tiny
+    assert all(r["status"] == 200 and r["dropped"] == 0 for r in requests)
+    assert len(segment_standin.accepted_message_ids()) == 600
+
+
+def test_a_message_over_32768_bytes_is_never_sent_and_fails_naming_the_limit(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    append_purchases(path, 1, padding=SEGMENT_MAX_MESSAGE_BYTES)  # the JSON around it tips it over
+    append_purchases(path, 1, padding=SEGMENT_MAX_MESSAGE_BYTES - 1_000)  # fits
+    result = run_sync(path)
+    assert (result.counts.sent, result.counts.failed) == (1, 1)
+    assert len(segment_standin.accepted_message_ids()) == 1
+    assert all(
+        r["json_bytes"] <= SEGMENT_MAX_REQUEST_BYTES for r in batch_requests(segment_standin)
+    )
+    errors = connect(load_settings(path).logs.dir).execute(
+        "SELECT error FROM outbound_messages WHERE outcome = 'failed'"
+    )
+    (error,) = errors.fetchone()
+    assert "32768" in error
