@@ -12,7 +12,7 @@ import pytest
 
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.demo import seed
-from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundSync, build_messages
@@ -181,6 +181,18 @@ def test_write_key_appears_in_no_log_row_error_or_stdout(write_settings, segment
     for text in (dumped, out_ok, out_fail, str(failed.value), repr(failed.value.result)):
         assert WRITE_KEY not in text
     assert "Basic " not in dumped
+
+
+def test_a_write_key_inside_event_data_is_logged_as_redacted(write_settings, segment_standin):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    settings = load_settings(path)
+    LoyaltyStore(settings.loyalty_store.url).append_events(
+        [NewEvent("c-1", "purchase", {"note": f"pasted by mistake: {WRITE_KEY}"})]
+    )
+    assert sync_for(path).run(Stream.EVENTS, "run-redact").counts.sent == 1
+    (body,) = connect(settings.logs.dir).execute("SELECT request_body FROM outbound_log").fetchone()
+    assert "pasted by mistake: [REDACTED]" in body
+    assert WRITE_KEY not in body
 
 
 def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_standin):
