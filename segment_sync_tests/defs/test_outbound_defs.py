@@ -29,8 +29,10 @@ def _tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor:
 def test_definitions_load_with_sensors_running_by_default(write_settings):
     defs = build_definitions(str(write_settings()))
     for name in ("outbound_events_sensor", "outbound_profiles_sensor"):
-        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
-    assert defs.resolve_job_def("outbound_sync_job")
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert sensor.job_name == "outbound_sync_job"
+    assert defs.resolve_job_def("outbound_sync_job").name == "outbound_sync_job"
 
 
 def test_sensor_skips_when_nothing_is_new(write_settings):
@@ -110,14 +112,12 @@ def test_run_metadata_carries_the_counts(write_settings, segment_standin):
     job = build_definitions(str(path)).resolve_job_def("outbound_sync_job")
     with dg.instance_for_test() as instance:
         run = job.execute_in_process(instance=instance)
-        output = run.get_step_success_events()[0]
-        metadata = {
-            e.event_specific_data.metadata.get("messages_sent")
-            for e in run.all_events
-            if e.is_successful_output
-        }
-    assert output
-    assert dg.MetadataValue.int(1) in metadata
+    (metadata,) = [e.event_specific_data.metadata for e in run.all_events if e.is_successful_output]
+    assert metadata["stream"] == dg.MetadataValue.text("events")
+    assert metadata["rows_read"] == dg.MetadataValue.int(2)
+    assert metadata["messages_sent"] == dg.MetadataValue.int(1)
+    assert metadata["not_allow_listed"] == dg.MetadataValue.int(1)  # opt_in is not allow-listed
+    assert metadata["messages_failed"] == dg.MetadataValue.int(0)
     assert WRITE_KEY not in repr(run.all_events)
 
 

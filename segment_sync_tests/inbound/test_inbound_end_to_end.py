@@ -217,11 +217,8 @@ def test_items_still_failing_are_retried_by_later_runs_then_marked_failed(inboun
     second = ingest(settings, "run-b")
     assert second.counts.failed == 1
     record = buffer.get_by_message_id("in-order-1")
-    assert (
-        record.status == "failed"
-        and record.attempts == 2
-        and "HTTP 5" in (record.last_error or "HTTP 5")
-    )
+    assert (record.status, record.attempts) == ("failed", 2)
+    assert record.last_error is not None and "HTTP 5" in record.last_error
 
 
 def test_secrets_never_reach_the_logs(inbound, antavo_standin):
@@ -230,10 +227,12 @@ def test_secrets_never_reach_the_logs(inbound, antavo_standin):
     post(receiver, [ORDER, IDENTIFY])
     ingest(settings)
     db = connect(settings.logs.dir)
-    dumped = str(db.execute("SELECT * FROM inbound_log").fetchall()) + str(
-        db.execute("SELECT * FROM inbound_items").fetchall()
-    )
-    for secret in (ANTAVO_KEY, ANTAVO_SECRET, WEBHOOK_SECRET):
+    log_rows = db.execute("SELECT * FROM inbound_log").fetchall()
+    item_rows = db.execute("SELECT * FROM inbound_items").fetchall()
+    assert len(log_rows) >= 1 and len(item_rows) == 2  # the dump holds real rows
+    dumped = str(log_rows) + str(item_rows)
+    assert "customer" in dumped  # request and response bodies are in it
+    for secret in (ANTAVO_KEY, ANTAVO_SECRET, WEBHOOK_SECRET, "ANTAVO-HMAC-SHA256"):
         assert secret not in dumped
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import orjson
 import pytest
 
+from segment_sync.definitions import build_definitions
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
@@ -89,8 +92,18 @@ def test_reconciliation_leaves_the_watermark_where_it_was(passed_gap):
 
 def test_the_sensor_never_sees_an_event_committed_behind_its_cursor(passed_gap):
     sync, _ = passed_gap
-    # The outbound sensor asks for max(id); the late row does not change it.
-    assert sync.store.max_id(Stream.EVENTS) == 10
+    defs = build_definitions(os.environ["SEGMENT_SYNC_SETTINGS"])
+    sensor = defs.resolve_sensor_def("outbound_events_sensor")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, cursor="10", definitions=defs, resources=defs.resources
+        )
+        behind = sensor(context)
+        assert isinstance(behind, dg.SkipReason) and context.cursor == "10"
+        sync.store.append_events([NewEvent("c-new", "point_add", {"points": 1})])
+        ahead = sensor(context)
+    # Only the row above the cursor wakes it; the late id 5 is reconciliation's to find.
+    assert isinstance(ahead, dg.RunRequest) and context.cursor == "11"
 
 
 def test_events_above_the_watermark_are_left_to_the_regular_sync(passed_gap, segment_standin):
