@@ -217,7 +217,34 @@ def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_stan
     state.close()
 
 
-def test_two_runs_never_send_the_same_stream_at_once(write_settings):
+@pytest.mark.parametrize("state", ["sqlite", "postgresql"])
+def test_two_runs_never_send_the_same_stream_at_once(
+    state, request, write_settings, segment_standin
+):
+    outbound = {"base_url": segment_standin.url}
+    if state == "postgresql":
+        outbound["state_url"] = request.getfixturevalue("pg_url")
+    path = write_settings(outbound=outbound)
+    settings = load_settings(path)
+    seed(LoyaltyStore(settings.loyalty_store.url), 8_000, 2_000, 50)
+    runs = [_cli("run", "outbound"), _cli("run", "outbound")]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    codes = [run.returncode for run in runs]
+    assert 0 in codes, outputs
+    for code, output in zip(codes, outputs, strict=True):
+        assert code == 0 or "another run" in output, output  # a refusal says why
+    stats = segment_standin.stats()
+    assert stats["duplicate_message_ids"] == 0
+    assert sorted(set(segment_standin.accepted_message_ids())) == sorted(
+        segment_standin.accepted_message_ids()
+    )
+    assert set(expected_ids(settings)) <= set(segment_standin.accepted_message_ids())
+    state_after = OutboundState.of(settings, WRITE_KEY)
+    assert state_after.watermark(Stream.EVENTS) == 8_000
+    state_after.close()
+
+
+def test_a_held_stream_lock_refuses_a_second_run_but_not_another_stream(write_settings):
     path = write_settings()
     state = OutboundState.of(load_settings(path), WRITE_KEY)
     with state.lock(Stream.EVENTS):
