@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def test_fixture_case_is_reproduced_exactly(case: dict[str, Any]) -> None:
 
 
 def test_fixture_copy_matches_the_shared_original() -> None:
-    """The copy the tests load is byte-for-byte the shared fixture (when the checkout has it)."""
+    """The copy the tests load is byte-for-byte the shared fixture; CI must have the original."""
     if not SHARED_FIXTURE.exists():
+        # Under CI (SEGMENT_SYNC_CI=1, set by .ci/run) a missing original is a failure, not a skip.
+        assert os.environ.get("SEGMENT_SYNC_CI") != "1", f"shared fixture missing: {SHARED_FIXTURE}"
         pytest.skip(f"shared fixture not present at {SHARED_FIXTURE}; the copy is used alone")
     assert FIXTURE_COPY.read_bytes() == SHARED_FIXTURE.read_bytes()
 
