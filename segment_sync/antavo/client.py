@@ -32,8 +32,8 @@ import orjson
 
 from segment_sync import LIBRARY_NAME, __version__
 from segment_sync.antavo import escher
+from segment_sync.http import is_retryable, parse_retry_after
 from segment_sync.redaction import Redactor
-from segment_sync.segment.client import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +313,7 @@ def _interpret(response: httpx.Response, path: str, actions: list[Any]) -> _Outc
     status, count = response.status_code, len(actions)
     payload = _json_or_none(response.content)
     if not 200 <= status < 300:
-        retryable = status in (408, 429) or status >= 500
+        retryable = is_retryable(status)
         error = f"HTTP {status}: {_antavo_error(payload) or _reason(response)}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         events = [(False, None, error)] * count

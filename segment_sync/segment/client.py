@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import time
 import uuid
 import zlib
@@ -21,9 +20,9 @@ from tenacity import (
 )
 
 from segment_sync import LIBRARY_NAME, __version__
+from segment_sync.http import is_retryable, parse_retry_after
 from segment_sync.redaction import Redactor
 
-MAX_RETRY_AFTER_S = 300.0
 _RESPONSE_BODY_LIMIT = 4096
 
 
@@ -50,8 +49,7 @@ class Attempt:
 
     @property
     def retryable(self) -> bool:
-        code = self.status_code
-        return code is None or code == 429 or code >= 500
+        return is_retryable(self.status_code)
 
 
 @dataclass(slots=True)
@@ -62,21 +60,6 @@ class BatchOutcome:
     @property
     def last(self) -> Attempt:
         return self.attempts[-1]
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at 5 minutes."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def _error_text(status: int, body: str) -> str:

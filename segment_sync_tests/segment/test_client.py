@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from segment_sync.segment.client import SegmentClient, Verdict, parse_retry_after
+from segment_sync.segment.client import SegmentClient, Verdict
 from segment_sync.standins.segment import SegmentFaults, SegmentStandin
 from segment_sync.standins.server import serve_in_thread
 
@@ -107,10 +107,3 @@ def test_network_error_is_retried_then_fatal():
 def test_write_key_never_appears_in_attempt_records(standin):
     outcome = send(standin.url, "unknown-secret-key-999", body())
     assert "unknown-secret-key-999" not in repr(outcome)
-
-
-def test_retry_after_accepts_seconds_and_http_dates():
-    assert parse_retry_after("1.5") == 1.5
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert parse_retry_after("garbage") is None
-    assert parse_retry_after("99999") == 300.0
