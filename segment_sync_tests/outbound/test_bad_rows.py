@@ -13,14 +13,14 @@ from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_cha
 from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.outbound.syncs import outbound_sync
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sync(request, write_settings, segment_standin) -> OutboundSync:
     store = {} if request.param == "sqlite" else {"url": request.getfixturevalue("pg_url")}
     path = write_settings(loyalty_store=store, outbound={"base_url": segment_standin.url})
-    settings = load_settings(path)
-    return OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir), backoff_base_s=0.01)
+    return outbound_sync(path)
 
 
 def insert_raw(store: LoyaltyStore, table: sa.Table, **columns) -> int:

@@ -10,27 +10,23 @@ import time
 
 import pytest
 
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.state import OutboundState
-from segment_sync.outbound.sync import OutboundFailed, OutboundSync, build_messages
+from segment_sync.outbound.sync import OutboundFailed, build_messages
 from segment_sync.settings import load_settings
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import free_port, serve_in_thread
 from segment_sync_tests.conftest import EU_WRITE_KEY, WRITE_KEY
+from segment_sync_tests.outbound.syncs import outbound_sync
 
 
 def expected_ids(settings) -> list[str]:
     store = LoyaltyStore(settings.loyalty_store.url)
     messages, _, _ = build_messages(store.events_after(0, 10**12, 10**7), settings, Stream.EVENTS)
     return sorted(m.message_id for m in messages)
-
-
-def sync_for(path, key: str = WRITE_KEY) -> OutboundSync:
-    settings = load_settings(path)
-    return OutboundSync(settings, key, LogWriter(settings.logs.dir), backoff_base_s=0.01)
 
 
 def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed(
@@ -41,7 +37,7 @@ def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed
         wrong = write_settings(outbound={"region": "eu", "base_url": eu_url})
         seed(LoyaltyStore(load_settings(wrong).loyalty_store.url), 300, 0, 20)
         with pytest.raises(OutboundFailed, match="region"):
-            sync_for(wrong).run(Stream.EVENTS, "run-wrong-region")
+            outbound_sync(wrong).run(Stream.EVENTS, "run-wrong-region")
     settings = load_settings(wrong)
     assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
     row = (
@@ -51,7 +47,7 @@ def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed
     assert eu.messages == []
 
     fixed = write_settings(outbound={"region": "us", "base_url": segment_standin.url})
-    result = sync_for(fixed).run(Stream.EVENTS, "run-fixed")
+    result = outbound_sync(fixed).run(Stream.EVENTS, "run-fixed")
     assert result.ok
     assert sorted(segment_standin.accepted_message_ids()) == expected_ids(settings)
 
@@ -62,7 +58,7 @@ def test_every_message_arrives_despite_5xx_and_429(write_settings, segment_stand
         outbound={"base_url": segment_standin.url, "chunk_size": 100, "max_retries": 12}
     )
     seed(LoyaltyStore(load_settings(path).loyalty_store.url), 2000, 0, 50)
-    result = sync_for(path).run(Stream.EVENTS, "run-faults")
+    result = outbound_sync(path).run(Stream.EVENTS, "run-faults")
     statuses = {r["status"] for r in segment_standin.requests}
     assert {429, 200} <= statuses and statuses & {500, 502, 503}
     received = segment_standin.accepted_message_ids()
@@ -81,11 +77,11 @@ def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(
     seed(LoyaltyStore(settings.loyalty_store.url), 1500, 0, 30)
     segment_standin.set_faults(outage_requests=10_000)
     with pytest.raises(OutboundFailed) as failed:
-        sync_for(path).run(Stream.EVENTS, "run-outage")
+        outbound_sync(path).run(Stream.EVENTS, "run-outage")
     assert "HTTP 503" in str(failed.value) and failed.value.result.counts.pending > 0
     assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
     segment_standin.set_faults(outage_requests=0)
-    assert sync_for(path).run(Stream.EVENTS, "run-after-outage").ok
+    assert outbound_sync(path).run(Stream.EVENTS, "run-after-outage").ok
     assert sorted(set(segment_standin.accepted_message_ids())) == expected_ids(settings)
     pending = (
         connect(settings.logs.dir)
@@ -171,7 +167,7 @@ def test_write_key_appears_in_no_log_row_error_or_stdout(write_settings, segment
     out_fail, _ = failing.communicate(timeout=120)
     assert ok.returncode == 0 and failing.returncode == 1, out_ok + out_fail
     with pytest.raises(OutboundFailed) as failed:
-        sync_for(path).run(Stream.EVENTS, "run-secret")
+        outbound_sync(path).run(Stream.EVENTS, "run-secret")
     db = connect(settings.logs.dir)
     dumped = "".join(
         str(db.execute(f"SELECT * FROM {table}").fetchall())
@@ -189,7 +185,7 @@ def test_a_write_key_inside_event_data_is_logged_as_redacted(write_settings, seg
     LoyaltyStore(settings.loyalty_store.url).append_events(
         [NewEvent("c-1", "purchase", {"note": f"pasted by mistake: {WRITE_KEY}"})]
     )
-    assert sync_for(path).run(Stream.EVENTS, "run-redact").counts.sent == 1
+    assert outbound_sync(path).run(Stream.EVENTS, "run-redact").counts.sent == 1
     (body,) = connect(settings.logs.dir).execute("SELECT request_body FROM outbound_log").fetchone()
     assert "pasted by mistake: [REDACTED]" in body
     assert WRITE_KEY not in body
@@ -211,7 +207,7 @@ def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_stan
         ):
             pass
         other.close()
-    result = sync_for(path).run(Stream.EVENTS, "run-pg")
+    result = outbound_sync(path).run(Stream.EVENTS, "run-pg")
     assert result.ok and state.watermark(Stream.EVENTS) == 700
     assert sorted(segment_standin.accepted_message_ids()) == expected_ids(settings)
     state.close()

@@ -9,16 +9,16 @@ import yaml
 from click.testing import CliRunner
 
 from segment_sync.cli import main
-from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.state import OutboundState, ProgressKey
-from segment_sync.outbound.sync import OutboundFailed, OutboundSync, build_messages
+from segment_sync.outbound.sync import OutboundFailed, build_messages
 from segment_sync.settings import load_settings
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import serve_in_thread
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.outbound.syncs import outbound_sync
 
 SECOND_KEY = "test-us-write-key-second-source"
 
@@ -46,10 +46,6 @@ def sendable_ids(settings, stream: Stream = Stream.EVENTS) -> set[str]:
     store = LoyaltyStore(settings.loyalty_store.url)
     rows = store.rows_after(stream, 0, 10**12, 10**7)
     return {m.message_id for m in build_messages(rows, settings, stream)[0]}
-
-
-def sync_for(settings, key: str = WRITE_KEY) -> OutboundSync:
-    return OutboundSync(settings, key, LogWriter(settings.logs.dir), backoff_base_s=0.01)
 
 
 def test_two_stores_in_two_folders_run_from_one_directory_each_deliver_every_row(
@@ -81,14 +77,14 @@ def test_a_watermark_ahead_of_a_rebuilt_store_stops_the_run_and_sends_nothing(
     settings = load_settings(write_settings(outbound={"base_url": segment_standin.url}))
     store_file = Path(settings.loyalty_store.url.removeprefix("sqlite:///"))
     seed(LoyaltyStore(settings.loyalty_store.url), 400, 0, 20)
-    assert sync_for(settings).run(Stream.EVENTS, "run-1").watermark_after == 400
+    assert outbound_sync(settings).run(Stream.EVENTS, "run-1").watermark_after == 400
     store_file.unlink()
     Path(f"{store_file}-wal").unlink(missing_ok=True)
     Path(f"{store_file}-shm").unlink(missing_ok=True)
     seed(LoyaltyStore(settings.loyalty_store.url), 50, 0, 10, seed_value=9)  # rebuilt: ids 1-50
     before = len(segment_standin.messages)
     with pytest.raises(OutboundFailed) as failed:
-        sync_for(settings).run(Stream.EVENTS, "run-2")
+        outbound_sync(settings).run(Stream.EVENTS, "run-2")
     message = str(failed.value)
     assert str(store_file.resolve()) in message  # names the store
     assert "at id 400" in message and "newest events id is 50" in message
@@ -110,8 +106,10 @@ def test_two_write_keys_keep_separate_progress_on_one_store(write_settings, two_
     settings = load_settings(write_settings(outbound={"base_url": two_key_standin.url}))
     seed(LoyaltyStore(settings.loyalty_store.url), 300, 0, 20)
     expected = sendable_ids(settings)
-    assert sync_for(settings, WRITE_KEY).run(Stream.EVENTS, "run-a").counts.sent == len(expected)
-    again = sync_for(settings, SECOND_KEY).run(Stream.EVENTS, "run-b")
+    assert outbound_sync(settings, WRITE_KEY).run(Stream.EVENTS, "run-a").counts.sent == len(
+        expected
+    )
+    again = outbound_sync(settings, SECOND_KEY).run(Stream.EVENTS, "run-b")
     assert again.watermark_before == 0 and again.counts.sent == len(expected)
     received = two_key_standin.accepted_message_ids()
     assert sorted(received) == sorted(list(expected) * 2)  # every row once per destination

@@ -10,14 +10,14 @@ import orjson
 import pytest
 
 from segment_sync.definitions import build_definitions
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
 from segment_sync.outbound.reconcile import find_undelivered, reconcile_events
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundSync
-from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.outbound.syncs import outbound_sync
 
 DAY = timedelta(hours=24)
 
@@ -40,9 +40,8 @@ def insert_event(store: LoyaltyStore, id_: int, action: str = "point_add", **col
 
 def synced(path) -> tuple[OutboundSync, str]:
     """An OutboundSync on the settings at `path`, and the logs directory."""
-    settings = load_settings(path)
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir), backoff_base_s=0.01)
-    return sync, settings.logs.dir
+    sync = outbound_sync(path)
+    return sync, sync.settings.logs.dir
 
 
 @pytest.fixture

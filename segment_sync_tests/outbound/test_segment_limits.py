@@ -8,21 +8,18 @@ is over 200 bytes, so at the wire the byte limit always binds first.
 
 from __future__ import annotations
 
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.sync import OutboundSync
 from segment_sync.settings import load_settings
-from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.outbound.syncs import outbound_sync
 
 SEGMENT_MAX_REQUEST_BYTES = 512_000
 SEGMENT_MAX_MESSAGE_BYTES = 32_768
 
 
 def run_sync(path):
-    settings = load_settings(path)
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir), backoff_base_s=0.01)
-    return sync.run(Stream.EVENTS, "run-limits")
+    return outbound_sync(path).run(Stream.EVENTS, "run-limits")
 
 
 def append_purchases(path, count: int, padding: int) -> None:
