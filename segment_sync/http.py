@@ -1,13 +1,36 @@
-"""The HTTP rules both API clients share: which answers are worth retrying, and Retry-After."""
+"""The HTTP layer both API clients share: one retry policy, one client lifecycle, timed posts.
+
+Modelled on dlt's `rest_client`: the clients say what an answer means (delivered, rejected,
+retryable); this module decides when to try again and records how long each attempt took.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Self, TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from segment_sync import LIBRARY_NAME, __version__
+from segment_sync.redaction import Redactor
 
 MAX_RETRY_AFTER_S = 300.0
 # 408 and 429 ask the client to come back; 5xx is the server's fault; None is a network error.
 RETRYABLE_STATUSES = frozenset({408, 429})
+USER_AGENT = f"{LIBRARY_NAME}/{__version__}"
+
+R = TypeVar("R")
 
 
 def is_retryable(status: int | None) -> bool:
@@ -28,3 +51,108 @@ def parse_retry_after(value: str | None) -> float | None:
             return None
         seconds = (when - datetime.now(UTC)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Up to `max_retries` more attempts, capped exponential backoff with full jitter.
+
+    A Retry-After the server sent is a floor on the wait, never shortened by the jitter.
+    """
+
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.backoff_base_s < 0 or self.backoff_cap_s < 0:
+            raise ValueError("max_retries, backoff_base_s and backoff_cap_s must be >= 0")
+
+    async def call(
+        self,
+        attempt: Callable[[int], Awaitable[R]],
+        *,
+        retryable: Callable[[R], bool],
+        retry_after: Callable[[R], float | None],
+        on_retry_after: Callable[[float], None] | None = None,
+    ) -> R:
+        """Await `attempt(n)` (n from 1) until its result is final or retries run out; the last."""
+        backoff = wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_cap_s)
+
+        def wait(state: RetryCallState) -> float:
+            asked = retry_after(state.outcome.result()) if state.outcome else None
+            if asked is not None and on_retry_after is not None:
+                on_retry_after(asked)
+            return max(backoff(state), asked or 0.0)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait,
+            retry=retry_if_result(retryable),
+            retry_error_callback=lambda state: state.outcome.result(),
+            reraise=True,
+        )
+        async for try_ in retrying:
+            with try_:
+                result = await attempt(try_.retry_state.attempt_number)
+            if not try_.retry_state.outcome.failed:
+                try_.retry_state.set_result(result)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class TimedPost:
+    """One POST: when it started, how long it took, and the response or the network error."""
+
+    started_at: datetime
+    elapsed_s: float
+    response: httpx.Response | None
+    error: str | None  # redacted; set exactly when `response` is None
+
+
+class ApiClient:
+    """An httpx connection pool with the secrets it must never show; close with `aclose`."""
+
+    def __init__(
+        self,
+        *,
+        secrets: Iterable[str],
+        timeout_s: float,
+        max_connections: int,
+        auth: httpx.Auth | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.redactor = Redactor(list(secrets))
+        self._http = httpx.AsyncClient(
+            auth=auth,
+            timeout=timeout_s,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def timed_post(
+        self, url: str, content: bytes, headers: dict[str, str], *, fix: str
+    ) -> TimedPost:
+        """POST once; a network error becomes text naming `fix` (the settings to check)."""
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        try:
+            response = await self._http.post(url, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            error = self.redactor.text(
+                f"{type(exc).__name__}: {exc or 'no answer'} (POST {url}: check that {fix})"
+            )
+            return TimedPost(started, time.perf_counter() - clock, None, error)
+        return TimedPost(started, time.perf_counter() - clock, response, None)

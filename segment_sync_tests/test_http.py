@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from segment_sync.http import is_retryable, parse_retry_after
+from segment_sync.http import RetryPolicy, is_retryable, parse_retry_after
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -22,3 +24,35 @@ def test_network_errors_timeouts_throttling_and_server_errors_are_retried(status
 @pytest.mark.parametrize("status", [200, 400, 401, 403, 404, 413, 422])
 def test_success_and_client_errors_are_not_retried(status):
     assert not is_retryable(status)
+
+
+def _run_policy(policy: RetryPolicy, answers: list[int | None], **kwargs) -> list[int]:
+    """Attempt numbers the policy made against a server answering `answers` in turn."""
+    made: list[int] = []
+
+    async def attempt(number: int) -> int | None:
+        made.append(number)
+        return answers[number - 1]
+
+    asyncio.run(policy.call(attempt, retryable=is_retryable, **kwargs))
+    return made
+
+
+def test_the_retry_policy_stops_after_max_retries_more_attempts() -> None:
+    policy = RetryPolicy(max_retries=3, backoff_base_s=0.0, backoff_cap_s=0.0)
+    assert _run_policy(policy, [503] * 10, retry_after=lambda _: None) == [1, 2, 3, 4]
+
+
+def test_the_retry_policy_stops_at_the_first_final_answer() -> None:
+    policy = RetryPolicy(max_retries=5, backoff_base_s=0.0, backoff_cap_s=0.0)
+    assert _run_policy(policy, [429, None, 200, 503], retry_after=lambda _: None) == [1, 2, 3]
+    assert _run_policy(policy, [400, 503], retry_after=lambda _: None) == [1]
+
+
+def test_the_retry_policy_hands_retry_after_to_the_caller_before_waiting() -> None:
+    asked: list[float] = []
+    policy = RetryPolicy(max_retries=2, backoff_base_s=0.0, backoff_cap_s=0.0)
+    _run_policy(
+        policy, [429, 429, 200], retry_after=lambda status: 0.0, on_retry_after=asked.append
+    )
+    assert asked == [0.0, 0.0]

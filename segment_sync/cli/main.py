@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import click
 
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.settings import SettingsError
+from segment_sync.settings import Settings, SettingsError
 
 
 class _Commands(click.Group):
@@ -49,7 +50,6 @@ def settings() -> None:
 def settings_check(settings_file: str | None, connect: bool) -> None:
     """Validate the settings file; with --connect, ask Segment whether the write key is accepted."""
     from segment_sync.directions import status_lines
-    from segment_sync.outbound.connect import check_write_key
 
     loaded = load_or_fail(settings_file)
     click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
@@ -57,10 +57,31 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
         click.echo(line)
     if connect:
         try:
-            message = check_write_key(loaded)
+            message = asyncio.run(check_write_key(loaded))
         except (SettingsError, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(message)
+
+
+async def check_write_key(settings: Settings) -> str:
+    """Does Segment accept the write key at the configured region? RuntimeError says what not."""
+    from segment_sync.segment.client import SegmentClient
+
+    outbound = settings.outbound
+    async with SegmentClient(outbound.endpoint, settings.write_key(), timeout_s=10.0) as client:
+        answer = await client.check_write_key()
+    if answer.status_code is None:
+        raise RuntimeError(f"cannot reach {client.url}: {answer.error}")
+    said = (answer.response_body or "")[:300]
+    if answer.status_code in (401, 403):
+        raise RuntimeError(
+            f"{client.url} refused the write key (HTTP {answer.status_code}): check "
+            f"{outbound.write_key_env} holds the source's write key and that outbound.region "
+            f"({outbound.region}) is the workspace's region. Answer: {said}"
+        )
+    if answer.error:
+        raise RuntimeError(f"{client.url} answered {answer.error}")
+    return f"write key accepted by {client.url} (region {outbound.region})"
 
 
 @main.group()

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from segment_sync import LIBRARY_NAME, __version__
-from segment_sync.http import is_retryable, parse_retry_after
-from segment_sync.redaction import Redactor
+from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 
 _RESPONSE_BODY_LIMIT = 4096
 
@@ -76,7 +66,11 @@ def _error_text(status: int, body: str) -> str:
     return f"HTTP {status}: {hint}" + (f" ({body[:300]})" if body else "")
 
 
-class SegmentClient:
+EMPTY_BATCH = b'{"batch":[]}'
+_UNREACHABLE_FIX = "outbound.base_url / outbound.region name a reachable Segment endpoint"
+
+
+class SegmentClient(ApiClient):
     """Sends /v1/batch bodies to one regional endpoint; several requests may be in flight."""
 
     def __init__(
@@ -91,61 +85,38 @@ class SegmentClient:
         max_in_flight: int = 4,
         gzip: bool = True,
     ) -> None:
-        self.url = endpoint.rstrip("/") + "/v1/batch"
-        self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
-        self.gzip = gzip
-        self.redactor = Redactor([write_key])
-        self._http = httpx.AsyncClient(
+        super().__init__(
+            secrets=[write_key],
+            timeout_s=timeout_s,
+            max_connections=max_in_flight,
             auth=httpx.BasicAuth(write_key, ""),
-            timeout=timeout_s,
-            limits=httpx.Limits(
-                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-            ),
-            headers={
-                "User-Agent": f"{LIBRARY_NAME}/{__version__}",
-                "Content-Type": "application/json",
-            },
+            headers={"Content-Type": "application/json"},
         )
+        self.url = endpoint.rstrip("/") + "/v1/batch"
+        self.retry = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
+        self.gzip = gzip
         self._slots = asyncio.Semaphore(max_in_flight)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> SegmentClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def send(self, body: bytes) -> BatchOutcome:
         """Send one batch body, retrying 429/5xx/network errors; never retries other 4xx."""
         async with self._slots:
             payload = await asyncio.to_thread(zlib.compress, body, 1, 31) if self.gzip else body
             outcome = BatchOutcome(Verdict.FATAL)
-            retrying = AsyncRetrying(
-                stop=stop_after_attempt(self.max_retries + 1),
-                wait=self._wait,
-                retry=retry_if_result(lambda a: a.retryable),
-                retry_error_callback=lambda state: state.outcome.result(),
-                reraise=True,
+
+            async def attempt(number: int) -> Attempt:
+                result = await self._post(payload, number)
+                outcome.attempts.append(result)
+                return result
+
+            last = await self.retry.call(
+                attempt, retryable=lambda a: a.retryable, retry_after=lambda a: a.retry_after_s
             )
-            async for attempt in retrying:
-                with attempt:
-                    result = await self._post(payload, attempt.retry_state.attempt_number)
-                    outcome.attempts.append(result)
-                if not attempt.retry_state.outcome.failed:
-                    attempt.retry_state.set_result(result)
-            outcome.verdict = self._verdict(outcome.last)
+            outcome.verdict = self._verdict(last)
             return outcome
 
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_cap_s)(
-            state
-        )
-        retry_after = state.outcome.result().retry_after_s if state.outcome else None
-        return max(backoff, retry_after or 0.0)
+    async def check_write_key(self) -> Attempt:
+        """One empty batch (it carries no data), not retried: does Segment accept the key here?"""
+        return await self._post(EMPTY_BATCH, 1, compress=False)
 
     @staticmethod
     def _verdict(last: Attempt) -> Verdict:
@@ -156,26 +127,21 @@ class SegmentClient:
             return Verdict.REJECTED
         return Verdict.FATAL
 
-    async def _post(self, payload: bytes, number: int) -> Attempt:
+    async def _post(self, payload: bytes, number: int, *, compress: bool | None = None) -> Attempt:
         identifier = uuid.uuid4().hex
         headers = {"X-Request-Id": identifier}
-        if self.gzip:
+        if self.gzip if compress is None else compress:
             headers["Content-Encoding"] = "gzip"
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
-        try:
-            response = await self._http.post(self.url, content=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            error = self.redactor.text(
-                f"{type(exc).__name__}: {exc or 'no answer'} (POST {self.url}: check that "
-                "outbound.base_url / outbound.region name a reachable Segment endpoint)"
-            )
+        post = await self.timed_post(self.url, payload, headers, fix=_UNREACHABLE_FIX)
+        if post.response is None:
             return Attempt(
-                identifier, number, started, None, time.perf_counter() - clock, error, None
+                identifier, number, post.started_at, None, post.elapsed_s, post.error, None
             )
-        elapsed = time.perf_counter() - clock
+        response = post.response
         text = self.redactor.text(response.text[:_RESPONSE_BODY_LIMIT]) or ""
         status = response.status_code
         error = None if 200 <= status < 300 else _error_text(status, text)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return Attempt(identifier, number, started, status, elapsed, error, text, retry_after)
+        return Attempt(
+            identifier, number, post.started_at, status, post.elapsed_s, error, text, retry_after
+        )
