@@ -19,32 +19,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
 
-from segment_sync import LIBRARY_NAME, __version__
 from segment_sync.antavo import escher
-from segment_sync.http import is_retryable, parse_retry_after
-from segment_sync.redaction import Redactor
+from segment_sync.antavo.pacer import Pacer
+from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 MAX_BULK_EVENTS = 50
-RATE_HEADROOM = 0.98  # pace at 98% of the limit, absorbing network jitter at the server
+AUTH_STATUSES = (401, 403)
 _RESPONSE_BODY_LIMIT = 65536
+_UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API"
+
+
+@dataclass(frozen=True, slots=True)
+class EventAnswer:
+    """What one request said about one of its events (secrets redacted)."""
+
+    ok: bool
+    event_id: str | None
+    error: str | None
+    customer: str | None
+    action: str | None
+    request_body: str  # this event as sent
+    response_body: str | None  # Antavo's answer for it: its bulk result, or the whole response
 
 
 @dataclass(frozen=True)
 class AntavoRequestRecord:
-    """One HTTP attempt against Antavo: a row of the inbound log (secrets redacted)."""
+    """One HTTP attempt against Antavo: the inbound log's rows (secrets redacted)."""
 
     identifier: str
     started_at: datetime
@@ -56,6 +67,7 @@ class AntavoRequestRecord:
     error: str | None
     attempt: int
     event_count: int
+    events: tuple[EventAnswer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,66 +84,40 @@ class EventResult:
     auth_error: bool = False  # 401/403: the credentials or the stack are wrong, not the event
 
 
-AUTH_STATUSES = (401, 403)
-
-
-class _Pacer:
-    """Spaces request starts at least one interval apart; a Retry-After pauses everyone.
-
-    A waiter re-reads the clock when it wakes and takes the next slot only then, so a stalled
-    event loop never releases a burst: starts stay an interval apart whatever the machine does.
-    """
-
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.interval = 60.0 / (per_minute * RATE_HEADROOM)
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self._paused_until = 0.0
-
-    async def acquire(self) -> None:
-        """Wait until a start is allowed now, then take it."""
-        while True:
-            now = self._clock()
-            ready_at = max(self._next, self._paused_until)
-            if now < ready_at:
-                await self._sleep(ready_at - now)
-                continue
-            self._next = now + self.interval
-            return
-
-    def pause(self, seconds: float) -> None:
-        """No new request starts for `seconds`."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-
 @dataclass(frozen=True)
 class _Item:
     """One serialised event waiting to be sent."""
 
     index: int
     body: bytes
+    customer: Any
     action: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """One event's fate in one answer; `answer` is its part of the response, if it has one."""
+
+    ok: bool
+    event_id: str | None
+    error: str | None
+    answer: Any = None
 
 
 @dataclass(frozen=True)
 class _Outcome:
     """One attempt's verdict on the events it carried."""
 
+    identifier: str
     status_code: int | None
     retryable: bool
     retry_after_s: float | None
     error: str | None  # whole-request error; per-event ones are in `events`
-    events: list[tuple[bool, str | None, str | None]]  # (ok, event_id, error) per event
+    events: list[_Verdict]
     auth: bool = False
 
 
-class AntavoClient:
+class AntavoClient(ApiClient):
     """Sends events to the Antavo Events API; use from one event loop, close with `aclose`."""
 
     def __init__(
@@ -152,48 +138,36 @@ class AntavoClient:
         escher.check_credentials(api_key, api_secret, stack)
         if rate_limit_per_minute <= 0 or concurrency <= 0 or max_retries < 0:
             raise ValueError("rate_limit_per_minute and concurrency must be > 0, max_retries >= 0")
+        super().__init__(
+            secrets=[api_key, api_secret], timeout_s=timeout_s, max_connections=concurrency
+        )
         self.base_url = base_url.rstrip("/")
         self.stack = stack
-        self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self.retry = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
         self.on_request = on_request
         self._api_key = api_key
         self._api_secret = api_secret
-        self._redactor = Redactor([api_key, api_secret])
-        self._pacer = _Pacer(rate_limit_per_minute)
+        self._pacer = Pacer(rate_limit_per_minute)
         self._slots = asyncio.Semaphore(concurrency)
         self.auth_failure: str | None = None  # set by the first 401/403; nothing is sent after
-        self._http = httpx.AsyncClient(
-            timeout=timeout_s,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
 
     def __repr__(self) -> str:
         """Target only: never the credentials."""
         return f"AntavoClient(base_url={self.base_url!r}, stack={self.stack!r})"
-
-    async def aclose(self) -> None:
-        """Close the HTTP connections."""
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AntavoClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def send_events(self, events: list[dict]) -> list[EventResult]:
         """Send events in bulk chunks of <= 50; one EventResult per event, in input order."""
         results: list[EventResult | None] = [None] * len(events)
         ready: list[_Item] = []
         for index, event in enumerate(events):
-            action = event.get("action") if isinstance(event, dict) else None
+            fields = event if isinstance(event, dict) else {}
             try:
-                ready.append(_Item(index, orjson.dumps(event), action))
+                body = orjson.dumps(event)
             except (orjson.JSONEncodeError, TypeError) as exc:
-                error = self._redactor.text(f"event is not JSON-serialisable: {exc}")
+                error = self.redactor.text(f"event is not JSON-serialisable: {exc}")
                 results[index] = EventResult(index, False, None, error, False, None, None)
+                continue
+            ready.append(_Item(index, body, fields.get("customer"), fields.get("action")))
         chunks = [ready[i : i + MAX_BULK_EVENTS] for i in range(0, len(ready), MAX_BULK_EVENTS)]
         for chunk_results in await asyncio.gather(*(self._send_chunk(c) for c in chunks)):
             for result in chunk_results:
@@ -206,36 +180,34 @@ class AntavoClient:
             path, body = "/events", chunk[0].body
         else:
             path, body = "/events/bulk", b'{"events":[' + b",".join(i.body for i in chunk) + b"]}"
-        actions = [item.action for item in chunk]
         async with self._slots:
             if self.auth_failure is not None:
                 return self._unsent(chunk, self.auth_failure)
-            attempt = 0
-            while True:
-                attempt += 1
-                identifier, outcome = await self._attempt(path, body, attempt, actions)
+
+            async def attempt(number: int) -> _Outcome:
+                outcome = await self._attempt(path, body, number, chunk)
                 if outcome.auth:
                     self.auth_failure = outcome.error
-                if not outcome.retryable or attempt > self.max_retries:
-                    break
-                backoff = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
-                delay = random.uniform(0, backoff)
-                if outcome.retry_after_s is not None:
-                    self._pacer.pause(outcome.retry_after_s)
-                    delay = max(delay, outcome.retry_after_s)
-                await asyncio.sleep(delay)
+                return outcome
+
+            outcome = await self.retry.call(
+                attempt,
+                retryable=lambda o: o.retryable,
+                retry_after=lambda o: o.retry_after_s,
+                on_retry_after=self._pacer.pause,
+            )
         return [
             EventResult(
                 index=item.index,
-                ok=ok,
-                event_id=event_id,
-                error=error,
-                retryable=outcome.retryable and not ok,
+                ok=verdict.ok,
+                event_id=verdict.event_id,
+                error=verdict.error,
+                retryable=outcome.retryable and not verdict.ok,
                 status_code=outcome.status_code,
-                identifier=identifier,
+                identifier=outcome.identifier,
                 auth_error=outcome.auth,
             )
-            for item, (ok, event_id, error) in zip(chunk, outcome.events, strict=True)
+            for item, verdict in zip(chunk, outcome.events, strict=True)
         ]
 
     @staticmethod
@@ -244,9 +216,7 @@ class AntavoClient:
         error = f"not sent: {reason}"
         return [EventResult(i.index, False, None, error, False, None, None, True) for i in chunk]
 
-    async def _attempt(
-        self, path: str, body: bytes, attempt: int, actions: list[Any]
-    ) -> tuple[str, _Outcome]:
+    async def _attempt(self, path: str, body: bytes, number: int, chunk: list[_Item]) -> _Outcome:
         """One paced, signed HTTP request, recorded through `on_request`."""
         await self._pacer.acquire()
         identifier = uuid.uuid4().hex
@@ -254,49 +224,59 @@ class AntavoClient:
         headers = {
             **escher.sign_request(self._api_key, self._api_secret, self.stack, "POST", url, body),
             "Content-Type": "application/json",
-            "User-Agent": f"{LIBRARY_NAME}/{__version__}",
             "X-Request-Id": identifier,
         }
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
+        post = await self.timed_post(url, body, headers, fix=_UNREACHABLE_FIX)
+        redact = self.redactor.text
         response_text: str | None = None
-        count = len(actions)
-        try:
-            response = await self._http.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            error = (
-                f"{type(exc).__name__}: {exc or 'no answer'} (POST {url}: check that "
-                "inbound.base_url / inbound.stack name a reachable Antavo API)"
-            )
-            outcome = _Outcome(None, True, None, error, [(False, None, error)] * count)
+        if post.response is None:
+            verdicts = [_Verdict(False, None, post.error)] * len(chunk)
+            outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
         else:
-            response_text = response.text[:_RESPONSE_BODY_LIMIT]
-            outcome = _interpret(response, path, actions)
-        elapsed = time.perf_counter() - clock
-        redact = self._redactor.text
-        outcome = _Outcome(
-            outcome.status_code,
-            outcome.retryable,
-            outcome.retry_after_s,
-            redact(outcome.error),
-            [(ok, eid, redact(err)) for ok, eid, err in outcome.events],
-            outcome.auth,
+            response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
+            outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])
+            verdicts = [
+                _Verdict(v.ok, v.event_id, redact(v.error), v.answer) for v in outcome.events
+            ]
+            outcome = _Outcome(
+                identifier,
+                outcome.status_code,
+                outcome.retryable,
+                outcome.retry_after_s,
+                redact(outcome.error),
+                verdicts,
+                outcome.auth,
+            )
+        answers = tuple(
+            EventAnswer(
+                ok=verdict.ok,
+                event_id=verdict.event_id,
+                error=verdict.error,
+                customer=None if item.customer is None else str(item.customer),
+                action=None if item.action is None else str(item.action),
+                request_body=redact(item.body.decode("utf-8")) or "",
+                response_body=response_text
+                if verdict.answer is None
+                else redact(orjson.dumps(verdict.answer).decode()),
+            )
+            for item, verdict in zip(chunk, verdicts, strict=True)
         )
         self._record(
             AntavoRequestRecord(
                 identifier=identifier,
-                started_at=started,
+                started_at=post.started_at,
                 path=path,
                 status_code=outcome.status_code,
-                response_time_s=elapsed,
+                response_time_s=post.elapsed_s,
                 request_body=redact(body.decode("utf-8")) or "",
-                response_body=redact(response_text),
+                response_body=response_text,
                 error=outcome.error,
-                attempt=attempt,
-                event_count=count,
+                attempt=number,
+                event_count=len(chunk),
+                events=answers,
             )
         )
-        return identifier, outcome
+        return outcome
 
     def _record(self, record: AntavoRequestRecord) -> None:
         """Hand a record to `on_request`; a failing callback is logged, never fatal."""
@@ -308,7 +288,9 @@ class AntavoClient:
             log.exception("on_request callback failed for Antavo request %s", record.identifier)
 
 
-def _interpret(response: httpx.Response, path: str, actions: list[Any]) -> _Outcome:
+def _interpret(
+    identifier: str, response: httpx.Response, path: str, actions: list[Any]
+) -> _Outcome:
     """What an HTTP response means for each event it answered (`actions` as sent)."""
     status, count = response.status_code, len(actions)
     payload = _json_or_none(response.content)
@@ -316,23 +298,27 @@ def _interpret(response: httpx.Response, path: str, actions: list[Any]) -> _Outc
         retryable = is_retryable(status)
         error = f"HTTP {status}: {_antavo_error(payload) or _reason(response)}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        events = [(False, None, error)] * count
-        return _Outcome(status, retryable, retry_after, error, events, status in AUTH_STATUSES)
+        events = [_Verdict(False, None, error)] * count
+        auth = status in AUTH_STATUSES
+        return _Outcome(identifier, status, retryable, retry_after, error, events, auth)
     if path == "/events":
-        return _Outcome(status, False, None, None, [(True, _event_id(payload, actions[0]), None)])
+        verdict = _Verdict(True, _event_id(payload, actions[0]), None, payload)
+        return _Outcome(identifier, status, False, None, None, [verdict])
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list) or len(results) != count:
         got = len(results) if isinstance(results, list) else "no"
         error = f"HTTP {status}: bulk response has {got} results for {count} events"
-        return _Outcome(status, False, None, error, [(False, None, error)] * count)
-    events: list[tuple[bool, str | None, str | None]] = []
+        return _Outcome(
+            identifier, status, False, None, error, [_Verdict(False, None, error)] * count
+        )
+    events: list[_Verdict] = []
     for result, action in zip(results, actions, strict=True):
         message = _antavo_error(result) if isinstance(result, dict) else "malformed result"
         if message:
-            events.append((False, None, message))
+            events.append(_Verdict(False, None, message, result))
         else:
-            events.append((True, _event_id(result, action), None))
-    return _Outcome(status, False, None, None, events)
+            events.append(_Verdict(True, _event_id(result, action), None, result))
+    return _Outcome(identifier, status, False, None, None, events)
 
 
 def _json_or_none(raw: bytes) -> Any:

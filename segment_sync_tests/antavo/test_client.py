@@ -16,8 +16,8 @@ from segment_sync.antavo.client import (
     AntavoClient,
     AntavoRequestRecord,
     EventResult,
-    _Pacer,
 )
+from segment_sync.antavo.pacer import Pacer
 from segment_sync.standins.antavo import AntavoStandin
 from segment_sync.standins.server import free_port, serve_in_thread
 
@@ -222,7 +222,7 @@ class VirtualTime:
 def pacer_starts(per_minute: int, starts: int, stall_after: int, stall_s: float) -> list[float]:
     """Start times of `starts` concurrent callers; the loop stalls `stall_s` after `stall_after`."""
     vt = VirtualTime()
-    pacer = _Pacer(per_minute, clock=vt.clock, sleep=vt.sleep)
+    pacer = Pacer(per_minute, clock=vt.clock, sleep=vt.sleep)
     times: list[float] = []
 
     async def caller() -> None:
@@ -249,7 +249,7 @@ def test_pacer_keeps_600_per_minute_even_after_the_event_loop_stalls() -> None:
 
 def test_pacer_waits_out_a_retry_after_pause_for_everyone() -> None:
     vt = VirtualTime()
-    pacer = _Pacer(600, clock=vt.clock, sleep=vt.sleep)
+    pacer = Pacer(600, clock=vt.clock, sleep=vt.sleep)
     times: list[float] = []
 
     async def caller() -> None:
