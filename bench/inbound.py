@@ -346,7 +346,7 @@ def child_load(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def child_ingest(cfg: dict[str, Any]) -> dict[str, Any]:
     """One timed `InboundIngest.run` over a filled buffer."""
-    from segment_sync.inbound.ingest import InboundIngest
+    from segment_sync import factory
     from segment_sync.logs.store import LogWriter
     from segment_sync.settings import parse_settings
 
@@ -363,7 +363,7 @@ def child_ingest(cfg: dict[str, Any]) -> dict[str, Any]:
         }
     )
     key, secret = settings.antavo_credentials()
-    ingest = InboundIngest(settings, key, secret, LogWriter(settings.logs.dir))
+    ingest = factory.inbound_ingest(settings, key, secret, LogWriter(settings.logs.dir))
     started, cpu = time.perf_counter(), time.process_time()
     result = ingest.run(cfg["run_id"])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -71,10 +71,10 @@ def _rss() -> int:
 
 def child_ours(cfg: dict[str, Any]) -> dict[str, Any]:
     """Our sync over the store; only OutboundSync.run is timed."""
+    from segment_sync import factory
     from segment_sync.logs.store import LogWriter
     from segment_sync.loyalty.demo import ACTIONS
     from segment_sync.loyalty.records import Stream
-    from segment_sync.outbound.sync import OutboundSync
     from segment_sync.settings import parse_settings
 
     settings = parse_settings(
@@ -89,7 +89,7 @@ def child_ours(cfg: dict[str, Any]) -> dict[str, Any]:
         }
     )
     logs = LogWriter(settings.logs.dir)
-    sync = OutboundSync(settings, os.environ[WRITE_KEY_ENV], logs)
+    sync = factory.outbound_sync(settings, os.environ[WRITE_KEY_ENV], logs)
     rss_before = _rss()
     profiler = None
     if cfg.get("cprofile"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from segment_sync import factory
 from segment_sync.loyalty.demo import seed
-from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR, load_settings
 
 EXAMPLE_SETTINGS = Path("data/segment_sync.example.yaml")
@@ -84,7 +84,7 @@ def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
             _wait_healthy(f"http://127.0.0.1:{port}/healthz", child)
             print(f"{label} on http://127.0.0.1:{port}")
 
-        store = LoyaltyStore(settings.loyalty_store.url)
+        store = factory.loyalty_store(settings)
         seed(store, events, profiles, customer_count=max(10, events // 20))
         print(
             f"seeded {events} loyalty events and {profiles} profile changes into {settings.loyalty_store.url}"

@@ -9,19 +9,20 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
+from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.definitions import build_definitions
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState, progress
+from segment_sync.outbound.state import progress
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 
 
 def progress_rows(settings) -> int:
     """Progress rows of every store and destination in the state database."""
-    state = OutboundState.of(settings, "no-key-needed-to-count")
+    state = factory.outbound_state(settings, "no-key-needed-to-count")
     try:
         with state.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(progress)).scalar_one()
@@ -108,7 +109,7 @@ def test_run_outbound_skips_a_stream_that_is_off_and_leaves_its_watermark(
     seed(LoyaltyStore(settings.loyalty_store.url), 40, 10, 5)
     result = CliRunner().invoke(main, ["run", "outbound", "--settings", str(path)])
     assert "events: not run; outbound events are off: outbound.event_sync is empty" in result.output
-    state = OutboundState.of(settings, WRITE_KEY)
+    state = factory.outbound_state(settings, WRITE_KEY)
     assert state.watermark(Stream.EVENTS) == 0
     assert state.watermark(Stream.PROFILES) == 10
     assert all(m["type"] == "identify" for m in segment_standin.messages)
@@ -132,12 +133,12 @@ def test_a_sync_of_a_stream_that_is_off_refuses_and_leaves_the_watermark(
     write_settings, segment_standin
 ):
     from segment_sync.logs.store import LogWriter
-    from segment_sync.outbound.sync import OutboundSync, StreamDisabled
+    from segment_sync.outbound.sync import StreamDisabled
 
     path = write_settings(outbound={"base_url": segment_standin.url, "event_sync": []})
     settings = load_settings(path)
     seed(LoyaltyStore(settings.loyalty_store.url), 25, 0, 5)
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
     with pytest.raises(StreamDisabled, match="outbound.event_sync is empty"):
         sync.run(Stream.EVENTS, "run-off")
-    assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
+    assert factory.outbound_state(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from segment_sync.inbound.ingest import InboundIngest, IngestError, IngestResult
+from segment_sync import factory
+from segment_sync.inbound.ingest import IngestError, IngestResult
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
@@ -35,7 +36,7 @@ def run_manual_inbound(
         redactor.add(key)
         redactor.add(secret)
         try:
-            result = InboundIngest(settings, key, secret, logs).run(run_id)
+            result = factory.inbound_ingest(settings, key, secret, logs).run(run_id)
         except IngestError as exc:
             results.append(exc.result)
             _count(record, exc.result)

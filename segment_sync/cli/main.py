@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from segment_sync import factory
 from segment_sync.cli.options import load_or_fail, settings_option
 from segment_sync.settings import Settings, SettingsError
 
@@ -100,9 +101,8 @@ def demo_seed(
 ) -> None:
     """Append realistic synthetic loyalty events and profile changes to the loyalty store."""
     from segment_sync.loyalty.demo import seed
-    from segment_sync.loyalty.store import LoyaltyStore
 
-    store = LoyaltyStore(load_or_fail(settings_file).loyalty_store.url)
+    store = factory.loyalty_store(load_or_fail(settings_file))
     seed(store, events, profiles, customers, seed_value)
     click.echo(
         f"seeded {events} loyalty events and {profiles} profile changes for {customers} customers"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from segment_sync import factory
 from segment_sync.directions import allow_list_off
 from segment_sync.logs.filters import FilterError
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.replay import Resend, Resender, resend_enabled, resend_lines
 from segment_sync.outbound.report import RunReport, run_report
-from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings
@@ -71,7 +72,7 @@ def run_manual_outbound(
                 enabled.append(s)
         if not enabled:
             raise RuntimeError("nothing to run: " + "; ".join(notes))
-        sync = OutboundSync(settings, write_key, logs)
+        sync = factory.outbound_sync(settings, write_key, logs)
         for s in enabled:
             try:
                 results.append(sync.run(s, run_id))
@@ -102,7 +103,7 @@ def run_manual_resend(
     def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
         write_key = settings.write_key()
         redactor.add(write_key)
-        sync = OutboundSync(settings, write_key, logs)
+        sync = factory.outbound_sync(settings, write_key, logs)
         done.extend(resend_enabled(sync, streams, resend))
         results = [r for d in done for r in d.results]
         _judge(results, settings, record, redactor, verdict)

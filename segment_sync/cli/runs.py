@@ -7,6 +7,7 @@ import uuid
 
 import click
 
+from segment_sync import factory
 from segment_sync.cli.options import load_or_fail, settings_option
 
 
@@ -63,7 +64,11 @@ def replay_inbound_command(
     from segment_sync.logs.filters import FilterError
 
     try:
-        replay_inbound(load_or_fail(settings_file), filter_text, since, until, echo=click.echo)
+        buffer = factory.inbound_buffer(load_or_fail(settings_file))
+        try:
+            replay_inbound(buffer, filter_text, since, until, echo=click.echo)
+        finally:
+            buffer.close()
     except FilterError as exc:
         raise click.ClickException(str(exc)) from None
 

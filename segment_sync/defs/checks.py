@@ -14,13 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
 from segment_sync.loyalty.records import Stream
-from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.reconcile import events_backlog
-from segment_sync.outbound.state import OutboundState
 
 GROUP = "segment_sync_logs"
 KINDS = {"duckdb", "parquet"}
@@ -134,8 +133,8 @@ def inbound_failed_items(settings: SettingsResource) -> dg.AssetCheckResult:
 def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
     loaded = settings.load()
     limit = timedelta(minutes=loaded.maintenance.checks.undelivered_event_age_max_minutes)
-    store = LoyaltyStore(loaded.loyalty_store.url)
-    state = OutboundState.of(loaded, loaded.write_key())
+    store = factory.loyalty_store(loaded)
+    state = factory.outbound_state(loaded, loaded.write_key())
     try:
         backlog = events_backlog(loaded, store, state, wait_s=STREAM_LOCK_WAIT_S)
     finally:

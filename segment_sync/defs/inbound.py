@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from segment_sync import factory
 from segment_sync.defs.resources import AntavoResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
-from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.inbound.ingest import InboundIngest, IngestError, IngestResult
+from segment_sync.inbound.ingest import IngestError, IngestResult
 from segment_sync.inbound.replay import replay_inbound
 from segment_sync.logs.filters import FilterError
 
@@ -53,9 +53,9 @@ def ingest_inbound_buffer(
     # A generator, so the materialization of a failed run is recorded too (events logged with
     # context.log_event are dropped when the op raises).
     loaded = settings.load()
-    logs = settings.log_writer()
+    logs = factory.log_writer(loaded)
     with op_run_record(context, logs, [antavo.api_key, antavo.api_secret]) as (record, _):
-        ingest = InboundIngest(loaded, antavo.api_key, antavo.api_secret, logs)
+        ingest = antavo.inbound_ingest(loaded, logs)
         stopped: IngestError | None = None
         try:
             result = ingest.run(context.run_id, config.upto)
@@ -100,12 +100,15 @@ class InboundReplayConfig(dg.Config):
 def requeue_failed_inbound_items(
     context: dg.OpExecutionContext, config: InboundReplayConfig, settings: SettingsResource
 ) -> dg.Output[int]:
+    buffer = factory.inbound_buffer(settings.load())
     try:
         count = replay_inbound(
-            settings.load(), config.filter, config.since, config.until, echo=context.log.info
+            buffer, config.filter, config.since, config.until, echo=context.log.info
         )
     except FilterError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
+    finally:
+        buffer.close()
     return dg.Output(count, metadata={"requeued": dg.MetadataValue.int(count)})
 
 
@@ -131,7 +134,7 @@ def inbound_buffer_sensor(context: dg.SensorEvaluationContext, settings: Setting
     off = inbound_off(loaded)
     if off:  # no Antavo credentials: a run could only fail; items stay buffered
         return dg.SkipReason(off)
-    buffer = InboundBuffer(loaded.inbound.buffer_url)
+    buffer = factory.inbound_buffer(loaded)
     try:
         newest, (pending, attempts) = buffer.max_id(), buffer.pending_summary()
     finally:

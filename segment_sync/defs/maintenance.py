@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.tags import TRIGGER_TAG, op_run_record
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
@@ -23,7 +24,7 @@ def maintain_log_tables(
     context: dg.OpExecutionContext, settings: SettingsResource
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
-    logs = settings.log_writer()
+    logs = factory.log_writer(loaded)
     with op_run_record(context, logs, []):
         report = maintain_logs(
             loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from segment_sync import factory
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import (
@@ -20,10 +21,8 @@ from segment_sync.defs.tags import (
 )
 from segment_sync.directions import allow_list_off, stream_off
 from segment_sync.loyalty.records import Stream
-from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.report import run_report
-from segment_sync.outbound.state import OutboundState
-from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.sync import OutboundFailed, OutboundResult
 from segment_sync.runs import RunRecord
 from segment_sync.settings import Settings
 
@@ -64,13 +63,13 @@ def sync_outbound_stream(
     # A generator, so the materialization of a failed run is recorded too (events logged with
     # context.log_event are dropped when the op raises).
     loaded = settings.load()
-    logs = settings.log_writer()
+    logs = factory.log_writer(loaded)
     with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
         off = allow_list_off(loaded, config.stream)
         if off:
             record.error = off
             fail_run(context, off, "configuration")
-        sync = OutboundSync(loaded, segment.write_key, logs)
+        sync = segment.outbound_sync(loaded, logs)
         try:
             result = sync.run(config.stream, context.run_id, config.upto)
         except OutboundFailed as failed:
@@ -131,7 +130,7 @@ def _retry_request(
 ) -> dg.RunRequest | dg.SkipReason:
     """Nothing new: start one more run for rows a failed run (and its retries) left pending."""
     outbound = loaded.outbound
-    state = OutboundState.of(loaded, loaded.write_key())
+    state = factory.outbound_state(loaded, loaded.write_key())
     try:
         watermark = state.watermark(stream)
     finally:
@@ -177,7 +176,7 @@ def stream_sensor(stream: Stream) -> dg.SensorDefinition:
         off = stream_off(loaded, stream)
         if off:  # no run, and the cursor stays: rows are not passed while the stream is off
             return dg.SkipReason(off)
-        store = LoyaltyStore(loaded.loyalty_store.url)
+        store = factory.loyalty_store(loaded)
         cursor = int(context.cursor or 0)
         try:
             newest = store.max_id(stream, floor=cursor)  # never past an id that may still commit

@@ -8,6 +8,7 @@ from typing import Literal
 
 import dagster as dg
 
+from segment_sync import factory
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import fail_run, op_run_record, report_metadata
 from segment_sync.logs.filters import FilterError, compile_filter, time_range
@@ -20,7 +21,7 @@ from segment_sync.outbound.replay import (
     streams_of,
 )
 from segment_sync.outbound.report import run_report
-from segment_sync.outbound.sync import OutboundCounts, OutboundSync
+from segment_sync.outbound.sync import OutboundCounts
 
 StreamChoice = Literal["events", "profiles", "all"]
 
@@ -52,7 +53,7 @@ def _resend(
     resend: Resender,
 ) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
     loaded = settings.load()
-    logs = settings.log_writer()
+    logs = factory.log_writer(loaded)
     with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
         filter_text, since, until = check
         try:
@@ -61,7 +62,7 @@ def _resend(
         except FilterError as exc:
             record.error = str(exc)
             fail_run(context, record.error, "configuration")
-        sync = OutboundSync(loaded, segment.write_key, logs)
+        sync = segment.outbound_sync(loaded, logs)
         done = resend_enabled(sync, streams_of(stream), resend)
         for line in resend_lines(action, done):
             context.log.info(line)

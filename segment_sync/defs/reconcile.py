@@ -12,13 +12,14 @@ from datetime import timedelta
 
 import dagster as dg
 
+from segment_sync import factory
 from segment_sync.defs.outbound import count_outbound, outbound_run_metadata, result_metadata
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
 from segment_sync.outbound.state import StreamBusy
-from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.runs import RunRecord
 
 
@@ -30,14 +31,14 @@ def reconcile_outbound_events(
     context: dg.OpExecutionContext, settings: SettingsResource, segment: SegmentResource
 ) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
     loaded = settings.load()
-    logs = settings.log_writer()
+    logs = factory.log_writer(loaded)
     lookback = timedelta(hours=loaded.maintenance.reconcile_lookback_hours)
     metadata: dict[str, dg.MetadataValue] = {
         "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours)
     }
     total = OutboundCounts()
     with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
-        sync = OutboundSync(loaded, segment.write_key, logs)
+        sync = segment.outbound_sync(loaded, logs)
         for stream in (Stream.EVENTS, Stream.PROFILES):
             # Events keep their metadata names; profile changes' are prefixed.
             prefix = "" if stream is Stream.EVENTS else "profiles_"

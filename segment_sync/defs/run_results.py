@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.tags import run_trigger
 from segment_sync.logs.queries import error_rate, has_run_row, request_stats
-from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord
 from segment_sync.settings import Settings
@@ -129,7 +129,7 @@ def build_run_failure_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefin
         row = failure_row(context, _secrets(loaded))
         if has_run_row(loaded.logs.dir, row["run_id"], row["started_at"]):
             return dg.SkipReason(f"run {row['run_id']} already has its sync_runs row")
-        LogWriter(loaded.logs.dir).write("sync_runs", [row])
+        factory.log_writer(loaded).write("sync_runs", [row])
         context.log.info(f"wrote the sync_runs failure row of run {row['run_id']}")
         return None
 

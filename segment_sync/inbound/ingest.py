@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,23 +112,21 @@ class InboundIngest:
     def __init__(
         self,
         settings: Settings,
-        api_key: str,
-        api_secret: str,
-        logs: LogWriter,
         *,
-        buffer: InboundBuffer | None = None,
-        backoff_base_s: float = 0.2,
+        buffer: InboundBuffer,
+        client: Callable[[Callable[[AntavoRequestRecord], None]], AntavoClient],
+        redactor: Redactor,
+        logs: LogWriter,
     ) -> None:
         self.settings = settings
         self.inbound = settings.inbound
-        self.api_key, self.api_secret = api_key, api_secret
+        self.buffer = buffer
+        self._client = client
+        self.redactor = redactor
         # Log rows must survive a crash before the items they describe are marked done.
         logs.durable = True
         self.logs = logs
-        self.buffer = buffer or InboundBuffer(self.inbound.buffer_url)
         self.mappings: list[Mapping] = self.inbound.active_mappings()
-        self.redactor = Redactor([api_key, api_secret])
-        self.backoff_base_s = backoff_base_s
         self._stopped = False  # a log write failed: send nothing more
 
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
@@ -151,17 +150,7 @@ class InboundIngest:
             result.counts.requests += 1
             self.logs.extend("inbound_log", request_rows(self.redactor, record, result.run_id))
 
-        client = AntavoClient(
-            self.inbound.endpoint,
-            self.api_key,
-            self.api_secret,
-            stack=self.inbound.stack,
-            rate_limit_per_minute=self.inbound.rate_limit_per_minute,
-            max_retries=self.inbound.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            concurrency=self.inbound.max_in_flight,
-            on_request=on_request,
-        )
+        client = self._client(on_request)
         # Requests sent but not yet recorded: at most this many are repeated after a kill.
         slots = asyncio.Semaphore(self.inbound.max_in_flight)
         try:

@@ -6,11 +6,10 @@ from collections.abc import Callable
 
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.logs.filters import FilterError, parse_time
-from segment_sync.settings import Settings
 
 
 def replay_inbound(
-    settings: Settings,
+    buffer: InboundBuffer,
     text: str | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -25,12 +24,8 @@ def replay_inbound(
     end = parse_time(until, end_of_day=True) if until else None
     if start is not None and end is not None and start >= end:
         raise FilterError(f"--since ({start.isoformat()}) must be earlier than --until")
-    buffer = InboundBuffer(settings.inbound.buffer_url)
-    try:
-        count = buffer.requeue_failed(text, start, end)
-        left = buffer.counts().get("failed", 0)
-    finally:
-        buffer.close()
+    count = buffer.requeue_failed(text, start, end)
+    left = buffer.counts().get("failed", 0)
     echo(
         f"re-queued {count} failed inbound item(s) (attempts reset); {left} failed item(s) "
         "left as they were. The next inbound run (sensor, or `segment-sync run inbound`) "

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from segment_sync.db import create_engine, database_identity, fingerprint, sqlite_path
 from segment_sync.locks import file_lock
 from segment_sync.loyalty.records import Stream
-from segment_sync.settings import Settings
 
 metadata = sa.MetaData()
 
@@ -67,12 +66,6 @@ class OutboundState:
         self.key = key
         self.engine = create_engine(url, durable=True)
         metadata.create_all(self.engine)
-
-    @classmethod
-    def of(cls, settings: Settings, write_key: str) -> OutboundState:
-        """The state of the settings' store and destination (the write key is only fingerprinted)."""
-        key = ProgressKey.of(settings.loyalty_store.url, settings.outbound.endpoint, write_key)
-        return cls(settings.outbound.state_url, key)
 
     def close(self) -> None:
         self.engine.dispose()

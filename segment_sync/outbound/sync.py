@@ -14,7 +14,7 @@ from segment_sync.directions import allow_list_off
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState, ProgressKey
+from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import batches, request_body
 from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
@@ -155,36 +155,22 @@ class OutboundSync:
     def __init__(
         self,
         settings: Settings,
-        write_key: str,
-        logs: LogWriter,
         *,
-        store: LoyaltyStore | None = None,
-        state: OutboundState | None = None,
-        backoff_base_s: float = 0.5,
+        store: LoyaltyStore,
+        state: OutboundState,
+        client: Callable[[], SegmentClient],
+        redactor: Redactor,
+        logs: LogWriter,
         on_chunk: Callable[[OutboundResult], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.write_key = write_key
+        self.store = store
+        self.state = state
+        self._client = client
+        self.redactor = redactor
         self.logs = logs
         logs.durable = True  # a chunk's log rows reach the disk before its watermark moves
-        self.store = store or LoyaltyStore(settings.loyalty_store.url)
-        key = ProgressKey.of(self.store.url, settings.outbound.endpoint, write_key)
-        self.state = state or OutboundState(settings.outbound.state_url, key)
-        self.redactor = Redactor([write_key])
-        self.backoff_base_s = backoff_base_s
         self.on_chunk = on_chunk
-
-    def _client(self) -> SegmentClient:
-        outbound = self.settings.outbound
-        return SegmentClient(
-            outbound.endpoint,
-            self.write_key,
-            max_retries=outbound.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_cap_s=outbound.backoff_cap_s,
-            timeout_s=outbound.timeout_s,
-            max_in_flight=outbound.max_in_flight,
-        )
 
     def run(self, stream: Stream, run_id: str, upto: int | None = None) -> OutboundResult:
         """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed."""

@@ -8,11 +8,12 @@ import dagster as dg
 import orjson
 import pytest
 
+from segment_sync import factory
 from segment_sync.definitions import build_definitions
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
-from segment_sync.outbound.sync import OutboundFailed, OutboundSync
+from segment_sync.outbound.sync import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 
@@ -99,7 +100,7 @@ def test_a_real_outage_fails_the_error_rate_check(write_settings, segment_standi
     settings = load_settings(path)
     LoyaltyStore(settings.loyalty_store.url).append_events([NewEvent("c-1", "point_add", {})])
     segment_standin.set_faults(outage_requests=5)
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
     with pytest.raises(OutboundFailed):
         sync.run(Stream.EVENTS, "run-outage")
     check = evaluate_checks(path)["outbound_error_rate"]
@@ -156,7 +157,9 @@ def synced(write_settings, segment_standin):
     store = LoyaltyStore(settings.loyalty_store.url)
     store.append_events([NewEvent("c-1", "point_add", {}), NewEvent("c-2", "point_add", {})])
     insert_event(store, 10, timedelta(minutes=1))
-    OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(Stream.EVENTS, "regular")
+    factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
+        Stream.EVENTS, "regular"
+    )
     return path, store
 
 

@@ -11,6 +11,7 @@ import dagster as dg
 import orjson
 import pytest
 
+from segment_sync import factory
 from segment_sync.definitions import build_definitions
 from segment_sync.logs.store import (
     ANALYTICS_DB_NAME,
@@ -21,7 +22,6 @@ from segment_sync.logs.store import (
 )
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
-from segment_sync.outbound.sync import OutboundSync
 from segment_sync.settings import SettingsError, load_settings, parse_settings
 from segment_sync_tests.conftest import WRITE_KEY
 
@@ -173,7 +173,9 @@ def late_event(write_settings, segment_standin):
     store = LoyaltyStore(settings.loyalty_store.url)
     store.append_events([NewEvent(f"c-{i}", "point_add", {"points": i}) for i in range(3)])
     _insert(store, 10)
-    OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(Stream.EVENTS, "regular")
+    factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
+        Stream.EVENTS, "regular"
+    )
     _insert(store, 5)
     return path, settings
 

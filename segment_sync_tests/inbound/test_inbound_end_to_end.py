@@ -7,15 +7,14 @@ import httpx
 import orjson
 import pytest
 
+from segment_sync import factory
 from segment_sync.definitions import build_definitions
 from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.inbound.receiver import create_receiver_app
 from segment_sync.inbound.signature import js_stringify, sign
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.sync import OutboundSync
 from segment_sync.settings import load_settings
 from segment_sync.standins.server import serve_in_thread
 from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET, WEBHOOK_SECRET, WRITE_KEY
@@ -80,7 +79,7 @@ def inbound(write_settings, antavo_standin, segment_standin, tmp_path):
 
 
 def ingest(settings, run_id: str = "run-1"):
-    return InboundIngest(
+    return factory.inbound_ingest(
         settings, ANTAVO_KEY, ANTAVO_SECRET, LogWriter(settings.logs.dir), backoff_base_s=0.01
     ).run(run_id)
 
@@ -141,10 +140,10 @@ def test_event_from_segment_is_not_sent_back_out(inbound, segment_standin):
     path, settings, buffer, receiver = inbound
     post(receiver, [ORDER, IDENTIFY])
     assert ingest(settings).ok
-    result = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
+    result = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
         Stream.EVENTS, "out-1"
     )
-    profiles = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
+    profiles = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir)).run(
         Stream.PROFILES, "out-2"
     )
     assert result.counts.skipped == 1 and profiles.counts.skipped == 1

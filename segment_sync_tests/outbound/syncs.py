@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segment_sync import factory
 from segment_sync.logs.store import LogWriter
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.settings import Settings, load_settings
@@ -14,4 +15,4 @@ def outbound_sync(settings: Settings | Path, key: str = WRITE_KEY) -> OutboundSy
     """An OutboundSync on these settings (or the settings file at this path)."""
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
-    return OutboundSync(settings, key, LogWriter(settings.logs.dir), backoff_base_s=0.01)
+    return factory.outbound_sync(settings, key, LogWriter(settings.logs.dir), backoff_base_s=0.01)

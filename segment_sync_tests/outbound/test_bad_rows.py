@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from segment_sync import factory
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
@@ -85,7 +86,7 @@ def test_an_event_with_an_unreadable_timestamp_fails_alone_on_sqlite(
     write_settings, segment_standin
 ):
     settings = load_settings(write_settings(outbound={"base_url": segment_standin.url}))
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
     good = good_events(sync.store, 3)
     with sync.store.engine.begin() as conn:  # SQLite stores whatever text it is given
         conn.execute(

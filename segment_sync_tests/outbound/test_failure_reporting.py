@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 
@@ -88,7 +88,7 @@ def test_wrong_region_leaves_every_message_pending_and_names_the_settings_not_th
     assert "outbound.region (us)" in failed_line
     assert EU_WRITE_KEY not in result.output
     settings = load_settings(path)
-    assert OutboundState.of(settings, EU_WRITE_KEY).watermark(Stream.EVENTS) == 0
+    assert factory.outbound_state(settings, EU_WRITE_KEY).watermark(Stream.EVENTS) == 0
     with connect(settings.logs.dir) as con:
         outcomes = con.execute(
             "SELECT outcome, count(*) FROM outbound_messages GROUP BY outcome"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState
-from segment_sync.outbound.sync import OutboundFailed, OutboundSync
+from segment_sync.outbound.sync import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.disks import fill_disk
@@ -45,7 +45,7 @@ def test_a_full_log_disk_fails_the_run_keeps_the_watermark_and_a_rerun_converges
     assert failed.exit_code == 1
     assert f"logs.dir ({logs_dir})" in failed.output and "No space left on device" in failed.output
     assert "Traceback" not in failed.output
-    state = OutboundState.of(settings, WRITE_KEY)
+    state = factory.outbound_state(settings, WRITE_KEY)
     assert state.watermark(Stream.EVENTS) == 0  # nothing was logged, so nothing counts as done
     reached_segment = set(segment_standin.accepted_message_ids())
     assert reached_segment  # the first chunk was delivered before its log write failed
@@ -80,7 +80,9 @@ def test_a_disk_that_fills_mid_run_fails_it_with_counts_that_match_the_log(
         if not fillers:
             fillers.append(fill_disk(small_tmpfs))
 
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(logs_dir), on_chunk=fill_after_first_chunk)
+    sync = factory.outbound_sync(
+        settings, WRITE_KEY, LogWriter(logs_dir), on_chunk=fill_after_first_chunk
+    )
     with pytest.raises(OutboundFailed) as raised:
         sync.run(Stream.EVENTS, "run-disk-fills")
     result = raised.value.result
@@ -92,4 +94,4 @@ def test_a_disk_that_fills_mid_run_fails_it_with_counts_that_match_the_log(
         ).fetchone()
     assert logged == 1000 and result.counts.sent == logged  # the unlogged chunk is not counted
     assert result.watermark_after == 1000
-    assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 1000
+    assert factory.outbound_state(settings, WRITE_KEY).watermark(Stream.EVENTS) == 1000

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from segment_sync import factory
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.sync import OutboundSync
 from segment_sync.segment.messages import message_id
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
@@ -55,7 +55,7 @@ def late(pg_url, write_settings, segment_standin) -> Iterator:
         assert append(store, stream, 1) == [held + 1]  # T2 commits the next id first
         return t1, message_id(KIND[stream], held, occurred_at), held
 
-    sync = OutboundSync(settings, WRITE_KEY, LogWriter(settings.logs.dir), store=store)
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir), store=store)
     connections: list[psycopg.Connection] = []
 
     def begin(stream: Stream):

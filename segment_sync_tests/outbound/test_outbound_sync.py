@@ -10,11 +10,11 @@ import time
 
 import pytest
 
+from segment_sync import factory
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, build_messages
 from segment_sync.settings import load_settings
 from segment_sync.standins.segment import SegmentStandin
@@ -39,7 +39,7 @@ def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed
         with pytest.raises(OutboundFailed, match="region"):
             outbound_sync(wrong).run(Stream.EVENTS, "run-wrong-region")
     settings = load_settings(wrong)
-    assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
+    assert factory.outbound_state(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
     row = (
         connect(settings.logs.dir).execute("SELECT status_code, error FROM outbound_log").fetchone()
     )
@@ -79,7 +79,7 @@ def test_outage_longer_than_retry_budget_fails_visibly_and_a_later_run_delivers(
     with pytest.raises(OutboundFailed) as failed:
         outbound_sync(path).run(Stream.EVENTS, "run-outage")
     assert "HTTP 503" in str(failed.value) and failed.value.result.counts.pending > 0
-    assert OutboundState.of(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
+    assert factory.outbound_state(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
     segment_standin.set_faults(outage_requests=0)
     assert outbound_sync(path).run(Stream.EVENTS, "run-after-outage").ok
     assert sorted(set(segment_standin.accepted_message_ids())) == expected_ids(settings)
@@ -198,9 +198,9 @@ def test_state_and_store_work_on_postgresql(pg_url, write_settings, segment_stan
     )
     settings = load_settings(path)
     seed(LoyaltyStore(pg_url), 700, 100, 20)
-    state = OutboundState.of(settings, WRITE_KEY)
+    state = factory.outbound_state(settings, WRITE_KEY)
     with state.lock(Stream.EVENTS):
-        other = OutboundState.of(settings, WRITE_KEY)
+        other = factory.outbound_state(settings, WRITE_KEY)
         with (
             pytest.raises(RuntimeError, match="another run"),
             other.lock(Stream.EVENTS, wait_s=0.3),
@@ -235,14 +235,14 @@ def test_two_runs_never_send_the_same_stream_at_once(
         segment_standin.accepted_message_ids()
     )
     assert set(expected_ids(settings)) <= set(segment_standin.accepted_message_ids())
-    state_after = OutboundState.of(settings, WRITE_KEY)
+    state_after = factory.outbound_state(settings, WRITE_KEY)
     assert state_after.watermark(Stream.EVENTS) == 8_000
     state_after.close()
 
 
 def test_a_held_stream_lock_refuses_a_second_run_but_not_another_stream(write_settings):
     path = write_settings()
-    state = OutboundState.of(load_settings(path), WRITE_KEY)
+    state = factory.outbound_state(load_settings(path), WRITE_KEY)
     with state.lock(Stream.EVENTS):
         with (
             pytest.raises(RuntimeError, match="another run"),

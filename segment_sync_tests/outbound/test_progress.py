@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import Stream
@@ -113,7 +114,7 @@ def test_two_write_keys_keep_separate_progress_on_one_store(write_settings, two_
     assert again.watermark_before == 0 and again.counts.sent == len(expected)
     received = two_key_standin.accepted_message_ids()
     assert sorted(received) == sorted(list(expected) * 2)  # every row once per destination
-    first = OutboundState.of(settings, WRITE_KEY)
+    first = factory.outbound_state(settings, WRITE_KEY)
     assert first.watermark(Stream.EVENTS) == 300
     assert first.key.destination.startswith(f"{two_key_standin.url} key:")
     assert WRITE_KEY not in repr(first.key) and SECOND_KEY not in repr(first.key)

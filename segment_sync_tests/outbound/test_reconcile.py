@@ -9,12 +9,12 @@ import dagster as dg
 import orjson
 import pytest
 
+from segment_sync import factory
 from segment_sync.definitions import build_definitions
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
 from segment_sync.outbound.reconcile import find_undelivered, reconcile_events
-from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundFailed, OutboundSync
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.outbound.syncs import outbound_sync
@@ -86,7 +86,7 @@ def test_a_second_reconciliation_finds_nothing_and_sends_nothing(passed_gap, seg
 def test_reconciliation_leaves_the_watermark_where_it_was(passed_gap):
     sync, logs_dir = passed_gap
     reconcile_events(sync, logs_dir, "run-reconcile", DAY)
-    assert OutboundState.of(sync.settings, WRITE_KEY).watermark(Stream.EVENTS) == 10
+    assert factory.outbound_state(sync.settings, WRITE_KEY).watermark(Stream.EVENTS) == 10
 
 
 def test_the_sensor_never_sees_an_event_committed_behind_its_cursor(passed_gap):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
+from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.state import OutboundState
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 
@@ -47,7 +47,7 @@ def test_replay_delivers_what_an_outage_left_pending_with_the_same_message_ids(
     assert "replay events: found 100 row(s); sent 100, failed 0" in result.output
     assert set(segment_standin.accepted_message_ids()) == pending
     assert len(segment_standin.accepted_message_ids()) == 100
-    state = OutboundState.of(load_settings(path), WRITE_KEY)
+    state = factory.outbound_state(load_settings(path), WRITE_KEY)
     assert state.watermark(Stream.EVENTS) == 0  # replay never moves the watermark
     runs = logged(path, "SELECT job, status FROM sync_runs ORDER BY started_at")
     assert runs == [("outbound_sync_job", "failure"), ("outbound_replay_job", "success")]

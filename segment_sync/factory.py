@@ -1,0 +1,125 @@
+"""The one place that builds the sync's infrastructure from settings and secrets.
+
+The core (OutboundSync, InboundIngest) receives what is built here; Dagster resources and the
+CLI both call these functions, so a run started either way talks to the same things.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
+from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.ingest import InboundIngest
+from segment_sync.logs.store import LogWriter
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.state import OutboundState, ProgressKey
+from segment_sync.outbound.sync import OutboundResult, OutboundSync
+from segment_sync.redaction import Redactor
+from segment_sync.segment.client import SegmentClient
+from segment_sync.settings import Settings
+
+
+def log_writer(settings: Settings) -> LogWriter:
+    """The writer of the Parquet logs under `logs.dir`."""
+    return LogWriter(settings.logs.dir)
+
+
+def loyalty_store(settings: Settings) -> LoyaltyStore:
+    return LoyaltyStore(settings.loyalty_store.url)
+
+
+def outbound_state(
+    settings: Settings, write_key: str, *, store_url: str | None = None
+) -> OutboundState:
+    """Progress of this store towards this destination (the write key is only fingerprinted)."""
+    source = store_url or settings.loyalty_store.url
+    key = ProgressKey.of(source, settings.outbound.endpoint, write_key)
+    return OutboundState(settings.outbound.state_url, key)
+
+
+def segment_client_factory(
+    settings: Settings, write_key: str, *, backoff_base_s: float = 0.5
+) -> Callable[[], SegmentClient]:
+    """A new client per run, as an httpx pool belongs to one event loop."""
+    outbound = settings.outbound
+
+    def client() -> SegmentClient:
+        return SegmentClient(
+            outbound.endpoint,
+            write_key,
+            max_retries=outbound.max_retries,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=outbound.backoff_cap_s,
+            timeout_s=outbound.timeout_s,
+            max_in_flight=outbound.max_in_flight,
+        )
+
+    return client
+
+
+def outbound_sync(
+    settings: Settings,
+    write_key: str,
+    logs: LogWriter | None = None,
+    *,
+    store: LoyaltyStore | None = None,
+    backoff_base_s: float = 0.5,
+    on_chunk: Callable[[OutboundResult], None] | None = None,
+) -> OutboundSync:
+    """An outbound sync wired to the settings' store, state, Segment endpoint and logs."""
+    store = store or loyalty_store(settings)
+    return OutboundSync(
+        settings,
+        store=store,
+        state=outbound_state(settings, write_key, store_url=store.url),
+        client=segment_client_factory(settings, write_key, backoff_base_s=backoff_base_s),
+        redactor=Redactor([write_key]),
+        logs=logs or log_writer(settings),
+        on_chunk=on_chunk,
+    )
+
+
+def inbound_buffer(settings: Settings) -> InboundBuffer:
+    return InboundBuffer(settings.inbound.buffer_url)
+
+
+def antavo_client_factory(
+    settings: Settings, api_key: str, api_secret: str, *, backoff_base_s: float = 0.2
+) -> Callable[[Callable[[AntavoRequestRecord], None]], AntavoClient]:
+    """A new client per run, reporting each request to the callback it is given."""
+    inbound = settings.inbound
+
+    def client(on_request: Callable[[AntavoRequestRecord], None]) -> AntavoClient:
+        return AntavoClient(
+            inbound.endpoint,
+            api_key,
+            api_secret,
+            stack=inbound.stack,
+            rate_limit_per_minute=inbound.rate_limit_per_minute,
+            max_retries=inbound.max_retries,
+            backoff_base_s=backoff_base_s,
+            concurrency=inbound.max_in_flight,
+            on_request=on_request,
+        )
+
+    return client
+
+
+def inbound_ingest(
+    settings: Settings,
+    api_key: str,
+    api_secret: str,
+    logs: LogWriter | None = None,
+    *,
+    buffer: InboundBuffer | None = None,
+    backoff_base_s: float = 0.2,
+) -> InboundIngest:
+    """An ingest wired to the settings' buffer, Antavo stack and logs."""
+    return InboundIngest(
+        settings,
+        buffer=buffer or inbound_buffer(settings),
+        client=antavo_client_factory(settings, api_key, api_secret, backoff_base_s=backoff_base_s),
+        redactor=Redactor([api_key, api_secret]),
+        logs=logs or log_writer(settings),
+    )
