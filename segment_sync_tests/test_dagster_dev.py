@@ -173,6 +173,7 @@ def dagster_dev(tmp_path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
                 "outbound": {
                     "base_url": segment_standin.url,
                     "event_sync": ["point_add", "purchase"],
+                    "customer_fields_sync": ["email"],
                     "state_url": f"sqlite:///{tmp_path}/state.db",
                 },
                 "inbound": {"buffer_url": f"sqlite:///{tmp_path}/inbound.db"},
@@ -306,3 +307,61 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
         "RUNNING",
     )
     print(f"dagster dev: sensor run and checks done {time.monotonic() - started:.1f}s after start")
+
+
+RUN_TIMES = """
+query RunTimes($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
+  }
+}"""
+STREAM_TAG = "segment_sync/stream"
+
+
+def launch_outbound(graphql: GraphQL, stream: str) -> str:
+    """Launch outbound_sync_job for one stream as the UI's launchpad does; its run id."""
+    launched = graphql(
+        LAUNCH,
+        params={
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": "__repository__",
+                "jobName": "outbound_sync_job",
+            },
+            "runConfigData": {
+                "ops": {"sync_outbound_stream": {"config": {"stream": stream.upper()}}}
+            },
+            "executionMetadata": {"tags": [{"key": STREAM_TAG, "value": stream}]},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def overlapping(runs: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of runs whose [start, end] intervals intersect."""
+    spans = sorted((r["startTime"], r["endTime"], r["runId"]) for r in runs)
+    return [(a[2], b[2]) for i, a in enumerate(spans) for b in spans[i + 1 :] if b[0] < a[1]]
+
+
+def test_the_daemon_never_runs_two_runs_of_one_stream_at_once(dagster_dev):
+    graphql, log = dagster_dev
+    launched = {stream: [launch_outbound(graphql, stream) for _ in range(3)] for stream in
+                ("events", "profiles")}  # fmt: skip
+    every_id = [run_id for ids in launched.values() for run_id in ids]
+
+    def all_finished() -> list[dict] | None:
+        runs = graphql(RUN_TIMES, filter={"runIds": every_id})["runsOrError"]["results"]
+        done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        return runs if len(done) == len(every_id) else None
+
+    runs = wait_for("six queued runs finished", all_finished, RUN_TIMEOUT_S * 2, log)
+    assert {r["status"] for r in runs} == {"SUCCESS"}, log.read_text()[-6000:]
+    # Sensor-launched runs carry the same tag, so they count against the same limit.
+    for stream in launched:
+        tagged = graphql(RUN_TIMES, filter={"tags": [{"key": STREAM_TAG, "value": stream}]})[
+            "runsOrError"
+        ]["results"]
+        ended = [r for r in tagged if r["endTime"] is not None]
+        assert len(ended) >= 3
+        assert overlapping(ended) == [], f"two {stream} runs at once"
