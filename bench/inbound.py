@@ -716,6 +716,7 @@ def run_ingest(
 def burst_control(antavo: Service, events: int) -> dict[str, Any]:
     """An unpaced client (limit far above the stand-in's, no retries) against the limited stand-in."""
     from segment_sync.antavo.client import AntavoClient
+    from segment_sync.http import RetryPolicy
 
     antavo.post("/_standin/reset")
     batch = [
@@ -730,7 +731,7 @@ def burst_control(antavo: Service, events: int) -> dict[str, Any]:
             BENCH_ANTAVO_SECRET,
             stack=STACK,
             rate_limit_per_minute=UNLIMITED_PER_MINUTE,
-            max_retries=0,
+            retry=RetryPolicy(max_retries=0),
             concurrency=8,
         )
         try:

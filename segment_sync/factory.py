@@ -7,8 +7,11 @@ CLI both call these functions, so a run started either way talks to the same thi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
+from segment_sync.antavo.client import DEFAULT_RETRY as ANTAVO_RETRY
 from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
+from segment_sync.http import RetryPolicy
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
@@ -48,9 +51,7 @@ def segment_client_factory(
         return SegmentClient(
             outbound.endpoint,
             write_key,
-            max_retries=outbound.max_retries,
-            backoff_base_s=backoff_base_s,
-            backoff_cap_s=outbound.backoff_cap_s,
+            retry=RetryPolicy(outbound.max_retries, backoff_base_s, outbound.backoff_cap_s),
             timeout_s=outbound.timeout_s,
             max_in_flight=outbound.max_in_flight,
         )
@@ -97,8 +98,9 @@ def antavo_client_factory(
             api_secret,
             stack=inbound.stack,
             rate_limit_per_minute=inbound.rate_limit_per_minute,
-            max_retries=inbound.max_retries,
-            backoff_base_s=backoff_base_s,
+            retry=replace(
+                ANTAVO_RETRY, max_retries=inbound.max_retries, backoff_base_s=backoff_base_s
+            ),
             concurrency=inbound.max_in_flight,
             on_request=on_request,
         )

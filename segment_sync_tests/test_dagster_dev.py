@@ -260,19 +260,7 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
     assert metadata["error_rate"] == 0.0 and metadata["p95_response_time_s"] > 0
 
     # Execute the asset checks as the UI's "Execute" does: launch their job through GraphQL.
-    launched = graphql(
-        LAUNCH,
-        params={
-            "selector": {
-                "repositoryLocationName": LOCATION,
-                "repositoryName": "__repository__",
-                "jobName": "log_checks_job",
-            },
-            "runConfigData": {},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    checks_run_id = launched["run"]["runId"]
+    checks_run_id = launch(graphql, "log_checks_job")
     checks_run = wait_for(
         "the checks run finished",
         lambda: finished(graphql, runIds=[checks_run_id]),
@@ -318,24 +306,28 @@ query RunTimes($filter: RunsFilter) {
 STREAM_TAG = "segment_sync/stream"
 
 
-def launch_outbound(graphql: GraphQL, stream: str) -> str:
-    """Launch outbound_sync_job for one stream as the UI's launchpad does; its run id."""
+def launch(graphql: GraphQL, job: str, run_config: dict | None = None, **tags: str) -> str:
+    """Launch a job as the UI's launchpad does; its run id."""
     launched = graphql(
         LAUNCH,
         params={
             "selector": {
                 "repositoryLocationName": LOCATION,
                 "repositoryName": "__repository__",
-                "jobName": "outbound_sync_job",
+                "jobName": job,
             },
-            "runConfigData": {
-                "ops": {"sync_outbound_stream": {"config": {"stream": stream.upper()}}}
-            },
-            "executionMetadata": {"tags": [{"key": STREAM_TAG, "value": stream}]},
+            "runConfigData": run_config or {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         },
     )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
+
+
+def launch_outbound(graphql: GraphQL, stream: str) -> str:
+    """outbound_sync_job for one stream, tagged with it as the sensors tag their runs."""
+    config = {"ops": {"sync_outbound_stream": {"config": {"stream": stream.upper()}}}}
+    return launch(graphql, "outbound_sync_job", config, **{STREAM_TAG: stream})
 
 
 def overlapping(runs: list[dict]) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_BULK_EVENTS = 50
 AUTH_STATUSES = (401, 403)
 _RESPONSE_BODY_LIMIT = 65536
+DEFAULT_RETRY = RetryPolicy(max_retries=5, backoff_base_s=0.2, backoff_cap_s=10.0)
 _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API"
 
 
@@ -128,22 +129,20 @@ class AntavoClient(ApiClient):
         *,
         stack: str,
         rate_limit_per_minute: int = 1500,
-        max_retries: int = 5,
-        backoff_base_s: float = 0.2,
-        backoff_cap_s: float = 10.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = 30.0,
         concurrency: int = 8,
         on_request: Callable[[AntavoRequestRecord], None] | None = None,
     ) -> None:
         escher.check_credentials(api_key, api_secret, stack)
-        if rate_limit_per_minute <= 0 or concurrency <= 0 or max_retries < 0:
-            raise ValueError("rate_limit_per_minute and concurrency must be > 0, max_retries >= 0")
+        if rate_limit_per_minute <= 0 or concurrency <= 0:
+            raise ValueError("rate_limit_per_minute and concurrency must be > 0")
         super().__init__(
             secrets=[api_key, api_secret], timeout_s=timeout_s, max_connections=concurrency
         )
         self.base_url = base_url.rstrip("/")
         self.stack = stack
-        self.retry = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
+        self.retry = retry
         self.on_request = on_request
         self._api_key = api_key
         self._api_secret = api_secret

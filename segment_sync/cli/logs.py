@@ -66,32 +66,19 @@ def _list_options(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
-@logs.command("outbound")
-@_list_options
-def logs_outbound(
-    settings_file: str | None,
-    filter_text: str,
-    since: str | None,
-    until: str | None,
-    output_format: str,
-    limit: int,
-) -> None:
-    """Requests sent to Segment, newest first."""
-    _list("outbound", settings_file, filter_text, since, until, output_format, limit)
+def _list_command(direction: str, doc: str) -> click.Command:
+    """`logs outbound` / `logs inbound`: the same options, one direction's log."""
+
+    @logs.command(direction, help=doc)
+    @_list_options
+    def command(**options: Any) -> None:
+        _list(direction, **options)
+
+    return command
 
 
-@logs.command("inbound")
-@_list_options
-def logs_inbound(
-    settings_file: str | None,
-    filter_text: str,
-    since: str | None,
-    until: str | None,
-    output_format: str,
-    limit: int,
-) -> None:
-    """Requests sent to Antavo for Segment events, newest first."""
-    _list("inbound", settings_file, filter_text, since, until, output_format, limit)
+logs_outbound = _list_command("outbound", "Requests sent to Segment, newest first.")
+logs_inbound = _list_command("inbound", "Requests sent to Antavo for Segment events, newest first.")
 
 
 @logs.command("show")
@@ -121,6 +108,7 @@ def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
 
 def _list(
     log: LogName,
+    *,
     settings_file: str | None,
     filter_text: str,
     since: str | None,

@@ -16,6 +16,7 @@ import dagster as dg
 
 from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
+from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
 from segment_sync.loyalty.records import Stream
@@ -186,11 +187,6 @@ log_checks_job = dg.define_asset_job(
     tags={STREAM_TAG: Stream.EVENTS.value},
 )
 
-log_checks_schedule = dg.ScheduleDefinition(
-    name="log_checks_schedule",
-    job=log_checks_job,
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: the log tables' asset checks.",
+log_checks_schedule = schedule_for(
+    log_checks_job, "*/15 * * * *", "Every 15 minutes: the log tables' asset checks."
 )

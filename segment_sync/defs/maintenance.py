@@ -12,7 +12,8 @@ import dagster as dg
 
 from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
-from segment_sync.defs.tags import TRIGGER_TAG, op_run_record
+from segment_sync.defs.schedules import schedule_for
+from segment_sync.defs.tags import op_run_record
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
 from segment_sync.logs.store import (
     ensure_analytics_db,
@@ -71,14 +72,10 @@ def log_maintenance_job() -> None:
     maintain_log_tables()
 
 
-log_maintenance_schedule = dg.ScheduleDefinition(
-    name="log_maintenance_schedule",
-    job=log_maintenance_job,
-    cron_schedule="45 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={TRIGGER_TAG: "schedule"},
-    # Hourly, not daily: today's partition gathers a file per chunk, and many small files
-    # slow every query (bench/logs.py). Retention is idempotent, so hourly costs nothing.
-    description="Hourly at :45: retention, compaction (today too), analysts' views.",
+# Hourly, not daily: today's partition gathers a file per chunk, and many small files slow
+# every query (bench/logs.py). Retention is idempotent, so hourly costs nothing.
+log_maintenance_schedule = schedule_for(
+    log_maintenance_job,
+    "45 * * * *",
+    "Hourly at :45: retention, compaction (today too), analysts' views.",
 )

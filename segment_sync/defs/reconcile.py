@@ -15,7 +15,8 @@ import dagster as dg
 from segment_sync import factory
 from segment_sync.defs.outbound import count_outbound, outbound_run_metadata, result_metadata
 from segment_sync.defs.resources import SegmentResource, SettingsResource
-from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
+from segment_sync.defs.schedules import schedule_for
+from segment_sync.defs.tags import STREAM_TAG, op_run_record
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
 from segment_sync.outbound.state import StreamBusy
@@ -102,13 +103,8 @@ def outbound_reconcile_job() -> None:
     reconcile_outbound_events()
 
 
-outbound_reconcile_schedule = dg.ScheduleDefinition(
-    name="outbound_reconcile_schedule",
-    job=outbound_reconcile_job,
-    cron_schedule="15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={TRIGGER_TAG: "schedule"},
-    description="Hourly at :15: send loyalty events of the lookback window that were never "
-    "delivered.",
+outbound_reconcile_schedule = schedule_for(
+    outbound_reconcile_job,
+    "15 * * * *",
+    "Hourly at :15: send loyalty events of the lookback window that were never delivered.",
 )

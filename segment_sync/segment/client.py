@@ -66,6 +66,7 @@ def _error_text(status: int, body: str) -> str:
     return f"HTTP {status}: {hint}" + (f" ({body[:300]})" if body else "")
 
 
+DEFAULT_RETRY = RetryPolicy(max_retries=6, backoff_base_s=0.5, backoff_cap_s=30.0)
 EMPTY_BATCH = b'{"batch":[]}'
 _UNREACHABLE_FIX = "outbound.base_url / outbound.region name a reachable Segment endpoint"
 
@@ -78,9 +79,7 @@ class SegmentClient(ApiClient):
         endpoint: str,
         write_key: str,
         *,
-        max_retries: int = 6,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = 30.0,
         max_in_flight: int = 4,
         gzip: bool = True,
@@ -93,7 +92,7 @@ class SegmentClient(ApiClient):
             headers={"Content-Type": "application/json"},
         )
         self.url = endpoint.rstrip("/") + "/v1/batch"
-        self.retry = RetryPolicy(max_retries, backoff_base_s, backoff_cap_s)
+        self.retry = retry
         self.gzip = gzip
         self._slots = asyncio.Semaphore(max_in_flight)
 

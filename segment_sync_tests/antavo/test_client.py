@@ -18,13 +18,13 @@ from segment_sync.antavo.client import (
     EventResult,
 )
 from segment_sync.antavo.pacer import Pacer
+from segment_sync.http import RetryPolicy
 from segment_sync.standins.antavo import AntavoStandin
 from segment_sync.standins.server import free_port, serve_in_thread
 
 API_KEY = "ak_client_0123456789"
 API_SECRET = "secret-client-abcdefghij"
 STACK = "test"
-FAST_BACKOFF = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05}
 
 
 @contextmanager
@@ -36,13 +36,19 @@ def standin(**kwargs: Any) -> Iterator[tuple[AntavoStandin, str]]:
 
 
 def send(
-    base_url: str, events: list[dict], *, secret: str = API_SECRET, **kwargs: Any
+    base_url: str,
+    events: list[dict],
+    *,
+    secret: str = API_SECRET,
+    max_retries: int = 5,
+    **kwargs: Any,
 ) -> tuple[list[EventResult], list[AntavoRequestRecord]]:
     """Send events with a fresh client; the results and every request record."""
     records: list[AntavoRequestRecord] = []
 
     async def go() -> list[EventResult]:
-        options = {**FAST_BACKOFF, **kwargs}
+        retry = RetryPolicy(max_retries, backoff_base_s=0.01, backoff_cap_s=0.05)
+        options = {"retry": retry, **kwargs}
         async with AntavoClient(
             base_url, API_KEY, secret, stack=STACK, on_request=records.append, **options
         ) as client:

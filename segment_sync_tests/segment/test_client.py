@@ -7,6 +7,7 @@ import asyncio
 import orjson
 import pytest
 
+from segment_sync.http import RetryPolicy
 from segment_sync.segment.client import SegmentClient, Verdict
 from segment_sync.standins.segment import SegmentFaults, SegmentStandin
 from segment_sync.standins.server import serve_in_thread
@@ -27,11 +28,11 @@ def standin():
         yield stand
 
 
-def send(url: str, key: str, payload: bytes, **options) -> object:
+def send(url: str, key: str, payload: bytes, max_retries: int = 6, **options) -> object:
+    retry = RetryPolicy(max_retries, backoff_base_s=0.01, backoff_cap_s=0.05)
+
     async def go():
-        async with SegmentClient(
-            url, key, backoff_base_s=0.01, backoff_cap_s=0.05, **options
-        ) as client:
+        async with SegmentClient(url, key, retry=retry, **options) as client:
             return await client.send(payload)
 
     return asyncio.run(go())
@@ -52,9 +53,8 @@ def test_throttling_is_retried_honouring_retry_after(standin):
         standin.set_faults(throttle_rate=0.0)
 
     async def go():
-        async with SegmentClient(
-            standin.url, KEY, backoff_base_s=0.001, backoff_cap_s=0.002
-        ) as client:
+        fast = RetryPolicy(backoff_base_s=0.001, backoff_cap_s=0.002)
+        async with SegmentClient(standin.url, KEY, retry=fast) as client:
             _, outcome = await asyncio.gather(lift(), client.send(body()))
             return outcome
 
