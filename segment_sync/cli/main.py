@@ -134,7 +134,7 @@ def standin() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def standin_segment(args: tuple[str, ...]) -> None:
     """The Segment Tracking API stand-in (`standin segment --help` lists its options)."""
-    from segment_sync.standins.segment import main as standin_main
+    from segment_sync.standins.segment_cli import main as standin_main
 
     sys.exit(standin_main(list(args)))
 
@@ -143,7 +143,7 @@ def standin_segment(args: tuple[str, ...]) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def standin_antavo(args: tuple[str, ...]) -> None:
     """The Antavo Events API stand-in (`standin antavo --help` lists its options)."""
-    from segment_sync.standins.antavo import main as standin_main
+    from segment_sync.standins.antavo_cli import main as standin_main
 
     sys.exit(standin_main(list(args)))
 

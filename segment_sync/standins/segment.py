@@ -19,39 +19,42 @@ Write keys never appear in a response, a log line, a request record or a stored 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
-import binascii
 import logging
-import os
 import random
-import sys
 import threading
 import time
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from segment_sync.standins.segment_wire import (
+    MAX_BATCH_MESSAGES,
+    MESSAGE_TYPES,
+    Rejection,
+    basic_auth_user,
+    batch_messages,
+    body_write_key,
+    check_message_sizes,
+    check_region,
+    decode_body,
+    json_response,
+    parse_json,
+    single_messages,
+    sort_messages,
+)
+from segment_sync.standins.server import seconds_text
+
 log = logging.getLogger(__name__)
 
 STANDIN_LABEL = "Segment Tracking API LOCAL STAND-IN (not Segment, never production)"
-REGIONS = ("us", "eu")
-MAX_REQUEST_BYTES = 500 * 1024
-MAX_MESSAGE_BYTES = 32 * 1024
-MAX_BATCH_MESSAGES = 2500
-MAX_MESSAGE_ID_CHARS = 100
-MESSAGE_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 FAULT_STATUSES = (500, 502, 503)
-_EMPTY = (None, "")
 
 
 @dataclass
@@ -89,22 +92,6 @@ def _coerce_fault(name: str, value: Any) -> Any:
     return number
 
 
-class _Rejection(Exception):
-    """A request answered with an error status instead of being processed."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        region: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.region, self.headers = region, headers or {}
-
-
 class SegmentStandin:
     """LOCAL STAND-IN for one regional Segment Tracking API endpoint; keeps what it accepted."""
 
@@ -115,9 +102,9 @@ class SegmentStandin:
         faults: SegmentFaults | None = None,
         keep_messages: bool = True,
     ) -> None:
-        _check_region(region, "region")
+        check_region(region, "region")
         for key_region in write_keys.values():
-            _check_region(key_region, "write key region")
+            check_region(key_region, "write key region")
         self.region = region
         self._write_keys = dict(write_keys)
         self.faults = faults or SegmentFaults()
@@ -190,7 +177,9 @@ class SegmentStandin:
         """`POST /v1/track`, `/v1/identify`, ...: one message, its type given by the path."""
         kind = request.path_params["kind"]
         if kind not in MESSAGE_TYPES:
-            return _json({"success": False, "code": "not_found", "message": "no such route"}, 404)
+            return json_response(
+                {"success": False, "code": "not_found", "message": "no such route"}, 404
+            )
         return await self._ingest(request, kind)
 
     async def _ingest(self, request: Request, kind: str | None) -> Response:
@@ -199,20 +188,20 @@ class SegmentStandin:
         record = _new_record(request, len(raw))
         try:
             await self._apply_faults()
-            header_key = _basic_auth_user(request.headers.get("authorization"))
+            header_key = basic_auth_user(request.headers.get("authorization"))
             if header_key:
                 record["write_key_region"] = self._key_region(header_key)
-            body = _decode_body(raw, request.headers.get("content-encoding"))
+            body = decode_body(raw, request.headers.get("content-encoding"))
             record["json_bytes"] = len(body)
-            payload = _parse_json(body)
+            payload = parse_json(body)
             if not header_key:
-                record["write_key_region"] = self._key_region(_body_write_key(payload))
-            messages = _single_messages(payload, kind) if kind else _batch_messages(payload)
+                record["write_key_region"] = self._key_region(body_write_key(payload))
+            messages = single_messages(payload, kind) if kind else batch_messages(payload)
             self._accept(messages, len(body), record)
-        except _Rejection as exc:
+        except Rejection as exc:
             return self._reject(exc, record)
         self._finish(record, 200, None)
-        return _json({"success": True}, 200)
+        return json_response({"success": True}, 200)
 
     async def _apply_faults(self) -> None:
         """Sleep `delay_s`, then raise the injected fault for this request, if any."""
@@ -221,46 +210,46 @@ class SegmentStandin:
             await asyncio.sleep(faults.delay_s)
         if faults.outage_requests > 0:
             faults.outage_requests -= 1
-            raise _Rejection(503, "service_unavailable", "stand-in outage (outage_requests)")
+            raise Rejection(503, "service_unavailable", "stand-in outage (outage_requests)")
         if faults.reject_requests > 0:
             faults.reject_requests -= 1
-            raise _Rejection(400, "bad_request", "stand-in rejected the batch (reject_requests)")
+            raise Rejection(400, "bad_request", "stand-in rejected the batch (reject_requests)")
         if faults.outage_until and time.time() < faults.outage_until:
-            raise _Rejection(503, "service_unavailable", "stand-in outage (outage_until)")
+            raise Rejection(503, "service_unavailable", "stand-in outage (outage_until)")
         if faults.error_rate <= 0 and faults.throttle_rate <= 0:
             return
         draw = self._rng.random()
         if draw < faults.error_rate:
             status = self._rng.choice(FAULT_STATUSES)
-            raise _Rejection(status, "server_error", "stand-in injected server error")
+            raise Rejection(status, "server_error", "stand-in injected server error")
         if draw < faults.error_rate + faults.throttle_rate:
-            retry_after = {"Retry-After": _seconds_text(faults.retry_after_s)}
-            raise _Rejection(429, "rate_limited", "too many requests", headers=retry_after)
+            retry_after = {"Retry-After": seconds_text(faults.retry_after_s)}
+            raise Rejection(429, "rate_limited", "too many requests", headers=retry_after)
 
     def _key_region(self, key: str | None) -> str:
         """The region of an accepted write key; 401 for missing, unknown or other-region keys."""
         if not key:
-            raise _Rejection(
+            raise Rejection(
                 401,
                 "unauthorized",
                 "missing write key: send it as the HTTP Basic username or as writeKey in the body",
             )
         region = self._write_keys.get(key)
         if region is None:
-            raise _Rejection(401, "unauthorized", "unknown write key")
+            raise Rejection(401, "unauthorized", "unknown write key")
         if region != self.region:
             message = (
                 f"write key belongs to another region ({region}); "
                 f"this is the {self.region} endpoint"
             )
-            raise _Rejection(401, "wrong_region", message, region=region)
+            raise Rejection(401, "wrong_region", message, region=region)
         return region
 
     def _accept(self, messages: list, body_len: int, record: dict[str, Any]) -> None:
         """Check sizes, keep the valid messages, count the dropped ones."""
         kept = messages[:MAX_BATCH_MESSAGES]
-        _check_message_sizes(kept, body_len)
-        accepted, reasons = _sort_messages(kept)
+        check_message_sizes(kept, body_len)
+        accepted, reasons = sort_messages(kept)
         over_limit = len(messages) - len(kept)
         invalid = len(kept) - len(accepted)
         record.update(
@@ -284,7 +273,7 @@ class SegmentStandin:
             if self.keep_messages:
                 self.messages.extend(accepted)
 
-    def _reject(self, exc: _Rejection, record: dict[str, Any]) -> Response:
+    def _reject(self, exc: Rejection, record: dict[str, Any]) -> Response:
         """Record and answer an error; the message never contains a key."""
         if exc.region is not None:
             record["write_key_region"] = exc.region
@@ -292,7 +281,7 @@ class SegmentStandin:
         if exc.status in (400, 401):
             log.info("segment stand-in answered %s: %s", exc.status, exc.message)
         body = {"success": False, "code": exc.code, "message": exc.message}
-        return _json(body, exc.status, exc.headers)
+        return json_response(body, exc.status, exc.headers)
 
     def _finish(self, record: dict[str, Any], status: int, error: str | None) -> None:
         """Append the request record and add it to the counters."""
@@ -311,32 +300,32 @@ class SegmentStandin:
     async def _healthz(self, request: Request) -> Response:
         """Liveness plus a reminder of what this is."""
         body = {"ok": True, "standin": "segment", "region": self.region, "production": False}
-        return _json(body | {"label": STANDIN_LABEL})
+        return json_response(body | {"label": STANDIN_LABEL})
 
     async def _get_messages(self, request: Request) -> Response:
         """Accepted messages (only `{"messageId"}` stubs when keep_messages is off)."""
         if self.keep_messages:
             with self._lock:
-                return _json(list(self.messages))
-        return _json([{"messageId": mid} for mid in self.accepted_message_ids()])
+                return json_response(list(self.messages))
+        return json_response([{"messageId": mid} for mid in self.accepted_message_ids()])
 
     async def _get_message_ids(self, request: Request) -> Response:
         """Accepted messageIds in arrival order."""
-        return _json(self.accepted_message_ids())
+        return json_response(self.accepted_message_ids())
 
     async def _get_requests(self, request: Request) -> Response:
         """One summary per `/v1/*` request."""
         with self._lock:
-            return _json(list(self.requests))
+            return json_response(list(self.requests))
 
     async def _get_stats(self, request: Request) -> Response:
         """Counters."""
-        return _json(self.stats())
+        return json_response(self.stats())
 
     async def _post_reset(self, request: Request) -> Response:
         """Forget everything recorded so far."""
         self.reset()
-        return _json({"ok": True})
+        return json_response({"ok": True})
 
     async def _faults_route(self, request: Request) -> Response:
         """GET the current faults, or POST a JSON object of fields to change."""
@@ -347,8 +336,8 @@ class SegmentStandin:
                     raise ValueError("faults body must be a JSON object")
                 self.set_faults(**changes)
             except (ValueError, TypeError) as exc:
-                return _json({"ok": False, "message": str(exc)}, 400)
-        return _json(asdict(self.faults))
+                return json_response({"ok": False, "message": str(exc)}, 400)
+        return json_response(asdict(self.faults))
 
 
 def _empty_counts() -> dict[str, Any]:
@@ -386,143 +375,6 @@ def _new_record(request: Request, raw_len: int) -> dict[str, Any]:
     }
 
 
-def _check_region(region: str, what: str) -> None:
-    """ValueError unless `region` is us or eu."""
-    if region not in REGIONS:
-        raise ValueError(f"{what} must be one of {', '.join(REGIONS)}, got {region!r}")
-
-
-def _basic_auth_user(header: str | None) -> str | None:
-    """The Basic-auth username (the write key), None/"" without one; 401 if malformed."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        raise _Rejection(
-            401, "unauthorized", "only HTTP Basic auth with the write key is supported"
-        )
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise _Rejection(401, "unauthorized", "malformed Basic authorization header") from None
-    return decoded.partition(":")[0]
-
-
-def _body_write_key(payload: Any) -> str | None:
-    """`writeKey` from a JSON object body, if it is a string."""
-    key = payload.get("writeKey") if isinstance(payload, dict) else None
-    return key if isinstance(key, str) else None
-
-
-def _decode_body(raw: bytes, encoding: str | None) -> bytes:
-    """The JSON bytes: gunzipped if needed, at most 500 KB; 400 otherwise."""
-    encoding = (encoding or "identity").strip().lower()
-    if encoding == "gzip":
-        body = _gunzip_capped(raw, MAX_REQUEST_BYTES)
-    elif encoding == "identity":
-        body = raw
-    else:
-        raise _Rejection(400, "bad_request", "unsupported Content-Encoding (use gzip or none)")
-    if len(body) > MAX_REQUEST_BYTES:
-        raise _Rejection(400, "request_too_large", "request body is over 500 KB")
-    return body
-
-
-def _gunzip_capped(raw: bytes, limit: int) -> bytes:
-    """Decompress gzip, stopping one byte past `limit` (no gzip bombs); 400 if invalid."""
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        body = decompressor.decompress(raw, limit + 1)
-    except zlib.error:
-        raise _Rejection(400, "bad_request", "body is not valid gzip") from None
-    if len(body) <= limit and not decompressor.eof:
-        raise _Rejection(400, "bad_request", "gzip body is truncated")
-    return body
-
-
-def _parse_json(body: bytes) -> Any:
-    """orjson-parsed body; 400 for invalid JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise _Rejection(400, "invalid_json", "request body is not valid JSON") from None
-
-
-def _batch_messages(payload: Any) -> list:
-    """The `batch` list of a batch body; 400 if absent or not a list."""
-    if not isinstance(payload, dict):
-        raise _Rejection(400, "bad_request", "body must be a JSON object")
-    batch = payload.get("batch")
-    if not isinstance(batch, list):
-        raise _Rejection(400, "bad_request", "batch must be a list of messages")
-    return batch
-
-
-def _single_messages(payload: Any, kind: str) -> list[dict]:
-    """A one-message list for `/v1/<kind>`, typed by the path and without `writeKey`."""
-    if not isinstance(payload, dict):
-        raise _Rejection(400, "bad_request", "body must be a JSON object")
-    message = {k: v for k, v in payload.items() if k != "writeKey"}
-    message["type"] = kind
-    return [message]
-
-
-def _check_message_sizes(messages: list, body_len: int) -> None:
-    """400 for the whole request when one message serialises to more than 32 KB."""
-    if body_len <= MAX_MESSAGE_BYTES:
-        return
-    dumps = orjson.dumps
-    for index, message in enumerate(messages):
-        if len(dumps(message)) > MAX_MESSAGE_BYTES:
-            raise _Rejection(400, "message_too_large", f"message {index} is over 32 KB")
-
-
-def _sort_messages(messages: list) -> tuple[list[dict], dict[str, int]]:
-    """Valid messages (writeKey removed), and drop counts by reason for the rest."""
-    accepted: list[dict] = []
-    reasons: dict[str, int] = {}
-    for message in messages:
-        problem = _message_problem(message)
-        if problem is None:
-            if "writeKey" in message:
-                message = {k: v for k, v in message.items() if k != "writeKey"}
-            accepted.append(message)
-        else:
-            reasons[problem] = reasons.get(problem, 0) + 1
-    return accepted, reasons
-
-
-def _message_problem(message: Any) -> str | None:
-    """Why Segment would drop this message, or None when it is valid."""
-    if type(message) is not dict:
-        return "not_an_object"
-    kind = message.get("type")
-    if kind not in MESSAGE_TYPES:
-        return "bad_type"
-    if message.get("userId") in _EMPTY and message.get("anonymousId") in _EMPTY:
-        return "no_user_anon_id"
-    message_id = message.get("messageId")
-    if type(message_id) is not str or not message_id:
-        return "no_message_id"
-    if len(message_id) > MAX_MESSAGE_ID_CHARS:
-        return "message_id_too_long"
-    if kind == "track" and not message.get("event"):
-        return "track_without_event"
-    return None
-
-
-def _seconds_text(seconds: float) -> str:
-    """Seconds as a short string: "1", "0.05"."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """An orjson response."""
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
 def create_segment_app(
     region: str,
     write_keys: Mapping[str, str],
@@ -533,113 +385,7 @@ def create_segment_app(
     return SegmentStandin(region, write_keys, faults, keep_messages).app
 
 
-def run_segment_standin(
-    port: int,
-    host: str = "127.0.0.1",
-    region: str = "us",
-    write_keys: Mapping[str, str] | None = None,
-    faults: SegmentFaults | None = None,
-    keep_messages: bool = True,
-    log_level: str = "warning",
-) -> None:
-    """Serve the stand-in with uvicorn until interrupted (blocking)."""
-    standin = SegmentStandin(region, write_keys or {}, faults, keep_messages)
-    print(f"{STANDIN_LABEL}: region {region} on http://{host}:{port}", file=sys.stderr, flush=True)
-    uvicorn.run(
-        standin.app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off"
-    )
-
-
-def _parse_write_keys(pairs: Sequence[str], env_pairs: Sequence[str]) -> dict[str, str]:
-    """`KEY=region` and `ENV_VAR=region` pairs as {key: region}; ValueError without echoing keys."""
-    keys: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, region = pair.rpartition("=")
-        if not sep or not key or region not in REGIONS:
-            raise ValueError("--write-key needs KEY=REGION with REGION us or eu")
-        keys[key] = region
-    for pair in env_pairs:
-        name, sep, region = pair.rpartition("=")
-        if not sep or region not in REGIONS or not os.environ.get(name):
-            raise ValueError("--write-key-env needs ENV_VAR=REGION, the variable set, REGION us/eu")
-        keys[os.environ[name]] = region
-    return keys
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of the stand-in."""
-    parser = argparse.ArgumentParser(
-        prog="python -m segment_sync.standins.segment", description=STANDIN_LABEL
-    )
-    add = parser.add_argument
-    add("--port", type=int, required=True, help="loopback port to listen on")
-    add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    add("--region", choices=REGIONS, default="us", help="region this endpoint serves")
-    add(
-        "--write-key",
-        action="append",
-        default=[],
-        metavar="KEY=REGION",
-        help="accept this write key for that region (repeatable; prefer --write-key-env)",
-    )
-    add(
-        "--write-key-env",
-        action="append",
-        default=[],
-        metavar="ENV_VAR=REGION",
-        help="accept the write key held by ENV_VAR for that region (repeatable)",
-    )
-    add("--error-rate", type=float, default=0.0, help="share of requests answered 500/503")
-    add("--throttle-rate", type=float, default=0.0, help="share of requests answered 429")
-    add(
-        "--retry-after",
-        type=float,
-        default=0.05,
-        dest="retry_after_s",
-        help="Retry-After seconds sent with a 429 (default: %(default)s)",
-    )
-    add("--outage-requests", type=int, default=0, help="answer the first N requests 503")
-    add("--delay", type=float, default=0.0, dest="delay_s", help="seconds to wait before answering")
-    add("--seed", type=int, default=None, help="random seed, so injected faults repeat")
-    add(
-        "--no-keep-messages",
-        action="store_true",
-        help="count messages but keep none in memory (benchmarks)",
-    )
-    add("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the stand-in."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        write_keys = _parse_write_keys(args.write_key, args.write_key_env)
-        faults = SegmentFaults()
-        faults.update(
-            {
-                "error_rate": args.error_rate,
-                "throttle_rate": args.throttle_rate,
-                "retry_after_s": args.retry_after_s,
-                "outage_requests": args.outage_requests,
-                "delay_s": args.delay_s,
-                "seed": args.seed,
-            }
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    run_segment_standin(
-        args.port,
-        args.host,
-        args.region,
-        write_keys,
-        faults,
-        keep_messages=not args.no_keep_messages,
-        log_level=args.log_level,
-    )
-    return 0
-
-
 if __name__ == "__main__":
+    from segment_sync.standins.segment_cli import main
+
     raise SystemExit(main())

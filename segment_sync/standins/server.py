@@ -1,4 +1,4 @@
-"""Run an ASGI app with uvicorn in a background thread (tests, demo, benchmarks)."""
+"""Serve a stand-in: uvicorn in a background thread (tests, demo, benchmarks), free ports."""
 
 from __future__ import annotations
 
@@ -36,3 +36,10 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds as a Retry-After value: "1", "0.05"."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
