@@ -57,7 +57,7 @@ import duckdb  # noqa: E402
 
 from segment_sync.cli import logs as logs_cli  # noqa: E402
 from segment_sync.logs import browse  # noqa: E402
-from segment_sync.logs.filters import compile_filter, time_range  # noqa: E402
+from segment_sync.logs.filters import compile_filter  # noqa: E402
 from segment_sync.logs.maintenance import ROW_GROUP_ROWS, _publish, compact  # noqa: E402
 from segment_sync.logs.schema import schema_for  # noqa: E402
 from segment_sync.logs.store import (  # noqa: E402
@@ -68,6 +68,7 @@ from segment_sync.logs.store import (  # noqa: E402
     partition_dir,
     view_sql,
 )
+from segment_sync.logs.time_window import time_range  # noqa: E402
 
 TARGET_S = 1.0
 REPEAT = 5

@@ -83,7 +83,8 @@ _STREAMS = click.Choice(["events", "profiles", "all"])
 
 def _check_times(since: str | None, until: str | None, filter_text: str = "") -> None:
     """A bad filter or time fails here, before any run starts (one line, no traceback)."""
-    from segment_sync.logs.filters import FilterError, compile_filter, time_range
+    from segment_sync.logs.filters import FilterError, compile_filter
+    from segment_sync.logs.time_window import time_range
 
     try:
         compile_filter(filter_text, "outbound")

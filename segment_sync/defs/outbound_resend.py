@@ -11,7 +11,8 @@ import dagster as dg
 from segment_sync import factory
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import fail_run, op_run_record, report_metadata
-from segment_sync.logs.filters import FilterError, compile_filter, time_range
+from segment_sync.logs.filters import FilterError, compile_filter
+from segment_sync.logs.time_window import time_range
 from segment_sync.outbound.replay import (
     Resender,
     replay,

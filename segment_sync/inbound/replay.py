@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.logs.filters import FilterError, parse_time
+from segment_sync.logs.filters import FilterError
+from segment_sync.logs.time_window import parse_time
 
 
 def replay_inbound(

@@ -8,7 +8,10 @@ from typing import Any
 
 import duckdb
 
-from segment_sync.logs.filters import LogName, compile_filter, time_range
+from segment_sync.logs.filters import LogName, compile_filter
+
+# (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
+from segment_sync.logs.time_window import time_range
 
 # (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
 COLUMNS: dict[LogName, list[tuple[str, str]]] = {

@@ -27,164 +27,24 @@ Every value becomes a `?` parameter; no user text is ever spliced into the SQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
-LogName = Literal["outbound", "inbound"]
-
-
-class FilterError(ValueError):
-    """A filter or time range the user typed cannot be read; the message says what to fix."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Fields and operators
-# ---------------------------------------------------------------------------------------------
-
-IS = "is"
-IS_NOT = "is not"
-IS_IN = "is in"
-IS_NOT_IN = "is not in"
-CONTAINS = "contains"
-NOT_CONTAINS = "does not contain"
-COMPARISONS = (">", "<", ">=", "<=")
-TEXT_OPERATORS = (IS, IS_NOT, IS_IN, IS_NOT_IN, CONTAINS, NOT_CONTAINS)
-NUMBER_OPERATORS = (IS, IS_NOT, IS_IN, IS_NOT_IN, *COMPARISONS)
-NEGATED = {IS_NOT: IS, IS_NOT_IN: IS_IN, NOT_CONTAINS: CONTAINS}
-LIST_OPERATORS = (IS_IN, IS_NOT_IN)
-
-SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
-
-# `Pred` builds a never-NULL SQL predicate for a positive operator (is, is in, contains, >, ...)
-# from the parsed values; it returns the SQL and its parameters.
-Pred = Callable[[str, list[Any]], tuple[str, list[Any]]]
-
-
-@dataclass(frozen=True)
-class Field:
-    """One filterable field: its display name, operators and how it becomes SQL."""
-
-    name: str
-    operators: tuple[str, ...]
-    predicate: Pred
-    numeric: bool = False
-    allowed: tuple[str, ...] = ()  # closed vocabulary (lower case), checked for is / is in
-
-
-def _placeholders(values: list[Any]) -> str:
-    """`?, ?, ?` for a value list."""
-    return ", ".join("?" for _ in values)
-
-
-def _text(column: str, *, fold_case: bool = False) -> Pred:
-    """Predicate on a scalar text column; `fold_case` makes is / is in case-insensitive."""
-
-    def build(op: str, values: list[Any]) -> tuple[str, list[Any]]:
-        if op == CONTAINS:
-            return f"coalesce(contains(lower({column}), lower(?)), false)", values
-        subject = f"lower({column})" if fold_case else column
-        params = [v.lower() for v in values] if fold_case else values
-        return f"coalesce({subject} IN ({_placeholders(params)}), false)", params
-
-    return build
-
-
-def _status_code(column: str) -> Pred:
-    """Predicate on an integer status code column; values are ints or (low, high) classes."""
-
-    def build(op: str, values: list[Any]) -> tuple[str, list[Any]]:
-        if op in COMPARISONS:
-            return f"coalesce({column} {op} ?, false)", values
-        parts: list[str] = []
-        params: list[Any] = []
-        codes = [v for v in values if isinstance(v, int)]
-        if codes:
-            parts.append(f"{column} IN ({_placeholders(codes)})")
-            params.extend(codes)
-        for low, high in (v for v in values if isinstance(v, tuple)):
-            parts.append(f"{column} BETWEEN ? AND ?")
-            params.extend([low, high])
-        return f"coalesce({' OR '.join(parts)}, false)", params
-
-    return build
-
-
-def _outbound_customer(op: str, values: list[Any]) -> tuple[str, list[Any]]:
-    """Requests whose single customer or batch customer list matches."""
-    if op == CONTAINS:
-        single = "coalesce(contains(customer_id, ?), false)"
-        batch = "coalesce(len(list_filter(customer_ids, lambda c: contains(c, ?))) > 0, false)"
-        return f"({single} OR {batch})", [*values, *values]
-    marks = _placeholders(values)
-    single = f"coalesce(customer_id IN ({marks}), false)"
-    # list_contains per value: about 2x faster than list_has_any on 10M-row logs (bench/logs.py)
-    batch = " OR ".join("list_contains(customer_ids, ?)" for _ in values)
-    return f"({single} OR coalesce({batch}, false))", [*values, *values]
-
-
-def _inbound_event_type(op: str, values: list[Any]) -> tuple[str, list[Any]]:
-    """Inbound requests carrying at least one item of the given Segment type(s)."""
-    if op == CONTAINS:
-        test, params = "contains(lower(i.event_type), lower(?))", values
-    else:
-        params = [v.lower() for v in values]
-        test = f"lower(i.event_type) IN ({_placeholders(params)})"
-    return (
-        "EXISTS (SELECT 1 FROM inbound_items AS i "
-        f"WHERE i.identifier = inbound_log.identifier AND {test})",
-        params,
-    )
-
-
-FIELDS: dict[LogName, tuple[Field, ...]] = {
-    "outbound": (
-        Field("Identifier", TEXT_OPERATORS, _text("identifier")),
-        Field("Customer ID", TEXT_OPERATORS, _outbound_customer),
-        Field(
-            "Event type",
-            TEXT_OPERATORS,
-            _text("event_type", fold_case=True),
-            allowed=("track", "identify"),
-        ),
-        Field("Error", TEXT_OPERATORS, _text("error")),
-        Field("Status code", NUMBER_OPERATORS, _status_code("status_code"), numeric=True),
-    ),
-    "inbound": (
-        Field("Action", TEXT_OPERATORS, _text("action", fold_case=True)),
-        Field("Identifier", TEXT_OPERATORS, _text("identifier")),
-        Field("Customer ID", TEXT_OPERATORS, _text("customer_id")),
-        Field("Event type", TEXT_OPERATORS, _inbound_event_type, allowed=SEGMENT_TYPES),
-        Field("Error", TEXT_OPERATORS, _text("error")),
-        Field("Status code", NUMBER_OPERATORS, _status_code("status_code"), numeric=True),
-        Field(
-            "Status",
-            TEXT_OPERATORS,
-            _text("status", fold_case=True),
-            allowed=("success", "error"),
-        ),
-    ),
-}
-
-
-def field_names(log: LogName) -> list[str]:
-    """The display names of the fields `log` can be filtered by."""
-    return [f.name for f in _fields(log)]
-
-
-def _fields(log: str) -> tuple[Field, ...]:
-    """The fields of `log`; FilterError for an unknown log name."""
-    try:
-        return FIELDS[log]  # type: ignore[index]
-    except KeyError:
-        raise FilterError(f"unknown log {log!r}; expected 'outbound' or 'inbound'") from None
-
-
-def _normalise(name: str) -> str:
-    """Field-name key: lower case, `_` as space, single spaces."""
-    return " ".join(name.replace("_", " ").lower().split())
-
+from segment_sync.logs.filter_fields import (
+    COMPARISONS,
+    CONTAINS,
+    IS,
+    IS_NOT,
+    LIST_OPERATORS,
+    NEGATED,
+    NOT_CONTAINS,
+    TEXT_OPERATORS,
+    Field,
+    FilterError,
+    LogName,
+    fields_of,
+    normalise_field_name,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
@@ -218,8 +78,8 @@ class _Parser:
         """Prepare to parse `text` against `log`'s fields."""
         self.text = text
         self.log = log
-        self.fields = _fields(log)
-        self.by_key = {_normalise(f.name): f for f in self.fields}
+        self.fields = fields_of(log)
+        self.by_key = {normalise_field_name(f.name): f for f in self.fields}
         self.pos = 0
 
     def parse(self) -> list[Condition]:
@@ -250,7 +110,7 @@ class _Parser:
         if match is None or not region[: match.start()].strip():
             self._no_operator(region, first=first)
         name = region[: match.start()].strip()
-        field = self.by_key.get(_normalise(name))
+        field = self.by_key.get(normalise_field_name(name))
         if field is None:
             hint = "" if first else '; to match text containing " and ", put it in double quotes'
             raise FilterError(f"unknown field {name!r}; {self._field_list()}{hint}")
@@ -266,9 +126,9 @@ class _Parser:
 
     def _no_operator(self, region: str, *, first: bool) -> NoReturn:
         """Raise the clearest error for a condition with no recognisable operator."""
-        key = _normalise(region)
+        key = normalise_field_name(region)
         for field in sorted(self.fields, key=lambda f: -len(f.name)):
-            prefix = _normalise(field.name)
+            prefix = normalise_field_name(field.name)
             if key == prefix:
                 raise FilterError(
                     f"missing operator and value after {field.name}; "
@@ -382,7 +242,7 @@ def _status_value(field: Field, operator: str, value: str) -> int | tuple[int, i
 def parse_filter(text: str, log: LogName) -> list[Condition]:
     """The conditions of a filter; an empty list for blank text."""
     if not text or not text.strip():
-        _fields(log)
+        fields_of(log)
         return []
     return _Parser(text, log).parse()
 
@@ -400,61 +260,3 @@ def compile_filter(text: str, log: LogName) -> tuple[str, list]:
         parts.append(f"NOT ({sql})" if positive != condition.operator else f"({sql})")
         params.extend(values)
     return " AND ".join(parts), params
-
-
-# ---------------------------------------------------------------------------------------------
-# Time ranges
-# ---------------------------------------------------------------------------------------------
-
-_RELATIVE = re.compile(r"(\d+)\s*([smhdw])(?:\s+ago)?", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(value: str, *, now: datetime | None = None, end_of_day: bool = False) -> datetime:
-    """An aware UTC datetime from ISO text, `now`, or `30m`/`1h`/`7d`/`2w` ago.
-
-    A bare date is midnight UTC, or the next midnight with `end_of_day` (so `--until 2024-03-01`
-    includes that day); a timestamp without an offset is read as UTC.
-    """
-    text = value.strip()
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    if text.lower() == "now":
-        return now
-    relative = _RELATIVE.fullmatch(text)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2).lower()
-        return now - timedelta(**{_UNITS[unit]: amount})
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise FilterError(
-            f"cannot read time {value!r}; use an ISO date or timestamp (2024-03-01, "
-            "2024-03-01T12:00:00Z), 'now', or how long ago: 30m, 1h, 7d, 2w"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def time_range(
-    since: str | None, until: str | None, *, now: datetime | None = None
-) -> tuple[str, list]:
-    """A parameterised SQL clause keeping rows with `since <= timestamp < until` (either optional)."""
-    parts: list[str] = []
-    params: list[Any] = []
-    start = parse_time(since, now=now) if since else None
-    end = parse_time(until, now=now, end_of_day=True) if until else None
-    if start is not None and end is not None and start >= end:
-        raise FilterError(
-            f"--since ({start.isoformat()}) must be earlier than --until ({end.isoformat()})"
-        )
-    # The "date" partition bounds let DuckDB skip whole days of files without opening them.
-    if start is not None:
-        parts.append('"date" >= ? AND "timestamp" >= ?')
-        params.extend([start.astimezone(UTC).date(), start])
-    if end is not None:
-        parts.append('"date" <= ? AND "timestamp" < ?')
-        params.extend([end.astimezone(UTC).date(), end])
-    return (" AND ".join(parts) or "TRUE"), params

@@ -9,8 +9,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from segment_sync.logs.filters import FilterError, compile_filter, time_range
+from segment_sync.logs.filters import FilterError, compile_filter
 from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.time_window import time_range
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
