@@ -16,8 +16,9 @@ from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.results import OutboundResult
 from segment_sync.outbound.state import OutboundState, ProgressKey
-from segment_sync.outbound.sync import OutboundResult, OutboundSync
+from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import SegmentClient
 from segment_sync.settings import Settings

@@ -133,7 +133,7 @@ def test_a_sync_of_a_stream_that_is_off_refuses_and_leaves_the_watermark(
     write_settings, segment_standin
 ):
     from segment_sync.logs.store import LogWriter
-    from segment_sync.outbound.sync import StreamDisabled
+    from segment_sync.outbound.results import StreamDisabled
 
     path = write_settings(outbound={"base_url": segment_standin.url, "event_sync": []})
     settings = load_settings(path)

@@ -11,7 +11,7 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.replay import Resend, Resender, resend_enabled, resend_lines
 from segment_sync.outbound.report import RunReport, run_report
-from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult
+from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings

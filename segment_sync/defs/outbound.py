@@ -22,7 +22,7 @@ from segment_sync.defs.tags import (
 from segment_sync.directions import allow_list_off, stream_off
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
-from segment_sync.outbound.sync import OutboundFailed, OutboundResult
+from segment_sync.outbound.results import OutboundFailed, OutboundResult
 from segment_sync.runs import RunRecord
 from segment_sync.settings import Settings
 

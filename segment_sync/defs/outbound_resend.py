@@ -22,7 +22,7 @@ from segment_sync.outbound.replay import (
     streams_of,
 )
 from segment_sync.outbound.report import run_report
-from segment_sync.outbound.sync import OutboundCounts
+from segment_sync.outbound.results import OutboundCounts
 
 StreamChoice = Literal["events", "profiles", "all"]
 

@@ -19,8 +19,8 @@ from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import STREAM_TAG, op_run_record
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
+from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.outbound.state import StreamBusy
-from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.runs import RunRecord
 
 

@@ -25,8 +25,10 @@ import pyarrow as pa
 from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.build import build_messages
+from segment_sync.outbound.results import OutboundResult
 from segment_sync.outbound.state import OutboundState
-from segment_sync.outbound.sync import OutboundResult, OutboundSync, build_messages
+from segment_sync.outbound.sync import OutboundSync
 from segment_sync.segment.messages import message_id, user_id
 from segment_sync.settings import Settings
 

@@ -26,7 +26,8 @@ from segment_sync.logs.filters import FilterError, compile_filter
 from segment_sync.logs.store import connect
 from segment_sync.logs.time_window import parse_time, time_range
 from segment_sync.loyalty.records import Stream
-from segment_sync.outbound.sync import OutboundCounts, OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
+from segment_sync.outbound.sync import OutboundSync
 
 PAGE = 5000  # source rows per send: memory stays bounded however large the range
 

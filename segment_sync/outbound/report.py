@@ -19,7 +19,7 @@ from typing import Literal
 import duckdb
 
 from segment_sync.logs.store import connect
-from segment_sync.outbound.sync import CONFIGURATION_STATUSES, OutboundCounts, OutboundResult
+from segment_sync.outbound.results import CONFIGURATION_STATUSES, OutboundCounts, OutboundResult
 
 FailureKind = Literal["transient", "configuration", "permanent"]
 TOP_REASONS = 5

@@ -6,136 +6,31 @@ import asyncio
 import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from segment_sync.directions import allow_list_off
 from segment_sync.logs.store import LogWriteError, LogWriter
-from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
+from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.build import build_messages
+from segment_sync.outbound.message_log import message_columns
+from segment_sync.outbound.results import (
+    OutboundFailed,
+    OutboundResult,
+    StreamDisabled,
+    configuration_error,
+)
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import batches, request_body
 from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
 from segment_sync.segment.messages import (
     Message,
-    NotSent,
-    identify_message,
     iso_timestamp,
-    message_id,
-    track_message,
 )
 from segment_sync.settings import Settings
-
-
-@dataclass
-class OutboundCounts:
-    """What a run did; every source row lands in exactly one of the message counters."""
-
-    rows_read: int = 0
-    not_allow_listed: int = 0
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    pending: int = 0
-    requests: int = 0
-    retries: int = 0
-    bytes: int = 0
-
-    def add(self, other: OutboundCounts) -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
-
-@dataclass
-class OutboundResult:
-    stream: Stream
-    run_id: str
-    watermark_before: int
-    watermark_after: int
-    upto: int
-    counts: OutboundCounts = field(default_factory=OutboundCounts)
-    error: str | None = None
-    error_status: int | None = None  # HTTP status of the request that stopped the run, if any
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class StreamDisabled(RuntimeError):
-    """The stream's allow-list is empty: nothing is read, the watermark stays where it is."""
-
-
-class OutboundFailed(RuntimeError):
-    """The run could not deliver everything; what it did not deliver stays pending."""
-
-    def __init__(self, result: OutboundResult) -> None:
-        self.result = result
-        super().__init__(result.error)
-
-
-def build_messages(
-    rows: Sequence[LoyaltyEvent | BadRow] | Sequence[ProfileChange | BadRow],
-    settings: Settings,
-    stream: Stream,
-) -> tuple[list[Message], list[NotSent], int]:
-    """Messages to send, rows not sent (with why), and how many events were not allow-listed.
-
-    A row that cannot become a message (unreadable column, anything the builder raises) is one
-    failed NotSent naming the row and the column; the rest of the rows are unaffected.
-    """
-    mapping = settings.general.customer_id_mapping
-    messages: list[Message] = []
-    not_sent: list[NotSent] = []
-    not_allow_listed = 0
-    if stream is Stream.EVENTS:
-        allowed = frozenset(settings.outbound.event_sync)
-        for row in rows:
-            try:  # a BadRow has no columns to build from: it raises here, as a broken row does
-                built = track_message(row, mapping, allowed)
-            except Exception as exc:
-                built = _unbuildable(row, stream, exc)
-            if built is None:
-                not_allow_listed += 1
-            elif isinstance(built, Message):
-                messages.append(built)
-            else:
-                not_sent.append(built)
-    else:
-        fields = frozenset(settings.outbound.customer_fields_sync)
-        for row in rows:
-            try:
-                built = identify_message(row, mapping, fields)
-            except Exception as exc:
-                built = _unbuildable(row, stream, exc)
-            (messages if isinstance(built, Message) else not_sent).append(built)
-    return messages, not_sent, not_allow_listed
-
-
-_KINDS = {
-    Stream.EVENTS: ("evt", "track", "loyalty_events"),
-    Stream.PROFILES: ("prf", "identify", "profile_changes"),
-}
-
-
-def _unbuildable(row: object, stream: Stream, exc: Exception) -> NotSent:
-    """The failed NotSent of a row the store could not read or the builder could not handle."""
-    kind, event_type, table = _KINDS[stream]
-    if isinstance(row, BadRow):
-        reason = row.reason
-    else:
-        reason = (
-            f"{table} id {row.id}: the message could not be built "
-            f"({type(exc).__name__}: {exc}); fix the row, then replay"
-        )
-    occurred_at = getattr(row, "occurred_at", None)
-    mid = message_id(kind, row.id, occurred_at) if occurred_at else f"ss-{kind}-{row.id}-unread"
-    action = getattr(row, "action", None) if stream is Stream.EVENTS else None
-    return NotSent(
-        mid, row.id, row.customer_id, event_type, action, "failed", reason[:2000]
-    )  # fmt: skip
 
 
 @contextmanager
@@ -397,46 +292,3 @@ class OutboundSync:
             "request_body": self.redactor.text(body.decode()),
             "response_body": attempt.response_body,
         }
-
-
-CONFIGURATION_STATUSES = (401, 403, 404)
-
-
-def configuration_error(settings: Settings, status: int | None) -> str | None:
-    """One line naming the settings to fix when Segment refused the key or the endpoint."""
-    if status not in CONFIGURATION_STATUSES:
-        return None
-    outbound = settings.outbound
-    return (
-        f"Segment refused the request with HTTP {status} at {outbound.endpoint}: check that "
-        f"the environment variable {outbound.write_key_env} (outbound.write_key_env) holds this "
-        f"source's write key and that outbound.region ({outbound.region}) is the workspace's "
-        "region (or fix outbound.base_url); not the data's fault, nothing was marked failed"
-    )
-
-
-def message_columns(
-    items: Sequence[Message] | Sequence[NotSent],
-    run_id: str,
-    stream: Stream,
-    attempt: Attempt | None = None,
-    outcome: str | None = None,
-    error: str | None = None,
-) -> dict[str, list]:
-    """`outbound_messages` rows as columns; NotSent items carry their own outcome and reason."""
-    n = len(items)
-    own = outcome is None
-    return {
-        "timestamp": [attempt.started_at if attempt else datetime.now(UTC)] * n,
-        "message_id": [m.message_id for m in items],
-        "identifier": [attempt.identifier if attempt else None] * n,
-        "run_id": [run_id] * n,
-        "stream": [stream.value] * n,
-        "source_id": [m.source_id for m in items],
-        "customer_id": [m.customer_id for m in items],
-        "event_type": [m.event_type for m in items],
-        "event_name": [m.event_name for m in items],
-        "outcome": [m.outcome for m in items] if own else [outcome] * n,
-        "error": [m.reason for m in items] if own else [error] * n,
-        "size_bytes": [m.size for m in items],
-    }

@@ -13,7 +13,7 @@ from segment_sync.definitions import build_definitions
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
-from segment_sync.outbound.sync import OutboundFailed
+from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 

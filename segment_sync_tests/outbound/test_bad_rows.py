@@ -11,7 +11,8 @@ from segment_sync import factory
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
-from segment_sync.outbound.sync import OutboundFailed, OutboundResult, OutboundSync
+from segment_sync.outbound.results import OutboundFailed, OutboundResult
+from segment_sync.outbound.sync import OutboundSync
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.outbound.syncs import outbound_sync

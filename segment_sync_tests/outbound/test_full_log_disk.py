@@ -10,7 +10,7 @@ from segment_sync.cli import main
 from segment_sync.logs.store import LogWriter, connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.sync import OutboundFailed
+from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.disks import fill_disk

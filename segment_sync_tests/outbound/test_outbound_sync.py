@@ -15,7 +15,8 @@ from segment_sync.logs.store import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.sync import OutboundFailed, build_messages
+from segment_sync.outbound.build import build_messages
+from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import free_port, serve_in_thread

@@ -13,8 +13,9 @@ from segment_sync.cli import main
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.build import build_messages
+from segment_sync.outbound.results import OutboundFailed
 from segment_sync.outbound.state import OutboundState, ProgressKey
-from segment_sync.outbound.sync import OutboundFailed, build_messages
 from segment_sync.settings import load_settings
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import serve_in_thread

@@ -15,7 +15,8 @@ from segment_sync.logs.store import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
 from segment_sync.outbound.reconcile import find_undelivered, reconcile_events
-from segment_sync.outbound.sync import OutboundFailed, OutboundSync
+from segment_sync.outbound.results import OutboundFailed
+from segment_sync.outbound.sync import OutboundSync
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.outbound.syncs import outbound_sync
 

@@ -1,0 +1,40 @@
+"""The `outbound_messages` log rows, built column-wise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from segment_sync.loyalty.records import Stream
+from segment_sync.segment.client import Attempt
+from segment_sync.segment.messages import (
+    Message,
+    NotSent,
+)
+
+
+def message_columns(
+    items: Sequence[Message] | Sequence[NotSent],
+    run_id: str,
+    stream: Stream,
+    attempt: Attempt | None = None,
+    outcome: str | None = None,
+    error: str | None = None,
+) -> dict[str, list]:
+    """`outbound_messages` rows as columns; NotSent items carry their own outcome and reason."""
+    n = len(items)
+    own = outcome is None
+    return {
+        "timestamp": [attempt.started_at if attempt else datetime.now(UTC)] * n,
+        "message_id": [m.message_id for m in items],
+        "identifier": [attempt.identifier if attempt else None] * n,
+        "run_id": [run_id] * n,
+        "stream": [stream.value] * n,
+        "source_id": [m.source_id for m in items],
+        "customer_id": [m.customer_id for m in items],
+        "event_type": [m.event_type for m in items],
+        "event_name": [m.event_name for m in items],
+        "outcome": [m.outcome for m in items] if own else [outcome] * n,
+        "error": [m.reason for m in items] if own else [error] * n,
+        "size_bytes": [m.size for m in items],
+    }
