@@ -624,7 +624,7 @@ def fill_buffer(url: str, events: int, prefix: str) -> float:
 
 def log_summary(logs_dir: str, run_id: str, window_s: float) -> dict[str, Any]:
     """inbound_log status codes, item outcomes, and the most requests started in one window."""
-    from segment_sync.logs.store import connect
+    from segment_sync.logs.views import connect
 
     con = connect(logs_dir)
     try:

@@ -58,17 +58,12 @@ import duckdb  # noqa: E402
 from segment_sync.cli import logs as logs_cli  # noqa: E402
 from segment_sync.logs import browse  # noqa: E402
 from segment_sync.logs.filters import compile_filter  # noqa: E402
+from segment_sync.logs.layout import SCHEMA_FILE_NAME, partition_dir  # noqa: E402
 from segment_sync.logs.maintenance import ROW_GROUP_ROWS, _publish, compact  # noqa: E402
 from segment_sync.logs.schema import schema_for  # noqa: E402
-from segment_sync.logs.store import (  # noqa: E402
-    SCHEMA_FILE_NAME,
-    LogWriter,
-    connect,
-    ensure_analytics_db,
-    partition_dir,
-    view_sql,
-)
+from segment_sync.logs.store import LogWriter  # noqa: E402
 from segment_sync.logs.time_window import time_range  # noqa: E402
+from segment_sync.logs.views import connect, ensure_analytics_db, view_sql  # noqa: E402
 
 TARGET_S = 1.0
 REPEAT = 5
@@ -708,7 +703,7 @@ def split_today(logs_dir: Path, seed: int = SEED) -> dict[str, Any]:
     """Rewrite today's compacted file as the sync writes it: files of 8-50 rows, via
     `store.write_parquet` (LogWriter's own file writer). Compaction runs hourly,
     so until then the current day always looks like this."""
-    from segment_sync.logs.store import data_files, write_parquet
+    from segment_sync.logs.layout import data_files, write_parquet
 
     today = partition_dir(logs_dir, "outbound_log", datetime.now(UTC).date())
     files = data_files(today)

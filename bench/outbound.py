@@ -324,7 +324,7 @@ def measure(
 
 def count_log_rows(logs_dir: str, run_id: str) -> dict[str, int]:
     """Rows our run wrote to the Parquet logs (read after the child exits, not timed)."""
-    from segment_sync.logs.store import connect
+    from segment_sync.logs.views import connect
 
     con = connect(logs_dir)
     try:

@@ -16,7 +16,7 @@ import duckdb
 from segment_sync.cli.options import load_or_fail, settings_option
 from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, entries, query_log
 from segment_sync.logs.filters import FilterError, LogName
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 
 RIGHT_ALIGNED = frozenset({"status_code", "response_time_s"})
 MAX_WIDTH = {"error": 60, "customer_id": 32}

@@ -15,9 +15,7 @@ from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import op_run_record
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
-from segment_sync.logs.store import (
-    ensure_analytics_db,
-)
+from segment_sync.logs.views import ensure_analytics_db
 
 
 @dg.op(description="Apply log retention, compact small log files, refresh the analysts' views.")

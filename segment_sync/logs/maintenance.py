@@ -31,8 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
-from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
-from segment_sync.logs.store import (
+from segment_sync.logs.layout import (
     COMPRESSION,
     TEMP_SUFFIX,
     data_files,
@@ -41,6 +40,7 @@ from segment_sync.logs.store import (
     partition_dirs,
     table_dir,
 )
+from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 
 ROW_GROUP_ROWS = 128_000
 STALE_TEMP_AGE_S = 3600.0

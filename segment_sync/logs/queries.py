@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 
 # A request counts as failed when it got no answer, an HTTP error, or an error of its own
 # (the same rule as the analysts' `daily_summary` view).

@@ -1,51 +1,28 @@
-"""The log store: runs append Parquet files, analysts query DuckDB views over them.
-
-Layout under `logs_dir`:
-
-    <table>/date=YYYY-MM-DD/<utc-timestamp>-<uuid>.parquet   data files, immutable once published
-    <table>/date=1970-01-01/_schema.parquet                  empty file typed with the current schema
-    segment_sync.duckdb                                      the analysts' file: views only
+"""The log writer: runs append Parquet files under `logs.dir` (see layout.py and views.py).
 
 Why it never blocks: DuckDB lets one process open a database file read-write, so runs never open
 the analysts' file. Each flush writes a new Parquet file under a temporary name that does not end
 in `.parquet` (so no glob matches it) and `os.replace`s it into place, so a reader sees a whole
 file or none. Published files are never modified in place, only added or (by maintenance) deleted.
-
-Why the views work with no data yet: every table keeps one zero-row `_schema.parquet` typed with
-the current schema inside the partition glob. The glob therefore always matches (DuckDB fails on a
-glob that matches nothing), every column has its declared type even before the first row, and with
-`union_by_name` a column added to the schema later shows as NULL for older files. This uses only
-documented `read_parquet` behaviour, so the views work from any DuckDB client the analysts use.
-The alternative, a typed empty SELECT unioned with `read_parquet(..., allow_empty = true)`, relies
-on an option older clients lack. Maintenance skips files whose name starts with `_`.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from segment_sync.logs.schema import ALLOWED_VALUES, TABLES, TIME_COLUMNS, schema_for
-
-ANALYTICS_DB_NAME = "segment_sync.duckdb"
-SCHEMA_FILE_NAME = "_schema.parquet"
-SCHEMA_PARTITION = "date=1970-01-01"
-PARTITION_PREFIX = "date="
-TEMP_SUFFIX = ".tmp"
-COMPRESSION = "zstd"
-# The analysts' file holds only views, so create it in the oldest storage format DuckDB 2 writes:
-# analysts can open it with any DuckDB client from 1.0 on.
-ANALYTICS_STORAGE_VERSION = "v1.0.0"
+from segment_sync.logs.layout import (
+    ensure_layout,
+    partition_dir,
+    write_parquet,
+)
+from segment_sync.logs.schema import ALLOWED_VALUES, TIME_COLUMNS, schema_for
 
 Row = Mapping[str, Any]
 
@@ -61,103 +38,6 @@ class LogWriteError(RuntimeError):
             "folder with free space (or point logs.dir elsewhere), then rerun: nothing unlogged "
             "counted as done"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# Files and directories (shared with maintenance)
-# ---------------------------------------------------------------------------------------------
-
-
-def table_dir(logs_dir: Path | str, table: str) -> Path:
-    """The directory holding every partition of `table`."""
-    schema_for(table)
-    return Path(logs_dir) / table
-
-
-def partition_dir(logs_dir: Path | str, table: str, day: date) -> Path:
-    """The directory of one UTC day of `table`."""
-    return table_dir(logs_dir, table) / f"{PARTITION_PREFIX}{day.isoformat()}"
-
-
-def partition_dirs(logs_dir: Path | str, table: str) -> list[Path]:
-    """Every `date=` partition directory of `table`, oldest first."""
-    root = table_dir(logs_dir, table)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PARTITION_PREFIX))
-
-
-def partition_day(directory: Path) -> date | None:
-    """The UTC day named by a `date=YYYY-MM-DD` directory, or None if it names none."""
-    try:
-        return date.fromisoformat(directory.name.removeprefix(PARTITION_PREFIX))
-    except ValueError:
-        return None
-
-
-def data_files(directory: Path) -> list[Path]:
-    """The published data files of one partition, oldest first (`_`-prefixed files excluded)."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p for p in directory.iterdir() if p.suffix == ".parquet" and not p.name.startswith("_")
-    )
-
-
-def new_file_paths(directory: Path) -> tuple[Path, Path]:
-    """A fresh (temporary, final) path pair; the temporary name matches no `*.parquet` glob."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    final = directory / f"{stamp}-{uuid.uuid4().hex}.parquet"
-    return directory / f".{final.name}{TEMP_SUFFIX}", final
-
-
-def write_parquet(table: pa.Table, directory: Path, *, durable: bool = False) -> Path:
-    """Write `table` as a new file in `directory`, atomically for readers; return its path."""
-    for attempt in range(3):
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp, final = new_file_paths(directory)
-        try:
-            pq.write_table(table, tmp, compression=COMPRESSION)
-            if durable:
-                _fsync(tmp)
-            os.replace(tmp, final)
-        except FileNotFoundError:
-            # Retention removed the (empty) partition directory between mkdir and write.
-            tmp.unlink(missing_ok=True)
-            if attempt == 2:
-                raise
-            continue
-        if durable:
-            _fsync(directory)
-        return final
-    raise AssertionError("unreachable")
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or directory to stable storage."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def ensure_layout(logs_dir: Path | str) -> None:
-    """Create each table's `_schema.parquet` (see module docstring), rewriting it if outdated."""
-    for table, schema in TABLES.items():
-        directory = table_dir(logs_dir, table) / SCHEMA_PARTITION
-        path = directory / SCHEMA_FILE_NAME
-        if path.exists() and pq.read_schema(path).remove_metadata().equals(schema):
-            continue
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{SCHEMA_FILE_NAME}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-        pq.write_table(schema.empty_table(), tmp, compression=COMPRESSION)
-        os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------
 
 
 def check_columns(table: str, rows: list[Row]) -> None:
@@ -335,101 +215,3 @@ class LogWriter:
     def __exit__(self, *exc_info: object) -> None:
         """Flush whatever is still queued."""
         self.flush()
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading: views
-# ---------------------------------------------------------------------------------------------
-
-
-def _quote_literal(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _quote_ident(name: str) -> str:
-    """A SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _table_view(root: Path, table: str) -> str:
-    """CREATE OR REPLACE VIEW for one log table over its Parquet files."""
-    glob = (root / table / f"{PARTITION_PREFIX}*" / "*.parquet").as_posix()
-    columns = ", ".join(_quote_ident(name) for name in [*TABLES[table].names, "date"])
-    return (
-        f"CREATE OR REPLACE VIEW {_quote_ident(table)} AS SELECT {columns} FROM read_parquet("
-        f"{_quote_literal(glob)}, hive_partitioning = true, union_by_name = true, "
-        "hive_types = {'date': DATE})"
-    )
-
-
-_REQUEST_FAILED = "error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
-
-DAILY_SUMMARY_SQL = f"""CREATE OR REPLACE VIEW daily_summary AS
-SELECT "date" AS day, 'outbound' AS direction, event_type AS type,
-    count(*) AS requests,
-    coalesce(sum(message_count), 0) AS messages,
-    count(*) FILTER (WHERE {_REQUEST_FAILED}) AS errors,
-    quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
-    quantile_cont(response_time_s, 0.95) AS p95_response_time_s
-FROM outbound_log
-GROUP BY ALL
-UNION ALL
-SELECT "date" AS day, 'inbound' AS direction, action AS type,
-    count(DISTINCT identifier) AS requests,
-    count(*) AS messages,
-    count(*) FILTER (WHERE status = 'error' OR {_REQUEST_FAILED}) AS errors,
-    quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
-    quantile_cont(response_time_s, 0.95) AS p95_response_time_s
-FROM inbound_log
-GROUP BY ALL
-ORDER BY day, direction, type"""
-
-
-def view_sql(logs_dir: Path | str) -> list[str]:
-    """The CREATE OR REPLACE VIEW statements, with absolute paths, in dependency order."""
-    root = Path(logs_dir).resolve()
-    return [*(_table_view(root, table) for table in TABLES), DAILY_SUMMARY_SQL]
-
-
-def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection (in-memory unless `database` is given) with the log views defined."""
-    ensure_layout(logs_dir)
-    con = duckdb.connect(database or ":memory:")
-    try:
-        for statement in view_sql(logs_dir):
-            con.execute(statement)
-    except Exception:
-        con.close()
-        raise
-    return con
-
-
-def ensure_analytics_db(logs_dir: Path | str) -> Path:
-    """Create or refresh `<logs_dir>/segment_sync.duckdb` with the views, never touching readers.
-
-    DuckDB locks a file for the process that opens it read-write, and even a read-only reader
-    blocks a writer, so the views are written into a new file beside it and renamed over it.
-    A session that opened the old file keeps it (POSIX keeps an open file alive); the views read
-    the Parquet files, so that session still sees every new row, and a new session gets the new
-    views. The rename is atomic: a reader never sees a half-written file.
-    """
-    root = Path(logs_dir).resolve()
-    ensure_layout(root)
-    path = root / ANALYTICS_DB_NAME
-    fresh = root / f".{ANALYTICS_DB_NAME}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-    try:
-        con = duckdb.connect(
-            str(fresh), config={"storage_compatibility_version": ANALYTICS_STORAGE_VERSION}
-        )
-        try:
-            for statement in view_sql(root):
-                con.execute(statement)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(fresh, path)
-    finally:
-        fresh.unlink(missing_ok=True)
-        Path(f"{fresh}.wal").unlink(missing_ok=True)
-    return path

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.build import build_messages

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from segment_sync.directions import allow_list_off
 from segment_sync.logs.filters import FilterError, compile_filter
-from segment_sync.logs.store import connect
 from segment_sync.logs.time_window import parse_time, time_range
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.outbound.sync import OutboundSync

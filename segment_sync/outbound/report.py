@@ -18,7 +18,7 @@ from typing import Literal
 
 import duckdb
 
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.outbound.results import CONFIGURATION_STATUSES, OutboundCounts, OutboundResult
 
 FailureKind = Literal["transient", "configuration", "permanent"]

@@ -13,13 +13,9 @@ import pytest
 
 from segment_sync import factory
 from segment_sync.definitions import build_definitions
-from segment_sync.logs.store import (
-    ANALYTICS_DB_NAME,
-    LogWriter,
-    connect,
-    data_files,
-    partition_dirs,
-)
+from segment_sync.logs.layout import data_files, partition_dirs
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import ANALYTICS_DB_NAME, connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.settings import SettingsError, load_settings, parse_settings

@@ -6,7 +6,7 @@ import dagster as dg
 import orjson
 
 from segment_sync.definitions import build_definitions
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore

@@ -7,7 +7,7 @@ import dagster as dg
 
 from segment_sync.definitions import build_definitions
 from segment_sync.defs.tags import FAILURE_KIND_TAG
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings

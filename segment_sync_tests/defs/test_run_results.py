@@ -8,7 +8,7 @@ import pytest
 from segment_sync.definitions import SYNC_JOBS, build_definitions
 from segment_sync.defs.resources import SegmentResource
 from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore

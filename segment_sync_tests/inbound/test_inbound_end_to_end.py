@@ -12,7 +12,8 @@ from segment_sync.definitions import build_definitions
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.receiver import create_receiver_app
 from segment_sync.inbound.signature import js_stringify, sign
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings

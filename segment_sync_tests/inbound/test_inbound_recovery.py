@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from segment_sync.cli import main
 from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import duckdb
 
-from segment_sync.logs.store import LogWriter, connect, ensure_analytics_db
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect, ensure_analytics_db
 
 WRITE_SECONDS = 3.0
 BATCH_ROWS = 25

@@ -10,8 +10,9 @@ import duckdb
 import pytest
 
 from segment_sync.logs.filters import FilterError, compile_filter
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import LogWriter
 from segment_sync.logs.time_window import time_range
+from segment_sync.logs.views import connect
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -16,14 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from segment_sync.logs.schema import TABLES
-from segment_sync.logs.store import (
-    ANALYTICS_DB_NAME,
-    LogWriteError,
-    LogWriter,
-    connect,
-    ensure_analytics_db,
-    view_sql,
-)
+from segment_sync.logs.store import LogWriteError, LogWriter
+from segment_sync.logs.views import ANALYTICS_DB_NAME, connect, ensure_analytics_db, view_sql
 from segment_sync_tests.disks import fill_disk
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)

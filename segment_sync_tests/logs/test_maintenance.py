@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from segment_sync.logs.layout import data_files, partition_dirs
 from segment_sync.logs.maintenance import (
     CompactionResult,
     apply_retention,
@@ -22,7 +23,8 @@ from segment_sync.logs.maintenance import (
     maintenance_lock,
 )
 from segment_sync.logs.schema import TABLES
-from segment_sync.logs.store import LogWriter, connect, data_files, partition_dirs
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect
 
 DAY1 = datetime(2024, 3, 1, tzinfo=UTC)
 CTX = multiprocessing.get_context("spawn")

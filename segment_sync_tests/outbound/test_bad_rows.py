@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from segment_sync import factory
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
 from segment_sync.outbound.results import OutboundFailed, OutboundResult

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from segment_sync import factory
 from segment_sync.cli import main
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings

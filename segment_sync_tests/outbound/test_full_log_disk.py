@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from segment_sync import factory
 from segment_sync.cli import main
-from segment_sync.logs.store import LogWriter, connect
+from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.results import OutboundFailed

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from segment_sync import factory
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore

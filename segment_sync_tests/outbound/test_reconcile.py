@@ -11,7 +11,7 @@ import pytest
 
 from segment_sync import factory
 from segment_sync.definitions import build_definitions
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events, profile_changes
 from segment_sync.outbound.reconcile import find_undelivered, reconcile_events

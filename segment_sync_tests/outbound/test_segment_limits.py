@@ -8,7 +8,7 @@ is over 200 bytes, so at the wire the byte limit always binds first.
 
 from __future__ import annotations
 
-from segment_sync.logs.store import connect
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings

@@ -1,0 +1,121 @@
+"""Where the Parquet logs live: table and date folders, atomic file writes, the schema files.
+
+Layout under `logs_dir`:
+
+    <table>/date=YYYY-MM-DD/<utc-timestamp>-<uuid>.parquet   data files, immutable once published
+    <table>/date=1970-01-01/_schema.parquet                  empty file typed with the current schema
+    segment_sync.duckdb                                      the analysts' file: views only
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from segment_sync.logs.schema import TABLES, schema_for
+
+SCHEMA_FILE_NAME = "_schema.parquet"
+
+
+SCHEMA_PARTITION = "date=1970-01-01"
+
+
+PARTITION_PREFIX = "date="
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+COMPRESSION = "zstd"
+
+
+def table_dir(logs_dir: Path | str, table: str) -> Path:
+    """The directory holding every partition of `table`."""
+    schema_for(table)
+    return Path(logs_dir) / table
+
+
+def partition_dir(logs_dir: Path | str, table: str, day: date) -> Path:
+    """The directory of one UTC day of `table`."""
+    return table_dir(logs_dir, table) / f"{PARTITION_PREFIX}{day.isoformat()}"
+
+
+def partition_dirs(logs_dir: Path | str, table: str) -> list[Path]:
+    """Every `date=` partition directory of `table`, oldest first."""
+    root = table_dir(logs_dir, table)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PARTITION_PREFIX))
+
+
+def partition_day(directory: Path) -> date | None:
+    """The UTC day named by a `date=YYYY-MM-DD` directory, or None if it names none."""
+    try:
+        return date.fromisoformat(directory.name.removeprefix(PARTITION_PREFIX))
+    except ValueError:
+        return None
+
+
+def data_files(directory: Path) -> list[Path]:
+    """The published data files of one partition, oldest first (`_`-prefixed files excluded)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.iterdir() if p.suffix == ".parquet" and not p.name.startswith("_")
+    )
+
+
+def new_file_paths(directory: Path) -> tuple[Path, Path]:
+    """A fresh (temporary, final) path pair; the temporary name matches no `*.parquet` glob."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    final = directory / f"{stamp}-{uuid.uuid4().hex}.parquet"
+    return directory / f".{final.name}{TEMP_SUFFIX}", final
+
+
+def write_parquet(table: pa.Table, directory: Path, *, durable: bool = False) -> Path:
+    """Write `table` as a new file in `directory`, atomically for readers; return its path."""
+    for attempt in range(3):
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp, final = new_file_paths(directory)
+        try:
+            pq.write_table(table, tmp, compression=COMPRESSION)
+            if durable:
+                _fsync(tmp)
+            os.replace(tmp, final)
+        except FileNotFoundError:
+            # Retention removed the (empty) partition directory between mkdir and write.
+            tmp.unlink(missing_ok=True)
+            if attempt == 2:
+                raise
+            continue
+        if durable:
+            _fsync(directory)
+        return final
+    raise AssertionError("unreachable")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_layout(logs_dir: Path | str) -> None:
+    """Create each table's `_schema.parquet` (see module docstring), rewriting it if outdated."""
+    for table, schema in TABLES.items():
+        directory = table_dir(logs_dir, table) / SCHEMA_PARTITION
+        path = directory / SCHEMA_FILE_NAME
+        if path.exists() and pq.read_schema(path).remove_metadata().equals(schema):
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{SCHEMA_FILE_NAME}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+        pq.write_table(schema.empty_table(), tmp, compression=COMPRESSION)
+        os.replace(tmp, path)

@@ -1,0 +1,126 @@
+"""The analysts' side: DuckDB views over the Parquet logs, and the views-only database file.
+
+Why the views work with no data yet: every table keeps one zero-row `_schema.parquet` typed with
+the current schema inside the partition glob. The glob therefore always matches (DuckDB fails on a
+glob that matches nothing), every column has its declared type even before the first row, and with
+`union_by_name` a column added to the schema later shows as NULL for older files. This uses only
+documented `read_parquet` behaviour, so the views work from any DuckDB client the analysts use.
+The alternative, a typed empty SELECT unioned with `read_parquet(..., allow_empty = true)`, relies
+on an option older clients lack. Maintenance skips files whose name starts with `_`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from segment_sync.logs.layout import (
+    PARTITION_PREFIX,
+    TEMP_SUFFIX,
+    ensure_layout,
+)
+from segment_sync.logs.schema import TABLES
+
+ANALYTICS_DB_NAME = "segment_sync.duckdb"
+
+
+# The analysts' file holds only views, so create it in the oldest storage format DuckDB 2 writes:
+# analysts can open it with any DuckDB client from 1.0 on.
+ANALYTICS_STORAGE_VERSION = "v1.0.0"
+
+
+def _quote_literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _quote_ident(name: str) -> str:
+    """A SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_view(root: Path, table: str) -> str:
+    """CREATE OR REPLACE VIEW for one log table over its Parquet files."""
+    glob = (root / table / f"{PARTITION_PREFIX}*" / "*.parquet").as_posix()
+    columns = ", ".join(_quote_ident(name) for name in [*TABLES[table].names, "date"])
+    return (
+        f"CREATE OR REPLACE VIEW {_quote_ident(table)} AS SELECT {columns} FROM read_parquet("
+        f"{_quote_literal(glob)}, hive_partitioning = true, union_by_name = true, "
+        "hive_types = {'date': DATE})"
+    )
+
+
+_REQUEST_FAILED = "error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
+
+
+DAILY_SUMMARY_SQL = f"""CREATE OR REPLACE VIEW daily_summary AS
+SELECT "date" AS day, 'outbound' AS direction, event_type AS type,
+    count(*) AS requests,
+    coalesce(sum(message_count), 0) AS messages,
+    count(*) FILTER (WHERE {_REQUEST_FAILED}) AS errors,
+    quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
+    quantile_cont(response_time_s, 0.95) AS p95_response_time_s
+FROM outbound_log
+GROUP BY ALL
+UNION ALL
+SELECT "date" AS day, 'inbound' AS direction, action AS type,
+    count(DISTINCT identifier) AS requests,
+    count(*) AS messages,
+    count(*) FILTER (WHERE status = 'error' OR {_REQUEST_FAILED}) AS errors,
+    quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
+    quantile_cont(response_time_s, 0.95) AS p95_response_time_s
+FROM inbound_log
+GROUP BY ALL
+ORDER BY day, direction, type"""
+
+
+def view_sql(logs_dir: Path | str) -> list[str]:
+    """The CREATE OR REPLACE VIEW statements, with absolute paths, in dependency order."""
+    root = Path(logs_dir).resolve()
+    return [*(_table_view(root, table) for table in TABLES), DAILY_SUMMARY_SQL]
+
+
+def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection (in-memory unless `database` is given) with the log views defined."""
+    ensure_layout(logs_dir)
+    con = duckdb.connect(database or ":memory:")
+    try:
+        for statement in view_sql(logs_dir):
+            con.execute(statement)
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
+def ensure_analytics_db(logs_dir: Path | str) -> Path:
+    """Create or refresh `<logs_dir>/segment_sync.duckdb` with the views, never touching readers.
+
+    DuckDB locks a file for the process that opens it read-write, and even a read-only reader
+    blocks a writer, so the views are written into a new file beside it and renamed over it.
+    A session that opened the old file keeps it (POSIX keeps an open file alive); the views read
+    the Parquet files, so that session still sees every new row, and a new session gets the new
+    views. The rename is atomic: a reader never sees a half-written file.
+    """
+    root = Path(logs_dir).resolve()
+    ensure_layout(root)
+    path = root / ANALYTICS_DB_NAME
+    fresh = root / f".{ANALYTICS_DB_NAME}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        con = duckdb.connect(
+            str(fresh), config={"storage_compatibility_version": ANALYTICS_STORAGE_VERSION}
+        )
+        try:
+            for statement in view_sql(root):
+                con.execute(statement)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(fresh, path)
+    finally:
+        fresh.unlink(missing_ok=True)
+        Path(f"{fresh}.wal").unlink(missing_ok=True)
+    return path
