@@ -148,7 +148,7 @@ class InboundIngest:
     async def _run(self, result: IngestResult) -> None:
         def on_request(record: AntavoRequestRecord) -> None:
             result.counts.requests += 1
-            self.logs.extend("inbound_log", request_rows(self.redactor, record, result.run_id))
+            self.logs.extend("inbound_log", request_rows(record, result.run_id))
 
         client = self._client(on_request)
         # Requests sent but not yet recorded: at most this many are repeated after a kill.
