@@ -103,7 +103,7 @@ class SegmentClient(ApiClient):
             outcome = BatchOutcome(Verdict.FATAL)
 
             async def attempt(number: int) -> Attempt:
-                result = await self._post(payload, number)
+                result = await self._post(payload, number, gzipped=self.gzip)
                 outcome.attempts.append(result)
                 return result
 
@@ -115,7 +115,7 @@ class SegmentClient(ApiClient):
 
     async def check_write_key(self) -> Attempt:
         """One empty batch (it carries no data), not retried: does Segment accept the key here?"""
-        return await self._post(EMPTY_BATCH, 1, compress=False)
+        return await self._post(EMPTY_BATCH, 1, gzipped=False)
 
     @staticmethod
     def _verdict(last: Attempt) -> Verdict:
@@ -126,10 +126,10 @@ class SegmentClient(ApiClient):
             return Verdict.REJECTED
         return Verdict.FATAL
 
-    async def _post(self, payload: bytes, number: int, *, compress: bool | None = None) -> Attempt:
+    async def _post(self, payload: bytes, number: int, *, gzipped: bool) -> Attempt:
         identifier = uuid.uuid4().hex
         headers = {"X-Request-Id": identifier}
-        if self.gzip if compress is None else compress:
+        if gzipped:
             headers["Content-Encoding"] = "gzip"
         post = await self.timed_post(self.url, payload, headers, fix=_UNREACHABLE_FIX)
         if post.response is None:
