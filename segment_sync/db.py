@@ -72,3 +72,18 @@ def create_engine(url: str, *, durable: bool = False) -> Engine:
         cur.close()
 
     return engine
+
+
+def create_tables(engine: Engine, metadata: sa.MetaData) -> None:
+    """Create the missing tables; tolerates another process creating them at the same moment.
+
+    Two first runs on a fresh PostgreSQL database race in CREATE TABLE (a unique violation on
+    pg_type); the loser only needs the tables to exist.
+    """
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not all(inspector.has_table(table.name) for table in metadata.sorted_tables):
+                raise

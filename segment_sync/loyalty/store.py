@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 import sqlalchemy as sa
 
-from segment_sync.db import create_engine
+from segment_sync.db import create_engine, create_tables
 from segment_sync.loyalty.records import (
     BadRow,
     LoyaltyEvent,
@@ -126,7 +126,7 @@ class LoyaltyStore:
         self.url = url
         self.settle_s = settle_s  # PostgreSQL: how long max_id waits for open writers (see there)
         self.engine = create_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()

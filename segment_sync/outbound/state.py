@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from segment_sync.db import create_engine, database_identity, fingerprint, sqlite_path
+from segment_sync.db import (
+    create_engine,
+    create_tables,
+    database_identity,
+    fingerprint,
+    sqlite_path,
+)
 from segment_sync.locks import file_lock
 from segment_sync.loyalty.records import Stream
 
@@ -65,7 +71,7 @@ class OutboundState:
         self.url = url
         self.key = key
         self.engine = create_engine(url, durable=True)
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()
