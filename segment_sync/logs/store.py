@@ -69,7 +69,10 @@ def to_arrow(table: str, rows: list[Row]) -> pa.Table:
 def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
     """One validated column: right type, no nulls if required, only allowed values."""
     try:
-        array = pa.array(values, type=field.type)
+        if isinstance(values, pa.Array):
+            array = values.cast(field.type)
+        else:
+            array = pa.array(values, type=field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
         raise ValueError(f"{table}.{field.name}: expected {field.type}: {exc}") from None
     if not field.nullable and array.null_count:
@@ -80,6 +83,10 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
         if bad:
             raise ValueError(f"{table}.{field.name}: {bad[0]!r} is not one of {list(allowed)}")
     return array
+
+
+def _or(values: Sequence[Any] | None, blank: list[None]) -> Sequence[Any]:
+    return blank if values is None else values
 
 
 def split_by_day(table: str, data: pa.Table) -> dict[date, pa.Table]:
@@ -132,7 +139,8 @@ class LogWriter:
         count = lengths.pop() if lengths else 0
         if not count:
             return
-        arrays = [_column(table, f, columns.get(f.name) or [None] * count) for f in schema]
+        blank = [None] * count
+        arrays = [_column(table, f, _or(columns.get(f.name), blank)) for f in schema]
         data = pa.Table.from_arrays(arrays, schema=schema)
         with self._lock:
             self._pending_tables.setdefault(table, []).append(data)

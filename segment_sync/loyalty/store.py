@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
+import pyarrow as pa
 import sqlalchemy as sa
 
 from segment_sync.db import create_engine, create_tables
+from segment_sync.loyalty.arrow_reader import ArrowReader
 from segment_sync.loyalty.records import (
     BadRow,
     LoyaltyEvent,
@@ -119,6 +121,13 @@ def _parsed_one(table: sa.Table, row: Sequence, parse: Callable) -> object:
         return _bad_row(table, row)
 
 
+def parse_row(stream: Stream, row: Sequence) -> LoyaltyEvent | ProfileChange | BadRow:
+    """One stored row, in column order, as its record, or as the BadRow saying what is wrong."""
+    if stream is Stream.EVENTS:
+        return _parsed_one(loyalty_events, row, _event)
+    return _parsed_one(profile_changes, row, _profile_change)
+
+
 class LoyaltyStore:
     """Read (and, for the demo and the Antavo stand-in, append) loyalty events and profile changes."""
 
@@ -127,6 +136,7 @@ class LoyaltyStore:
         self.settle_s = settle_s  # PostgreSQL: how long max_id waits for open writers (see there)
         self.engine = create_engine(url)
         create_tables(self.engine, metadata)
+        self._arrow = ArrowReader(self.engine, self._table_rows)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -219,6 +229,12 @@ class LoyaltyStore:
             return self.events_after(after_id, upto_id, limit)
         return self.profile_changes_after(after_id, upto_id, limit)
 
+    def arrow_after(
+        self, stream: Stream, after_id: int, upto_id: int, limit: int
+    ) -> pa.Table | None:
+        """`rows_after` as one Arrow table of the stored text; None: a row needs `rows_after`."""
+        return self._arrow.read(_TABLES[stream].name, after_id, upto_id, limit)
+
     def events_between(self, since: datetime, until: datetime) -> list[LoyaltyEvent | BadRow]:
         """Loyalty events that occurred in [since, until) (reconciliation)."""
         return _parsed(loyalty_events, self._between(loyalty_events, since, until), _event)
@@ -276,6 +292,9 @@ class LoyaltyStore:
         query = query.order_by(table.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [parse(tuple(r)) for r in conn.execute(query)]
+
+    def _table_rows(self, name: str, after_id: int, upto_id: int, limit: int) -> list[tuple]:
+        return self._rows(metadata.tables[name], after_id, upto_id, limit)
 
     def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
         # The DB-API cursor directly: SQLAlchemy's row wrapping costs ~1 us a row on the hot loop.

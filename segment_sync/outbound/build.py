@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
+from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import (
     Message,
     NotSent,
@@ -13,6 +15,29 @@ from segment_sync.segment.messages import (
     track_message,
 )
 from segment_sync.settings import Settings
+
+EVENT_TYPES = {Stream.EVENTS: "track", Stream.PROFILES: "identify"}
+
+
+@dataclass(slots=True)
+class BuiltChunk:
+    """A chunk of source rows as messages to send, the rows not sent (with why), and counts."""
+
+    messages: MessageColumns
+    not_sent: list[NotSent]
+    rows_read: int
+    not_allow_listed: int
+
+
+def built_from_records(
+    rows: Sequence[LoyaltyEvent | BadRow] | Sequence[ProfileChange | BadRow],
+    settings: Settings,
+    stream: Stream,
+) -> BuiltChunk:
+    """`build_messages` of records (replay, reconciliation) in the shape the sender takes."""
+    messages, not_sent, not_allow_listed = build_messages(rows, settings, stream)
+    columns = MessageColumns.from_messages(EVENT_TYPES[stream], messages)
+    return BuiltChunk(columns, not_sent, len(rows), not_allow_listed)
 
 
 def build_messages(

@@ -7,22 +7,36 @@ from datetime import UTC, datetime
 
 from segment_sync.loyalty.records import Stream
 from segment_sync.segment.client import Attempt
-from segment_sync.segment.messages import (
-    Message,
-    NotSent,
-)
+from segment_sync.segment.message_columns import MessageColumns
+from segment_sync.segment.messages import NotSent
 
 
 def message_columns(
-    items: Sequence[Message] | Sequence[NotSent],
+    items: MessageColumns | Sequence[NotSent],
     run_id: str,
     stream: Stream,
     attempt: Attempt | None = None,
     outcome: str | None = None,
     error: str | None = None,
 ) -> dict[str, list]:
-    """`outbound_messages` rows as columns; NotSent items carry their own outcome and reason."""
+    """`outbound_messages` rows as columns; NotSent items carry their own outcome and reason,
+    messages take the request's `attempt`, `outcome` and `error`."""
     n = len(items)
+    if isinstance(items, MessageColumns):
+        return {
+            "timestamp": [attempt.started_at if attempt else datetime.now(UTC)] * n,
+            "message_id": items.message_id,
+            "identifier": [attempt.identifier if attempt else None] * n,
+            "run_id": [run_id] * n,
+            "stream": [stream.value] * n,
+            "source_id": items.source_id,
+            "customer_id": items.customer_id,
+            "event_type": [items.event_type] * n,
+            "event_name": items.event_name,
+            "outcome": [outcome] * n,
+            "error": [error] * n,
+            "size_bytes": items.sizes,
+        }
     own = outcome is None
     return {
         "timestamp": [attempt.started_at if attempt else datetime.now(UTC)] * n,

@@ -14,7 +14,8 @@ from segment_sync.directions import allow_list_off
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.build import build_messages
+from segment_sync.outbound.build import BuiltChunk, built_from_records
+from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.results import (
     OutboundFailed,
@@ -24,12 +25,10 @@ from segment_sync.outbound.results import (
 )
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
-from segment_sync.segment.batching import batches, request_body
+from segment_sync.segment.batching import request_bounds
 from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
-from segment_sync.segment.messages import (
-    Message,
-    iso_timestamp,
-)
+from segment_sync.segment.message_columns import MessageColumns
+from segment_sync.segment.messages import iso_timestamp
 from segment_sync.settings import Settings
 
 
@@ -88,26 +87,36 @@ class OutboundSync:
         result = OutboundResult(stream, run_id, start, start, target)
         outbound = self.settings.outbound
         client = self._client()
+        builder = ColumnarBuilder(self.settings, stream)
+
+        def read_and_build(after: int) -> tuple[BuiltChunk, int] | None:
+            chunk = self.store.arrow_after(stream, after, target, outbound.chunk_size)
+            if chunk is None:  # a store ADBC cannot read: its rows, built one by one
+                rows = self.store.rows_after(stream, after, target, outbound.chunk_size)
+                return (
+                    (built_from_records(rows, self.settings, stream), rows[-1].id) if rows else None
+                )
+            if not len(chunk):
+                return None
+            return builder.build(chunk), chunk["id"][-1].as_py()
 
         def read(after: int) -> asyncio.Task:
-            # In a thread, so the next chunk is read while this one's requests are in flight.
-            rows = asyncio.to_thread(
-                self.store.rows_after, stream, after, target, outbound.chunk_size
-            )
-            return asyncio.ensure_future(rows)
+            # In a thread, so the next chunk is read and built while this one's requests are in
+            # flight (DuckDB and the SQLite/PostgreSQL drivers release the GIL).
+            return asyncio.ensure_future(asyncio.to_thread(read_and_build, after))
 
         upcoming = read(start) if start < target else None
         try:
             with _fewer_gc_pauses():
                 while upcoming is not None and result.ok:
-                    rows = await upcoming
-                    if not rows:
+                    ready = await upcoming
+                    if ready is None:
                         break
-                    last = rows[-1].id
+                    built, last = ready
                     upcoming = read(last) if last < target else None
                     counted = replace(result.counts)
-                    await self._send_chunk(client, stream, rows, result)
-                    del rows
+                    await self._send_chunk(client, stream, built, result)
+                    del built, ready
                     if not self._flush_logs(result):
                         # Unlogged means not done: the watermark stays, the counts agree with
                         # the log, and a rerun resends (Segment deduplicates by messageId).
@@ -120,7 +129,10 @@ class OutboundSync:
                         self.on_chunk(result)
         finally:
             if upcoming is not None:
-                upcoming.cancel()
+                # A read in a thread cannot be interrupted, and it holds the builder's DuckDB
+                # connection: let it finish (one chunk) before the connection closes.
+                await asyncio.gather(upcoming, return_exceptions=True)
+            builder.close()
             await client.aclose()
             self._flush_logs(result)
         if not result.ok:
@@ -178,7 +190,8 @@ class OutboundSync:
         try:
             for start in range(0, len(rows), outbound.chunk_size):
                 chunk = rows[start : start + outbound.chunk_size]
-                await self._send_chunk(client, stream, chunk, result)
+                built = built_from_records(chunk, self.settings, stream)
+                await self._send_chunk(client, stream, built, result)
                 if not result.ok:
                     break
         finally:
@@ -192,13 +205,13 @@ class OutboundSync:
         self,
         client: SegmentClient,
         stream: Stream,
-        rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange],
+        built: BuiltChunk,
         result: OutboundResult,
     ) -> None:
         counts = result.counts
-        messages, not_sent, not_allow_listed = build_messages(rows, self.settings, stream)
-        counts.rows_read += len(rows)
-        counts.not_allow_listed += not_allow_listed
+        messages, not_sent = built.messages, built.not_sent
+        counts.rows_read += built.rows_read
+        counts.not_allow_listed += built.not_allow_listed
         self.logs.extend_columns(
             "outbound_messages", message_columns(not_sent, result.run_id, stream)
         )
@@ -209,8 +222,8 @@ class OutboundSync:
                 counts.failed += 1
         abort = asyncio.Event()
 
-        async def send(group: list[Message]) -> tuple[list[Message], BatchOutcome | None, int]:
-            body = request_body(group, iso_timestamp(datetime.now(UTC)))
+        async def send(group: MessageColumns) -> tuple[MessageColumns, BatchOutcome | None, int]:
+            body = group.request_body(iso_timestamp(datetime.now(UTC)))
             if abort.is_set():
                 return group, None, len(body)
             outcome = await client.send(body)
@@ -225,12 +238,13 @@ class OutboundSync:
             )
             return group, outcome, len(body)
 
-        for group, outcome, size in await asyncio.gather(*(send(g) for g in batches(messages))):
+        groups = [messages.slice(a, b) for a, b in request_bounds(messages.sizes)]
+        for group, outcome, size in await asyncio.gather(*(send(g) for g in groups)):
             self._record_outcome(group, outcome, size, stream, result)
 
     def _record_outcome(
         self,
-        group: list[Message],
+        group: MessageColumns,
         outcome: BatchOutcome | None,
         size: int,
         stream: Stream,
@@ -270,14 +284,14 @@ class OutboundSync:
         self.logs.extend_columns("outbound_messages", columns)
 
     def _request_row(
-        self, attempt: Attempt, group: list[Message], body: bytes, stream: Stream, run_id: str
+        self, attempt: Attempt, group: MessageColumns, body: bytes, stream: Stream, run_id: str
     ) -> dict[str, Any]:
-        customers = list(dict.fromkeys(m.customer_id for m in group))
+        customers = group.customers()
         return {
             "timestamp": attempt.started_at,
             "customer_id": customers[0] if len(customers) == 1 else None,
             "customer_ids": customers,
-            "event_type": group[0].event_type,
+            "event_type": group.event_type,
             "status_code": attempt.status_code,
             "response_time_s": attempt.response_time_s,
             "error": attempt.error,

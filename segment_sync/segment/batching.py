@@ -2,51 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import numpy as np
 
-from segment_sync.segment.messages import Message
+from segment_sync.segment.message_columns import BATCH_PREFIX
 
 MAX_REQUEST_BYTES = 500 * 1024
 MAX_MESSAGES_PER_REQUEST = 2500
-_PREFIX = b'{"batch":['
 _SUFFIX_TEMPLATE = b'],"sentAt":"0000-00-00T00:00:00.000Z"}'
-
-
-def request_body(messages: list[Message], sent_at: str) -> bytes:
-    """The /v1/batch JSON body for these messages."""
-    return b"".join(
-        (_PREFIX, b",".join(m.body for m in messages), b'],"sentAt":"', sent_at.encode(), b'"}')
-    )
 
 
 def envelope_size(count: int) -> int:
     """Bytes a request adds around `count` message bodies (brackets, commas, sentAt)."""
-    return len(_PREFIX) + len(_SUFFIX_TEMPLATE) + max(count - 1, 0)
+    return len(BATCH_PREFIX) + len(_SUFFIX_TEMPLATE) + max(count - 1, 0)
 
 
-def batches(
-    messages: Iterable[Message],
+def request_bounds(
+    sizes: np.ndarray,
     max_bytes: int = MAX_REQUEST_BYTES,
     max_count: int = MAX_MESSAGES_PER_REQUEST,
-) -> Iterator[list[Message]]:
-    """Consecutive groups whose request body stays within max_bytes and max_count.
+) -> list[tuple[int, int]]:
+    """[start, stop) ranges of consecutive messages whose request stays within both limits.
 
-    Messages must each fit a request on their own (the 32 KB per-message check comes first).
+    Greedy, as full as the limits allow, from a running sum of sizes: each message adds its
+    size plus one comma, and the envelope adds the rest. Messages must each fit a request on
+    their own (the 32 KB per-message check comes first); ValueError names the one that does not.
     """
-    current: list[Message] = []
-    size = envelope_size(0)
-    for message in messages:
-        added = message.size + (1 if current else 0)
-        if current and (len(current) >= max_count or size + added > max_bytes):
-            yield current
-            current, size = [], envelope_size(0)
-            added = message.size
-        if size + added > max_bytes:
+    count = len(sizes)
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64) + 1)
+    budget = max_bytes - envelope_size(0) + 1  # the last message has no comma
+    bounds: list[tuple[int, int]] = []
+    start, base = 0, 0
+    while start < count:
+        stop = min(int(np.searchsorted(ends, base + budget, side="right")), start + max_count)
+        if stop <= start:
             raise ValueError(
-                f"message {message.message_id} is {message.size} bytes and cannot fit a "
+                f"message {start} is {int(sizes[start])} bytes and cannot fit a "
                 f"{max_bytes}-byte request"
             )
-        current.append(message)
-        size += added
-    if current:
-        yield current
+        bounds.append((start, stop))
+        base, start = int(ends[stop - 1]), stop
+    return bounds

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_sync.segment.batching import batches, request_body
+from segment_sync.segment.batching import request_bounds
+from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import Message
 
 # Segment's published limits, written out: the code's own constants cannot check themselves.
@@ -22,6 +23,20 @@ SENT_AT = "2026-11-28T00:00:00.000Z"
 def message(i: int, size: int) -> Message:
     body = orjson.dumps({"type": "track", "messageId": f"m{i}", "pad": "x" * size})
     return Message(f"m{i}", i, "c", "track", "e", body)
+
+
+def batches(messages: list[Message], **limits: int) -> list[MessageColumns]:
+    """The requests the sender makes of these messages, as it makes them."""
+    columns = MessageColumns.from_messages("track", messages)
+    return [columns.slice(a, b) for a, b in request_bounds(columns.sizes, **limits)]
+
+
+def request_body(group: MessageColumns, sent_at: str) -> bytes:
+    return group.request_body(sent_at)
+
+
+def ids(group: MessageColumns) -> list[str]:
+    return group.message_id.to_pylist()
 
 
 sizes = st.lists(st.integers(min_value=0, max_value=MAX_MESSAGE_BYTES - 60), max_size=400)
@@ -39,7 +54,7 @@ def test_no_request_breaks_a_limit_and_every_message_is_sent_once(sizes, max_cou
     for group in groups:
         assert 1 <= len(group) <= max_count
         assert len(request_body(group, SENT_AT)) <= max_bytes
-    assert [m.message_id for g in groups for m in g] == [m.message_id for m in messages]
+    assert [i for g in groups for i in ids(g)] == [m.message_id for m in messages]
 
 
 @settings(max_examples=10, deadline=None)
@@ -61,12 +76,24 @@ def test_small_messages_are_grouped_2500_to_a_request():
 
 
 def test_request_body_is_valid_json_with_the_batch():
-    group = [message(1, 3), message(2, 4)]
+    group = MessageColumns.from_messages("track", [message(1, 3), message(2, 4)])
     parsed = orjson.loads(request_body(group, SENT_AT))
     assert [m["messageId"] for m in parsed["batch"]] == ["m1", "m2"]
     assert parsed["sentAt"] == SENT_AT
 
 
+def test_a_slice_of_the_columns_is_a_request_of_exactly_those_messages():
+    columns = MessageColumns.from_messages("track", [message(i, i) for i in range(5)])
+    parsed = orjson.loads(columns.slice(1, 4).request_body(SENT_AT))
+    assert [m["messageId"] for m in parsed["batch"]] == ["m1", "m2", "m3"]
+
+
+def test_the_sizes_are_each_message_json_without_its_separator():
+    messages = [message(i, 10 * i) for i in range(4)]
+    columns = MessageColumns.from_messages("track", messages)
+    assert columns.sizes.tolist() == [len(m.body) for m in messages]
+
+
 def test_message_larger_than_a_request_is_refused_not_dropped():
     with pytest.raises(ValueError, match="cannot fit"):
-        list(batches([message(1, 2000)], max_bytes=1000))
+        batches([message(1, 2000)], max_bytes=1000)
