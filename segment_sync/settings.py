@@ -110,6 +110,9 @@ class OutboundSettings(_Section):
     retry_failed_after_s: float = Field(
         default=300.0, ge=0, le=86_400
     )  # sensor re-runs a failed sync
+    # A sensor-launched run keeps sending rows as they commit for this long, then exits.
+    follow_s: float = Field(default=180.0, ge=0, le=3600)
+    poll_interval_ms: int = Field(default=250, ge=10, le=60_000)
 
     _check_env = field_validator("write_key_env")(_env_name)
     _check_state = field_validator("state_url")(_db_url)

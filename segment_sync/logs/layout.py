@@ -77,13 +77,18 @@ def new_file_paths(directory: Path) -> tuple[Path, Path]:
     return directory / f".{final.name}{TEMP_SUFFIX}", final
 
 
+def _dictionary(table: pa.Table) -> list[str]:
+    """Dictionary-encode the columns that repeat; request and response bodies hardly ever do."""
+    return [name for name in table.column_names if not name.endswith("_body")]
+
+
 def write_parquet(table: pa.Table, directory: Path, *, durable: bool = False) -> Path:
     """Write `table` as a new file in `directory`, atomically for readers; return its path."""
     for attempt in range(3):
         directory.mkdir(parents=True, exist_ok=True)
         tmp, final = new_file_paths(directory)
         try:
-            pq.write_table(table, tmp, compression=COMPRESSION)
+            pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=_dictionary(table))
             if durable:
                 _fsync(tmp)
             os.replace(tmp, final)

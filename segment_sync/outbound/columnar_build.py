@@ -22,7 +22,7 @@ from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import parse_row
 from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, build_messages
 from segment_sync.segment.message_columns import MessageColumns
-from segment_sync.segment.messages import CONTEXT, MAX_MESSAGE_BYTES
+from segment_sync.segment.messages import CONTEXT, MAX_MESSAGE_BYTES, NotSent
 from segment_sync.settings import Settings
 
 # DuckDB's json_valid also accepts NaN/Infinity, trailing commas and out-of-range numbers,
@@ -50,10 +50,10 @@ _TIMES = f"""
     CASE WHEN regexp_full_match(occurred_at, '{STORED_TIME}')
          THEN TRY_CAST(occurred_at AS TIMESTAMP) END AS ts"""
 # Python's int(datetime.timestamp() * 1000), in the same float steps, so messageIds match.
-_MESSAGE_ID = """
-    'ss-{kind}-' || CAST(id AS VARCHAR) || '-' || lower(hex(CAST(trunc(
-        CAST(epoch_us(ts) AS DOUBLE) / CAST(1000000 AS DOUBLE) * CAST(1000 AS DOUBLE)
-    ) AS BIGINT)))"""
+_EVENT_MS = """
+    CAST(trunc(CAST(epoch_us(ts) AS DOUBLE) / CAST(1000000 AS DOUBLE) * CAST(1000 AS DOUBLE))
+    AS BIGINT) AS ms"""
+_MESSAGE_ID = """'ss-{kind}-' || CAST(id AS VARCHAR) || '-' || lower(hex(ms))"""
 _TAIL = """
     ',"timestamp":"' || strftime(ts, '%Y-%m-%dT%H:%M:%S.%g') || 'Z","messageId":"' || mid
     || '","context":' || $context || '},'"""
@@ -71,24 +71,25 @@ def _sendable(uid: str, *texts: str) -> str:
 
 def _events_sql(uid: str) -> str:
     return f"""
-    WITH r AS (SELECT *, {_TIMES} FROM chunk),
+    WITH t AS (SELECT *, {_TIMES} FROM chunk),
+    r AS (SELECT *, {_EVENT_MS} FROM t),
     m AS (
         SELECT id, {uid} AS uid, action, data, ts,
             {_readable("data")} AS readable,
             list_contains($allowed, action) AS allowed,
             {_sendable(uid, "action")} AS sendable,
-            {_MESSAGE_ID.format(kind="evt")} AS mid
+            {_MESSAGE_ID.format(kind="evt")} AS mid, ms
         FROM r
     ),
     b AS (
-        SELECT id, uid, action, mid, readable AND NOT allowed AS not_allowed,
+        SELECT id, uid, action, mid, ms, readable AND NOT allowed AS not_allowed,
             CASE WHEN readable AND allowed AND sendable THEN
                 '{{"type":"track","event":' || to_json(action) || ',"userId":' || to_json(uid)
                 || ',"properties":' || data || {_TAIL}
             END AS body
         FROM m
     )
-    SELECT id, uid, action AS event_name, mid, not_allowed,
+    SELECT id, uid, action AS event_name, mid, ms, not_allowed,
         CASE WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1} THEN body END AS body
     FROM b"""
 
@@ -101,23 +102,24 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
         for f, p in zip(fields, paths, strict=True)
     )
     return f"""
-    WITH r AS (SELECT *, {_TIMES} FROM chunk),
+    WITH t AS (SELECT *, {_TIMES} FROM chunk),
+    r AS (SELECT *, {_EVENT_MS} FROM t),
     m AS (
         SELECT id, {uid} AS uid, attributes, ts,
             {_readable("attributes")} AS readable,
             {_sendable(uid)} AS sendable,
-            {_MESSAGE_ID.format(kind="prf")} AS mid
+            {_MESSAGE_ID.format(kind="prf")} AS mid, ms
         FROM r
     ),
     b AS (
-        SELECT id, uid, mid,
+        SELECT id, uid, mid, ms,
             CASE WHEN readable AND sendable AND ({present}) THEN
                 '{{"type":"identify","userId":' || to_json(uid)
                 || ',"traits":{{' || concat_ws(',', {traits or "NULL"}) || '}}' || {_TAIL}
             END AS body
         FROM m
     )
-    SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, false AS not_allowed,
+    SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, ms, false AS not_allowed,
         CASE WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1} THEN body END AS body
     FROM b"""
 
@@ -151,50 +153,40 @@ class ColumnarBuilder:
         finally:
             self._db.unregister("chunk")
         column = {name: out[name].combine_chunks() for name in out.column_names}
-        bodies = column["body"].cast(pa.large_binary())
-        extra = ((column["mid"], column["uid"], column["event_name"]), bodies)
+        column["body"] = column["body"].cast(pa.large_binary())
         not_allowed = int(pc.sum(column["not_allowed"]).as_py() or 0)
-        leftover = np.flatnonzero(
-            pc.and_(pc.is_null(bodies), pc.invert(column["not_allowed"])).to_numpy(
-                zero_copy_only=False
-            )
-        )
-        not_sent = []
+        left = pc.and_(pc.is_null(column["body"]), pc.invert(column["not_allowed"]))
+        leftover = np.flatnonzero(left.to_numpy(zero_copy_only=False))
+        not_sent: list[NotSent] = []
         if leftover.size:
             self.rows_built_per_row += int(leftover.size)
-            (mid, uid, name), bodies, not_sent, slow_not_allowed = self._per_row(
-                chunk, leftover, *extra
-            )
+            not_sent, slow_not_allowed = self._per_row(chunk, leftover, column)
             not_allowed += slow_not_allowed
-        else:
-            mid, uid, name = extra[0]
-        keep = pc.is_valid(bodies)
+        keep = pc.is_valid(column["body"])
         messages = MessageColumns(
             EVENT_TYPES[self.stream],
-            mid.filter(keep),
-            column["id"].filter(keep),
-            uid.filter(keep),
-            name.filter(keep),
-            bodies.filter(keep),
+            *(column[k].filter(keep) for k in ("mid", "id", "uid", "event_name", "body", "ms")),
         )
         return BuiltChunk(messages, not_sent, len(chunk), not_allowed)
 
-    def _per_row(self, chunk: pa.Table, positions: np.ndarray, columns: tuple, bodies: pa.Array):
-        """The per-row builder on the rows the query left, its messages set in their places."""
+    def _per_row(
+        self, chunk: pa.Table, positions: np.ndarray, column: dict[str, pa.Array]
+    ) -> tuple[list[NotSent], int]:
+        """The per-row builder on the rows the query left; its messages go in their places."""
         names = chunk.column_names
         rows = chunk.take(pa.array(positions)).to_pylist()
         records = [parse_row(self.stream, tuple(row[n] for n in names)) for row in rows]
         messages, not_sent, not_allowed = build_messages(records, self.settings, self.stream)
-        where = {int(chunk["id"][int(p)].as_py()): int(p) for p in positions}
+        where = {row["id"]: int(p) for row, p in zip(rows, positions, strict=True)}
         n = len(chunk)
-        fill = {"mid": [None] * n, "uid": [None] * n, "name": [None] * n, "body": [None] * n}
+        fill: dict[str, list] = {k: [None] * n for k in ("mid", "uid", "event_name", "body", "ms")}
         for m in messages:
             at = where[m.source_id]
-            fill["mid"][at], fill["uid"][at] = m.message_id, m.customer_id
-            fill["name"][at], fill["body"][at] = m.event_name, m.body + b","
-        mid, uid, name = (
-            pc.coalesce(pa.array(fill[k], pa.string()), c)
-            for c, k in zip(columns, ("mid", "uid", "name"), strict=True)
-        )
-        bodies = pc.coalesce(pa.array(fill["body"], pa.large_binary()), bodies)
-        return (mid, uid, name), bodies, not_sent, not_allowed
+            fill["mid"][at], fill["uid"][at], fill["event_name"][at] = (
+                m.message_id, m.customer_id, m.event_name,
+            )  # fmt: skip
+            fill["body"][at], fill["ms"][at] = m.body + b",", m.occurred_ms
+        for name, values in fill.items():
+            # The per-row values first: where the row builder decided, its answer stands.
+            column[name] = pc.coalesce(pa.array(values, column[name].type), column[name])
+        return not_sent, not_allowed

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pyarrow as pa
+
 from segment_sync.loyalty.records import Stream
 from segment_sync.segment.client import Attempt
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import NotSent
+
+
+def _same(value: object, n: int) -> pa.Array:
+    """One value n times, without a Python list of n items."""
+    return pa.nulls(n) if value is None else pa.repeat(value, n)
 
 
 def message_columns(
@@ -24,17 +31,17 @@ def message_columns(
     n = len(items)
     if isinstance(items, MessageColumns):
         return {
-            "timestamp": [attempt.started_at if attempt else datetime.now(UTC)] * n,
+            "timestamp": _same(attempt.started_at if attempt else datetime.now(UTC), n),
             "message_id": items.message_id,
-            "identifier": [attempt.identifier if attempt else None] * n,
-            "run_id": [run_id] * n,
-            "stream": [stream.value] * n,
+            "identifier": _same(attempt.identifier if attempt else None, n),
+            "run_id": _same(run_id, n),
+            "stream": _same(stream.value, n),
             "source_id": items.source_id,
             "customer_id": items.customer_id,
-            "event_type": [items.event_type] * n,
+            "event_type": _same(items.event_type, n),
             "event_name": items.event_name,
-            "outcome": [outcome] * n,
-            "error": [error] * n,
+            "outcome": _same(outcome, n),
+            "error": _same(error, n),
             "size_bytes": items.sizes,
         }
     own = outcome is None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.results import (
+    OutboundCounts,
     OutboundFailed,
     OutboundResult,
     StreamDisabled,
@@ -43,6 +45,16 @@ def _fewer_gc_pauses() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
+@dataclass(slots=True)
+class _Settling:
+    """A sent chunk whose log rows are being written: its progress waits for them."""
+
+    flush: asyncio.Future
+    last_id: int
+    counts_before: OutboundCounts
+    delivered: bool  # everything up to last_id was delivered (the run had no error yet)
+
+
 class OutboundSync:
     """Runs the outbound sync of one stream to the configured Segment destination."""
 
@@ -66,15 +78,23 @@ class OutboundSync:
         logs.durable = True  # a chunk's log rows reach the disk before its watermark moves
         self.on_chunk = on_chunk
 
-    def run(self, stream: Stream, run_id: str, upto: int | None = None) -> OutboundResult:
-        """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed."""
+    def run(
+        self, stream: Stream, run_id: str, upto: int | None = None, follow_s: float = 0.0
+    ) -> OutboundResult:
+        """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed.
+
+        With `follow_s`, keep polling the store every `outbound.poll_interval_ms` for that long
+        and send rows as they commit (micro-batches), holding the stream's lock throughout.
+        """
         off = allow_list_off(self.settings, stream)
         if off:
             raise StreamDisabled(off)
         with self.state.lock(stream):
-            return asyncio.run(self._run(stream, run_id, upto))
+            return asyncio.run(self._run(stream, run_id, upto, follow_s))
 
-    async def _run(self, stream: Stream, run_id: str, upto: int | None) -> OutboundResult:
+    async def _run(
+        self, stream: Stream, run_id: str, upto: int | None, follow_s: float
+    ) -> OutboundResult:
         start = self.state.watermark(stream)
         newest = self.store.newest_id(stream)
         if start > newest:
@@ -85,14 +105,43 @@ class OutboundSync:
         safe = self.store.max_id(stream, floor=start)
         target = safe if upto is None else min(upto, safe)
         result = OutboundResult(stream, run_id, start, start, target)
-        outbound = self.settings.outbound
         client = self._client()
         builder = ColumnarBuilder(self.settings, stream)
+        deadline = time.monotonic() + follow_s
+        poll_s = self.settings.outbound.poll_interval_ms / 1000
+        try:
+            with _fewer_gc_pauses():
+                await self._pass(client, builder, stream, result)
+                while result.ok and upto is None and time.monotonic() + poll_s < deadline:
+                    await asyncio.sleep(poll_s)
+                    floor = result.watermark_after
+                    newest = await asyncio.to_thread(self.store.max_id, stream, floor)
+                    if newest > floor:
+                        result.upto = newest
+                        await self._pass(client, builder, stream, result)
+        finally:
+            builder.close()
+            await client.aclose()
+            self._flush_logs(result)
+        if not result.ok:
+            raise OutboundFailed(result)
+        return result
+
+    async def _pass(
+        self,
+        client: SegmentClient,
+        builder: ColumnarBuilder,
+        stream: Stream,
+        result: OutboundResult,
+    ) -> None:
+        """Send the rows from the watermark to `result.upto`, chunk by chunk."""
+        target, chunk_size = result.upto, self.settings.outbound.chunk_size
+        result.passes += 1
 
         def read_and_build(after: int) -> tuple[BuiltChunk, int] | None:
-            chunk = self.store.arrow_after(stream, after, target, outbound.chunk_size)
-            if chunk is None:  # a store ADBC cannot read: its rows, built one by one
-                rows = self.store.rows_after(stream, after, target, outbound.chunk_size)
+            chunk = self.store.arrow_after(stream, after, target, chunk_size)
+            if chunk is None:  # a row the Arrow read cannot carry: rows, built one by one
+                rows = self.store.rows_after(stream, after, target, chunk_size)
                 return (
                     (built_from_records(rows, self.settings, stream), rows[-1].id) if rows else None
                 )
@@ -100,44 +149,52 @@ class OutboundSync:
                 return None
             return builder.build(chunk), chunk["id"][-1].as_py()
 
-        def read(after: int) -> asyncio.Task:
+        def read(after: int) -> asyncio.Future:
             # In a thread, so the next chunk is read and built while this one's requests are in
-            # flight (DuckDB and the SQLite/PostgreSQL drivers release the GIL).
+            # flight (DuckDB and the database drivers release the GIL).
             return asyncio.ensure_future(asyncio.to_thread(read_and_build, after))
 
+        start = result.watermark_after
         upcoming = read(start) if start < target else None
+        settling: _Settling | None = None
         try:
-            with _fewer_gc_pauses():
-                while upcoming is not None and result.ok:
-                    ready = await upcoming
-                    if ready is None:
-                        break
-                    built, last = ready
-                    upcoming = read(last) if last < target else None
-                    counted = replace(result.counts)
-                    await self._send_chunk(client, stream, built, result)
-                    del built, ready
-                    if not self._flush_logs(result):
-                        # Unlogged means not done: the watermark stays, the counts agree with
-                        # the log, and a rerun resends (Segment deduplicates by messageId).
-                        result.counts = counted
-                        break
-                    if result.ok:
-                        self.state.advance(stream, last, run_id)
-                        result.watermark_after = last
-                    if self.on_chunk:
-                        self.on_chunk(result)
+            while upcoming is not None and result.ok:
+                ready = await upcoming
+                if ready is None:
+                    break
+                built, last = ready
+                upcoming = read(last) if last < target else None
+                counted = replace(result.counts)
+                await self._send_chunk(client, stream, built, result)
+                del built, ready
+                if settling is not None and not await self._settle(stream, result, settling):
+                    break
+                # This chunk's log rows are written while the next chunk is sent; its progress
+                # is saved only once they are on disk.
+                flush = asyncio.ensure_future(asyncio.to_thread(self._flush_logs, result))
+                settling = _Settling(flush, last, counted, result.ok)
+            if settling is not None:
+                await self._settle(stream, result, settling)
+                settling = None
         finally:
-            if upcoming is not None:
-                # A read in a thread cannot be interrupted, and it holds the builder's DuckDB
-                # connection: let it finish (one chunk) before the connection closes.
-                await asyncio.gather(upcoming, return_exceptions=True)
-            builder.close()
-            await client.aclose()
-            self._flush_logs(result)
-        if not result.ok:
-            raise OutboundFailed(result)
-        return result
+            pending = [f for f in (upcoming, settling and settling.flush) if f is not None]
+            # A thread cannot be interrupted, and the read holds the builder's DuckDB
+            # connection: let them finish (one chunk each) before anything closes.
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _settle(self, stream: Stream, result: OutboundResult, chunk: _Settling) -> bool:
+        """Save a sent chunk's progress once its log rows are written; False if they were not."""
+        if not await chunk.flush:
+            # Unlogged means not done: the watermark stays, the counts agree with the log, and
+            # a rerun resends (Segment deduplicates by messageId).
+            result.counts = chunk.counts_before
+            return False
+        if chunk.delivered:
+            self.state.advance(stream, chunk.last_id, result.run_id)
+            result.watermark_after = chunk.last_id
+        if self.on_chunk:
+            self.on_chunk(result)
+        return True
 
     def _flush_logs(self, result: OutboundResult) -> bool:
         """Write the queued log rows; a failure becomes the run's error (the rows stay queued)."""
@@ -264,6 +321,9 @@ class OutboundSync:
         if outcome.verdict is Verdict.DELIVERED:
             counts.sent += len(group)
             outcome_name, error = "delivered", None
+            answered_ms = (last.started_at.timestamp() + last.response_time_s) * 1000
+            occurred = group.occurred_ms.to_numpy(zero_copy_only=False)
+            result.latencies_ms.append(answered_ms - occurred)
         elif outcome.verdict is Verdict.REJECTED:
             counts.failed += len(group)
             outcome_name, error = "failed", last.error

@@ -29,6 +29,7 @@ class MessageColumns:
     customer_id: pa.Array  # the Segment userId
     event_name: pa.Array
     bodies: pa.LargeBinaryArray
+    occurred_ms: pa.Array  # each event's time, ms since the epoch (for delivery latency)
 
     def __len__(self) -> int:
         return len(self.bodies)
@@ -53,6 +54,7 @@ class MessageColumns:
             self.customer_id.slice(start, n),
             self.event_name.slice(start, n),
             self.bodies.slice(start, n),
+            self.occurred_ms.slice(start, n),
         )
 
     def request_body(self, sent_at: str) -> bytes:
@@ -77,4 +79,5 @@ class MessageColumns:
             pa.array([m.customer_id for m in messages], pa.string()),
             pa.array([m.event_name for m in messages], pa.string()),
             pa.array([m.body + b"," for m in messages], pa.large_binary()),
+            pa.array([m.occurred_ms for m in messages], pa.int64()),
         )

@@ -27,6 +27,7 @@ class Message:
     event_type: str  # track | identify
     event_name: str | None
     body: bytes
+    occurred_ms: int = 0  # the event time, ms since the epoch (for delivery latency)
 
     @property
     def size(self) -> int:
@@ -67,7 +68,12 @@ def message_id(kind: str, row_id: int, occurred_at: datetime) -> str:
     The row id makes it unique in the store; the event time (ms) keeps it unique if a store is
     ever rebuilt with reused ids.
     """
-    return f"ss-{kind}-{row_id}-{int(occurred_at.timestamp() * 1000):x}"
+    return f"ss-{kind}-{row_id}-{event_ms(occurred_at):x}"
+
+
+def event_ms(occurred_at: datetime) -> int:
+    """The event time in ms since the epoch, as the messageId carries it."""
+    return int(occurred_at.timestamp() * 1000)
 
 
 def user_id(row: LoyaltyEvent | ProfileChange, mapping: IdMapping) -> str | None:
@@ -126,7 +132,8 @@ def track_message(
             "context": CONTEXT,
         }
     )
-    return _checked(Message(mid, event.id, uid, "track", event.action, body), event.action)
+    message = Message(mid, event.id, uid, "track", event.action, body, event_ms(event.occurred_at))
+    return _checked(message, event.action)
 
 
 def identify_message(
@@ -163,4 +170,5 @@ def identify_message(
             "context": CONTEXT,
         }
     )
-    return _checked(Message(mid, change.id, uid, "identify", None, body), None)
+    message = Message(mid, change.id, uid, "identify", None, body, event_ms(change.occurred_at))
+    return _checked(message, None)

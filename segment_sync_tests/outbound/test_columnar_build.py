@@ -122,6 +122,7 @@ def assert_same_messages(columnar, reference, *, exact_bytes: bool) -> None:
     assert got.source_id.to_pylist() == [m.source_id for m in messages]
     assert got.customer_id.to_pylist() == [m.customer_id for m in messages]
     assert got.event_name.to_pylist() == [m.event_name for m in messages]
+    assert got.occurred_ms.to_pylist() == [m.occurred_ms for m in messages]
     bodies = [b[:-1] for b in got.bodies.to_pylist()]  # each ends with its separator
     if exact_bytes:
         assert bodies == [m.body for m in messages]
