@@ -76,6 +76,7 @@ def write_settings(tmp_path, monkeypatch):
                 "customer_fields_sync": ["first_name", "last_name", "email"],
                 "state_url": f"sqlite:///{tmp_path}/state.db",
                 "backoff_cap_s": 0.2,
+                "follow_s": 0,  # sensor runs do one pass; the follow tests set their own
             },
             "logs": {"dir": str(tmp_path / "logs")},
         }

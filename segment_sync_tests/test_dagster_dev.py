@@ -175,6 +175,8 @@ def dagster_dev(tmp_path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
                     "event_sync": ["point_add", "purchase"],
                     "customer_fields_sync": ["email"],
                     "state_url": f"sqlite:///{tmp_path}/state.db",
+                    "follow_s": 3,  # sensor runs follow the stream, briefly
+                    "poll_interval_ms": 200,
                 },
                 "inbound": {"buffer_url": f"sqlite:///{tmp_path}/inbound.db"},
                 "logs": {"dir": str(tmp_path / "logs")},

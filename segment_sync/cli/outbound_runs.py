@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 
 from segment_sync import factory
 from segment_sync.directions import allow_list_off
@@ -12,6 +16,7 @@ from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.replay import Resend, Resender, resend_enabled, resend_lines
 from segment_sync.outbound.report import RunReport, run_report
 from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
+from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings
@@ -50,11 +55,36 @@ def report_lines(report: RunReport | None, notes: list[str]) -> list[str]:
     return lines
 
 
+@contextmanager
+def _ctrl_c_stops_following(sync: OutboundSync, echo: Callable[[str], None]) -> Iterator[None]:
+    """The first Ctrl-C ends the follow after its current pass (logged, progress saved)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum: int, frame: object) -> None:
+        sync.stop_following.set()
+        signal.signal(signal.SIGINT, previous)
+        echo("stopping after the current pass (Ctrl-C again to abort it)")
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_manual_outbound(
-    settings: Settings, stream: str, run_id: str, echo: Callable[[str], None] = print
+    settings: Settings,
+    stream: str,
+    run_id: str,
+    echo: Callable[[str], None] = print,
+    follow_s: float = 0.0,
 ) -> bool:
     """Sync `stream` (events, profiles or all); prints a summary; True when everything was
-    delivered (nothing failed, nothing stayed pending). A stream that is off is not run."""
+    delivered (nothing failed, nothing stayed pending). A stream that is off is not run.
+    With `follow_s`, each stream keeps sending as rows commit (both streams at once)."""
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
     results: list[OutboundResult] = []
     notes: list[str] = []
@@ -73,11 +103,19 @@ def run_manual_outbound(
         if not enabled:
             raise RuntimeError("nothing to run: " + "; ".join(notes))
         sync = factory.outbound_sync(settings, write_key, logs)
-        for s in enabled:
+
+        def one(s: Stream) -> OutboundResult:
             try:
-                results.append(sync.run(s, run_id))
+                return sync.run(s, run_id, follow_s=follow_s)
             except OutboundFailed as failed:
-                results.append(failed.result)
+                return failed.result
+
+        with _ctrl_c_stops_following(sync, echo) if follow_s else nullcontext():
+            if follow_s and len(enabled) > 1:  # following one stream must not hold the other
+                with ThreadPoolExecutor(len(enabled)) as pool:
+                    results.extend(pool.map(one, enabled))
+            else:
+                results.extend(one(s) for s in enabled)
         _judge(results, settings, record, redactor, verdict)
 
     def summary() -> list[str]:

@@ -24,13 +24,22 @@ def run() -> None:
     default="all",
     show_default=True,
 )
-def run_outbound(settings_file: str | None, stream: str) -> None:
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Then keep sending rows as they commit for outbound.follow_s (as sensor runs do).",
+)
+def run_outbound(settings_file: str | None, stream: str, follow: bool) -> None:
     """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
     from segment_sync.cli.outbound_runs import run_manual_outbound
 
     loaded = load_or_fail(settings_file)
     ok = run_manual_outbound(
-        loaded, stream, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo
+        loaded,
+        stream,
+        run_id=f"manual-{uuid.uuid4().hex[:12]}",
+        echo=click.echo,
+        follow_s=loaded.outbound.follow_s if follow else 0.0,
     )
     sys.exit(0 if ok else 1)
 

@@ -30,10 +30,15 @@ SENSOR_INTERVAL_S = 15
 
 
 class OutboundConfig(dg.Config):
-    """Which stream to send, and up to which source row id (default: everything pending now)."""
+    """Which stream to send, and up to which source row id (default: everything pending now).
+
+    `follow`: after that, keep sending rows as they commit for `outbound.follow_s` (the
+    sensor's runs do), then exit so the sensor starts the next run.
+    """
 
     stream: Stream = Stream.EVENTS
     upto: int | None = None
+    follow: bool = False
 
 
 def result_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
@@ -50,6 +55,18 @@ def result_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
         "bytes": dg.MetadataValue.int(c.bytes),
         "rows_read": dg.MetadataValue.int(c.rows_read),
         "delivered_upto": dg.MetadataValue.int(result.watermark_after),
+        "store_polls_with_rows": dg.MetadataValue.int(result.passes),
+    } | _latency_metadata(result)
+
+
+def _latency_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
+    """Event time -> Segment 2xx of the run's delivered messages (plotted per run)."""
+    p50, p95 = result.latency_s(0.5), result.latency_s(0.95)
+    if p95 is None:
+        return {}
+    return {
+        "delivery_latency_p50_s": dg.MetadataValue.float(round(p50, 3)),
+        "delivery_latency_p95_s": dg.MetadataValue.float(round(p95, 3)),
     }
 
 
@@ -70,8 +87,10 @@ def sync_outbound_stream(
             record.error = off
             fail_run(context, off, "configuration")
         sync = segment.outbound_sync(loaded, logs)
+        follow_s = loaded.outbound.follow_s if config.follow else 0.0
+        upto = None if config.follow else config.upto
         try:
-            result = sync.run(config.stream, context.run_id, config.upto)
+            result = sync.run(config.stream, context.run_id, upto, follow_s=follow_s)
         except OutboundFailed as failed:
             result = failed.result
         count_outbound(record, result)
@@ -116,13 +135,39 @@ def outbound_sync_job() -> None:
 
 
 def _run_request(stream: Stream, upto: int, run_key: str) -> dg.RunRequest:
+    config = OutboundConfig(stream=stream, upto=upto, follow=True)
     return dg.RunRequest(
         run_key=run_key,
-        run_config=dg.RunConfig(
-            ops={"sync_outbound_stream": OutboundConfig(stream=stream, upto=upto)}
-        ),
+        run_config=dg.RunConfig(ops={"sync_outbound_stream": config}),
         tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
     )
+
+
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _active_run(context: dg.SensorEvaluationContext, stream: Stream) -> dg.DagsterRun | None:
+    """A queued or running outbound run of this stream, if any."""
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}, statuses=_ACTIVE
+        ),
+        limit=1,
+    )
+    return records[0].dagster_run if records else None
+
+
+def _watermark(loaded: Settings, stream: Stream) -> int:
+    state = factory.outbound_state(loaded, loaded.write_key())
+    try:
+        return state.watermark(stream)
+    finally:
+        state.close()
 
 
 def _retry_request(
@@ -130,11 +175,7 @@ def _retry_request(
 ) -> dg.RunRequest | dg.SkipReason:
     """Nothing new: start one more run for rows a failed run (and its retries) left pending."""
     outbound = loaded.outbound
-    state = factory.outbound_state(loaded, loaded.write_key())
-    try:
-        watermark = state.watermark(stream)
-    finally:
-        state.close()
+    watermark = _watermark(loaded, stream)
     if watermark >= newest:
         return dg.SkipReason(f"no {stream.value} newer than id {newest}; all handled up to it")
     records = context.instance.get_run_records(
@@ -182,8 +223,16 @@ def stream_sensor(stream: Stream) -> dg.SensorDefinition:
             newest = store.max_id(stream, floor=cursor)  # never past an id that may still commit
         finally:
             store.close()
+        active = _active_run(context, stream)
+        if active is not None:  # it follows the stream: it sends these rows as they commit
+            return dg.SkipReason(
+                f"run {active.run_id} ({active.status.value.lower()}) is sending new "
+                f"{stream.value} as they commit; the next run starts when it ends"
+            )
         if newest > cursor:
             context.update_cursor(str(newest))
+            if _watermark(loaded, stream) >= newest:
+                return dg.SkipReason(f"{stream.value} up to id {newest} already sent")
             return _run_request(stream, newest, f"{stream.value}-upto-{newest}")
         return _retry_request(context, stream, loaded, newest)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +78,7 @@ class OutboundSync:
         self.logs = logs
         logs.durable = True  # a chunk's log rows reach the disk before its watermark moves
         self.on_chunk = on_chunk
+        self.stop_following = threading.Event()  # set: a follow run ends after its current pass
 
     def run(
         self, stream: Stream, run_id: str, upto: int | None = None, follow_s: float = 0.0
@@ -114,6 +116,8 @@ class OutboundSync:
                 await self._pass(client, builder, stream, result)
                 while result.ok and upto is None and time.monotonic() + poll_s < deadline:
                     await asyncio.sleep(poll_s)
+                    if self.stop_following.is_set():
+                        break
                     floor = result.watermark_after
                     newest = await asyncio.to_thread(self.store.max_id, stream, floor)
                     if newest > floor:

@@ -114,6 +114,7 @@ class SegmentStandin:
         self.messages: list[dict] = []
         self.requests: list[dict] = []
         self._message_ids: list[str] = []
+        self._arrivals: list[tuple[float, int]] = []  # (unix time, messages) per accepted request
         self._seen_ids: set[str] = set()
         self._counts = _empty_counts()
         self.app = self._build_app()
@@ -133,6 +134,7 @@ class SegmentStandin:
             self.messages.clear()
             self.requests.clear()
             self._message_ids.clear()
+            self._arrivals.clear()
             self._seen_ids.clear()
             self._counts = _empty_counts()
 
@@ -160,6 +162,7 @@ class SegmentStandin:
             Route("/healthz", self._healthz, methods=["GET"]),
             Route("/_standin/messages", self._get_messages, methods=["GET"]),
             Route("/_standin/message_ids", self._get_message_ids, methods=["GET"]),
+            Route("/_standin/arrivals", self._get_arrivals, methods=["GET"]),
             Route("/_standin/requests", self._get_requests, methods=["GET"]),
             Route("/_standin/stats", self._get_stats, methods=["GET"]),
             Route("/_standin/reset", self._post_reset, methods=["POST"]),
@@ -270,6 +273,7 @@ class SegmentStandin:
             self._seen_ids.update(ids)
             self._counts["duplicate_message_ids"] += len(ids) - (len(self._seen_ids) - before)
             self._message_ids.extend(ids)
+            self._arrivals.append((time.time(), len(ids)))
             if self.keep_messages:
                 self.messages.extend(accepted)
 
@@ -312,6 +316,13 @@ class SegmentStandin:
     async def _get_message_ids(self, request: Request) -> Response:
         """Accepted messageIds in arrival order."""
         return json_response(self.accepted_message_ids())
+
+    async def _get_arrivals(self, request: Request) -> Response:
+        """Accepted messageIds in arrival order, each with the unix time it was accepted."""
+        with self._lock:
+            ids = list(self._message_ids)
+            times = [t for t, count in self._arrivals for _ in range(count)]
+        return json_response({"message_ids": ids, "accepted_at": times})
 
     async def _get_requests(self, request: Request) -> Response:
         """One summary per `/v1/*` request."""
