@@ -23,10 +23,12 @@ from segment_sync.directions import allow_list_off, stream_off
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed, OutboundResult
-from segment_sync.runs import RunRecord
+from segment_sync.runs import RunRecord as SyncRunRecord
 from segment_sync.settings import Settings
 
 SENSOR_INTERVAL_S = 15
+# A follow run's successor is requested this long before the window ends: a tick and a launch.
+HANDOVER_LEAD_S = 2 * SENSOR_INTERVAL_S + 15
 
 
 class OutboundConfig(dg.Config):
@@ -104,7 +106,7 @@ def sync_outbound_stream(
 
 
 def outbound_run_metadata(
-    logs_dir: str, record: RunRecord, result: OutboundResult
+    logs_dir: str, record: SyncRunRecord, result: OutboundResult
 ) -> dict[str, dg.MetadataValue]:
     """The run's counts, its error rate and its own requests' p95 response time (plotted)."""
     c = result.counts
@@ -119,7 +121,7 @@ def outbound_run_metadata(
     return {**result_metadata(result), **stats}
 
 
-def count_outbound(record: RunRecord, result: OutboundResult) -> None:
+def count_outbound(record: SyncRunRecord, result: OutboundResult) -> None:
     """The run record's counts (and error) from an outbound result."""
     c = result.counts
     record.count(c.sent, c.failed, c.skipped, c.requests, c.bytes)
@@ -134,7 +136,7 @@ def outbound_sync_job() -> None:
     sync_outbound_stream()
 
 
-def _run_request(stream: Stream, upto: int, run_key: str) -> dg.RunRequest:
+def _run_request(stream: Stream, upto: int | None, run_key: str) -> dg.RunRequest:
     config = OutboundConfig(stream=stream, upto=upto, follow=True)
     return dg.RunRequest(
         run_key=run_key,
@@ -151,15 +153,52 @@ _ACTIVE = [
 ]
 
 
-def _active_run(context: dg.SensorEvaluationContext, stream: Stream) -> dg.DagsterRun | None:
-    """A queued or running outbound run of this stream, if any."""
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}, statuses=_ACTIVE
-        ),
-        limit=1,
+def _active_runs(context: dg.SensorEvaluationContext, stream: Stream) -> list[dg.RunRecord]:
+    """Queued or running outbound runs of this stream, newest first."""
+    return list(
+        context.instance.get_run_records(
+            filters=dg.RunsFilter(
+                job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}, statuses=_ACTIVE
+            ),
+            limit=2,
+        )
     )
-    return records[0].dagster_run if records else None
+
+
+def _while_active(
+    stream: Stream, active: list[dg.RunRecord], follow_s: float
+) -> dg.RunRequest | dg.SkipReason:
+    """A run is sending: wait, or start its successor early so the hand-over costs no launch.
+
+    The successor starts up to HANDOVER_LEAD_S before the sender's follow window ends and waits
+    on the stream's lock, which the sender holds until its last pass is logged.
+    """
+    sender = active[-1]
+    run_id = sender.dagster_run.run_id
+    if len(active) > 1:
+        return dg.SkipReason(
+            f"run {run_id} is sending new {stream.value} as they commit; run "
+            f"{active[0].dagster_run.run_id} takes over when it ends"
+        )
+    if successor_due(sender.start_time, follow_s, time.time()):
+        return _run_request(stream, None, f"{stream.value}-after-{run_id}")
+    return dg.SkipReason(
+        f"run {run_id} ({sender.dagster_run.status.value.lower()}) is sending new "
+        f"{stream.value} as they commit; its successor starts about "
+        f"{handover_lead_s(follow_s):.0f}s before its follow window ends"
+    )
+
+
+def handover_lead_s(follow_s: float) -> float:
+    """How early a follow run's successor is requested: a tick and a launch, at most half."""
+    return min(HANDOVER_LEAD_S, follow_s / 2)
+
+
+def successor_due(started: float | None, follow_s: float, now: float) -> bool:
+    """Is it time to start the successor of a follow run that started at `started`?"""
+    if follow_s <= 0 or started is None:
+        return False
+    return now >= started + follow_s - handover_lead_s(follow_s)
 
 
 def _watermark(loaded: Settings, stream: Stream) -> int:
@@ -223,12 +262,9 @@ def stream_sensor(stream: Stream) -> dg.SensorDefinition:
             newest = store.max_id(stream, floor=cursor)  # never past an id that may still commit
         finally:
             store.close()
-        active = _active_run(context, stream)
-        if active is not None:  # it follows the stream: it sends these rows as they commit
-            return dg.SkipReason(
-                f"run {active.run_id} ({active.status.value.lower()}) is sending new "
-                f"{stream.value} as they commit; the next run starts when it ends"
-            )
+        active = _active_runs(context, stream)
+        if active:  # it sends these rows (or its successor will); the cursor waits for it
+            return _while_active(stream, active, loaded.outbound.follow_s)
         if newest > cursor:
             context.update_cursor(str(newest))
             if _watermark(loaded, stream) >= newest:

@@ -91,7 +91,8 @@ class OutboundSync:
         off = allow_list_off(self.settings, stream)
         if off:
             raise StreamDisabled(off)
-        with self.state.lock(stream):
+        # A follow run's successor starts early and waits here until the sender is done.
+        with self.state.lock(stream, wait_s=max(60.0, follow_s)):
             return asyncio.run(self._run(stream, run_id, upto, follow_s))
 
     async def _run(

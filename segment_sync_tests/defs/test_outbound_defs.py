@@ -6,6 +6,8 @@ import dagster as dg
 import orjson
 
 from segment_sync.definitions import build_definitions
+from segment_sync.defs.outbound import HANDOVER_LEAD_S, SENSOR_INTERVAL_S, successor_due
+from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent
@@ -174,3 +176,37 @@ def test_sensor_waits_for_the_backoff_before_retrying_a_failed_run(write_setting
         )
         later, _ = _tick(defs, "outbound_events_sensor", instance, cursor=context.cursor)
     assert isinstance(later, dg.SkipReason) and "retrying in" in later.skip_message
+
+
+def test_a_follow_runs_successor_is_due_a_tick_and_a_launch_before_its_window_ends():
+    follow_s, lead = 180.0, HANDOVER_LEAD_S
+    assert lead >= 2 * SENSOR_INTERVAL_S  # a tick may come just too early: the next one is in time
+    assert not successor_due(1000.0, follow_s, 1000.0 + follow_s - lead - 1)
+    assert successor_due(1000.0, follow_s, 1000.0 + follow_s - lead)
+    assert successor_due(1000.0, follow_s, 1000.0 + follow_s + 30)
+
+
+def test_a_short_follow_window_gets_its_successor_after_half_of_it():
+    assert not successor_due(0.0, 10.0, 4.9)
+    assert successor_due(0.0, 10.0, 5.0)
+
+
+def test_one_pass_runs_and_runs_not_yet_started_get_no_early_successor():
+    assert not successor_due(0.0, 0.0, 10**6)
+    assert not successor_due(None, 180.0, 10**6)
+
+
+def test_while_a_follow_run_is_active_the_sensor_waits_and_says_which_run_sends(write_settings):
+    path = write_settings()
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    store.append_events([NewEvent("c-1", "point_add", {"points": 1})])
+    defs = build_definitions(str(path))
+    job = defs.resolve_job_def("outbound_sync_job")
+    with dg.instance_for_test() as instance:
+        active = instance.create_run_for_job(
+            job, tags={STREAM_TAG: "events"}, status=dg.DagsterRunStatus.STARTED
+        )
+        result, context = _tick(defs, "outbound_events_sensor", instance)
+    assert isinstance(result, dg.SkipReason)
+    assert active.run_id in result.skip_message and "as they commit" in result.skip_message
+    assert context.cursor in (None, "", "0")  # the rows are left for the next decision
