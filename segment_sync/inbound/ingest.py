@@ -106,6 +106,48 @@ class _Planned:
     result: EventResult | None = None
 
 
+@dataclass
+class _Outcomes:
+    """What one Antavo request (or a chunk's unsent items) changes: log rows, then buffer states."""
+
+    rows: list[dict[str, Any]]
+    done: list[tuple[int, list[str]]]
+    failed: list[tuple[int, str]]
+    retry: list[tuple[int, str]]
+
+
+class GroupCommit:
+    """Records answered requests together: those answered while a write runs share the next one.
+
+    Each `submit` returns once its own outcomes are written durably and marked (or raises what
+    the write raised), so the log-before-mark order holds per request; the write runs in a thread.
+    """
+
+    def __init__(self, write: Callable[[list[_Outcomes], IngestResult], None]) -> None:
+        self._write = write
+        self._waiting: list[tuple[_Outcomes, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, outcomes: _Outcomes, result: IngestResult) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcomes, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain(result))
+        await done
+
+    async def _drain(self, result: IngestResult) -> None:
+        while self._waiting:
+            taken, self._waiting = self._waiting, []
+            try:
+                await asyncio.to_thread(self._write, [o for o, _ in taken], result)
+            except Exception as exc:  # each waiting request raises it (LogWriteError)
+                for _, done in taken:
+                    done.set_exception(exc)
+                continue
+            for _, done in taken:
+                done.set_result(None)
+
+
 class InboundIngest:
     """Processes the buffer in bounded chunks; every item ends done, failed or back to pending."""
 
@@ -128,6 +170,7 @@ class InboundIngest:
         self.logs = logs
         self.mappings: list[Mapping] = self.inbound.active_mappings()
         self._stopped = False  # a log write failed: send nothing more
+        self._commits = GroupCommit(self._record_all)
 
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
         """Process every item pending now (ids up to `upto`, default the newest).
@@ -254,9 +297,10 @@ class InboundIngest:
             answers = await client.send_events([p.event for p in group])
             for plan, answer in zip(group, answers, strict=True):
                 plan.result = answer
-            self._record_sent(group, result)
+            # Still holding the slot: at most max_in_flight answered requests are unrecorded.
+            await self._record_sent(group, result)
 
-    def _record_sent(self, group: list[_Planned], result: IngestResult) -> None:
+    async def _record_sent(self, group: list[_Planned], result: IngestResult) -> None:
         by_item: dict[int, list[_Planned]] = {}
         for plan in group:
             by_item.setdefault(plan.item.id, []).append(plan)
@@ -281,7 +325,7 @@ class InboundIngest:
                 retry.append((item_id, error))
                 outcome = "retry"
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
-        self._record(rows, done=done, failed=failed, retry=retry, result=result)
+        await self._commits.submit(_Outcomes(rows, done, failed, retry), result)
         c = result.counts
         c.done += len(done)
         c.failed += len(failed)
@@ -298,6 +342,14 @@ class InboundIngest:
         result: IngestResult,
     ) -> None:
         """Write the log rows durably, then (only then) move the items' buffer status."""
+        self._record_all([_Outcomes(rows, done, failed, retry)], result)
+
+    def _record_all(self, batches: list[_Outcomes], result: IngestResult) -> None:
+        """`_record` of several answered requests at once: one durable write, one buffer commit."""
+        rows = [row for b in batches for row in b.rows]
+        done = [x for b in batches for x in b.done]
+        failed = [x for b in batches for x in b.failed]
+        retry = [x for b in batches for x in b.retry]
         for row in rows:
             if row["error"]:
                 result.errors[row["error"][:120]] += 1

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 import sqlalchemy as sa
 
+from segment_sync.redaction import mask_url_passwords
+
 EVENT_SCHEMA = pa.schema(
     [
         ("id", pa.int64()),
@@ -29,6 +31,11 @@ PROFILE_SCHEMA = pa.schema(
     ]
 )
 SCHEMAS = {"loyalty_events": EVENT_SCHEMA, "profile_changes": PROFILE_SCHEMA}
+
+
+class StoreReadError(RuntimeError):
+    """The loyalty store could not be read (the message carries no password)."""
+
 
 Rows = Callable[[str, int, int, int], Sequence[tuple]]
 
@@ -80,10 +87,15 @@ class ArrowReader:
             f"ORDER BY id LIMIT {int(limit)}"
         )
         uri = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
-        with (
-            adbc_driver_postgresql.dbapi.connect(uri, autocommit=True) as conn,
-            conn.cursor() as cursor,
-        ):
-            cursor.execute(sql)
-            data = cursor.fetch_arrow_table()
+        try:
+            with (
+                adbc_driver_postgresql.dbapi.connect(uri, autocommit=True) as conn,
+                conn.cursor() as cursor,
+            ):
+                cursor.execute(sql)
+                data = cursor.fetch_arrow_table()
+        except adbc_driver_postgresql.dbapi.Error as exc:
+            # The driver's message may quote the URI: never let its password out.
+            safe = mask_url_passwords(str(exc)).replace(self._url.password or "\0", "***")
+            raise StoreReadError(f"could not read {table} from loyalty_store.url: {safe}") from None
         return data.cast(schema)

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from segment_sync.directions import allow_list_off
 from segment_sync.logs.store import LogWriteError, LogWriter
@@ -19,17 +18,17 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.message_log import message_columns
+from segment_sync.outbound.outcomes import record_outcome, request_row
 from segment_sync.outbound.results import (
     OutboundCounts,
     OutboundFailed,
     OutboundResult,
     StreamDisabled,
-    configuration_error,
 )
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import request_bounds
-from segment_sync.segment.client import Attempt, BatchOutcome, SegmentClient, Verdict
+from segment_sync.segment.client import BatchOutcome, SegmentClient, Verdict
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import iso_timestamp
 from segment_sync.settings import Settings
@@ -291,83 +290,13 @@ class OutboundSync:
             outcome = await client.send(body)
             if outcome.verdict is Verdict.FATAL:
                 abort.set()
-            self.logs.extend(
-                "outbound_log",
-                [
-                    self._request_row(a, group, body, stream, result.run_id)
-                    for a in outcome.attempts
-                ],
-            )
+            rows = [
+                request_row(a, group, body, stream, result.run_id, self.settings, self.redactor)
+                for a in outcome.attempts
+            ]
+            self.logs.extend("outbound_log", rows)
             return group, outcome, len(body)
 
         groups = [messages.slice(a, b) for a, b in request_bounds(messages.sizes)]
         for group, outcome, size in await asyncio.gather(*(send(g) for g in groups)):
-            self._record_outcome(group, outcome, size, stream, result)
-
-    def _record_outcome(
-        self,
-        group: MessageColumns,
-        outcome: BatchOutcome | None,
-        size: int,
-        stream: Stream,
-        result: OutboundResult,
-    ) -> None:
-        counts = result.counts
-        if outcome is None:
-            counts.pending += len(group)
-            error = "not sent: the run stopped after an earlier request failed; stays pending"
-            columns = message_columns(group, result.run_id, stream, None, "pending", error)
-            self.logs.extend_columns("outbound_messages", columns)
-            return
-        counts.requests += len(outcome.attempts)
-        counts.retries += len(outcome.attempts) - 1
-        counts.bytes += size * len(outcome.attempts)
-        last = outcome.last
-        if outcome.verdict is Verdict.DELIVERED:
-            counts.sent += len(group)
-            outcome_name, error = "delivered", None
-            answered_ms = (last.started_at.timestamp() + last.response_time_s) * 1000
-            occurred = group.occurred_ms.to_numpy(zero_copy_only=False)
-            result.latencies_ms.append(answered_ms - occurred)
-        elif outcome.verdict is Verdict.REJECTED:
-            counts.failed += len(group)
-            outcome_name, error = "failed", last.error
-        else:
-            counts.pending += len(group)
-            outcome_name = "pending"
-            error = f"{last.error} (after {len(outcome.attempts)} attempt(s)); stays pending for the next run"
-            if result.error is None:
-                result.error_status = last.status_code
-                result.error = (
-                    configuration_error(self.settings, last.status_code)
-                    or f"Segment request {last.identifier} failed: {error}"
-                ) + (
-                    f". Delivered up to {stream.value} id {result.watermark_after}; "
-                    "the rest stays pending."
-                )
-        columns = message_columns(group, result.run_id, stream, last, outcome_name, error)
-        self.logs.extend_columns("outbound_messages", columns)
-
-    def _request_row(
-        self, attempt: Attempt, group: MessageColumns, body: bytes, stream: Stream, run_id: str
-    ) -> dict[str, Any]:
-        customers = group.customers()
-        return {
-            "timestamp": attempt.started_at,
-            "customer_id": customers[0] if len(customers) == 1 else None,
-            "customer_ids": customers,
-            "event_type": group.event_type,
-            "status_code": attempt.status_code,
-            "response_time_s": attempt.response_time_s,
-            "error": attempt.error,
-            "identifier": attempt.identifier,
-            "run_id": run_id,
-            "stream": stream.value,
-            "attempt": attempt.attempt,
-            "message_count": len(group),
-            "request_bytes": len(body),
-            "region": self.settings.outbound.region,
-            "endpoint": self.settings.outbound.endpoint,
-            "request_body": self.redactor.text(body.decode()),
-            "response_body": attempt.response_body,
-        }
+            record_outcome(group, outcome, size, result, self.settings, self.logs)

@@ -65,3 +65,15 @@ def test_events_between_selects_by_occurrence_time(store):
     )
     found = store.events_between(WHEN + timedelta(hours=1), WHEN + timedelta(hours=3))
     assert [e.occurred_at for e in found] == [WHEN + timedelta(hours=1), WHEN + timedelta(hours=2)]
+
+
+def test_a_postgresql_store_that_cannot_be_read_names_the_setting_and_the_reason():
+    import sqlalchemy as sa
+
+    from segment_sync.loyalty.arrow_reader import ArrowReader, StoreReadError
+
+    engine = sa.create_engine("postgresql+psycopg://no-such-role:pw-s3cret-9@127.0.0.1:5432/test")
+    with pytest.raises(StoreReadError, match="loyalty_store.url") as raised:
+        ArrowReader(engine, rows=lambda *_: []).read("loyalty_events", 0, 10, 10)
+    assert 'role "no-such-role" does not exist' in str(raised.value)
+    assert "pw-s3cret-9" not in str(raised.value)

@@ -1,0 +1,97 @@
+"""What a finished /v1/batch request means for a run: its counts, latency and log rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segment_sync.logs.store import LogWriter
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.message_log import message_columns
+from segment_sync.outbound.results import OutboundResult, configuration_error
+from segment_sync.redaction import Redactor
+from segment_sync.segment.client import Attempt, BatchOutcome, Verdict
+from segment_sync.segment.message_columns import MessageColumns
+from segment_sync.settings import Settings
+
+
+def record_outcome(
+    group: MessageColumns,
+    outcome: BatchOutcome | None,
+    size: int,
+    result: OutboundResult,
+    settings: Settings,
+    logs: LogWriter,
+) -> None:
+    """Count a request's messages and queue their `outbound_messages` rows.
+
+    `outcome` None: the request was never sent (an earlier one failed for good).
+    """
+    counts, stream = result.counts, result.stream
+    if outcome is None:
+        counts.pending += len(group)
+        error = "not sent: the run stopped after an earlier request failed; stays pending"
+        columns = message_columns(group, result.run_id, stream, None, "pending", error)
+        logs.extend_columns("outbound_messages", columns)
+        return
+    counts.requests += len(outcome.attempts)
+    counts.retries += len(outcome.attempts) - 1
+    counts.bytes += size * len(outcome.attempts)
+    last = outcome.last
+    if outcome.verdict is Verdict.DELIVERED:
+        counts.sent += len(group)
+        outcome_name, error = "delivered", None
+        answered_ms = (last.started_at.timestamp() + last.response_time_s) * 1000
+        result.latencies_ms.append(answered_ms - group.occurred_ms.to_numpy(zero_copy_only=False))
+    elif outcome.verdict is Verdict.REJECTED:
+        counts.failed += len(group)
+        outcome_name, error = "failed", last.error
+    else:
+        counts.pending += len(group)
+        outcome_name = "pending"
+        error = (
+            f"{last.error} (after {len(outcome.attempts)} attempt(s)); stays pending for the "
+            "next run"
+        )
+        if result.error is None:
+            result.error_status = last.status_code
+            result.error = (
+                configuration_error(settings, last.status_code)
+                or f"Segment request {last.identifier} failed: {error}"
+            ) + (
+                f". Progress is saved up to {stream.value} id {result.watermark_after}; "
+                "the rest stays pending."
+            )
+    columns = message_columns(group, result.run_id, stream, last, outcome_name, error)
+    logs.extend_columns("outbound_messages", columns)
+
+
+def request_row(
+    attempt: Attempt,
+    group: MessageColumns,
+    body: bytes,
+    stream: Stream,
+    run_id: str,
+    settings: Settings,
+    redactor: Redactor,
+) -> dict[str, Any]:
+    """The `outbound_log` row of one attempt: the manual's columns, bodies redacted."""
+    customers = group.customers()
+    return {
+        "timestamp": attempt.started_at,
+        "customer_id": customers[0] if len(customers) == 1 else None,
+        "customer_ids": customers,
+        "event_type": group.event_type,
+        "status_code": attempt.status_code,
+        "response_time_s": attempt.response_time_s,
+        "error": attempt.error,
+        "identifier": attempt.identifier,
+        "run_id": run_id,
+        "stream": stream.value,
+        "attempt": attempt.attempt,
+        "message_count": len(group),
+        "request_bytes": len(body),
+        "region": settings.outbound.region,
+        "endpoint": settings.outbound.endpoint,
+        "request_body": redactor.text(body.decode()),
+        "response_body": attempt.response_body,
+    }
