@@ -15,7 +15,8 @@ from segment_sync.segment.messages import NotSent
 
 def _same(value: object, n: int) -> pa.Array:
     """One value n times, without a Python list of n items."""
-    return pa.nulls(n) if value is None else pa.repeat(value, n)
+    # A typed scalar: pa.repeat converts a bare datetime once per element (milliseconds).
+    return pa.nulls(n) if value is None else pa.repeat(pa.scalar(value), n)
 
 
 def message_columns(

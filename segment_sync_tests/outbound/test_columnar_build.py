@@ -133,21 +133,19 @@ def assert_same_messages(columnar, reference, *, exact_bytes: bool) -> None:
     assert columnar.not_allow_listed == not_allow_listed
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    rows=st.lists(event_rows, min_size=1, max_size=25),
-    mapping=st.sampled_from(["customer_id", "external_customer_id"]),
-)
+generated = settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+mappings = st.sampled_from(["customer_id", "external_customer_id"])
+
+
+@generated
+@given(rows=st.lists(event_rows, min_size=1, max_size=25), mapping=mappings)
 def test_track_messages_are_byte_for_byte_those_of_the_per_row_builder(rows, mapping):
     columnar, reference, _ = both_builders(Stream.EVENTS, rows, mapping)
     assert_same_messages(columnar, reference, exact_bytes=True)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    rows=st.lists(profile_rows, min_size=1, max_size=25),
-    mapping=st.sampled_from(["customer_id", "external_customer_id"]),
-)
+@generated
+@given(rows=st.lists(profile_rows, min_size=1, max_size=25), mapping=mappings)
 def test_identify_messages_carry_the_same_json_as_the_per_row_builder(rows, mapping):
     columnar, reference, _ = both_builders(Stream.PROFILES, rows, mapping)
     assert_same_messages(columnar, reference, exact_bytes=False)
