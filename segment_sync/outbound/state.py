@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,19 @@ progress = sa.Table(
     sa.Column("run_id", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+# Who waits for a stream's lock: a holder that would keep it for long (a follow run) lets go
+# at its next pass. A waiter refreshes its row every poll; a row not refreshed for
+# WAITER_FRESH_S belongs to a waiter that gave up or died, and is ignored.
+lock_waits = sa.Table(
+    "outbound_lock_waits",
+    metadata,
+    sa.Column("lock_name", sa.Text, primary_key=True),
+    sa.Column("waiter", sa.Text, primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),  # unix time
+)
+WAITER_FRESH_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -121,14 +135,55 @@ class OutboundState:
         SQLite: an flock on a file beside the database (the kernel drops it with the process).
         PostgreSQL: a session advisory lock (the server drops it with the connection).
         """
+        name, waiter = self._lock_name(stream), uuid.uuid4().hex
+
+        def waiting() -> None:
+            self._mark_waiting(name, waiter)
+
         path = sqlite_path(self.url)
-        if path is not None:
-            lock_file = path.with_name(f"{path.name}.{self.key.digest}.{stream.value}.lock")
-            with file_lock(lock_file, wait_s, _busy(stream, wait_s), poll_s=0.2):
-                yield
-        else:
-            with _advisory_lock(self.engine, self.advisory_key(stream), stream, wait_s):
-                yield
+        try:
+            if path is not None:
+                lock_file = path.with_name(f"{path.name}.{self.key.digest}.{stream.value}.lock")
+                busy = _busy(stream, wait_s)
+                with file_lock(lock_file, wait_s, busy, poll_s=0.2, on_wait=waiting):
+                    self._done_waiting(name, waiter)
+                    yield
+            else:
+                key = self.advisory_key(stream)
+                with _advisory_lock(self.engine, key, stream, wait_s, on_wait=waiting):
+                    self._done_waiting(name, waiter)
+                    yield
+        finally:
+            self._done_waiting(name, waiter)
+
+    def others_waiting(self, stream: Stream) -> bool:
+        """Is another run waiting for this stream's lock right now?"""
+        query = sa.select(sa.func.count()).where(
+            lock_waits.c.lock_name == self._lock_name(stream),
+            lock_waits.c.seen_at > time.time() - WAITER_FRESH_S,
+        )
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
+    def _lock_name(self, stream: Stream) -> str:
+        return f"{self.key.digest}:{stream.value}"
+
+    def _mark_waiting(self, name: str, waiter: str) -> None:
+        with self.engine.begin() as conn:
+            self._forget(conn, name, waiter)
+            conn.execute(
+                lock_waits.insert().values(lock_name=name, waiter=waiter, seen_at=time.time())
+            )
+
+    def _done_waiting(self, name: str, waiter: str) -> None:
+        with self.engine.begin() as conn:
+            self._forget(conn, name, waiter)
+
+    @staticmethod
+    def _forget(conn: sa.Connection, name: str, waiter: str) -> None:
+        conn.execute(
+            lock_waits.delete().where(lock_waits.c.lock_name == name, lock_waits.c.waiter == waiter)
+        )
 
     def advisory_key(self, stream: Stream) -> int:
         """The PostgreSQL advisory-lock key of this source, destination and stream."""
@@ -144,13 +199,21 @@ def _busy(stream: Stream, wait_s: float) -> StreamBusy:
 
 
 @contextmanager
-def _advisory_lock(engine: sa.Engine, key: int, stream: Stream, wait_s: float) -> Iterator[None]:
+def _advisory_lock(
+    engine: sa.Engine,
+    key: int,
+    stream: Stream,
+    wait_s: float,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
     with engine.connect() as conn:
         deadline = time.monotonic() + wait_s
         while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             conn.rollback()
             if time.monotonic() >= deadline:
                 raise _busy(stream, wait_s)
+            if on_wait is not None:
+                on_wait()
             time.sleep(0.2)
         conn.commit()
         try:

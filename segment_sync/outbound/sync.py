@@ -116,7 +116,11 @@ class OutboundSync:
                 await self._pass(client, builder, stream, result)
                 while result.ok and upto is None and time.monotonic() + poll_s < deadline:
                     await asyncio.sleep(poll_s)
-                    if self.stop_following.is_set():
+                    # Another run waits for the stream (a reconciliation, a replay, the next
+                    # follow run): hand it over now rather than at the end of the window.
+                    if self.stop_following.is_set() or await asyncio.to_thread(
+                        self.state.others_waiting, stream
+                    ):
                         break
                     floor = result.watermark_after
                     newest = await asyncio.to_thread(self.store.max_id, stream, floor)

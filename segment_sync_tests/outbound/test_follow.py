@@ -91,10 +91,21 @@ def test_a_follow_run_holds_the_stream_so_no_second_run_sends_it(following):
     other = outbound_sync(settings)
     with (
         pytest.raises(StreamBusy, match="being sent by another run"),
-        other.state.lock(Stream.EVENTS, wait_s=0.5),
+        other.state.lock(Stream.EVENTS, wait_s=0),  # asks once, does not wait
     ):
         pass
+    assert not outcome, "a run that did not wait made the follow run let go"
     finish(sync, outcome)
+
+
+def test_a_follow_run_hands_the_stream_to_a_run_that_waits_for_it(following):
+    sync, store, outcome, settings = following
+    other = outbound_sync(settings)
+    with other.state.lock(Stream.EVENTS, wait_s=PATIENCE_S):  # e.g. the hourly reconciliation
+        eventually(lambda: outcome, "the follow run ended once it let go of the stream")
+        assert "error" not in outcome and outcome["result"].counts.sent == 1
+        [late] = store.append_events([NewEvent("c-late", "purchase", {"total": 3})])
+        assert sync.state.watermark(Stream.EVENTS) < late  # nobody sends while the waiter holds it
 
 
 def test_a_follow_run_reports_the_latency_from_event_time_to_segment(following):
