@@ -9,27 +9,10 @@ import sqlalchemy as sa
 
 from segment_sync.redaction import mask_url_passwords
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("customer_id", pa.string()),
-        ("external_customer_id", pa.string()),
-        ("action", pa.string()),
-        ("data", pa.string()),
-        ("occurred_at", pa.string()),
-        ("origin", pa.string()),
-    ]
-)
-PROFILE_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("customer_id", pa.string()),
-        ("external_customer_id", pa.string()),
-        ("attributes", pa.string()),
-        ("occurred_at", pa.string()),
-        ("origin", pa.string()),
-    ]
-)
+_WHO = [("id", pa.int64()), ("customer_id", pa.string()), ("external_customer_id", pa.string())]
+_WHEN = [("occurred_at", pa.string()), ("origin", pa.string())]
+EVENT_SCHEMA = pa.schema([*_WHO, ("action", pa.string()), ("data", pa.string()), *_WHEN])
+PROFILE_SCHEMA = pa.schema([*_WHO, ("attributes", pa.string()), *_WHEN])
 SCHEMAS = {"loyalty_events": EVENT_SCHEMA, "profile_changes": PROFILE_SCHEMA}
 
 
