@@ -201,6 +201,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--poll-ms", type=int, default=250, help="outbound.poll_interval_ms")
     p.add_argument("--drain-s", type=float, default=60, help="wait for stragglers this long")
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "freshness.json")
+    p.add_argument("--keep-data", action="store_true", help="keep the temporary directory")
     return p.parse_args(argv)
 
 
@@ -214,7 +215,10 @@ def main(argv: list[str]) -> int:
         one_pass = measure(standin, workdir, "one-pass", 0, args)
     finally:
         standin.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_data:
+            print(f"data kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     met = follow["lost"] == 0 and one_pass["lost"] == 0 and follow["p95_s"] <= P95_TARGET_S
     print()
     print(f"{'design':<34} {'p50':>7} {'p95':>7} {'max':>7} {'lost':>6}  cold start")

@@ -17,9 +17,7 @@ import dagster as dg
 from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
-from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
-from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import events_backlog
 
 GROUP = "segment_sync_logs"
@@ -183,8 +181,8 @@ log_checks_job = dg.define_asset_job(
     "log_checks_job",
     selection=dg.AssetSelection.checks(*LOG_CHECKS),
     description="Evaluate the asset checks of the log tables against their thresholds.",
-    # Queued behind an outbound events run, whose delivery rows the undelivered check reads.
-    tags={STREAM_TAG: Stream.EVENTS.value},
+    # No stream tag: the outbound runs of a stream hold both of its run slots (the sender and
+    # its successor), and a checks run in one would delay the hand-over by a run launch.
 )
 
 log_checks_schedule = schedule_for(

@@ -85,7 +85,8 @@ class OutboundSync:
         """Deliver every row of `stream` up to `upto` (default: the newest now); raises OutboundFailed.
 
         With `follow_s`, keep polling the store every `outbound.poll_interval_ms` for that long
-        and send rows as they commit (micro-batches), holding the stream's lock throughout.
+        and send rows as they commit (micro-batches), holding the stream's lock; a run waiting
+        for the lock (the successor, a reconciliation, a replay) gets it at the next poll.
         """
         off = allow_list_off(self.settings, stream)
         if off:
