@@ -85,10 +85,6 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
     return array
 
 
-def _or(values: Sequence[Any] | None, blank: list[None]) -> Sequence[Any]:
-    return blank if values is None else values
-
-
 def split_by_day(table: str, data: pa.Table) -> dict[date, pa.Table]:
     """Split rows by the UTC date of the table's time column (its partition)."""
     days = pc.cast(data[TIME_COLUMNS[table]], pa.date32())
@@ -140,7 +136,10 @@ class LogWriter:
         if not count:
             return
         blank = [None] * count
-        arrays = [_column(table, f, _or(columns.get(f.name), blank)) for f in schema]
+        arrays = [
+            _column(table, f, blank if columns.get(f.name) is None else columns[f.name])
+            for f in schema
+        ]
         data = pa.Table.from_arrays(arrays, schema=schema)
         with self._lock:
             self._pending_tables.setdefault(table, []).append(data)

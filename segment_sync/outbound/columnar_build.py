@@ -139,14 +139,17 @@ class ColumnarBuilder:
             # A field name the query would have to escape: leave those rows to the row builder.
             plain = all(_PLAIN_FIELD.fullmatch(f) for f in fields)
             self._sql = _profiles_sql(mapping, fields if plain else [])
-        self._db = duckdb.connect()
-        self._db.execute("SET arrow_large_buffer_size = true")
+        self._db: duckdb.DuckDBPyConnection | None = None  # opened on the first chunk
         self.rows_built_per_row = 0  # how many rows the query left to the per-row builder
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
     def build(self, chunk: pa.Table) -> BuiltChunk:
+        if self._db is None:  # not at start-up: a run with nothing to send never pays for it
+            self._db = duckdb.connect()
+            self._db.execute("SET arrow_large_buffer_size = true")
         self._db.register("chunk", chunk)
         try:
             out = self._db.sql(self._sql, params=self._params).to_arrow_table()

@@ -8,6 +8,7 @@ block each other's progress.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -136,25 +137,34 @@ class OutboundState:
         PostgreSQL: a session advisory lock (the server drops it with the connection).
         """
         name, waiter = self._lock_name(stream), uuid.uuid4().hex
+        marked = False  # this run left a waiter row (only when it had to wait)
 
         def waiting() -> None:
+            nonlocal marked
             self._mark_waiting(name, waiter)
+            marked = True
 
-        path = sqlite_path(self.url)
+        def done_waiting() -> None:
+            nonlocal marked
+            if marked:
+                self._done_waiting(name, waiter)
+                marked = False
+
         try:
-            if path is not None:
-                lock_file = path.with_name(f"{path.name}.{self.key.digest}.{stream.value}.lock")
-                busy = _busy(stream, wait_s)
-                with file_lock(lock_file, wait_s, busy, poll_s=0.2, on_wait=waiting):
-                    self._done_waiting(name, waiter)
-                    yield
-            else:
-                key = self.advisory_key(stream)
-                with _advisory_lock(self.engine, key, stream, wait_s, on_wait=waiting):
-                    self._done_waiting(name, waiter)
-                    yield
+            with self._held(stream, wait_s, waiting):
+                done_waiting()
+                yield
         finally:
-            self._done_waiting(name, waiter)
+            done_waiting()
+
+    def _held(
+        self, stream: Stream, wait_s: float, on_wait: Callable[[], None]
+    ) -> contextlib.AbstractContextManager[None]:
+        path = sqlite_path(self.url)
+        if path is not None:
+            lock_file = path.with_name(f"{path.name}.{self.key.digest}.{stream.value}.lock")
+            return file_lock(lock_file, wait_s, _busy(stream, wait_s), poll_s=0.2, on_wait=on_wait)
+        return _advisory_lock(self.engine, self.advisory_key(stream), stream, wait_s, on_wait)
 
     def others_waiting(self, stream: Stream) -> bool:
         """Is another run waiting for this stream's lock right now?"""
