@@ -177,11 +177,14 @@ class InboundSettings(_Section):
     @field_validator("stack")
     @classmethod
     def _stack_name(cls, value: str) -> str:
-        if not re.match(r"^[a-z0-9-]+$", value):
+        # The manual's own example is "Staging": Segment's Stack field takes it as written.
+        normalised = value.strip().lower()
+        if not re.match(r"^[a-z0-9-]+$", normalised):
             raise ValueError(
-                "must be the Antavo stack name shown next to 'Your API Region', e.g. st2"
+                "must be the Antavo stack name shown next to 'Your API Region', e.g. st2 or "
+                "Staging (letters, digits and '-')"
             )
-        return value
+        return normalised
 
     @model_validator(mode="after")
     def _valid_mappings(self) -> InboundSettings:

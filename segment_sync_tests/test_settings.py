@@ -215,6 +215,18 @@ def test_antavo_endpoint_follows_the_stack():
     )
 
 
+@pytest.mark.parametrize("written", ["Staging", " STAGING ", "staging"])
+def test_the_manuals_stack_example_staging_is_accepted_in_any_case(written):
+    inbound = parse_settings({"inbound": {"stack": written}}).inbound
+    assert inbound.stack == "staging"
+    assert inbound.endpoint == "https://api.staging.antavo.com"
+
+
+def test_a_stack_with_a_dot_is_refused_naming_what_a_stack_is():
+    problems = _problems({"inbound": {"stack": "st2.antavo.com"}})
+    assert "inbound.stack" in problems[0] and "'Your API Region'" in problems[0]
+
+
 @pytest.mark.parametrize(
     "pasted",
     [
