@@ -12,7 +12,16 @@ from segment_sync.cli.options import load_or_fail, settings_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8703, show_default=True)
 @click.option("--insecure", is_flag=True, help="Accept unsigned webhooks (no shared secret set).")
-def serve_webhooks(settings_file: str | None, host: str, port: int, insecure: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Receiver processes sharing the port (one per CPU core serves the most).",
+)
+def serve_webhooks(
+    settings_file: str | None, host: str, port: int, insecure: bool, workers: int
+) -> None:
     """Receive Segment "Webhooks (Actions)" at POST /segment into the durable buffer."""
     import os
 
@@ -54,4 +63,5 @@ def serve_webhooks(settings_file: str | None, host: str, port: int, insecure: bo
         allow_unverified_batches=inbound.allow_unverified_batches,
         limits=limits,
         secret_env=inbound.webhook_secret_env,
+        workers=workers,
     )

@@ -14,7 +14,7 @@ over. A run gives back what it did not finish (`release`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from segment_sync.db import create_engine, is_sqlite
+from segment_sync.db import create_engine, is_sqlite, sqlite_path
 from segment_sync.inbound.buffer_rows import (
     DONE,
     FAILED,
@@ -40,6 +40,7 @@ from segment_sync.inbound.buffer_rows import (
     rows_for,
     utc,
 )
+from segment_sync.locks import WriterTurns
 
 
 def _now() -> datetime:
@@ -59,8 +60,12 @@ class InboundBuffer:
         self.url = url
         self.sqlite = is_sqlite(url)
         self.engine = create_engine(url, durable=True)
+        self._turns: WriterTurns | None = None
         if self.sqlite:
             self._use_explicit_sqlite_transactions()
+            path = sqlite_path(url)
+            if str(path) != ":memory:":  # receiver workers share the file: see WriterTurns
+                self._turns = WriterTurns(path.with_name(path.name + ".write-turn"))
         self._create_table()
 
     def _create_table(self) -> None:
@@ -93,6 +98,9 @@ class InboundBuffer:
             with conn.begin():
                 yield conn
 
+    def _turn(self):
+        return self._turns.turn() if self._turns is not None else nullcontext()
+
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
@@ -101,6 +109,8 @@ class InboundBuffer:
     def close(self) -> None:
         """Dispose of the connection pool."""
         self.engine.dispose()
+        if self._turns is not None:
+            self._turns.close()
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -124,7 +134,7 @@ class InboundBuffer:
         if not seen:
             return [(0, len(rows)) for rows in groups]
         now = _now()
-        with self._write() as conn:
+        with self._turn(), self._write() as conn:
             if self.sqlite:
                 stored = insert_sqlite(conn, owned, now)
             else:

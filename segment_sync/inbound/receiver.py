@@ -297,8 +297,11 @@ def run_receiver(
     allow_unverified_batches: bool = False,
     limits: ReceiverLimits = DEFAULT_LIMITS,
     secret_env: str = DEFAULT_SECRET_ENV,
+    workers: int = 1,
 ) -> None:
     """Serve the receiver with uvicorn; refuses to start unauthenticated unless `insecure`.
+
+    `workers` above 1 serves from that many forked processes on one socket (`workers.py`).
 
     `secret_env` names the variable the secret came from (inbound.webhook_secret_env), so the
     401 answers tell the operator which one to fix.
@@ -313,14 +316,23 @@ def run_receiver(
         log.warning("webhook receiver running with --insecure: requests are not authenticated")
     import uvicorn
 
-    buffer = InboundBuffer(buffer_url)
-    app = create_receiver_app(
-        buffer,
-        webhook_secret or None,
-        max_body_bytes,
-        webhook_token=webhook_token,
-        allow_unverified_batches=allow_unverified_batches,
-        limits=limits,
-        secret_env=secret_env,
-    )
-    uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run()
+    def serve(sockets: list | None = None) -> None:
+        buffer = InboundBuffer(buffer_url)
+        app = create_receiver_app(
+            buffer,
+            webhook_secret or None,
+            max_body_bytes,
+            webhook_token=webhook_token,
+            allow_unverified_batches=allow_unverified_batches,
+            limits=limits,
+            secret_env=secret_env,
+        )
+        uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run(sockets)
+
+    if workers <= 1:
+        serve()
+        return
+    from segment_sync.inbound.workers import listening_socket, serve_workers
+
+    InboundBuffer(buffer_url).close()  # a bad buffer fails here once, not in every worker
+    serve_workers(workers, listening_socket(host, port), lambda sock: serve([sock]))

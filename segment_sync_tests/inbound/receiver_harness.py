@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
@@ -71,3 +77,30 @@ def read_until_closed(sock: socket.socket, timeout_s: float = 15) -> bytes:
         if not chunk:
             return received
         received += chunk
+
+
+def start_receiver_process(
+    buffer_url: str, port: int, secret: str | None, *extra_args: str
+) -> subprocess.Popen:
+    """`segment-sync serve-webhooks` as its own process, on a settings file naming the buffer."""
+    settings = Path(buffer_url.removeprefix("sqlite:///")).with_suffix(".yaml")
+    settings.write_text(json.dumps({"inbound": {"buffer_url": buffer_url}}))  # JSON is YAML
+    env = {k: v for k, v in os.environ.items() if k != "SEGMENT_WEBHOOK_SECRET"}
+    args = [sys.executable, "-m", "segment_sync.cli", "serve-webhooks", "--settings", str(settings)]
+    args += ["--host", "127.0.0.1", "--port", str(port), *extra_args]
+    if secret is None:
+        args.append("--insecure")
+    else:
+        env["SEGMENT_WEBHOOK_SECRET"] = secret
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("receiver did not start within 30 s")

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,35 +15,11 @@ import pytest
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.signature import js_stringify, sign
 from segment_sync.standins.server import free_port
+from segment_sync_tests.inbound.receiver_harness import start_receiver_process
 
 SECRET = "kill-test-secret"
 LOAD_SECONDS = 2.0
 KILL_AFTER_SECONDS = 1.2
-
-
-def _start_receiver(buffer_url: str, port: int, secret: str | None) -> subprocess.Popen:
-    """`segment-sync serve-webhooks` as its own process, on a settings file naming the buffer."""
-    settings = Path(buffer_url.removeprefix("sqlite:///")).with_suffix(".yaml")
-    settings.write_text(json.dumps({"inbound": {"buffer_url": buffer_url}}))  # JSON is YAML
-    env = {k: v for k, v in os.environ.items() if k != "SEGMENT_WEBHOOK_SECRET"}
-    args = [sys.executable, "-m", "segment_sync.cli", "serve-webhooks", "--settings", str(settings)]
-    args += ["--host", "127.0.0.1", "--port", str(port)]
-    if secret is None:
-        args.append("--insecure")
-    else:
-        env["SEGMENT_WEBHOOK_SECRET"] = secret
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"receiver exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("receiver did not start within 30 s")
 
 
 @pytest.mark.slow
@@ -55,7 +28,7 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path: Path, mode: str) ->
     buffer_url = f"sqlite:///{tmp_path / 'inbound.db'}"
     port = free_port()
     secret = SECRET if mode == "signed" else None
-    proc = _start_receiver(buffer_url, port, secret)
+    proc = start_receiver_process(buffer_url, port, secret)
     acked: set[str] = set()
     rejected: set[str] = set()
     lock = threading.Lock()

@@ -124,3 +124,15 @@ def test_connections_beyond_the_limit_get_503(buffer: InboundBuffer) -> None:
         with socket.create_connection((host, port)) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert read_until_closed(sock).startswith(b"HTTP/1.1 503 ")
+
+
+def test_complete_headers_beyond_the_size_limit_in_one_read_are_refused(
+    buffer: InboundBuffer,
+) -> None:
+    limits = ReceiverLimits(header_timeout_s=30, max_header_bytes=4096)
+    with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
+        head = b"POST /segment HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8000 + b"\r\n"
+        sock.sendall(head + b"Content-Length: 2\r\n\r\n{}")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert buffer.max_id() == 0
