@@ -68,10 +68,11 @@ LOG_TABLE_SPECS = [
 
 @dg.asset_check(
     asset="outbound_log",
-    description="Undelivered (failed or pending) / attempted outbound messages over the last "
+    description="Undelivered / attempted outbound messages over the last "
     "maintenance.checks.outbound_error_rate_window_hours stay at or under "
-    "maintenance.checks.outbound_error_rate_max (reads outbound_messages; requests that were "
-    "retried until delivered do not count).",
+    "maintenance.checks.outbound_error_rate_max. Each message counts once, by its final "
+    "outcome (its latest attempt in outbound_messages): one that failed and was delivered "
+    "later is delivered.",
 )
 def outbound_error_rate(settings: SettingsResource) -> dg.AssetCheckResult:
     loaded = settings.load()

@@ -68,14 +68,24 @@ def request_stats(
     return RequestStats(requests, failures, p95)
 
 
+# A message has one row per attempt; its final outcome is its latest attempt's, so a message
+# that failed during an outage and was delivered on a later run counts once, as delivered.
+FINAL_OUTCOMES_SQL = """
+    SELECT message_id, arg_max(outcome, timestamp) AS outcome
+    FROM outbound_messages
+    WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?
+      AND outcome IN ('delivered', 'failed', 'pending')
+    GROUP BY message_id"""
+
+
 def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> tuple[int, int]:
-    """(attempted, undelivered) outbound messages in [since, until): delivered, failed or
-    pending rows, and the failed or pending ones (skipped messages are not attempts)."""
+    """(attempted, undelivered) distinct outbound messages with an attempt in [since, until),
+    by final outcome: undelivered when the latest attempt failed or is pending (skipped
+    messages are not attempts)."""
     with connect(logs_dir) as con:
         attempted, undelivered = con.execute(
-            """SELECT count(*) FILTER (WHERE outcome IN ('delivered', 'failed', 'pending')),
-                      count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
-               FROM outbound_messages WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?""",
+            f"""SELECT count(*), count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
+                FROM ({FINAL_OUTCOMES_SQL})""",
             [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
         ).fetchone()
     return attempted, undelivered

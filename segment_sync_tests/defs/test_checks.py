@@ -107,6 +107,42 @@ def test_a_real_outage_fails_the_error_rate_check(write_settings, segment_standi
     assert not check.passed and meta(check)["error_rate"] == 1.0
 
 
+def test_a_message_failed_then_delivered_counts_once_as_delivered(write_settings):
+    path = write_settings(maintenance={"checks": {"outbound_error_rate_max": 0.05}})
+    now = datetime.now(UTC)
+    attempts = [  # m-0 failed twice before it got through; m-1 is still failing
+        ("m-0", "failed", 30), ("m-0", "pending", 20), ("m-0", "delivered", 10),
+        ("m-1", "failed", 25), ("m-1", "failed", 5),
+        *((f"ok-{i}", "delivered", 15) for i in range(18)),
+    ]  # fmt: skip
+    rows = [
+        {"timestamp": now - timedelta(minutes=age), "message_id": mid, "outcome": outcome}
+        for mid, outcome, age in attempts
+    ]
+    LogWriter(load_settings(path).logs.dir).write("outbound_messages", rows)
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert meta(check)["messages"] == 20 and meta(check)["undelivered"] == 1
+    assert check.passed and "1 of 20" in check.description
+
+
+def test_an_outage_the_sync_recovered_from_passes_the_error_rate_check(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 0})
+    settings = load_settings(path)
+    events = [NewEvent(f"c-{i}", "point_add", {}) for i in range(30)]
+    LoyaltyStore(settings.loyalty_store.url).append_events(events)
+    segment_standin.set_faults(outage_requests=1)
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    with pytest.raises(OutboundFailed):
+        sync.run(Stream.EVENTS, "run-during-outage")
+    assert not evaluate_checks(path)["outbound_error_rate"].passed
+    sync.run(Stream.EVENTS, "run-after-outage")
+    check = evaluate_checks(path)["outbound_error_rate"]
+    assert meta(check)["messages"] == 30 and meta(check)["undelivered"] == 0
+    assert check.passed
+
+
 def test_an_inbound_item_failed_in_the_last_hour_fails_the_check(write_settings):
     path = write_settings()
     write_items(load_settings(path).logs.dir, ["done", "failed", "done"], timedelta(minutes=20))
