@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import duckdb
 from segment_sync.cli.options import load_or_fail, settings_option
 from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, entries, query_log
 from segment_sync.logs.filters import FilterError, LogName
-from segment_sync.logs.views import connect
+from segment_sync.logs.views import connect, ensure_analytics_db
 
 RIGHT_ALIGNED = frozenset({"status_code", "response_time_s"})
 MAX_WIDTH = {"error": 60, "customer_id": 32}
@@ -99,6 +100,17 @@ def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
             f"no outbound or inbound log entry has identifier {identifier!r}; "
             "copy one from `segment-sync logs outbound` or `segment-sync logs inbound`"
         )
+
+
+@logs.command("db")
+@settings_option
+def logs_db(settings_file: str | None) -> None:
+    """Create or refresh the analysts' DuckDB file (views over the log files); print how to open it."""
+    path = ensure_analytics_db(load_or_fail(settings_file).logs.dir)
+    click.echo(f"analysts' database: {path}")
+    click.echo(f"open it read-only:  duckdb -readonly {shlex.quote(str(path))}")
+    click.echo(f'or in Python:       duckdb.connect("{path}", read_only=True)')
+    click.echo("its views read the Parquet log files, so new rows appear without a refresh")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -369,3 +370,29 @@ def test_newest_first_search_spans_recent_and_old_days(tmp_path: Path) -> None:
     assert identifiers(2) == ["new-0", "new-1"]
     assert identifiers(10) == ["new-0", "new-1", "new-2", "old-0", "old-1"]
     assert identifiers(0) == ["new-0", "new-1", "new-2", "old-0", "old-1"]
+
+
+def test_logs_db_creates_the_analysts_file_before_any_run_and_says_how_to_open_it(
+    tmp_path: Path,
+) -> None:
+    logs_dir = tmp_path / "never-written"
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump({"logs": {"dir": str(logs_dir)}}))
+    result = run("db", "--settings", str(settings))
+    assert result.exit_code == 0, result.output
+    path = logs_dir.resolve() / "segment_sync.duckdb"
+    assert str(path) in result.stdout and "duckdb -readonly" in result.stdout
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM outbound_log").fetchone() == (0,)
+    LogWriter(str(logs_dir)).write("outbound_log", [outbound_row("out-after", 1)])
+    with duckdb.connect(str(path), read_only=True) as con:  # views: no refresh needed
+        assert con.execute("SELECT identifier FROM outbound_log").fetchall() == [("out-after",)]
+
+
+def test_logs_db_refreshes_the_file_while_a_reader_has_it_open(settings_file: Path) -> None:
+    assert run("db", "--settings", str(settings_file)).exit_code == 0
+    logs_dir = Path(yaml.safe_load(settings_file.read_text())["logs"]["dir"])
+    with duckdb.connect(str(logs_dir / "segment_sync.duckdb"), read_only=True) as reader:
+        again = run("db", "--settings", str(settings_file))
+        assert again.exit_code == 0, again.output
+        assert reader.execute("SELECT count(*) FROM outbound_log").fetchone()[0] > 0
