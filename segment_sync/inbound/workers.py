@@ -76,10 +76,11 @@ def serve_workers(
             if pid == 0:
                 time.sleep(0.2)
                 continue
-            if pid not in alive or stopping:
-                alive.discard(pid)
+            if pid not in alive:
                 continue
             alive.discard(pid)
+            if stopping:  # it exited because we are stopping: nothing to replace
+                break
             log.error("receiver worker %d exited (%s); starting another", pid, _describe(status))
             time.sleep(RESTART_PAUSE_S)
             if not stopping:

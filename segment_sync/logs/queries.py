@@ -70,7 +70,7 @@ def request_stats(
 
 # A message has one row per attempt; its final outcome is its latest attempt's, so a message
 # that failed during an outage and was delivered on a later run counts once, as delivered.
-FINAL_OUTCOMES_SQL = """
+_FINAL_OUTCOMES_SQL = """
     SELECT message_id, arg_max(outcome, timestamp) AS outcome
     FROM outbound_messages
     WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?
@@ -85,7 +85,7 @@ def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> 
     with connect(logs_dir) as con:
         attempted, undelivered = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
-                FROM ({FINAL_OUTCOMES_SQL})""",
+                FROM ({_FINAL_OUTCOMES_SQL})""",
             [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
         ).fetchone()
     return attempted, undelivered
