@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -52,6 +54,27 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
     return f"sqlite:///{(base / path.expanduser()).resolve()}"
 
 
+BUSY_TIMEOUT_S = 30
+CREATE_ATTEMPTS = 5
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode, waiting out a first connection that is switching it right now.
+
+    On a new file SQLite answers "database is locked" at once, without its busy handler, while
+    another process holds the lock to switch the mode; once the file is in WAL this is a no-op.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def create_engine(url: str, *, durable: bool = False) -> Engine:
     """An engine tuned for many readers and one writer at a time (WAL, busy timeout) on SQLite.
 
@@ -61,29 +84,32 @@ def create_engine(url: str, *, durable: bool = False) -> Engine:
     if path is None:
         return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
 
     @sa.event.listens_for(engine, "connect")
     def _tune(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        _switch_to_wal(cur)
         cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     return engine
 
 
 def create_tables(engine: Engine, metadata: sa.MetaData) -> None:
-    """Create the missing tables; tolerates another process creating them at the same moment.
+    """Create the missing tables; tolerates other processes creating them at the same moment.
 
-    Two first runs on a fresh PostgreSQL database race in CREATE TABLE (a unique violation on
-    pg_type); the loser only needs the tables to exist.
+    Two first runs on a fresh database race table by table: the loser's CREATE TABLE fails
+    ("already exists" on SQLite, a unique violation on PostgreSQL's pg_type) while the winner
+    may not have created the next table yet. create_all skips what exists, so it is retried
+    until it finds nothing left to create.
     """
-    try:
-        metadata.create_all(engine)
-    except sa.exc.DBAPIError:
-        with engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            if not all(inspector.has_table(table.name) for table in metadata.sorted_tables):
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == CREATE_ATTEMPTS:
                 raise
+            time.sleep(0.05 * attempt)
