@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from segment_sync import factory
+from segment_sync.demo_guard import check_ports_free, demo_guard
 from segment_sync.loyalty.demo import seed
 from segment_sync.settings import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR, load_settings
 
@@ -26,6 +28,7 @@ DEMO_SECRETS = {
 SEGMENT_STANDIN_PORT = 8701
 ANTAVO_STANDIN_PORT = 8702
 RECEIVER_PORT = 8703
+DAGSTER_PORT = 3000
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20) -> None:
@@ -43,8 +46,35 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20) -> No
 
 
 def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
-    """Stand-ins up, settings in place, data seeded, then `dagster dev` (Ctrl-C stops everything)."""
+    """Stand-ins up, settings in place, data seeded, then `dagster dev` (Ctrl-C stops everything).
+
+    DemoRefused, before anything is written or started, when a demo already runs.
+    """
     settings_file = Path(os.environ.get(SETTINGS_ENV_VAR) or DEFAULT_SETTINGS_PATH)
+    with demo_guard(settings_file.parent):
+        ports = {
+            SEGMENT_STANDIN_PORT: "Segment stand-in",
+            ANTAVO_STANDIN_PORT: "Antavo stand-in",
+            RECEIVER_PORT: "webhook receiver",
+        }
+        if start_dagster:
+            ports[DAGSTER_PORT] = "Dagster UI"
+        check_ports_free(ports)
+        return _run(settings_file, events, profiles, start_dagster)
+
+
+def _stop_on_sigterm() -> None:
+    """`kill PID` stops the demo like Ctrl-C does: children stopped, lock released."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _run(settings_file: Path, events: int, profiles: int, start_dagster: bool) -> int:
+    """The demo itself, under the guard."""
+    _stop_on_sigterm()
     if not settings_file.exists():
         settings_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLE_SETTINGS, settings_file)
@@ -79,7 +109,7 @@ def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
     children: list[subprocess.Popen] = []
     try:
         for label, (port, args) in services.items():
-            child = subprocess.Popen([sys.executable, *args], env=env)
+            child = subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)
             children.append(child)
             _wait_healthy(f"http://127.0.0.1:{port}/healthz", child)
             print(f"{label} on http://127.0.0.1:{port}")
@@ -93,8 +123,9 @@ def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
             return 0
         dagster_env = {**env, "DAGSTER_HOME": str(Path.cwd())}
         dagster = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", "3000"],
+            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)],
             env=dagster_env,
+            start_new_session=True,
         )
         children.append(dagster)
         print("Dagster UI on http://127.0.0.1:3000 (sensors run by default); Ctrl-C stops the demo")
@@ -102,11 +133,23 @@ def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children)
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    """SIGINT to each child's process group (Ctrl-C reaches only ours), SIGKILL after 15 s.
+
+    Each child leads its own group, so `dagster dev`'s webserver, daemon and run workers stop
+    with it instead of outliving a demo stopped by `kill PID`.
+    """
+    for child in reversed(children):
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGINT)
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()

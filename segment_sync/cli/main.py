@@ -118,8 +118,13 @@ def demo_seed(
 def demo_run(events: int, profiles: int, no_dagster: bool) -> None:
     """Embedded defaults end to end: stand-ins, seeded SQLite store, DuckDB logs, `dagster dev`."""
     from segment_sync.demo import run_demo
+    from segment_sync.demo_guard import DemoRefused
 
-    sys.exit(run_demo(events, profiles, start_dagster=not no_dagster))
+    try:
+        code = run_demo(events, profiles, start_dagster=not no_dagster)
+    except DemoRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
