@@ -15,7 +15,7 @@ import click
 import duckdb
 
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, entries, query_log
+from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, LIST_COLUMNS, entries, query_log
 from segment_sync.logs.filters import FilterError, LogName
 from segment_sync.logs.views import connect, ensure_analytics_db
 
@@ -23,6 +23,7 @@ RIGHT_ALIGNED = frozenset({"status_code", "response_time_s"})
 MAX_WIDTH = {"error": 60, "customer_id": 32}
 BODY_PREVIEW_CHARS = 10_000
 LIST_PREVIEW_ITEMS = 20
+CSV_LIST_SEPARATOR = ";"
 BODY_COLUMNS = ("request_body", "response_body")
 FILTER_HELP = (
     "The manual's search wording, e.g. 'Event type is in track and Status code is not 200'. "
@@ -134,16 +135,15 @@ def _list(
             rows = query_log(con, log, filter_text, since, until, limit)
     except FilterError as exc:
         raise click.ClickException(str(exc)) from None
-    columns = [name for name, _ in COLUMNS[log]]
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
     if output_format == "json":
         click.echo(json.dumps([_record(log, row) for row in rows], indent=2, ensure_ascii=False))
     elif output_format == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=_record_keys(log), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(_record(log, row) for row in rows)
+        writer.writerows(_csv_record(_record(log, row)) for row in rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
         click.echo(_table(log, rows))
@@ -154,9 +154,36 @@ def _list(
         )
 
 
+def _record_keys(log: LogName) -> list[str]:
+    """The JSON / CSV keys: the manual's columns, the customer list right after `customer_id`."""
+    keys = [name for name, _ in COLUMNS[log]]
+    after = keys.index("customer_id") + 1
+    return [*keys[:after], *LIST_COLUMNS[log], *keys[after:]]
+
+
 def _record(log: LogName, row: dict[str, Any]) -> dict[str, Any]:
-    """A row as the JSON / CSV contract: exactly the manual's columns, timestamps ISO-8601 UTC."""
-    return {name: _iso(row[name]) if name == "timestamp" else row[name] for name, _ in COLUMNS[log]}
+    """A row as the JSON / CSV contract, timestamps ISO-8601 UTC.
+
+    `customer_id` is the request's one customer (null for a batch of several), `customer_ids`
+    every customer it carried.
+    """
+    record = {}
+    for name in _record_keys(log):
+        value = row[name]
+        if name == "timestamp":
+            value = _iso(value)
+        elif name in LIST_COLUMNS[log]:
+            value = list(value or [])
+        record[name] = value
+    return record
+
+
+def _csv_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record with each list joined by `;` into one cell (JSON keeps the exact list)."""
+    return {
+        name: CSV_LIST_SEPARATOR.join(value) if isinstance(value, list) else value
+        for name, value in record.items()
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -9,8 +9,6 @@ from typing import Any
 import duckdb
 
 from segment_sync.logs.filters import LogName, compile_filter
-
-# (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
 from segment_sync.logs.time_window import time_range
 
 # (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
@@ -34,6 +32,8 @@ COLUMNS: dict[LogName, list[tuple[str, str]]] = {
         ("identifier", "Identifier"),
     ],
 }
+# Read beside the manual's columns: every customer of the request (a batch has no single one).
+LIST_COLUMNS: dict[LogName, list[str]] = {"outbound": ["customer_ids"], "inbound": []}
 DEFAULT_LIMIT = 50
 RECENT_WINDOWS_DAYS = (1, 7, 30)
 
@@ -84,8 +84,7 @@ def query_log(
     where, params = compile_filter(filter_text, log)
     when, when_params = time_range(since, until)
     columns = [name for name, _ in COLUMNS[log]]
-    extra = ["customer_ids"] if log == "outbound" else []
-    selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
+    selected = ", ".join(f'"{name}"' for name in [*columns, *LIST_COLUMNS[log]])
     sql = (
         f"SELECT {selected} FROM {log}_log "
         f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC'

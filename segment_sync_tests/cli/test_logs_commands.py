@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from segment_sync.cli.logs import BODY_PREVIEW_CHARS, logs
 from segment_sync.logs.store import LogWriter
+from segment_sync_tests.conftest import WRITE_KEY
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 OUTBOUND_HEADERS = [
@@ -215,6 +216,7 @@ def test_outbound_json_keys_are_exactly_the_contract(settings_file: Path) -> Non
         [
             "timestamp",
             "customer_id",
+            "customer_ids",
             "event_type",
             "status_code",
             "response_time_s",
@@ -225,6 +227,7 @@ def test_outbound_json_keys_are_exactly_the_contract(settings_file: Path) -> Non
     assert rows[0] == {
         "timestamp": "2024-03-01T12:20:00.000000Z",
         "customer_id": "c-2",
+        "customer_ids": ["c-2"],
         "event_type": "identify",
         "status_code": 200,
         "response_time_s": 0.25,
@@ -232,6 +235,7 @@ def test_outbound_json_keys_are_exactly_the_contract(settings_file: Path) -> Non
         "identifier": "req-new",
     }
     assert rows[1]["customer_id"] is None
+    assert rows[1]["customer_ids"] == [f"c-{n}" for n in range(25)]
 
 
 def test_inbound_json_keys_are_exactly_the_contract(settings_file: Path) -> None:
@@ -396,3 +400,44 @@ def test_logs_db_refreshes_the_file_while_a_reader_has_it_open(settings_file: Pa
         again = run("db", "--settings", str(settings_file))
         assert again.exit_code == 0, again.output
         assert reader.execute("SELECT count(*) FROM outbound_log").fetchone()[0] > 0
+
+
+@pytest.fixture
+def real_batch_logs(write_settings, segment_standin) -> Path:
+    """Settings whose logs hold one real sync run: 12 events of 12 customers in one request."""
+    from segment_sync import factory
+    from segment_sync.loyalty.records import NewEvent, Stream
+    from segment_sync.loyalty.store import LoyaltyStore
+    from segment_sync.settings import load_settings
+
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    settings = load_settings(path)
+    events = [NewEvent(f"c-{n}", "point_add", {"points": n}) for n in range(12)]
+    events.append(NewEvent("c-solo", "point_add", {}))
+    store = LoyaltyStore(settings.loyalty_store.url)
+    store.append_events(events[:12])
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    sync.run(Stream.EVENTS, "run-batch")
+    store.append_events(events[12:])
+    sync.run(Stream.EVENTS, "run-solo")
+    return path
+
+
+def test_outbound_json_lists_every_customer_of_a_batch_request(real_batch_logs: Path) -> None:
+    result = run("outbound", "--settings", str(real_batch_logs), "--format", "json")
+    assert result.exit_code == 0, result.output
+    solo, batch = json.loads(result.stdout)
+    assert batch["customer_id"] is None
+    assert batch["customer_ids"] == [f"c-{n}" for n in range(12)]
+    assert (solo["customer_id"], solo["customer_ids"]) == ("c-solo", ["c-solo"])
+
+
+def test_outbound_csv_joins_a_batch_requests_customers_with_semicolons(
+    real_batch_logs: Path,
+) -> None:
+    result = run("outbound", "--settings", str(real_batch_logs), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    header, solo, batch = csv.reader(io.StringIO(result.stdout))
+    assert header[:3] == ["timestamp", "customer_id", "customer_ids"]
+    assert batch[1:3] == ["", ";".join(f"c-{n}" for n in range(12))]
+    assert solo[1:3] == ["c-solo", "c-solo"]
