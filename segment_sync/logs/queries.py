@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from segment_sync.logs.final_outcomes import final_outcomes_sql
 from segment_sync.logs.views import connect
 
 # A request counts as failed when it got no answer, an HTTP error, or an error of its own
@@ -17,6 +18,7 @@ REQUEST_FAILED = {
         "status = 'error' OR error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
     ),
 }
+_ATTEMPT_IN_WINDOW = '"date" >= ? AND timestamp >= ? AND timestamp < ?'
 # Log rows of a run are written after it started; a day of slack covers clocks and midnight.
 PARTITION_SLACK = timedelta(days=1)
 
@@ -68,16 +70,6 @@ def request_stats(
     return RequestStats(requests, failures, p95)
 
 
-# A message has one row per attempt; its final outcome is its latest attempt's, so a message
-# that failed during an outage and was delivered on a later run counts once, as delivered.
-_FINAL_OUTCOMES_SQL = """
-    SELECT message_id, arg_max(outcome, timestamp) AS outcome
-    FROM outbound_messages
-    WHERE "date" >= ? AND timestamp >= ? AND timestamp < ?
-      AND outcome IN ('delivered', 'failed', 'pending')
-    GROUP BY message_id"""
-
-
 def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> tuple[int, int]:
     """(attempted, undelivered) distinct outbound messages with an attempt in [since, until),
     by final outcome: undelivered when the latest attempt failed or is pending (skipped
@@ -85,7 +77,7 @@ def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> 
     with connect(logs_dir) as con:
         attempted, undelivered = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
-                FROM ({_FINAL_OUTCOMES_SQL})""",
+                FROM ({final_outcomes_sql(_ATTEMPT_IN_WINDOW)})""",
             [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
         ).fetchone()
     return attempted, undelivered

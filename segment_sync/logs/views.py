@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from segment_sync.logs.final_outcomes import final_outcomes_sql
 from segment_sync.logs.layout import (
     PARTITION_PREFIX,
     TEMP_SUFFIX,
@@ -56,19 +57,43 @@ def _table_view(root: Path, table: str) -> str:
 _REQUEST_FAILED = "error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
 
 
+# Requests and response times count attempts; messages count each message once, on the day of
+# its latest attempt, by its final outcome (a message failed in an outage and delivered later is
+# delivered). Inbound counts each event of each Antavo request.
 DAILY_SUMMARY_SQL = f"""CREATE OR REPLACE VIEW daily_summary AS
-SELECT "date" AS day, 'outbound' AS direction, event_type AS type,
-    count(*) AS requests,
-    coalesce(sum(message_count), 0) AS messages,
-    count(*) FILTER (WHERE {_REQUEST_FAILED}) AS errors,
-    quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
-    quantile_cont(response_time_s, 0.95) AS p95_response_time_s
-FROM outbound_log
-GROUP BY ALL
+WITH requests AS (
+    SELECT "date" AS day, event_type AS type,
+        count(*) AS requests,
+        count(*) FILTER (WHERE {_REQUEST_FAILED}) AS errors,
+        quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
+        quantile_cont(response_time_s, 0.95) AS p95_response_time_s
+    FROM outbound_log
+    GROUP BY ALL
+), messages AS (
+    SELECT "date" AS day, event_type AS type,
+        count(*) AS messages,
+        count(*) FILTER (WHERE outcome = 'delivered') AS delivered,
+        count(*) FILTER (WHERE outcome = 'failed') AS failed,
+        count(*) FILTER (WHERE outcome = 'pending') AS pending
+    FROM ({final_outcomes_sql()})
+    GROUP BY ALL
+)
+SELECT day, 'outbound' AS direction, type,
+    coalesce(requests, 0) AS requests,
+    coalesce(messages, 0) AS messages,
+    coalesce(delivered, 0) AS delivered,
+    coalesce(failed, 0) AS failed,
+    coalesce(pending, 0) AS pending,
+    coalesce(errors, 0) AS errors,
+    p50_response_time_s, p95_response_time_s
+FROM requests FULL OUTER JOIN messages USING (day, type)
 UNION ALL
 SELECT "date" AS day, 'inbound' AS direction, action AS type,
     count(DISTINCT identifier) AS requests,
     count(*) AS messages,
+    count(*) FILTER (WHERE status = 'success') AS delivered,
+    count(*) FILTER (WHERE status = 'error') AS failed,
+    0 AS pending,
     count(*) FILTER (WHERE status = 'error' OR {_REQUEST_FAILED}) AS errors,
     quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
     quantile_cont(response_time_s, 0.95) AS p95_response_time_s

@@ -404,6 +404,14 @@ def test_daily_summary_counts_requests_messages_errors_and_response_percentiles(
             ),
         ],
     )
+    writer.extend(
+        "outbound_messages",
+        [
+            *message_rows("track", delivered=5, failed=1),
+            *message_rows("identify", delivered=1, pending=2, skipped=4),
+            *message_rows("track", day2, delivered=3),
+        ],
+    )
     writer.flush()
 
     with connect(tmp_path) as con:
@@ -411,12 +419,54 @@ def test_daily_summary_counts_requests_messages_errors_and_response_percentiles(
 
     d1, d2 = date(2024, 3, 1), date(2024, 3, 2)
     approx = pytest.approx
+    # day, direction, type, requests, messages, delivered, failed, pending, errors, p50, p95
     assert got == [
-        (d1, "inbound", "purchase", 3, 4, 1, approx(0.25), approx(0.3)),
-        (d1, "outbound", "identify", 2, 4, 1, approx(0.5), approx(0.5)),
-        (d1, "outbound", "track", 6, 51, 1, approx(0.35), approx(1.85)),
-        (d2, "outbound", "track", 2, 8, 1, approx(0.4), approx(0.49)),
+        (d1, "inbound", "purchase", 3, 4, 3, 1, 0, 1, approx(0.25), approx(0.3)),
+        (d1, "outbound", "identify", 2, 3, 1, 0, 2, 1, approx(0.5), approx(0.5)),
+        (d1, "outbound", "track", 6, 6, 5, 1, 0, 1, approx(0.35), approx(1.85)),
+        (d2, "outbound", "track", 2, 3, 3, 0, 0, 1, approx(0.4), approx(0.49)),
     ]
+
+
+def message_rows(event_type: str, at: datetime = T0, **outcomes: int) -> list[dict[str, Any]]:
+    """outbound_messages rows at `at`, one message each, e.g. delivered=5, failed=1."""
+    return [
+        {"timestamp": at, "message_id": f"{event_type}-{outcome}-{i}-{at:%d}",
+         "event_type": event_type, "outcome": outcome}
+        for outcome, count in outcomes.items()
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def test_daily_summary_counts_a_message_failed_in_an_outage_once_as_delivered(
+    write_settings, segment_standin
+) -> None:
+    from segment_sync import factory
+    from segment_sync.loyalty.records import NewEvent, Stream
+    from segment_sync.loyalty.store import LoyaltyStore
+    from segment_sync.outbound.results import OutboundFailed
+    from segment_sync.settings import load_settings
+    from segment_sync_tests.conftest import WRITE_KEY
+
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 0})
+    settings = load_settings(path)
+    events = [NewEvent(f"c-{i}", "point_add", {}) for i in range(30)]
+    LoyaltyStore(settings.loyalty_store.url).append_events(events)
+    segment_standin.set_faults(outage_requests=1)
+    sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+
+    def summary() -> list[tuple]:
+        with connect(settings.logs.dir) as con:
+            return con.execute(
+                "SELECT direction, type, sum(requests), sum(messages), sum(delivered), "
+                "sum(failed), sum(pending), sum(errors) FROM daily_summary GROUP BY ALL"
+            ).fetchall()  # summed over days: the two runs may straddle midnight
+
+    with pytest.raises(OutboundFailed):
+        sync.run(Stream.EVENTS, "run-during-outage")
+    assert summary() == [("outbound", "track", 1, 30, 0, 0, 30, 1)]
+    sync.run(Stream.EVENTS, "run-after-outage")
+    assert summary() == [("outbound", "track", 2, 30, 30, 0, 0, 1)]
 
 
 def test_a_logs_dir_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
