@@ -246,6 +246,38 @@ class MaintenanceSettings(_Section):
         return self
 
 
+ALERT_KINDS = ("run_failure", "check_failure")
+
+
+class AlertSettings(_Section):
+    """Alerts posted to a Slack-compatible incoming webhook; off until `webhook_url_env` is set."""
+
+    webhook_url_env: str | None = None  # the webhook URL embeds a token: it is a secret
+    on: list[Literal["run_failure", "check_failure"]] = Field(
+        default_factory=lambda: list(ALERT_KINDS)
+    )
+    ui_base_url: str = "http://localhost:3000"  # links in alerts: {ui_base_url}/runs/{run_id}
+    # Bounded so a tick (several alerts, one of them failing) stays well inside Dagster's 60 s.
+    max_retries: int = Field(default=2, ge=0, le=5)
+    timeout_s: float = Field(default=5.0, gt=0, le=10)
+
+    _check_env = field_validator("webhook_url_env")(_optional_env_name)
+
+    @field_validator("ui_base_url")
+    @classmethod
+    def _ui_url(cls, value: str) -> str:
+        return _base_url(value) or value
+
+    @field_validator("on")
+    @classmethod
+    def _unique(cls, kinds: list[str]) -> list[str]:
+        return list(dict.fromkeys(kinds))
+
+    def enabled(self, kind: str) -> bool:
+        """True when alerts are on (a variable is named) and `kind` is one of `on`."""
+        return self.webhook_url_env is not None and kind in self.on
+
+
 class Settings(_Section):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     loyalty_store: LoyaltyStoreSettings = Field(default_factory=LoyaltyStoreSettings)
@@ -253,6 +285,7 @@ class Settings(_Section):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @model_validator(mode="after")
     def _reconcile_within_retention(self) -> Settings:
@@ -283,6 +316,23 @@ class Settings(_Section):
                 ]
             )
         return key, _read_secret(self.inbound.api_secret_env, "inbound.api_secret_env")
+
+    def secret_env_names(self) -> list[str]:
+        """Every environment variable named here that holds a secret (for redaction)."""
+        names = [
+            self.outbound.write_key_env,
+            self.inbound.api_key_env,
+            self.inbound.api_secret_env,
+            self.inbound.webhook_secret_env,
+            self.inbound.webhook_token_env,
+            self.alerts.webhook_url_env,
+        ]
+        return [name for name in names if name]
+
+    def alert_webhook_url(self) -> str | None:
+        """The alerts webhook URL from the environment, or None when the variable is unset."""
+        name = self.alerts.webhook_url_env
+        return (os.environ.get(name) or None) if name else None
 
     def webhook_secret(self) -> str | None:
         """The shared secret Segment signs webhooks with, or None when the variable is unset."""
