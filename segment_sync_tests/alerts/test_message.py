@@ -53,3 +53,9 @@ def test_a_run_dagster_will_retry_says_so():
 def test_an_expected_failure_shows_its_description_without_the_class_name():
     text = _text("sync: dagster._core.definitions.events.Failure: 1 stayed pending")
     assert "Why: sync: 1 stayed pending" in text
+
+
+def test_a_password_in_the_ui_base_url_is_masked_in_the_link():
+    failure = Failure(AlertKind.RUN_FAILURE, "job", "boom", "run-1")
+    text = alert_text(failure, "https://ops:hunter22@dagster.example", Redactor())
+    assert "Run: https://ops:[REDACTED]@dagster.example/runs/run-1" in text
