@@ -50,11 +50,12 @@ class Sensor:
 
 
 class LeakyVault(SegmentResource):
-    """Fails while the run starts, with every secret and the webhook URL in its message."""
+    """Fails while the run starts, with every secret, the webhook URL and its token alone."""
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         raise RuntimeError(
             f"vault refused {WRITE_KEY} / {ANTAVO_KEY}:{ANTAVO_SECRET}; would page {self.write_key}"
+            f" (path /services/{TOKEN})"
         )
 
 
