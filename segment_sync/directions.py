@@ -80,6 +80,8 @@ def missing_secrets(settings: Settings) -> list[str]:
         (settings.inbound.api_secret_env, "inbound.api_secret_env"),
         (settings.inbound.webhook_secret_env, "inbound.webhook_secret_env"),
     ]
+    if settings.alerts.webhook_url_env:
+        names.append((settings.alerts.webhook_url_env, "alerts.webhook_url_env"))
     return [f"{env} ({key})" for env, key in names if _unset(env)]
 
 
@@ -91,6 +93,17 @@ def switches(settings: Settings) -> list[Switch]:
         Switch("outbound profiles", stream_off(settings, Stream.PROFILES)),
         Switch("inbound", inbound_off(settings)),
     ]
+
+
+def alerts_line(settings: Settings) -> str:
+    """Whether alerts are on, which kinds, and the variable that holds the webhook URL."""
+    alerts = settings.alerts
+    if alerts.webhook_url_env is None:
+        return f"{'alerts':<18} OFF  alerts.webhook_url_env is not set (no alerts are posted)"
+    kinds = ", ".join(alerts.on) or "nothing (alerts.on is empty)"
+    return (
+        f"{'alerts':<18} on   {kinds} to ${alerts.webhook_url_env}; links to {alerts.ui_base_url}"
+    )
 
 
 def status_lines(settings: Settings) -> list[str]:
@@ -108,6 +121,7 @@ def status_lines(settings: Settings) -> list[str]:
         f"{s.name:<18} {'on ' if s.on else 'OFF'}  {details[s.name] if s.on else s.off_reason}"
         for s in switches(settings)
     ]
+    lines.append(alerts_line(settings))
     missing = missing_secrets(settings)
     if missing:
         lines.append(f"MISSING SECRETS (not set in the environment): {', '.join(missing)}")

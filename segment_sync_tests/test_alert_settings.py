@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from segment_sync.directions import status_lines
 from segment_sync.settings import SettingsError, parse_settings
 
 
@@ -48,3 +49,17 @@ def test_the_ui_base_url_must_be_an_http_url():
 def test_the_webhook_variable_counts_as_a_secret_for_redaction():
     settings = parse_settings({"alerts": {"webhook_url_env": "SLACK_WEBHOOK_URL"}})
     assert "SLACK_WEBHOOK_URL" in settings.secret_env_names()
+
+
+def test_settings_check_says_alerts_are_off_by_default():
+    lines = "\n".join(status_lines(parse_settings({})))
+    assert "alerts             OFF  alerts.webhook_url_env is not set" in lines
+
+
+def test_settings_check_names_the_alert_kinds_and_a_missing_webhook_variable(monkeypatch):
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    lines = status_lines(parse_settings({"alerts": {"webhook_url_env": "SLACK_WEBHOOK_URL"}}))
+    assert "alerts             on   run_failure, check_failure to $SLACK_WEBHOOK_URL" in "\n".join(
+        lines
+    )
+    assert "SLACK_WEBHOOK_URL (alerts.webhook_url_env)" in lines[-1]
