@@ -263,6 +263,14 @@ class AlertSettings(_Section):
 
     _check_env = field_validator("webhook_url_env")(_optional_env_name)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `on:` key as the boolean true.
+        if isinstance(data, dict) and True in data:
+            return {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
     @field_validator("ui_base_url")
     @classmethod
     def _ui_url(cls, value: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from segment_sync.directions import status_lines
-from segment_sync.settings import SettingsError, parse_settings
+from segment_sync.settings import SettingsError, load_settings, parse_settings
 
 
 def test_alerts_are_off_by_default():
@@ -63,3 +65,15 @@ def test_settings_check_names_the_alert_kinds_and_a_missing_webhook_variable(mon
         lines
     )
     assert "SLACK_WEBHOOK_URL (alerts.webhook_url_env)" in lines[-1]
+
+
+def test_on_written_as_a_bare_yaml_key_is_read_as_on(tmp_path):
+    path = tmp_path / "segment_sync.yaml"
+    path.write_text("alerts:\n  webhook_url_env: SLACK_WEBHOOK_URL\n  on: [check_failure]\n")
+    alerts = load_settings(path).alerts  # PyYAML reads the key `on` as True
+    assert alerts.on == ["check_failure"]
+
+
+def test_the_example_settings_file_keeps_alerts_off():
+    example = Path(__file__).parents[1] / "data" / "segment_sync.example.yaml"
+    assert load_settings(example).alerts.webhook_url_env is None
