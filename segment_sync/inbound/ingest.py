@@ -24,6 +24,7 @@ from segment_sync.antavo.client import (
     AntavoRequestRecord,
     EventResult,
 )
+from segment_sync.directions import mappings_off
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.ingest_log import item_row, request_rows
 from segment_sync.inbound.lease import LeaseHeartbeat
@@ -85,6 +86,10 @@ class CredentialError(IngestError):
 
 class LogWriteError(IngestError):
     """The inbound log could not be written, so no item was marked."""
+
+
+class NoMappingError(IngestError):
+    """No mapping is enabled: nothing was claimed, every item stays pending."""
 
 
 def credential_message(inbound: InboundSettings, reason: str, pending: int) -> str:
@@ -175,9 +180,13 @@ class InboundIngest:
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
         """Process every item pending now (ids up to `upto`, default the newest).
 
-        Raises IngestError (CredentialError, LogWriteError) when the run had to stop early.
+        Raises IngestError (NoMappingError, CredentialError, LogWriteError) when it stopped early.
         """
         result = IngestResult(run_id, self.buffer.max_id() if upto is None else upto)
+        off = mappings_off(self.settings)
+        if off is not None:
+            result.counts.left_pending = self.buffer.pending_count()
+            raise NoMappingError(f"{off}; {result.counts.left_pending} item(s) pending", result)
         try:
             with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s):
                 asyncio.run(self._run(result))
