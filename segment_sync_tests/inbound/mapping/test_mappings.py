@@ -536,7 +536,7 @@ def test_a_mapping_whose_trigger_does_not_parse_never_matches() -> None:
 
 
 def test_the_profile_updates_action_listed_bare_has_segments_trigger_and_fields() -> None:
-    """"Profile updates" with no trigger or fields: identify, with Segment's default fields."""
+    """ "Profile updates" with no trigger or fields: identify, with Segment's default fields."""
     mapping = profile_updates_mapping()
     assert (mapping.name, mapping.action, mapping.trigger, mapping.enabled) == (
         "Profile updates",
