@@ -61,7 +61,7 @@ def allow_list_off(settings: Settings, stream: Stream) -> str | None:
 
 
 def inbound_off(settings: Settings) -> str | None:
-    """Why inbound is off (Antavo key or secret not in the environment), or None."""
+    """Why inbound is off (Antavo key or secret not in the environment, or no mapping), or None."""
     inbound = settings.inbound
     for env, key in (
         (inbound.api_key_env, "inbound.api_key_env"),
@@ -69,7 +69,26 @@ def inbound_off(settings: Settings) -> str | None:
     ):
         if _unset(env):
             return f"inbound is off: {_unset_reason(env, key)}"
-    return None
+    return mappings_off(settings)
+
+
+def mappings_off(settings: Settings) -> str | None:
+    """Why nothing is sent to Antavo whatever the credentials: no mapping is enabled (else None).
+
+    As in Segment, no data is sent until a mapping is configured; received events stay buffered.
+    """
+    mappings = settings.inbound.active_mappings()
+    if any(m.enabled for m in mappings):
+        return None
+    which = (
+        "every mapping in inbound.mappings is disabled"
+        if mappings
+        else ("inbound.mappings lists no mapping")
+    )
+    return (
+        f"inbound sends nothing: {which}; received events stay buffered until one is enabled "
+        "(data/segment_sync.example.yaml has the manual's two actions, ready to copy)"
+    )
 
 
 def missing_secrets(settings: Settings) -> list[str]:
@@ -115,7 +134,8 @@ def status_lines(settings: Settings) -> list[str]:
         "outbound profiles": (
             f"{len(outbound.customer_fields_sync)} field(s) in outbound.customer_fields_sync"
         ),
-        "inbound": f"Antavo {settings.inbound.endpoint}",
+        "inbound": f"Antavo {settings.inbound.endpoint}, "
+        f"{sum(m.enabled for m in settings.inbound.active_mappings())} mapping(s) enabled",
     }
     lines = [
         f"{s.name:<18} {'on ' if s.on else 'OFF'}  {details[s.name] if s.on else s.off_reason}"

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_sync.db import resolve_sqlite_url
-from segment_sync.inbound.mapping.actions import ACTIONS, Mapping, default_mappings
+from segment_sync.inbound.mapping.actions import ACTIONS, Mapping
 from segment_sync.redaction import mask_url_passwords
 
 DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
@@ -155,7 +155,7 @@ class InboundSettings(_Section):
     buffer_url: str = "sqlite:///inbound.db"
     multi_accounts: bool = False
     rate_limit_per_minute: int = Field(default=1500, ge=1, le=1_000_000)
-    mappings: list[MappingSettings] | None = None
+    mappings: list[MappingSettings] = Field(default_factory=list)  # none: nothing is sent
     max_attempts: int = Field(default=5, ge=1, le=100)
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
     max_in_flight: int = Field(default=8, ge=1, le=64)
@@ -189,7 +189,7 @@ class InboundSettings(_Section):
     @model_validator(mode="after")
     def _valid_mappings(self) -> InboundSettings:
         problems = [p for m in self.active_mappings() for p in m.validate(self.multi_accounts)]
-        names = [m.name for m in self.mappings or []]
+        names = [m.name for m in self.mappings]
         problems += [
             f"mapping name {n!r} is used twice; names must be unique"
             for n in sorted({n for n in names if names.count(n) > 1})
@@ -198,10 +198,13 @@ class InboundSettings(_Section):
             raise ValueError(_PROBLEM_SEPARATOR.join(problems))
         return self
 
+    @field_validator("mappings", mode="before")
+    @classmethod
+    def _no_mappings(cls, value: Any) -> Any:
+        return [] if value is None else value  # `mappings:` left empty in YAML
+
     def active_mappings(self) -> list[Mapping]:
-        """The configured mappings, or only the default "Profile updates" mapping when none are."""
-        if self.mappings is None:
-            return default_mappings()
+        """The configured mappings (enabled or not); no mapping is active unless listed here."""
         return [m.to_mapping() for m in self.mappings]
 
     @property

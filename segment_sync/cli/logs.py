@@ -15,7 +15,7 @@ import click
 import duckdb
 
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, entries, query_log
+from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, EXTRA_COLUMNS, entries, query_log
 from segment_sync.logs.filters import FilterError, LogName
 from segment_sync.logs.views import connect, ensure_analytics_db
 
@@ -134,14 +134,13 @@ def _list(
             rows = query_log(con, log, filter_text, since, until, limit)
     except FilterError as exc:
         raise click.ClickException(str(exc)) from None
-    columns = [name for name, _ in COLUMNS[log]]
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
     if output_format == "json":
         click.echo(json.dumps([_record(log, row) for row in rows], indent=2, ensure_ascii=False))
     elif output_format == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=_export_columns(log), lineterminator="\n")
         writer.writeheader()
         writer.writerows(_record(log, row) for row in rows)
         click.echo(buffer.getvalue(), nl=False)
@@ -155,8 +154,17 @@ def _list(
 
 
 def _record(log: LogName, row: dict[str, Any]) -> dict[str, Any]:
-    """A row as the JSON / CSV contract: exactly the manual's columns, timestamps ISO-8601 UTC."""
-    return {name: _iso(row[name]) if name == "timestamp" else row[name] for name, _ in COLUMNS[log]}
+    """A row as the JSON / CSV contract: the manual's columns, then the extra keys; timestamps
+    ISO-8601 UTC."""
+    return {
+        name: _iso(row[name]) if name == "timestamp" else row[name] for name in _export_columns(log)
+    }
+
+
+def _export_columns(log: LogName) -> list[str]:
+    """The JSON / CSV keys: the manual's columns, then the extra ones."""
+    extra = EXTRA_COLUMNS[log] if log == "inbound" else []  # outbound: see customer_ids
+    return [*(name for name, _ in COLUMNS[log]), *extra]
 
 
 def _iso(moment: datetime | None) -> str | None:

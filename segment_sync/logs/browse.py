@@ -34,6 +34,11 @@ COLUMNS: dict[LogName, list[tuple[str, str]]] = {
         ("identifier", "Identifier"),
     ],
 }
+# More keys for JSON / CSV (and the filters): which event an inbound row is about.
+EXTRA_COLUMNS: dict[LogName, list[str]] = {
+    "outbound": ["customer_ids"],
+    "inbound": ["event_type", "message_id", "mapping_name", "status_code"],
+}
 DEFAULT_LIMIT = 50
 RECENT_WINDOWS_DAYS = (1, 7, 30)
 
@@ -84,7 +89,7 @@ def query_log(
     where, params = compile_filter(filter_text, log)
     when, when_params = time_range(since, until)
     columns = [name for name, _ in COLUMNS[log]]
-    extra = ["customer_ids"] if log == "outbound" else []
+    extra = EXTRA_COLUMNS[log]
     selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
     sql = (
         f"SELECT {selected} FROM {log}_log "

@@ -17,6 +17,8 @@ REQUEST_FAILED = {
         "status = 'error' OR error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
     ),
 }
+# Which rows are requests: inbound_log also holds events that were never sent (no identifier).
+REQUEST_ROWS = {"outbound_log": "true", "inbound_log": "identifier IS NOT NULL"}
 # Log rows of a run are written after it started; a day of slack covers clocks and midnight.
 PARTITION_SLACK = timedelta(days=1)
 
@@ -51,7 +53,7 @@ def request_stats(
     """Statistics of `table`'s request rows (outbound_log or inbound_log) from `since` on,
     optionally of one run only."""
     failed = REQUEST_FAILED[table]
-    where = ['"date" >= ?', "timestamp >= ?"]
+    where = ['"date" >= ?', "timestamp >= ?", REQUEST_ROWS[table]]
     params: list = [(since.astimezone(UTC) - PARTITION_SLACK).date(), since]
     if run_id is not None:
         where.append("run_id = ?")
