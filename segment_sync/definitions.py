@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from segment_sync.defs.alerts import build_alert_sensors
 from segment_sync.defs.checks import (
     LOG_CHECKS,
     LOG_TABLE_SPECS,
@@ -42,7 +43,12 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
         assets=LOG_TABLE_SPECS,
         asset_checks=LOG_CHECKS,
         jobs=[*SYNC_JOBS, log_checks_job, inbound_replay_job],
-        sensors=[*outbound_sensors, inbound_buffer_sensor, build_run_failure_sensor(SYNC_JOBS)],
+        sensors=[
+            *outbound_sensors,
+            inbound_buffer_sensor,
+            build_run_failure_sensor(SYNC_JOBS),
+            *build_alert_sensors(SYNC_JOBS, LOG_CHECKS),
+        ],
         schedules=[log_maintenance_schedule, outbound_reconcile_schedule, log_checks_schedule],
         resources={
             "settings": SettingsResource(path=str(file)),

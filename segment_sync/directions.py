@@ -61,7 +61,7 @@ def allow_list_off(settings: Settings, stream: Stream) -> str | None:
 
 
 def inbound_off(settings: Settings) -> str | None:
-    """Why inbound is off (Antavo key or secret not in the environment), or None."""
+    """Why inbound is off (Antavo key or secret not in the environment, or no mapping), or None."""
     inbound = settings.inbound
     for env, key in (
         (inbound.api_key_env, "inbound.api_key_env"),
@@ -69,7 +69,26 @@ def inbound_off(settings: Settings) -> str | None:
     ):
         if _unset(env):
             return f"inbound is off: {_unset_reason(env, key)}"
-    return None
+    return mappings_off(settings)
+
+
+def mappings_off(settings: Settings) -> str | None:
+    """Why nothing is sent to Antavo whatever the credentials: no mapping is enabled (else None).
+
+    As in Segment, no data is sent until a mapping is configured; received events stay buffered.
+    """
+    mappings = settings.inbound.active_mappings()
+    if any(m.enabled for m in mappings):
+        return None
+    which = (
+        "every mapping in inbound.mappings is disabled"
+        if mappings
+        else ("inbound.mappings lists no mapping")
+    )
+    return (
+        f"inbound sends nothing: {which}; received events stay buffered until one is enabled "
+        "(data/segment_sync.example.yaml has the manual's two actions, ready to copy)"
+    )
 
 
 def missing_secrets(settings: Settings) -> list[str]:
@@ -80,6 +99,8 @@ def missing_secrets(settings: Settings) -> list[str]:
         (settings.inbound.api_secret_env, "inbound.api_secret_env"),
         (settings.inbound.webhook_secret_env, "inbound.webhook_secret_env"),
     ]
+    if settings.alerts.webhook_url_env:
+        names.append((settings.alerts.webhook_url_env, "alerts.webhook_url_env"))
     return [f"{env} ({key})" for env, key in names if _unset(env)]
 
 
@@ -93,6 +114,17 @@ def switches(settings: Settings) -> list[Switch]:
     ]
 
 
+def alerts_line(settings: Settings) -> str:
+    """Whether alerts are on, which kinds, and the variable that holds the webhook URL."""
+    alerts = settings.alerts
+    if alerts.webhook_url_env is None:
+        return f"{'alerts':<18} OFF  alerts.webhook_url_env is not set (no alerts are posted)"
+    kinds = ", ".join(alerts.on) or "nothing (alerts.on is empty)"
+    return (
+        f"{'alerts':<18} on   {kinds} to ${alerts.webhook_url_env}; links to {alerts.ui_base_url}"
+    )
+
+
 def status_lines(settings: Settings) -> list[str]:
     """What `settings check` prints: each direction and stream on/off, then missing secrets."""
     outbound = settings.outbound
@@ -102,12 +134,14 @@ def status_lines(settings: Settings) -> list[str]:
         "outbound profiles": (
             f"{len(outbound.customer_fields_sync)} field(s) in outbound.customer_fields_sync"
         ),
-        "inbound": f"Antavo {settings.inbound.endpoint}",
+        "inbound": f"Antavo {settings.inbound.endpoint}, "
+        f"{sum(m.enabled for m in settings.inbound.active_mappings())} mapping(s) enabled",
     }
     lines = [
         f"{s.name:<18} {'on ' if s.on else 'OFF'}  {details[s.name] if s.on else s.off_reason}"
         for s in switches(settings)
     ]
+    lines.append(alerts_line(settings))
     missing = missing_secrets(settings)
     if missing:
         lines.append(f"MISSING SECRETS (not set in the environment): {', '.join(missing)}")

@@ -92,7 +92,7 @@ def antavo_client_factory(
     """A new client per run, reporting each request to the callback it is given."""
     inbound = settings.inbound
 
-    def client(on_request: Callable[[AntavoRequestRecord], None]) -> AntavoClient:
+    def client(on_request: Callable[[AntavoRequestRecord], None] | None) -> AntavoClient:
         return AntavoClient(
             inbound.endpoint,
             api_key,

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_sync.db import resolve_sqlite_url
-from segment_sync.inbound.mapping.actions import ACTIONS, Mapping, default_mappings
+from segment_sync.inbound.mapping.actions import ACTIONS, Mapping
 from segment_sync.redaction import mask_url_passwords
 
 DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
@@ -155,7 +155,7 @@ class InboundSettings(_Section):
     buffer_url: str = "sqlite:///inbound.db"
     multi_accounts: bool = False
     rate_limit_per_minute: int = Field(default=1500, ge=1, le=1_000_000)
-    mappings: list[MappingSettings] | None = None
+    mappings: list[MappingSettings] = Field(default_factory=list)  # none: nothing is sent
     max_attempts: int = Field(default=5, ge=1, le=100)
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
     max_in_flight: int = Field(default=8, ge=1, le=64)
@@ -189,7 +189,7 @@ class InboundSettings(_Section):
     @model_validator(mode="after")
     def _valid_mappings(self) -> InboundSettings:
         problems = [p for m in self.active_mappings() for p in m.validate(self.multi_accounts)]
-        names = [m.name for m in self.mappings or []]
+        names = [m.name for m in self.mappings]
         problems += [
             f"mapping name {n!r} is used twice; names must be unique"
             for n in sorted({n for n in names if names.count(n) > 1})
@@ -198,10 +198,13 @@ class InboundSettings(_Section):
             raise ValueError(_PROBLEM_SEPARATOR.join(problems))
         return self
 
+    @field_validator("mappings", mode="before")
+    @classmethod
+    def _no_mappings(cls, value: Any) -> Any:
+        return [] if value is None else value  # `mappings:` left empty in YAML
+
     def active_mappings(self) -> list[Mapping]:
-        """The configured mappings, or only the default "Profile updates" mapping when none are."""
-        if self.mappings is None:
-            return default_mappings()
+        """The configured mappings (enabled or not); no mapping is active unless listed here."""
         return [m.to_mapping() for m in self.mappings]
 
     @property
@@ -246,6 +249,46 @@ class MaintenanceSettings(_Section):
         return self
 
 
+ALERT_KINDS = ("run_failure", "check_failure")
+
+
+class AlertSettings(_Section):
+    """Alerts posted to a Slack-compatible incoming webhook; off until `webhook_url_env` is set."""
+
+    webhook_url_env: str | None = None  # the webhook URL embeds a token: it is a secret
+    on: list[Literal["run_failure", "check_failure"]] = Field(
+        default_factory=lambda: list(ALERT_KINDS)
+    )
+    ui_base_url: str = "http://localhost:3000"  # links in alerts: {ui_base_url}/runs/{run_id}
+    # Bounded so a tick (several alerts, one of them failing) stays well inside Dagster's 60 s.
+    max_retries: int = Field(default=2, ge=0, le=5)
+    timeout_s: float = Field(default=5.0, gt=0, le=10)
+
+    _check_env = field_validator("webhook_url_env")(_optional_env_name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `on:` key as the boolean true.
+        if isinstance(data, dict) and True in data:
+            return {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @field_validator("ui_base_url")
+    @classmethod
+    def _ui_url(cls, value: str) -> str:
+        return _base_url(value) or value
+
+    @field_validator("on")
+    @classmethod
+    def _unique(cls, kinds: list[str]) -> list[str]:
+        return list(dict.fromkeys(kinds))
+
+    def enabled(self, kind: str) -> bool:
+        """True when alerts are on (a variable is named) and `kind` is one of `on`."""
+        return self.webhook_url_env is not None and kind in self.on
+
+
 class Settings(_Section):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     loyalty_store: LoyaltyStoreSettings = Field(default_factory=LoyaltyStoreSettings)
@@ -253,6 +296,7 @@ class Settings(_Section):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @model_validator(mode="after")
     def _reconcile_within_retention(self) -> Settings:
@@ -283,6 +327,23 @@ class Settings(_Section):
                 ]
             )
         return key, _read_secret(self.inbound.api_secret_env, "inbound.api_secret_env")
+
+    def secret_env_names(self) -> list[str]:
+        """Every environment variable named here that holds a secret (for redaction)."""
+        names = [
+            self.outbound.write_key_env,
+            self.inbound.api_key_env,
+            self.inbound.api_secret_env,
+            self.inbound.webhook_secret_env,
+            self.inbound.webhook_token_env,
+            self.alerts.webhook_url_env,
+        ]
+        return [name for name in names if name]
+
+    def alert_webhook_url(self) -> str | None:
+        """The alerts webhook URL from the environment, or None when the variable is unset."""
+        name = self.alerts.webhook_url_env
+        return (os.environ.get(name) or None) if name else None
 
     def webhook_secret(self) -> str | None:
         """The shared secret Segment signs webhooks with, or None when the variable is unset."""

@@ -291,7 +291,8 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
     }
     assert sensors == dict.fromkeys(
         ["inbound_buffer_sensor", "outbound_events_sensor", "outbound_profiles_sensor",
-         "sync_run_failure_sensor"], "RUNNING",
+         "sync_run_failure_sensor", "run_failure_alert_sensor", "check_failure_alert_sensor"],
+        "RUNNING",
     )  # fmt: skip
     assert schedules == dict.fromkeys(
         ["log_checks_schedule", "log_maintenance_schedule", "outbound_reconcile_schedule"],

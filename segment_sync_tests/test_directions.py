@@ -42,7 +42,10 @@ def inbound_only(tmp_path, monkeypatch):
             {
                 "loyalty_store": {"url": f"sqlite:///{tmp_path}/loyalty.db"},
                 "logs": {"dir": str(tmp_path / "logs")},
-                "inbound": {"buffer_url": f"sqlite:///{tmp_path}/inbound.db"},
+                "inbound": {
+                    "buffer_url": f"sqlite:///{tmp_path}/inbound.db",
+                    "mappings": [{"name": "Profile updates", "action": "profile_update"}],
+                },
             }
         )
     )
@@ -99,6 +102,46 @@ def test_inbound_sensor_skips_without_antavo_credentials(write_settings, monkeyp
         result, _ = _tick(defs, "inbound_buffer_sensor", instance)
     assert isinstance(result, dg.SkipReason)
     assert "ANTAVO_API_SECRET (inbound.api_secret_env) is not set" in result.skip_message
+
+
+def test_inbound_sensor_skips_with_the_reason_when_no_mapping_is_listed(
+    write_settings, antavo_standin
+):
+    path = write_settings(inbound={"base_url": antavo_standin.url})
+    buffer = factory.inbound_buffer(load_settings(path))
+    buffer.add_many([{"type": "identify", "messageId": "m-1", "userId": "c-1"}])
+    with dg.instance_for_test() as instance:
+        result, _ = _tick(build_definitions(str(path)), "inbound_buffer_sensor", instance)
+    assert isinstance(result, dg.SkipReason)
+    assert "inbound.mappings lists no mapping" in result.skip_message
+    assert buffer.pending_count() == 1
+
+
+def test_run_inbound_without_an_enabled_mapping_sends_nothing_and_keeps_every_event(
+    write_settings, antavo_standin
+):
+    disabled = {"name": "Profile updates", "action": "profile_update", "enabled": False}
+    path = write_settings(inbound={"base_url": antavo_standin.url, "mappings": [disabled]})
+    buffer = factory.inbound_buffer(load_settings(path))
+    buffer.add_many(
+        [{"type": "identify", "messageId": f"m-{i}", "userId": "c-1"} for i in range(3)]
+    )
+    result = CliRunner().invoke(main, ["run", "inbound", "--settings", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "every mapping in inbound.mappings is disabled" in result.output
+    assert "3 item(s) pending" in result.output
+    assert "Traceback" not in result.output
+    assert buffer.counts()["pending"] == 3 and buffer.counts()["done"] == 0
+    assert antavo_standin.stats()["events_registered"] == 0
+
+
+def test_settings_check_says_inbound_sends_nothing_without_a_mapping(write_settings, monkeypatch):
+    monkeypatch.setenv("ANTAVO_API_KEY", "k")
+    monkeypatch.setenv("ANTAVO_API_SECRET", "s")
+    path = write_settings()
+    result = CliRunner().invoke(main, ["settings", "check", "--settings", str(path)])
+    (line,) = [line for line in result.output.splitlines() if line.startswith("inbound ")]
+    assert "OFF" in line and "inbound.mappings lists no mapping" in line
 
 
 def test_run_outbound_skips_a_stream_that_is_off_and_leaves_its_watermark(

@@ -170,10 +170,17 @@ def _mapping(**changes) -> dict:
     }
 
 
-def test_no_mappings_means_only_the_default_profile_updates_mapping():
-    mappings = parse_settings({}).inbound.active_mappings()
-    assert [(m.name, m.action, m.trigger) for m in mappings] == [
-        ("Profile updates", "profile_update", 'type = "identify"')
+def test_no_mapping_is_active_unless_the_settings_list_one():
+    assert parse_settings({}).inbound.active_mappings() == []
+    assert parse_settings({"inbound": {"mappings": None}}).inbound.active_mappings() == []
+
+
+def test_the_example_settings_list_the_manuals_two_actions_ready_made():
+    example = load_settings(Path(__file__).parents[1] / "data" / "segment_sync.example.yaml")
+    mappings = example.inbound.active_mappings()
+    assert [(m.action, m.enabled) for m in mappings] == [
+        ("loyalty_event", True),
+        ("profile_update", True),
     ]
 
 

@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from segment_sync.antavo import escher
+from segment_sync.antavo.event_status import event_status_code
 from segment_sync.antavo.pacer import Pacer
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 
@@ -45,7 +46,9 @@ _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API
 class EventAnswer:
     """What one request said about one of its events (secrets redacted)."""
 
+    index: int  # the event's position in the `send_events` call
     ok: bool
+    status_code: int | None  # this event's own status (see event_status.py)
     event_id: str | None
     error: str | None
     customer: str | None
@@ -105,6 +108,9 @@ class _Verdict:
     answer: Any = None
 
 
+_OnRequest = Callable[[AntavoRequestRecord], None] | None
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """One attempt's verdict on the events it carried."""
@@ -154,8 +160,16 @@ class AntavoClient(ApiClient):
         """Target only: never the credentials."""
         return f"AntavoClient(base_url={self.base_url!r}, stack={self.stack!r})"
 
-    async def send_events(self, events: list[dict]) -> list[EventResult]:
-        """Send events in bulk chunks of <= 50; one EventResult per event, in input order."""
+    async def send_events(
+        self,
+        events: list[dict],
+        on_request: Callable[[AntavoRequestRecord], None] | None = None,
+    ) -> list[EventResult]:
+        """Send events in bulk chunks of <= 50; one EventResult per event, in input order.
+
+        `on_request` receives this call's request records instead of the client's callback.
+        """
+        record = on_request or self.on_request
         results: list[EventResult | None] = [None] * len(events)
         ready: list[_Item] = []
         for index, event in enumerate(events):
@@ -168,12 +182,13 @@ class AntavoClient(ApiClient):
                 continue
             ready.append(_Item(index, body, fields.get("customer"), fields.get("action")))
         chunks = [ready[i : i + MAX_BULK_EVENTS] for i in range(0, len(ready), MAX_BULK_EVENTS)]
-        for chunk_results in await asyncio.gather(*(self._send_chunk(c) for c in chunks)):
+        sends = (self._send_chunk(c, record) for c in chunks)
+        for chunk_results in await asyncio.gather(*sends):
             for result in chunk_results:
                 results[result.index] = result
         return [r for r in results if r is not None]
 
-    async def _send_chunk(self, chunk: list[_Item]) -> list[EventResult]:
+    async def _send_chunk(self, chunk: list[_Item], record: _OnRequest) -> list[EventResult]:
         """POST one chunk, retrying what may be retried; results for its events."""
         if len(chunk) == 1:
             path, body = "/events", chunk[0].body
@@ -184,7 +199,7 @@ class AntavoClient(ApiClient):
                 return self._unsent(chunk, self.auth_failure)
 
             async def attempt(number: int) -> _Outcome:
-                outcome = await self._attempt(path, body, number, chunk)
+                outcome = await self._attempt(path, body, number, chunk, record)
                 if outcome.auth:
                     self.auth_failure = outcome.error
                 return outcome
@@ -202,7 +217,7 @@ class AntavoClient(ApiClient):
                 event_id=verdict.event_id,
                 error=verdict.error,
                 retryable=outcome.retryable and not verdict.ok,
-                status_code=outcome.status_code,
+                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
                 identifier=outcome.identifier,
                 auth_error=outcome.auth,
             )
@@ -215,7 +230,9 @@ class AntavoClient(ApiClient):
         error = f"not sent: {reason}"
         return [EventResult(i.index, False, None, error, False, None, None, True) for i in chunk]
 
-    async def _attempt(self, path: str, body: bytes, number: int, chunk: list[_Item]) -> _Outcome:
+    async def _attempt(
+        self, path: str, body: bytes, number: int, chunk: list[_Item], record: _OnRequest
+    ) -> _Outcome:
         """One paced, signed HTTP request, recorded through `on_request`."""
         await self._pacer.acquire()
         identifier = uuid.uuid4().hex
@@ -248,7 +265,9 @@ class AntavoClient(ApiClient):
             )
         answers = tuple(
             EventAnswer(
+                index=item.index,
                 ok=verdict.ok,
+                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
                 event_id=verdict.event_id,
                 error=verdict.error,
                 customer=None if item.customer is None else str(item.customer),
@@ -261,6 +280,7 @@ class AntavoClient(ApiClient):
             for item, verdict in zip(chunk, verdicts, strict=True)
         )
         self._record(
+            record,
             AntavoRequestRecord(
                 identifier=identifier,
                 started_at=post.started_at,
@@ -273,16 +293,17 @@ class AntavoClient(ApiClient):
                 attempt=number,
                 event_count=len(chunk),
                 events=answers,
-            )
+            ),
         )
         return outcome
 
-    def _record(self, record: AntavoRequestRecord) -> None:
+    @staticmethod
+    def _record(on_request: _OnRequest, record: AntavoRequestRecord) -> None:
         """Hand a record to `on_request`; a failing callback is logged, never fatal."""
-        if self.on_request is None:
+        if on_request is None:
             return
         try:
-            self.on_request(record)
+            on_request(record)
         except Exception:
             log.exception("on_request callback failed for Antavo request %s", record.identifier)
 

@@ -15,7 +15,14 @@ import click
 import duckdb
 
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.logs.browse import COLUMNS, DEFAULT_LIMIT, LIST_COLUMNS, entries, query_log
+from segment_sync.logs.browse import (
+    COLUMNS,
+    DEFAULT_LIMIT,
+    EXTRA_COLUMNS,
+    LIST_COLUMNS,
+    entries,
+    query_log,
+)
 from segment_sync.logs.filters import FilterError, LogName
 from segment_sync.logs.views import connect, ensure_analytics_db
 
@@ -155,10 +162,11 @@ def _list(
 
 
 def _record_keys(log: LogName) -> list[str]:
-    """The JSON / CSV keys: the manual's columns, the customer list right after `customer_id`."""
+    """The JSON / CSV keys: the manual's columns, the customer list right after `customer_id`,
+    then which received event and mapping the row is about (inbound)."""
     keys = [name for name, _ in COLUMNS[log]]
     after = keys.index("customer_id") + 1
-    return [*keys[:after], *LIST_COLUMNS[log], *keys[after:]]
+    return [*keys[:after], *LIST_COLUMNS[log], *keys[after:], *EXTRA_COLUMNS[log]]
 
 
 def _record(log: LogName, row: dict[str, Any]) -> dict[str, Any]:

@@ -59,15 +59,9 @@ def run_log_metadata(
 # ---------------------------------------------------------------------------------------------
 
 
-def _secrets(settings: Settings) -> Redactor:
+def known_secrets(settings: Settings) -> Redactor:
     """Every secret this code location knows by env var name, for redacting error text."""
-    names = [
-        settings.outbound.write_key_env,
-        settings.inbound.api_key_env,
-        settings.inbound.api_secret_env,
-        settings.inbound.webhook_secret_env,
-    ]
-    return Redactor(os.environ.get(name) for name in names)
+    return Redactor(os.environ.get(name) for name in settings.secret_env_names())
 
 
 def _error_text(error) -> str:
@@ -79,16 +73,23 @@ def _error_text(error) -> str:
     return "; caused by ".join(line for line in lines if line)
 
 
-def failure_text(context: dg.RunFailureSensorContext) -> str:
+def failure_reason(
+    step_failures: Sequence[dg.DagsterEvent], run_failure: dg.DagsterEvent | None
+) -> str:
     """What went wrong: the failed steps' errors, else the run failure's own error or message."""
     parts = []
-    for event in context.get_step_failure_events():
+    for event in step_failures:
         error = getattr(event.event_specific_data, "error", None)
         parts.append(f"{event.step_key}: {_error_text(error) if error else event.message}")
-    if not parts:
-        error = getattr(context.failure_event.event_specific_data, "error", None)
-        parts.append(_error_text(error) if error else (context.failure_event.message or ""))
+    if not parts and run_failure is not None:
+        error = getattr(run_failure.event_specific_data, "error", None)
+        parts.append(_error_text(error) if error else (run_failure.message or ""))
     return "; ".join(p for p in parts if p) or "the run failed"
+
+
+def failure_text(context: dg.RunFailureSensorContext) -> str:
+    """What went wrong in the run the sensor context is about."""
+    return failure_reason(context.get_step_failure_events(), context.failure_event)
 
 
 def failure_row(context: dg.RunFailureSensorContext, redactor: Redactor) -> dict:
@@ -126,7 +127,7 @@ def build_run_failure_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefin
         context: dg.RunFailureSensorContext, settings: SettingsResource
     ) -> dg.SkipReason | None:
         loaded = settings.load()
-        row = failure_row(context, _secrets(loaded))
+        row = failure_row(context, known_secrets(loaded))
         if has_run_row(loaded.logs.dir, row["run_id"], row["started_at"]):
             return dg.SkipReason(f"run {row['run_id']} already has its sync_runs row")
         factory.log_writer(loaded).write("sync_runs", [row])

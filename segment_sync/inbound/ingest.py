@@ -24,8 +24,9 @@ from segment_sync.antavo.client import (
     AntavoRequestRecord,
     EventResult,
 )
+from segment_sync.directions import mappings_off
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
-from segment_sync.inbound.ingest_log import item_row, request_rows
+from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
@@ -85,6 +86,10 @@ class CredentialError(IngestError):
 
 class LogWriteError(IngestError):
     """The inbound log could not be written, so no item was marked."""
+
+
+class NoMappingError(IngestError):
+    """No mapping is enabled: nothing was claimed, every item stays pending."""
 
 
 def credential_message(inbound: InboundSettings, reason: str, pending: int) -> str:
@@ -156,7 +161,7 @@ class InboundIngest:
         settings: Settings,
         *,
         buffer: InboundBuffer,
-        client: Callable[[Callable[[AntavoRequestRecord], None]], AntavoClient],
+        client: Callable[[Callable[[AntavoRequestRecord], None] | None], AntavoClient],
         redactor: Redactor,
         logs: LogWriter,
     ) -> None:
@@ -175,9 +180,13 @@ class InboundIngest:
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
         """Process every item pending now (ids up to `upto`, default the newest).
 
-        Raises IngestError (CredentialError, LogWriteError) when the run had to stop early.
+        Raises IngestError (NoMappingError, CredentialError, LogWriteError) when it stopped early.
         """
         result = IngestResult(run_id, self.buffer.max_id() if upto is None else upto)
+        off = mappings_off(self.settings)
+        if off is not None:
+            result.counts.left_pending = self.buffer.pending_count()
+            raise NoMappingError(f"{off}; {result.counts.left_pending} item(s) pending", result)
         try:
             with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s):
                 asyncio.run(self._run(result))
@@ -189,11 +198,7 @@ class InboundIngest:
         return result
 
     async def _run(self, result: IngestResult) -> None:
-        def on_request(record: AntavoRequestRecord) -> None:
-            result.counts.requests += 1
-            self.logs.extend("inbound_log", request_rows(record, result.run_id))
-
-        client = self._client(on_request)
+        client = self._client(None)  # each send logs its own requests (see _send)
         # Requests sent but not yet recorded: at most this many are repeated after a kill.
         slots = asyncio.Semaphore(self.inbound.max_in_flight)
         try:
@@ -247,6 +252,7 @@ class InboundIngest:
         unsent_done: list[tuple[int, list[str]]] = []
         unsent_failed: list[tuple[int, str]] = []
         rows: list[dict[str, Any]] = []
+        log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
         groups: list[list[_Planned]] = [[]]
         multi = self.inbound.multi_accounts
         for item in items:
@@ -255,6 +261,7 @@ class InboundIngest:
             if not outcomes:
                 unsent_done.append((item.id, []))
                 rows.append(self._row(item, result, None, "no_match", error=NO_MATCH))
+                log_rows.append(self._unsent(item, result, None, "skipped", NO_MATCH))
             elif errors:
                 unsent_failed.append((item.id, "; ".join(errors)))
                 for o in outcomes:
@@ -264,11 +271,15 @@ class InboundIngest:
                             item, result, o.mapping_name, "failed", o.antavo_event, None, error
                         )
                     )
+                    log_rows.append(
+                        self._unsent(item, result, o.mapping_name, "error", error, o.antavo_event)
+                    )
             else:
                 # One group per Antavo request: an item's events never straddle two groups.
                 if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
                     groups.append([])
                 groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
+        self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
         self._record(rows, done=unsent_done, failed=unsent_failed, retry=[], result=result)
         result.counts.no_match += len(unsent_done)
         result.counts.failed += len(unsent_failed)
@@ -294,7 +305,13 @@ class InboundIngest:
         async with slots:
             if client.auth_failure is not None or self._stopped:
                 return  # the items stay claimed until the run releases them, untouched
-            answers = await client.send_events([p.event for p in group])
+            sources = [(p.item, p.mapping) for p in group]
+
+            def on_request(record: AntavoRequestRecord) -> None:
+                result.counts.requests += 1
+                self.logs.extend("inbound_log", request_rows(record, result.run_id, sources))
+
+            answers = await client.send_events([p.event for p in group], on_request)
             for plan, answer in zip(group, answers, strict=True):
                 plan.result = answer
             # Still holding the slot: at most max_in_flight answered requests are unrecorded.
@@ -381,3 +398,14 @@ class InboundIngest:
         error: str | None = None,
     ) -> dict[str, Any]:
         return item_row(self.redactor, item, result.run_id, mapping, outcome, event, answer, error)
+
+    def _unsent(
+        self,
+        item: BufferItem,
+        result: IngestResult,
+        mapping: str | None,
+        status: str,
+        error: str,
+        event: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return unsent_row(self.redactor, item, result.run_id, mapping, status, error, event)

@@ -1,8 +1,9 @@
-"""The rows an ingest run writes: `inbound_log` per event of an Antavo request, `inbound_items` per
-buffered item and mapping."""
+"""The rows an ingest run writes: `inbound_log` per event (sent or not), `inbound_items` per buffered
+item and mapping."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,9 +28,7 @@ def item_row(
         "buffer_item_id": item.id,
         "message_id": item.message_id,
         "run_id": run_id,
-        "event_type": item.payload.get("type")
-        if isinstance(item.payload.get("type"), str)
-        else None,
+        "event_type": _segment_type(item),
         "mapping_name": mapping,
         "outcome": outcome,
         "antavo_action": (event or {}).get("action"),
@@ -40,25 +39,45 @@ def item_row(
     }
 
 
-def request_rows(record: AntavoRequestRecord, run_id: str) -> list[dict[str, Any]]:
-    """One inbound_log row per event of the request: the manual's columns are per event.
+def _segment_type(item: BufferItem) -> str | None:
+    kind = item.payload.get("type")
+    return kind if isinstance(kind, str) else None
 
+
+def _received(item: BufferItem, mapping: str | None) -> dict[str, Any]:
+    """The columns saying which received event (and mapping) a row is about."""
+    return {
+        "event_type": _segment_type(item),
+        "message_id": item.message_id,
+        "mapping_name": mapping,
+        "buffer_item_id": item.id,
+    }
+
+
+def request_rows(
+    record: AntavoRequestRecord, run_id: str, sources: Sequence[tuple[BufferItem, str]]
+) -> list[dict[str, Any]]:
+    """One inbound_log row per event of the request, with that event's own status and code.
+
+    `sources[i]` is the buffered item and mapping behind event `i` of the `send_events` call.
     The client has already redacted every text in the record (see AntavoClient).
     """
     shared = {
         "timestamp": record.started_at,
         "identifier": record.identifier,
         "run_id": run_id,
-        "status_code": record.status_code,
+        "request_status_code": record.status_code,
         "response_time_s": record.response_time_s,
         "event_count": record.event_count,
     }
     return [
         {
             **shared,
+            **_received(*sources[event.index]),
             "customer_id": event.customer,
             "action": event.action,
             "status": "success" if event.ok else "error",
+            "status_code": event.status_code,
             "event_id": event.event_id,
             "error": event.error,
             "request_body": event.request_body,
@@ -66,3 +85,31 @@ def request_rows(record: AntavoRequestRecord, run_id: str) -> list[dict[str, Any
         }
         for event in record.events
     ]
+
+
+def unsent_row(
+    redactor: Redactor,
+    item: BufferItem,
+    run_id: str,
+    mapping: str | None,
+    status: str,
+    error: str,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An inbound_log row for a received event that was never sent: "error" or "skipped".
+
+    The customer is the mapped one if the mapping got that far, else Segment's userId, so a
+    search by customer finds why their event never reached Antavo.
+    """
+    customer = (event or {}).get("customer")
+    if customer is None:
+        customer = item.payload.get("userId")
+    return {
+        "timestamp": datetime.now(UTC),
+        "run_id": run_id,
+        **_received(item, mapping),
+        "customer_id": None if customer is None else redactor.text(str(customer)),
+        "action": None if (event or {}).get("action") is None else str(event["action"]),
+        "status": status,
+        "error": redactor.text(error),
+    }

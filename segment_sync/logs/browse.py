@@ -34,6 +34,11 @@ COLUMNS: dict[LogName, list[tuple[str, str]]] = {
 }
 # Read beside the manual's columns: every customer of the request (a batch has no single one).
 LIST_COLUMNS: dict[LogName, list[str]] = {"outbound": ["customer_ids"], "inbound": []}
+# More keys for JSON / CSV: which received event and mapping an inbound row is about.
+EXTRA_COLUMNS: dict[LogName, list[str]] = {
+    "outbound": [],
+    "inbound": ["event_type", "message_id", "mapping_name", "status_code"],
+}
 DEFAULT_LIMIT = 50
 RECENT_WINDOWS_DAYS = (1, 7, 30)
 
@@ -84,7 +89,8 @@ def query_log(
     where, params = compile_filter(filter_text, log)
     when, when_params = time_range(since, until)
     columns = [name for name, _ in COLUMNS[log]]
-    selected = ", ".join(f'"{name}"' for name in [*columns, *LIST_COLUMNS[log]])
+    extra = [*LIST_COLUMNS[log], *EXTRA_COLUMNS[log]]
+    selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
     sql = (
         f"SELECT {selected} FROM {log}_log "
         f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC'

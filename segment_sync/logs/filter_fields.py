@@ -117,17 +117,22 @@ def _outbound_customer(op: str, values: list[Any]) -> tuple[str, list[Any]]:
 
 
 def _inbound_event_type(op: str, values: list[Any]) -> tuple[str, list[Any]]:
-    """Inbound requests carrying at least one item of the given Segment type(s)."""
+    """Inbound log rows whose own received event has the given Segment type(s).
+
+    Rows written before the log carried `event_type` fall back to the request's items.
+    """
     if op == CONTAINS:
-        test, params = "contains(lower(i.event_type), lower(?))", values
+        own, params = "contains(lower(event_type), lower(?))", values
+        item = "contains(lower(i.event_type), lower(?))"
     else:
         params = [v.lower() for v in values]
-        test = f"lower(i.event_type) IN ({_placeholders(params)})"
-    return (
+        own = f"lower(event_type) IN ({_placeholders(params)})"
+        item = f"lower(i.event_type) IN ({_placeholders(params)})"
+    older = (
         "EXISTS (SELECT 1 FROM inbound_items AS i "
-        f"WHERE i.identifier = inbound_log.identifier AND {test})",
-        params,
+        f"WHERE i.identifier = inbound_log.identifier AND {item})"
     )
+    return f"coalesce({own}, event_type IS NULL AND {older})", [*params, *params]
 
 
 FIELDS: dict[LogName, tuple[Field, ...]] = {
@@ -154,7 +159,7 @@ FIELDS: dict[LogName, tuple[Field, ...]] = {
             "Status",
             TEXT_OPERATORS,
             _text("status", fold_case=True),
-            allowed=("success", "error"),
+            allowed=("success", "error", "skipped"),
         ),
     ),
 }

@@ -18,9 +18,10 @@ Event type, Action and Status and exact for the other fields. A negated conditio
 `is not in`, `does not contain`) is exactly the rows the positive one does not match, so rows with
 no value (no error, no HTTP answer) match `Error does not contain x` and `Status code is not 200`.
 
-Outbound `Customer ID` matches every request whose batch carried that customer. Inbound `Event
-type` matches requests with an `inbound_items` row of that Segment type (same identifier), so the
-compiled clause must be used in `SELECT ... FROM inbound_log WHERE ...` without a table alias.
+Outbound `Customer ID` matches every request whose batch carried that customer. Inbound rows are
+per event, so inbound `Event type` matches each row's own Segment type; rows older than that
+column fall back to their request's `inbound_items`, so the compiled clause must be used in
+`SELECT ... FROM inbound_log WHERE ...` without a table alias.
 Every value becomes a `?` parameter; no user text is ever spliced into the SQL.
 """
 

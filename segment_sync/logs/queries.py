@@ -19,6 +19,8 @@ REQUEST_FAILED = {
     ),
 }
 _ATTEMPT_IN_WINDOW = '"date" >= ? AND timestamp >= ? AND timestamp < ?'
+# Which rows are requests: inbound_log also holds events that were never sent (no identifier).
+REQUEST_ROWS = {"outbound_log": "true", "inbound_log": "identifier IS NOT NULL"}
 # Log rows of a run are written after it started; a day of slack covers clocks and midnight.
 PARTITION_SLACK = timedelta(days=1)
 
@@ -53,7 +55,7 @@ def request_stats(
     """Statistics of `table`'s request rows (outbound_log or inbound_log) from `since` on,
     optionally of one run only."""
     failed = REQUEST_FAILED[table]
-    where = ['"date" >= ?', "timestamp >= ?"]
+    where = ['"date" >= ?', "timestamp >= ?", REQUEST_ROWS[table]]
     params: list = [(since.astimezone(UTC) - PARTITION_SLACK).date(), since]
     if run_id is not None:
         where.append("run_id = ?")

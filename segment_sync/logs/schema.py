@@ -64,19 +64,25 @@ OUTBOUND_MESSAGES = pa.schema(
 
 INBOUND_LOG = pa.schema(
     [
-        # One row per event of each Antavo request (a bulk request has several, sharing the
-        # identifier). The manual's "Inbound logs" columns first.
+        # One row per event: each event of each Antavo request (a bulk request has several,
+        # sharing the identifier), and each received event that was never sent (a mapping
+        # failed: "error"; no mapping matched: "skipped"). The manual's columns first.
         _required("timestamp", UTC_TIMESTAMP),
         _optional("customer_id", pa.string()),
         _optional("action", pa.string()),
-        _optional("status", pa.string()),  # e.g. "success" | "error"
+        _optional("status", pa.string()),  # "success" | "error" | "skipped"
         _optional("event_id", pa.string()),  # the id Antavo registered
         _optional("error", pa.string()),
-        _optional("identifier", pa.string()),
+        _optional("identifier", pa.string()),  # the Antavo request; null if never sent
         _optional("run_id", pa.string()),
-        _optional("status_code", pa.int32()),
+        _optional("status_code", pa.int32()),  # this event's own status (null: never answered)
+        _optional("request_status_code", pa.int32()),  # the whole request's HTTP status
         _optional("response_time_s", pa.float64()),
         _optional("event_count", pa.int32()),  # events in the whole request
+        _optional("event_type", pa.string()),  # the Segment type of the event received
+        _optional("message_id", pa.string()),  # its Segment messageId
+        _optional("mapping_name", pa.string()),
+        _optional("buffer_item_id", pa.int64()),
         _optional("request_body", pa.string()),  # this event's part of the request
         _optional("response_body", pa.string()),
     ]
@@ -140,6 +146,7 @@ ALLOWED_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
         "event_type": ("track", "identify"),
         "outcome": ("delivered", "failed", "skipped", "pending"),
     },
+    "inbound_log": {"status": ("success", "error", "skipped")},
     "inbound_items": {"outcome": ("done", "failed", "retry", "no_match")},
     "sync_runs": {
         "trigger": ("sensor", "schedule", "manual"),

@@ -90,11 +90,13 @@ FROM requests FULL OUTER JOIN messages USING (day, type)
 UNION ALL
 SELECT "date" AS day, 'inbound' AS direction, action AS type,
     count(DISTINCT identifier) AS requests,
-    count(*) AS messages,
+    count(*) FILTER (WHERE status <> 'skipped') AS messages,  -- skipped: matched no mapping
     count(*) FILTER (WHERE status = 'success') AS delivered,
     count(*) FILTER (WHERE status = 'error') AS failed,
     0 AS pending,
-    count(*) FILTER (WHERE status = 'error' OR {_REQUEST_FAILED}) AS errors,
+    count(*) FILTER (
+        WHERE status = 'error' OR (identifier IS NOT NULL AND ({_REQUEST_FAILED}))
+    ) AS errors,
     quantile_cont(response_time_s, 0.5) AS p50_response_time_s,
     quantile_cont(response_time_s, 0.95) AS p95_response_time_s
 FROM inbound_log

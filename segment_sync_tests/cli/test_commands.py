@@ -99,13 +99,20 @@ def test_serve_webhooks_refuses_to_start_without_a_secret(write_settings, monkey
     assert "SEGMENT_WEBHOOK_SECRET" in result.output and "--insecure" in result.output
 
 
+PROFILE_UPDATES = {"name": "Profile updates", "action": "profile_update"}
+
+
 def test_run_inbound_ingests_the_buffer_and_prints_a_summary(
     write_settings, antavo_standin, tmp_path
 ):
     from segment_sync.inbound.buffer import InboundBuffer
 
     path = write_settings(
-        inbound={"base_url": antavo_standin.url, "buffer_url": f"sqlite:///{tmp_path}/in.db"}
+        inbound={
+            "base_url": antavo_standin.url,
+            "buffer_url": f"sqlite:///{tmp_path}/in.db",
+            "mappings": [PROFILE_UPDATES],
+        }
     )
     InboundBuffer(f"sqlite:///{tmp_path}/in.db").add_many(
         [
@@ -127,7 +134,11 @@ def test_run_inbound_exits_non_zero_when_an_item_fails(write_settings, antavo_st
     from segment_sync.inbound.buffer import InboundBuffer
 
     path = write_settings(
-        inbound={"base_url": antavo_standin.url, "buffer_url": f"sqlite:///{tmp_path}/in.db"}
+        inbound={
+            "base_url": antavo_standin.url,
+            "buffer_url": f"sqlite:///{tmp_path}/in.db",
+            "mappings": [PROFILE_UPDATES],
+        }
     )
     InboundBuffer(f"sqlite:///{tmp_path}/in.db").add_many(
         [{"type": "identify", "messageId": "m-2", "traits": {}}]

@@ -239,12 +239,13 @@ def test_outbound_json_keys_are_exactly_the_contract(settings_file: Path) -> Non
 
 
 def test_inbound_json_keys_are_exactly_the_contract(settings_file: Path) -> None:
-    """Each object has exactly the inbound keys."""
+    """Each object has the manual's inbound columns, then which event and mapping it is about."""
     result = run("inbound", "--settings", str(settings_file), "--format", "json")
     rows = json.loads(result.stdout)
     assert [list(row) for row in rows] == [
-        ["timestamp", "customer_id", "action", "status", "event_id", "error", "identifier"]
-    ] * 2
+        ["timestamp", "customer_id", "action", "status", "event_id", "error", "identifier",
+         "event_type", "message_id", "mapping_name", "status_code"]
+    ] * 2  # fmt: skip
     assert rows[0]["identifier"] == "in-2" and rows[0]["status"] == "error"
 
 
@@ -260,8 +261,12 @@ def test_csv_has_a_header_row(settings_file: Path) -> None:
         "event_id",
         "error",
         "identifier",
+        "event_type",
+        "message_id",
+        "mapping_name",
+        "status_code",
     ]
-    assert [record[-1] for record in records[1:]] == ["in-2", "in-1"]
+    assert [record[6] for record in records[1:]] == ["in-2", "in-1"]
 
 
 def test_no_match_says_so(settings_file: Path) -> None:

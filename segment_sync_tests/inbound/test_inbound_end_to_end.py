@@ -6,8 +6,10 @@ import dagster as dg
 import httpx
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from segment_sync import factory
+from segment_sync.cli import main
 from segment_sync.definitions import build_definitions
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.receiver import create_receiver_app
@@ -132,8 +134,15 @@ def test_signed_webhooks_reach_antavo_and_the_loyalty_store_through_a_sensor_run
         ).fetchall()
     }
     assert ids == {e["id"] for e in antavo_standin.events}
-    log = db.execute("SELECT status, status_code, error FROM inbound_log").fetchall()
-    assert log and all(row == ("success", 200, None) for row in log)
+    log = db.execute(
+        "SELECT message_id, event_type, status, status_code, error FROM inbound_log "
+        "ORDER BY message_id"
+    ).fetchall()
+    assert log == [
+        ("in-identify-1", "identify", "success", 200, None),
+        ("in-order-1", "track", "success", 200, None),
+        ("in-page-1", "page", "skipped", None, "no enabled mapping's trigger matched this event"),
+    ]
     assert db.execute("SELECT trigger, status FROM sync_runs").fetchall() == [("sensor", "success")]
 
 
@@ -251,3 +260,72 @@ def test_inbound_log_has_a_row_per_event_with_its_own_status_and_event_id(inboun
     assert ok[3] == antavo_standin.events[0]["id"]
     assert ghost[:4] == ("ghost-9", "checkout", "error", None) and "not found" in ghost[4].lower()
     assert ok[5] == ghost[5]  # one bulk request carried both
+
+
+def test_a_bulk_requests_rows_carry_each_events_own_status_code(inbound, antavo_standin):
+    _, settings, _, receiver = inbound
+    antavo_standin.configure(known_customers={"c-2"})
+    post(receiver, [ORDER, {**ORDER, "messageId": "ghost", "userId": "ghost-9"}])
+    ingest(settings)
+    rows = (
+        connect(settings.logs.dir)
+        .execute(
+            "SELECT message_id, status, status_code, request_status_code FROM inbound_log "
+            "ORDER BY message_id"
+        )
+        .fetchall()
+    )
+    # Antavo answers the bulk request 200 and the unknown customer NotFoundException (404).
+    assert rows == [("ghost", "error", 404, 200), ("in-order-1", "success", 200, 200)]
+
+
+def test_mapping_failures_and_unmatched_events_are_rows_of_the_inbound_log(inbound):
+    _, settings, _, receiver = inbound
+    post(receiver, [{**ORDER, "userId": None, "anonymousId": "anon-1", "messageId": "no-user"}])
+    post(receiver, PAGE)
+    ingest(settings)
+    result = CliRunner().invoke(
+        main, ["logs", "inbound", "--format", "json", "--filter", "Status is in error, skipped"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["message_id"]: row for row in orjson.loads(result.output)}
+    assert set(rows) == {"no-user", "in-page-1"}
+    failed, skipped = rows["no-user"], rows["in-page-1"]
+    assert (failed["status"], failed["mapping_name"], failed["identifier"]) == (
+        "error",
+        "Order completed",
+        None,
+    )
+    assert "missing the required field 'customer'" in failed["error"]
+    assert (skipped["status"], skipped["customer_id"], skipped["error"]) == (
+        "skipped",
+        "c-3",
+        "no enabled mapping's trigger matched this event",
+    )
+
+
+def test_event_type_filter_matches_each_event_not_its_bulk_request(inbound):
+    _, settings, _, receiver = inbound
+    post(receiver, [ORDER, IDENTIFY])  # one bulk request carries both
+    ingest(settings)
+    result = CliRunner().invoke(
+        main, ["logs", "inbound", "--format", "json", "--filter", "Event type is in identify"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = orjson.loads(result.output)
+    assert [(r["message_id"], r["action"]) for r in rows] == [("in-identify-1", "profile")]
+
+
+def test_daily_summary_counts_an_unmatched_event_neither_as_a_message_nor_an_error(inbound):
+    _, settings, _, receiver = inbound
+    post(receiver, [ORDER, PAGE])  # the page event matches no mapping
+    ingest(settings)
+    rows = (
+        connect(settings.logs.dir)
+        .execute(
+            "SELECT sum(requests), sum(messages), sum(delivered), sum(failed), sum(errors) "
+            "FROM daily_summary WHERE direction = 'inbound'"
+        )
+        .fetchone()
+    )
+    assert tuple(int(v) for v in rows) == (1, 1, 1, 0, 0)

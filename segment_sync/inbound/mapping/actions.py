@@ -159,10 +159,13 @@ class Mapping:
         return errors
 
 
-def default_mappings() -> list[Mapping]:
-    """The mapping used when the settings list none: Segment's default "Profile updates"."""
+def profile_updates_mapping() -> Mapping:
+    """Segment's "Profile updates" action at its default trigger and fields.
+
+    Segment ships no preset mappings, and neither do we: this is active only when listed.
+    """
     spec = ACTIONS[PROFILE_UPDATE]
-    return [Mapping(name=spec.title, action=PROFILE_UPDATE, trigger=spec.default_trigger)]
+    return Mapping(name=spec.title, action=PROFILE_UPDATE, trigger=spec.default_trigger)
 
 
 def _is_unmapped(value: Any) -> bool:

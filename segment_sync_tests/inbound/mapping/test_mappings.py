@@ -14,7 +14,7 @@ from segment_sync.inbound.mapping.actions import (
     LOYALTY_EVENT,
     PROFILE_UPDATE,
     Mapping,
-    default_mappings,
+    profile_updates_mapping,
 )
 from segment_sync.inbound.mapping.antavo_event import (
     MappingOutcome,
@@ -34,7 +34,7 @@ LOYALTY = Mapping(
     trigger='type = "track"',
     fields=FIXTURE["loyalty_event_mapping"],
 )
-PROFILE = default_mappings()[0]
+PROFILE = profile_updates_mapping()
 
 
 def exact(value: Any) -> str:
@@ -535,9 +535,9 @@ def test_a_mapping_whose_trigger_does_not_parse_never_matches() -> None:
     assert apply_mappings([broken], track(), multi_accounts=False) == []
 
 
-def test_default_mappings_are_segments_profile_updates() -> None:
-    """Without configured mappings, only "Profile updates" on identify applies, with defaults."""
-    (mapping,) = default_mappings()
+def test_the_profile_updates_action_listed_bare_has_segments_trigger_and_fields() -> None:
+    """ "Profile updates" with no trigger or fields: identify, with Segment's default fields."""
+    mapping = profile_updates_mapping()
     assert (mapping.name, mapping.action, mapping.trigger, mapping.enabled) == (
         "Profile updates",
         PROFILE_UPDATE,
