@@ -13,6 +13,7 @@ from segment_sync.antavo.client import DEFAULT_RETRY as ANTAVO_RETRY
 from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
 from segment_sync.http import RetryPolicy
 from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.customer_ids import CustomerLookup
 from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
@@ -125,4 +126,12 @@ def inbound_ingest(
         client=antavo_client_factory(settings, api_key, api_secret, backoff_base_s=backoff_base_s),
         redactor=Redactor([api_key, api_secret]),
         logs=logs or log_writer(settings),
+        customers=_external_customer_lookup(settings),
     )
+
+
+def _external_customer_lookup(settings: Settings) -> CustomerLookup | None:
+    """The loyalty store's external -> customer ID lookup, when the settings map external IDs."""
+    if settings.general.customer_id_mapping != "external_customer_id":
+        return None
+    return LoyaltyStore(settings.loyalty_store.url).customers_by_external_id

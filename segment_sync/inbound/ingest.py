@@ -26,6 +26,7 @@ from segment_sync.antavo.client import (
 )
 from segment_sync.directions import mappings_off
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
+from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
@@ -164,8 +165,12 @@ class InboundIngest:
         client: Callable[[Callable[[AntavoRequestRecord], None] | None], AntavoClient],
         redactor: Redactor,
         logs: LogWriter,
+        customers: CustomerLookup | None = None,
     ) -> None:
+        """`customers` resolves external customer IDs (general.customer_id_mapping is
+        external_customer_id); None takes the mapped customer as the Antavo customer ID."""
         self.settings = settings
+        self._customers = customers
         self.inbound = settings.inbound
         self.buffer = buffer
         self._client = client
@@ -255,8 +260,12 @@ class InboundIngest:
         log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
         groups: list[list[_Planned]] = [[]]
         multi = self.inbound.multi_accounts
-        for item in items:
-            outcomes = apply_mappings(self.mappings, item.payload, multi)
+        mapped = [(item, apply_mappings(self.mappings, item.payload, multi)) for item in items]
+        if self._customers is not None:
+            wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
+            known = await asyncio.to_thread(self._customers, wanted) if wanted else {}
+            mapped = [(item, to_antavo_customers(outcomes, known)) for item, outcomes in mapped]
+        for item, outcomes in mapped:
             errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
             if not outcomes:
                 unsent_done.append((item.id, []))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -34,6 +34,7 @@ loyalty_events = sa.Table(
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
     sa.Index("ix_loyalty_events_occurred_at", "occurred_at"),
+    sa.Index("ix_loyalty_events_external_customer_id", "external_customer_id"),
 )
 
 profile_changes = sa.Table(
@@ -45,6 +46,7 @@ profile_changes = sa.Table(
     sa.Column("attributes", sa.Text, nullable=False, server_default="{}"),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
+    sa.Index("ix_profile_changes_external_customer_id", "external_customer_id"),
 )
 
 # max_id's gap-free scan stops here; a lower answer is still safe, only later.
@@ -269,6 +271,44 @@ class LoyaltyStore:
                 query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
                 rows.extend(parse(tuple(r)) for r in conn.execute(query))
         return rows
+
+    def customers_by_external_id(self, external_ids: Collection[str]) -> dict[str, str]:
+        """The customer ID of each external customer ID the store has seen (its newest pairing);
+        IDs it has never seen are left out.
+
+        Stores created before this lookup have no index on `external_customer_id`: the lookup
+        still works, as a table scan per chunk of inbound events.
+        """
+        wanted = sorted(set(external_ids))
+        newest: dict[str, tuple[datetime, str]] = {}
+        with self.engine.connect() as conn:
+            for table in (loyalty_events, profile_changes):
+                for start in range(0, len(wanted), _IDS_PER_QUERY):
+                    chunk = wanted[start : start + _IDS_PER_QUERY]
+                    rank = (
+                        sa.func.row_number()
+                        .over(
+                            partition_by=table.c.external_customer_id,
+                            order_by=(table.c.occurred_at.desc(), table.c.id.desc()),
+                        )
+                        .label("n")
+                    )
+                    ranked = (
+                        sa.select(
+                            table.c.external_customer_id, table.c.customer_id,
+                            table.c.occurred_at, rank,
+                        )
+                        .where(table.c.external_customer_id.in_(chunk))
+                        .subquery()
+                    )  # fmt: skip
+                    query = sa.select(
+                        ranked.c.external_customer_id, ranked.c.customer_id, ranked.c.occurred_at
+                    ).where(ranked.c.n == 1)
+                    for external, customer, when in conn.execute(query):
+                        seen = _utc(when)
+                        if external not in newest or seen > newest[external][0]:
+                            newest[external] = (seen, customer)
+        return {external: customer for external, (_, customer) in newest.items()}
 
     def rows_between(
         self,

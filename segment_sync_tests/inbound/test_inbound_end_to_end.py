@@ -329,3 +329,39 @@ def test_daily_summary_counts_an_unmatched_event_neither_as_a_message_nor_an_err
         .fetchone()
     )
     assert tuple(int(v) for v in rows) == (1, 1, 1, 0, 0)
+
+
+def test_with_external_customer_ids_both_directions_speak_the_external_id(
+    write_settings, antavo_standin, segment_standin, tmp_path
+):
+    from segment_sync.loyalty.records import NewEvent
+
+    path = write_settings(
+        general={"customer_id_mapping": "external_customer_id"},
+        outbound={"base_url": segment_standin.url, "event_sync": ["point_add"]},
+        inbound={"base_url": antavo_standin.url, "buffer_url": f"sqlite:///{tmp_path}/in.db",
+                 "mappings": [ORDER_MAPPING]},
+    )  # fmt: skip
+    settings = load_settings(path)
+    store = LoyaltyStore(settings.loyalty_store.url)
+    store.append_events([NewEvent("c-7", "point_add", {"points": 5}, external_customer_id="ext-7")])
+    antavo_standin.configure(known_customers={"c-7"})  # Antavo knows only its own ID
+    buffer = InboundBuffer(settings.inbound.buffer_url)
+    buffer.add_many(
+        [{**ORDER, "userId": "ext-7"}, {**ORDER, "messageId": "ghost", "userId": "ext-404"}]
+    )
+
+    out = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
+    assert out.run(Stream.EVENTS, "out-1").ok
+    assert [m["userId"] for m in segment_standin.messages] == ["ext-7"]
+
+    result = ingest(settings)
+    assert (result.counts.done, result.counts.failed) == (1, 1)
+    assert [e["customer"] for e in antavo_standin.events] == ["c-7"]
+    assert buffer.get_by_message_id("ghost").status == "failed"
+    (error,) = (
+        connect(settings.logs.dir)
+        .execute("SELECT error FROM inbound_log WHERE message_id = 'ghost' AND status = 'error'")
+        .fetchone()
+    )
+    assert "external_customer_id 'ext-404'" in error

@@ -77,3 +77,21 @@ def test_a_postgresql_store_that_cannot_be_read_names_the_setting_and_the_reason
         ArrowReader(engine, rows=lambda *_: []).read("loyalty_events", 0, 10, 10)
     assert 'role "no-such-role" does not exist' in str(raised.value)
     assert "pw-s3cret-9" not in str(raised.value)
+
+
+def test_an_external_customer_id_resolves_to_its_newest_pairing_across_both_tables(store):
+    t0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    store.append_events(
+        [
+            NewEvent("c-old", "checkout", external_customer_id="ext-1", occurred_at=t0),
+            NewEvent("c-2", "checkout", external_customer_id="ext-2", occurred_at=t0),
+            NewEvent("c-9", "checkout", occurred_at=t0),  # no external ID
+        ]
+    )
+    later = t0 + timedelta(hours=1)
+    store.append_profile_changes(
+        [NewProfileChange("c-new", {"email": "x@example.com"}, "ext-1", occurred_at=later)]
+    )
+    wanted = ["ext-1", "ext-2", "ext-unknown"]
+    assert store.customers_by_external_id(wanted) == {"ext-1": "c-new", "ext-2": "c-2"}
+    assert store.customers_by_external_id([]) == {}
