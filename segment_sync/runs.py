@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import duckdb
+
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
@@ -92,5 +94,17 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
         # Attempted; the run's own error is the news, not the log's.
         except (OSError, LogWriteError) as write_error:
             log.warning("could not write the sync_runs row of %s: %s", record.run_id, write_error)
+        _analysts_can_open_the_logs(logs)
         raise
     logs.write("sync_runs", [record.row("success")])
+    _analysts_can_open_the_logs(logs)
+
+
+def _analysts_can_open_the_logs(logs: LogWriter) -> None:
+    """After the first run of any kind, `segment_sync.duckdb` exists (never fails the run)."""
+    from segment_sync.logs.views import analytics_db_after_a_run
+
+    try:
+        analytics_db_after_a_run(logs.logs_dir)
+    except (OSError, duckdb.Error) as exc:
+        log.warning("could not create the analysts' DuckDB file under %s: %s", logs.logs_dir, exc)

@@ -123,6 +123,13 @@ def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBP
     return con
 
 
+def analytics_db_after_a_run(logs_dir: Path | str) -> Path:
+    """The analysts' DuckDB file, created if this is the first run to end (the hourly
+    maintenance and `segment-sync logs db` refresh it)."""
+    path = Path(logs_dir).resolve() / ANALYTICS_DB_NAME
+    return path if path.exists() else ensure_analytics_db(logs_dir)
+
+
 def ensure_analytics_db(logs_dir: Path | str) -> Path:
     """Create or refresh `<logs_dir>/segment_sync.duckdb` with the views, never touching readers.
 
