@@ -187,49 +187,55 @@ def alert_tick(
     return dg.SkipReason(outcome.summary())
 
 
+def _alert_sensor(
+    name: str,
+    description: str,
+    kind: AlertKind,
+    failures_after: Callable[[dg.DagsterInstance, int], list[Pending]],
+    newest: Callable[[dg.DagsterInstance], int],
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=name,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=INTERVAL_S,
+        description=description,
+    )
+    def alert_sensor(
+        context: dg.SensorEvaluationContext, settings: SettingsResource
+    ) -> dg.SkipReason:
+        instance = context.instance
+        return alert_tick(
+            context,
+            settings.load(),
+            kind,
+            lambda after: failures_after(instance, after),
+            lambda: newest(instance),
+        )
+
+    return alert_sensor
+
+
 def build_alert_sensors(
     jobs: Sequence[dg.JobDefinition], checks: Sequence[dg.AssetChecksDefinition]
 ) -> list[dg.SensorDefinition]:
     """The run-failure alert sensor (runs of `jobs`) and the check-failure one (`checks`)."""
     job_names = {job.name for job in jobs}
     check_keys = [key for definition in checks for key in definition.check_keys]
-
-    @dg.sensor(
-        name=RUN_ALERT_SENSOR,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=INTERVAL_S,
-        description="A failed run of a sync or maintenance job -> one message to the alerts "
-        "webhook (alerts.webhook_url_env): the job, why, and a link to the run.",
-    )
-    def run_failure_alert_sensor(
-        context: dg.SensorEvaluationContext, settings: SettingsResource
-    ) -> dg.SkipReason:
-        instance = context.instance
-        return alert_tick(
-            context,
-            settings.load(),
+    return [
+        _alert_sensor(
+            RUN_ALERT_SENSOR,
+            "A failed run of a sync or maintenance job -> one message to the alerts webhook "
+            "(alerts.webhook_url_env): the job, why, and a link to the run.",
             AlertKind.RUN_FAILURE,
-            lambda after: failed_runs(instance, after, job_names),
-            lambda: newest_run_failure(instance),
-        )
-
-    @dg.sensor(
-        name=CHECK_ALERT_SENSOR,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=INTERVAL_S,
-        description="A failed (or crashed) log check -> one message to the alerts webhook "
-        "(alerts.webhook_url_env): the check, why, and a link to its run.",
-    )
-    def check_failure_alert_sensor(
-        context: dg.SensorEvaluationContext, settings: SettingsResource
-    ) -> dg.SkipReason:
-        instance = context.instance
-        return alert_tick(
-            context,
-            settings.load(),
+            lambda instance, after: failed_runs(instance, after, job_names),
+            newest_run_failure,
+        ),
+        _alert_sensor(
+            CHECK_ALERT_SENSOR,
+            "A failed (or crashed) log check -> one message to the alerts webhook "
+            "(alerts.webhook_url_env): the check, why, and a link to its run.",
             AlertKind.CHECK_FAILURE,
-            lambda after: failed_checks(instance, after, check_keys),
-            lambda: newest_check_execution(instance, check_keys),
-        )
-
-    return [run_failure_alert_sensor, check_failure_alert_sensor]
+            lambda instance, after: failed_checks(instance, after, check_keys),
+            lambda instance: newest_check_execution(instance, check_keys),
+        ),
+    ]

@@ -16,6 +16,7 @@ from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.outbound.syncs import thirty_events_and_a_one_request_outage
 
 
 def evaluate_checks(path) -> dict[str, dg.AssetCheckEvaluation]:
@@ -128,11 +129,7 @@ def test_a_message_failed_then_delivered_counts_once_as_delivered(write_settings
 def test_an_outage_the_sync_recovered_from_passes_the_error_rate_check(
     write_settings, segment_standin
 ):
-    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 0})
-    settings = load_settings(path)
-    events = [NewEvent(f"c-{i}", "point_add", {}) for i in range(30)]
-    LoyaltyStore(settings.loyalty_store.url).append_events(events)
-    segment_standin.set_faults(outage_requests=1)
+    path, settings = thirty_events_and_a_one_request_outage(write_settings, segment_standin)
     sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
     with pytest.raises(OutboundFailed):
         sync.run(Stream.EVENTS, "run-during-outage")

@@ -442,17 +442,12 @@ def test_daily_summary_counts_a_message_failed_in_an_outage_once_as_delivered(
     write_settings, segment_standin
 ) -> None:
     from segment_sync import factory
-    from segment_sync.loyalty.records import NewEvent, Stream
-    from segment_sync.loyalty.store import LoyaltyStore
+    from segment_sync.loyalty.records import Stream
     from segment_sync.outbound.results import OutboundFailed
-    from segment_sync.settings import load_settings
     from segment_sync_tests.conftest import WRITE_KEY
+    from segment_sync_tests.outbound.syncs import thirty_events_and_a_one_request_outage
 
-    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 0})
-    settings = load_settings(path)
-    events = [NewEvent(f"c-{i}", "point_add", {}) for i in range(30)]
-    LoyaltyStore(settings.loyalty_store.url).append_events(events)
-    segment_standin.set_faults(outage_requests=1)
+    _, settings = thirty_events_and_a_one_request_outage(write_settings, segment_standin)
     sync = factory.outbound_sync(settings, WRITE_KEY, LogWriter(settings.logs.dir))
 
     def summary() -> list[tuple]:
