@@ -5,19 +5,16 @@ from __future__ import annotations
 import dagster as dg
 
 from segment_sync.defs.alerts import build_alert_sensors
-from segment_sync.defs.checks import (
-    LOG_CHECKS,
-    LOG_TABLE_SPECS,
-    log_checks_job,
-    log_checks_schedule,
-)
+from segment_sync.defs.assets import LOG_TABLE_SPECS, SOURCE_SPECS
+from segment_sync.defs.checks import LOG_CHECKS, log_checks_job, log_checks_schedule
 from segment_sync.defs.inbound import (
     inbound_buffer_sensor,
     inbound_ingest_job,
     inbound_replay_job,
+    ingest_inbound_buffer,
 )
 from segment_sync.defs.maintenance import log_maintenance_job, log_maintenance_schedule
-from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job
+from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job, sync_outbound_stream
 from segment_sync.defs.outbound_resend import outbound_replay_job, outbound_resync_job
 from segment_sync.defs.reconcile import outbound_reconcile_job, outbound_reconcile_schedule
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
@@ -40,7 +37,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     return dg.Definitions(
-        assets=LOG_TABLE_SPECS,
+        assets=[*SOURCE_SPECS, sync_outbound_stream, ingest_inbound_buffer, *LOG_TABLE_SPECS],
         asset_checks=LOG_CHECKS,
         jobs=[*SYNC_JOBS, log_checks_job, inbound_replay_job],
         sensors=[

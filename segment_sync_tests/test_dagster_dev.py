@@ -3,41 +3,23 @@ Dagster's GraphQL API shows the run, its metadata and the asset check results.""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import yaml
 
-from segment_sync.loyalty.records import NewEvent
-from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.standins.server import free_port
-from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET, WRITE_KEY
+from segment_sync_tests.dagster_dev_harness import (
+    LOCATION,
+    RUN_TIMEOUT_S,
+    GraphQL,
+    finished,
+    launch,
+    running_dagster_dev,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
-LOCATION = "segment_sync"  # workspace.yaml's location_name
-STARTUP_TIMEOUT_S = 60
-RUN_TIMEOUT_S = 150
-
-RUNS = """
-query Runs($filter: RunsFilter) {
-  runsOrError(filter: $filter) {
-    __typename
-    ... on Runs { results { runId jobName status tags { key value } } }
-    ... on PythonError { message }
-  }
-}"""
 
 RUN_EVENTS = """
 query RunEvents($runId: ID!) {
@@ -59,17 +41,6 @@ query RunEvents($runId: ID!) {
         }
       }
     }
-  }
-}"""
-
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
   }
 }"""
 
@@ -103,131 +74,10 @@ CHECKS = {
 }
 
 
-def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME holding the repo's dagster.yaml, its storage paths moved under tmp_path."""
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-
-    def relocate(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                key: str(tmp_path / value)
-                if key == "base_dir" and isinstance(value, str) and not os.path.isabs(value)
-                else relocate(value)
-                for key, value in node.items()
-            }
-        return [relocate(v) for v in node] if isinstance(node, list) else node
-
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump(relocate(config)))
-    return home
-
-
-class GraphQL:
-    def __init__(self, url: str) -> None:
-        self.url = f"{url}/graphql"
-
-    def __call__(self, query: str, **variables: Any) -> dict:
-        response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=30)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
-
-    def runs(self, **filter_: Any) -> list[dict]:
-        result = self(RUNS, filter=filter_)["runsOrError"]
-        assert result["__typename"] == "Runs", result
-        return result["results"]
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout_s: float, log: Path) -> Any:
-    """Poll `condition` until it returns something truthy; fail with dagster's output if not."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except httpx.TransportError:
-            value = None
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"{what}: not within {timeout_s}s; dagster dev output:\n{log.read_text()[-6000:]}")
-
-
-def finished(graphql: GraphQL, **filter_: Any) -> dict | None:
-    """The first run matching the filter once it has finished (any terminal status)."""
-    for run in graphql.runs(**filter_):
-        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            return run
-    return None
-
-
 @pytest.fixture
 def dagster_dev(tmp_path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
-    """`dagster dev` on a free loopback port with a temp instance, settings and loyalty store."""
-    settings = tmp_path / "segment_sync.yaml"
-    settings.write_text(
-        yaml.safe_dump(
-            {
-                "loyalty_store": {"url": f"sqlite:///{tmp_path}/loyalty.db"},
-                "outbound": {
-                    "base_url": segment_standin.url,
-                    "event_sync": ["point_add", "purchase"],
-                    "customer_fields_sync": ["email"],
-                    "state_url": f"sqlite:///{tmp_path}/state.db",
-                    "follow_s": 3,  # sensor runs follow the stream, briefly
-                    "poll_interval_ms": 200,
-                },
-                "inbound": {"buffer_url": f"sqlite:///{tmp_path}/inbound.db"},
-                "logs": {"dir": str(tmp_path / "logs")},
-            }
-        )
-    )
-    LoyaltyStore(f"sqlite:///{tmp_path}/loyalty.db").append_events(
-        [NewEvent(f"c-{i}", "point_add", {"points": i}) for i in range(1, 6)]
-        + [NewEvent("c-9", "opt_in", {})]
-    )
-    shutil.copy(REPO / "workspace.yaml", tmp_path / "workspace.yaml")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home(tmp_path)),
-        "SEGMENT_SYNC_SETTINGS": str(settings),
-        "SEGMENT_WRITE_KEY": WRITE_KEY,
-        "ANTAVO_API_KEY": ANTAVO_KEY,
-        "ANTAVO_API_SECRET": ANTAVO_SECRET,
-    }
-    log = tmp_path / "dagster_dev.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-             "-w", str(tmp_path / "workspace.yaml")],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(
-            "webserver up",
-            lambda: httpx.get(f"{url}/server_info", timeout=2).status_code == 200,
-            STARTUP_TIMEOUT_S,
-            log,
-        )
-        yield GraphQL(url), log
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group (webserver, daemon, code server, run workers), then KILL."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
-    process.wait(timeout=10)
+    with running_dagster_dev(tmp_path, segment_standin) as running:
+        yield running
 
 
 def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check_results(
@@ -247,13 +97,16 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
     assert tags["dagster/run_key"] == "events-upto-6" and tags["segment_sync/trigger"] == "sensor"
     assert len(segment_standin.messages) == 5  # opt_in is not allow-listed
 
-    # The run's materialization of outbound_log carries its numbers.
+    # The run's materialization of the events stream's asset carries its numbers.
     events = graphql(RUN_EVENTS, runId=run["runId"])["runOrError"]
     assert events["status"] == "SUCCESS"
-    [materialization] = [
+    materializations = [
         e for e in events["eventConnection"]["events"] if e["__typename"] == "MaterializationEvent"
     ]
-    assert materialization["assetKey"]["path"] == ["outbound_log"]
+    assert [m["assetKey"]["path"] for m in materializations] == [
+        ["segment_track_calls"], ["outbound_log"], ["outbound_messages"], ["sync_runs"]
+    ]  # fmt: skip
+    materialization = materializations[0]
     metadata = {
         m["label"]: m.get("intValue", m.get("floatValue"))
         for m in materialization["metadataEntries"]
@@ -308,24 +161,6 @@ query RunTimes($filter: RunsFilter) {
   }
 }"""
 STREAM_TAG = "segment_sync/stream"
-
-
-def launch(graphql: GraphQL, job: str, run_config: dict | None = None, **tags: str) -> str:
-    """Launch a job as the UI's launchpad does; its run id."""
-    launched = graphql(
-        LAUNCH,
-        params={
-            "selector": {
-                "repositoryLocationName": LOCATION,
-                "repositoryName": "__repository__",
-                "jobName": job,
-            },
-            "runConfigData": run_config or {},
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
 
 
 def launch_outbound(graphql: GraphQL, stream: str) -> str:

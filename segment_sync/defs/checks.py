@@ -1,8 +1,6 @@
-"""The log tables as assets in the Dagster UI, and asset checks that judge them against settings.
+"""Asset checks that judge the log tables (see assets.py) against settings.
 
-The tables are external assets (`AssetSpec`s): runs of the sync jobs record materializations of
-`outbound_log` / `inbound_log` with numeric metadata (sent, failed, error rate, p95 response
-time) that the UI plots per run; maintenance records observations of every table. The checks
+The checks
 read the real logs (DuckDB over the Parquet files) and the loyalty store, and fail with an ERROR
 severity when a threshold of `maintenance.checks` is crossed. `log_checks_job` runs them; the
 `log_checks_schedule` runs that job every 15 minutes.
@@ -20,50 +18,10 @@ from segment_sync.defs.schedules import schedule_for
 from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
 from segment_sync.outbound.reconcile import events_backlog
 
-GROUP = "segment_sync_logs"
-KINDS = {"duckdb", "parquet"}
 INBOUND_FAILURE_WINDOW = timedelta(hours=1)
 # Waiting for an outbound run that holds the events stream; the checks job is queued behind
 # such runs anyway (it carries the stream's concurrency tag).
 STREAM_LOCK_WAIT_S = 120.0
-
-LOG_TABLE_SPECS = [
-    dg.AssetSpec(
-        "outbound_log",
-        group_name=GROUP,
-        kinds=KINDS,
-        description="One row per request to Segment (Track/Identify batches). Each outbound "
-        "run records a materialization: messages sent/failed, error rate, p95 response time.",
-    ),
-    dg.AssetSpec(
-        "outbound_messages",
-        group_name=GROUP,
-        kinds=KINDS,
-        description="One row per outbound message: delivered, failed, skipped or pending, "
-        "and the request that carried it.",
-    ),
-    dg.AssetSpec(
-        "inbound_log",
-        group_name=GROUP,
-        kinds=KINDS,
-        description="One row per event of each request to the Antavo Events API. Each inbound "
-        "run records a materialization: events registered, items failed, error rate, p95 "
-        "response time.",
-    ),
-    dg.AssetSpec(
-        "inbound_items",
-        group_name=GROUP,
-        kinds=KINDS,
-        description="One row per buffered Segment event and mapping: done, failed, retry or "
-        "no_match.",
-    ),
-    dg.AssetSpec(
-        "sync_runs",
-        group_name=GROUP,
-        kinds=KINDS,
-        description="One row per run of a sync or maintenance job, succeeded or failed.",
-    ),
-]
 
 
 @dg.asset_check(

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import dagster as dg
 
 from segment_sync import factory
+from segment_sync.defs.assets import ANTAVO_EVENTS, with_sync_runs_written, written
 from segment_sync.defs.resources import AntavoResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record
+from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record, tag_counts
 from segment_sync.inbound.ingest import IngestError, IngestResult
 from segment_sync.inbound.replay import replay_inbound
 from segment_sync.logs.filters import FilterError
@@ -41,17 +42,29 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
-@dg.op(
-    description="Apply triggers and mappings to buffered Segment events; register them in Antavo."
+@dg.multi_asset(
+    name="ingest_inbound_buffer",
+    specs=[ANTAVO_EVENTS],
+    description="Apply triggers and mappings to buffered Segment events; register them in Antavo.",
 )
 def ingest_inbound_buffer(
+    context: dg.AssetExecutionContext,
+    config: InboundConfig,
+    settings: SettingsResource,
+    antavo: AntavoResource,
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+    yield from with_sync_runs_written(
+        context.run_id, _ingest(context.op_execution_context, config, settings, antavo)
+    )
+
+
+def _ingest(
     context: dg.OpExecutionContext,
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
-    # A generator, so the materialization of a failed run is recorded too (events logged with
-    # context.log_event are dropped when the op raises).
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+    # A generator, so what a failed run registered is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     with op_run_record(context, logs, [antavo.api_key, antavo.api_secret]) as (record, _):
@@ -63,6 +76,7 @@ def ingest_inbound_buffer(
             stopped, result = exc, exc.result
         c = result.counts
         record.count(c.antavo_events, c.failed, c.no_match, c.requests)
+        tag_counts(context, record)
         metadata = ingest_metadata(result) | run_log_metadata(
             loaded.logs.dir,
             "inbound_log",
@@ -71,21 +85,22 @@ def ingest_inbound_buffer(
             delivered=c.done,
             undelivered=c.failed + c.retried,
         )
+        yield dg.MaterializeResult(asset_key=ANTAVO_EVENTS.key, metadata=metadata)
         yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
+        yield written("inbound_items", context.run_id)
         if stopped is not None or not result.ok:
             record.error = str(stopped) if stopped is not None else result.failure_message()
             raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
-    yield dg.Output(None, metadata=metadata)
 
 
 # One inbound run at a time (dagster.yaml's limit per stream tag): the Antavo rate limit is
 # per client, so two runs at once would send at twice the configured rate.
-@dg.job(
+inbound_ingest_job = dg.define_asset_job(
+    "inbound_ingest_job",
+    selection=dg.AssetSelection.keys(ANTAVO_EVENTS.key),
     description="Inbound ingest: buffered Segment events -> Antavo Events API.",
     tags={STREAM_TAG: "inbound"},
 )
-def inbound_ingest_job() -> None:
-    ingest_inbound_buffer()
 
 
 class InboundReplayConfig(dg.Config):
@@ -120,6 +135,15 @@ def inbound_replay_job() -> None:
     requeue_failed_inbound_items()
 
 
+def _run_with_key(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
+    """The inbound run a sensor already requested with `run_key`, if any."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=inbound_ingest_job.name, tags={"dagster/run_key": run_key}),
+        limit=1,
+    )
+    return records[0].dagster_run if records else None
+
+
 @dg.sensor(
     name="inbound_buffer_sensor",
     job=inbound_ingest_job,
@@ -143,8 +167,16 @@ def inbound_buffer_sensor(context: dg.SensorEvaluationContext, settings: Setting
         return dg.SkipReason(f"nothing pending in the buffer (newest id {newest})")
     context.update_cursor(str(newest))
     # Attempts are in the key: after a run retried items, the same backlog earns a new run.
+    run_key = f"inbound-upto-{newest}-attempts-{attempts}"
+    taken = _run_with_key(context.instance, run_key)
+    if taken is not None:  # Dagster would drop the request silently; say why instead
+        return dg.SkipReason(
+            f"{pending} item(s) pending up to id {newest}; run {taken.run_id} "
+            f"({taken.status.value.lower()}) already took them; a new event or an item due a "
+            "retry starts the next run"
+        )
     return dg.RunRequest(
-        run_key=f"inbound-upto-{newest}-attempts-{attempts}",
+        run_key=run_key,
         run_config=dg.RunConfig(ops={"ingest_inbound_buffer": InboundConfig(upto=newest)}),
         tags={TRIGGER_TAG: "sensor", STREAM_TAG: "inbound"},
     )

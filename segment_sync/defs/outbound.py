@@ -9,6 +9,12 @@ from collections.abc import Iterator
 import dagster as dg
 
 from segment_sync import factory
+from segment_sync.defs.assets import (
+    OUTBOUND_CALLS,
+    STREAM_ASSETS,
+    with_sync_runs_written,
+    written,
+)
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import (
@@ -18,6 +24,7 @@ from segment_sync.defs.tags import (
     fail_run,
     op_run_record,
     report_metadata,
+    tag_counts,
 )
 from segment_sync.directions import allow_list_off, stream_off
 from segment_sync.loyalty.records import Stream
@@ -34,13 +41,29 @@ HANDOVER_LEAD_S = 2 * SENSOR_INTERVAL_S + 15
 class OutboundConfig(dg.Config):
     """Which stream to send, and up to which source row id (default: everything pending now).
 
-    `follow`: after that, keep sending rows as they commit for `outbound.follow_s` (the
-    sensor's runs do), then exit so the sensor starts the next run.
+    `stream`: default, the stream of the one selected asset (`segment_track_calls` -> events,
+    `segment_identify_calls` -> profiles), or events. `follow`: after that, keep sending rows
+    as they commit for `outbound.follow_s` (the sensor's runs do), then exit so the sensor
+    starts the next run.
     """
 
-    stream: Stream = Stream.EVENTS
+    stream: Stream | None = None
     upto: int | None = None
     follow: bool = False
+
+
+def selected_stream(configured: Stream | None, selected: set[dg.AssetKey]) -> Stream | str:
+    """The stream a run sends, or why the config and the asset selection disagree."""
+    streams = [s for s, spec in STREAM_ASSETS.items() if spec.key in selected]
+    if configured is None:
+        return streams[0] if len(streams) == 1 else Stream.EVENTS
+    if configured in streams:
+        return configured
+    wanted = STREAM_ASSETS[configured].key.to_user_string()
+    return (
+        f"the run's config sends the {configured.value} stream, but its asset selection does "
+        f"not include {wanted}: select {wanted}, or drop `stream` from the config"
+    )
 
 
 def result_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
@@ -72,45 +95,65 @@ def _latency_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.op(description="Send pending loyalty rows of one stream to Segment as Track/Identify batches.")
+@dg.multi_asset(
+    name="sync_outbound_stream",
+    specs=OUTBOUND_CALLS,
+    can_subset=True,
+    description="Send pending loyalty rows of one stream to Segment as Track/Identify batches.",
+)
 def sync_outbound_stream(
-    context: dg.OpExecutionContext,
+    context: dg.AssetExecutionContext,
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
-    # A generator, so the materialization of a failed run is recorded too (events logged with
-    # context.log_event are dropped when the op raises).
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+    yield from with_sync_runs_written(
+        context.run_id, _sync_outbound(context, config, settings, segment)
+    )
+
+
+def _sync_outbound(
+    context: dg.AssetExecutionContext,
+    config: OutboundConfig,
+    settings: SettingsResource,
+    segment: SegmentResource,
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+    # A generator, so what a failed run sent is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
-        off = allow_list_off(loaded, config.stream)
+    op_context = context.op_execution_context
+    with op_run_record(op_context, logs, [segment.write_key]) as (record, redactor):
+        stream = selected_stream(config.stream, set(context.selected_asset_keys))
+        off = allow_list_off(loaded, stream) if isinstance(stream, Stream) else stream
         if off:
             record.error = off
-            fail_run(context, off, "configuration")
+            fail_run(op_context, off, "configuration")
         sync = segment.outbound_sync(loaded, logs)
         follow_s = loaded.outbound.follow_s if config.follow else 0.0
         upto = None if config.follow else config.upto
         try:
-            result = sync.run(config.stream, context.run_id, upto, follow_s=follow_s)
+            result = sync.run(stream, context.run_id, upto, follow_s=follow_s)
         except OutboundFailed as failed:
             result = failed.result
         count_outbound(record, result)
+        tag_counts(op_context, record)
         report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
-        metadata = outbound_run_metadata(loaded.logs.dir, record, result) | report_metadata(report)
-        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
+        stats = outbound_run_metadata(loaded.logs.dir, record, result)
+        metadata = result_metadata(result) | stats | report_metadata(report)
+        yield dg.MaterializeResult(asset_key=STREAM_ASSETS[stream].key, metadata=metadata)
+        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
+        yield written("outbound_messages", context.run_id)
         if report.failed:
             record.error = redactor.text(report.description)
-            fail_run(context, record.error, report.kind, metadata)
-    yield dg.Output(None, metadata=metadata)
+            fail_run(op_context, record.error, report.kind, metadata)
 
 
 def outbound_run_metadata(
     logs_dir: str, record: SyncRunRecord, result: OutboundResult
 ) -> dict[str, dg.MetadataValue]:
-    """The run's counts, its error rate and its own requests' p95 response time (plotted)."""
+    """The run's error rate and its own requests' count, failures and p95 response time."""
     c = result.counts
-    stats = run_log_metadata(
+    return run_log_metadata(
         logs_dir,
         "outbound_log",
         record.run_id,
@@ -118,7 +161,6 @@ def outbound_run_metadata(
         delivered=c.sent,
         undelivered=c.failed + c.pending,
     )
-    return {**result_metadata(result), **stats}
 
 
 def count_outbound(record: SyncRunRecord, result: OutboundResult) -> None:
@@ -128,12 +170,12 @@ def count_outbound(record: SyncRunRecord, result: OutboundResult) -> None:
     record.error = result.error
 
 
-@dg.job(
+outbound_sync_job = dg.define_asset_job(
+    "outbound_sync_job",
+    selection=dg.AssetSelection.keys(*(spec.key for spec in OUTBOUND_CALLS)),
     description="Outbound sync: loyalty events -> Track, profile changes -> Identify, to Segment.",
     tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
 )
-def outbound_sync_job() -> None:
-    sync_outbound_stream()
 
 
 def _run_request(stream: Stream, upto: int | None, run_key: str) -> dg.RunRequest:
@@ -141,6 +183,7 @@ def _run_request(stream: Stream, upto: int | None, run_key: str) -> dg.RunReques
     return dg.RunRequest(
         run_key=run_key,
         run_config=dg.RunConfig(ops={"sync_outbound_stream": config}),
+        asset_selection=[STREAM_ASSETS[stream].key],
         tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
     )
 

@@ -125,13 +125,12 @@ def build_run_failure_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefin
     )
     def sync_run_failure_sensor(
         context: dg.RunFailureSensorContext, settings: SettingsResource
-    ) -> dg.SkipReason | None:
+    ) -> dg.SkipReason:
         loaded = settings.load()
         row = failure_row(context, known_secrets(loaded))
         if has_run_row(loaded.logs.dir, row["run_id"], row["started_at"]):
             return dg.SkipReason(f"run {row['run_id']} already has its sync_runs row")
         factory.log_writer(loaded).write("sync_runs", [row])
-        context.log.info(f"wrote the sync_runs failure row of run {row['run_id']}")
-        return None
+        return dg.SkipReason(f"wrote the sync_runs failure row of run {row['run_id']}")
 
     return sync_run_failure_sensor

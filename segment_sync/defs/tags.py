@@ -17,6 +17,10 @@ TRIGGER_TAG = "segment_sync/trigger"
 STREAM_TAG = "segment_sync/stream"
 # transient | permanent | configuration, set on a failed run (see outbound/report.py)
 FAILURE_KIND_TAG = "segment_sync/failure_kind"
+# The run's message counts, set when it has them, so the runs list shows them.
+SENT_TAG = "segment_sync/sent"
+FAILED_TAG = "segment_sync/failed"
+SKIPPED_TAG = "segment_sync/skipped"
 # Dagster's own: False stops the run-retry daemon from re-executing an op failure.
 RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
@@ -61,6 +65,16 @@ def fail_run(
     context.instance.add_run_tags(context.run_id, tags)
     context.log.error(description)
     raise dg.Failure(description=description, metadata=metadata, allow_retries=retryable)
+
+
+def tag_counts(context: dg.OpExecutionContext, record: RunRecord) -> None:
+    """Put the run's sent, failed and skipped counts on it as tags (the runs list shows tags)."""
+    counts = {
+        SENT_TAG: record.messages_sent,
+        FAILED_TAG: record.messages_failed,
+        SKIPPED_TAG: record.messages_skipped,
+    }
+    context.instance.add_run_tags(context.run_id, {k: str(v) for k, v in counts.items()})
 
 
 def report_metadata(report: RunReport) -> dict[str, dg.MetadataValue]:

@@ -169,7 +169,7 @@ def test_an_outbound_run_records_its_error_rate_and_the_p95_of_its_own_requests(
     defs = build_definitions(str(path))
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("outbound_sync_job").execute_in_process(instance=instance)
-    metadata = _materialization(result, "outbound_log")
+    metadata = _materialization(result, "segment_track_calls")
     with connect(settings.logs.dir) as con:
         requests, failed, p95 = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE status_code <> 200), "
@@ -182,6 +182,10 @@ def test_an_outbound_run_records_its_error_rate_and_the_p95_of_its_own_requests(
     assert metadata["p95_response_time_s"] == pytest.approx(p95)
     assert metadata["messages_sent"] > 0 and metadata["messages_failed"] == 0
     assert metadata["error_rate"] == 0.0  # every message was delivered in the end
+    log_table = _materialization(result, "outbound_log")
+    assert log_table["requests"] == requests
+    assert log_table["p95_response_time_s"] == pytest.approx(p95)
+    assert "messages_sent" not in log_table  # per-stream counts plot on the stream's asset
 
 
 def test_a_failed_outbound_run_still_records_its_numbers_for_the_plots(
@@ -197,7 +201,7 @@ def test_a_failed_outbound_run_still_records_its_numbers_for_the_plots(
         result = defs.resolve_job_def("outbound_sync_job").execute_in_process(
             instance=instance, raise_on_error=False
         )
-    metadata = _materialization(result, "outbound_log")
+    metadata = _materialization(result, "segment_track_calls")
     assert not result.success
     assert metadata["requests"] == 2 and metadata["failed_request_share"] == 1.0
     assert metadata["error_rate"] == 1.0
