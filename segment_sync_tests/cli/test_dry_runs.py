@@ -132,3 +132,17 @@ def test_outbound_dry_run_without_a_write_key_is_one_clear_error(
     result = invoke("run", "outbound", "--dry-run", "--settings", path)
     assert result.exit_code == 1 and "SEGMENT_WRITE_KEY" in result.output
     assert "Traceback" not in result.output
+
+
+def test_inbound_dry_run_with_every_mapping_disabled_says_so(
+    write_settings, antavo_standin, tmp_path
+):
+    disabled = {**PROFILES, "enabled": False}
+    path = write_settings(
+        inbound={"buffer_url": f"sqlite:///{tmp_path}/in.db", "mappings": [disabled]}
+    )
+    result = invoke("run", "inbound", "--dry-run", "--settings", str(path))
+    assert result.exit_code == 1
+    assert "dry run: inbound sends nothing: every mapping in inbound.mappings is disabled" in (
+        result.output
+    )

@@ -122,3 +122,10 @@ def test_an_external_customer_id_is_resolved_as_the_ingest_resolves_it():
     preview = _preview([_track("m-1", total=1)], customers=lambda ids: {"c-1": "antavo-9"})
     assert preview.request is not None
     assert orjson.loads(preview.request.body)["customer"] == "antavo-9"
+
+
+def test_a_disabled_mapping_is_previewed_and_said_to_send_nothing():
+    disabled = Mapping(ORDERS.name, ORDERS.action, ORDERS.trigger, ORDERS.fields, enabled=False)
+    preview = _preview([_track("m-1", total=1)], mapping=disabled)
+    assert preview.request is not None
+    assert preview.reasons == ["the mapping is disabled (enabled: false): it sends nothing"]
