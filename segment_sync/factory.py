@@ -126,11 +126,11 @@ def inbound_ingest(
         client=antavo_client_factory(settings, api_key, api_secret, backoff_base_s=backoff_base_s),
         redactor=Redactor([api_key, api_secret]),
         logs=logs or log_writer(settings),
-        customers=_external_customer_lookup(settings),
+        customers=external_customer_lookup(settings),
     )
 
 
-def _external_customer_lookup(settings: Settings) -> CustomerLookup | None:
+def external_customer_lookup(settings: Settings) -> CustomerLookup | None:
     """The loyalty store's external -> customer ID lookup, when the settings map external IDs."""
     if settings.general.customer_id_mapping != "external_customer_id":
         return None

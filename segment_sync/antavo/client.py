@@ -124,6 +124,13 @@ class _Outcome:
     auth: bool = False
 
 
+def request_for(bodies: list[bytes]) -> tuple[str, bytes]:
+    """The (path, body) of one POST carrying these event bodies: /events alone, else bulk."""
+    if len(bodies) == 1:
+        return "/events", bodies[0]
+    return "/events/bulk", b'{"events":[' + b",".join(bodies) + b"]}"
+
+
 class AntavoClient(ApiClient):
     """Sends events to the Antavo Events API; use from one event loop, close with `aclose`."""
 
@@ -190,10 +197,7 @@ class AntavoClient(ApiClient):
 
     async def _send_chunk(self, chunk: list[_Item], record: _OnRequest) -> list[EventResult]:
         """POST one chunk, retrying what may be retried; results for its events."""
-        if len(chunk) == 1:
-            path, body = "/events", chunk[0].body
-        else:
-            path, body = "/events/bulk", b'{"events":[' + b",".join(i.body for i in chunk) + b"]}"
+        path, body = request_for([i.body for i in chunk])
         async with self._slots:
             if self.auth_failure is not None:
                 return self._unsent(chunk, self.auth_failure)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from segment_sync import factory
@@ -60,3 +61,31 @@ def run_manual_inbound(
 def _count(record: RunRecord, result: IngestResult) -> None:
     c = result.counts
     record.count(c.antavo_events, c.failed, c.no_match, c.requests)
+
+
+def dry_run_inbound(settings: Settings, echo: Callable[[str], None] = print) -> bool:
+    """Print what an ingest would send now; sends nothing, claims nothing; False if it could not."""
+    from segment_sync.directions import mappings_off
+    from segment_sync.inbound.dry_run import pending_payloads, plan_inbound
+
+    off = mappings_off(settings)
+    if off is not None:
+        echo(f"dry run: {off}")
+        return False
+    inbound = settings.inbound
+    redactor = Redactor(os.environ.get(name) for name in settings.secret_env_names())
+    buffer = factory.inbound_buffer(settings)
+    try:
+        plan = plan_inbound(
+            pending_payloads(buffer, inbound.max_attempts),
+            inbound.active_mappings(),
+            multi_accounts=inbound.multi_accounts,
+            redactor=redactor,
+            customers=factory.external_customer_lookup(settings),
+            chunk_size=inbound.chunk_size,
+        )
+    finally:
+        buffer.close()
+    for line in plan.lines():
+        echo(line)
+    return True

@@ -155,10 +155,11 @@ def standin_antavo(args: tuple[str, ...]) -> None:
 
 def _attach_groups() -> None:
     from segment_sync.cli.logs import logs
+    from segment_sync.cli.mappings import mappings
     from segment_sync.cli.runs import replay, resync, run
     from segment_sync.cli.webhooks import serve_webhooks
 
-    for command in (run, replay, resync, serve_webhooks, logs):
+    for command in (run, replay, resync, serve_webhooks, logs, mappings):
         main.add_command(command)
 
 

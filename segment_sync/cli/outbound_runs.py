@@ -173,3 +173,21 @@ def _judge(
     if report.failed:
         record.error = redactor.text(report.description)
         raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))
+
+
+def dry_run_outbound(settings: Settings, stream: str, echo: Callable[[str], None] = print) -> bool:
+    """Print what `run outbound` would send now; sends nothing, moves no watermark."""
+    from segment_sync.outbound.dry_run import plan_outbound
+
+    streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
+    write_key = settings.write_key()  # progress is keyed by its fingerprint, never shown
+    redactor = Redactor([write_key])
+    store = factory.loyalty_store(settings)
+    state = factory.outbound_state(settings, write_key, store_url=store.url)
+    try:
+        plan = plan_outbound(settings, store, state, streams, redactor)
+    finally:
+        state.close()
+    for line in plan.lines():
+        echo(redactor.text(line) or "")
+    return bool(plan.streams)

@@ -29,11 +29,23 @@ def run() -> None:
     is_flag=True,
     help="Then keep sending rows as they commit for outbound.follow_s (as sensor runs do).",
 )
-def run_outbound(settings_file: str | None, stream: str, follow: bool) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only print what would be sent (per type, requests, bytes, samples); send nothing.",
+)
+def run_outbound(settings_file: str | None, stream: str, follow: bool, dry_run: bool) -> None:
     """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
-    from segment_sync.cli.outbound_runs import run_manual_outbound
+    from segment_sync.cli.outbound_runs import dry_run_outbound, run_manual_outbound
+    from segment_sync.settings import SettingsError
 
     loaded = load_or_fail(settings_file)
+    if dry_run:
+        try:
+            ok = dry_run_outbound(loaded, stream, echo=click.echo)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        sys.exit(0 if ok else 1)
     ok = run_manual_outbound(
         loaded,
         stream,
@@ -46,11 +58,18 @@ def run_outbound(settings_file: str | None, stream: str, follow: bool) -> None:
 
 @run.command("inbound")
 @settings_option
-def run_inbound(settings_file: str | None) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only print what would be sent (per action, requests, bytes, samples); send nothing.",
+)
+def run_inbound(settings_file: str | None, dry_run: bool) -> None:
     """Ingest everything pending in the webhook buffer now; exits non-zero if any item failed."""
-    from segment_sync.cli.inbound_runs import run_manual_inbound
+    from segment_sync.cli.inbound_runs import dry_run_inbound, run_manual_inbound
 
     loaded = load_or_fail(settings_file)
+    if dry_run:
+        sys.exit(0 if dry_run_inbound(loaded, echo=click.echo) else 1)
     ok = run_manual_inbound(loaded, run_id=f"manual-{uuid.uuid4().hex[:12]}", echo=click.echo)
     sys.exit(0 if ok else 1)
 

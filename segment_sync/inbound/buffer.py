@@ -203,6 +203,14 @@ class InboundBuffer:
         with self._read() as conn:
             return [buffer_record(row) for row in conn.execute(stmt)]
 
+    def newest(self, limit: int = 500, before_id: int | None = None) -> list[BufferRecord]:
+        """Items newest first (ids below `before_id` when given); reads only, claims nothing."""
+        stmt = sa.select(inbound_buffer).order_by(inbound_buffer.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(inbound_buffer.c.id < before_id)
+        with self._read() as conn:
+            return [buffer_record(row) for row in conn.execute(stmt)]
+
     # -- processing ------------------------------------------------------------------------
 
     def claim(

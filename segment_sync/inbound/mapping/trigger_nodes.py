@@ -21,7 +21,7 @@ class Comparison:
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Evaluate against one Segment event."""
-        actual = _lookup(event, self.path)
+        actual = field_value(event, self.path)
         if self.op in ("=", "!="):
             equal = _equals(actual, self.value)
             return equal if self.op == "=" else not equal
@@ -48,7 +48,7 @@ class FunctionCall:
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Evaluate against one Segment event (a non-string field is always false)."""
-        actual = _lookup(event, self.path)
+        actual = field_value(event, self.path)
         if not isinstance(actual, str):
             return False
         if self.name == "contains":
@@ -101,7 +101,7 @@ class Trigger:
         return self.text
 
 
-def _lookup(event: dict[str, Any], path: tuple[str, ...]) -> Any:
+def field_value(event: dict[str, Any], path: tuple[str, ...]) -> Any:
     """The value at a field path, or UNDEFINED."""
     current: Any = event
     for segment in path:

@@ -1,0 +1,153 @@
+"""What an outbound sync would send to Segment now, computed without sending or moving progress.
+
+The rows are read from the watermark up to the newest safe id, built into messages by the same
+builders as the sync and cut into /v1/batch requests by the same `request_bounds`, chunk by
+chunk as the sync does. No lock is taken, nothing is logged, the watermark is only read.
+`add_chunk` is pure; the result is plain data, for the CLI and for a Dagster job's config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from segment_sync.directions import allow_list_off
+from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, built_from_records
+from segment_sync.outbound.columnar_build import ColumnarBuilder
+from segment_sync.outbound.state import OutboundState
+from segment_sync.redaction import Redactor
+from segment_sync.segment.batching import request_bounds
+from segment_sync.segment.messages import iso_timestamp
+from segment_sync.settings import Settings
+
+MAX_SAMPLES = 3
+
+
+@dataclass
+class StreamDryRun:
+    """One stream's would-be sends: messages of one call type, requests, bytes."""
+
+    stream: str  # events | profiles
+    event_type: str  # track | identify
+    watermark: int = 0
+    upto: int = 0
+    rows_read: int = 0
+    messages: int = 0
+    not_allow_listed: int = 0
+    skipped: int = 0
+    failed: int = 0  # rows that cannot become a message (logged as failed by a real run)
+    requests: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class OutboundDryRun:
+    """Every stream's would-be sends, up to 3 sample message bodies, and why a stream is not run."""
+
+    streams: list[StreamDryRun] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def messages_by_type(self) -> dict[str, int]:
+        """Messages per Segment call type (track, identify)."""
+        return {s.event_type: s.messages for s in self.streams}
+
+    def lines(self) -> list[str]:
+        """The summary as printed by `run outbound --dry-run`."""
+        out = ["dry run: nothing sent to Segment, the watermark not moved"]
+        for s in self.streams:
+            out.append(
+                f"{s.stream} ({s.event_type}): ids {s.watermark + 1}..{s.upto}, rows {s.rows_read}: "
+                f"would send {s.messages} message(s) in {s.requests} request(s), {s.bytes} bytes; "
+                f"not allow-listed {s.not_allow_listed}, skipped {s.skipped}, would fail {s.failed}"
+            )
+        if self.streams:
+            by_type = ", ".join(f"{t} {n}" for t, n in self.messages_by_type().items())
+            requests = sum(s.requests for s in self.streams)
+            size = sum(s.bytes for s in self.streams)
+            out.append(f"total: {by_type}; {requests} request(s), {size} bytes")
+        out += self.notes
+        out += [f"sample message {i}: {body}" for i, body in enumerate(self.samples, 1)]
+        return out
+
+
+def add_chunk(
+    plan: StreamDryRun, built: BuiltChunk, samples: list[str], redactor: Redactor
+) -> None:
+    """Count one built chunk into `plan` as the sync would batch it; keep up to 3 samples."""
+    plan.rows_read += built.rows_read
+    plan.not_allow_listed += built.not_allow_listed
+    for n in built.not_sent:
+        if n.outcome == "skipped":
+            plan.skipped += 1
+        else:
+            plan.failed += 1
+    messages = built.messages
+    plan.messages += len(messages)
+    sent_at = iso_timestamp(datetime.now(UTC))
+    for start, stop in request_bounds(messages.sizes):
+        plan.requests += 1
+        plan.bytes += len(messages.slice(start, stop).request_body(sent_at))
+    for i in range(min(MAX_SAMPLES - len(samples), len(messages))):
+        body = messages.bodies[i].as_py()[:-1].decode()  # minus its trailing comma
+        samples.append(redactor.text(body) or "")
+
+
+def plan_outbound(
+    settings: Settings,
+    store: LoyaltyStore,
+    state: OutboundState,
+    streams: list[Stream],
+    redactor: Redactor,
+) -> OutboundDryRun:
+    """Read and build what each enabled stream would send; reads only."""
+    plan = OutboundDryRun()
+    for stream in streams:
+        off = allow_list_off(settings, stream)
+        if off:
+            plan.notes.append(f"{stream.value}: not run; {off}")
+            continue
+        watermark = state.watermark(stream)
+        newest = store.newest_id(stream)
+        if watermark > newest:
+            plan.notes.append(
+                f"{stream.value}: the watermark (id {watermark}) is ahead of the store's newest "
+                f"id {newest}; a real run fails (is loyalty_store.url the right store?)"
+            )
+            continue
+        target = store.max_id(stream, floor=watermark)
+        one = StreamDryRun(stream.value, EVENT_TYPES[stream], watermark, target)
+        _read(settings, store, stream, one, plan.samples, redactor)
+        plan.streams.append(one)
+    return plan
+
+
+def _read(
+    settings: Settings,
+    store: LoyaltyStore,
+    stream: Stream,
+    one: StreamDryRun,
+    samples: list[str],
+    redactor: Redactor,
+) -> None:
+    """Every chunk from the watermark to the target, built and counted as the sync does."""
+    chunk_size = settings.outbound.chunk_size
+    builder = ColumnarBuilder(settings, stream)
+    after = one.watermark
+    try:
+        while after < one.upto:
+            chunk = store.arrow_after(stream, after, one.upto, chunk_size)
+            if chunk is None:  # a row Arrow cannot carry: rows, built one by one
+                rows = store.rows_after(stream, after, one.upto, chunk_size)
+                if not rows:
+                    return
+                built, after = built_from_records(rows, settings, stream), rows[-1].id
+            else:
+                if not len(chunk):
+                    return
+                built, after = builder.build(chunk), chunk["id"][-1].as_py()
+            add_chunk(one, built, samples, redactor)
+    finally:
+        builder.close()
