@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from segment_sync import factory
@@ -65,27 +64,12 @@ def _count(record: RunRecord, result: IngestResult) -> None:
 
 def dry_run_inbound(settings: Settings, echo: Callable[[str], None] = print) -> bool:
     """Print what an ingest would send now; sends nothing, claims nothing; False if it could not."""
-    from segment_sync.directions import mappings_off
-    from segment_sync.inbound.dry_run import pending_payloads, plan_inbound
+    from segment_sync.dry_runs import inbound_dry_run
 
-    off = mappings_off(settings)
-    if off is not None:
-        echo(f"dry run: {off}")
+    plan = inbound_dry_run(settings)
+    if isinstance(plan, str):
+        echo(f"dry run: {plan}")
         return False
-    inbound = settings.inbound
-    redactor = Redactor(os.environ.get(name) for name in settings.secret_env_names())
-    buffer = factory.inbound_buffer(settings)
-    try:
-        plan = plan_inbound(
-            pending_payloads(buffer, inbound.max_attempts),
-            inbound.active_mappings(),
-            multi_accounts=inbound.multi_accounts,
-            redactor=redactor,
-            customers=factory.external_customer_lookup(settings),
-            chunk_size=inbound.chunk_size,
-        )
-    finally:
-        buffer.close()
     for line in plan.lines():
         echo(line)
     return True

@@ -177,17 +177,10 @@ def _judge(
 
 def dry_run_outbound(settings: Settings, stream: str, echo: Callable[[str], None] = print) -> bool:
     """Print what `run outbound` would send now; sends nothing, moves no watermark."""
-    from segment_sync.outbound.dry_run import plan_outbound
+    from segment_sync.dry_runs import outbound_dry_run
 
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
-    write_key = settings.write_key()  # progress is keyed by its fingerprint, never shown
-    redactor = Redactor([write_key])
-    store = factory.loyalty_store(settings)
-    state = factory.outbound_state(settings, write_key, store_url=store.url)
-    try:
-        plan = plan_outbound(settings, store, state, streams, redactor)
-    finally:
-        state.close()
+    plan = outbound_dry_run(settings, streams)
     for line in plan.lines():
-        echo(redactor.text(line) or "")
+        echo(line)
     return bool(plan.streams)

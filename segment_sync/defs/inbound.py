@@ -11,7 +11,15 @@ from segment_sync import factory
 from segment_sync.defs.assets import ANTAVO_EVENTS, with_sync_runs_written, written
 from segment_sync.defs.resources import AntavoResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
-from segment_sync.defs.tags import STREAM_TAG, TRIGGER_TAG, op_run_record, tag_counts
+from segment_sync.defs.tags import (
+    DRY_RUN_TAG,
+    STREAM_TAG,
+    TRIGGER_TAG,
+    dry_run_observation,
+    op_run_record,
+    tag_counts,
+)
+from segment_sync.dry_runs import inbound_dry_run
 from segment_sync.inbound.ingest import IngestError, IngestResult
 from segment_sync.inbound.replay import replay_inbound
 from segment_sync.logs.filters import FilterError
@@ -20,9 +28,13 @@ SENSOR_INTERVAL_S = 10
 
 
 class InboundConfig(dg.Config):
-    """Process buffered items up to this id (default: everything pending when the run starts)."""
+    """Process buffered items up to this id (default: everything pending when the run starts).
+
+    `dry_run`: log what would be sent for everything pending; nothing sent, no item claimed.
+    """
 
     upto: int | None = None
+    dry_run: bool = False
 
 
 def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
@@ -52,10 +64,24 @@ def ingest_inbound_buffer(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+    if config.dry_run:
+        yield _dry_run(context, settings)
+        return
     yield from with_sync_runs_written(
         context.run_id, _ingest(context.op_execution_context, config, settings, antavo)
     )
+
+
+def _dry_run(context: dg.AssetExecutionContext, settings: SettingsResource) -> dg.AssetObservation:
+    """What an ingest would send, logged and observed on antavo_events; nothing sent."""
+    plan = inbound_dry_run(settings.load())
+    if isinstance(plan, str):
+        raise dg.Failure(description=f"dry run: {plan}", allow_retries=False)
+    context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
+    counts = {"would_send_events": plan.events, "would_send_requests": plan.requests,
+              "would_send_bytes": plan.bytes, "would_fail": plan.failed}  # fmt: skip
+    return dry_run_observation(ANTAVO_EVENTS.key, plan.lines(), context.log, **counts)
 
 
 def _ingest(

@@ -18,15 +18,18 @@ from segment_sync.defs.assets import (
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import (
+    DRY_RUN_TAG,
     FAILURE_KIND_TAG,
     STREAM_TAG,
     TRIGGER_TAG,
+    dry_run_observation,
     fail_run,
     op_run_record,
     report_metadata,
     tag_counts,
 )
 from segment_sync.directions import allow_list_off, stream_off
+from segment_sync.dry_runs import outbound_dry_run
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed, OutboundResult
@@ -44,12 +47,13 @@ class OutboundConfig(dg.Config):
     `stream`: default, the stream of the one selected asset (`segment_track_calls` -> events,
     `segment_identify_calls` -> profiles), or events. `follow`: after that, keep sending rows
     as they commit for `outbound.follow_s` (the sensor's runs do), then exit so the sensor
-    starts the next run.
+    starts the next run. `dry_run`: log what would be sent; nothing sent or moved.
     """
 
     stream: Stream | None = None
     upto: int | None = None
     follow: bool = False
+    dry_run: bool = False  # only report what would be sent (up to the newest row); send nothing
 
 
 def selected_stream(configured: Stream | None, selected: set[dg.AssetKey]) -> Stream | str:
@@ -106,10 +110,31 @@ def sync_outbound_stream(
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+    if config.dry_run:
+        yield _dry_run(context, config, settings)
+        return
     yield from with_sync_runs_written(
         context.run_id, _sync_outbound(context, config, settings, segment)
     )
+
+
+def _dry_run(
+    context: dg.AssetExecutionContext, config: OutboundConfig, settings: SettingsResource
+) -> dg.AssetObservation:
+    """What the run would send, logged and observed on the stream's asset; nothing sent."""
+    stream = selected_stream(config.stream, set(context.selected_asset_keys))
+    if not isinstance(stream, Stream):
+        fail_run(context.op_execution_context, stream, "configuration")
+    plan = outbound_dry_run(settings.load(), [stream])
+    context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
+    [one] = plan.streams or [None]
+    counts = (
+        {"would_send_messages": one.messages, "would_send_requests": one.requests,
+         "would_send_bytes": one.bytes, "would_fail": one.failed}
+        if one else {}
+    )  # fmt: skip
+    return dry_run_observation(STREAM_ASSETS[stream].key, plan.lines(), context.log, **counts)
 
 
 def _sync_outbound(

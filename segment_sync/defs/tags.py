@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NoReturn
@@ -21,6 +22,7 @@ FAILURE_KIND_TAG = "segment_sync/failure_kind"
 SENT_TAG = "segment_sync/sent"
 FAILED_TAG = "segment_sync/failed"
 SKIPPED_TAG = "segment_sync/skipped"
+DRY_RUN_TAG = "segment_sync/dry_run"
 # Dagster's own: False stops the run-retry daemon from re-executing an op failure.
 RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
@@ -75,6 +77,20 @@ def tag_counts(context: dg.OpExecutionContext, record: RunRecord) -> None:
         SKIPPED_TAG: record.messages_skipped,
     }
     context.instance.add_run_tags(context.run_id, {k: str(v) for k, v in counts.items()})
+
+
+def dry_run_observation(
+    key: dg.AssetKey, lines: list[str], log: logging.Logger, **counts: int
+) -> dg.AssetObservation:
+    """A dry run's summary: each line in the run's log, its numbers on the asset it would have
+    materialized (an observation: nothing was materialized)."""
+    for line in lines:
+        log.info(line)
+    metadata = {name: dg.MetadataValue.int(n) for name, n in counts.items()}
+    summary = "\n".join(lines)
+    return dg.AssetObservation(
+        asset_key=key, metadata=metadata | {"summary": dg.MetadataValue.md(f"```\n{summary}\n```")}
+    )
 
 
 def report_metadata(report: RunReport) -> dict[str, dg.MetadataValue]:
