@@ -16,6 +16,7 @@ from segment_sync.defs.inbound import (
 from segment_sync.defs.maintenance import log_maintenance_job, log_maintenance_schedule
 from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job, sync_outbound_stream
 from segment_sync.defs.outbound_resend import outbound_replay_job, outbound_resync_job
+from segment_sync.defs.previews import mappings_preview_job
 from segment_sync.defs.reconcile import outbound_reconcile_job, outbound_reconcile_schedule
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
 from segment_sync.defs.run_results import build_run_failure_sensor
@@ -39,7 +40,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*SOURCE_SPECS, sync_outbound_stream, ingest_inbound_buffer, *LOG_TABLE_SPECS],
         asset_checks=LOG_CHECKS,
-        jobs=[*SYNC_JOBS, log_checks_job, inbound_replay_job],
+        jobs=[*SYNC_JOBS, log_checks_job, inbound_replay_job, mappings_preview_job],
         sensors=[
             *outbound_sensors,
             inbound_buffer_sensor,

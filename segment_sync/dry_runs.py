@@ -1,6 +1,7 @@
-"""Dry runs put together from the settings: what each direction would send now, nothing sent.
+"""Dry runs and mapping previews put together from the settings: what would be sent, nothing sent.
 
-Shared by `segment-sync run ... --dry-run` and the jobs' `dry_run` config in the launchpad.
+Shared by the CLI (`run ... --dry-run`, `mappings preview`) and the launchpad (the jobs'
+`dry_run` config, `mappings_preview_job`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,13 @@ import os
 from segment_sync import factory
 from segment_sync.directions import mappings_off
 from segment_sync.inbound.dry_run import InboundDryRun, pending_payloads, plan_inbound
+from segment_sync.inbound.mapping.preview import (
+    Candidate,
+    MappingPreview,
+    buffered_events,
+    event_line,
+    preview_mapping,
+)
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.dry_run import OutboundDryRun, plan_outbound
 from segment_sync.redaction import Redactor
@@ -50,3 +58,66 @@ def inbound_dry_run(settings: Settings) -> InboundDryRun | str:
         )
     finally:
         buffer.close()
+
+
+class PreviewError(ValueError):
+    """No mapping to preview: none configured, or none by the name asked for."""
+
+    def __init__(self, message: str, *, unknown_name: bool = False) -> None:
+        super().__init__(message)
+        self.unknown_name = unknown_name
+
+
+def mapping_previews(
+    settings: Settings, name: str | None, given: Candidate | None
+) -> list[MappingPreview]:
+    """Each chosen mapping's preview on `given`, or on the newest buffered event it matches."""
+    chosen = settings.inbound.active_mappings()
+    configured = ", ".join(repr(m.name) for m in chosen) or "none"
+    if name is not None:
+        chosen = [m for m in chosen if m.name == name]
+        if not chosen:
+            raise PreviewError(
+                f"no mapping named {name!r}; configured mappings: {configured}", unknown_name=True
+            )
+    if not chosen:
+        raise PreviewError("no mappings are configured (inbound.mappings is empty)")
+    redactor = Redactor(os.environ.get(env) for env in settings.secret_env_names())
+    customers = factory.external_customer_lookup(settings)
+    buffer = None if given else factory.inbound_buffer(settings)
+    try:
+        return [
+            preview_mapping(
+                mapping,
+                [given] if given else buffered_events(buffer),
+                multi_accounts=settings.inbound.multi_accounts,
+                endpoint=settings.inbound.endpoint,
+                redactor=redactor,
+                customers=customers,
+                from_buffer=given is None,
+            )
+            for mapping in chosen
+        ]
+    finally:
+        if buffer is not None:
+            buffer.close()
+
+
+def preview_lines(p: MappingPreview) -> list[str]:
+    """The printed preview of one mapping."""
+    lines = [f"mapping {p.mapping!r} ({p.action}{'' if p.enabled else ', disabled'})"]
+    if p.event is not None:
+        lines.append(f"  event: {event_line(p.event)}")
+    if p.request is not None:
+        r = p.request
+        lines += [
+            f"  request: {r.method} {r.path}  ({r.url}; not sent)",
+            "  headers: Content-Type: application/json; "
+            "Authorization: [REDACTED] (Escher ANTAVO-HMAC-SHA256, signed when sent)",
+            "  body:",
+            *(f"    {line}" for line in r.body.splitlines()),
+        ]
+    else:
+        lines.append("  no request:")
+    lines += [f"  {reason}" for reason in p.reasons]
+    return lines

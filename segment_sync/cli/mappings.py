@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,17 +9,9 @@ from typing import Any
 import click
 import orjson
 
-from segment_sync import factory
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.inbound.mapping.preview import (
-    Candidate,
-    MappingPreview,
-    buffered_events,
-    event_line,
-    preview_mapping,
-)
-from segment_sync.redaction import Redactor
-from segment_sync.settings import Settings
+from segment_sync.dry_runs import PreviewError, mapping_previews, preview_lines
+from segment_sync.inbound.mapping.preview import Candidate
 
 
 @click.group()
@@ -46,63 +37,17 @@ def preview(settings_file: str | None, name: str | None, event_file: str | None)
     Exits 1 when some mapping would produce no request.
     """
     loaded = load_or_fail(settings_file)
-    chosen = loaded.inbound.active_mappings()
-    configured = ", ".join(repr(m.name) for m in chosen) or "none"
-    if name is not None:
-        chosen = [m for m in chosen if m.name == name]
-        if not chosen:
-            raise click.BadParameter(
-                f"no mapping named {name!r}; configured mappings: {configured}",
-                param_hint="'--mapping'",
-            )
-    if not chosen:
-        raise click.ClickException("no mappings are configured (inbound.mappings is empty)")
     given = _read_event(event_file) if event_file else None
-    redactor = Redactor(os.environ.get(env) for env in loaded.secret_env_names())
-    customers = factory.external_customer_lookup(loaded)
-    buffer = None if given else factory.inbound_buffer(loaded)
-    previews = []
     try:
-        for mapping in chosen:
-            candidates = [given] if given else buffered_events(buffer)
-            previews.append(
-                preview_mapping(
-                    mapping,
-                    candidates,
-                    multi_accounts=loaded.inbound.multi_accounts,
-                    endpoint=loaded.inbound.endpoint,
-                    redactor=redactor,
-                    customers=customers,
-                    from_buffer=given is None,
-                )
-            )
-    finally:
-        if buffer is not None:
-            buffer.close()
+        previews = mapping_previews(loaded, name, given)
+    except PreviewError as exc:
+        if exc.unknown_name:
+            raise click.BadParameter(str(exc), param_hint="'--mapping'") from None
+        raise click.ClickException(str(exc)) from None
     for p in previews:
-        for line in preview_lines(p, loaded):
+        for line in preview_lines(p):
             click.echo(line)
     sys.exit(0 if all(p.request for p in previews) else 1)
-
-
-def preview_lines(p: MappingPreview, settings: Settings) -> list[str]:
-    """The printed preview of one mapping."""
-    lines = [f"mapping {p.mapping!r} ({p.action}{'' if p.enabled else ', disabled'})"]
-    if p.event is not None:
-        lines.append(f"  event: {event_line(p.event)}")
-    if p.request is not None:
-        r = p.request
-        lines += [
-            f"  request: {r.method} {r.path}  ({r.url}; not sent)",
-            "  headers: Content-Type: application/json; "
-            "Authorization: [REDACTED] (Escher ANTAVO-HMAC-SHA256, signed when sent)",
-            "  body:",
-            *(f"    {line}" for line in r.body.splitlines()),
-        ]
-    else:
-        lines.append("  no request:")
-    lines += [f"  {reason}" for reason in p.reasons]
-    return lines
 
 
 def _read_event(path: str) -> Candidate:

@@ -1,7 +1,9 @@
-"""Dry runs from the launchpad: the jobs' `dry_run` config reports what would be sent, and sends,
-claims, materializes and moves nothing."""
+"""Dry runs and mapping previews from the launchpad: the jobs' `dry_run` config and
+`mappings_preview_job` report what would be sent, and send, claim, materialize and move nothing."""
 
 from __future__ import annotations
+
+import json
 
 import dagster as dg
 
@@ -83,3 +85,46 @@ def test_an_inbound_dry_run_reports_the_events_and_claims_no_buffered_item(
     assert (seen["would_send_events"], seen["would_send_requests"]) == (4, 1)
     assert antavo_standin.stats()["requests"] == 0 and _materialized(result) == []
     assert InboundBuffer(buffer_url).pending_summary()[0] == 4  # still pending, none claimed
+
+
+PURCHASES = {
+    "name": "Purchases",
+    "action": "loyalty_event",
+    "trigger": 'type = "track" and event = "Order Completed"',
+    "fields": {"action": "purchase", "data": {"total": {"@path": "$.properties.total"}}},
+}
+
+
+def _preview(path, config: dict) -> dg.ExecuteInProcessResult:
+    job = build_definitions(str(path)).resolve_job_def("mappings_preview_job")
+    with dg.instance_for_test() as instance:
+        return job.execute_in_process(
+            run_config={"ops": {"preview_inbound_mappings": {"config": config}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+
+
+def test_the_preview_job_shows_the_request_for_an_event_given_in_its_config(
+    write_settings, antavo_standin, tmp_path
+):
+    path = write_settings(inbound={"base_url": antavo_standin.url, "mappings": [PURCHASES]})
+    event = {"type": "track", "event": "Order Completed", "messageId": "m-7", "userId": "c-1",
+             "properties": {"total": 42}}  # fmt: skip
+    result = _preview(path, {"event_json": json.dumps(event)})
+    assert result.success
+    [output] = [e for e in result.all_events if e.is_successful_output]
+    preview = output.event_specific_data.metadata["preview"].value
+    assert "POST /events" in preview and '"total": 42' in preview and "m-7" in preview
+    assert antavo_standin.stats()["requests"] == 0
+
+
+def test_the_preview_job_names_the_configured_mappings_when_asked_for_an_unknown_one(
+    write_settings,
+):
+    path = write_settings(inbound={"mappings": [PURCHASES]})
+    result = _preview(path, {"mapping": "Refunds"})
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description == "no mapping named 'Refunds'; configured mappings: 'Purchases'"
