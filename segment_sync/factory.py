@@ -18,6 +18,7 @@ from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.results import OutboundResult
+from segment_sync.outbound.shards import Shard
 from segment_sync.outbound.state import OutboundState, ProgressKey
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
@@ -35,12 +36,21 @@ def loyalty_store(settings: Settings) -> LoyaltyStore:
 
 
 def outbound_state(
-    settings: Settings, write_key: str, *, store_url: str | None = None
+    settings: Settings, write_key: str, *, store_url: str | None = None, shard: Shard | None = None
 ) -> OutboundState:
-    """Progress of this store towards this destination (the write key is only fingerprinted)."""
+    """Progress of this store towards this destination (the write key is only fingerprinted).
+
+    `shard` default: every shard of `outbound.shards` at once (one, unsharded, by default).
+    """
     source = store_url or settings.loyalty_store.url
     key = ProgressKey.of(source, settings.outbound.endpoint, write_key)
-    return OutboundState(settings.outbound.state_url, key)
+    return OutboundState(settings.outbound.state_url, key, shard or all_shards(settings))
+
+
+def all_shards(settings: Settings) -> Shard:
+    """Every shard of the settings' streams: the whole stream when `outbound.shards` is 1."""
+    count = settings.outbound.shards
+    return Shard(count, 0 if count == 1 else None)
 
 
 def segment_client_factory(
@@ -69,13 +79,17 @@ def outbound_sync(
     store: LoyaltyStore | None = None,
     backoff_base_s: float = 0.5,
     on_chunk: Callable[[OutboundResult], None] | None = None,
+    shard: Shard | None = None,
 ) -> OutboundSync:
-    """An outbound sync wired to the settings' store, state, Segment endpoint and logs."""
+    """An outbound sync wired to the settings' store, state, Segment endpoint and logs.
+
+    `run` needs one shard; the default (every shard) serves replay and reconciliation.
+    """
     store = store or loyalty_store(settings)
     return OutboundSync(
         settings,
         store=store,
-        state=outbound_state(settings, write_key, store_url=store.url),
+        state=outbound_state(settings, write_key, store_url=store.url, shard=shard),
         client=segment_client_factory(settings, write_key, backoff_base_s=backoff_base_s),
         redactor=Redactor([write_key]),
         logs=logs or log_writer(settings),

@@ -113,6 +113,8 @@ class OutboundSettings(_Section):
     # A sensor-launched run keeps sending rows as they commit for this long, then exits.
     follow_s: float = Field(default=180.0, ge=0, le=3600)
     poll_interval_ms: int = Field(default=250, ge=10, le=60_000)
+    # Customer shards per stream, each with its own progress and lock (outbound/shards.py).
+    shards: int = Field(default=1, ge=1, le=256)
 
     _check_env = field_validator("write_key_env")(_env_name)
     _check_state = field_validator("state_url")(_db_url)

@@ -16,6 +16,7 @@ from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.replay import Resend, Resender, resend_enabled, resend_lines
 from segment_sync.outbound.report import RunReport, run_report
 from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
+from segment_sync.outbound.shards import Shard
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
@@ -56,7 +57,9 @@ def report_lines(report: RunReport | None, notes: list[str]) -> list[str]:
 
 
 @contextmanager
-def _ctrl_c_stops_following(sync: OutboundSync, echo: Callable[[str], None]) -> Iterator[None]:
+def _ctrl_c_stops_following(
+    syncs: list[OutboundSync], echo: Callable[[str], None]
+) -> Iterator[None]:
     """The first Ctrl-C ends the follow after its current pass (logged, progress saved)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -64,7 +67,8 @@ def _ctrl_c_stops_following(sync: OutboundSync, echo: Callable[[str], None]) -> 
     previous = signal.getsignal(signal.SIGINT)
 
     def stop(signum: int, frame: object) -> None:
-        sync.stop_following.set()
+        for sync in syncs:
+            sync.stop_following.set()
         signal.signal(signal.SIGINT, previous)
         echo("stopping after the current pass (Ctrl-C again to abort it)")
 
@@ -81,10 +85,13 @@ def run_manual_outbound(
     run_id: str,
     echo: Callable[[str], None] = print,
     follow_s: float = 0.0,
+    upto: int | None = None,
+    shard: int | None = None,
 ) -> bool:
     """Sync `stream` (events, profiles or all); prints a summary; True when everything was
     delivered (nothing failed, nothing stayed pending). A stream that is off is not run.
-    With `follow_s`, each stream keeps sending as rows commit (both streams at once)."""
+    With `follow_s`, each stream keeps sending as rows commit (both streams at once).
+    With `outbound.shards` > 1, every shard in turn (followed at once), or only `shard`."""
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
     results: list[OutboundResult] = []
     notes: list[str] = []
@@ -102,20 +109,24 @@ def run_manual_outbound(
                 enabled.append(s)
         if not enabled:
             raise RuntimeError("nothing to run: " + "; ".join(notes))
-        sync = factory.outbound_sync(settings, write_key, logs)
+        everyone = factory.all_shards(settings)
+        shards = everyone.members() if shard is None else [Shard(everyone.count, shard)]
+        syncs = [factory.outbound_sync(settings, write_key, logs, shard=s) for s in shards]
+        jobs = [(sync, s) for s in enabled for sync in syncs]
 
-        def one(s: Stream) -> OutboundResult:
+        def one(job: tuple[OutboundSync, Stream]) -> OutboundResult:
+            sync, s = job
             try:
-                return sync.run(s, run_id, follow_s=follow_s)
+                return sync.run(s, run_id, upto=upto, follow_s=follow_s)
             except OutboundFailed as failed:
                 return failed.result
 
-        with _ctrl_c_stops_following(sync, echo) if follow_s else nullcontext():
-            if follow_s and len(enabled) > 1:  # following one stream must not hold the other
-                with ThreadPoolExecutor(len(enabled)) as pool:
-                    results.extend(pool.map(one, enabled))
+        with _ctrl_c_stops_following(syncs, echo) if follow_s else nullcontext():
+            if follow_s and len(jobs) > 1:  # following one stream must not hold the other
+                with ThreadPoolExecutor(len(jobs)) as pool:
+                    results.extend(pool.map(one, jobs))
             else:
-                results.extend(one(s) for s in enabled)
+                results.extend(one(j) for j in jobs)
         _judge(results, settings, record, redactor, verdict)
 
     def summary() -> list[str]:

@@ -34,12 +34,33 @@ def run() -> None:
     is_flag=True,
     help="Only print what would be sent (per type, requests, bytes, samples); send nothing.",
 )
-def run_outbound(settings_file: str | None, stream: str, follow: bool, dry_run: bool) -> None:
+@click.option("--upto", type=click.IntRange(min=0), default=None, help="Up to this row id only.")
+@click.option(
+    "--shard",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Only this shard (0 to outbound.shards - 1); default every shard in turn.",
+)
+def run_outbound(
+    settings_file: str | None,
+    stream: str,
+    follow: bool,
+    dry_run: bool,
+    upto: int | None,
+    shard: int | None,
+) -> None:
     """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
     from segment_sync.cli.outbound_runs import dry_run_outbound, run_manual_outbound
     from segment_sync.settings import SettingsError
 
     loaded = load_or_fail(settings_file)
+    if shard is not None and shard >= loaded.outbound.shards:
+        raise click.BadParameter(
+            f"outbound.shards is {loaded.outbound.shards}: use 0 to {loaded.outbound.shards - 1}",
+            param_hint="--shard",
+        )
+    if follow and upto is not None:
+        raise click.BadParameter("--upto ends the run at a row; --follow keeps it going: pick one")
     if dry_run:
         try:
             ok = dry_run_outbound(loaded, stream, echo=click.echo)
@@ -52,6 +73,8 @@ def run_outbound(settings_file: str | None, stream: str, follow: bool, dry_run: 
         run_id=f"manual-{uuid.uuid4().hex[:12]}",
         echo=click.echo,
         follow_s=loaded.outbound.follow_s if follow else 0.0,
+        upto=upto,
+        shard=shard,
     )
     sys.exit(0 if ok else 1)
 

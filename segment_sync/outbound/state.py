@@ -28,6 +28,7 @@ from segment_sync.db import (
 )
 from segment_sync.locks import file_lock
 from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.shards import Shard
 
 metadata = sa.MetaData()
 
@@ -41,6 +42,18 @@ progress = sa.Table(
     sa.Column("stream", sa.Text, primary_key=True),
     sa.Column("delivered_upto", sa.BigInteger, nullable=False),
     sa.Column("run_id", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+# How many shards each stream's progress is split into (no row: one, the unsharded stream).
+sharding = sa.Table(
+    "outbound_sharding",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("destination", sa.Text, primary_key=True),
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("shards", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -80,32 +93,49 @@ class StreamBusy(RuntimeError):
 
 
 class OutboundState:
-    """Watermarks live in a small database of the sync's own (SQLite default, PostgreSQL by URL)."""
+    """Watermarks live in a small database of the sync's own (SQLite default, PostgreSQL by URL).
 
-    def __init__(self, url: str, key: ProgressKey) -> None:
+    With `outbound.shards` > 1 each shard has its own watermark and lock (see shards.py); a
+    state of every shard at once (`Shard(n, None)`) locks them all and reports the lowest
+    watermark, for replay and reconciliation.
+    """
+
+    def __init__(self, url: str, key: ProgressKey, shard: Shard | None = None) -> None:
         self.url = url
         self.key = key
+        self.shard = shard or Shard()
         self.engine = create_engine(url, durable=True)
         create_tables(self.engine, metadata)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def _this(self, stream: Stream) -> sa.ColumnElement[bool]:
+    def for_shard(self, shard: Shard) -> OutboundState:
+        """The same progress database, seen as `shard` (shares this state's engine)."""
+        other = object.__new__(OutboundState)
+        other.url, other.key, other.shard, other.engine = self.url, self.key, shard, self.engine
+        return other
+
+    def _this(self, stream: Stream, shard: Shard | None = None) -> sa.ColumnElement[bool]:
         return sa.and_(
             progress.c.source == self.key.source,
             progress.c.destination == self.key.destination,
-            progress.c.stream == stream.value,
+            progress.c.stream == (shard or self.shard).stream_key(stream),
         )
 
     def watermark(self, stream: Stream) -> int:
         """Every row of `stream` with id <= this has been handled (delivered, failed or skipped)."""
-        query = sa.select(progress.c.delivered_upto).where(self._this(stream))
+        return min(self._watermark(stream, s) for s in self.shard.members())
+
+    def _watermark(self, stream: Stream, shard: Shard) -> int:
+        query = sa.select(progress.c.delivered_upto).where(self._this(stream, shard))
         with self.engine.connect() as conn:
             return conn.execute(query).scalar() or 0
 
     def advance(self, stream: Stream, upto: int, run_id: str) -> None:
         """Move the watermark forward (never back)."""
+        if self.shard.index is None:
+            raise ValueError("progress moves per shard, not for every shard at once")
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             current = conn.execute(
@@ -116,7 +146,7 @@ class OutboundState:
                     progress.insert().values(
                         source=self.key.source,
                         destination=self.key.destination,
-                        stream=stream.value,
+                        stream=self.shard.stream_key(stream),
                         delivered_upto=upto,
                         run_id=run_id,
                         updated_at=now,
@@ -136,6 +166,12 @@ class OutboundState:
         SQLite: an flock on a file beside the database (the kernel drops it with the process).
         PostgreSQL: a session advisory lock (the server drops it with the connection).
         """
+        if len(members := self.shard.members()) > 1:  # in index order, so no two deadlock
+            with contextlib.ExitStack() as held:
+                for member in members:
+                    held.enter_context(self.for_shard(member).lock(stream, wait_s))
+                yield
+            return
         name, waiter = self._lock_name(stream), uuid.uuid4().hex
         marked = False  # this run left a waiter row (only when it had to wait)
 
@@ -162,7 +198,8 @@ class OutboundState:
     ) -> contextlib.AbstractContextManager[None]:
         path = sqlite_path(self.url)
         if path is not None:
-            lock_file = path.with_name(f"{path.name}.{self.key.digest}.{stream.value}.lock")
+            name = self.shard.stream_key(stream).replace("/", ".")
+            lock_file = path.with_name(f"{path.name}.{self.key.digest}.{name}.lock")
             return file_lock(lock_file, wait_s, _busy(stream, wait_s), poll_s=0.2, on_wait=on_wait)
         return _advisory_lock(self.engine, self.advisory_key(stream), stream, wait_s, on_wait)
 
@@ -176,7 +213,7 @@ class OutboundState:
             return bool(conn.execute(query).scalar())
 
     def _lock_name(self, stream: Stream) -> str:
-        return f"{self.key.digest}:{stream.value}"
+        return f"{self.key.digest}:{self.shard.stream_key(stream)}"
 
     def _mark_waiting(self, name: str, waiter: str) -> None:
         with self.engine.begin() as conn:
@@ -197,7 +234,7 @@ class OutboundState:
 
     def advisory_key(self, stream: Stream) -> int:
         """The PostgreSQL advisory-lock key of this source, destination and stream."""
-        name = f"segment-sync:{self.key.digest}:{stream.value}"
+        name = f"segment-sync:{self.key.digest}:{self.shard.stream_key(stream)}"
         return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
 
 

@@ -19,12 +19,14 @@ from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.outcomes import record_outcome, request_row
+from segment_sync.outbound.resharding import ensure_shard_count
 from segment_sync.outbound.results import (
     OutboundCounts,
     OutboundFailed,
     OutboundResult,
     StreamDisabled,
 )
+from segment_sync.outbound.shards import records_in_shard, shard_rows
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import request_bounds
@@ -91,6 +93,7 @@ class OutboundSync:
         off = allow_list_off(self.settings, stream)
         if off:
             raise StreamDisabled(off)
+        ensure_shard_count(self.state, stream)
         # A follow run's successor starts early and waits here until the sender is done.
         with self.state.lock(stream, wait_s=max(60.0, follow_s)):
             return asyncio.run(self._run(stream, run_id, upto, follow_s))
@@ -146,17 +149,23 @@ class OutboundSync:
         """Send the rows from the watermark to `result.upto`, chunk by chunk."""
         target, chunk_size = result.upto, self.settings.outbound.chunk_size
         result.passes += 1
+        shard = self.state.shard  # every shard reads the whole chunk and sends its customers'
 
         def read_and_build(after: int) -> tuple[BuiltChunk, int] | None:
             chunk = self.store.arrow_after(stream, after, target, chunk_size)
             if chunk is None:  # a row the Arrow read cannot carry: rows, built one by one
                 rows = self.store.rows_after(stream, after, target, chunk_size)
-                return (
-                    (built_from_records(rows, self.settings, stream), rows[-1].id) if rows else None
-                )
+                if not rows:
+                    return None
+                mine = records_in_shard(rows, shard)
+                return built_from_records(mine, self.settings, stream), rows[-1].id
             if not len(chunk):
                 return None
-            return builder.build(chunk), chunk["id"][-1].as_py()
+            last = chunk["id"][-1].as_py()
+            mine = shard_rows(chunk, shard)
+            if not len(mine):
+                return built_from_records([], self.settings, stream), last
+            return builder.build(mine), last
 
         def read(after: int) -> asyncio.Future:
             # In a thread, so the next chunk is read and built while this one's requests are in
