@@ -14,8 +14,13 @@ from segment_sync.defs.inbound import (
     ingest_inbound_buffer,
 )
 from segment_sync.defs.maintenance import log_maintenance_job, log_maintenance_schedule
-from segment_sync.defs.outbound import outbound_sensors, outbound_sync_job, sync_outbound_stream
+from segment_sync.defs.outbound import (
+    build_outbound_asset,
+    build_outbound_job,
+    outbound_sync_job,
+)
 from segment_sync.defs.outbound_resend import outbound_replay_job, outbound_resync_job
+from segment_sync.defs.outbound_sensors import build_outbound_sensors
 from segment_sync.defs.previews import mappings_preview_job
 from segment_sync.defs.reconcile import outbound_reconcile_job, outbound_reconcile_schedule
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
@@ -23,29 +28,37 @@ from segment_sync.defs.run_results import build_run_failure_sensor
 from segment_sync.settings import load_settings, settings_path
 
 # Every run of these jobs becomes a `sync_runs` row (the checks job only reads the logs).
-SYNC_JOBS = [
-    outbound_sync_job,
+OTHER_SYNC_JOBS = [
     outbound_replay_job,
     outbound_resync_job,
     inbound_ingest_job,
     outbound_reconcile_job,
     log_maintenance_job,
 ]
+SYNC_JOBS = [outbound_sync_job, *OTHER_SYNC_JOBS]
 
 
 def build_definitions(path: str | None = None) -> dg.Definitions:
     """Definitions for the settings file at `path` (default: --settings rules, see settings.py)."""
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
+    shards = settings.outbound.shards
+    outbound_job = build_outbound_job(shards)
+    sync_jobs = [outbound_job, *OTHER_SYNC_JOBS]
     return dg.Definitions(
-        assets=[*SOURCE_SPECS, sync_outbound_stream, ingest_inbound_buffer, *LOG_TABLE_SPECS],
+        assets=[
+            *SOURCE_SPECS,
+            build_outbound_asset(shards),
+            ingest_inbound_buffer,
+            *LOG_TABLE_SPECS,
+        ],
         asset_checks=LOG_CHECKS,
-        jobs=[*SYNC_JOBS, log_checks_job, inbound_replay_job, mappings_preview_job],
+        jobs=[*sync_jobs, log_checks_job, inbound_replay_job, mappings_preview_job],
         sensors=[
-            *outbound_sensors,
+            *build_outbound_sensors(outbound_job),
             inbound_buffer_sensor,
-            build_run_failure_sensor(SYNC_JOBS),
-            *build_alert_sensors(SYNC_JOBS, LOG_CHECKS),
+            build_run_failure_sensor(sync_jobs),
+            *build_alert_sensors(sync_jobs, LOG_CHECKS),
         ],
         schedules=[log_maintenance_schedule, outbound_reconcile_schedule, log_checks_schedule],
         resources={

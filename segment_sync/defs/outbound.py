@@ -3,8 +3,8 @@
 No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
 """
 
-import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -19,26 +19,24 @@ from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import (
     DRY_RUN_TAG,
-    FAILURE_KIND_TAG,
-    STREAM_TAG,
-    TRIGGER_TAG,
     dry_run_observation,
     fail_run,
     op_run_record,
     report_metadata,
     tag_counts,
 )
-from segment_sync.directions import allow_list_off, stream_off
+from segment_sync.directions import allow_list_off
 from segment_sync.dry_runs import outbound_dry_run
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed, OutboundResult
+from segment_sync.outbound.shards import Shard, partition_keys, shard_from_partition
 from segment_sync.runs import RunRecord as SyncRunRecord
-from segment_sync.settings import Settings
 
-SENSOR_INTERVAL_S = 15
-# A follow run's successor is requested this long before the window ends: a tick and a launch.
-HANDOVER_LEAD_S = 2 * SENSOR_INTERVAL_S + 15
+if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 
 class OutboundConfig(dg.Config):
@@ -99,24 +97,50 @@ def _latency_metadata(result: OutboundResult) -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.multi_asset(
-    name="sync_outbound_stream",
-    specs=OUTBOUND_CALLS,
-    can_subset=True,
-    description="Send pending loyalty rows of one stream to Segment as Track/Identify batches.",
-)
-def sync_outbound_stream(
-    context: dg.AssetExecutionContext,
-    config: OutboundConfig,
-    settings: SettingsResource,
-    segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
-    if config.dry_run:
-        yield _dry_run(context, config, settings)
-        return
-    yield from with_sync_runs_written(
-        context.run_id, _sync_outbound(context, config, settings, segment)
+def shard_partitions(shards: int) -> dg.StaticPartitionsDefinition | None:
+    """One partition per customer shard (`outbound.shards` > 1); none for the whole stream."""
+    return dg.StaticPartitionsDefinition(partition_keys(shards)) if shards > 1 else None
+
+
+def build_outbound_asset(shards: int = 1) -> dg.AssetsDefinition:
+    """The outbound multi-asset; with shards, partitioned by shard so each shows on its own."""
+
+    @dg.multi_asset(
+        name="sync_outbound_stream",
+        specs=OUTBOUND_CALLS,
+        can_subset=True,
+        partitions_def=shard_partitions(shards),
+        description="Send pending loyalty rows of one stream to Segment as Track/Identify batches.",
     )
+    def sync_outbound_stream(
+        context: dg.AssetExecutionContext,
+        config: OutboundConfig,
+        settings: SettingsResource,
+        segment: SegmentResource,
+    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+        if config.dry_run:
+            yield _dry_run(context, config, settings)
+            return
+        yield from with_sync_runs_written(
+            context.run_id, _sync_outbound(context, config, settings, segment)
+        )
+
+    return sync_outbound_stream
+
+
+def run_shard(context: dg.AssetExecutionContext, shards: int) -> Shard | str:
+    """The shard this run sends (its partition), or why it has none."""
+    if not context.has_partition_key:
+        if shards == 1:
+            return Shard()
+        return (
+            f"outbound.shards is {shards}: launch one shard's partition (shard-0 to "
+            f"shard-{shards - 1}), or a backfill over all of them"
+        )
+    try:
+        return shard_from_partition(context.partition_key, shards)
+    except ValueError as exc:
+        return str(exc)
 
 
 def _dry_run(
@@ -150,10 +174,12 @@ def _sync_outbound(
     with op_run_record(op_context, logs, [segment.write_key]) as (record, redactor):
         stream = selected_stream(config.stream, set(context.selected_asset_keys))
         off = allow_list_off(loaded, stream) if isinstance(stream, Stream) else stream
+        shard = run_shard(context, loaded.outbound.shards)
+        off = off or (shard if isinstance(shard, str) else None)
         if off:
             record.error = off
             fail_run(op_context, off, "configuration")
-        sync = segment.outbound_sync(loaded, logs)
+        sync = segment.outbound_sync(loaded, logs, shard)
         follow_s = loaded.outbound.follow_s if config.follow else 0.0
         upto = None if config.follow else config.upto
         try:
@@ -195,152 +221,17 @@ def count_outbound(record: SyncRunRecord, result: OutboundResult) -> None:
     record.error = result.error
 
 
-outbound_sync_job = dg.define_asset_job(
-    "outbound_sync_job",
-    selection=dg.AssetSelection.keys(*(spec.key for spec in OUTBOUND_CALLS)),
-    description="Outbound sync: loyalty events -> Track, profile changes -> Identify, to Segment.",
-    tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
-)
-
-
-def _run_request(stream: Stream, upto: int | None, run_key: str) -> dg.RunRequest:
-    config = OutboundConfig(stream=stream, upto=upto, follow=True)
-    return dg.RunRequest(
-        run_key=run_key,
-        run_config=dg.RunConfig(ops={"sync_outbound_stream": config}),
-        asset_selection=[STREAM_ASSETS[stream].key],
-        tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
+def build_outbound_job(shards: int = 1) -> "UnresolvedAssetJobDefinition":
+    """The outbound job (partitioned by shard when `outbound.shards` > 1)."""
+    return dg.define_asset_job(
+        "outbound_sync_job",
+        selection=dg.AssetSelection.keys(*(spec.key for spec in OUTBOUND_CALLS)),
+        partitions_def=shard_partitions(shards),
+        description="Outbound sync: loyalty events -> Track, profile changes -> Identify, to "
+        "Segment.",
+        tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
     )
 
 
-_ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
-def _active_runs(context: dg.SensorEvaluationContext, stream: Stream) -> list[dg.RunRecord]:
-    """Queued or running outbound runs of this stream, newest first."""
-    return list(
-        context.instance.get_run_records(
-            filters=dg.RunsFilter(
-                job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}, statuses=_ACTIVE
-            ),
-            limit=2,
-        )
-    )
-
-
-def _while_active(
-    stream: Stream, active: list[dg.RunRecord], follow_s: float
-) -> dg.RunRequest | dg.SkipReason:
-    """A run is sending: wait, or start its successor early so the hand-over costs no launch.
-
-    The successor starts up to HANDOVER_LEAD_S before the sender's follow window ends and waits
-    on the stream's lock, which the sender holds until its last pass is logged.
-    """
-    sender = active[-1]
-    run_id = sender.dagster_run.run_id
-    if len(active) > 1:
-        return dg.SkipReason(
-            f"run {run_id} is sending new {stream.value} as they commit; run "
-            f"{active[0].dagster_run.run_id} takes over when it ends"
-        )
-    if successor_due(sender.start_time, follow_s, time.time()):
-        return _run_request(stream, None, f"{stream.value}-after-{run_id}")
-    return dg.SkipReason(
-        f"run {run_id} ({sender.dagster_run.status.value.lower()}) is sending new "
-        f"{stream.value} as they commit; its successor starts about "
-        f"{handover_lead_s(follow_s):.0f}s before its follow window ends"
-    )
-
-
-def handover_lead_s(follow_s: float) -> float:
-    """How early a follow run's successor is requested: a tick and a launch, at most half."""
-    return min(HANDOVER_LEAD_S, follow_s / 2)
-
-
-def successor_due(started: float | None, follow_s: float, now: float) -> bool:
-    """Is it time to start the successor of a follow run that started at `started`?"""
-    if follow_s <= 0 or started is None:
-        return False
-    return now >= started + follow_s - handover_lead_s(follow_s)
-
-
-def _watermark(loaded: Settings, stream: Stream) -> int:
-    state = factory.outbound_state(loaded, loaded.write_key())
-    try:
-        return state.watermark(stream)
-    finally:
-        state.close()
-
-
-def _retry_request(
-    context: dg.SensorEvaluationContext, stream: Stream, loaded: Settings, newest: int
-) -> dg.RunRequest | dg.SkipReason:
-    """Nothing new: start one more run for rows a failed run (and its retries) left pending."""
-    outbound = loaded.outbound
-    watermark = _watermark(loaded, stream)
-    if watermark >= newest:
-        return dg.SkipReason(f"no {stream.value} newer than id {newest}; all handled up to it")
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=outbound_sync_job.name, tags={STREAM_TAG: stream.value}),
-        limit=1,
-    )
-    last = records[0] if records else None
-    if last is None or last.dagster_run.status != dg.DagsterRunStatus.FAILURE:
-        return dg.SkipReason(f"{newest - watermark} {stream.value} row(s) pending; a run has them")
-    kind = last.dagster_run.tags.get(FAILURE_KIND_TAG)
-    if kind in ("permanent", "configuration"):
-        return dg.SkipReason(
-            f"{newest - watermark} {stream.value} row(s) pending after failed run "
-            f"{last.dagster_run.run_id}, which a retry cannot heal ({kind}); fix what its "
-            "error names, then launch outbound_sync_job (or `segment-sync run outbound`); "
-            "a new row also starts a run"
-        )
-    waited = time.time() - (last.end_time or 0)
-    if waited < outbound.retry_failed_after_s:
-        return dg.SkipReason(
-            f"{newest - watermark} {stream.value} row(s) pending after failed run "
-            f"{last.dagster_run.run_id}; retrying in {outbound.retry_failed_after_s - waited:.0f}s"
-        )
-    return _run_request(stream, newest, f"{stream.value}-retry-after-{last.dagster_run.run_id}")
-
-
-def stream_sensor(stream: Stream) -> dg.SensorDefinition:
-    """An outbound run for rows newer than the cursor, or again for rows a failed run left."""
-
-    @dg.sensor(
-        name=f"outbound_{stream.value}_sensor",
-        job=outbound_sync_job,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"New loyalty {stream.value} -> an outbound run for them (cursor: last row id requested).",
-    )
-    def _sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
-        loaded = settings.load()
-        off = stream_off(loaded, stream)
-        if off:  # no run, and the cursor stays: rows are not passed while the stream is off
-            return dg.SkipReason(off)
-        store = factory.loyalty_store(loaded)
-        cursor = int(context.cursor or 0)
-        try:
-            newest = store.max_id(stream, floor=cursor)  # never past an id that may still commit
-        finally:
-            store.close()
-        active = _active_runs(context, stream)
-        if active:  # it sends these rows (or its successor will); the cursor waits for it
-            return _while_active(stream, active, loaded.outbound.follow_s)
-        if newest > cursor:
-            context.update_cursor(str(newest))
-            if _watermark(loaded, stream) >= newest:
-                return dg.SkipReason(f"{stream.value} up to id {newest} already sent")
-            return _run_request(stream, newest, f"{stream.value}-upto-{newest}")
-        return _retry_request(context, stream, loaded, newest)
-
-    return _sensor
-
-
-outbound_sensors = [stream_sensor(Stream.EVENTS), stream_sensor(Stream.PROFILES)]
+sync_outbound_stream = build_outbound_asset()
+outbound_sync_job = build_outbound_job()

@@ -7,6 +7,7 @@ import dagster as dg
 from segment_sync import factory
 from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
+from segment_sync.outbound.shards import Shard
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.settings import Settings, load_settings
@@ -26,9 +27,11 @@ class SegmentResource(dg.ConfigurableResource):
 
     write_key: str
 
-    def outbound_sync(self, settings: Settings, logs: LogWriter) -> OutboundSync:
-        """The outbound sync towards this source's Segment endpoint."""
-        return factory.outbound_sync(settings, self.write_key, logs)
+    def outbound_sync(
+        self, settings: Settings, logs: LogWriter, shard: Shard | None = None
+    ) -> OutboundSync:
+        """The outbound sync towards this source's Segment endpoint (of one shard, if given)."""
+        return factory.outbound_sync(settings, self.write_key, logs, shard=shard)
 
     def outbound_state(self, settings: Settings) -> OutboundState:
         return factory.outbound_state(settings, self.write_key)

@@ -32,9 +32,7 @@ def recorded_shards(state: OutboundState, stream: Stream) -> int:
         return conn.execute(query).scalar() or 1
 
 
-def ensure_shard_count(
-    state: OutboundState, stream: Stream, wait_s: float = CHANGE_WAIT_S
-) -> None:
+def ensure_shard_count(state: OutboundState, stream: Stream, wait_s: float = CHANGE_WAIT_S) -> None:
     """Move the stream's progress to `state.shard.count` shards, or raise ShardingChanged."""
     wanted = state.shard.count
     old = recorded_shards(state, stream)

@@ -6,7 +6,7 @@ import dagster as dg
 import orjson
 
 from segment_sync.definitions import build_definitions
-from segment_sync.defs.outbound import HANDOVER_LEAD_S, SENSOR_INTERVAL_S, successor_due
+from segment_sync.defs.outbound_sensors import HANDOVER_LEAD_S, SENSOR_INTERVAL_S, successor_due
 from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.demo import seed

@@ -1,0 +1,208 @@
+"""Outbound sensors: one per stream, starting a run per shard for rows newer than its cursor.
+
+No `from __future__ import annotations` here: Dagster inspects the sensor signatures.
+"""
+
+import time
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from segment_sync import factory
+from segment_sync.defs.assets import STREAM_ASSETS
+from segment_sync.defs.outbound import OutboundConfig, outbound_sync_job
+from segment_sync.defs.resources import SettingsResource
+from segment_sync.defs.tags import FAILURE_KIND_TAG, STREAM_TAG, TRIGGER_TAG
+from segment_sync.directions import stream_off
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.shards import Shard
+from segment_sync.settings import Settings
+
+if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+PARTITION_TAG = "dagster/partition"
+SENSOR_INTERVAL_S = 15
+# A follow run's successor is requested this long before the window ends: a tick and a launch.
+HANDOVER_LEAD_S = 2 * SENSOR_INTERVAL_S + 15
+
+
+def _run_request(stream: Stream, shard: Shard, upto: int | None, run_key: str) -> dg.RunRequest:
+    config = OutboundConfig(stream=stream, upto=upto, follow=True)
+    return dg.RunRequest(
+        run_key=run_key if shard.whole else f"{run_key}-{shard.partition_key}",
+        run_config=dg.RunConfig(ops={"sync_outbound_stream": config}),
+        asset_selection=[STREAM_ASSETS[stream].key],
+        partition_key=None if shard.whole else shard.partition_key,
+        tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
+    )
+
+
+def _runs_of(stream: Stream, shard: Shard, **filters) -> dg.RunsFilter:
+    """Outbound runs of this stream (and shard, when sharded)."""
+    tags = {STREAM_TAG: stream.value}
+    if not shard.whole:
+        tags[PARTITION_TAG] = shard.partition_key
+    return dg.RunsFilter(job_name=outbound_sync_job.name, tags=tags, **filters)
+
+
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _active_runs(
+    context: dg.SensorEvaluationContext, stream: Stream, shard: Shard
+) -> list[dg.RunRecord]:
+    """Queued or running outbound runs of this stream (shard), newest first."""
+    filters = _runs_of(stream, shard, statuses=_ACTIVE)
+    return list(context.instance.get_run_records(filters=filters, limit=2))
+
+
+def _while_active(
+    stream: Stream, shard: Shard, active: list[dg.RunRecord], follow_s: float
+) -> dg.RunRequest | dg.SkipReason:
+    """A run is sending: wait, or start its successor early so the hand-over costs no launch.
+
+    The successor starts up to HANDOVER_LEAD_S before the sender's follow window ends and waits
+    on the stream's lock, which the sender holds until its last pass is logged.
+    """
+    sender = active[-1]
+    run_id = sender.dagster_run.run_id
+    if len(active) > 1:
+        return dg.SkipReason(
+            f"run {run_id} is sending new {stream.value} as they commit; run "
+            f"{active[0].dagster_run.run_id} takes over when it ends"
+        )
+    if successor_due(sender.start_time, follow_s, time.time()):
+        return _run_request(stream, shard, None, f"{stream.value}-after-{run_id}")
+    return dg.SkipReason(
+        f"run {run_id} ({sender.dagster_run.status.value.lower()}) is sending new "
+        f"{stream.value} as they commit; its successor starts about "
+        f"{handover_lead_s(follow_s):.0f}s before its follow window ends"
+    )
+
+
+def handover_lead_s(follow_s: float) -> float:
+    """How early a follow run's successor is requested: a tick and a launch, at most half."""
+    return min(HANDOVER_LEAD_S, follow_s / 2)
+
+
+def successor_due(started: float | None, follow_s: float, now: float) -> bool:
+    """Is it time to start the successor of a follow run that started at `started`?"""
+    if follow_s <= 0 or started is None:
+        return False
+    return now >= started + follow_s - handover_lead_s(follow_s)
+
+
+def _watermark(loaded: Settings, stream: Stream, shard: Shard) -> int:
+    state = factory.outbound_state(loaded, loaded.write_key(), shard=shard)
+    try:
+        return state.watermark(stream)
+    finally:
+        state.close()
+
+
+def _retry_request(
+    context: dg.SensorEvaluationContext,
+    stream: Stream,
+    shard: Shard,
+    loaded: Settings,
+    newest: int,
+) -> dg.RunRequest | dg.SkipReason:
+    """Nothing new: start one more run for rows a failed run (and its retries) left pending."""
+    outbound = loaded.outbound
+    watermark = _watermark(loaded, stream, shard)
+    if watermark >= newest:
+        return dg.SkipReason(f"no {stream.value} newer than id {newest}; all handled up to it")
+    records = context.instance.get_run_records(filters=_runs_of(stream, shard), limit=1)
+    last = records[0] if records else None
+    if last is None or last.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+        return dg.SkipReason(f"{newest - watermark} {stream.value} row(s) pending; a run has them")
+    kind = last.dagster_run.tags.get(FAILURE_KIND_TAG)
+    if kind in ("permanent", "configuration"):
+        return dg.SkipReason(
+            f"{newest - watermark} {stream.value} row(s) pending after failed run "
+            f"{last.dagster_run.run_id}, which a retry cannot heal ({kind}); fix what its "
+            "error names, then launch outbound_sync_job (or `segment-sync run outbound`); "
+            "a new row also starts a run"
+        )
+    waited = time.time() - (last.end_time or 0)
+    if waited < outbound.retry_failed_after_s:
+        return dg.SkipReason(
+            f"{newest - watermark} {stream.value} row(s) pending after failed run "
+            f"{last.dagster_run.run_id}; retrying in {outbound.retry_failed_after_s - waited:.0f}s"
+        )
+    return _run_request(
+        stream, shard, newest, f"{stream.value}-retry-after-{last.dagster_run.run_id}"
+    )
+
+
+def _shard_request(
+    context: dg.SensorEvaluationContext,
+    stream: Stream,
+    shard: Shard,
+    loaded: Settings,
+    newest: int,
+    cursor: int,
+) -> tuple[dg.RunRequest | dg.SkipReason, bool]:
+    """What one shard needs now, and whether a run of it is still sending."""
+    active = _active_runs(context, stream, shard)
+    if active:  # it sends these rows (or its successor will); the cursor waits for it
+        return _while_active(stream, shard, active, loaded.outbound.follow_s), True
+    if newest > cursor:
+        if _watermark(loaded, stream, shard) >= newest:
+            return dg.SkipReason(f"{stream.value} up to id {newest} already sent"), False
+        return _run_request(stream, shard, newest, f"{stream.value}-upto-{newest}"), False
+    return _retry_request(context, stream, shard, loaded, newest), False
+
+
+def stream_sensor(stream: Stream, job: "UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
+    """An outbound run (per shard) for rows newer than the cursor, or again for rows a failed
+    run left."""
+
+    @dg.sensor(
+        name=f"outbound_{stream.value}_sensor",
+        job=job,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"New loyalty {stream.value} -> an outbound run for them (cursor: last row id requested).",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+        loaded = settings.load()
+        off = stream_off(loaded, stream)
+        if off:  # no run, and the cursor stays: rows are not passed while the stream is off
+            return dg.SkipReason(off)
+        store = factory.loyalty_store(loaded)
+        cursor = int(context.cursor or 0)
+        try:
+            newest = store.max_id(stream, floor=cursor)  # never past an id that may still commit
+        finally:
+            store.close()
+        shards = factory.all_shards(loaded).members()
+        asks = [_shard_request(context, stream, s, loaded, newest, cursor) for s in shards]
+        if newest > cursor and not any(sending for _, sending in asks):
+            context.update_cursor(str(newest))  # a run key per shard keeps requests unique
+        if len(shards) == 1:
+            return asks[0][0]
+        requests = [a for a, _ in asks if isinstance(a, dg.RunRequest)]
+        if requests:
+            return requests
+        reasons = [a.skip_message for a, _ in asks]
+        return dg.SkipReason(
+            "; ".join(f"{s.partition_key}: {r}" for s, r in zip(shards, reasons, strict=True))
+        )
+
+    return _sensor
+
+
+def build_outbound_sensors(job: "UnresolvedAssetJobDefinition") -> list[dg.SensorDefinition]:
+    return [stream_sensor(Stream.EVENTS, job), stream_sensor(Stream.PROFILES, job)]
+
+
+outbound_sensors = build_outbound_sensors(outbound_sync_job)
