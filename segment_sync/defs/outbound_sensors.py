@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster
         UnresolvedAssetJobDefinition,
     )
 
-PARTITION_TAG = "dagster/partition"
 SENSOR_INTERVAL_S = 15
 # A follow run's successor is requested this long before the window ends: a tick and a launch.
 HANDOVER_LEAD_S = 2 * SENSOR_INTERVAL_S + 15
@@ -36,15 +35,18 @@ def _run_request(stream: Stream, shard: Shard, upto: int | None, run_key: str) -
         run_config=dg.RunConfig(ops={"sync_outbound_stream": config}),
         asset_selection=[STREAM_ASSETS[stream].key],
         partition_key=None if shard.whole else shard.partition_key,
-        tags={TRIGGER_TAG: "sensor", STREAM_TAG: stream.value},
+        tags={TRIGGER_TAG: "sensor", STREAM_TAG: lane(stream, shard)},
     )
+
+
+def lane(stream: Stream, shard: Shard) -> str:
+    """The stream tag of a shard's runs: dagster.yaml limits concurrent runs per value."""
+    return stream.value if shard.whole else f"{stream.value}/{shard.partition_key}"
 
 
 def _runs_of(stream: Stream, shard: Shard, **filters) -> dg.RunsFilter:
     """Outbound runs of this stream (and shard, when sharded)."""
-    tags = {STREAM_TAG: stream.value}
-    if not shard.whole:
-        tags[PARTITION_TAG] = shard.partition_key
+    tags = {STREAM_TAG: lane(stream, shard)}
     return dg.RunsFilter(job_name=outbound_sync_job.name, tags=tags, **filters)
 
 
