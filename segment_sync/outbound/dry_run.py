@@ -58,8 +58,10 @@ class OutboundDryRun:
         """The summary as printed by `run outbound --dry-run`."""
         out = ["dry run: nothing sent to Segment, the watermark not moved"]
         for s in self.streams:
+            ids = f"ids {s.watermark + 1}..{s.upto}" if s.upto > s.watermark else "nothing pending"
             out.append(
-                f"{s.stream} ({s.event_type}): ids {s.watermark + 1}..{s.upto}, rows {s.rows_read}: "
+                f"{s.stream} ({s.event_type}): {ids} (handled up to id {s.watermark}), "
+                f"rows {s.rows_read}: "
                 f"would send {s.messages} message(s) in {s.requests} request(s), {s.bytes} bytes; "
                 f"not allow-listed {s.not_allow_listed}, skipped {s.skipped}, would fail {s.failed}"
             )

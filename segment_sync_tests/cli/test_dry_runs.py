@@ -97,7 +97,7 @@ def test_outbound_dry_run_prints_messages_per_type_requests_and_bytes(
     )
     assert result.exit_code == 0, result.output
     assert "events (track): ids 1..200" in result.output
-    assert "profiles (identify): ids 1..30, rows 30" in result.output
+    assert "profiles (identify): ids 1..30 (handled up to id 0), rows 30" in result.output
     assert "total: track " in result.output and ", identify " in result.output
     assert "sample message 3" in result.output and "sample message 4" not in result.output
 
@@ -146,3 +146,10 @@ def test_inbound_dry_run_with_every_mapping_disabled_says_so(
     assert "dry run: inbound sends nothing: every mapping in inbound.mappings is disabled" in (
         result.output
     )
+
+
+def test_outbound_dry_run_says_nothing_is_pending_after_a_full_run(write_settings, segment_standin):
+    path = _outbound(write_settings, segment_standin)
+    invoke("run", "outbound", "--stream", "events", "--settings", path)
+    result = invoke("run", "outbound", "--dry-run", "--stream", "events", "--settings", path)
+    assert "events (track): nothing pending (handled up to id 200), rows 0" in result.output
