@@ -7,6 +7,7 @@ import dagster as dg
 from segment_sync.defs.alerts import build_alert_sensors
 from segment_sync.defs.assets import LOG_TABLE_SPECS, SOURCE_SPECS
 from segment_sync.defs.checks import LOG_CHECKS, log_checks_job, log_checks_schedule
+from segment_sync.defs.executors import build_executor
 from segment_sync.defs.inbound import (
     inbound_buffer_sensor,
     inbound_ingest_job,
@@ -61,6 +62,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
             *build_alert_sensors(sync_jobs, LOG_CHECKS),
         ],
         schedules=[log_maintenance_schedule, outbound_reconcile_schedule, log_checks_schedule],
+        executor=build_executor(settings.executor),
         resources={
             "settings": SettingsResource(path=str(file)),
             "segment": SegmentResource(write_key=dg.EnvVar(settings.outbound.write_key_env)),

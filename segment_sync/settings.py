@@ -291,6 +291,17 @@ class AlertSettings(_Section):
         return self.webhook_url_env is not None and kind in self.on
 
 
+class ExecutorSettings(_Section):
+    """Where runs execute their steps: in the run's own processes, or on Celery workers."""
+
+    kind: Literal["multiprocess", "celery"] = "multiprocess"
+    # URLs may carry passwords: only the variables' names are written here.
+    celery_broker_url_env: str = "DAGSTER_CELERY_BROKER_URL"
+    celery_backend_url_env: str = "DAGSTER_CELERY_BACKEND_URL"
+
+    _check_env = field_validator("celery_broker_url_env", "celery_backend_url_env")(_env_name)
+
+
 class Settings(_Section):
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     loyalty_store: LoyaltyStoreSettings = Field(default_factory=LoyaltyStoreSettings)
@@ -299,6 +310,7 @@ class Settings(_Section):
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @model_validator(mode="after")
     def _reconcile_within_retention(self) -> Settings:
@@ -339,8 +351,14 @@ class Settings(_Section):
             self.inbound.webhook_secret_env,
             self.inbound.webhook_token_env,
             self.alerts.webhook_url_env,
+            *self.celery_url_envs(),
         ]
         return [name for name in names if name]
+
+    def celery_url_envs(self) -> list[str]:
+        """The broker and result-backend variables, when runs execute on Celery."""
+        e = self.executor
+        return [e.celery_broker_url_env, e.celery_backend_url_env] if e.kind == "celery" else []
 
     def alert_webhook_url(self) -> str | None:
         """The alerts webhook URL from the environment, or None when the variable is unset."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,9 @@ settings.load_profile("segment_sync")
 PG_URL = os.environ.get("SEGMENT_SYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-def pg_url() -> str:
-    """A fresh PostgreSQL schema-isolated database URL; skips only when SEGMENT_SYNC_TEST_PG_URL=skip."""
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """The URL of a new PostgreSQL database, dropped afterwards; skips on SEGMENT_SYNC_TEST_PG_URL=skip."""
     if PG_URL == "skip":
         pytest.skip("SEGMENT_SYNC_TEST_PG_URL=skip")
     name = f"ss_{uuid.uuid4().hex[:10]}"
@@ -28,10 +30,19 @@ def pg_url() -> str:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     base = PG_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database URL for one test."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 def _sqlalchemy_url(url: str) -> str:
