@@ -141,8 +141,10 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("celery")
     logs = root / "process-logs"
     logs.mkdir()
-    with fresh_pg_database() as pg, serve_in_thread(_standin().app) as url:
-        standin = _standin.last
+    standin = SegmentStandin("us", {WRITE_KEY: "us"})
+    standin.set_faults(delay_s=0.05)  # each request takes a while, so the shard runs overlap
+    with fresh_pg_database() as pg, serve_in_thread(standin.app) as url:
+        standin.url = url
         home = root / "dagster_home"
         home.mkdir()
         shutil.copy(REPO / "deploy" / "celery" / "dagster.yaml", home / "dagster.yaml")
@@ -165,12 +167,6 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
             yield Deployment(env, standin, LoyaltyStore(pg), workers, logs)
         finally:
             stop(workers)
-
-
-def _standin() -> SegmentStandin:
-    _standin.last = SegmentStandin("us", {WRITE_KEY: "us"})
-    _standin.last.set_faults(delay_s=0.05)  # each request takes a while, so runs overlap
-    return _standin.last
 
 
 def _settings(pg: str, standin_url: str, root: Path) -> dict:
@@ -210,6 +206,16 @@ def pool_processes(worker: subprocess.Popen) -> list[psutil.Process]:
     return celery.children()
 
 
+def sending_to(port: int, processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of `processes` with a connection open to the stand-in: mid-step, sending a shard."""
+    busy = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp")):
+                busy.append(process)
+    return busy
+
+
 def wait_for(condition, what: str, timeout_s: float = RUN_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -235,13 +241,11 @@ def test_a_worker_killed_mid_run_loses_nothing_once_the_failed_run_is_retried(de
     deployment.standin.reset()
     ids = deployment.append(EVENTS)
     runs = deployment.start_shard_runs()
-    # Two shards sending at once means both workers (one step each) are mid-step.
-    sending = lambda: {shard_of(m["userId"], SHARDS) for m in list(deployment.standin.messages)}  # noqa: E731
-    wait_for(lambda: len(sending()) >= 2, "two shards sending at once")
-    victims = pool_processes(deployment.workers[0])
-    assert victims, "worker-a has no pool process to kill"
-    for process in victims:
-        process.send_signal(signal.SIGKILL)
+    port = int(deployment.standin.url.rsplit(":", 1)[1])
+    pools = [p for w in deployment.workers for p in pool_processes(w)]
+    wait_for(lambda: sending_to(port, pools), "a worker sending a shard")
+    victim = sending_to(port, pools)[0]
+    victim.send_signal(signal.SIGKILL)  # the worker's process, mid-step, as an OOM kill would
     outcomes = {k: r.result() for k, r in runs.items()}
     failed = [k for k, (code, _) in outcomes.items() if code != 0]
     assert len(failed) == 1, f"exactly the killed worker's run fails: {outcomes}"
