@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import time
 import traceback
@@ -137,3 +138,56 @@ def test_writers_succeed_while_an_analyst_holds_the_file_read_write(tmp_path: Pa
     reports = run_writers_beside_analyst(tmp_path, read_only=False)
 
     assert_everything_written_is_readable(reports)
+
+
+def maintainer_process(logs_dir: str, stop: Any, results: Any) -> None:
+    """What each worker's maintenance run does, in a loop: compaction and retention."""
+    from segment_sync.logs.maintenance import apply_retention, compact
+
+    try:
+        rounds = 0
+        while not stop.is_set():
+            compact(logs_dir, "outbound_messages")
+            apply_retention(logs_dir, "outbound_messages", datetime(2000, 1, 1, tzinfo=UTC))
+            rounds += 1
+        results.put((f"maintainer-{os.getpid()}", "ok", {"rounds": rounds}))
+    except Exception:
+        results.put((f"maintainer-{os.getpid()}", "error", traceback.format_exc()))
+
+
+def test_three_writers_and_two_maintainers_on_one_logs_dir_lose_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    """Workers on one shared logs.dir: every row once, whoever compacts meanwhile."""
+    LogWriter(tmp_path)
+    results, stop = CTX.Queue(), CTX.Event()
+    names = ["writer-a", "writer-b", "writer-c"]
+    writers = [CTX.Process(target=writer_process, args=(str(tmp_path), n, results)) for n in names]
+    maintainers = [
+        CTX.Process(target=maintainer_process, args=(str(tmp_path), stop, results))
+        for _ in range(2)
+    ]
+    processes = [*maintainers, *writers]
+    try:
+        for process in processes:
+            process.start()
+        reports = collect(results, len(writers), until=time.monotonic() + WRITE_SECONDS + 120)
+        stop.set()
+        reports.update(collect(results, len(maintainers), until=time.monotonic() + 120))
+    finally:
+        stop.set()
+        for process in processes:
+            process.join(timeout=JOIN_TIMEOUT_S)
+            if process.is_alive():
+                process.terminate()
+
+    written = sum(reports[n]["messages"] for n in names)
+    rounds = [r["rounds"] for key, r in reports.items() if key.startswith("maintainer")]
+    with connect(tmp_path) as con:
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT message_id) FROM outbound_messages"
+        ).fetchone()
+    assert [p.exitcode for p in processes] == [0] * 5
+    assert len(rounds) == 2 and min(rounds) >= 1  # both compacted while the writers wrote
+    assert (total, distinct) == (written, written)
+    assert not list(tmp_path.rglob("*.tmp"))
