@@ -342,6 +342,7 @@ WINDOW_S = 10.0  # the stand-in's window, scaled down from 60 s: capacity 250 re
 CAPACITY = int(PER_MINUTE * WINDOW_S / 60)
 EVENTS = 25_000  # 500 requests of 50: two windows' worth at least
 PROCESSES = 2
+CHUNK = 2500  # 50 requests a claim: each process alone keeps up with the full limit
 
 
 def _standin():
@@ -394,6 +395,15 @@ def _requests_by_run(logs_dir: str) -> dict[str, list[float]]:
     return runs
 
 
+def _spans(log: dict[str, list[float]]) -> str:
+    """Each run's requests and the seconds from the first run's first request it spans."""
+    t0 = min(min(starts) for starts in log.values())
+    return ", ".join(
+        f"{len(s)} requests {min(s) - t0:.1f}-{max(s) - t0:.1f} s"
+        for s in sorted(log.values(), key=min)
+    )
+
+
 def _two_ingests(
     limiter: str, limiter_url: str | None, pg_url, write_settings, monkeypatch, tmp_path
 ):
@@ -413,6 +423,7 @@ def _two_ingests(
             "mappings": [CHECKOUT],
             "rate_limit_per_minute": PER_MINUTE,
             "rate_limiter": limiter,
+            "chunk_size": CHUNK,
         }
         if limiter_url:
             monkeypatch.setenv(URL_ENV, limiter_url)
@@ -486,7 +497,8 @@ def test_control_two_ingest_processes_with_local_limiters_do_get_429s(
     most_logged = most_in_window([t for s in seen["log"].values() for t in s], WINDOW_S)
     print(
         f"\nlocal: {stats['requests']} requests, {stats['rate_limited']} x 429; most started "
-        f"(inbound_log) in a {WINDOW_S:g} s window {most_logged}, capacity {CAPACITY}"
+        f"(inbound_log) in a {WINDOW_S:g} s window {most_logged}, capacity {CAPACITY}; runs "
+        f"{_spans(seen['log'])}\n" + "".join(seen["outputs"])
     )
     assert len(seen["log"]) == PROCESSES and all(seen["log"].values())
     assert stats["rate_limited"] > 0
