@@ -11,6 +11,8 @@ from dataclasses import replace
 
 from segment_sync.antavo.client import DEFAULT_RETRY as ANTAVO_RETRY
 from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
+from segment_sync.antavo.pacer import RateLimiter
+from segment_sync.antavo.shared_pacer import build_rate_limiter, limiter_name
 from segment_sync.http import RetryPolicy
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.customer_ids import CustomerLookup
@@ -104,8 +106,13 @@ def inbound_buffer(settings: Settings) -> InboundBuffer:
 def antavo_client_factory(
     settings: Settings, api_key: str, api_secret: str, *, backoff_base_s: float = 0.2
 ) -> Callable[[Callable[[AntavoRequestRecord], None]], AntavoClient]:
-    """A new client per run, reporting each request to the callback it is given."""
+    """A new client per run, reporting each request to the callback it is given.
+
+    Each client gets its own rate limiter (`inbound.rate_limiter`); a shared one reads its URL
+    here, so an unset variable fails before anything is claimed.
+    """
     inbound = settings.inbound
+    limiter = rate_limiter_factory(settings, api_key)
 
     def client(on_request: Callable[[AntavoRequestRecord], None] | None) -> AntavoClient:
         return AntavoClient(
@@ -119,9 +126,27 @@ def antavo_client_factory(
             ),
             concurrency=inbound.max_in_flight,
             on_request=on_request,
+            pacer=limiter(),
         )
 
     return client
+
+
+def rate_limiter_factory(settings: Settings, api_key: str) -> Callable[[], RateLimiter]:
+    """New limiters of `inbound.rate_limiter`; shared ones are named by endpoint and key hash."""
+    inbound = settings.inbound
+    url = settings.rate_limiter_url()  # SettingsError when the variable is unset
+
+    def limiter() -> RateLimiter:
+        return build_rate_limiter(
+            inbound.rate_limiter,
+            inbound.rate_limit_per_minute,
+            url=url,
+            name=limiter_name(inbound.endpoint, api_key),
+            url_env=inbound.rate_limiter_url_env,
+        )
+
+    return limiter
 
 
 def inbound_ingest(
@@ -138,7 +163,7 @@ def inbound_ingest(
         settings,
         buffer=buffer or inbound_buffer(settings),
         client=antavo_client_factory(settings, api_key, api_secret, backoff_base_s=backoff_base_s),
-        redactor=Redactor([api_key, api_secret]),
+        redactor=Redactor([api_key, api_secret, settings.rate_limiter_url()]),
         logs=logs or log_writer(settings),
         customers=external_customer_lookup(settings),
     )

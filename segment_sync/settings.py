@@ -29,6 +29,11 @@ _ENV_NAME_MAX = 64
 ANTAVO_API_KEY = re.compile(r"[A-Za-z0-9_-]+")  # what Escher accepts as a key id
 # A word of an env var name this long, mixing letters and digits, is a pasted key, not a name.
 _KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{20,}")
+# The shared rate limiter's URL schemes, and an example URL for the messages.
+_LIMITER_URLS = {
+    "redis": (("redis", "rediss", "unix"), "redis://host:6379/0"),
+    "postgres": (("postgresql", "postgres"), "postgresql://user:password@host:5432/db"),
+}
 _DB_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
 
 
@@ -157,6 +162,9 @@ class InboundSettings(_Section):
     buffer_url: str = "sqlite:///inbound.db"
     multi_accounts: bool = False
     rate_limit_per_minute: int = Field(default=1500, ge=1, le=1_000_000)
+    # Where the limit lives: this process only (local), or shared by every ingest process.
+    rate_limiter: Literal["local", "redis", "postgres"] = "local"
+    rate_limiter_url_env: str | None = None  # the redis:// or postgresql:// URL: a secret
     mappings: list[MappingSettings] = Field(default_factory=list)  # none: nothing is sent
     max_attempts: int = Field(default=5, ge=1, le=100)
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
@@ -172,7 +180,9 @@ class InboundSettings(_Section):
     max_unverified_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=8 * 1024**3)
 
     _check_env = field_validator("api_key_env", "api_secret_env", "webhook_secret_env")(_env_name)
-    _check_token_env = field_validator("webhook_token_env")(_optional_env_name)
+    _check_token_env = field_validator("webhook_token_env", "rate_limiter_url_env")(
+        _optional_env_name
+    )
     _check_buffer = field_validator("buffer_url")(_db_url)
     _check_base = field_validator("base_url")(_base_url)
 
@@ -198,6 +208,18 @@ class InboundSettings(_Section):
         ]
         if problems:
             raise ValueError(_PROBLEM_SEPARATOR.join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _limiter_has_url(self) -> InboundSettings:
+        if self.rate_limiter != "local" and self.rate_limiter_url_env is None:
+            example = _LIMITER_URLS[self.rate_limiter][1]
+            raise ValueError(
+                f"rate_limiter is {self.rate_limiter}, so rate_limiter_url_env must name the "
+                f"environment variable holding its URL (e.g. rate_limiter_url_env: "
+                f"ANTAVO_RATE_LIMIT_URL, with ANTAVO_RATE_LIMIT_URL={example}); or set "
+                "rate_limiter: local"
+            )
         return self
 
     @field_validator("mappings", mode="before")
@@ -342,6 +364,37 @@ class Settings(_Section):
             )
         return key, _read_secret(self.inbound.api_secret_env, "inbound.api_secret_env")
 
+    def rate_limiter_url(self) -> str | None:
+        """The shared rate limiter's URL from the environment; None for the local limiter.
+
+        An unset variable or a URL of the wrong kind is a clear error; the URL is never shown.
+        """
+        inbound = self.inbound
+        if inbound.rate_limiter == "local":
+            return None
+        name = inbound.rate_limiter_url_env
+        schemes, example = _LIMITER_URLS[inbound.rate_limiter]
+        key = "inbound.rate_limiter_url_env"
+        value = os.environ.get(name or "", "").strip()
+        if not value:
+            raise SettingsError(
+                [
+                    f"{key}: environment variable {name} is not set; export {name}={example} "
+                    f"(the {inbound.rate_limiter} server every ingest process shares), or set "
+                    "inbound.rate_limiter: local"
+                ]
+            )
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in schemes:
+            allowed = " or ".join(f"{s}://" for s in schemes)
+            raise SettingsError(
+                [
+                    f"{key}: the value of {name} is not a {inbound.rate_limiter} URL (it must "
+                    f"start with {allowed}); export {name} again, e.g. {name}={example}"
+                ]
+            )
+        return value
+
     def secret_env_names(self) -> list[str]:
         """Every environment variable named here that holds a secret (for redaction)."""
         names = [
@@ -350,6 +403,7 @@ class Settings(_Section):
             self.inbound.api_secret_env,
             self.inbound.webhook_secret_env,
             self.inbound.webhook_token_env,
+            self.inbound.rate_limiter_url_env,
             self.alerts.webhook_url_env,
             *self.celery_url_envs(),
         ]

@@ -4,7 +4,7 @@
   requests in flight; results come back one per event, in input order.
 - A smooth client-side pacer keeps requests a little under `rate_limit_per_minute`, so a client
   configured at or below the stack's limit (1,500/min shared, 20,000/min dedicated) never
-  provokes a 429. 429 (honouring Retry-After, which also pauses the pacer), 408, 5xx and network
+  provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring Retry-After, which also pauses the pacer), 408, 5xx and network
   errors are retried with capped exponential backoff and full jitter; other 4xx are final.
 - 401/403 mean the key, secret or stack is wrong, not the events: the result says `auth_error`,
   and the client sends nothing more (later chunks come back unsent, also `auth_error`), so a bad
@@ -30,7 +30,7 @@ import orjson
 
 from segment_sync.antavo import escher
 from segment_sync.antavo.event_status import event_status_code
-from segment_sync.antavo.pacer import Pacer
+from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,10 @@ class AntavoClient(ApiClient):
         timeout_s: float = 30.0,
         concurrency: int = 8,
         on_request: Callable[[AntavoRequestRecord], None] | None = None,
+        pacer: RateLimiter | None = None,
     ) -> None:
+        """`pacer`: the rate limiter to take starts from (a SharedPacer spans processes); the
+        default is this client's own `Pacer(rate_limit_per_minute)`. The client closes it."""
         escher.check_credentials(api_key, api_secret, stack)
         if rate_limit_per_minute <= 0 or concurrency <= 0:
             raise ValueError("rate_limit_per_minute and concurrency must be > 0")
@@ -159,13 +162,20 @@ class AntavoClient(ApiClient):
         self.on_request = on_request
         self._api_key = api_key
         self._api_secret = api_secret
-        self._pacer = Pacer(rate_limit_per_minute)
+        self._pacer: RateLimiter = pacer or Pacer(rate_limit_per_minute)
         self._slots = asyncio.Semaphore(concurrency)
         self.auth_failure: str | None = None  # set by the first 401/403; nothing is sent after
 
     def __repr__(self) -> str:
         """Target only: never the credentials."""
         return f"AntavoClient(base_url={self.base_url!r}, stack={self.stack!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections and the pacer's."""
+        try:
+            await super().aclose()
+        finally:
+            await self._pacer.aclose()
 
     async def send_events(
         self,

@@ -5,8 +5,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 RATE_HEADROOM = 0.98  # pace at 98% of the limit, absorbing network jitter at the server
+
+
+def pacing_interval(per_minute: int) -> float:
+    """Seconds between request starts that keep a little under `per_minute`."""
+    if per_minute <= 0:
+        raise ValueError("per_minute must be > 0")
+    return 60.0 / (per_minute * RATE_HEADROOM)
+
+
+class RateLimiter(Protocol):
+    """What AntavoClient needs of a pacer: the local `Pacer` or a shared one (shared_pacer.py)."""
+
+    interval: float
+
+    async def acquire(self) -> None:
+        """Wait until a request may start now, then take that start."""
+
+    def pause(self, seconds: float) -> None:
+        """No new request starts for `seconds` (a Retry-After); callable from the event loop."""
+
+    async def aclose(self) -> None:
+        """Release connections; the limiter is not used afterwards."""
 
 
 class Pacer:
@@ -22,7 +45,7 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.interval = 60.0 / (per_minute * RATE_HEADROOM)
+        self.interval = pacing_interval(per_minute)
         self._clock = clock
         self._sleep = sleep
         self._next = 0.0
@@ -42,3 +65,6 @@ class Pacer:
     def pause(self, seconds: float) -> None:
         """No new request starts for `seconds`."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the state lives in this object."""

@@ -270,11 +270,17 @@ class InboundBuffer:
     def renew(self, run_id: str) -> int:
         """Extend the leases of `run_id`'s pending items to now; returns how many."""
         t = inbound_buffer.c
-        stmt = (
-            sa.update(inbound_buffer)
-            .where(t.claimed_by == run_id, t.status == PENDING)
-            .values(claimed_at=_now())
-        )
+        mine = (t.claimed_by == run_id, t.status == PENDING)
+        stmt = sa.update(inbound_buffer).values(claimed_at=_now())
+        if self.sqlite:
+            stmt = stmt.where(*mine)
+        else:
+            # Rows this run is marking right now are skipped, not waited for: waiting for them in
+            # table order, against a mark locking in id order, deadlocked on PostgreSQL. A
+            # skipped row is being marked done or retried; if it stays pending, the next beat
+            # renews it, well within the lease (beats are lease_s / 3 apart).
+            pick = sa.select(t.id).where(*mine).with_for_update(skip_locked=True)
+            stmt = stmt.where(t.id.in_(pick.scalar_subquery()))
         with self._write() as conn:
             return conn.execute(stmt).rowcount
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,30 @@ def test_renew_keeps_a_live_runs_claims_from_being_taken_over(buffer: InboundBuf
     assert buffer.renew("alive") == 2
     assert buffer.claim("other", limit=10, max_attempts=3, stale_after_s=30) == []
     assert buffer.held_elsewhere("other") == 2
+
+
+def test_renew_skips_a_row_the_run_is_marking_instead_of_waiting_for_it(pg_url) -> None:
+    """A heartbeat renew waiting on a mark's row lock, in another order, deadlocked with it."""
+    buffer = InboundBuffer(pg_url)
+    try:
+        buffer.add_many([_event(n) for n in range(3)])
+        first, *rest = buffer.claim("alive", limit=10, max_attempts=3)
+        t = inbound_buffer.c
+        renewed: list[int] = []
+        with buffer.engine.begin() as marking:  # a mark in flight holds this row's lock
+            marking.execute(
+                sa.update(inbound_buffer).where(t.id == first.id).values(last_error="x")
+            )
+            beat = threading.Thread(target=lambda: renewed.append(buffer.renew("alive")))
+            beat.start()
+            beat.join(20)
+            waiting = beat.is_alive()
+        beat.join()
+        assert not waiting, "renew waited for the row being marked"
+        assert renewed == [len(rest)]
+        assert buffer.renew("alive") == 3  # the next beat renews it
+    finally:
+        buffer.close()
 
 
 def test_a_stalled_run_keeps_its_claims_through_the_heartbeat_thread(
