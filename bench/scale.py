@@ -23,16 +23,12 @@ bench/README.md for what these figures mean.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,90 +37,18 @@ RESULTS = ROOT / "bench" / "results" / "scale.json"
 if str(ROOT) not in sys.path:  # `python bench/scale.py` puts bench/ first, not the project
     sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
+from processes import Processes, cpu_s, database, wait_for  # noqa: E402  (bench/ on the path)
+from scale_inbound import inbound_round  # noqa: E402
 
 from segment_sync.loyalty.records import NewEvent  # noqa: E402
 from segment_sync.loyalty.store import LoyaltyStore  # noqa: E402
 from segment_sync.standins.server import free_port  # noqa: E402
 
-PG_SERVER = os.environ.get("SEGMENT_SYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("SEGMENT_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 BROKER_DB, BACKEND_DB = 13, 14
 WRITE_KEY = "bench-us-write-key"  # a made-up key the local stand-in accepts; not a secret
 RUN_TIMEOUT_S = 900
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its live descendants."""
-    total = 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        parent = psutil.Process(pid)
-        for proc in (parent, *parent.children(recursive=True)):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                t = proc.cpu_times()
-                total += t.user + t.system
-    return total
-
-
-@contextlib.contextmanager
-def database() -> Any:
-    admin = sa.create_engine(
-        PG_SERVER.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
-    name = f"scale_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_SERVER.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-class Processes:
-    """Started processes, each in its own group, all stopped on exit."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir, self.env, self.started = workdir, env, []
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        with open(self.workdir / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True
-            )
-        self.started.append(proc)
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.workdir / f"{name}.log").read_text(errors="replace")
-
-    def __enter__(self) -> Processes:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        tree = []
-        for proc in self.started:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                tree += [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(tree, timeout=20)
-        for proc in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        for proc in self.started:
-            proc.wait(10)
-
-
-def wait_for(condition, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def task_seconds(worker_log: str) -> list[float]:
@@ -257,6 +181,21 @@ def table(rounds: list[dict[str, Any]], ratio: float) -> str:
     return "\n".join(lines)
 
 
+def inbound_table(rounds: list[dict[str, Any]]) -> str:
+    lines = [
+        "| limit/min | processes | events | wall s | events/s | limit's ceiling ev/s | requests |"
+        " 429s | stand-in CPU s | verified |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rounds:
+        lines.append(
+            f"| {r['per_minute']:,} | {r['processes']} | {r['events']:,} | {r['wall_s']} | "
+            f"{r['events_per_s']:,} | {r['ceiling_events_per_s']:,} | {r['requests']} | "
+            f"{r['rate_limited']} | {r['standin_cpu_s']} | {r['verified']} |"
+        )
+    return "\n".join(lines)
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -268,22 +207,46 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of (1 worker, 2 workers)")
+    parser.add_argument("--inbound-events", type=int, default=20_000, help="0 skips inbound")
+    parser.add_argument(
+        "--inbound-limits", default="1500,1000000", help="Antavo limits per minute to run at"
+    )
     args = parser.parse_args(argv)
-    rounds = []
+    rounds, inbound = [], []
     with tempfile.TemporaryDirectory(prefix="segment-sync-scale-") as tmp:
         for _ in range(args.repeat):
             for workers in (1, 2):
                 rounds.append(outbound_round(workers, args, Path(tmp)))
                 print(json.dumps(rounds[-1]), flush=True)
+        for per_minute in [int(x) for x in args.inbound_limits.split(",")] * bool(
+            args.inbound_events
+        ):
+            for processes in (1, 2):
+                url = f"{REDIS}/{BACKEND_DB + 1}"
+                inbound.append(
+                    inbound_round(processes, per_minute, args.inbound_events, url, Path(tmp))
+                )
+                print(json.dumps(inbound[-1]), flush=True)
     rate = {w: median([r["events_per_s"] for r in rounds if r["workers"] == w]) for w in (1, 2)}
     ratio = rate[2] / rate[1]
     print(table(rounds, ratio))
+    if inbound:
+        print()
+        print(inbound_table(inbound))
     RESULTS.parent.mkdir(exist_ok=True)
     load = os.getloadavg()
     RESULTS.write_text(
-        json.dumps({"outbound": rounds, "ratio": ratio, "cpus": os.cpu_count(), "load": load})
+        json.dumps(
+            {
+                "outbound": rounds,
+                "ratio": ratio,
+                "inbound": inbound,
+                "cpus": os.cpu_count(),
+                "load": load,
+            }
+        )  # fmt: skip
     )
-    return 0 if all(r["verified"] for r in rounds) else 1
+    return 0 if all(r["verified"] for r in rounds + inbound) else 1
 
 
 if __name__ == "__main__":
