@@ -20,6 +20,7 @@ run: install
 # The whole test suite; starts this machine's PostgreSQL if it is installed but not running.
 test: install
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_redis.sh
 	$(BIN)/ruff check segment_sync segment_sync_tests bench
 	$(BIN)/ruff format --check segment_sync segment_sync_tests bench
 	$(BIN)/pytest -n 2 --dist loadfile -p no:cacheprovider

@@ -18,6 +18,9 @@ settings.register_profile("segment_sync", deadline=None)
 settings.load_profile("segment_sync")
 
 PG_URL = os.environ.get("SEGMENT_SYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# The Redis server (no database number): the Celery tests take databases 10 and 11, the shared
+# rate limiter's tests 12.
+REDIS_SERVER = os.environ.get("SEGMENT_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 
 
 @contextmanager

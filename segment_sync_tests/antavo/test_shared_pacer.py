@@ -1,6 +1,6 @@
 """The shared Antavo rate limit (antavo/shared_pacer.py) on real Redis and PostgreSQL servers.
 
-Redis: $SEGMENT_SYNC_TEST_REDIS_URL, default redis://127.0.0.1:6379/12; skipped when it cannot be
+Redis: database 12 of $SEGMENT_SYNC_TEST_REDIS_URL (default redis://127.0.0.1:6379); skipped when it cannot be
 reached, except under SEGMENT_SYNC_CI=1, where that fails. PostgreSQL: the `pg_url` fixture.
 """
 
@@ -33,11 +33,11 @@ from segment_sync.cli.main import main
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.redaction import mask_url_passwords
 from segment_sync.settings import SettingsError, parse_settings
-from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET
+from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET, REDIS_SERVER
 from segment_sync_tests.inbound.test_inbound_recovery import CHECKOUT, orders
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("SEGMENT_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = f"{REDIS_SERVER}/12"
 URL_ENV = "ANTAVO_RATE_LIMIT_URL"
 
 

@@ -28,13 +28,13 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.shards import shard_of
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import serve_in_thread
-from segment_sync_tests.conftest import WRITE_KEY, fresh_pg_database
+from segment_sync_tests.conftest import REDIS_SERVER, WRITE_KEY, fresh_pg_database
 
 REPO = Path(__file__).resolve().parents[2]
 SHARDS = 4
 EVENTS = 3_000
 BROKER_DB, BACKEND_DB = 10, 11  # Redis databases of their own, flushed before the workers start
-REDIS = os.environ.get("SEGMENT_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS = REDIS_SERVER
 RUN_TIMEOUT_S = 300
 
 
