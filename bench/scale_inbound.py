@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from inbound import LOYALTY_MAPPING as MAPPING  # the mapping bench/inbound.py ingests with
 from processes import Processes, cpu_s, database, wait_for
 
 from segment_sync.inbound.buffer import InboundBuffer
@@ -24,15 +25,6 @@ from segment_sync.standins.server import free_port
 KEY, SECRET = "bench-antavo-key", "bench-antavo-secret"  # made up; the stand-in accepts them
 WINDOW_S = 10.0
 LIMITER_URL_ENV = "SEGMENT_SYNC_BENCH_LIMITER_URL"
-MAPPING = {
-    "name": "Loyalty events",
-    "action": "loyalty_event",
-    "trigger": 'type = "track"',
-    "fields": {
-        "action": {"@literal": "point_add"},
-        "data": {"points": {"@path": "$.properties.points"}},
-    },
-}
 
 
 def track_events(n: int, prefix: str) -> list[dict[str, Any]]:
