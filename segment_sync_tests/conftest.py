@@ -41,6 +41,23 @@ def fresh_pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+def require_redis(url: str) -> str:
+    """`url` if its Redis answers; else skip, or fail under SEGMENT_SYNC_CI=1 (`.ci/run`)."""
+    import redis
+
+    from segment_sync.redaction import mask_url_passwords
+
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        message = f"no Redis at {mask_url_passwords(url)}: {exc}; set SEGMENT_SYNC_TEST_REDIS_URL"
+        if os.environ.get("SEGMENT_SYNC_CI") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database URL for one test."""

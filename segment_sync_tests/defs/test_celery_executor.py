@@ -28,13 +28,13 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.shards import shard_of
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import serve_in_thread
-from segment_sync_tests.conftest import REDIS_SERVER, WRITE_KEY, fresh_pg_database
+from segment_sync_tests.conftest import REDIS_SERVER, WRITE_KEY, fresh_pg_database, require_redis
+from segment_sync_tests.outbound.test_sharded_sync import row_id
 
 REPO = Path(__file__).resolve().parents[2]
 SHARDS = 4
 EVENTS = 3_000
 BROKER_DB, BACKEND_DB = 10, 11  # Redis databases of their own, flushed before the workers start
-REDIS = REDIS_SERVER
 RUN_TIMEOUT_S = 300
 
 
@@ -83,17 +83,14 @@ class Deployment:
         return (self.logs / f"{worker}.log").read_text().count("succeeded in")
 
 
-def redis_or_skip() -> None:
+def flushed_redis_or_skip() -> None:
+    """The broker's and backend's databases, emptied of an earlier run's tasks and results."""
     import redis
 
-    try:
-        redis.Redis.from_url(REDIS, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("SEGMENT_SYNC_CI"):
-            raise AssertionError(f"CI needs Redis at {REDIS}: {exc}") from exc
-        pytest.skip(f"no Redis at {REDIS} ({exc}); set SEGMENT_SYNC_TEST_REDIS_URL")
+    require_redis(REDIS_SERVER)
     for db in (BROKER_DB, BACKEND_DB):
-        redis.Redis.from_url(f"{REDIS}/{db}").flushdb()
+        with redis.Redis.from_url(f"{REDIS_SERVER}/{db}") as client:
+            client.flushdb()
 
 
 def start_worker(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen:
@@ -137,7 +134,7 @@ def stop(workers: list[subprocess.Popen]) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
-    redis_or_skip()
+    flushed_redis_or_skip()
     root = tmp_path_factory.mktemp("celery")
     logs = root / "process-logs"
     logs.mkdir()
@@ -155,8 +152,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "DAGSTER_HOME": str(home),
             "DAGSTER_PG_URL": pg.replace("postgresql://", "postgresql+psycopg2://", 1),
-            "DAGSTER_CELERY_BROKER_URL": f"{REDIS}/{BROKER_DB}",
-            "DAGSTER_CELERY_BACKEND_URL": f"{REDIS}/{BACKEND_DB}",
+            "DAGSTER_CELERY_BROKER_URL": f"{REDIS_SERVER}/{BROKER_DB}",
+            "DAGSTER_CELERY_BACKEND_URL": f"{REDIS_SERVER}/{BACKEND_DB}",
             "SEGMENT_SYNC_SETTINGS": str(settings),
             "SEGMENT_WRITE_KEY": WRITE_KEY,
         }
@@ -184,10 +181,6 @@ def _settings(pg: str, standin_url: str, root: Path) -> dict:
         "logs": {"dir": str(root / "logs")},
         "executor": {"kind": "celery"},
     }
-
-
-def row_id(message: dict) -> int:
-    return int(message["messageId"].split("-")[2])
 
 
 def first_arrivals_per_customer(messages: list[dict]) -> dict[str, list[int]]:

@@ -96,13 +96,18 @@ def run_writers_beside_analyst(logs_dir: Path, *, read_only: bool) -> dict[str, 
         reports.update(collect(results, 1, until=time.monotonic() + JOIN_TIMEOUT_S))
     finally:
         stop.set()
-        for process in started:
-            process.join(timeout=JOIN_TIMEOUT_S)
-            if process.is_alive():
-                process.terminate()
+        join_or_terminate(started)
     reports["exit_codes"] = [process.exitcode for process in started]
     reports["totals"] = totals
     return reports
+
+
+def join_or_terminate(processes: list[SpawnProcess]) -> None:
+    """Wait for each process to end; terminate one still running after JOIN_TIMEOUT_S."""
+    for process in processes:
+        process.join(timeout=JOIN_TIMEOUT_S)
+        if process.is_alive():
+            process.terminate()
 
 
 def collect(results: Any, count: int, until: float) -> dict[str, Any]:
@@ -176,10 +181,7 @@ def test_three_writers_and_two_maintainers_on_one_logs_dir_lose_and_duplicate_no
         reports.update(collect(results, len(maintainers), until=time.monotonic() + 120))
     finally:
         stop.set()
-        for process in processes:
-            process.join(timeout=JOIN_TIMEOUT_S)
-            if process.is_alive():
-                process.terminate()
+        join_or_terminate(processes)
 
     written = sum(reports[n]["messages"] for n in names)
     rounds = [r["rounds"] for key, r in reports.items() if key.startswith("maintainer")]
