@@ -11,5 +11,8 @@ shift || true
 : "${DAGSTER_HOME:?set DAGSTER_HOME to the directory holding the instance dagster.yaml}"
 : "${DAGSTER_CELERY_BROKER_URL:?set DAGSTER_CELERY_BROKER_URL (the broker the runs use)}"
 : "${DAGSTER_CELERY_BACKEND_URL:?set DAGSTER_CELERY_BACKEND_URL (the result backend the runs use)}"
+# Workers started together on a new database would race to create Dagster's tables: one at a
+# time, under a PostgreSQL advisory lock, and the rest find them made.
+segment-sync instance prepare
 exec dagster-celery worker start --name "$name" --config-yaml "$here/celery.yaml" \
   --app dagster_celery.app -- --concurrency "${WORKER_CONCURRENCY:-1}" "$@"

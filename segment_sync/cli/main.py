@@ -127,6 +127,26 @@ def demo_run(events: int, profiles: int, no_dagster: bool) -> None:
     sys.exit(code)
 
 
+@main.group()
+def instance() -> None:
+    """The Dagster instance every process of a deployment shares."""
+
+
+@instance.command("prepare")
+def instance_prepare() -> None:
+    """Create or migrate $DAGSTER_HOME's storage once, safe to run from many processes at once.
+
+    Run it before the webserver, the daemon and Celery workers start on a new PostgreSQL
+    database (deploy/celery/worker.sh does): they would otherwise race to create its tables.
+    """
+    from segment_sync.defs.instance_storage import InstancePrepareError, prepare_instance
+
+    try:
+        click.echo(prepare_instance())
+    except InstancePrepareError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
