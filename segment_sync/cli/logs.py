@@ -126,7 +126,10 @@ def logs_db(settings_file: str | None) -> None:
         f'query it read-only: segment-sync logs sql{settings_arg} "SELECT * FROM daily_summary"'
     )
     click.echo(f'or in Python:       duckdb.connect("{path}", read_only=True)')
-    click.echo(f'as DataFrames:      logbook.open(logs_dir="{path.parent}")  # segment_sync.logs')
+    click.echo(
+        "as DataFrames:      from segment_sync.logs import logbook; "
+        f'logbook.open(logs_dir="{path.parent}")'
+    )
     click.echo("its views read the Parquet log files, so new rows appear without a refresh")
 
 

@@ -20,9 +20,12 @@ from typing import Any
 import pandas as pd
 
 from segment_sync.logs.browse import COLUMNS, filtered_log_sql
-from segment_sync.logs.filters import LogName
-from segment_sync.logs.read_only import VIEWS, open_read_only, run_sql
+from segment_sync.logs.filters import FilterError, LogName
+from segment_sync.logs.read_only import VIEWS, LogsSQLError, NoLogsError, open_read_only, run_sql
 from segment_sync.logs.schema import TABLES
+
+# The errors a notebook may catch as `logbook.FilterError` and so on.
+__all__ = ["FilterError", "Logbook", "LogsSQLError", "NoLogsError", "open"]
 
 Moment = str | datetime | date
 BODY_COLUMNS = ("request_body", "response_body")

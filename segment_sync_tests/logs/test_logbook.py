@@ -118,6 +118,7 @@ def test_limit_keeps_the_newest_rows(logs) -> None:
 
 
 def test_a_bad_filter_raises_filter_error_naming_the_problem(logs) -> None:
+    assert logbook.FilterError is FilterError and logbook.LogsSQLError is LogsSQLError
     with pytest.raises(FilterError, match="unknown field 'Colour'; outbound log fields"):
         logs.outbound("Colour is red")
     with pytest.raises(FilterError, match="cannot read time 'yesterday'"):
