@@ -9,11 +9,11 @@ import shlex
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import duckdb
 
+from segment_sync.cli.logs_sql import logs_sql
 from segment_sync.cli.options import load_or_fail, settings_option
 from segment_sync.logs.browse import (
     COLUMNS,
@@ -24,7 +24,9 @@ from segment_sync.logs.browse import (
     query_log,
 )
 from segment_sync.logs.filters import FilterError, LogName
-from segment_sync.logs.views import connect, ensure_analytics_db
+
+if TYPE_CHECKING:
+    import duckdb
 
 RIGHT_ALIGNED = frozenset({"status_code", "response_time_s"})
 MAX_WIDTH = {"error": 60, "customer_id": 32}
@@ -88,6 +90,7 @@ def _list_command(direction: str, doc: str) -> click.Command:
 
 logs_outbound = _list_command("outbound", "Requests sent to Segment, newest first.")
 logs_inbound = _list_command("inbound", "Requests sent to Antavo for Segment events, newest first.")
+logs.add_command(logs_sql)
 
 
 @logs.command("show")
@@ -114,10 +117,19 @@ def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
 @settings_option
 def logs_db(settings_file: str | None) -> None:
     """Create or refresh the analysts' DuckDB file (views over the log files); print how to open it."""
+    from segment_sync.logs.views import ensure_analytics_db
+
     path = ensure_analytics_db(load_or_fail(settings_file).logs.dir)
+    settings_arg = f" --settings {shlex.quote(settings_file)}" if settings_file else ""
     click.echo(f"analysts' database: {path}")
-    click.echo(f"open it read-only:  duckdb -readonly {shlex.quote(str(path))}")
+    click.echo(
+        f'query it read-only: segment-sync logs sql{settings_arg} "SELECT * FROM daily_summary"'
+    )
     click.echo(f'or in Python:       duckdb.connect("{path}", read_only=True)')
+    click.echo(
+        "as DataFrames:      from segment_sync.logs import logbook; "
+        f'logbook.open(logs_dir="{path.parent}")'
+    )
     click.echo("its views read the Parquet log files, so new rows appear without a refresh")
 
 
@@ -307,4 +319,6 @@ def _logs_dir(settings_file: str | None) -> Path:
 
 def _connect(settings_file: str | None) -> duckdb.DuckDBPyConnection:
     """A connection with the log views over the settings' logs directory."""
+    from segment_sync.logs.views import connect
+
     return connect(_logs_dir(settings_file))

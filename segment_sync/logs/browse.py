@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from segment_sync.logs.filters import LogName, compile_filter
 from segment_sync.logs.time_window import time_range
+
+if TYPE_CHECKING:
+    import duckdb
 
 # (column, header) per log, in the manual's order; the columns are also the JSON / CSV keys.
 COLUMNS: dict[LogName, list[tuple[str, str]]] = {
@@ -86,16 +87,25 @@ def query_log(
 
     FilterError for a bad filter or time.
     """
-    where, params = compile_filter(filter_text, log)
-    when, when_params = time_range(since, until)
     columns = [name for name, _ in COLUMNS[log]]
     extra = [*LIST_COLUMNS[log], *EXTRA_COLUMNS[log]]
-    selected = ", ".join(f'"{name}"' for name in [*columns, *extra])
+    sql, params = filtered_log_sql(log, [*columns, *extra], filter_text, since, until)
+    return newest_rows(con, sql, params, limit, search_recent_first=since is None)
+
+
+def filtered_log_sql(
+    log: LogName, columns: list[str], filter_text: str, since: str | None, until: str | None
+) -> tuple[str, list]:
+    """`SELECT columns FROM <log>_log` with the manual's filter and the time range, newest
+    first, and its parameters; FilterError for a bad filter or time."""
+    where, params = compile_filter(filter_text, log)
+    when, when_params = time_range(since, until)
+    selected = ", ".join(f'"{name}"' for name in columns)
     sql = (
         f"SELECT {selected} FROM {log}_log "
         f'WHERE ({where}) AND ({when}) ORDER BY "timestamp" DESC, identifier DESC'
     )
-    return newest_rows(con, sql, [*params, *when_params], limit, search_recent_first=since is None)
+    return sql, [*params, *when_params]
 
 
 def entries(

@@ -390,7 +390,10 @@ def test_logs_db_creates_the_analysts_file_before_any_run_and_says_how_to_open_i
     result = run("db", "--settings", str(settings))
     assert result.exit_code == 0, result.output
     path = logs_dir.resolve() / "segment_sync.duckdb"
-    assert str(path) in result.stdout and "duckdb -readonly" in result.stdout
+    assert str(path) in result.stdout
+    assert f'segment-sync logs sql --settings {settings} "SELECT * FROM daily_summary"' in (
+        result.stdout
+    )
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM outbound_log").fetchone() == (0,)
     LogWriter(str(logs_dir)).write("outbound_log", [outbound_row("out-after", 1)])

@@ -1,0 +1,182 @@
+"""The analysts' views, opened read-only for `logs sql` and the Python logbook.
+
+Why a private database: the shared `segment_sync.duckdb` may be held read-write by an analyst's
+own DuckDB session (DuckDB then refuses every other process, read-only ones too), may predate
+the installed code's views, or may not exist yet. So each session writes the same views
+(`view_sql`) into a new file in the temporary folder, reopens it read-only and unlinks it at
+once: nothing is shared, nothing is left behind, and no writer, maintainer or other analyst is
+ever waited on. The views read the Parquet files, so every query sees the rows published
+before it started.
+
+What "read-only" covers, in three layers:
+- DuckDB's read-only mode refuses CREATE, INSERT, UPDATE, DELETE, DROP and ALTER on the views'
+  database; TEMP tables and views still work, in memory, for scratch results.
+- The configuration is locked once opened (but for ALLOWED_CONFIGS), so no SET or CALL can
+  point profiling output, query logs or log storage at a file.
+- Only statement types that cannot write a file run (ALLOWED_STATEMENTS, by DuckDB's own
+  parser): COPY ... TO, EXPORT DATABASE, ATTACH, PREPARE and EXPLAIN ANALYZE of any of those are
+  refused before anything runs. `COPY ... TO` could otherwise publish a Parquet file into
+  `logs.dir` that every view would count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from segment_sync.logs.layout import ensure_layout
+from segment_sync.logs.schema import TABLES
+from segment_sync.logs.views import view_sql
+
+VIEWS = (*TABLES, "daily_summary")
+ST = duckdb.StatementType
+# Statement types that write nowhere but the in-memory TEMP catalog (the views' database is
+# read-only); EXPLAIN and PRAGMA are checked further (see _refusal).
+ALLOWED_STATEMENTS = frozenset(
+    {ST.SELECT, ST.EXPLAIN, ST.PRAGMA, ST.CREATE, ST.INSERT, ST.UPDATE, ST.DELETE, ST.DROP,
+     ST.ALTER, ST.MERGE_INTO, ST.SET, ST.VARIABLE_SET, ST.CALL, ST.TRANSACTION, ST.LOAD,
+     ST.ANALYZE, ST.VACUUM, ST.EXECUTE}
+)  # fmt: skip
+WHY_REFUSED = {
+    ST.COPY: "COPY writes a file or a table",
+    ST.EXPORT: "EXPORT DATABASE writes files",
+    ST.COPY_DATABASE: "COPY FROM DATABASE writes a database",
+    ST.ATTACH: "ATTACH opens a database that could be written",
+    ST.PREPARE: "a prepared statement is not checked (pass parameters from Python instead)",
+}
+ALLOWED_CONFIGS = ("threads", "memory_limit", "TimeZone", "enable_progress_bar")
+SAVE_HINT = (
+    "to save a result, use `segment-sync logs sql --format csv > file.csv` "
+    "or a DataFrame's to_csv/to_parquet"
+)
+_DATABASE_NAME = "segment_sync"
+_LEADING_COMMENTS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+_EXPLAIN = re.compile(r"explain\s+(?:\([^)]*\)\s*)?(?P<analyze>analy[sz]e\s+)?", re.IGNORECASE)
+_PRAGMA = re.compile(r"pragma\s+(?!(?:copy|import)_database\b)", re.IGNORECASE)
+
+
+class NoLogsError(FileNotFoundError):
+    """`logs.dir` does not exist yet: no run has written a log."""
+
+
+class LogsSQLError(ValueError):
+    """SQL the logs cannot run, on one line: DuckDB's message, or why a statement is refused."""
+
+
+def require_logs_dir(logs_dir: Path | str) -> Path:
+    """`logs_dir` as an absolute path; NoLogsError (never creating it) if it does not exist."""
+    path = Path(logs_dir).resolve()
+    if not path.is_dir():
+        raise NoLogsError(
+            f"no logs yet: {path} (logs.dir in the settings) does not exist; "
+            "it is created by the first sync run"
+        )
+    return path
+
+
+def open_read_only(logs_dir: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a private database holding the analysts' views (UTC times)."""
+    root = require_logs_dir(logs_dir)
+    # Writes only if a schema file is missing or outdated; on a read-only mount the writers
+    # keep them current, and a view that cannot read its files says so when queried.
+    with contextlib.suppress(OSError):
+        ensure_layout(root)
+    folder = tempfile.mkdtemp(prefix="segment-sync-logs-")
+    path = os.path.join(folder, f"{_DATABASE_NAME}.duckdb")
+    try:
+        with duckdb.connect(path) as con:
+            for statement in view_sql(root):
+                con.execute(statement)
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        raise LogsSQLError(f"cannot open the log views over {root}: {one_line(exc)}") from None
+    finally:
+        for leftover in (path, f"{path}.wal"):
+            Path(leftover).unlink(missing_ok=True)  # an open connection keeps its file
+        os.rmdir(folder)
+    settings = ", ".join(f"'{name}'" for name in ALLOWED_CONFIGS)
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute("SET allow_persistent_secrets = false")  # they would be written to ~/.duckdb
+    con.execute(f"SET allowed_configs = [{settings}]")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def refuse_writes(sql: str) -> None:
+    """LogsSQLError for unreadable SQL or a statement that could write a file or a database."""
+    statements = _parse(sql)
+    if not statements:
+        raise LogsSQLError("no SQL statement given; e.g. SELECT * FROM daily_summary")
+    for statement in statements:
+        why = _refusal(statement)
+        if why:
+            raise LogsSQLError(f"refused: the logs are read-only and {why}; {SAVE_HINT}")
+
+
+def _parse(sql: str) -> list:
+    """DuckDB's statements of `sql`; LogsSQLError with the parser's message."""
+    try:
+        return duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LogsSQLError(one_line(exc)) from None
+
+
+def _refusal(statement: duckdb.Statement) -> str | None:
+    """Why `statement` may not run, or None."""
+    kind = statement.type
+    if kind not in ALLOWED_STATEMENTS:
+        return WHY_REFUSED.get(kind, f"{kind.name} statements are not allowed")
+    text = _LEADING_COMMENTS.sub("", statement.query, count=1)
+    if kind == ST.PRAGMA and not _PRAGMA.match(text):
+        # COPY FROM DATABASE and IMPORT DATABASE parse as PRAGMA
+        return "COPY FROM DATABASE and IMPORT DATABASE write or run files"
+    if kind == ST.EXPLAIN:
+        explain = _EXPLAIN.match(text)
+        if explain is None:
+            return "this EXPLAIN cannot be checked; write EXPLAIN [ANALYZE] <query>"
+        if explain.group("analyze"):  # runs the statement it explains
+            for inner in _parse(text[explain.end() :]):
+                why = _refusal(inner)
+                if why:
+                    return why
+    return None
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Run `sql` (every statement; the last one's result is returned) on `con`, read-only.
+
+    LogsSQLError with DuckDB's message on one line for any error; nothing is written.
+    """
+    refuse_writes(sql)
+    try:
+        return con.execute(sql, params) if params is not None else con.execute(sql)
+    except duckdb.Error as exc:
+        raise LogsSQLError(one_line(exc)) from None
+
+
+def one_line(exc: duckdb.Error) -> str:
+    """DuckDB's message without the multi-line `LINE 1: ...` excerpt, plus a hint for the usual
+    mistakes (a write, an unknown view)."""
+    text = str(exc).split("\n\nLINE ", 1)[0]
+    message = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if "read-only mode" in message:
+        message += " (the logs are read-only; CREATE TEMP TABLE or TEMP VIEW for scratch results)"
+    elif "configuration has been locked" in message:
+        message += (
+            " (the logs open read-only, with their settings locked; these can change: "
+            f"{', '.join(ALLOWED_CONFIGS)})"
+        )
+    elif isinstance(exc, duckdb.CatalogException) and "does not exist" in message:
+        message += f" (the log views: {', '.join(VIEWS)})"
+    return message
