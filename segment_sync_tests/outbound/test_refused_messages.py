@@ -143,3 +143,25 @@ def test_a_refused_message_among_many_in_a_small_batch_is_found_with_its_neighbo
         ids[17],
         ids[39],
     }
+
+
+def test_5xx_answers_while_narrowing_are_retried_as_before_and_a_400_never_is(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url, "max_retries": 10})
+    ids = seed(path, 3_000, marked={2_000})
+    # One draw per request from a seeded RNG: among the first 24 (a run makes more) are 5xx.
+    segment_standin.set_faults(refuse_marker=MARKER, error_rate=0.2, seed=3)
+    result = run_outbound(path)
+    assert "1 message(s) failed, 0 stayed pending (sent 2999" in result.output
+    assert source_ids(segment_standin.accepted_message_ids()) == set(ids) - {ids[2_000]}
+    # The attempts of one request carry the same body: a 400 ends them, a 5xx is tried again.
+    requests = logged(
+        path,
+        """SELECT list(status_code ORDER BY attempt) FROM outbound_log
+           GROUP BY md5(request_body)""",
+    )
+    assert any(len(statuses) > 1 and statuses[-1] == 200 for (statuses,) in requests)
+    assert any(400 in statuses for (statuses,) in requests)
+    for (statuses,) in requests:
+        assert all(status >= 500 for status in statuses[:-1])  # only 5xx were tried again
