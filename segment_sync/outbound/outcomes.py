@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.message_log import message_columns
+from segment_sync.outbound.narrowing import Sent
 from segment_sync.outbound.results import OutboundResult, configuration_error
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import Attempt, BatchOutcome, Verdict
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.settings import Settings
+
+
+def record_requests(
+    requests: Sequence[Sent], result: OutboundResult, settings: Settings, logs: LogWriter
+) -> None:
+    """Count every request of a chunk, and each message once, by the request that settled it."""
+    for sent in requests:
+        if sent.split:  # refused and resent as halves: its messages settle in those
+            count_requests(sent.outcome, sent.size, result)
+        else:
+            record_outcome(sent.group, sent.outcome, sent.size, result, settings, logs, sent.note)
+
+
+def count_requests(outcome: BatchOutcome, size: int, result: OutboundResult) -> None:
+    """Count a request's attempts and bytes (its messages are counted where they settled)."""
+    counts = result.counts
+    counts.requests += len(outcome.attempts)
+    counts.retries += len(outcome.attempts) - 1
+    counts.bytes += size * len(outcome.attempts)
 
 
 def record_outcome(
@@ -21,10 +42,12 @@ def record_outcome(
     result: OutboundResult,
     settings: Settings,
     logs: LogWriter,
+    note: str | None = None,
 ) -> None:
     """Count a request's messages and queue their `outbound_messages` rows.
 
-    `outcome` None: the request was never sent (an earlier one failed for good).
+    `outcome` None: the request was never sent (an earlier one failed for good). `note` adds
+    to Segment's reason for a refused request (what splitting it found out).
     """
     counts, stream = result.counts, result.stream
     if outcome is None:
@@ -33,9 +56,7 @@ def record_outcome(
         columns = message_columns(group, result.run_id, stream, None, "pending", error)
         logs.extend_columns("outbound_messages", columns)
         return
-    counts.requests += len(outcome.attempts)
-    counts.retries += len(outcome.attempts) - 1
-    counts.bytes += size * len(outcome.attempts)
+    count_requests(outcome, size, result)
     last = outcome.last
     if outcome.verdict is Verdict.DELIVERED:
         counts.sent += len(group)
@@ -44,7 +65,7 @@ def record_outcome(
         result.latencies_ms.append(answered_ms - group.occurred_ms.to_numpy(zero_copy_only=False))
     elif outcome.verdict is Verdict.REJECTED:
         counts.failed += len(group)
-        outcome_name, error = "failed", last.error
+        outcome_name, error = "failed", f"{last.error}; {note}" if note else last.error
     else:
         counts.pending += len(group)
         outcome_name = "pending"

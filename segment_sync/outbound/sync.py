@@ -18,7 +18,8 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.message_log import message_columns
-from segment_sync.outbound.outcomes import record_outcome, request_row
+from segment_sync.outbound.narrowing import send_narrowing
+from segment_sync.outbound.outcomes import record_requests, request_row
 from segment_sync.outbound.resharding import ensure_shard_count
 from segment_sync.outbound.results import (
     OutboundCounts,
@@ -29,7 +30,6 @@ from segment_sync.outbound.results import (
 from segment_sync.outbound.shards import records_in_shard, shard_rows
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
-from segment_sync.segment.batching import request_bounds
 from segment_sync.segment.client import BatchOutcome, SegmentClient, Verdict
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import iso_timestamp
@@ -297,10 +297,10 @@ class OutboundSync:
                 counts.failed += 1
         abort = asyncio.Event()
 
-        async def send(group: MessageColumns) -> tuple[MessageColumns, BatchOutcome | None, int]:
+        async def send(group: MessageColumns) -> tuple[BatchOutcome | None, int]:
             body = group.request_body(iso_timestamp(datetime.now(UTC)))
             if abort.is_set():
-                return group, None, len(body)
+                return None, len(body)
             outcome = await client.send(body)
             if outcome.verdict is Verdict.FATAL:
                 abort.set()
@@ -309,8 +309,9 @@ class OutboundSync:
                 for a in outcome.attempts
             ]
             self.logs.extend("outbound_log", rows)
-            return group, outcome, len(body)
+            return outcome, len(body)
 
-        groups = [messages.slice(a, b) for a, b in request_bounds(messages.sizes)]
-        for group, outcome, size in await asyncio.gather(*(send(g) for g in groups)):
-            record_outcome(group, outcome, size, result, self.settings, self.logs)
+        # A request Segment refuses is split and resent until only the refused messages are
+        # left; every request is its own outbound_log row, each message's row names the last.
+        requests = await send_narrowing(messages, send)
+        record_requests(requests, result, self.settings, self.logs)

@@ -20,7 +20,7 @@ class Verdict(StrEnum):
     """What a finished request means for the messages it carried."""
 
     DELIVERED = "delivered"  # 2xx
-    REJECTED = "rejected"  # 400/413: Segment refuses these messages; retrying cannot help
+    REJECTED = "rejected"  # 400/413: refused as sent; resending the same body cannot help
     FATAL = "fatal"  # auth, region, retries exhausted: the run fails, messages stay pending
 
 
@@ -58,7 +58,7 @@ def _error_text(status: int, body: str) -> str:
         "matches the workspace's region (a key from another region is rejected)",
         403: "the write key is not allowed here: check outbound.region matches the workspace",
         404: "no such endpoint: check outbound.base_url / outbound.region",
-        400: "Segment refused the request (bad JSON or over 500 KB)",
+        400: "Segment refused the request (bad JSON, over 500,000 bytes, or a message it refuses)",
         413: "request too large for Segment",
         429: "throttled by Segment",
     }

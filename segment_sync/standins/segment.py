@@ -7,12 +7,14 @@ tested over loopback HTTP:
 - auth: write key as the HTTP Basic username (empty password) or `writeKey` in the JSON body;
   missing or unknown key -> 401; a key of the other region -> 401 (Segment's docs only say
   such requests "get rejected", the status code is the stand-in's choice);
-- limits: 500 KB per request (after gzip decompression) and 32 KB per message -> 400 for the
-  whole request; more than 2,500 messages in a batch -> 200, the surplus silently dropped;
+- limits: 500,000 bytes per request (the JSON after gzip decompression; see
+  `segment_wire.MAX_REQUEST_BYTES` for that reading of "500 KB") and 32 KB per message -> 400
+  for the whole request; more than 2,500 messages in a batch -> 200, the surplus silently dropped;
 - bad JSON or a missing `batch` list -> 400; invalid messages (no userId/anonymousId, no
   messageId, a track without `event`) -> still 200, the message dropped;
-- injectable faults (5xx, 429 with Retry-After, outages, 400 rejections, delay), random ones
-  drawn from a seeded RNG.
+- injectable faults (5xx, 429 with Retry-After, outages, 400 rejections, delay, and a 400 for
+  any request carrying a marked message, which real Segment does not do: see `segment_faults`),
+  random ones drawn from a seeded RNG.
 
 Write keys never appear in a response, a log line, a request record or a stored message.
 """
@@ -25,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -34,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from segment_sync.standins.segment_faults import REFUSED_CODE, REFUSED_TEXT, SegmentFaults
 from segment_sync.standins.segment_wire import (
     MAX_BATCH_MESSAGES,
     MESSAGE_TYPES,
@@ -55,41 +58,6 @@ log = logging.getLogger(__name__)
 
 STANDIN_LABEL = "Segment Tracking API LOCAL STAND-IN (not Segment, never production)"
 FAULT_STATUSES = (500, 502, 503)
-
-
-@dataclass
-class SegmentFaults:
-    """Faults the stand-in injects before it processes a `/v1/*` request."""
-
-    error_rate: float = 0.0
-    throttle_rate: float = 0.0
-    retry_after_s: float = 0.05
-    outage_requests: int = 0
-    reject_requests: int = 0  # the next N requests are answered 400 (as Segment does a bad batch)
-    outage_until: float = 0.0
-    delay_s: float = 0.0
-    seed: int | None = None
-
-    def update(self, changes: Mapping[str, Any]) -> None:
-        """Set the named fields, coercing numbers; raises ValueError on unknown names or values."""
-        types = {f.name: f.type for f in fields(self)}
-        unknown = sorted(set(changes) - set(types))
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(unknown)}")
-        for name, value in changes.items():
-            setattr(self, name, _coerce_fault(name, value))
-
-
-def _coerce_fault(name: str, value: Any) -> Any:
-    """A fault field value of the right type, or ValueError."""
-    if name == "seed":
-        return None if value is None else int(value)
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"fault field {name} needs a number")
-    number = int(value) if name in ("outage_requests", "reject_requests") else float(value)
-    if number < 0 or (name.endswith("_rate") and number > 1):
-        raise ValueError(f"fault field {name} is out of range")
-    return number
 
 
 class SegmentStandin:
@@ -252,6 +220,8 @@ class SegmentStandin:
         """Check sizes, keep the valid messages, count the dropped ones."""
         kept = messages[:MAX_BATCH_MESSAGES]
         check_message_sizes(kept, body_len)
+        if self.faults.refused_index(kept) is not None:
+            raise Rejection(400, REFUSED_CODE, REFUSED_TEXT)
         accepted, reasons = sort_messages(kept)
         over_limit = len(messages) - len(kept)
         invalid = len(kept) - len(accepted)

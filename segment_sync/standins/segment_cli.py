@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--delay", type=float, default=0.0, dest="delay_s", help="seconds to wait before answering")
     add("--seed", type=int, default=None, help="random seed, so injected faults repeat")
     add(
+        "--refuse-marker",
+        default="",
+        metavar="KEY",
+        help="answer 400 to any request carrying a message whose properties or traits have KEY "
+        "(real Segment does not; models a 400 caused by one message)",
+    )
+    add(
         "--no-keep-messages",
         action="store_true",
         help="count messages but keep none in memory (benchmarks)",
@@ -107,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "outage_requests": args.outage_requests,
                 "delay_s": args.delay_s,
                 "seed": args.seed,
+                "refuse_marker": args.refuse_marker,
             }
         )
     except ValueError as exc:

@@ -74,17 +74,21 @@ def test_replay_filter_picks_the_rejected_messages_only(write_settings, segment_
         general={"customer_id_mapping": "external_customer_id"},
         outbound={"base_url": segment_standin.url},
     )
-    events(path, "point_add", 30)
+    events(path, "point_add", 27)
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    store.append_events([NewEvent("c-r", "point_add", {"refuse_me": i}, "x-r") for i in range(3)])
     events(path, "checkout", 4, external=False)  # fail for good: no external ID
-    segment_standin.set_faults(reject_requests=1)
+    segment_standin.set_faults(refuse_marker="refuse_me")  # Segment answers 400 for these 3
     assert invoke("run", "outbound", "--stream", "events", "--settings", str(path)).exit_code == 1
-    assert segment_standin.accepted_message_ids() == []
+    assert len(segment_standin.accepted_message_ids()) == 27
 
+    segment_standin.set_faults(refuse_marker="")
     result = invoke(
         "replay", "outbound", "--filter", "Status code is 400", "--since", "1h", "--settings",
         str(path),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "found 3 row(s); sent 3" in result.output
     assert len(set(segment_standin.accepted_message_ids())) == 30
 
     everything = invoke("replay", "outbound", "--settings", str(path))
@@ -143,7 +147,7 @@ def test_replay_never_resends_a_message_segment_accepted_even_if_a_later_send_fa
     path = write_settings(outbound={"base_url": segment_standin.url})
     events(path, "point_add", 20)
     assert invoke("run", "outbound", "--stream", "events", "--settings", str(path)).exit_code == 0
-    segment_standin.set_faults(reject_requests=1)
+    segment_standin.set_faults(reject_requests=1000)  # every request and split half: 400
     resynced = invoke("resync", "outbound", "--since", "1h", "--settings", str(path))
     assert resynced.exit_code == 1 and "20 message(s) failed" in resynced.output
     segment_standin.reset()

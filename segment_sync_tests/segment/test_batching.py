@@ -14,7 +14,8 @@ from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import Message
 
 # Segment's published limits, written out: the code's own constants cannot check themselves.
-SEGMENT_MAX_REQUEST_BYTES = 512_000
+# "500 KB" per request, read as 500,000 bytes of uncompressed JSON, envelope included.
+SEGMENT_MAX_REQUEST_BYTES = 500_000
 SEGMENT_MAX_MESSAGES_PER_REQUEST = 2_500
 MAX_MESSAGE_BYTES = 32_768
 SENT_AT = "2026-11-28T00:00:00.000Z"
@@ -69,10 +70,23 @@ def test_segment_limits_hold_for_real_sizes(count, big, seed):
 
 
 def test_small_messages_are_grouped_2500_to_a_request():
-    # Real sync messages are over 200 bytes, so at the wire 512,000 bytes binds first; the
+    # Real sync messages are over 200 bytes, so at the wire 500,000 bytes binds first; the
     # count limit only shows with messages this small.
     groups = list(batches([message(i, 0) for i in range(6_000)]))
     assert [len(g) for g in groups] == [2_500, 2_500, 1_000]
+
+
+def test_a_request_is_filled_to_exactly_500000_bytes_counting_its_envelope_and_no_further():
+    # 99 messages of about 5,000 bytes, their commas and the envelope leave room for one message
+    # of exactly the rest: the body is then 500,000 bytes; one byte more and it goes next time.
+    head = [message(i, 5_000) for i in range(99)]
+    envelope = len(b'{"batch":[') + len(b'],"sentAt":"') + len(SENT_AT) + len(b'"}')
+    rest = 500_000 - envelope - sum(len(m.body) + 1 for m in head)
+    padding = rest - len(message(99, 0).body)
+    [group] = batches([*head, message(99, padding)])
+    assert len(request_body(group, SENT_AT)) == 500_000
+    first, second = batches([*head, message(99, padding + 1)])
+    assert (len(first), len(second)) == (99, 1)
 
 
 def test_request_body_is_valid_json_with_the_batch():

@@ -371,12 +371,15 @@ def test_runs_as_separate_process_from_command_line() -> None:
     port = free_port()
     command = [sys.executable, "-m", "segment_sync.standins.segment", "--port", str(port)]
     command += ["--region", "us", "--write-key", f"{US_KEY}=us", "--outage-requests", "1"]
+    command += ["--refuse-marker", "refuse_me"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             _wait_healthy(client)
             assert post_batch(client, batch(track(1))).status_code == 503
             assert post_batch(client, batch(track(1))).status_code == 200
+            marked = dict(track(2), properties={"refuse_me": True})
+            assert post_batch(client, batch(track(3), marked)).status_code == 400
             assert client.get("/_standin/message_ids").json() == ["m1"]
     finally:
         process.terminate()
@@ -396,3 +399,60 @@ def _wait_healthy(client: httpx.Client, timeout_s: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.05)
+
+
+def body_of_exactly(size: int) -> bytes:
+    """A valid batch body of exactly `size` bytes of JSON (messages padded to fit)."""
+    messages = [dict(track(i), properties={"p": ""}) for i in range(20)]
+    short = len(orjson.dumps(batch(*messages)))
+    per, extra = divmod(size - short, 20)
+    for i, message in enumerate(messages):
+        message["properties"]["p"] = "x" * (per + (1 if i < extra else 0))
+    body = orjson.dumps(batch(*messages))
+    assert len(body) == size
+    return body
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_body_of_500000_bytes_is_accepted_and_one_of_500001_gets_400(
+    running: Callable, gzipped: bool
+) -> None:
+    standin, client = running()
+    headers = {"Content-Encoding": "gzip"} if gzipped else {}
+
+    def post(size: int) -> httpx.Response:
+        body = body_of_exactly(size)
+        content = gzip.compress(body) if gzipped else body
+        return client.post("/v1/batch", content=content, auth=(US_KEY, ""), headers=headers)
+
+    assert post(500_000).status_code == 200
+    refused = post(500_001)
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "request_too_large" and "500000" in refused.json()["message"]
+    assert len(standin.accepted_message_ids()) == 20  # the first body's only
+
+
+def test_refuse_marker_fault_answers_400_for_every_request_carrying_a_marked_message(
+    running: Callable,
+) -> None:
+    standin, client = running(SegmentFaults(refuse_marker="refuse_me"))
+    marked = dict(track(2), properties={"refuse_me": True, "total": 3})
+    refused = post_batch(client, batch(track(1), marked, track(3)))
+    assert refused.status_code == 400 and refused.json()["code"] == "message_refused"
+    assert post_batch(client, batch(marked)).status_code == 400  # every time it is sent
+    traits = {"type": "identify", "userId": "c", "messageId": "i1", "traits": {"refuse_me": 1}}
+    assert post_batch(client, batch(traits)).status_code == 400
+    assert post_batch(client, batch(track(1), track(3))).status_code == 200
+    assert standin.accepted_message_ids() == ["m1", "m3"]
+
+
+def test_refuse_message_ids_fault_is_set_through_the_faults_api(running: Callable) -> None:
+    standin, client = running()
+    assert post_batch(client, batch(track(1), track(2))).status_code == 200
+    set_ids = client.post("/_standin/faults", json={"refuse_message_ids": ["m2"]})
+    assert set_ids.status_code == 200 and set_ids.json()["refuse_message_ids"] == ["m2"]
+    assert post_batch(client, batch(track(1), track(2))).status_code == 400
+    assert post_batch(client, batch(track(1))).status_code == 200
+    assert client.post("/_standin/faults", json={"refuse_message_ids": "m2"}).status_code == 400
+    assert client.post("/_standin/faults", json={"refuse_marker": 5}).status_code == 400
+    assert standin.accepted_message_ids() == ["m1", "m2", "m1"]
