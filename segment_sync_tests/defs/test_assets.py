@@ -51,6 +51,53 @@ def test_the_lineage_runs_from_the_loyalty_store_to_segment_and_from_segment_to_
     assert _upstream(defs, "inbound_items") == {"segment_webhook_events"}
 
 
+def _groups(defs: dg.Definitions) -> dict[str, set[str]]:
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    return groups
+
+
+def test_outbound_and_inbound_are_groups_of_their_own_beside_the_store_and_the_logs(
+    write_settings,
+):
+    groups = _groups(build_definitions(str(write_settings())))
+    assert groups["loyalty_platform"] == {"loyalty_events", "loyalty_profile_changes"}
+    assert groups["outbound"] == {"segment_track_calls", "segment_identify_calls"}
+    assert groups["inbound"] == {"segment_webhook_events", "antavo_events"}
+    assert set(groups) == {"loyalty_platform", "outbound", "inbound", "segment_sync_logs"}
+
+
+def test_antavo_events_lead_back_into_the_loyalty_store_without_a_cycle(write_settings):
+    defs = build_definitions(str(write_settings()))
+    assert _upstream(defs, "loyalty_events") == {"antavo_events"}
+    assert _upstream(defs, "loyalty_profile_changes") == {"antavo_events"}
+    graph = defs.resolve_asset_graph()
+    # The loop reads as a path (Dagster refuses a cycle): webhook -> Antavo -> store -> Segment.
+    assert graph.toposorted_asset_keys.index(dg.AssetKey("antavo_events")) < (
+        graph.toposorted_asset_keys.index(dg.AssetKey("segment_track_calls"))
+    )
+    for name in ("loyalty_events", "segment_track_calls", "antavo_events"):
+        assert "echo" in (graph.get(dg.AssetKey(name)).description or ""), name
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("sqlite:///{tmp}/loyalty.db", "sqlite"),
+        ("postgresql://sync@db.internal:5432/loyalty", "postgres"),
+    ],
+)
+def test_the_store_assets_wear_one_kind_badge_the_configured_store(
+    write_settings, tmp_path, url, kind
+):
+    path = write_settings(loyalty_store={"url": url.format(tmp=tmp_path)})
+    graph = build_definitions(str(path)).resolve_asset_graph()
+    for name in ("loyalty_events", "loyalty_profile_changes"):
+        assert graph.get(dg.AssetKey(name)).kinds == {kind}, name
+
+
 def test_the_log_tables_are_a_group_of_their_own(write_settings):
     graph = build_definitions(str(write_settings())).resolve_asset_graph()
     logs = {
