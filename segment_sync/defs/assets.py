@@ -97,6 +97,12 @@ def store_specs(kind: StoreKind = DEFAULT_STORE_KIND) -> list[dg.AssetSpec]:
     ]
 
 
+# The global lineage with every group open (Dagster's UI collapses groups when there are
+# several; its `expanded` parameter names groups as `global@global:<group>`).
+EXPANDED_LINEAGE_PATH = "/asset-groups?expanded=" + ",".join(
+    f"global@global:{group}" for group in (SOURCE_GROUP, INBOUND_GROUP, OUTBOUND_GROUP, LOG_GROUP)
+)
+
 STREAM_ASSETS = {Stream.EVENTS: SEGMENT_TRACK_CALLS, Stream.PROFILES: SEGMENT_IDENTIFY_CALLS}
 OUTBOUND_CALLS = [SEGMENT_TRACK_CALLS, SEGMENT_IDENTIFY_CALLS]
 

@@ -69,6 +69,18 @@ def test_outbound_and_inbound_are_groups_of_their_own_beside_the_store_and_the_l
     assert set(groups) == {"loyalty_platform", "outbound", "inbound", "segment_sync_logs"}
 
 
+def test_the_expanded_lineage_link_opens_every_group_of_the_code_location(write_settings):
+    from segment_sync.defs.assets import EXPANDED_LINEAGE_PATH
+
+    path, _, expanded = EXPANDED_LINEAGE_PATH.partition("?expanded=")
+    assert path == "/asset-groups"  # Dagster's global lineage
+    ids = expanded.split(",")
+    # Dagster's UI names a group `global@global:<name>` (without per-location groups).
+    assert all(i.startswith("global@global:") for i in ids)
+    groups = _groups(build_definitions(str(write_settings())))
+    assert sorted(i.removeprefix("global@global:") for i in ids) == sorted(groups)
+
+
 def test_antavo_events_lead_back_into_the_loyalty_store_without_a_cycle(write_settings):
     defs = build_definitions(str(write_settings()))
     assert _upstream(defs, "loyalty_events") == {"antavo_events"}
