@@ -40,11 +40,17 @@ from segment_sync.inbound.buffer_rows import (
     rows_for,
     utc,
 )
+from segment_sync.inbound.item_gate import read_event, readable
 from segment_sync.locks import WriterTurns
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _lenient_text(raw: bytes) -> str:
+    """SQLite text as str; bytes that are not UTF-8 are kept, surrogate-escaped (item_gate)."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _error_text(error: str) -> str:
@@ -84,6 +90,9 @@ class InboundBuffer:
         @sa.event.listens_for(self.engine, "connect")
         def _autocommit_driver(dbapi_conn, _record) -> None:
             dbapi_conn.isolation_level = None
+            # SQLite stores whatever bytes a client wrote; one row that is not UTF-8 must fail
+            # alone (item_gate), not every read of the rows around it.
+            dbapi_conn.text_factory = _lenient_text
 
         @sa.event.listens_for(self.engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -257,12 +266,14 @@ class InboundBuffer:
         items = [
             BufferItem(
                 id=row.id,
-                message_id=row.message_id,
-                payload=orjson.loads(row.payload),
+                message_id=readable(row.message_id),
+                payload=payload,
                 attempts=row.attempts,
                 received_at=utc(row.received_at),
+                fault=fault,
             )
             for row in rows
+            for payload, fault in [read_event(row.payload)]
         ]
         items.sort(key=lambda item: item.id)
         return items

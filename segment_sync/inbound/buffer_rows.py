@@ -11,6 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from segment_sync.inbound.item_gate import read_event, readable
 from segment_sync.inbound.signature import js_stringify
 
 PENDING = "pending"
@@ -55,13 +56,17 @@ Row = tuple[str, str]
 
 @dataclass(frozen=True)
 class BufferItem:
-    """One claimed event: its buffer id, Segment messageId, parsed payload, tries so far."""
+    """One claimed event: its buffer id, Segment messageId, parsed payload, tries so far.
+
+    `fault` says why the stored text cannot be read (then `payload` is empty): see item_gate.
+    """
 
     id: int
     message_id: str
     payload: dict
     attempts: int
     received_at: datetime
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class BufferRecord:
     claimed_at: datetime | None
     updated_at: datetime
     antavo_event_ids: list[str] | None
+    fault: str | None = None  # why `payload` (then empty) could not be read
 
 
 def message_id_of(event: dict) -> str:
@@ -141,11 +147,12 @@ def utc(value: datetime | str | None) -> datetime | None:
 def buffer_record(row: sa.Row) -> BufferRecord:
     m = row._mapping
     ids = m["antavo_event_ids"]
+    payload, fault = read_event(m["payload"])
     return BufferRecord(
         id=m["id"],
-        message_id=m["message_id"],
+        message_id=readable(m["message_id"]),
         received_at=utc(m["received_at"]),
-        payload=orjson.loads(m["payload"]),
+        payload=payload,
         status=m["status"],
         attempts=m["attempts"],
         last_error=m["last_error"],
@@ -153,6 +160,7 @@ def buffer_record(row: sa.Row) -> BufferRecord:
         claimed_at=utc(m["claimed_at"]),
         updated_at=utc(m["updated_at"]),
         antavo_event_ids=orjson.loads(ids) if ids is not None else None,
+        fault=fault,
     )
 
 

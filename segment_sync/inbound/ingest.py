@@ -28,6 +28,7 @@ from segment_sync.directions import mappings_off
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
+from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
@@ -260,7 +261,14 @@ class InboundIngest:
         log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
         groups: list[list[_Planned]] = [[]]
         multi = self.inbound.multi_accounts
-        mapped = [(item, apply_mappings(self.mappings, item.payload, multi)) for item in items]
+        gated = through_gate_all(items, lambda event: apply_mappings(self.mappings, event, multi))
+        mapped = [(i, o) for i, o in gated if not isinstance(o, ItemFault)]
+        for item, fault in ((i, o) for i, o in gated if isinstance(o, ItemFault)):
+            # The buffer's last error and the inbound log's row name the item; inbound_items
+            # has its ids in columns and the problem alone, so the run's top reasons group.
+            unsent_failed.append((item.id, fault.reason))
+            rows.append(self._row(item, result, None, "failed", error=fault.problem))
+            log_rows.append(self._unsent(item, result, None, "error", fault.reason))
         if self._customers is not None:
             wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
             known = await asyncio.to_thread(self._customers, wanted) if wanted else {}

@@ -2,8 +2,9 @@
 
 Segment's mapping page has "Load event from source": the newest event from the source that the
 trigger matches. Here the source is the webhook buffer, read newest first and never claimed or
-marked. Nothing is sent: the request is built as the ingest would build it, secrets redacted.
-Pure apart from `buffered_events`, which only reads the buffer.
+marked. Nothing is sent: the request is built as the ingest would build it, secrets redacted. Each
+event passes the ingest's gate (item_gate): one that cannot be read or evaluated is skipped and
+named, never a traceback. Pure apart from `buffered_events`, which only reads the buffer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import orjson
 
 from segment_sync.antavo.client import request_for
 from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.item_gate import ItemFault, through_gate
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import MappingOutcome, build_antavo_event
 from segment_sync.inbound.mapping.evaluator import MappingError
@@ -55,6 +57,7 @@ class Candidate:
 
     source: str  # "file x.json" or "buffer item 12"
     payload: Any
+    fault: str | None = None  # why the buffered text cannot be read (payload is then empty)
 
 
 @dataclass(frozen=True)
@@ -182,28 +185,48 @@ def preview_mapping(
     newest: Candidate | None = None
     scanned = 0
     failures: dict[str, int] = {}
+    faults: list[ItemFault] = []
     for candidate in candidates:
         scanned += 1
         newest = newest or candidate
-        if matches(mapping.trigger, candidate.payload):
+        judged = through_gate(
+            candidate.source,
+            candidate.payload,
+            candidate.fault,
+            lambda event: _judge(mapping.trigger, event),
+        )
+        if isinstance(judged, ItemFault):
+            faults.append(judged)
+        elif judged[0]:
             result.event = candidate
             break
-        for label in _failed_labels(mapping.trigger, candidate.payload):
-            failures[label] = failures.get(label, 0) + 1
+        else:
+            for label in judged[1]:
+                failures[label] = failures.get(label, 0) + 1
     if result.event is None:
-        result.reasons += _no_match(mapping, newest, scanned, failures, from_buffer)
+        result.reasons += _no_match(mapping, newest, scanned, failures, from_buffer, faults)
         return result
-    try:
-        result.request = antavo_request(
-            mapping,
-            result.event.payload,
-            multi_accounts=multi_accounts,
-            endpoint=endpoint,
-            redactor=redactor,
-            customers=customers,
-        )
-    except MappingError as exc:
-        result.reasons.append(f"the trigger matches but no request can be built: {exc}")
+    result.reasons += _skipped(faults)
+
+    def build(event: dict[str, Any]) -> AntavoRequest | str:
+        try:
+            return antavo_request(
+                mapping,
+                event,
+                multi_accounts=multi_accounts,
+                endpoint=endpoint,
+                redactor=redactor,
+                customers=customers,
+            )
+        except MappingError as exc:
+            return str(exc)
+
+    built = through_gate(result.event.source, result.event.payload, None, build)
+    if isinstance(built, AntavoRequest):
+        result.request = built
+    else:
+        why = redactor.text(built.reason if isinstance(built, ItemFault) else built)
+        result.reasons.append(f"the trigger matches but no request can be built: {why}")
     return result
 
 
@@ -216,7 +239,12 @@ def buffered_events(buffer: Any, limit: int = SCAN_LIMIT, page: int = 500) -> It
         if not records:
             return
         for record in records:
-            yield Candidate(f"buffer item {record.id} ({record.status})", record.payload)
+            source = f"buffer item {record.id} ({record.status})"
+            if record.fault is not None:  # its payload cannot say which event it was
+                source = (
+                    f"buffer item {record.id} ({record.status}, messageId {record.message_id!r})"
+                )
+            yield Candidate(source, record.payload, record.fault)
         seen += len(records)
         before = records[-1].id
 
@@ -230,17 +258,32 @@ def event_line(candidate: Candidate) -> str:
     return f"{candidate.source}: " + ", ".join(parts)
 
 
+def _skipped(faults: list[ItemFault]) -> list[str]:
+    """The events passed over because they cannot be read or evaluated (the first 3 named)."""
+    if not faults:
+        return []
+    lines = [f"skipped {len(faults)} event(s) that cannot be read or evaluated (a run fails them):"]
+    lines += [f"  {fault.reason}" for fault in faults[:3]]
+    return lines
+
+
 def _no_match(
     mapping: Mapping,
     newest: Candidate | None,
     scanned: int,
     failures: dict[str, int],
     from_buffer: bool,
+    faults: list[ItemFault],
 ) -> list[str]:
-    """Why no event was used, per trigger condition."""
+    """Why no event was used, per trigger condition, and which events could not be read."""
     if newest is None:
         return ["the webhook buffer holds no events; pass one with --event FILE"]
-    lines = why_not(mapping.trigger, newest.payload)
+    if len(faults) == scanned:
+        return _skipped(faults)
+    if any(fault.name == newest.source for fault in faults):
+        lines = ["cannot be read or evaluated (below)"]
+    else:
+        lines = why_not(mapping.trigger, newest.payload)
     if not from_buffer:
         return [f"the event ({event_line(newest)}) does not match {mapping.trigger!r}:"] + [
             f"  {line}" for line in lines
@@ -253,7 +296,14 @@ def _no_match(
     if scanned > 1:
         out.append(f"across all {scanned}:")
         out += [f"  condition '{label}' failed for {n}" for label, n in failures.items()]
-    return out
+    return out + _skipped(faults)
+
+
+def _judge(trigger: str, event: Any) -> tuple[bool, list[str]]:
+    """(the trigger matches, else the labels of the conditions the event fails)."""
+    if matches(trigger, event):
+        return True, []
+    return False, _failed_labels(trigger, event)
 
 
 def _failed_labels(trigger: str, event: Any) -> list[str]:
