@@ -17,7 +17,8 @@ from segment_sync.inbound.signature import js_stringify
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
-STATUSES = (PENDING, DONE, FAILED)
+UNKNOWN = "unknown"  # Antavo's answer did not say: it may be registered; replayed only on request
+STATUSES = (PENDING, DONE, FAILED, UNKNOWN)
 MAX_ERROR_CHARS = 4000
 MAX_MESSAGE_ID_BYTES = 1000
 
