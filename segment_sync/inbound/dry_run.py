@@ -1,8 +1,9 @@
 """What an inbound ingest would send to Antavo now, computed without sending or claiming anything.
 
 The plan follows the ingest exactly: the same gate (an event that cannot be read or mapped would
-fail alone, item_gate), the same mappings (apply_mappings), the same customer ID resolution, the same grouping (an item's events never straddle two requests, at most 50 events
-a request) and the same request bodies (`request_for`). `plan_inbound` is pure; `pending_payloads`
+fail alone, item_gate), the same mappings (apply_mappings), the same customer ID resolution, the
+same grouping (an item's events never straddle two requests, at most 50 events a request) and
+the same request bodies (`request_for`). `plan_inbound` is pure; `pending_items`
 only reads the buffer. The result is plain data, for the CLI and for a Dagster job's config.
 """
 

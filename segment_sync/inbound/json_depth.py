@@ -18,6 +18,7 @@ MAX_EVENT_DEPTH = 64
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_TOKENS = bytes(b for b in range(256) if b not in b'"[]{}')
 _STRING = re.compile(rb'"[^"]*"')
+_BATCH = re.compile(rb"[ \t\r\n]*\[")
 
 
 def nested_deeper_than(text: bytes | str, limit: int) -> bool:
@@ -49,4 +50,4 @@ def nested_deeper_than(text: bytes | str, limit: int) -> bool:
 
 def body_depth_limit(body: bytes) -> int:
     """The nesting a request body may have: one more for a batch, whose array holds events."""
-    return MAX_EVENT_DEPTH + 1 if body.lstrip(b" \t\r\n")[:1] == b"[" else MAX_EVENT_DEPTH
+    return MAX_EVENT_DEPTH + 1 if _BATCH.match(body) else MAX_EVENT_DEPTH
