@@ -357,7 +357,9 @@ def _interpret(
     events: list[_Verdict] = []
     for result, action in zip(results, actions, strict=True):
         if not isinstance(result, dict):
-            error = unknown_outcome(f"HTTP {status} answer's result for it is not an object")
+            error = unknown_outcome(
+                f"HTTP {status} answer's result for this event is not an object"
+            )
             events.append(_Verdict(False, None, error, result, unknown=True))
         elif message := _antavo_error(result):
             events.append(_Verdict(False, None, message, result))
@@ -369,8 +371,8 @@ def _interpret(
 def unknown_outcome(what: str) -> str:
     """The error of an event Antavo's answer does not account for: it may be registered."""
     return (
-        f"outcome unknown: Antavo's {what}, so it may or may not be registered; check in "
-        "Antavo before re-sending it (`replay inbound --include-unknown`)"
+        f"outcome unknown: Antavo's {what}, so this event may or may not be registered; check "
+        "in Antavo before re-sending it (`replay inbound --include-unknown`)"
     )
 
 
