@@ -219,3 +219,22 @@ def test_a_replayed_deep_event_fails_again_for_its_reason_without_a_traceback(
     deep = buffer.get_by_message_id("deep-990")
     assert (deep.status, deep.attempts) == ("failed", 1) and "64 levels" in deep.last_error
     assert len(registered(antavo_standin)) == GOOD  # the good ones once, nothing resent
+
+
+def test_on_a_postgresql_buffer_the_deep_event_fails_alone_too(
+    write_settings, antavo_standin, pg_url
+):
+    values = {"base_url": antavo_standin.url, "buffer_url": pg_url, "mappings": [CHECKOUT]}
+    path = write_settings(inbound=values)
+    buffer = InboundBuffer(pg_url)
+    buffer.add_many([order(i) for i in range(GOOD // 2)])
+    buffer.add_row_groups([[("deep-990", deep_order())]])
+    buffer.add_many([order(i) for i in range(GOOD // 2, GOOD)])
+
+    result = cli("run", "inbound", "--settings", str(path))
+
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert registered(antavo_standin) == sorted(f"o-{i}" for i in range(GOOD))
+    deep = buffer.get_by_message_id("deep-990")
+    assert (deep.status, deep.attempts) == ("failed", 1) and "64 levels" in deep.last_error
+    buffer.close()
