@@ -10,7 +10,7 @@ import os
 
 from segment_sync import factory
 from segment_sync.directions import mappings_off
-from segment_sync.inbound.dry_run import InboundDryRun, pending_payloads, plan_inbound
+from segment_sync.inbound.dry_run import InboundDryRun, pending_items, plan_inbound
 from segment_sync.inbound.mapping.preview import (
     Candidate,
     MappingPreview,
@@ -49,7 +49,7 @@ def inbound_dry_run(settings: Settings) -> InboundDryRun | str:
     buffer = factory.inbound_buffer(settings)
     try:
         return plan_inbound(
-            pending_payloads(buffer, inbound.max_attempts),
+            pending_items(buffer, inbound.max_attempts),
             inbound.active_mappings(),
             multi_accounts=inbound.multi_accounts,
             redactor=redactor,

@@ -15,9 +15,9 @@ from segment_sync.settings import Settings
 def summary_lines(result: IngestResult) -> list[str]:
     c = result.counts
     lines = [
-        f"items {c.items}: done {c.done}, failed {c.failed}, retry later {c.retried}, "
-        f"no mapping matched {c.no_match}, left pending {c.left_pending}; "
-        f"Antavo events registered {c.antavo_events}",
+        f"items {c.items}: done {c.done}, failed {c.failed}, unknown outcome {c.unknown}, "
+        f"retry later {c.retried}, no mapping matched {c.no_match}, left pending "
+        f"{c.left_pending}; Antavo events registered {c.antavo_events}",
     ]
     if c.held_elsewhere:
         lines.append(f"  {c.held_elsewhere} pending item(s) are held by another live run")

@@ -43,6 +43,7 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
         "items": dg.MetadataValue.int(c.items),
         "done": dg.MetadataValue.int(c.done),
         "failed": dg.MetadataValue.int(c.failed),
+        "unknown": dg.MetadataValue.int(c.unknown),
         "retried": dg.MetadataValue.int(c.retried),
         "no_match": dg.MetadataValue.int(c.no_match),
         "antavo_events": dg.MetadataValue.int(c.antavo_events),
@@ -109,7 +110,7 @@ def _ingest(
             context.run_id,
             record.started_at,
             delivered=c.done,
-            undelivered=c.failed + c.retried,
+            undelivered=c.failed + c.retried + c.unknown,
         )
         yield dg.MaterializeResult(asset_key=ANTAVO_EVENTS.key, metadata=metadata)
         yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
@@ -130,11 +131,16 @@ inbound_ingest_job = dg.define_asset_job(
 
 
 class InboundReplayConfig(dg.Config):
-    """Which failed items to re-queue: all, or those matching (times: ISO, now, 30m/1h/7d ago)."""
+    """Which failed items to re-queue: all, or those matching (times: ISO, now, 30m/1h/7d ago).
+
+    `include_unknown`: also items of unknown outcome, which Antavo may have registered already
+    (Antavo has no idempotency key: re-sending them can register them twice).
+    """
 
     filter: str | None = None
     since: str | None = None
     until: str | None = None
+    include_unknown: bool = False
 
 
 @dg.op(description="Put failed buffered webhook events back to pending, attempts reset.")
@@ -144,7 +150,12 @@ def requeue_failed_inbound_items(
     buffer = factory.inbound_buffer(settings.load())
     try:
         count = replay_inbound(
-            buffer, config.filter, config.since, config.until, echo=context.log.info
+            buffer,
+            config.filter,
+            config.since,
+            config.until,
+            echo=context.log.info,
+            include_unknown=config.include_unknown,
         )
     except FilterError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -33,8 +33,14 @@ from starlette.routing import Route
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
+from segment_sync.inbound.request_body import (
+    ClientGone,
+    UnverifiedBudget,
+    check_content_type,
+    parse,
+    read_body,
+)
 from segment_sync.inbound.request_body import Rejected as _Rejected
-from segment_sync.inbound.request_body import UnverifiedBudget, check_content_type, parse, read_body
 from segment_sync.inbound.signature import verify
 
 log = logging.getLogger(__name__)
@@ -253,6 +259,10 @@ def create_receiver_app(
         except _Rejected as rejected:
             headers = {"Connection": "close", **rejected.headers}
             return _json(rejected.status, {"error": rejected.message}, headers)
+        except ClientGone as gone:  # one line, not a traceback: a cheap way to flood the log
+            client = f"{request.client.host}:{request.client.port}" if request.client else "?"
+            log.warning("client %s disconnected mid-body %s; nothing stored", client, gone)
+            return Response(status_code=400)  # nobody reads it; uvicorn drops it
         try:
             stored, duplicates = await store(rows)
         except Exception as exc:  # Segment retries 5xx
