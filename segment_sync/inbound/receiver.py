@@ -36,6 +36,7 @@ from segment_sync.inbound.http_limits import ReceiverLimits, server_config
 from segment_sync.inbound.request_body import Rejected as _Rejected
 from segment_sync.inbound.request_body import UnverifiedBudget, check_content_type, parse, read_body
 from segment_sync.inbound.signature import verify
+from segment_sync.redaction import SecretUrl
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ def create_receiver_app(
 
 
 def run_receiver(
-    buffer_url: str,
+    buffer_url: str | SecretUrl,
     webhook_secret: str | None,
     host: str = "127.0.0.1",
     port: int = 8787,

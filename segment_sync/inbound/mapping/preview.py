@@ -29,7 +29,7 @@ from segment_sync.inbound.mapping.trigger_nodes import (
     field_value,
 )
 from segment_sync.inbound.mapping.triggers import TriggerSyntaxError, parse_trigger
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, SecretUrl, redact_url
 
 SCAN_LIMIT = 10_000  # buffered events looked at per mapping, newest first
 _FIELD_LABELS = {
@@ -147,7 +147,7 @@ def antavo_request(
     event: dict[str, Any],
     *,
     multi_accounts: bool,
-    endpoint: str,
+    endpoint: str | SecretUrl,
     redactor: Redactor,
     customers: CustomerLookup | None = None,
 ) -> AntavoRequest:
@@ -162,7 +162,8 @@ def antavo_request(
         body = resolved.antavo_event or body
     path, _ = request_for([orjson.dumps(body)])
     text = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
-    return AntavoRequest("POST", path, endpoint.rstrip("/") + path, redactor.text(text) or "")
+    url = redact_url(endpoint).rstrip("/") + path  # shown, never sent: the password masked
+    return AntavoRequest("POST", path, url, redactor.text(text) or "")
 
 
 def preview_mapping(
@@ -170,7 +171,7 @@ def preview_mapping(
     candidates: Iterable[Candidate],
     *,
     multi_accounts: bool,
-    endpoint: str,
+    endpoint: str | SecretUrl,
     redactor: Redactor,
     customers: CustomerLookup | None = None,
     from_buffer: bool = True,
