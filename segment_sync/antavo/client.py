@@ -35,6 +35,7 @@ from segment_sync.antavo import escher
 from segment_sync.antavo.event_status import event_status_code
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
+from segment_sync.redaction import SecretUrl, reveal, without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class AntavoClient(ApiClient):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | SecretUrl,
         api_key: str,
         api_secret: str,
         *,
@@ -162,7 +163,10 @@ class AntavoClient(ApiClient):
         super().__init__(
             secrets=[api_key, api_secret], timeout_s=timeout_s, max_connections=concurrency
         )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = SecretUrl(reveal(base_url).rstrip("/"))  # shown masked
+        # Antavo authenticates by Escher signing: a user:password in the URL is not sent (httpx
+        # would send it as Basic auth, replacing the signature; the Host header would carry it).
+        self._target = without_userinfo(self.base_url.reveal())
         self.stack = stack
         self.retry = retry
         self.on_request = on_request
@@ -174,7 +178,7 @@ class AntavoClient(ApiClient):
 
     def __repr__(self) -> str:
         """Target only: never the credentials."""
-        return f"AntavoClient(base_url={self.base_url!r}, stack={self.stack!r})"
+        return f"AntavoClient(base_url={str(self.base_url)!r}, stack={self.stack!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP connections and the pacer's."""
@@ -257,7 +261,7 @@ class AntavoClient(ApiClient):
         """One paced, signed HTTP request, recorded through `on_request`."""
         await self._pacer.acquire()
         identifier = uuid.uuid4().hex
-        url = self.base_url + path
+        url = self._target + path
         headers = {
             **escher.sign_request(self._api_key, self._api_secret, self.stack, "POST", url, body),
             "Content-Type": "application/json",

@@ -50,7 +50,8 @@ def run_manual_inbound(
         return summary_lines(results[0]) if results else []
 
     try:
-        return run_manually(settings.logs.dir, "inbound_ingest_job", run_id, work, summary, echo)
+        job, secrets = "inbound_ingest_job", settings.secrets()
+        return run_manually(settings.logs.dir, job, run_id, work, summary, echo, secrets=secrets)
     except OSError as exc:  # the logs themselves (sync_runs) could not be written
         echo(f"run {run_id} FAILED: could not write the logs under logs.dir ({settings.logs.dir}):"
              f" {exc.strerror or exc}")  # fmt: skip

@@ -94,7 +94,8 @@ def _ingest(
     # A generator, so what a failed run registered is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, [antavo.api_key, antavo.api_secret]) as (record, _):
+    secrets = [antavo.api_key, antavo.api_secret, *loaded.secrets()]
+    with op_run_record(context, logs, secrets) as (record, redactor):
         ingest = antavo.inbound_ingest(loaded, logs)
         stopped: IngestError | None = None
         try:
@@ -116,7 +117,8 @@ def _ingest(
         yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
         yield written("inbound_items", context.run_id)
         if stopped is not None or not result.ok:
-            record.error = str(stopped) if stopped is not None else result.failure_message()
+            failure = str(stopped) if stopped is not None else result.failure_message()
+            record.error = redactor.text(failure) or failure
             raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
 
 

@@ -23,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from segment_sync.db import create_engine, is_sqlite, sqlite_path
+from segment_sync.db import Url, create_engine, is_sqlite, sqlite_path
 from segment_sync.inbound.buffer_rows import (
     DONE,
     FAILED,
@@ -63,7 +63,7 @@ def _error_text(error: str) -> str:
 class InboundBuffer:
     """The inbound buffer table on SQLite or PostgreSQL; creates the table when missing."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: Url) -> None:
         """Connect to `url` (`sqlite:///path` or `postgresql://...`) and create the table if needed."""
         self.url = url
         self.sqlite = is_sqlite(url)

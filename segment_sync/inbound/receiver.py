@@ -42,6 +42,7 @@ from segment_sync.inbound.request_body import (
 )
 from segment_sync.inbound.request_body import Rejected as _Rejected
 from segment_sync.inbound.signature import verify
+from segment_sync.redaction import SecretUrl
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,10 @@ def create_receiver_app(
             )
         return _json(200, {"stored": stored, "duplicates": duplicates})
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(request: Request) -> Response:
+        # With a token, the buffer's counts are for callers that hold it; anyone may see "ok".
+        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
+            return _json(200, {"status": "ok"})
         pending = await run_in_threadpool(buffer.pending_count)
         return _json(200, {"status": "ok", "pending": pending})
 
@@ -296,7 +300,7 @@ def create_receiver_app(
 
 
 def run_receiver(
-    buffer_url: str,
+    buffer_url: str | SecretUrl,
     webhook_secret: str | None,
     host: str = "127.0.0.1",
     port: int = 8787,

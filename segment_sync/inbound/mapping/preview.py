@@ -22,7 +22,7 @@ from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import MappingOutcome, build_antavo_event
 from segment_sync.inbound.mapping.evaluator import MappingError
 from segment_sync.inbound.mapping.trigger_report import judge, why_not
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, SecretUrl, redact_url
 
 SCAN_LIMIT = 10_000  # buffered events looked at per mapping, newest first
 
@@ -63,7 +63,7 @@ def antavo_request(
     event: dict[str, Any],
     *,
     multi_accounts: bool,
-    endpoint: str,
+    endpoint: str | SecretUrl,
     redactor: Redactor,
     customers: CustomerLookup | None = None,
 ) -> AntavoRequest:
@@ -78,7 +78,8 @@ def antavo_request(
         body = resolved.antavo_event or body
     path, _ = request_for([orjson.dumps(body)])
     text = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
-    return AntavoRequest("POST", path, endpoint.rstrip("/") + path, redactor.text(text) or "")
+    url = redact_url(endpoint).rstrip("/") + path  # shown, never sent: the password masked
+    return AntavoRequest("POST", path, url, redactor.text(text) or "")
 
 
 def preview_mapping(
@@ -86,7 +87,7 @@ def preview_mapping(
     candidates: Iterable[Candidate],
     *,
     multi_accounts: bool,
-    endpoint: str,
+    endpoint: str | SecretUrl,
     redactor: Redactor,
     customers: CustomerLookup | None = None,
     from_buffer: bool = True,
