@@ -6,30 +6,53 @@ import hashlib
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from segment_sync.redaction import SecretUrl, reveal, url_password_span
 
-def sqlalchemy_url(url: str) -> str:
+# Every function here takes a URL setting (SecretUrl) or plain text; only the driver sees the
+# password.
+Url = str | SecretUrl
+
+
+def sqlalchemy_url(url: Url) -> str:
     """Map the settings' plain URLs (`postgresql://`, `sqlite:///`) to SQLAlchemy driver URLs."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+    text = reveal(url)
+    if text.startswith("postgresql://") or text.startswith("postgres://"):
+        return "postgresql+psycopg://" + _password_encoded(text).split("://", 1)[1]
+    return text
 
 
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite:")
+def _password_encoded(url: str) -> str:
+    """`url` with its password %-encoded once, as the masking reads it (url_password_span).
+
+    SQLAlchemy ends a password at its first '@' (and lets it hold '/'), so a pasted `p@ss`
+    would leave `ss@host` as the host, which drivers quote in their errors. Encoded, the driver
+    reads the password the settings mean, and what follows it holds none of it. A password
+    with nothing to encode is left as written.
+    """
+    span = url_password_span(url)
+    if span is None:
+        return url
+    start, end = span
+    return url[:start] + quote(unquote(url[start:end]), safe="") + url[end:]
 
 
-def sqlite_path(url: str) -> Path | None:
+def is_sqlite(url: Url) -> bool:
+    return reveal(url).startswith("sqlite:")
+
+
+def sqlite_path(url: Url) -> Path | None:
     """The file behind a `sqlite:///path` URL, or None for other databases."""
     if not is_sqlite(url):
         return None
-    return Path(url.split(":///", 1)[1])
+    return Path(reveal(url).split(":///", 1)[1])
 
 
-def database_identity(url: str) -> str:
+def database_identity(url: Url) -> str:
     """Which database a URL names, never its password: the SQLite file's real path, or
     `postgresql://user@host:port/dbname` (the same server and database however the URL is written)."""
     path = sqlite_path(url)
@@ -46,11 +69,11 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-def resolve_sqlite_url(url: str, base: Path) -> str:
+def resolve_sqlite_url(url: Url, base: Path) -> str:
     """A relative `sqlite:///path` made absolute against `base`; other URLs unchanged."""
     path = sqlite_path(url)
     if path is None or str(path) == ":memory:" or path.is_absolute():
-        return url
+        return reveal(url)
     return f"sqlite:///{(base / path.expanduser()).resolve()}"
 
 
@@ -75,7 +98,7 @@ def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
             time.sleep(0.01)
 
 
-def create_engine(url: str, *, durable: bool = False) -> Engine:
+def create_engine(url: Url, *, durable: bool = False) -> Engine:
     """An engine tuned for many readers and one writer at a time (WAL, busy timeout) on SQLite.
 
     `durable=True` also survives power loss (synchronous=FULL), not only a killed process.
@@ -84,7 +107,7 @@ def create_engine(url: str, *, durable: bool = False) -> Engine:
     if path is None:
         return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    engine = sa.create_engine(reveal(url), connect_args={"timeout": BUSY_TIMEOUT_S})
 
     @sa.event.listens_for(engine, "connect")
     def _tune(dbapi_conn, _record) -> None:  # pragma: no cover - trivial

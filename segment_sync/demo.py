@@ -111,7 +111,7 @@ def _run(settings_file: Path, events: int, profiles: int, start_dagster: bool) -
             ["-m", "segment_sync.standins.antavo", "--port", str(ANTAVO_STANDIN_PORT),
              "--stack", inbound.stack, "--api-key-env", inbound.api_key_env,
              "--api-secret-env", inbound.api_secret_env,
-             "--loyalty-store", settings.loyalty_store.url],
+             "--loyalty-store", settings.loyalty_store.url.reveal()],
         ),
         "Segment webhook receiver (POST /segment)": (
             RECEIVER_PORT,

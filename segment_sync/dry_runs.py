@@ -6,11 +6,9 @@ Shared by the CLI (`run ... --dry-run`, `mappings preview`) and the launchpad (t
 
 from __future__ import annotations
 
-import os
-
 from segment_sync import factory
 from segment_sync.directions import mappings_off
-from segment_sync.inbound.dry_run import InboundDryRun, pending_payloads, plan_inbound
+from segment_sync.inbound.dry_run import InboundDryRun, pending_items, plan_inbound
 from segment_sync.inbound.mapping.preview import (
     Candidate,
     MappingPreview,
@@ -27,7 +25,7 @@ from segment_sync.settings import Settings
 def outbound_dry_run(settings: Settings, streams: list[Stream]) -> OutboundDryRun:
     """What `run outbound` would send for `streams` now; reads only, the write key never shown."""
     write_key = settings.write_key()  # progress is keyed by its fingerprint
-    redactor = Redactor([write_key])
+    redactor = Redactor([write_key, *settings.secrets()])
     store = factory.loyalty_store(settings)
     state = factory.outbound_state(settings, write_key, store_url=store.url)
     try:
@@ -45,11 +43,11 @@ def inbound_dry_run(settings: Settings) -> InboundDryRun | str:
     if off is not None:
         return off
     inbound = settings.inbound
-    redactor = Redactor(os.environ.get(name) for name in settings.secret_env_names())
+    redactor = Redactor(settings.secrets())
     buffer = factory.inbound_buffer(settings)
     try:
         return plan_inbound(
-            pending_payloads(buffer, inbound.max_attempts),
+            pending_items(buffer, inbound.max_attempts),
             inbound.active_mappings(),
             multi_accounts=inbound.multi_accounts,
             redactor=redactor,
@@ -82,7 +80,7 @@ def mapping_previews(
             )
     if not chosen:
         raise PreviewError("no mappings are configured (inbound.mappings is empty)")
-    redactor = Redactor(os.environ.get(env) for env in settings.secret_env_names())
+    redactor = Redactor(settings.secrets())
     customers = factory.external_customer_lookup(settings)
     buffer = None if given else factory.inbound_buffer(settings)
     try:

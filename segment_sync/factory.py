@@ -93,7 +93,7 @@ def outbound_sync(
         store=store,
         state=outbound_state(settings, write_key, store_url=store.url, shard=shard),
         client=segment_client_factory(settings, write_key, backoff_base_s=backoff_base_s),
-        redactor=Redactor([write_key]),
+        redactor=Redactor([write_key, *settings.secrets()]),
         logs=logs or log_writer(settings),
         on_chunk=on_chunk,
     )
@@ -163,7 +163,7 @@ def inbound_ingest(
         settings,
         buffer=buffer or inbound_buffer(settings),
         client=antavo_client_factory(settings, api_key, api_secret, backoff_base_s=backoff_base_s),
-        redactor=Redactor([api_key, api_secret, settings.rate_limiter_url()]),
+        redactor=Redactor([api_key, api_secret, settings.rate_limiter_url(), *settings.secrets()]),
         logs=logs or log_writer(settings),
         customers=external_customer_lookup(settings),
     )

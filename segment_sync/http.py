@@ -23,7 +23,7 @@ from tenacity import (
 )
 
 from segment_sync import LIBRARY_NAME, __version__
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, SecretUrl
 
 MAX_RETRY_AFTER_S = 300.0
 # 408 and 429 ask the client to come back; 5xx is the server's fault; None is a network error.
@@ -143,16 +143,17 @@ class ApiClient:
         await self.aclose()
 
     async def timed_post(
-        self, url: str, content: bytes, headers: dict[str, str], *, fix: str
+        self, url: str | SecretUrl, content: bytes, headers: dict[str, str], *, fix: str
     ) -> TimedPost:
-        """POST once; a network error becomes text naming `fix` (the settings to check)."""
+        """POST once; a network error becomes text naming `fix` (the settings to check), with
+        the URL's password masked."""
+        where = SecretUrl(url)
         started = datetime.now(UTC)
         clock = time.perf_counter()
         try:
-            response = await self._http.post(url, content=content, headers=headers)
+            response = await self._http.post(where.reveal(), content=content, headers=headers)
         except httpx.HTTPError as exc:
-            error = self.redactor.text(
-                f"{type(exc).__name__}: {exc or 'no answer'} (POST {url}: check that {fix})"
-            )
+            cause = Redactor(where.passwords()).text(f"{type(exc).__name__}: {exc or 'no answer'}")
+            error = self.redactor.text(f"{cause} (POST {where}: check that {fix})")
             return TimedPost(started, time.perf_counter() - clock, None, error)
         return TimedPost(started, time.perf_counter() - clock, response, None)

@@ -1,9 +1,12 @@
-"""Keep secrets (write keys, API keys, signatures, auth headers) out of logs and errors."""
+"""Keep secrets (write keys, API keys, signatures, auth headers, URL passwords) out of logs and
+errors."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote
 
 REDACTED = "[REDACTED]"
 SECRET_HEADERS = frozenset(
@@ -48,3 +51,131 @@ class Redactor:
             k: REDACTED if k.lower() in SECRET_HEADERS else (self.text(v) or "")
             for k, v in headers.items()
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# URL settings: one rule for where a URL's password is, one way to show a URL
+# ---------------------------------------------------------------------------------------------
+
+
+def url_password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of `url` is (start, end), or None when it has none (or an empty one).
+
+    The widest reading, so nothing of a password ever shows: from the first ':' after the user
+    name to the last '@' (users paste '@', ':', '/' and '?' unescaped; SQLAlchemy would end it
+    at the first '@', urllib at the last one before the path). A user name holding '/' is a
+    path, not credentials (`sqlite:///a:b@c`).
+    """
+    scheme_end = url.find("://")
+    if scheme_end <= 0:
+        return None
+    start = scheme_end + 3
+    colon = url.find(":", start)
+    if colon == -1 or "/" in url[start:colon]:
+        return None
+    at = url.rfind("@")
+    if at <= colon + 1:
+        return None
+    return colon + 1, at
+
+
+def redact_url(url: str | SecretUrl) -> str:
+    """`url` as it may be shown anywhere: its password replaced, e.g. http://u:[REDACTED]@h."""
+    return str(url if isinstance(url, SecretUrl) else SecretUrl(url))
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without its `user:password@` (by the masking's reading): for a client whose API
+    authenticates otherwise, so the credentials are never sent."""
+    span = url_password_span(url)
+    at = span[1] if span is not None else url.rfind("@", 0, _host_end(url))
+    return url if at == -1 else url[: url.find("://") + 3] + url[at + 1 :]
+
+
+def _host_end(url: str) -> int:
+    start = url.find("://") + 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i != -1]
+    return min(ends, default=len(url))
+
+
+def reveal(url: str | SecretUrl) -> str:
+    """The URL with its password, for the one place that connects (a driver, an HTTP client)."""
+    return url.reveal() if isinstance(url, SecretUrl) else url
+
+
+class SecretUrl:
+    """A URL setting whose password never shows: str(), repr() and f-strings mask it.
+
+    `reveal()` gives the real URL to what connects; `without_password()` names the place (a
+    progress key). It is no `str`, so it cannot be concatenated, logged or serialised with its
+    password by accident.
+    """
+
+    __slots__ = ("_url", "_span")
+
+    def __init__(self, url: str | SecretUrl) -> None:
+        text = reveal(url)
+        if not isinstance(text, str):
+            raise TypeError(f"a URL must be text, not {type(text).__name__}")
+        self._url = text
+        self._span = url_password_span(text)
+
+    def reveal(self) -> str:
+        return self._url
+
+    @property
+    def has_password(self) -> bool:
+        return self._span is not None
+
+    def passwords(self) -> list[str]:
+        """The password as written and %-decoded (what a driver or server may echo); [] if none."""
+        if self._span is None:
+            return []
+        written = self._url[self._span[0] : self._span[1]]
+        return list(dict.fromkeys([written, unquote(written)]))
+
+    def without_password(self) -> str:
+        """The URL minus its password (`http://u@h`); a URL without one is returned unchanged."""
+        if self._span is None:
+            return self._url
+        start, end = self._span
+        return self._url[: start - 1] + self._url[end:]
+
+    def __str__(self) -> str:
+        if self._span is None:
+            return self._url
+        start, end = self._span
+        return self._url[:start] + REDACTED + self._url[end:]
+
+    def __repr__(self) -> str:
+        return f"SecretUrl({str(self)!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SecretUrl):
+            return self._url == other._url
+        return isinstance(other, str) and self._url == other
+
+    def __hash__(self) -> int:
+        return hash(self._url)
+
+    def __reduce__(self) -> tuple[type[SecretUrl], tuple[str]]:
+        return SecretUrl, (self._url,)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:
+        """Settings fields: text or a SecretUrl in; the masked text out (model_dump_json)."""
+        from pydantic_core import PydanticCustomError, core_schema
+
+        def validate(value: Any) -> SecretUrl:
+            if isinstance(value, cls):
+                return value
+            if not isinstance(value, str):
+                raise PydanticCustomError("string_type", "Input should be a valid string")
+            return cls(value)
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )

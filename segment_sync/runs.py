@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,11 +63,15 @@ def run_manually(
     work: Callable[[LogWriter, RunRecord, Redactor], None],
     summary: Callable[[], list[str]],
     echo: Callable[[str], None] = print,
+    *,
+    secrets: Iterable[str] = (),
 ) -> bool:
-    """A `segment-sync run ...` command: `work` raises RuntimeError to fail; prints a summary."""
+    """A `segment-sync run ...` command: `work` raises RuntimeError to fail; prints a summary.
+
+    `secrets` (the settings' known secrets) are masked in what it prints and records."""
     logs = LogWriter(logs_dir)
     record = RunRecord(run_id, job, "manual")
-    redactor = Redactor()
+    redactor = Redactor(secrets)
     try:
         with recorded_run(logs, record, redactor):
             work(logs, record, redactor)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_sync.db import resolve_sqlite_url
 from segment_sync.inbound.mapping.actions import ACTIONS, Mapping
-from segment_sync.redaction import mask_url_passwords
+from segment_sync.redaction import SecretUrl
+from segment_sync.setting_values import (
+    DatabaseUrl,
+    HttpUrl,
+    env_name,
+    optional_env_name,
+    shown_value,
+    yaml_problem,
+)
 
 DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
 SETTINGS_ENV_VAR = "SEGMENT_SYNC_SETTINGS"
@@ -24,17 +32,12 @@ SEGMENT_ENDPOINTS = {
 }
 
 _PROBLEM_SEPARATOR = "\x1e"  # several problems from one validator, split again in _describe
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_ENV_NAME_MAX = 64
 ANTAVO_API_KEY = re.compile(r"[A-Za-z0-9_-]+")  # what Escher accepts as a key id
-# A word of an env var name this long, mixing letters and digits, is a pasted key, not a name.
-_KEY_LIKE_WORD = re.compile(r"(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{20,}")
 # The shared rate limiter's URL schemes, and an example URL for the messages.
 _LIMITER_URLS = {
     "redis": (("redis", "rediss", "unix"), "redis://host:6379/0"),
     "postgres": (("postgresql", "postgres"), "postgresql://user:password@host:5432/db"),
 }
-_DB_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
 
 
 class SettingsError(ValueError):
@@ -50,63 +53,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _env_name(value: str) -> str:
-    """An env var NAME; a value that looks like the secret itself is refused (and never echoed)."""
-    looks_like_a_name = (
-        _ENV_NAME.match(value)
-        and len(value) <= _ENV_NAME_MAX
-        and not any(_KEY_LIKE_WORD.fullmatch(word) for word in value.split("_"))
-    )
-    if not looks_like_a_name:
-        raise ValueError(
-            "this looks like the secret itself, not the NAME of an environment variable: put the "
-            "secret in an environment variable and write its name here (UPPER_SNAKE_CASE, at "
-            f"most {_ENV_NAME_MAX} characters, e.g. SEGMENT_WRITE_KEY)"
-        )
-    return value
-
-
-def _optional_env_name(value: str | None) -> str | None:
-    return None if value is None else _env_name(value)
-
-
-def _db_url(value: str) -> str:
-    if not _DB_URL.match(value):
-        raise ValueError("must be a database URL: sqlite:///path/to/file.db or postgresql://...")
-    return value
-
-
-def _base_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    problem = "must be an http(s) URL such as http://127.0.0.1:8701, or null"
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError(problem)
-    try:
-        port = urlsplit(value).port  # ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        raise ValueError(f"{problem}; its port must be a number from 1 to 65535") from None
-    if port == 0:
-        raise ValueError(f"{problem}; its port must be a number from 1 to 65535")
-    return value.rstrip("/")
-
-
 class GeneralSettings(_Section):
     customer_id_mapping: Literal["customer_id", "external_customer_id"] = "customer_id"
 
 
 class LoyaltyStoreSettings(_Section):
-    url: str = "sqlite:///loyalty.db"
-    _check_url = field_validator("url")(_db_url)
+    url: DatabaseUrl = SecretUrl("sqlite:///loyalty.db")
 
 
 class OutboundSettings(_Section):
     write_key_env: str = "SEGMENT_WRITE_KEY"
     region: Literal["us", "eu"] = "us"
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     event_sync: list[str] = Field(default_factory=list)
     customer_fields_sync: list[str] = Field(default_factory=list)
-    state_url: str = "sqlite:///outbound_state.db"
+    state_url: DatabaseUrl = SecretUrl("sqlite:///outbound_state.db")
     chunk_size: int = Field(default=20_000, ge=100, le=1_000_000)
     max_in_flight: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=6, ge=0, le=50)
@@ -121,9 +82,7 @@ class OutboundSettings(_Section):
     # Customer shards per stream, each with its own progress and lock (outbound/shards.py).
     shards: int = Field(default=1, ge=1, le=256)
 
-    _check_env = field_validator("write_key_env")(_env_name)
-    _check_state = field_validator("state_url")(_db_url)
-    _check_base = field_validator("base_url")(_base_url)
+    _check_env = field_validator("write_key_env")(env_name)
 
     @field_validator("event_sync", "customer_fields_sync")
     @classmethod
@@ -134,9 +93,9 @@ class OutboundSettings(_Section):
         return list(dict.fromkeys(names))
 
     @property
-    def endpoint(self) -> str:
+    def endpoint(self) -> SecretUrl:
         """Base URL requests go to: the override (stand-in) or the region's Segment endpoint."""
-        return self.base_url or SEGMENT_ENDPOINTS[self.region]
+        return self.base_url or SecretUrl(SEGMENT_ENDPOINTS[self.region])
 
 
 class MappingSettings(_Section):
@@ -155,11 +114,11 @@ class MappingSettings(_Section):
 
 class InboundSettings(_Section):
     stack: str = "test"
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
     api_key_env: str = "ANTAVO_API_KEY"
     api_secret_env: str = "ANTAVO_API_SECRET"
     webhook_secret_env: str = "SEGMENT_WEBHOOK_SECRET"
-    buffer_url: str = "sqlite:///inbound.db"
+    buffer_url: DatabaseUrl = SecretUrl("sqlite:///inbound.db")
     multi_accounts: bool = False
     rate_limit_per_minute: int = Field(default=1500, ge=1, le=1_000_000)
     # Where the limit lives: this process only (local), or shared by every ingest process.
@@ -179,12 +138,10 @@ class InboundSettings(_Section):
     max_connections: int = Field(default=1000, ge=1, le=100_000)
     max_unverified_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=8 * 1024**3)
 
-    _check_env = field_validator("api_key_env", "api_secret_env", "webhook_secret_env")(_env_name)
+    _check_env = field_validator("api_key_env", "api_secret_env", "webhook_secret_env")(env_name)
     _check_token_env = field_validator("webhook_token_env", "rate_limiter_url_env")(
-        _optional_env_name
+        optional_env_name
     )
-    _check_buffer = field_validator("buffer_url")(_db_url)
-    _check_base = field_validator("base_url")(_base_url)
 
     @field_validator("stack")
     @classmethod
@@ -232,8 +189,8 @@ class InboundSettings(_Section):
         return [m.to_mapping() for m in self.mappings]
 
     @property
-    def endpoint(self) -> str:
-        return self.base_url or f"https://api.{self.stack}.antavo.com"
+    def endpoint(self) -> SecretUrl:
+        return self.base_url or SecretUrl(f"https://api.{self.stack}.antavo.com")
 
 
 class LogsSettings(_Section):
@@ -283,12 +240,12 @@ class AlertSettings(_Section):
     on: list[Literal["run_failure", "check_failure"]] = Field(
         default_factory=lambda: list(ALERT_KINDS)
     )
-    ui_base_url: str = "http://localhost:3000"  # links in alerts: {ui_base_url}/runs/{run_id}
+    ui_base_url: HttpUrl = SecretUrl("http://localhost:3000")  # links: {ui_base_url}/runs/{id}
     # Bounded so a tick (several alerts, one of them failing) stays well inside Dagster's 60 s.
     max_retries: int = Field(default=2, ge=0, le=5)
     timeout_s: float = Field(default=5.0, gt=0, le=10)
 
-    _check_env = field_validator("webhook_url_env")(_optional_env_name)
+    _check_env = field_validator("webhook_url_env")(optional_env_name)
 
     @model_validator(mode="before")
     @classmethod
@@ -297,11 +254,6 @@ class AlertSettings(_Section):
         if isinstance(data, dict) and True in data:
             return {("on" if key is True else key): value for key, value in data.items()}
         return data
-
-    @field_validator("ui_base_url")
-    @classmethod
-    def _ui_url(cls, value: str) -> str:
-        return _base_url(value) or value
 
     @field_validator("on")
     @classmethod
@@ -321,7 +273,7 @@ class ExecutorSettings(_Section):
     celery_broker_url_env: str = "DAGSTER_CELERY_BROKER_URL"
     celery_backend_url_env: str = "DAGSTER_CELERY_BACKEND_URL"
 
-    _check_env = field_validator("celery_broker_url_env", "celery_backend_url_env")(_env_name)
+    _check_env = field_validator("celery_broker_url_env", "celery_backend_url_env")(env_name)
 
 
 class Settings(_Section):
@@ -409,6 +361,17 @@ class Settings(_Section):
         ]
         return [name for name in names if name]
 
+    def url_settings(self) -> dict[str, SecretUrl]:
+        """Every URL setting by key (`outbound.base_url`, ...), found by type: a new one counts."""
+        return dict(_urls_in(self, ""))
+
+    def secrets(self) -> list[str]:
+        """Every secret value known here, for redaction: the named variables' values and the
+        passwords of the URL settings."""
+        values = [os.environ.get(name) for name in self.secret_env_names()]
+        passwords = [p for url in self.url_settings().values() for p in url.passwords()]
+        return [v for v in values if v] + passwords
+
     def celery_url_envs(self) -> list[str]:
         """The broker and result-backend variables, when runs execute on Celery."""
         e = self.executor
@@ -422,6 +385,15 @@ class Settings(_Section):
     def webhook_secret(self) -> str | None:
         """The shared secret Segment signs webhooks with, or None when the variable is unset."""
         return os.environ.get(self.inbound.webhook_secret_env) or None
+
+
+def _urls_in(model: BaseModel, prefix: str) -> Iterator[tuple[str, SecretUrl]]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretUrl):
+            yield f"{prefix}{name}", value
+        elif isinstance(value, BaseModel):
+            yield from _urls_in(value, f"{prefix}{name}.")
 
 
 def _read_secret(env_name: str, key: str) -> str:
@@ -452,11 +424,7 @@ def _describe(error: dict[str, Any]) -> list[str]:
     key = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     fix = _FIXES.get(error["type"])
-    got = error.get("input")
-    # A secret pasted where an env var NAME belongs must not be echoed back.
-    secret_like = str(error["loc"][-1]).endswith("_env") if error["loc"] else False
-    plain = not (isinstance(got, dict | list) or got is None or secret_like)
-    shown = f" (got {mask_url_passwords(repr(got))})" if plain else ""
+    shown = shown_value(error["loc"], error.get("input"))
     suffix = f"{shown}; fix: {fix}" if fix else shown
     return [f"{key}: {part}{suffix}" for part in message.split(_PROBLEM_SEPARATOR)]
 
@@ -480,8 +448,8 @@ def parse_settings(data: Any, source: str = "settings", base: Path | None = None
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
-    def url(value: str) -> str:
-        return resolve_sqlite_url(value, base)
+    def url(value: SecretUrl) -> SecretUrl:
+        return SecretUrl(resolve_sqlite_url(value.reveal(), base))
 
     logs_dir = Path(settings.logs.dir).expanduser()
     if not logs_dir.is_absolute():
@@ -542,7 +510,4 @@ def _read_yaml(file: Path, named_by: str | None) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        # PyYAML names a string "<unicode string>"; say which file it was.
-        raise SettingsError(
-            [f"{file}: not valid YAML: {str(exc).replace('<unicode string>', str(file))}"]
-        ) from None
+        raise SettingsError([f"{file}: not valid YAML{yaml_problem(exc)}"]) from None

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, SecretUrl, redact_url
 
 MAX_REASON_CHARS = 600  # a chat message, not a log: the run page has the rest
 PREFIX = "[segment-sync]"
@@ -33,9 +33,9 @@ class Failure:
     will_retry: bool = False
 
 
-def run_url(ui_base_url: str, run_id: str) -> str:
-    """The run's page in the Dagster UI."""
-    return f"{ui_base_url.rstrip('/')}/runs/{run_id}"
+def run_url(ui_base_url: str | SecretUrl, run_id: str) -> str:
+    """The run's page in the Dagster UI (a password in the URL masked)."""
+    return f"{redact_url(ui_base_url).rstrip('/')}/runs/{run_id}"
 
 
 def shorten(text: str, limit: int = MAX_REASON_CHARS) -> str:
@@ -49,7 +49,7 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def alert_text(failure: Failure, ui_base_url: str, redactor: Redactor) -> str:
+def alert_text(failure: Failure, ui_base_url: str | SecretUrl, redactor: Redactor) -> str:
     """The message: redacted before it is shortened, so a cut never leaves half a secret."""
     title = "Sync run failed" if failure.kind is AlertKind.RUN_FAILURE else "Check failed"
     reason = shorten(redactor.text(failure.reason) or "") or "no reason was recorded"

@@ -10,7 +10,10 @@
   and the client sends nothing more (later chunks come back unsent, also `auth_error`), so a bad
   credential costs at most the requests already in flight.
 - /events/bulk answers 200 with one result per event (`{"results": [{"error": {...}} |
-  {"events": [...]}], "total", "errors"}`), so one bad event fails alone.
+  {"events": [...]}], "total", "errors"}`), so one bad event fails alone. A 2xx answer that does
+  not account for every event (not JSON, no result list, one result short, a result that is not
+  an object) leaves their outcome `unknown`: Antavo may have registered them, so they are
+  neither failed nor retried (a resend could register them twice).
 - Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -32,6 +35,7 @@ from segment_sync.antavo import escher
 from segment_sync.antavo.event_status import event_status_code
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
+from segment_sync.redaction import SecretUrl, reveal, without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class EventAnswer:
     action: str | None
     request_body: str  # this event as sent
     response_body: str | None  # Antavo's answer for it: its bulk result, or the whole response
+    unknown: bool = False  # a 2xx answer that does not say what became of this event
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class EventResult:
     status_code: int | None
     identifier: str | None
     auth_error: bool = False  # 401/403: the credentials or the stack are wrong, not the event
+    unknown: bool = False  # Antavo's answer does not account for it: it may be registered
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class _Verdict:
     event_id: str | None
     error: str | None
     answer: Any = None
+    unknown: bool = False
 
 
 _OnRequest = Callable[[AntavoRequestRecord], None] | None
@@ -136,7 +143,7 @@ class AntavoClient(ApiClient):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | SecretUrl,
         api_key: str,
         api_secret: str,
         *,
@@ -156,7 +163,10 @@ class AntavoClient(ApiClient):
         super().__init__(
             secrets=[api_key, api_secret], timeout_s=timeout_s, max_connections=concurrency
         )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = SecretUrl(reveal(base_url).rstrip("/"))  # shown masked
+        # Antavo authenticates by Escher signing: a user:password in the URL is not sent (httpx
+        # would send it as Basic auth, replacing the signature; the Host header would carry it).
+        self._target = without_userinfo(self.base_url.reveal())
         self.stack = stack
         self.retry = retry
         self.on_request = on_request
@@ -168,7 +178,7 @@ class AntavoClient(ApiClient):
 
     def __repr__(self) -> str:
         """Target only: never the credentials."""
-        return f"AntavoClient(base_url={self.base_url!r}, stack={self.stack!r})"
+        return f"AntavoClient(base_url={str(self.base_url)!r}, stack={self.stack!r})"
 
     async def aclose(self) -> None:
         """Close the HTTP connections and the pacer's."""
@@ -234,6 +244,7 @@ class AntavoClient(ApiClient):
                 status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
                 identifier=outcome.identifier,
                 auth_error=outcome.auth,
+                unknown=verdict.unknown,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
         ]
@@ -250,7 +261,7 @@ class AntavoClient(ApiClient):
         """One paced, signed HTTP request, recorded through `on_request`."""
         await self._pacer.acquire()
         identifier = uuid.uuid4().hex
-        url = self.base_url + path
+        url = self._target + path
         headers = {
             **escher.sign_request(self._api_key, self._api_secret, self.stack, "POST", url, body),
             "Content-Type": "application/json",
@@ -266,7 +277,8 @@ class AntavoClient(ApiClient):
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])
             verdicts = [
-                _Verdict(v.ok, v.event_id, redact(v.error), v.answer) for v in outcome.events
+                _Verdict(v.ok, v.event_id, redact(v.error), v.answer, v.unknown)
+                for v in outcome.events
             ]
             outcome = _Outcome(
                 identifier,
@@ -290,6 +302,7 @@ class AntavoClient(ApiClient):
                 response_body=response_text
                 if verdict.answer is None
                 else redact(orjson.dumps(verdict.answer).decode()),
+                unknown=verdict.unknown,
             )
             for item, verdict in zip(chunk, verdicts, strict=True)
         )
@@ -340,19 +353,31 @@ def _interpret(
         return _Outcome(identifier, status, False, None, None, [verdict])
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list) or len(results) != count:
-        got = len(results) if isinstance(results, list) else "no"
-        error = f"HTTP {status}: bulk response has {got} results for {count} events"
-        return _Outcome(
-            identifier, status, False, None, error, [_Verdict(False, None, error)] * count
-        )
+        # Which result belongs to which event is lost: every event of the request is unknown.
+        got = len(results) if isinstance(results, list) else "no result list"
+        error = unknown_outcome(f"HTTP {status} answer has {got} results for {count} events")
+        verdicts = [_Verdict(False, None, error, None, unknown=True)] * count
+        return _Outcome(identifier, status, False, None, error, verdicts)
     events: list[_Verdict] = []
     for result, action in zip(results, actions, strict=True):
-        message = _antavo_error(result) if isinstance(result, dict) else "malformed result"
-        if message:
+        if not isinstance(result, dict):
+            error = unknown_outcome(
+                f"HTTP {status} answer's result for this event is not an object"
+            )
+            events.append(_Verdict(False, None, error, result, unknown=True))
+        elif message := _antavo_error(result):
             events.append(_Verdict(False, None, message, result))
         else:
             events.append(_Verdict(True, _event_id(result, action), None, result))
     return _Outcome(identifier, status, False, None, None, events)
+
+
+def unknown_outcome(what: str) -> str:
+    """The error of an event Antavo's answer does not account for: it may be registered."""
+    return (
+        f"outcome unknown: Antavo's {what}, so this event may or may not be registered; check "
+        "in Antavo before re-sending it (`replay inbound --include-unknown`)"
+    )
 
 
 def _json_or_none(raw: bytes) -> Any:

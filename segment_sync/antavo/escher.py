@@ -79,7 +79,7 @@ def sign_request(
     request = {
         "method": method.upper(),
         "url": path,
-        "host": parts.netloc,
+        "host": parts.netloc.rpartition("@")[2],  # never a user:password
         "headers": [],
         "body": body.decode("utf-8"),
     }

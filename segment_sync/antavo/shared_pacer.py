@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from segment_sync.antavo.pacer import Pacer, RateLimiter, pacing_interval
 from segment_sync.db import create_tables, fingerprint, sqlalchemy_url
-from segment_sync.redaction import Redactor, mask_url_passwords
+from segment_sync.redaction import Redactor, SecretUrl, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +266,9 @@ class PostgresReservations:
 # -- Building one from settings ----------------------------------------------------------------
 
 
-def limiter_name(base_url: str, api_key: str) -> str:
+def limiter_name(base_url: str | SecretUrl, api_key: str) -> str:
     """Which limit a client shares: its Antavo endpoint and a hash of its key (never the key)."""
-    return f"{mask_url_passwords(base_url.rstrip('/'))} key:{fingerprint(api_key)}"
+    return f"{redact_url(base_url).rstrip('/')} key:{fingerprint(api_key)}"
 
 
 def build_rate_limiter(

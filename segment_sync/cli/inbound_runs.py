@@ -15,9 +15,9 @@ from segment_sync.settings import Settings
 def summary_lines(result: IngestResult) -> list[str]:
     c = result.counts
     lines = [
-        f"items {c.items}: done {c.done}, failed {c.failed}, retry later {c.retried}, "
-        f"no mapping matched {c.no_match}, left pending {c.left_pending}; "
-        f"Antavo events registered {c.antavo_events}",
+        f"items {c.items}: done {c.done}, failed {c.failed}, unknown outcome {c.unknown}, "
+        f"retry later {c.retried}, no mapping matched {c.no_match}, left pending "
+        f"{c.left_pending}; Antavo events registered {c.antavo_events}",
     ]
     if c.held_elsewhere:
         lines.append(f"  {c.held_elsewhere} pending item(s) are held by another live run")
@@ -50,7 +50,8 @@ def run_manual_inbound(
         return summary_lines(results[0]) if results else []
 
     try:
-        return run_manually(settings.logs.dir, "inbound_ingest_job", run_id, work, summary, echo)
+        job, secrets = "inbound_ingest_job", settings.secrets()
+        return run_manually(settings.logs.dir, job, run_id, work, summary, echo, secrets=secrets)
     except OSError as exc:  # the logs themselves (sync_runs) could not be written
         echo(f"run {run_id} FAILED: could not write the logs under logs.dir ({settings.logs.dir}):"
              f" {exc.strerror or exc}")  # fmt: skip

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
-import orjson
 
 from segment_sync.cli.options import load_or_fail, settings_option
 from segment_sync.dry_runs import PreviewError, mapping_previews, preview_lines
+from segment_sync.inbound.item_gate import UnreadableEvent, decode_event
 from segment_sync.inbound.mapping.preview import Candidate
 
 
@@ -51,16 +50,11 @@ def preview(settings_file: str | None, name: str | None, event_file: str | None)
 
 
 def _read_event(path: str) -> Candidate:
-    """The event file as a candidate; a file that is not one JSON object is a clear error."""
+    """The event file as a candidate; a file that is not one readable event is a clear error."""
     try:
-        payload: Any = orjson.loads(Path(path).read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise click.ClickException(f"--event {path}: not valid JSON ({exc})") from None
+        payload = decode_event(Path(path).read_bytes())
+    except UnreadableEvent as exc:
+        raise click.ClickException(f"--event {path}: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"--event {path}: cannot read it ({exc.strerror})") from None
-    if not isinstance(payload, dict):
-        raise click.ClickException(
-            f"--event {path}: expected one Segment event (a JSON object), got "
-            f"{type(payload).__name__}"
-        )
     return Candidate(f"file {path}", payload)

@@ -132,7 +132,8 @@ def run_manual_outbound(
     def summary() -> list[str]:
         return summary_lines(results) + report_lines(verdict[0] if verdict else None, notes)
 
-    return run_manually(settings.logs.dir, "outbound_sync_job", run_id, work, summary, echo)
+    job, secrets = "outbound_sync_job", settings.secrets()
+    return run_manually(settings.logs.dir, job, run_id, work, summary, echo, secrets=secrets)
 
 
 def run_manual_resend(
@@ -161,7 +162,9 @@ def run_manual_resend(
         return resend_lines(action, done) + report_lines(verdict[0] if verdict else None, [])
 
     try:
-        return run_manually(settings.logs.dir, job, run_id, work, summary, echo)
+        return run_manually(
+            settings.logs.dir, job, run_id, work, summary, echo, secrets=settings.secrets()
+        )
     except FilterError as exc:
         echo(f"{action} {run_id} FAILED: {exc}")
         return False

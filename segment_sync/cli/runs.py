@@ -107,17 +107,33 @@ def replay() -> None:
 @click.option("--filter", "filter_text", default=None, help="Substring of the error or payload.")
 @click.option("--since", default=None, help="Failed at or after: ISO date/time or 30m, 1h, 7d ago.")
 @click.option("--until", default=None, help="Failed before: ISO date/time or 30m, 1h, 7d ago.")
+@click.option(
+    "--include-unknown",
+    is_flag=True,
+    help="Also re-queue items whose outcome is unknown (Antavo's answer did not account for "
+    "them). Antavo may have registered them already and has no idempotency key, so each one "
+    "it has is registered twice: check them in Antavo first.",
+)
 def replay_inbound_command(
-    settings_file: str | None, filter_text: str | None, since: str | None, until: str | None
+    settings_file: str | None,
+    filter_text: str | None,
+    since: str | None,
+    until: str | None,
+    include_unknown: bool,
 ) -> None:
-    """Put failed buffered webhook events back to pending (attempts reset) for the next run."""
+    """Put failed buffered webhook events back to pending (attempts reset) for the next run.
+
+    Items of unknown outcome stay as they are unless --include-unknown.
+    """
     from segment_sync.inbound.replay import replay_inbound
     from segment_sync.logs.filters import FilterError
 
     try:
         buffer = factory.inbound_buffer(load_or_fail(settings_file))
         try:
-            replay_inbound(buffer, filter_text, since, until, echo=click.echo)
+            replay_inbound(
+                buffer, filter_text, since, until, echo=click.echo, include_unknown=include_unknown
+            )
         finally:
             buffer.close()
     except FilterError as exc:

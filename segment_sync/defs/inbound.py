@@ -43,6 +43,7 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
         "items": dg.MetadataValue.int(c.items),
         "done": dg.MetadataValue.int(c.done),
         "failed": dg.MetadataValue.int(c.failed),
+        "unknown": dg.MetadataValue.int(c.unknown),
         "retried": dg.MetadataValue.int(c.retried),
         "no_match": dg.MetadataValue.int(c.no_match),
         "antavo_events": dg.MetadataValue.int(c.antavo_events),
@@ -93,7 +94,8 @@ def _ingest(
     # A generator, so what a failed run registered is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, [antavo.api_key, antavo.api_secret]) as (record, _):
+    secrets = [antavo.api_key, antavo.api_secret, *loaded.secrets()]
+    with op_run_record(context, logs, secrets) as (record, redactor):
         ingest = antavo.inbound_ingest(loaded, logs)
         stopped: IngestError | None = None
         try:
@@ -109,13 +111,14 @@ def _ingest(
             context.run_id,
             record.started_at,
             delivered=c.done,
-            undelivered=c.failed + c.retried,
+            undelivered=c.failed + c.retried + c.unknown,
         )
         yield dg.MaterializeResult(asset_key=ANTAVO_EVENTS.key, metadata=metadata)
         yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
         yield written("inbound_items", context.run_id)
         if stopped is not None or not result.ok:
-            record.error = str(stopped) if stopped is not None else result.failure_message()
+            failure = str(stopped) if stopped is not None else result.failure_message()
+            record.error = redactor.text(failure) or failure
             raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
 
 
@@ -130,11 +133,16 @@ inbound_ingest_job = dg.define_asset_job(
 
 
 class InboundReplayConfig(dg.Config):
-    """Which failed items to re-queue: all, or those matching (times: ISO, now, 30m/1h/7d ago)."""
+    """Which failed items to re-queue: all, or those matching (times: ISO, now, 30m/1h/7d ago).
+
+    `include_unknown`: also items of unknown outcome, which Antavo may have registered already
+    (Antavo has no idempotency key: re-sending them can register them twice).
+    """
 
     filter: str | None = None
     since: str | None = None
     until: str | None = None
+    include_unknown: bool = False
 
 
 @dg.op(description="Put failed buffered webhook events back to pending, attempts reset.")
@@ -144,7 +152,12 @@ def requeue_failed_inbound_items(
     buffer = factory.inbound_buffer(settings.load())
     try:
         count = replay_inbound(
-            buffer, config.filter, config.since, config.until, echo=context.log.info
+            buffer,
+            config.filter,
+            config.since,
+            config.until,
+            echo=context.log.info,
+            include_unknown=config.include_unknown,
         )
     except FilterError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None

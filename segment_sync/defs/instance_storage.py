@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from segment_sync.locks import file_lock
-from segment_sync.redaction import mask_url_passwords
+from segment_sync.redaction import Redactor, SecretUrl, redact_url
 
 # An arbitrary constant: the advisory lock that serialises preparing one instance database.
 ADVISORY_LOCK_KEY = 0x5E6_5711C
@@ -38,7 +38,7 @@ def prepare_instance(home: Path | None = None) -> str:
     lock = _advisory_lock(url) if url else _flock(home)
     with lock, DagsterInstance.from_config(str(home)) as instance:
         instance.upgrade(print_fn=lambda _: None)
-    where = f"PostgreSQL {mask_url_passwords(url)}" if url else f"SQLite under {home}"
+    where = f"PostgreSQL {redact_url(url)}" if url else f"SQLite under {home}"
     return f"Dagster instance storage ready: {where}"
 
 
@@ -115,7 +115,8 @@ def _advisory_lock(url: str) -> Iterator[None]:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
                 conn.commit()
     except sa.exc.OperationalError as exc:
-        cause = mask_url_passwords(str(exc.orig or exc).strip().splitlines()[0])
+        text = str(exc.orig or exc).strip().splitlines()[0]
+        cause = Redactor(SecretUrl(url).passwords()).text(text)
         raise InstancePrepareError(
             f"cannot reach the instance's PostgreSQL ({cause}): check DAGSTER_PG_URL"
         ) from None

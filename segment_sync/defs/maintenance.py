@@ -24,7 +24,7 @@ def maintain_log_tables(
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, []):
+    with op_run_record(context, logs, loaded.secrets()):
         report = maintain_logs(
             loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
         )

@@ -171,7 +171,8 @@ def _sync_outbound(
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     op_context = context.op_execution_context
-    with op_run_record(op_context, logs, [segment.write_key]) as (record, redactor):
+    secrets = [segment.write_key, *loaded.secrets()]
+    with op_run_record(op_context, logs, secrets) as (record, redactor):
         stream = selected_stream(config.stream, set(context.selected_asset_keys))
         off = allow_list_off(loaded, stream) if isinstance(stream, Stream) else stream
         shard = run_shard(context, loaded.outbound.shards)

@@ -55,7 +55,7 @@ def _resend(
 ) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
+    with op_run_record(context, logs, [segment.write_key, *loaded.secrets()]) as (record, redactor):
         filter_text, since, until = check
         try:
             compile_filter(filter_text, "outbound")

@@ -4,10 +4,10 @@ No `from __future__ import annotations` here: Dagster resolves op config types a
 """
 
 import dagster as dg
-import orjson
 
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.dry_runs import PreviewError, mapping_previews, preview_lines
+from segment_sync.inbound.item_gate import UnreadableEvent, decode_event
 from segment_sync.inbound.mapping.preview import Candidate
 
 
@@ -23,17 +23,9 @@ def _given_event(text: str | None) -> Candidate | None:
     if text is None:
         return None
     try:
-        payload = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise dg.Failure(
-            description=f"event_json: not valid JSON ({exc})", allow_retries=False
-        ) from None
-    if not isinstance(payload, dict):
-        raise dg.Failure(
-            description="event_json: expected one Segment event (a JSON object), got "
-            f"{type(payload).__name__}",
-            allow_retries=False,
-        )
+        payload = decode_event(text)
+    except UnreadableEvent as exc:
+        raise dg.Failure(description=f"event_json: {exc}", allow_retries=False) from None
     return Candidate("the run's config", payload)
 
 

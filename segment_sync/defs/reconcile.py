@@ -38,7 +38,7 @@ def reconcile_outbound_events(
         "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours)
     }
     total = OutboundCounts()
-    with op_run_record(context, logs, [segment.write_key]) as (record, redactor):
+    with op_run_record(context, logs, [segment.write_key, *loaded.secrets()]) as (record, redactor):
         sync = segment.outbound_sync(loaded, logs)
         for stream in (Stream.EVENTS, Stream.PROFILES):
             # Events keep their metadata names; profile changes' are prefixed.

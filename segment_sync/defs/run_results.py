@@ -4,7 +4,6 @@ failed run, also one that failed before its op could write one.
 No `from __future__ import annotations` here: Dagster inspects the sensor's resource parameters.
 """
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,8 +59,8 @@ def run_log_metadata(
 
 
 def known_secrets(settings: Settings) -> Redactor:
-    """Every secret this code location knows by env var name, for redacting error text."""
-    return Redactor(os.environ.get(name) for name in settings.secret_env_names())
+    """Every secret this code location knows (env vars, URL passwords), for redacting errors."""
+    return Redactor(settings.secrets())
 
 
 def _error_text(error) -> str:

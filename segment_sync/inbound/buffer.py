@@ -3,7 +3,8 @@
 One table, `inbound_buffer`, on SQLite (default, a file under `data/`) or PostgreSQL. Events are
 deduplicated on Segment's `messageId`; an event without one gets a deterministic id,
 `"sha1:" + sha1(JSON.stringify(event))`, so a resend of the same event is still stored once.
-Each item is `pending`, `done` or `failed`, with its attempt count and last error.
+Each item is `pending`, `done`, `failed` or `unknown` (Antavo's answer did not say whether it
+registered the event), with its attempt count and last error.
 
 Claiming is safe with several runs at once: PostgreSQL uses `FOR UPDATE SKIP LOCKED`, SQLite takes
 the write lock up front (`BEGIN IMMEDIATE`). A claim is a lease: the run renews `claimed_at`
@@ -22,13 +23,14 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from segment_sync.db import create_engine, is_sqlite, sqlite_path
+from segment_sync.db import Url, create_engine, is_sqlite, sqlite_path
 from segment_sync.inbound.buffer_rows import (
     DONE,
     FAILED,
     MAX_ERROR_CHARS,
     PENDING,
     STATUSES,
+    UNKNOWN,
     BufferItem,
     BufferRecord,
     Row,
@@ -40,11 +42,17 @@ from segment_sync.inbound.buffer_rows import (
     rows_for,
     utc,
 )
+from segment_sync.inbound.item_gate import read_event, readable
 from segment_sync.locks import WriterTurns
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _lenient_text(raw: bytes) -> str:
+    """SQLite text as str; bytes that are not UTF-8 are kept, surrogate-escaped (item_gate)."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _error_text(error: str) -> str:
@@ -55,7 +63,7 @@ def _error_text(error: str) -> str:
 class InboundBuffer:
     """The inbound buffer table on SQLite or PostgreSQL; creates the table when missing."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: Url) -> None:
         """Connect to `url` (`sqlite:///path` or `postgresql://...`) and create the table if needed."""
         self.url = url
         self.sqlite = is_sqlite(url)
@@ -84,6 +92,9 @@ class InboundBuffer:
         @sa.event.listens_for(self.engine, "connect")
         def _autocommit_driver(dbapi_conn, _record) -> None:
             dbapi_conn.isolation_level = None
+            # SQLite stores whatever bytes a client wrote; one row that is not UTF-8 must fail
+            # alone (item_gate), not every read of the rows around it.
+            dbapi_conn.text_factory = _lenient_text
 
         @sa.event.listens_for(self.engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -257,12 +268,14 @@ class InboundBuffer:
         items = [
             BufferItem(
                 id=row.id,
-                message_id=row.message_id,
-                payload=orjson.loads(row.payload),
+                message_id=readable(row.message_id),
+                payload=payload,
                 attempts=row.attempts,
                 received_at=utc(row.received_at),
+                fault=fault,
             )
             for row in rows
+            for payload, fault in [read_event(row.payload)]
         ]
         items.sort(key=lambda item: item.id)
         return items
@@ -313,15 +326,17 @@ class InboundBuffer:
         text: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        include_unknown: bool = False,
     ) -> int:
         """Failed items back to pending with attempts reset; returns how many.
 
         `text` matches a case-insensitive substring of the last error or the payload; `since` and
         `until` bound the time the item failed (`updated_at`). The last error is kept until the
-        next try overwrites it.
+        next try overwrites it. Items of unknown outcome (which Antavo may have registered) are
+        re-queued too only with `include_unknown`.
         """
         t = inbound_buffer.c
-        where = [t.status == FAILED]
+        where = [t.status.in_([FAILED, UNKNOWN]) if include_unknown else t.status == FAILED]
         if text:
             pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append(
@@ -363,9 +378,10 @@ class InboundBuffer:
         retry: Iterable[tuple[int, str]] = (),
         failed: Iterable[tuple[int, str]] = (),
         max_attempts: int | None = None,
+        unknown: Iterable[tuple[int, str]] = (),
     ) -> dict[int, str]:
         """Record a chunk's outcomes in one transaction; returns each touched item's new status."""
-        done, retry, failed = list(done), list(retry), list(failed)
+        done, retry, failed, unknown = list(done), list(retry), list(failed), list(unknown)
         if retry and max_attempts is None:
             raise ValueError("max_attempts is required when retrying items")
         t = inbound_buffer.c
@@ -385,17 +401,19 @@ class InboundBuffer:
                 statuses.update((item_id, DONE) for item_id, _ in done)
             # `status == PENDING` below: a slow run whose lease another run took over never
             # overwrites what that run recorded (done stays done).
-            if failed:
-                params = [{"b_id": i, "b_error": _error_text(err)} for i, err in failed]
+            for status, marked in ((FAILED, failed), (UNKNOWN, unknown)):
+                if not marked:
+                    continue
+                params = [{"b_id": i, "b_error": _error_text(err)} for i, err in marked]
                 _count_attempts(
                     conn,
                     params,
                     t.status == PENDING,
-                    status=FAILED,
+                    status=status,
                     last_error=sa.bindparam("b_error"),
                     updated_at=now,
                 )
-                statuses.update((item_id, FAILED) for item_id, _ in failed)
+                statuses.update((item_id, status) for item_id, _ in marked)
             if retry:
                 params = [{"b_id": i, "b_error": _error_text(err)} for i, err in retry]
                 _count_attempts(

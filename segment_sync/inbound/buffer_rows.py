@@ -11,12 +11,14 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from segment_sync.inbound.item_gate import read_event, readable
 from segment_sync.inbound.signature import js_stringify
 
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
-STATUSES = (PENDING, DONE, FAILED)
+UNKNOWN = "unknown"  # Antavo's answer did not say: it may be registered; replayed only on request
+STATUSES = (PENDING, DONE, FAILED, UNKNOWN)
 MAX_ERROR_CHARS = 4000
 MAX_MESSAGE_ID_BYTES = 1000
 
@@ -55,13 +57,17 @@ Row = tuple[str, str]
 
 @dataclass(frozen=True)
 class BufferItem:
-    """One claimed event: its buffer id, Segment messageId, parsed payload, tries so far."""
+    """One claimed event: its buffer id, Segment messageId, parsed payload, tries so far.
+
+    `fault` says why the stored text cannot be read (then `payload` is empty): see item_gate.
+    """
 
     id: int
     message_id: str
     payload: dict
     attempts: int
     received_at: datetime
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class BufferRecord:
     claimed_at: datetime | None
     updated_at: datetime
     antavo_event_ids: list[str] | None
+    fault: str | None = None  # why `payload` (then empty) could not be read
 
 
 def message_id_of(event: dict) -> str:
@@ -141,11 +148,12 @@ def utc(value: datetime | str | None) -> datetime | None:
 def buffer_record(row: sa.Row) -> BufferRecord:
     m = row._mapping
     ids = m["antavo_event_ids"]
+    payload, fault = read_event(m["payload"])
     return BufferRecord(
         id=m["id"],
-        message_id=m["message_id"],
+        message_id=readable(m["message_id"]),
         received_at=utc(m["received_at"]),
-        payload=orjson.loads(m["payload"]),
+        payload=payload,
         status=m["status"],
         attempts=m["attempts"],
         last_error=m["last_error"],
@@ -153,6 +161,7 @@ def buffer_record(row: sa.Row) -> BufferRecord:
         claimed_at=utc(m["claimed_at"]),
         updated_at=utc(m["updated_at"]),
         antavo_event_ids=orjson.loads(ids) if ids is not None else None,
+        fault=fault,
     )
 
 

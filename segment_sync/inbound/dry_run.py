@@ -1,8 +1,9 @@
 """What an inbound ingest would send to Antavo now, computed without sending or claiming anything.
 
-The plan follows the ingest exactly: the same mappings (apply_mappings), the same customer ID
-resolution, the same grouping (an item's events never straddle two requests, at most 50 events
-a request) and the same request bodies (`request_for`). `plan_inbound` is pure; `pending_payloads`
+The plan follows the ingest exactly: the same gate (an event that cannot be read or mapped would
+fail alone, item_gate), the same mappings (apply_mappings), the same customer ID resolution, the
+same grouping (an item's events never straddle two requests, at most 50 events a request) and
+the same request bodies (`request_for`). `plan_inbound` is pure; `pending_items`
 only reads the buffer. The result is plain data, for the CLI and for a Dagster job's config.
 """
 
@@ -19,6 +20,7 @@ from segment_sync.antavo.client import MAX_BULK_EVENTS, request_for
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import PENDING
 from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.item_gate import BufferedEvent, ItemFault, item_name, through_gate
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import MappingOutcome, apply_mappings
 from segment_sync.redaction import Redactor
@@ -60,7 +62,7 @@ class InboundDryRun:
 
 
 def plan_inbound(
-    payloads: Iterable[dict[str, Any]],
+    payloads: Iterable[BufferedEvent | dict[str, Any]],
     mappings: list[Mapping],
     *,
     multi_accounts: bool,
@@ -68,9 +70,9 @@ def plan_inbound(
     customers: CustomerLookup | None = None,
     chunk_size: int = 1000,
 ) -> InboundDryRun:
-    """The dry-run summary of these buffered events, in buffer order."""
+    """The dry-run summary of these buffered items (or events given as dicts), in buffer order."""
     plan = InboundDryRun()
-    chunk: list[dict[str, Any]] = []
+    chunk: list[BufferedEvent | dict[str, Any]] = []
     for payload in payloads:
         chunk.append(payload)
         if len(chunk) >= chunk_size:
@@ -81,26 +83,41 @@ def plan_inbound(
     return plan
 
 
-def pending_payloads(buffer: InboundBuffer, max_attempts: int, page: int = 1000) -> Iterator[dict]:
-    """The payloads an ingest would claim (pending, attempts left), in id order; read only."""
+def pending_items(
+    buffer: InboundBuffer, max_attempts: int, page: int = 1000
+) -> Iterator[BufferedEvent]:
+    """The items an ingest would claim (pending, attempts left), in id order; read only."""
     after = 0
     while records := buffer.items(PENDING, limit=page, after_id=after):
         for record in records:
             if record.attempts < max_attempts:
-                yield record.payload
+                yield record
         after = records[-1].id
 
 
 def _plan_chunk(
     plan: InboundDryRun,
-    chunk: list[dict[str, Any]],
+    chunk: list[BufferedEvent | dict[str, Any]],
     mappings: list[Mapping],
     multi_accounts: bool,
     redactor: Redactor,
     customers: CustomerLookup | None,
 ) -> None:
     """Count one claimed chunk as the ingest's `_process` would group and send it."""
-    mapped = [apply_mappings(mappings, payload, multi_accounts) for payload in chunk]
+
+    def work(event: dict[str, Any]) -> list[MappingOutcome]:
+        return apply_mappings(mappings, event, multi_accounts)
+
+    gated = [
+        through_gate(f"event {n}", e, None, work)
+        if isinstance(e, dict)
+        else through_gate(item_name(e), e.payload, e.fault, work)
+        for n, e in enumerate(chunk)
+    ]
+    mapped = [o for o in gated if not isinstance(o, ItemFault)]
+    for fault in (o for o in gated if isinstance(o, ItemFault)):
+        plan.failed += 1
+        plan.errors[redactor.text(fault.problem)[:120]] += 1
     if customers is not None:
         wanted = {i for outcomes in mapped for i in external_ids(outcomes)}
         known = customers(wanted) if wanted else {}

@@ -5,7 +5,8 @@ over by the next run within seconds. Items are recorded per Antavo request, not 
 as a request is answered its log rows are written durably and only then are its items marked, so a
 kill repeats at most the requests in flight (`max_in_flight` x 50 events) and a failed log write
 leaves the items pending. Antavo's Events API has no idempotency key: a repeated request registers
-its events again.
+its events again, so an item whose outcome Antavo's answer leaves open is marked `unknown`, never
+failed or retried: only `replay inbound --include-unknown` sends it again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from segment_sync.directions import mappings_off
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
+from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
@@ -45,6 +47,7 @@ class IngestCounts:
     items: int = 0
     done: int = 0
     failed: int = 0
+    unknown: int = 0  # Antavo's answer did not account for them: maybe registered, not resent
     retried: int = 0
     no_match: int = 0
     antavo_events: int = 0
@@ -62,15 +65,23 @@ class IngestResult:
 
     @property
     def ok(self) -> bool:
-        """A run fails when an item failed for good, waits for a retry or was left pending."""
+        """A run fails when an item failed for good, has an unknown outcome, waits for a retry or
+        was left pending: only a run that knows every item was delivered succeeds."""
         c = self.counts
-        return c.failed == 0 and c.retried == 0 and c.left_pending == 0
+        return c.failed == 0 and c.unknown == 0 and c.retried == 0 and c.left_pending == 0
 
     def failure_message(self) -> str:
         c = self.counts
-        return (
+        message = (
             f"{c.failed} item(s) failed, {c.retried} will be retried, {c.left_pending} left pending"
         )
+        if c.unknown:
+            message += (
+                f"; {c.unknown} item(s) have an unknown outcome (Antavo's answer did not account "
+                "for them, so they may be registered): check them in Antavo, then `replay "
+                "inbound --include-unknown` only for what is missing"
+            )
+        return message
 
 
 class IngestError(RuntimeError):
@@ -120,6 +131,7 @@ class _Outcomes:
     done: list[tuple[int, list[str]]]
     failed: list[tuple[int, str]]
     retry: list[tuple[int, str]]
+    unknown: list[tuple[int, str]] = field(default_factory=list)
 
 
 class GroupCommit:
@@ -260,7 +272,14 @@ class InboundIngest:
         log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
         groups: list[list[_Planned]] = [[]]
         multi = self.inbound.multi_accounts
-        mapped = [(item, apply_mappings(self.mappings, item.payload, multi)) for item in items]
+        gated = through_gate_all(items, lambda event: apply_mappings(self.mappings, event, multi))
+        mapped = [(i, o) for i, o in gated if not isinstance(o, ItemFault)]
+        for item, fault in ((i, o) for i, o in gated if isinstance(o, ItemFault)):
+            # The buffer's last error and the inbound log's row name the item; inbound_items
+            # has its ids in columns and the problem alone, so the run's top reasons group.
+            unsent_failed.append((item.id, fault.reason))
+            rows.append(self._row(item, result, None, "failed", error=fault.problem))
+            log_rows.append(self._unsent(item, result, None, "error", fault.reason))
         if self._customers is not None:
             wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
             known = await asyncio.to_thread(self._customers, wanted) if wanted else {}
@@ -333,6 +352,7 @@ class InboundIngest:
         done: list[tuple[int, list[str]]] = []
         failed: list[tuple[int, str]] = []
         retry: list[tuple[int, str]] = []
+        unknown: list[tuple[int, str]] = []
         rows: list[dict[str, Any]] = []
         max_attempts = self.inbound.max_attempts
         for item_id, plans in by_item.items():
@@ -344,6 +364,9 @@ class InboundIngest:
             if not bad:
                 done.append((item_id, [p.result.event_id or "" for p in plans]))
                 outcome = "done"
+            elif any(p.result.unknown for p in bad):  # resending could register it twice
+                unknown.append((item_id, error))
+                outcome = "unknown"
             elif any(not p.result.retryable for p in bad) or item.attempts + 1 >= max_attempts:
                 failed.append((item_id, error))
                 outcome = "failed"
@@ -351,10 +374,11 @@ class InboundIngest:
                 retry.append((item_id, error))
                 outcome = "retry"
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
-        await self._commits.submit(_Outcomes(rows, done, failed, retry), result)
+        await self._commits.submit(_Outcomes(rows, done, failed, retry, unknown), result)
         c = result.counts
         c.done += len(done)
         c.failed += len(failed)
+        c.unknown += len(unknown)
         c.retried += len(retry)
         c.antavo_events += sum(1 for p in group if p.result.ok)
 
@@ -376,6 +400,7 @@ class InboundIngest:
         done = [x for b in batches for x in b.done]
         failed = [x for b in batches for x in b.failed]
         retry = [x for b in batches for x in b.retry]
+        unknown = [x for b in batches for x in b.unknown]
         for row in rows:
             if row["error"]:
                 result.errors[row["error"][:120]] += 1
@@ -391,9 +416,13 @@ class InboundIngest:
                 " register them twice). Free space or fix logs.dir, then rerun",
                 result,
             ) from None
-        if done or failed or retry:
+        if done or failed or retry or unknown:
             self.buffer.mark_many(
-                done=done, failed=failed, retry=retry, max_attempts=self.inbound.max_attempts
+                done=done,
+                failed=failed,
+                retry=retry,
+                unknown=unknown,
+                max_attempts=self.inbound.max_attempts,
             )
 
     def _row(

@@ -76,7 +76,7 @@ def request_rows(
             **_received(*sources[event.index]),
             "customer_id": event.customer,
             "action": event.action,
-            "status": "success" if event.ok else "error",
+            "status": "success" if event.ok else "unknown" if event.unknown else "error",
             "status_code": event.status_code,
             "event_id": event.event_id,
             "error": event.error,

@@ -33,9 +33,16 @@ from starlette.routing import Route
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
+from segment_sync.inbound.request_body import (
+    ClientGone,
+    UnverifiedBudget,
+    check_content_type,
+    parse,
+    read_body,
+)
 from segment_sync.inbound.request_body import Rejected as _Rejected
-from segment_sync.inbound.request_body import UnverifiedBudget, check_content_type, parse, read_body
 from segment_sync.inbound.signature import verify
+from segment_sync.redaction import SecretUrl
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +260,10 @@ def create_receiver_app(
         except _Rejected as rejected:
             headers = {"Connection": "close", **rejected.headers}
             return _json(rejected.status, {"error": rejected.message}, headers)
+        except ClientGone as gone:  # one line, not a traceback: a cheap way to flood the log
+            client = f"{request.client.host}:{request.client.port}" if request.client else "?"
+            log.warning("client %s disconnected mid-body %s; nothing stored", client, gone)
+            return Response(status_code=400)  # nobody reads it; uvicorn drops it
         try:
             stored, duplicates = await store(rows)
         except Exception as exc:  # Segment retries 5xx
@@ -262,7 +273,10 @@ def create_receiver_app(
             )
         return _json(200, {"stored": stored, "duplicates": duplicates})
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(request: Request) -> Response:
+        # With a token, the buffer's counts are for callers that hold it; anyone may see "ok".
+        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
+            return _json(200, {"status": "ok"})
         pending = await run_in_threadpool(buffer.pending_count)
         return _json(200, {"status": "ok", "pending": pending})
 
@@ -286,7 +300,7 @@ def create_receiver_app(
 
 
 def run_receiver(
-    buffer_url: str,
+    buffer_url: str | SecretUrl,
     webhook_secret: str | None,
     host: str = "127.0.0.1",
     port: int = 8787,

@@ -1,4 +1,4 @@
-"""A webhook request's body: media type, size, read time, memory budget, gzip, JSON and event texts.
+"""A webhook request's body: media type, size, read time, memory budget, gzip, depth, JSON, event texts.
 
 Each check raises `Rejected` with the HTTP status and a one-line message naming the problem and
 its fix. Events are kept as the exact JSON text received (for a batch, each element's slice of
@@ -16,7 +16,9 @@ from contextlib import asynccontextmanager
 
 import msgspec
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+
+from segment_sync.inbound.json_depth import MAX_EVENT_DEPTH, body_depth_limit, nested_deeper_than
 
 JSON_WHITESPACE = " \t\n\r"
 UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
@@ -30,6 +32,10 @@ class Rejected(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its whole body arrived: nobody waits for an answer."""
 
 
 class UnverifiedBudget:
@@ -126,6 +132,9 @@ async def read_body(request: Request, max_body_bytes: int, hold: _Hold, timeout_
         raise Rejected(
             408, f"the request body did not arrive within {timeout_s:g} s: send it at once"
         ) from None
+    except ClientDisconnect:
+        expected = f"{declared} declared" if declared is not None else "no length declared"
+        raise ClientGone(f"after {total} body bytes ({expected})") from None
     body = b"".join(chunks)
     chunks.clear()
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -159,10 +168,19 @@ def _gunzip(body: bytes, max_body_bytes: int, hold: _Hold) -> bytes:
 
 
 def parse(body: bytes) -> tuple[object, list[dict], list[str]]:
-    """(parsed JSON, events, each event's JSON text as received) or a 400 saying what is wrong."""
+    """(parsed JSON, events, each event's JSON text as received) or a 400 saying what is wrong.
+
+    The nesting depth is checked first, on the bytes, before any recursive parse or signature work.
+    """
     if not body:
         raise Rejected(
             400, "body is empty: send one Segment event as a JSON object or a JSON array"
+        )
+    if nested_deeper_than(body, body_depth_limit(body)):  # before anything walks it
+        raise Rejected(
+            400,
+            f"body nests objects and arrays more than {MAX_EVENT_DEPTH} levels deep (the "
+            f"receiver's limit for an event): send events of at most {MAX_EVENT_DEPTH} levels",
         )
     try:
         parsed = orjson.loads(body)

@@ -159,7 +159,7 @@ FIELDS: dict[LogName, tuple[Field, ...]] = {
             "Status",
             TEXT_OPERATORS,
             _text("status", fold_case=True),
-            allowed=("success", "error", "skipped"),
+            allowed=("success", "error", "skipped", "unknown"),
         ),
     ),
 }

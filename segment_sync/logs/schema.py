@@ -70,7 +70,7 @@ INBOUND_LOG = pa.schema(
         _required("timestamp", UTC_TIMESTAMP),
         _optional("customer_id", pa.string()),
         _optional("action", pa.string()),
-        _optional("status", pa.string()),  # "success" | "error" | "skipped"
+        _optional("status", pa.string()),  # "success" | "error" | "skipped" | "unknown"
         _optional("event_id", pa.string()),  # the id Antavo registered
         _optional("error", pa.string()),
         _optional("identifier", pa.string()),  # the Antavo request; null if never sent
@@ -96,7 +96,7 @@ INBOUND_ITEMS = pa.schema(
         _optional("run_id", pa.string()),
         _optional("event_type", pa.string()),  # Segment type
         _optional("mapping_name", pa.string()),
-        _required("outcome", pa.string()),  # "done" | "failed" | "retry" | "no_match"
+        _required("outcome", pa.string()),  # "done" | "failed" | "retry" | "no_match" | "unknown"
         _optional("antavo_action", pa.string()),
         _optional("customer_id", pa.string()),
         _optional("antavo_event_id", pa.string()),
@@ -146,8 +146,8 @@ ALLOWED_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
         "event_type": ("track", "identify"),
         "outcome": ("delivered", "failed", "skipped", "pending"),
     },
-    "inbound_log": {"status": ("success", "error", "skipped")},
-    "inbound_items": {"outcome": ("done", "failed", "retry", "no_match")},
+    "inbound_log": {"status": ("success", "error", "skipped", "unknown")},
+    "inbound_items": {"outcome": ("done", "failed", "retry", "no_match", "unknown")},
     "sync_runs": {
         "trigger": ("sensor", "schedule", "manual"),
         "status": ("success", "failure"),

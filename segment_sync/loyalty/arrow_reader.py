@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from urllib.parse import quote
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from segment_sync.redaction import mask_url_passwords
+from segment_sync.redaction import Redactor
 
 _WHO = [("id", pa.int64()), ("customer_id", pa.string()), ("external_customer_id", pa.string())]
 _WHEN = [("occurred_at", pa.string()), ("origin", pa.string())]
@@ -69,7 +70,7 @@ class ArrowReader:
             f"SELECT {columns} FROM {table} WHERE id > {int(after_id)} AND id <= {int(upto_id)} "
             f"ORDER BY id LIMIT {int(limit)}"
         )
-        uri = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        uri = libpq_uri(self._url)
         try:
             with (
                 adbc_driver_postgresql.dbapi.connect(uri, autocommit=True) as conn,
@@ -78,7 +79,20 @@ class ArrowReader:
                 cursor.execute(sql)
                 data = cursor.fetch_arrow_table()
         except adbc_driver_postgresql.dbapi.Error as exc:
-            # The driver's message may quote the URI: never let its password out.
-            safe = mask_url_passwords(str(exc)).replace(self._url.password or "\0", "***")
+            # The driver's message may quote the URI: never let its password out, in any form.
+            password = str(self._url.password or "")
+            safe = Redactor([password, quote(password, safe="")]).text(str(exc))
             raise StoreReadError(f"could not read {table} from loyalty_store.url: {safe}") from None
         return data.cast(schema)
+
+
+def libpq_uri(url: sa.URL) -> str:
+    """`url` as libpq (ADBC) reads it: user and password %-encoded, as its URI syntax needs
+    (SQLAlchemy's rendering leaves spaces and other characters libpq refuses, and quotes)."""
+    bare = url._replace(drivername="postgresql", username=None, password=None)  # set() keeps None
+    plain = bare.render_as_string()
+    if url.username is None:
+        return plain
+    user = quote(url.username, safe="")
+    password = "" if url.password is None else ":" + quote(str(url.password), safe="")
+    return plain.replace("postgresql://", f"postgresql://{user}{password}@", 1)

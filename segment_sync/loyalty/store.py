@@ -10,7 +10,7 @@ import orjson
 import pyarrow as pa
 import sqlalchemy as sa
 
-from segment_sync.db import create_engine, create_tables
+from segment_sync.db import Url, create_engine, create_tables
 from segment_sync.loyalty.arrow_reader import ArrowReader
 from segment_sync.loyalty.records import (
     BadRow,
@@ -133,8 +133,8 @@ def parse_row(stream: Stream, row: Sequence) -> LoyaltyEvent | ProfileChange | B
 class LoyaltyStore:
     """Read (and, for the demo and the Antavo stand-in, append) loyalty events and profile changes."""
 
-    def __init__(self, url: str, settle_s: float = 2.0) -> None:
-        self.url = url
+    def __init__(self, url: Url, settle_s: float = 2.0) -> None:
+        self.url = url  # a URL setting keeps its password masked wherever it is shown
         self.settle_s = settle_s  # PostgreSQL: how long max_id waits for open writers (see there)
         self.engine = create_engine(url)
         create_tables(self.engine, metadata)

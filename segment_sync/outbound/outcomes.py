@@ -10,7 +10,7 @@ from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.narrowing import Sent
 from segment_sync.outbound.results import OutboundResult, configuration_error
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, redact_url
 from segment_sync.segment.client import Attempt, BatchOutcome, Verdict
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.settings import Settings
@@ -112,7 +112,7 @@ def request_row(
         "message_count": len(group),
         "request_bytes": len(body),
         "region": settings.outbound.region,
-        "endpoint": settings.outbound.endpoint,
+        "endpoint": redact_url(settings.outbound.endpoint),
         "request_body": redactor.text(body.decode()),
         "response_body": attempt.response_body,
     }

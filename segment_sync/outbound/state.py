@@ -14,12 +14,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from segment_sync.db import (
+    Url,
     create_engine,
     create_tables,
     database_identity,
@@ -28,7 +29,9 @@ from segment_sync.db import (
 )
 from segment_sync.locks import file_lock
 from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.legacy_keys import adopt_legacy_rows
 from segment_sync.outbound.shards import Shard
+from segment_sync.redaction import SecretUrl
 
 metadata = sa.MetaData()
 
@@ -73,14 +76,19 @@ WAITER_FRESH_S = 5.0
 
 @dataclass(frozen=True)
 class ProgressKey:
-    """Whose progress: the loyalty store (no password) and the destination (no write key)."""
+    """Whose progress: the loyalty store and the destination (no password, no write key)."""
 
     source: str  # database_identity of the loyalty store URL
-    destination: str  # endpoint + " key:" + fingerprint of the write key
+    destination: str  # endpoint without its password + " key:" + fingerprint of the write key
+    # The key as versions before issue 24 wrote it, with the endpoint's password (None when the
+    # endpoint has none): only to move those rows (legacy_keys.py); never shown.
+    legacy_destination: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def of(cls, store_url: str, endpoint: str, write_key: str) -> ProgressKey:
-        return cls(database_identity(store_url), f"{endpoint} key:{fingerprint(write_key)}")
+    def of(cls, store_url: Url, endpoint: Url, write_key: str) -> ProgressKey:
+        url, key = SecretUrl(endpoint), f" key:{fingerprint(write_key)}"
+        legacy = url.reveal() + key if url.has_password else None
+        return cls(database_identity(store_url), url.without_password() + key, legacy)
 
     @property
     def digest(self) -> str:
@@ -100,12 +108,16 @@ class OutboundState:
     watermark, for replay and reconciliation.
     """
 
-    def __init__(self, url: str, key: ProgressKey, shard: Shard | None = None) -> None:
+    def __init__(self, url: Url, key: ProgressKey, shard: Shard | None = None) -> None:
         self.url = url
         self.key = key
         self.shard = shard or Shard()
         self.engine = create_engine(url, durable=True)
         create_tables(self.engine, metadata)
+        if key.legacy_destination is not None:
+            adopt_legacy_rows(
+                self.engine, key.source, key.destination, key.legacy_destination, progress, sharding
+            )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -12,6 +12,7 @@ from enum import StrEnum
 import httpx
 
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
+from segment_sync.redaction import SecretUrl, reveal
 
 _RESPONSE_BODY_LIMIT = 4096
 
@@ -76,7 +77,7 @@ class SegmentClient(ApiClient):
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | SecretUrl,
         write_key: str,
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -91,7 +92,7 @@ class SegmentClient(ApiClient):
             auth=httpx.BasicAuth(write_key, ""),
             headers={"Content-Type": "application/json"},
         )
-        self.url = endpoint.rstrip("/") + "/v1/batch"
+        self.url = SecretUrl(reveal(endpoint).rstrip("/") + "/v1/batch")  # shown masked
         self.retry = retry
         self.gzip = gzip
         self._slots = asyncio.Semaphore(max_in_flight)

@@ -18,6 +18,10 @@ It speaks the documented contract closely enough for the real client to be teste
   `opt_in`, which (as Antavo documents) registers an unknown customer.
 - A sliding-window rate limit (requests per minute, answered 429 with Retry-After), random 500/503
   at `error_rate` from a seeded RNG, and queued one-shot faults (`fail_next`).
+- INJECTED FAULT, not Antavo's documented behaviour: `bulk_answer_faults` queues answers for the
+  next /events/bulk requests that register every event but do not account for them all
+  (`one_short`: the last result is missing; `malformed`: the JSON body is cut in half), so a
+  client's handling of an ambiguous answer can be tested.
 - Inspection: `GET /_standin/events`, `GET /_standin/stats`, `POST /_standin/reset`,
   `GET|POST /_standin/config`, `GET /healthz`.
 """
@@ -90,6 +94,7 @@ class AntavoStandin:
         self.error_rate = 0.0
         self.retry_after_s = 1.0
         self.fail_next: deque[int] = deque()
+        self.bulk_answer_faults: deque[str] = deque()
         self._rng = random.Random(seed)
         self.configure(
             known_customers=known_customers,
@@ -124,6 +129,8 @@ class AntavoStandin:
                     self._rng = random.Random(value)
                 elif name == "fail_next":
                     self.fail_next.extend(value)
+                elif name == "bulk_answer_faults":
+                    self.bulk_answer_faults.extend(value)
                 else:
                     setattr(self, name, value)
         return self.config()
@@ -140,6 +147,7 @@ class AntavoStandin:
                 "known_customers": None if known is None else sorted(known),
                 "creating_actions": sorted(self.creating_actions),
                 "fail_next": list(self.fail_next),
+                "bulk_answer_faults": list(self.bulk_answer_faults),
                 "retry_after_s": self.retry_after_s,
             }
 
@@ -151,6 +159,7 @@ class AntavoStandin:
             self._counts.clear()
             self._by_status.clear()
             self.fail_next.clear()
+            self.bulk_answer_faults.clear()
 
     def stats(self) -> dict[str, Any]:
         """Requests by status, events registered/rejected, 429s."""
@@ -295,7 +304,20 @@ class AntavoStandin:
             except Rejection as exc:
                 results.append(exc.body())
         errors = sum(1 for r in results if "error" in r)
-        return json_response({"results": results, "total": len(results), "errors": errors})
+        answer = {"results": results, "total": len(results), "errors": errors}
+        with self._lock:
+            fault = self.bulk_answer_faults.popleft() if self.bulk_answer_faults else None
+        if fault == "one_short":  # injected: registered, but the answer loses the last result
+            answer["results"] = results[:-1]
+        elif fault == "malformed":  # injected: registered, but the answer is not JSON
+            whole = json_response(answer).body
+            return Response(
+                whole[: len(whole) // 2],
+                200,
+                {"X-Standin": "antavo"},
+                media_type="application/json",
+            )
+        return json_response(answer)
 
     def _register(self, item: Any) -> dict[str, Any]:
         """Validate, assign an ID, call `on_event`, keep it; the stored event, or a rejection."""

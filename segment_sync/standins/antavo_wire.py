@@ -17,7 +17,12 @@ CONFIG_FIELDS = (
     "fail_next",
     "retry_after_s",
     "seed",
+    "bulk_answer_faults",
 )
+# Injected faults (not Antavo's documented behaviour): a /events/bulk request whose events are
+# registered but whose 200 answer does not account for them all. "one_short" leaves out the last
+# result; "malformed" cuts the JSON body in half.
+BULK_ANSWER_FAULTS = ("one_short", "malformed")
 
 
 class Rejection(Exception):
@@ -58,6 +63,13 @@ def parse_config(name: str, value: Any) -> Any:
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise ValueError("known_customers must be a list of strings or null")
         return set(value)
+    if name == "bulk_answer_faults":
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise ValueError("bulk_answer_faults must be a list")
+        faults = list(value)
+        if not all(f in BULK_ANSWER_FAULTS for f in faults):
+            raise ValueError(f"bulk_answer_faults items must be one of {list(BULK_ANSWER_FAULTS)}")
+        return faults
     if name in ("creating_actions", "fail_next"):
         if isinstance(value, str | bytes) or not isinstance(value, Iterable):
             raise ValueError(f"{name} must be a list")

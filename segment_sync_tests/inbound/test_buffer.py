@@ -74,7 +74,7 @@ def test_max_id_pending_count_and_counts_answer_cheap_questions(buffer: InboundB
     buffer.add_many([_event(n) for n in range(5)])
     assert buffer.max_id() == max(r.id for r in buffer.items())
     assert buffer.pending_count() == 5
-    assert buffer.counts() == {"pending": 5, "done": 0, "failed": 0}
+    assert buffer.counts() == {"pending": 5, "done": 0, "failed": 0, "unknown": 0}
 
 
 def test_claim_returns_pending_items_in_id_order_and_marks_them(buffer: InboundBuffer) -> None:
@@ -134,7 +134,7 @@ def test_mark_failed_is_permanent_and_keeps_the_error(buffer: InboundBuffer) -> 
         "customer not found",
     )
     assert buffer.claim("run-2", limit=10, max_attempts=5) == []
-    assert buffer.counts() == {"pending": 0, "done": 0, "failed": 1}
+    assert buffer.counts() == {"pending": 0, "done": 0, "failed": 1, "unknown": 0}
 
 
 def test_items_that_reached_max_attempts_are_not_claimed(buffer: InboundBuffer) -> None:
@@ -154,7 +154,7 @@ def test_mark_many_records_a_chunk_in_one_call(buffer: InboundBuffer) -> None:
         max_attempts=3,
     )
     assert statuses == {a.id: "done", b.id: "done", c.id: "pending", d.id: "failed"}
-    assert buffer.counts() == {"pending": 1, "done": 2, "failed": 1}
+    assert buffer.counts() == {"pending": 1, "done": 2, "failed": 1, "unknown": 0}
     buffer.mark_many_done([(c.id, ["e3"])])
     assert buffer.get(c.id).antavo_event_ids == ["e3"]
 

@@ -246,7 +246,7 @@ def test_dagster_run_fails_on_a_wrong_key_naming_the_setting_then_replay_job_req
     assert "inbound.api_key_env ($ANTAVO_API_KEY)" in error.message
     assert "a-wrong-api-key" not in error.message
     assert error.cls_name == "Failure"  # an expected failure (dg.Failure), not a crash
-    assert after_401 == {"pending": 3, "done": 0, "failed": 1}  # x-1: no userId, the data's fault
+    assert after_401 == {"pending": 3, "done": 0, "failed": 1, "unknown": 0}  # x-1: no userId
     assert second.success  # the 3 pending items delivered; x-1 stays failed until replayed
     assert buffer.counts()["done"] == 3
     assert replay.success and replay.output_for_node("requeue_failed_inbound_items") == 1

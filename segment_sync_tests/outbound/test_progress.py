@@ -77,7 +77,7 @@ def test_a_watermark_ahead_of_a_rebuilt_store_stops_the_run_and_sends_nothing(
     write_settings, segment_standin
 ):
     settings = load_settings(write_settings(outbound={"base_url": segment_standin.url}))
-    store_file = Path(settings.loyalty_store.url.removeprefix("sqlite:///"))
+    store_file = Path(settings.loyalty_store.url.reveal().removeprefix("sqlite:///"))
     seed(LoyaltyStore(settings.loyalty_store.url), 400, 0, 20)
     assert outbound_sync(settings).run(Stream.EVENTS, "run-1").watermark_after == 400
     store_file.unlink()
