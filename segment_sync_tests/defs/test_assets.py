@@ -3,15 +3,20 @@ written, run tags with counts, and sensor ticks that say why they requested noth
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from segment_sync.definitions import build_definitions
+from segment_sync.defs.assets import store_kind, store_specs
 from segment_sync.defs.tags import FAILED_TAG, SENT_TAG, SKIPPED_TAG
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.loyalty.records import NewEvent, NewProfileChange
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.settings import load_settings
+from segment_sync.settings import SettingsError, load_settings, parse_settings
 
 ORDERS = {"name": "Orders", "action": "loyalty_event",
           "fields": {"action": {"@literal": "checkout"}}}  # fmt: skip
@@ -108,6 +113,35 @@ def test_the_store_assets_wear_one_kind_badge_the_configured_store(
     graph = build_definitions(str(path)).resolve_asset_graph()
     for name in ("loyalty_events", "loyalty_profile_changes"):
         assert graph.get(dg.AssetKey(name)).kinds == {kind}, name
+
+
+store_urls = st.one_of(
+    st.tuples(
+        st.just("sqlite"), st.from_regex(r"sqlite:///[a-z][a-z0-9_]{0,20}\.db", fullmatch=True)
+    ),
+    st.tuples(
+        st.just("postgres"),
+        st.builds(
+            "{}://{}:{}@{}:5432/{}".format,
+            st.sampled_from(["postgresql", "postgres", "POSTGRESQL"]),
+            st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+            st.text(st.characters(codec="ascii", exclude_characters="@/:?#"), min_size=1),
+            st.sampled_from(["db.internal", "127.0.0.1", "[::1]"]),
+            st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+        ),
+    ),
+)
+
+
+@given(store_urls)
+def test_any_store_url_the_settings_accept_gives_one_badge_of_its_kind(kind_and_url):
+    kind, url = kind_and_url
+    try:
+        settings = parse_settings({"loyalty_store": {"url": url}}, base=Path("/tmp"))
+    except SettingsError:
+        assume(False)  # not a URL the settings accept: no badge to give
+    specs = store_specs(store_kind(settings.loyalty_store.url))
+    assert [spec.kinds for spec in specs] == [{kind}, {kind}]
 
 
 def test_the_log_tables_are_a_group_of_their_own(write_settings):
