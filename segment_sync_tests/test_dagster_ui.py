@@ -1,5 +1,6 @@
 """What a data engineer sees in the Dagster UI, asserted through the GraphQL API the UI reads: the
-lineage of both directions, per-stream assets with their plots' numbers, the log tables
+lineage of both directions (outbound and inbound in groups of their own, Antavo's events leading
+back into the loyalty store, one kind badge on the store), no community dialog, per-stream assets with their plots' numbers, the log tables
 materialized when written, the sensors as the assets' automations, skip reasons on every
 skipped tick, run counts as tags, and an expected failure as a described `Failure`."""
 
