@@ -1,4 +1,4 @@
-"""Inbound on a full log disk: sending stops within the requests in flight, and a rerun after the
+"""Inbound on a full or read-only log disk: sending stops within the requests in flight, and a rerun after the
 disk is fixed registers each event once more at most for those requests. Real tmpfs, real
 Antavo stand-in over loopback, the CLI."""
 
@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from click.testing import CliRunner
 
 from segment_sync.cli import main
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import connect
-from segment_sync_tests.disks import fill_disk
+from segment_sync_tests.disks import break_disk
 from segment_sync_tests.inbound.test_inbound_recovery import CHECKOUT, orders
 
 ITEMS = 3000
@@ -24,8 +25,12 @@ def run_inbound(path):
     return CliRunner().invoke(main, ["run", "inbound", "--settings", str(path)])
 
 
-def test_a_full_log_disk_stops_registering_and_the_rerun_repeats_only_the_requests_in_flight(
-    write_settings, antavo_standin, small_tmpfs, tmp_path
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("full", "No space left on device"), ("read-only", "Read-only file system")],
+)
+def test_an_unwritable_log_stops_registering_and_the_rerun_repeats_only_the_requests_in_flight(
+    write_settings, antavo_standin, small_tmpfs, tmp_path, fault, reason
 ):
     logs_dir = small_tmpfs / "logs"
     buffer_url = f"sqlite:///{tmp_path}/inbound.db"
@@ -40,19 +45,19 @@ def test_a_full_log_disk_stops_registering_and_the_rerun_repeats_only_the_reques
     buffer = InboundBuffer(buffer_url)
     buffer.add_many(orders(ITEMS))
     LogWriter(logs_dir)  # the layout exists; then the disk fills
-    filler = fill_disk(small_tmpfs)
+    repair = break_disk(small_tmpfs, fault)
 
     failed = run_inbound(path)
 
     assert failed.exit_code == 1
-    assert f"logs.dir ({logs_dir})" in failed.output and "No space left on device" in failed.output
+    assert f"logs.dir ({logs_dir})" in failed.output and reason in failed.output
     assert "Traceback" not in failed.output
     registered_first = len(antavo_standin.events)
     assert 0 < registered_first <= IN_FLIGHT_BOUND  # today: the whole chunk of 1,000
     assert f"{registered_first} event(s) Antavo registered could not be logged" in failed.output
     assert buffer.counts() == {"pending": ITEMS, "done": 0, "failed": 0}  # nothing unlogged done
 
-    filler.unlink()
+    repair()
     rerun = run_inbound(path)
 
     assert rerun.exit_code == 0, rerun.output
