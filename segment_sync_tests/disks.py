@@ -10,11 +10,10 @@ from pathlib import Path
 def fill_disk(directory: Path) -> Path:
     """Fill the filesystem of `directory` with one file; delete the file to free the space."""
     filler = directory / "filler.bin"
-    with open(filler, "wb") as handle:
+    with open(filler, "wb", buffering=0) as handle:  # unbuffered: nothing left to flush
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler
@@ -23,7 +22,8 @@ def fill_disk(directory: Path) -> Path:
 def break_disk(mount_point: Path, how: str) -> Callable[[], None]:
     """Make writes under the tmpfs `mount_point` fail for real; return the repair.
 
-    `full`: no space left (ENOSPC); `read-only`: remounted read-only (EROFS).
+    `full`: no space left (ENOSPC); `read-only`: remounted read-only (EROFS; the kernel
+    refuses that while a file on it is open for writing).
     """
     if how == "full":
         return fill_disk(mount_point).unlink

@@ -31,8 +31,8 @@ from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
-from segment_sync.logs.store import LogWriter
 from segment_sync.logs.store import LogWriteError as LogFileError
+from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
 
@@ -391,7 +391,9 @@ class InboundIngest:
         except (LogFileError, OSError) as exc:  # disk full, no permission, an I/O error
             self._stopped = True  # no request starts after this; those in flight finish
             cause = exc.cause if isinstance(exc, LogFileError) else exc
-            reason = f"{cause.strerror or cause}" + (f": {cause.filename}" if cause.filename else "")
+            reason = f"{cause.strerror or cause}" + (
+                f": {cause.filename}" if cause.filename else ""
+            )
             raise LogWriteError(
                 f"could not write the inbound log under logs.dir ({self.logs.logs_dir}): {reason};"
                 " sending stopped, and the items of the requests in flight were not marked and"

@@ -18,6 +18,7 @@ instead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -41,6 +42,7 @@ from segment_sync.logs.layout import (
     table_dir,
 )
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.store import LogWriteError
 
 ROW_GROUP_ROWS = 128_000
 STALE_TEMP_AGE_S = 3600.0
@@ -244,13 +246,30 @@ def table_files(logs_dir: Path | str, table: str) -> list[Path]:
     return [path for d in partition_dirs(logs_dir, table) for path in data_files(d)]
 
 
+# What a disk that cannot take a write answers (full, read-only, no permission, failing).
+_UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+@contextmanager
+def _writing(logs_dir: Path | str, table: str) -> Iterator[None]:
+    """Turn a disk that refuses a write into one LogWriteError naming logs.dir; an input file
+    is deleted only after its merged file is published, so no row is lost on the way."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE:
+            raise
+        raise LogWriteError(f"{table} maintenance files", Path(logs_dir), exc) from exc
+
+
 def maintain_table(
     logs_dir: Path | str, table: str, cutoff: datetime, min_files: int
 ) -> TableMaintenance:
     """Remove the rows older than `cutoff`, then merge each partition's small files."""
     before = len(table_files(logs_dir, table))
-    removed = apply_retention(logs_dir, table, cutoff)
-    compaction = compact(logs_dir, table, min_files=min_files)
+    with _writing(logs_dir, table):
+        removed = apply_retention(logs_dir, table, cutoff)
+        compaction = compact(logs_dir, table, min_files=min_files)
     rows = sum(pq.ParquetFile(path).metadata.num_rows for path in table_files(logs_dir, table))
     return TableMaintenance(table, before, compaction.files_after, removed, rows)
 

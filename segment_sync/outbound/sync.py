@@ -6,7 +6,7 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -183,8 +183,9 @@ class OutboundSync:
                 built, last = ready
                 upcoming = read(last) if last < target else None
                 counted = replace(result.counts)
-                await self._send_chunk(client, stream, built, result)
-                del built, ready
+                sending = self._send_chunk(client, stream, built, result)
+                await self._send_unless_unlogged(sending, settling)
+                del built, ready, sending
                 if settling is not None and not await self._settle(stream, result, settling):
                     break
                 # This chunk's log rows are written while the next chunk is sent; its progress
@@ -199,6 +200,25 @@ class OutboundSync:
             # A thread cannot be interrupted, and the read holds the builder's DuckDB
             # connection: let them finish (one chunk each) before anything closes.
             await asyncio.gather(*pending, return_exceptions=True)
+
+    @staticmethod
+    async def _send_unless_unlogged(send: Awaitable[None], previous: _Settling | None) -> None:
+        """Send a chunk while the previous one's log rows are written; if that write fails,
+        no further request of this chunk starts (those in flight are abandoned, unlogged)."""
+        sending = asyncio.ensure_future(send)
+        try:
+            if previous is not None:
+                await asyncio.wait({sending, previous.flush}, return_when=asyncio.FIRST_COMPLETED)
+                if not sending.done() and not previous.flush.result():
+                    sending.cancel()
+            await sending
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # the run itself is being stopped
+                raise
+        finally:
+            if not sending.done():  # the run was stopped while waiting: stop the chunk too
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
 
     async def _settle(self, stream: Stream, result: OutboundResult, chunk: _Settling) -> bool:
         """Save a sent chunk's progress once its log rows are written; False if they were not."""
@@ -266,7 +286,11 @@ class OutboundSync:
             for start in range(0, len(rows), outbound.chunk_size):
                 chunk = rows[start : start + outbound.chunk_size]
                 built = built_from_records(chunk, self.settings, stream)
+                counted = replace(result.counts)
                 await self._send_chunk(client, stream, built, result)
+                # Logged before the next chunk goes: an unwritable log stops the resend here.
+                if not await asyncio.to_thread(self._flush_logs, result):
+                    result.counts = counted
                 if not result.ok:
                     break
         finally:
