@@ -35,3 +35,20 @@ def break_disk(mount_point: Path, how: str) -> Callable[[], None]:
 
 def _remount(mount_point: Path, mode: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)], check=True)
+
+
+def damage_file(path: Path, how: str) -> None:
+    """Damage a Parquet file as a disk fault or a bad copy would.
+
+    `truncated`: only its first half is left (no footer); `scrambled-pages`: bytes in the middle
+    of its data pages are flipped, its footer intact (a reader fails only on reading the data).
+    """
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    elif how == "scrambled-pages":
+        for index in range(len(data) // 3, len(data) // 2, 3):
+            data[index] ^= 0xFF
+    else:
+        raise ValueError(f"unknown damage {how!r}")
+    path.write_bytes(bytes(data))

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
+from segment_sync.logs.damaged import is_damage, quarantine, read_problem
 from segment_sync.logs.layout import (
     COMPRESSION,
     TEMP_SUFFIX,
@@ -51,11 +52,21 @@ LOCK_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class CompactionResult:
-    """Files of the table before and after, and rows rewritten into merged files."""
+    """Files of the table before and after, rows rewritten into merged files, and the damaged
+    files moved to quarantine instead of being merged."""
 
     files_before: int
     files_after: int
     rows: int
+    quarantined: tuple[Path, ...] = ()
+
+
+class _Damaged(Exception):
+    """An input file turned out unreadable while it was being merged or trimmed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
 
 
 @contextmanager
@@ -79,24 +90,34 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
         raise ValueError(f"min_files must be at least 2, got {min_files}")
     schema_for(table)
     before = after = rows = 0
+    moved: list[Path] = []
     with maintenance_lock(logs_dir, table):
         for directory in partition_dirs(logs_dir, table):
             remove_stale_temps(directory)
-            files = data_files(directory)
-            before += len(files)
-            if len(files) < min_files:
-                after += len(files)
-                continue
-            rows += _merge(table, files, directory)
-            after += 1
-    return CompactionResult(files_before=before, files_after=after, rows=rows)
+            before += len(data_files(directory))
+            while True:  # a file found damaged mid-merge is moved aside, the rest merged again
+                files = _readable(logs_dir, data_files(directory), moved)
+                if len(files) < min_files:
+                    after += len(files)
+                    break
+                try:
+                    rows += _merge(table, files, directory)
+                except _Damaged as damaged:
+                    moved.append(quarantine(logs_dir, damaged.path))
+                    continue
+                after += 1
+                break
+    return CompactionResult(before, after, rows, tuple(moved))
 
 
-def apply_retention(logs_dir: Path | str, table: str, older_than: datetime) -> int:
+def apply_retention(
+    logs_dir: Path | str, table: str, older_than: datetime, moved: list[Path] | None = None
+) -> int:
     """Remove exactly the rows whose time column is before `older_than`; return how many.
 
     Partitions of earlier days are deleted whole; the cutoff day's partition has its affected
-    files rewritten keeping rows at or after the cutoff. Later partitions cannot hold older rows.
+    files rewritten keeping rows at or after the cutoff (a damaged one is moved to quarantine
+    and appended to `moved`). Later partitions cannot hold older rows.
     """
     if older_than.tzinfo is None:
         raise ValueError("older_than must be timezone-aware (UTC), got a naive datetime")
@@ -111,7 +132,8 @@ def apply_retention(logs_dir: Path | str, table: str, older_than: datetime) -> i
             if day < cutoff_day:
                 removed += _drop_partition(directory)
             else:
-                removed += _trim_partition(table, directory, older_than)
+                trimmed = [] if moved is None else moved
+                removed += _trim_partition(logs_dir, table, directory, older_than, trimmed)
     return removed
 
 
@@ -129,10 +151,34 @@ def remove_stale_temps(directory: Path, max_age_s: float = STALE_TEMP_AGE_S) -> 
     return removed
 
 
+def _readable(logs_dir: Path | str, files: list[Path], moved: list[Path]) -> list[Path]:
+    """The `files` whose footer reads; the others go to quarantine (appended to `moved`)."""
+    readable = []
+    for path in files:
+        if read_problem(path) is None:
+            readable.append(path)
+        else:
+            moved.append(quarantine(logs_dir, path))
+    return readable
+
+
+def _read(path: Path) -> pa.Table:
+    """A whole input file; _Damaged if its data cannot be read or is not valid (strings that
+    are not UTF-8 would make the merged file unreadable for DuckDB, good rows and all)."""
+    try:
+        data = pq.ParquetFile(path).read()
+        data.validate(full=True)
+        return data
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            raise _Damaged(path) from exc
+        raise
+
+
 def _merge(table: str, files: list[Path], directory: Path) -> int:
     """Write `files` as one new file in `directory`, then delete them; return the row count."""
     target = _merged_schema(table, files)
-    tables = (_conform(pq.ParquetFile(path).read(), target) for path in files)
+    tables = (_conform(_read(path), target) for path in files)
     rows = _publish(tables, target, directory)
     _unlink_all(files)
     return rows
@@ -141,22 +187,39 @@ def _merge(table: str, files: list[Path], directory: Path) -> int:
 def _drop_partition(directory: Path) -> int:
     """Delete every data file of a partition (and the directory once empty); return rows."""
     files = data_files(directory)
-    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    rows = sum(_row_count(path) for path in files)
     _unlink_all(files)
     with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
         directory.rmdir()
     return rows
 
 
-def _trim_partition(table: str, directory: Path, cutoff: datetime) -> int:
-    """Rewrite the files of a partition that hold rows before `cutoff`; return rows removed."""
+def _row_count(path: Path) -> int:
+    """Rows in a file by its footer; 0 for a damaged file (deleted past retention anyway)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            return 0
+        raise
+
+
+def _trim_partition(
+    logs_dir: Path | str, table: str, directory: Path, cutoff: datetime, moved: list[Path]
+) -> int:
+    """Rewrite the files of a partition that hold rows before `cutoff`; return rows removed.
+    A damaged file is moved to quarantine (appended to `moved`) instead."""
     column = TIME_COLUMNS[table]
     threshold = pa.scalar(cutoff, UTC_TIMESTAMP)
     affected: list[Path] = []
     kept: list[pa.Table] = []
     removed = 0
     for path in data_files(directory):
-        data = pq.ParquetFile(path).read()
+        try:
+            data = _read(path)
+        except _Damaged:
+            moved.append(quarantine(logs_dir, path))
+            continue
         keep = pc.fill_null(pc.greater_equal(data[column].cast(UTC_TIMESTAMP), threshold), True)
         remaining = data.filter(keep)
         if remaining.num_rows == data.num_rows:
@@ -239,6 +302,7 @@ class TableMaintenance:
     files_after: int
     rows_removed: int
     rows_after: int
+    quarantined: tuple[Path, ...] = ()  # damaged files moved out of the views, kept there
 
 
 def table_files(logs_dir: Path | str, table: str) -> list[Path]:
@@ -267,11 +331,13 @@ def maintain_table(
 ) -> TableMaintenance:
     """Remove the rows older than `cutoff`, then merge each partition's small files."""
     before = len(table_files(logs_dir, table))
+    moved: list[Path] = []
     with _writing(logs_dir, table):
-        removed = apply_retention(logs_dir, table, cutoff)
+        removed = apply_retention(logs_dir, table, cutoff, moved)
         compaction = compact(logs_dir, table, min_files=min_files)
-    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in table_files(logs_dir, table))
-    return TableMaintenance(table, before, compaction.files_after, removed, rows)
+    rows = sum(_row_count(path) for path in table_files(logs_dir, table))
+    quarantined = (*moved, *compaction.quarantined)
+    return TableMaintenance(table, before, compaction.files_after, removed, rows, quarantined)
 
 
 def maintain_logs(
