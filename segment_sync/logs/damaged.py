@@ -60,6 +60,48 @@ def read_problem(path: Path, *, deep: bool = False) -> str | None:
     return None
 
 
+class DamagedFile(Exception):
+    """A file turned out unreadable while it was being read in full."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+def read_whole(path: Path) -> pa.Table:
+    """Every row of `path`, validated as DuckDB reads it (strings that are not UTF-8 would make
+    a file rewritten from them unreadable, good rows and all); DamagedFile if it cannot be."""
+    try:
+        data = pq.ParquetFile(path).read()
+        data.validate(full=True)
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            raise DamagedFile(path) from exc
+        raise
+    return data
+
+
+def row_count(path: Path) -> int:
+    """Rows in `path` by its footer; 0 when the footer cannot be read."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            return 0
+        raise
+
+
+def keep_readable(logs_dir: Path | str, files: list[Path], moved: list[Path]) -> list[Path]:
+    """The `files` whose footer reads; the others are quarantined (appended to `moved`)."""
+    readable = []
+    for path in files:
+        if read_problem(path) is None:
+            readable.append(path)
+        else:
+            moved.append(quarantine(logs_dir, path))
+    return readable
+
+
 def log_files(logs_dir: Path | str) -> list[Path]:
     """Every published data file of every log table."""
     return [

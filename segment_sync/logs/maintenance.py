@@ -13,6 +13,9 @@ just before they were unlinked and opens one just after fails with a "file not f
 can simply be rerun. Rows are never missing. Making views de-duplicate (a manifest or per-row
 source names) would cost every query a second scan, so maintenance is scheduled at quiet times
 instead.
+
+A damaged input file (see damaged.py) is moved to `<logs.dir>/quarantine/` and reported; the
+other files are maintained as usual, so one bad file neither loses good rows nor stops the job.
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
-from segment_sync.logs.damaged import is_damage, quarantine, read_problem
+from segment_sync.logs.damaged import (
+    DamagedFile,
+    keep_readable,
+    quarantine,
+    read_whole,
+    row_count,
+)
 from segment_sync.logs.layout import (
     COMPRESSION,
     TEMP_SUFFIX,
@@ -59,14 +68,6 @@ class CompactionResult:
     files_after: int
     rows: int
     quarantined: tuple[Path, ...] = ()
-
-
-class _Damaged(Exception):
-    """An input file turned out unreadable while it was being merged or trimmed."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(str(path))
-        self.path = path
 
 
 @contextmanager
@@ -96,13 +97,13 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
             remove_stale_temps(directory)
             before += len(data_files(directory))
             while True:  # a file found damaged mid-merge is moved aside, the rest merged again
-                files = _readable(logs_dir, data_files(directory), moved)
+                files = keep_readable(logs_dir, data_files(directory), moved)
                 if len(files) < min_files:
                     after += len(files)
                     break
                 try:
                     rows += _merge(table, files, directory)
-                except _Damaged as damaged:
+                except DamagedFile as damaged:
                     moved.append(quarantine(logs_dir, damaged.path))
                     continue
                 after += 1
@@ -151,34 +152,10 @@ def remove_stale_temps(directory: Path, max_age_s: float = STALE_TEMP_AGE_S) -> 
     return removed
 
 
-def _readable(logs_dir: Path | str, files: list[Path], moved: list[Path]) -> list[Path]:
-    """The `files` whose footer reads; the others go to quarantine (appended to `moved`)."""
-    readable = []
-    for path in files:
-        if read_problem(path) is None:
-            readable.append(path)
-        else:
-            moved.append(quarantine(logs_dir, path))
-    return readable
-
-
-def _read(path: Path) -> pa.Table:
-    """A whole input file; _Damaged if its data cannot be read or is not valid (strings that
-    are not UTF-8 would make the merged file unreadable for DuckDB, good rows and all)."""
-    try:
-        data = pq.ParquetFile(path).read()
-        data.validate(full=True)
-        return data
-    except (pa.ArrowException, OSError) as exc:
-        if is_damage(exc):
-            raise _Damaged(path) from exc
-        raise
-
-
 def _merge(table: str, files: list[Path], directory: Path) -> int:
     """Write `files` as one new file in `directory`, then delete them; return the row count."""
     target = _merged_schema(table, files)
-    tables = (_conform(_read(path), target) for path in files)
+    tables = (_conform(read_whole(path), target) for path in files)
     rows = _publish(tables, target, directory)
     _unlink_all(files)
     return rows
@@ -187,21 +164,11 @@ def _merge(table: str, files: list[Path], directory: Path) -> int:
 def _drop_partition(directory: Path) -> int:
     """Delete every data file of a partition (and the directory once empty); return rows."""
     files = data_files(directory)
-    rows = sum(_row_count(path) for path in files)
+    rows = sum(row_count(path) for path in files)
     _unlink_all(files)
     with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
         directory.rmdir()
     return rows
-
-
-def _row_count(path: Path) -> int:
-    """Rows in a file by its footer; 0 for a damaged file (deleted past retention anyway)."""
-    try:
-        return pq.ParquetFile(path).metadata.num_rows
-    except (pa.ArrowException, OSError) as exc:
-        if is_damage(exc):
-            return 0
-        raise
 
 
 def _trim_partition(
@@ -216,8 +183,8 @@ def _trim_partition(
     removed = 0
     for path in data_files(directory):
         try:
-            data = _read(path)
-        except _Damaged:
+            data = read_whole(path)
+        except DamagedFile:
             moved.append(quarantine(logs_dir, path))
             continue
         keep = pc.fill_null(pc.greater_equal(data[column].cast(UTC_TIMESTAMP), threshold), True)
@@ -335,7 +302,7 @@ def maintain_table(
     with _writing(logs_dir, table):
         removed = apply_retention(logs_dir, table, cutoff, moved)
         compaction = compact(logs_dir, table, min_files=min_files)
-    rows = sum(_row_count(path) for path in table_files(logs_dir, table))
+    rows = sum(row_count(path) for path in table_files(logs_dir, table))
     quarantined = (*moved, *compaction.quarantined)
     return TableMaintenance(table, before, compaction.files_after, removed, rows, quarantined)
 
