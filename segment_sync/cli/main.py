@@ -20,12 +20,13 @@ class _Commands(click.Group):
         import duckdb
         from sqlalchemy.exc import InterfaceError, OperationalError
 
+        from segment_sync.db import DatabasePathError
         from segment_sync.logs.damaged import UnreadableLogFile, explain
         from segment_sync.logs.store import LogWriteError
 
         try:
             return super().invoke(ctx)
-        except (LogWriteError, UnreadableLogFile) as exc:
+        except (LogWriteError, UnreadableLogFile, DatabasePathError) as exc:
             raise click.ClickException(str(exc)) from None
         except duckdb.Error as exc:  # a query over the logs that met a damaged file
             unreadable = explain(exc)
