@@ -1,5 +1,5 @@
 """A `segment-sync run` process stopped by a real signal mid-run records what it delivered: its
-`sync_runs` row agrees with its own rows in the outbound log. Real process, slowed stand-in."""
+`sync_runs` row agrees with its own log rows. Real processes, slowed stand-ins."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import time
 
 import pytest
 
+from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings
+from segment_sync_tests.inbound.test_inbound_recovery import CHECKOUT, orders
 
 EVENTS = 3000
 
@@ -91,3 +93,36 @@ def test_a_signalled_outbound_run_records_the_messages_it_delivered(
     assert rerun.returncode == 0, rerun_output  # what the interrupted run did not log, it sends
     accepted_ids = {int(m.split("-")[2]) for m in segment_standin.accepted_message_ids()}
     assert accepted_ids == set(range(1, EVENTS + 1))
+
+
+def test_a_signalled_inbound_run_records_the_events_it_registered(
+    write_settings, antavo_standin, tmp_path
+):
+    buffer_url = f"sqlite:///{tmp_path}/inbound.db"
+    inbound = {
+        "base_url": antavo_standin.url,
+        "buffer_url": buffer_url,
+        "mappings": [CHECKOUT],
+        "rate_limit_per_minute": 600,  # 60 requests of 50 take about 6 s
+    }
+    path = write_settings(inbound=inbound)
+    InboundBuffer(buffer_url).add_many(orders(EVENTS))
+
+    run = start("run", "inbound", "--settings", str(path))
+    wait_for(lambda: len(antavo_standin.events) >= 500)
+    run.send_signal(signal.SIGTERM)
+    output, _ = run.communicate(timeout=120)
+
+    assert run.returncode != 0 and "Traceback" not in output, output
+    assert "interrupted by SIGTERM" in output
+    with connect(load_settings(path).logs.dir) as con:
+        [(run_id, status, sent, requests)] = con.execute(
+            "SELECT run_id, status, messages_sent, requests FROM sync_runs"
+        ).fetchall()
+        logged = con.execute(
+            "SELECT count(*) FILTER (WHERE status = 'success'), count(DISTINCT identifier) "
+            "FROM inbound_log WHERE run_id = ? AND identifier IS NOT NULL",
+            [run_id],
+        ).fetchone()
+    assert status == "failure" and (sent, requests) == logged  # today: no row at all
+    assert 0 < sent <= len(antavo_standin.events) < EVENTS
