@@ -35,6 +35,7 @@ from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
+from segment_sync.signals import run_stoppably
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class InboundIngest:
             raise NoMappingError(f"{off}; {result.counts.left_pending} item(s) pending", result)
         try:
             with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s):
-                asyncio.run(self._run(result))
+                run_stoppably(self._run(result))
         finally:
             try:
                 result.counts.left_pending += self.buffer.release(run_id)

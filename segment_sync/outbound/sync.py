@@ -34,6 +34,7 @@ from segment_sync.segment.client import BatchOutcome, SegmentClient, Verdict
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import iso_timestamp
 from segment_sync.settings import Settings
+from segment_sync.signals import run_stoppably
 
 
 @contextmanager
@@ -96,7 +97,7 @@ class OutboundSync:
         ensure_shard_count(self.state, stream)
         # A follow run's successor starts early and waits here until the sender is done.
         with self.state.lock(stream, wait_s=max(60.0, follow_s)):
-            return asyncio.run(self._run(stream, run_id, upto, follow_s))
+            return run_stoppably(self._run(stream, run_id, upto, follow_s))
 
     async def _run(
         self, stream: Stream, run_id: str, upto: int | None, follow_s: float
@@ -269,7 +270,7 @@ class OutboundSync:
         Raises OutboundFailed when a request failed for good; what was not delivered is logged
         as pending and stays undelivered (a later reconciliation finds it again).
         """
-        return asyncio.run(self._send_rows(stream, rows, run_id))
+        return run_stoppably(self._send_rows(stream, rows, run_id))
 
     async def _send_rows(
         self,

@@ -58,7 +58,7 @@ def run_row_and_log(logs_dir) -> tuple[tuple, tuple]:
     return row, logged
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signalled_outbound_run_records_the_messages_it_delivered(
     write_settings, segment_standin, signum
 ):
