@@ -156,7 +156,7 @@ def sigterm_stops_like_ctrl_c(record: RunRecord) -> Iterator[None]:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         record.stopped_by = "SIGTERM"
-        ctrl_c = signal.getsignal(signal.SIGINT)  # asyncio's, a follow run's, or Python's
+        ctrl_c = signal.getsignal(signal.SIGINT)  # a follow run's stop, or the one in force
         if not callable(ctrl_c):
             raise KeyboardInterrupt
         ctrl_c(signal.SIGINT, frame)
