@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -21,6 +22,7 @@ from segment_sync.logs.layout import data_files, partition_dirs
 from segment_sync.logs.schema import TABLES
 
 QUARANTINE_DIR = "quarantine"
+_BATCH_ROWS = 10_000  # a deep check streams each file, so memory stays bounded
 # A file DuckDB names in its error: quoted, ending in .parquet, not the views' glob.
 _QUOTED_PARQUET = re.compile(r"""["']([^"'*?]+\.parquet)["']""")
 
@@ -46,8 +48,9 @@ def is_damage(exc: BaseException) -> bool:
 
 
 def read_problem(path: Path, *, deep: bool = False) -> str | None:
-    """Why `path` cannot be read, or None; `deep` reads every row group, not only the footer,
-    and validates it as DuckDB does (strings must be UTF-8)."""
+    """Why `path` cannot be read, or None: by pyarrow (which maintenance rewrites files with)
+    and by DuckDB (which the views read them with; its parser refuses some footers pyarrow
+    takes). `deep` reads every row, not only the footer, and validates it (UTF-8 strings)."""
     try:
         parquet = pq.ParquetFile(path)
         if deep:
@@ -57,6 +60,22 @@ def read_problem(path: Path, *, deep: bool = False) -> str | None:
         if not is_damage(exc):
             raise
         return _first_line(str(exc)) or type(exc).__name__
+    return _duckdb_problem(path, deep=deep)
+
+
+def _duckdb_problem(path: Path, *, deep: bool) -> str | None:
+    """Why DuckDB cannot read `path` (its footer; with `deep`, every row), or None."""
+    con = duckdb.connect()
+    try:
+        if deep:
+            for _ in con.read_parquet(str(path)).to_arrow_reader(_BATCH_ROWS):
+                pass
+        else:
+            con.sql("SELECT * FROM parquet_schema($path)", params={"path": str(path)}).fetchall()
+    except duckdb.Error as exc:
+        return _first_line(str(exc)) or type(exc).__name__
+    finally:
+        con.close()
     return None
 
 
