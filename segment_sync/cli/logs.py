@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -340,8 +341,30 @@ def _logs_dir(settings_file: str | None) -> Path:
     return directory
 
 
-def _connect(settings_file: str | None) -> duckdb.DuckDBPyConnection:
-    """A connection with the log views over the settings' logs directory."""
+@contextmanager
+def _connect(settings_file: str | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the log views over the settings' logs directory; a query that meets
+    a damaged log file ends in one line naming it and the fix."""
+    import duckdb
+
+    from segment_sync.logs.damaged import explain
     from segment_sync.logs.views import connect
 
-    return connect(_logs_dir(settings_file))
+    logs_dir = _logs_dir(settings_file)
+    try:
+        with connect(logs_dir) as con:
+            yield con
+    except duckdb.Error as exc:
+        unreadable = explain(exc, logs_dir)
+        if unreadable is None:
+            raise
+        raise click.ClickException(str(unreadable)) from None
+
+
+def _add_check() -> None:
+    from segment_sync.cli.logs_check import logs_check
+
+    logs.add_command(logs_check)
+
+
+_add_check()

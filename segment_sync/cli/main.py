@@ -13,17 +13,26 @@ from segment_sync.settings import Settings, SettingsError
 
 
 class _Commands(click.Group):
-    """Turns an unreachable database or an unwritable logs.dir into one line naming the setting."""
+    """Turns an unreachable database, an unwritable logs.dir or a damaged log file into one
+    line naming the setting or the file, and the fix."""
 
     def invoke(self, ctx: click.Context):
+        import duckdb
         from sqlalchemy.exc import InterfaceError, OperationalError
 
+        from segment_sync.db import DatabasePathError
+        from segment_sync.logs.damaged import UnreadableLogFile, explain
         from segment_sync.logs.store import LogWriteError
 
         try:
             return super().invoke(ctx)
-        except LogWriteError as exc:
+        except (LogWriteError, UnreadableLogFile, DatabasePathError) as exc:
             raise click.ClickException(str(exc)) from None
+        except duckdb.Error as exc:  # a query over the logs that met a damaged file
+            unreadable = explain(exc)
+            if unreadable is None:
+                raise
+            raise click.ClickException(str(unreadable)) from None
         except (OperationalError, InterfaceError) as exc:
             from segment_sync.redaction import mask_url_passwords
 
