@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.logs.damaged import QUARANTINE_DIR, log_files, quarantine, unreadable_files
 
 
 @click.command("check")
@@ -16,10 +15,13 @@ from segment_sync.logs.damaged import QUARANTINE_DIR, log_files, quarantine, unr
     "--quarantine",
     "move",
     is_flag=True,
-    help=f"Move every unreadable log file into logs.dir's {QUARANTINE_DIR}/ folder.",
+    help="Move every unreadable log file into logs.dir's quarantine/ folder.",
 )
 def logs_check(settings_file: str | None, move: bool) -> None:
     """Read every log file in full; list the ones that cannot be read (exit 1 while any stays)."""
+    # Imported here: DuckDB and pyarrow load only when the command runs, not for --help.
+    from segment_sync.logs.damaged import QUARANTINE_DIR, log_files, quarantine, unreadable_files
+
     logs_dir = Path(load_or_fail(settings_file).logs.dir)
     if not logs_dir.is_dir():
         raise click.ClickException(f"no logs yet: {logs_dir} (logs.dir) does not exist")
