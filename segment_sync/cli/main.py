@@ -9,7 +9,6 @@ import click
 
 from segment_sync import factory
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.settings import Settings, SettingsError
 
 
 class _Commands(click.Group):
@@ -56,9 +55,15 @@ def settings() -> None:
 
 @settings.command("check")
 @settings_option
-@click.option("--connect", is_flag=True, help="Also verify the write key against the region.")
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also ask Segment and Antavo: the endpoint, the write key's region (with a Public API "
+    "token) and the Antavo key, secret and stack.",
+)
 def settings_check(settings_file: str | None, connect: bool) -> None:
-    """Validate the settings file; with --connect, ask Segment whether the write key is accepted."""
+    """Validate the settings file; with --connect, prove what can be proven against Segment and
+    Antavo, and say how to verify the rest. Exits non-zero only for what it proved wrong."""
     from segment_sync.directions import status_lines
 
     loaded = load_or_fail(settings_file)
@@ -66,32 +71,15 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
     for line in status_lines(loaded):
         click.echo(line)
     if connect:
-        try:
-            message = asyncio.run(check_write_key(loaded))
-        except (SettingsError, RuntimeError) as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(message)
+        from segment_sync.cli.connect_check import connect_checks
 
-
-async def check_write_key(settings: Settings) -> str:
-    """Does Segment accept the write key at the configured region? RuntimeError says what not."""
-    from segment_sync.segment.client import SegmentClient
-
-    outbound = settings.outbound
-    async with SegmentClient(outbound.endpoint, settings.write_key(), timeout_s=10.0) as client:
-        answer = await client.check_write_key()
-    if answer.status_code is None:
-        raise RuntimeError(f"cannot reach {client.url}: {answer.error}")
-    said = (answer.response_body or "")[:300]
-    if answer.status_code in (401, 403):
-        raise RuntimeError(
-            f"{client.url} refused the write key (HTTP {answer.status_code}): check "
-            f"{outbound.write_key_env} holds the source's write key and that outbound.region "
-            f"({outbound.region}) is the workspace's region. Answer: {said}"
-        )
-    if answer.error:
-        raise RuntimeError(f"{client.url} answered {answer.error}")
-    return f"write key accepted by {client.url} (region {outbound.region})"
+        results = asyncio.run(connect_checks(loaded))
+        for result in results:
+            for line in result.lines():
+                click.echo(line)
+        failed = [r.name for r in results if r.failed]
+        if failed:
+            raise click.ClickException(f"--connect proved wrong: {', '.join(failed)} (above)")
 
 
 @main.group()
@@ -184,7 +172,8 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 
 @main.group("standin")
 def standin() -> None:
-    """Run a LOCAL STAND-IN of Segment or Antavo (never production); each has --help."""
+    """Run a LOCAL STAND-IN of Segment, its Public API or Antavo (never production); each has
+    --help."""
 
 
 @standin.command("segment", context_settings=_PASS_THROUGH)
@@ -192,6 +181,15 @@ def standin() -> None:
 def standin_segment(args: tuple[str, ...]) -> None:
     """The Segment Tracking API stand-in (`standin segment --help` lists its options)."""
     from segment_sync.standins.segment_cli import main as standin_main
+
+    sys.exit(standin_main(list(args)))
+
+
+@standin.command("segment-public-api", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def standin_segment_public_api(args: tuple[str, ...]) -> None:
+    """Segment's Public API (workspace, sources) for the region check (`--help` lists options)."""
+    from segment_sync.standins.segment_public_api_cli import main as standin_main
 
     sys.exit(standin_main(list(args)))
 

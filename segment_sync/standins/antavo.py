@@ -22,6 +22,12 @@ It speaks the documented contract closely enough for the real client to be teste
   next /events/bulk requests that register every event but do not account for them all
   (`one_short`: the last result is missing; `malformed`: the JSON body is cut in half), so a
   client's handling of an ambiguous answer can be tested.
+- `GET /customers/{id}` (Antavo's Customers API, used by `settings check --connect` as a
+  harmless signed request): Escher-checked like every route (401 when the signature is
+  wrong); 200 with a minimal customer (`id`, `status`) for one it knows (in `known_customers`
+  or with a registered event), else 404 `NotFoundException` 160212 "Customer not found". Real
+  Antavo returns the whole customer object, and documents that error without the `error`
+  envelope; the stand-in keeps its one error shape.
 - Inspection: `GET /_standin/events`, `GET /_standin/stats`, `POST /_standin/reset`,
   `GET|POST /_standin/config`, `GET /healthz`.
 """
@@ -183,6 +189,7 @@ class AntavoStandin:
             routes=[
                 Route("/events", self._post_event, methods=["POST"]),
                 Route("/events/bulk", self._post_bulk, methods=["POST"]),
+                Route("/customers/{customer}", self._get_customer, methods=["GET"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/_standin/events", self._get_events, methods=["GET"]),
                 Route("/_standin/stats", self._get_stats, methods=["GET"]),
@@ -199,15 +206,33 @@ class AntavoStandin:
     async def _post_bulk(self, request: Request) -> Response:
         return await self._handle(request, bulk=True)
 
-    async def _handle(self, request: Request, *, bulk: bool) -> Response:
+    async def _get_customer(self, request: Request) -> Response:
+        """GET /customers/{id}: a customer it knows, else Antavo's "Customer not found"."""
+        return await self._handle(request, bulk=False, customer=request.path_params["customer"])
+
+    def _customer(self, customer: str) -> Response:
+        with self._lock:
+            known = customer in (self.known_customers or ()) or any(
+                e["customer"] == customer for e in self.events
+            )
+        if not known:
+            raise customer_not_found()
+        return json_response({"id": customer, "status": "active"})
+
+    async def _handle(
+        self, request: Request, *, bulk: bool, customer: str | None = None
+    ) -> Response:
         """Auth, rate limit, faults, then the events themselves."""
         raw = await request.body()
         try:
             self._authenticate(request, raw)
             self._admit()
             self._inject_fault()
-            payload = parse_json(raw)
-            response = self._bulk(payload) if bulk else self._single(payload)
+            if customer is not None:
+                response = self._customer(customer)
+            else:
+                payload = parse_json(raw)
+                response = self._bulk(payload) if bulk else self._single(payload)
         except Rejection as exc:
             response = json_response(exc.body(), exc.status, exc.headers)
         with self._lock:
