@@ -88,3 +88,39 @@ def test_records_never_hold_the_token(api):
         ("us", 401),
     ]
     assert TOKEN not in repr(standin.request_records()) + repr(standin)
+
+
+def test_runs_as_a_process_from_the_segment_sync_command(monkeypatch):
+    """`segment-sync standin segment-public-api`: one workspace, secrets named by variable."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from segment_sync.standins.server import free_port
+
+    port = free_port()
+    env = dict(os.environ, PAPI_TOKEN=TOKEN, PAPI_KEY=KEY)
+    command = [sys.executable, "-m", "segment_sync.cli", "standin", "segment-public-api"]
+    command += ["--port", str(port), "--region", "eu", "--token-env", "PAPI_TOKEN"]
+    command += ["--write-key-env", "PAPI_KEY", "--other-sources", "250"]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the stand-in did not start"
+                    time.sleep(0.05)
+            assert client.get("/eu/").status_code == 200 and client.get("/us/").status_code == 401
+            page = client.get("/eu/sources", params={"pagination[count]": 200}).json()["data"]
+            assert page["pagination"]["totalEntries"] == 251 and "next" in page["pagination"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        stderr = process.stderr.read().decode()
+    assert "LOCAL STAND-IN" in stderr and TOKEN not in stderr and KEY not in stderr
