@@ -50,6 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from segment_sync.antavo.escher import EscherAuthError, check_credentials, verify_request
+from segment_sync.standins.antavo_inspect import inspection_routes
 from segment_sync.standins.antavo_wire import (
     CONFIG_FIELDS,
     Rejection,
@@ -167,6 +168,12 @@ class AntavoStandin:
             self.fail_next.clear()
             self.bulk_answer_faults.clear()
 
+    def registered(self, customer: str | None = None, action: str | None = None) -> list[dict]:
+        """Registered events, optionally only a customer's or an action's."""
+        wanted = {"customer": customer, "action": action}
+        with self._lock:
+            return [e for e in self.events if all(v in (None, e.get(k)) for k, v in wanted.items())]
+
     def stats(self) -> dict[str, Any]:
         """Requests by status, events registered/rejected, 429s."""
         with self._lock:
@@ -190,11 +197,7 @@ class AntavoStandin:
                 Route("/events", self._post_event, methods=["POST"]),
                 Route("/events/bulk", self._post_bulk, methods=["POST"]),
                 Route("/customers/{customer}", self._get_customer, methods=["GET"]),
-                Route("/healthz", self._healthz, methods=["GET"]),
-                Route("/_standin/events", self._get_events, methods=["GET"]),
-                Route("/_standin/stats", self._get_stats, methods=["GET"]),
-                Route("/_standin/reset", self._post_reset, methods=["POST"]),
-                Route("/_standin/config", self._config_route, methods=["GET", "POST"]),
+                *inspection_routes(self),
             ]
         )
         app.state.standin = self
@@ -400,41 +403,6 @@ class AntavoStandin:
         event = {name: item[name] for name in _EVENT_FIELDS if name in item}
         event["data"] = data
         return event
-
-    async def _healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok", "standin": STANDIN_LABEL})
-
-    async def _get_events(self, request: Request) -> Response:
-        """Registered events, optionally filtered by `customer` and `action`."""
-        params = request.query_params
-        with self._lock:
-            events = [
-                e
-                for e in self.events
-                if all(params.get(k) in (None, e.get(k)) for k in ("customer", "action"))
-            ]
-        return json_response({"events": events, "count": len(events)})
-
-    async def _get_stats(self, request: Request) -> Response:
-        return json_response(self.stats())
-
-    async def _post_reset(self, request: Request) -> Response:
-        self.reset()
-        return json_response({"reset": True})
-
-    async def _config_route(self, request: Request) -> Response:
-        """GET the config, or POST `{field: value}` changes."""
-        if request.method == "GET":
-            return json_response(self.config())
-        try:
-            changes = parse_json(await request.body())
-            if not isinstance(changes, dict):
-                raise bad_request("Config must be a JSON object", code=113400)
-            return json_response(self.configure(**changes))
-        except ValueError as exc:
-            return json_response(bad_request(str(exc), code=113400).body(), 400)
-        except Rejection as exc:
-            return json_response(exc.body(), exc.status)
 
 
 if __name__ == "__main__":
