@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from segment_sync.check_results import CheckResult, Outcome
 from segment_sync.redaction import SecretUrl
 from segment_sync.segment.client import SegmentClient
-from segment_sync.segment.public_api import PublicApiClient, SourceSearch, workspace_of
+from segment_sync.segment.public_api import ApiAnswer, PublicApiClient, SourceSearch, workspace_of
+from segment_sync.settings import OutboundSettings
 
 REGIONS = ("us", "eu")
 ENDPOINT, WRITE_KEY, REGION = "Segment endpoint", "Segment write key", "Segment region"
@@ -35,7 +36,7 @@ class SegmentDestination:
     public_api_token_env: str | None = None
 
     @classmethod
-    def from_outbound(cls, outbound) -> SegmentDestination:
+    def from_outbound(cls, outbound: OutboundSettings) -> SegmentDestination:
         """Today's one destination, from the `outbound` settings."""
         return cls(
             outbound.region,
@@ -78,7 +79,9 @@ async def check_destination(
     return results
 
 
-async def _probe_endpoint(destination: SegmentDestination, key: str, timeout_s: float):
+async def _probe_endpoint(
+    destination: SegmentDestination, key: str, timeout_s: float
+) -> CheckResult:
     """An empty batch (no data): reachable, or the status that proves a setting wrong."""
     async with SegmentClient(destination.endpoint, key, timeout_s=timeout_s) as client:
         answer = await client.check_write_key()
@@ -107,7 +110,7 @@ async def _check_region(
 ) -> CheckResult:
     """Which regional host serves the token's workspace, and does it own the write key?"""
     configured = destination.region
-    answers = {}
+    answers: dict[str, ApiAnswer] = {}
     for region in (configured, *(r for r in REGIONS if r != configured)):
         answers[region] = answer = await api.workspace(region)
         if answer.ok:
