@@ -8,6 +8,7 @@ every `--help` start without it.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -86,6 +87,60 @@ def resolve_sqlite_url(url: Url, base: Path) -> str:
     return f"sqlite:///{(base / path.expanduser()).resolve()}"
 
 
+SQLITE_FIX = (
+    "point it at a file in a folder this process can write (missing folders are created), "
+    "or at a postgresql:// URL"
+)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class DatabasePathError(ValueError):
+    """A `sqlite:///` URL names a file that cannot be created or written."""
+
+
+def sqlite_file_problem(url: str) -> str | None:
+    """Why the file of a `sqlite:///` URL cannot be created or written, read from the disk as
+    it is now (a file where a folder must be, a read-only or unwritable folder, a file that is
+    not a database); None when it can be, or for any other database."""
+    path = sqlite_path(url)
+    if path is None or str(path) == ":memory:":
+        return None
+    path = path.expanduser()
+    try:
+        if path.is_dir():
+            return f"{path} is a folder, not a database file"
+        if path.exists():
+            if not os.access(path, os.R_OK | os.W_OK):
+                return f"{path} is not writable"
+            with open(path, "rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+            if header and header != SQLITE_HEADER:  # SQLite starts an empty file afresh
+                return f"{path} is not a SQLite database file"
+            return None
+        existing = path.parent
+        while not existing.exists():  # the nearest ancestor there is
+            existing = existing.parent
+        if not existing.is_dir():
+            then = (
+                f", so the folder {path.parent} cannot be created"
+                if existing != path.parent
+                else ""
+            )
+            return f"{existing} is a file, not a folder{then}"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            why = "read-only" if _read_only(existing) else "not writable"
+            return f"the folder {existing} is {why}, so {path} cannot be created there"
+    except OSError as exc:
+        return f"{path} cannot be reached: {exc.strerror or exc}"
+    return None
+
+
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
 BUSY_TIMEOUT_S = 30
 CREATE_ATTEMPTS = 5
 
@@ -117,6 +172,9 @@ def create_engine(url: Url, *, durable: bool = False) -> Engine:
     path = sqlite_path(url)
     if path is None:
         return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+    problem = sqlite_file_problem(url)  # settings check it on load; the disk may change since
+    if problem is not None:
+        raise DatabasePathError(f"cannot use the SQLite database {path}: {problem}; {SQLITE_FIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(reveal(url), connect_args={"timeout": BUSY_TIMEOUT_S})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from segment_sync.defs.alerts import build_alert_sensors
-from segment_sync.defs.assets import LOG_TABLE_SPECS, SOURCE_SPECS
+from segment_sync.defs.assets import LOG_TABLE_SPECS, source_specs
 from segment_sync.defs.checks import LOG_CHECKS, log_checks_job, log_checks_schedule
 from segment_sync.defs.executors import build_executor
 from segment_sync.defs.inbound import (
@@ -48,7 +48,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     sync_jobs = [outbound_job, *OTHER_SYNC_JOBS]
     return dg.Definitions(
         assets=[
-            *SOURCE_SPECS,
+            *source_specs(settings.loyalty_store.url),
             build_outbound_asset(shards),
             ingest_inbound_buffer,
             *LOG_TABLE_SPECS,

@@ -14,21 +14,26 @@ from pathlib import Path
 import httpx
 
 from segment_sync import factory
+from segment_sync.defs.assets import EXPANDED_LINEAGE_PATH
+from segment_sync.demo_env import (
+    DemoExports,
+    demo_secrets_env,
+    forget_exports,
+    record_exports,
+    settings_file_in_use,
+)
 from segment_sync.demo_guard import check_ports_free, demo_guard
 from segment_sync.loyalty.demo import seed
-from segment_sync.settings import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR, load_settings
+from segment_sync.loyalty.records import Stream
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.settings import SETTINGS_ENV_VAR, load_settings
 
 EXAMPLE_SETTINGS = Path("data/segment_sync.example.yaml")
-DEMO_SECRETS = {
-    "SEGMENT_WRITE_KEY": "demo-us-write-key",
-    "ANTAVO_API_KEY": "demo-antavo-key",
-    "ANTAVO_API_SECRET": "demo-antavo-secret",
-    "SEGMENT_WEBHOOK_SECRET": "demo-webhook-secret",
-}
 SEGMENT_STANDIN_PORT = 8701
 ANTAVO_STANDIN_PORT = 8702
 RECEIVER_PORT = 8703
 DAGSTER_PORT = 3000
+DAGSTER_UI = f"http://127.0.0.1:{DAGSTER_PORT}"
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 20) -> None:
@@ -50,7 +55,7 @@ def run_demo(events: int, profiles: int, start_dagster: bool = True) -> int:
 
     DemoRefused, before anything is written or started, when a demo already runs.
     """
-    settings_file = Path(os.environ.get(SETTINGS_ENV_VAR) or DEFAULT_SETTINGS_PATH)
+    settings_file = settings_file_in_use()
     with demo_guard(settings_file.parent):
         ports = {
             SEGMENT_STANDIN_PORT: "Segment stand-in",
@@ -79,11 +84,19 @@ def _run(settings_file: Path, events: int, profiles: int, start_dagster: bool) -
         settings_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLE_SETTINGS, settings_file)
         print(f"wrote {settings_file} from {EXAMPLE_SETTINGS}")
-    env = {**os.environ, SETTINGS_ENV_VAR: str(settings_file)}
-    for name, value in DEMO_SECRETS.items():
-        env.setdefault(name, value)
-    os.environ.update({k: env[k] for k in DEMO_SECRETS})
+    secrets, standin_secrets, own_secrets = demo_secrets_env(dict(os.environ))
+    env = {**os.environ, SETTINGS_ENV_VAR: str(settings_file), **secrets}
+    os.environ.update(secrets)
     settings = load_settings(settings_file)
+    dagster_home = str(Path.cwd()) if start_dagster else None
+    exports = DemoExports(
+        settings_file=str(settings_file.resolve()),
+        segment_standin=f"http://127.0.0.1:{SEGMENT_STANDIN_PORT}",
+        antavo_standin=f"http://127.0.0.1:{ANTAVO_STANDIN_PORT}",
+        dagster_home=dagster_home,
+        standin_secrets=standin_secrets,
+        own_secrets=own_secrets,
+    )
 
     inbound = settings.inbound
     services = {
@@ -106,34 +119,65 @@ def _run(settings_file: Path, events: int, profiles: int, start_dagster: bool) -
              "--settings", str(settings_file)],
         ),
     }  # fmt: skip
-    children: list[subprocess.Popen] = []
+    children: dict[str, subprocess.Popen] = {}
+    record_exports(settings_file.parent, exports)
     try:
         for label, (port, args) in services.items():
             child = subprocess.Popen([sys.executable, *args], env=env, start_new_session=True)
-            children.append(child)
+            children[label] = child
             _wait_healthy(f"http://127.0.0.1:{port}/healthz", child)
             print(f"{label} on http://127.0.0.1:{port}")
 
         store = factory.loyalty_store(settings)
-        seed(store, events, profiles, customer_count=max(10, events // 20))
-        print(
-            f"seeded {events} loyalty events and {profiles} profile changes into {settings.loyalty_store.url}"
-        )
+        _seed_an_empty_store(store, events, profiles, shown_as=settings.loyalty_store.url)
+        print('another shell gets the demo\'s environment: eval "$(segment-sync demo env)"')
         if not start_dagster:
-            return 0
-        dagster_env = {**env, "DAGSTER_HOME": str(Path.cwd())}
+            print("stand-ins running without Dagster; Ctrl-C stops the demo")
+            return _until_one_exits(children)
+        dagster_env = {**env, "DAGSTER_HOME": dagster_home}
         dagster = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)],
             env=dagster_env,
             start_new_session=True,
         )
-        children.append(dagster)
-        print("Dagster UI on http://127.0.0.1:3000 (sensors run by default); Ctrl-C stops the demo")
+        children["dagster dev"] = dagster
+        print(f"Dagster UI on {DAGSTER_UI} (sensors run by default); Ctrl-C stops the demo")
+        print(f"lineage, every group expanded: {DAGSTER_UI}{EXPANDED_LINEAGE_PATH}")
         return dagster.wait()
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop(children)
+        _stop(list(children.values()))
+        forget_exports(settings_file.parent)
+
+
+def _seed_an_empty_store(store: LoyaltyStore, events: int, profiles: int, shown_as: object) -> None:
+    """Seed the demo's rows into an empty store; a store holding rows is left as it is.
+
+    `shown_as`: the store's URL as it may be printed (loyalty_store.url, its password masked).
+    """
+    try:
+        held = store.row_count(Stream.EVENTS), store.row_count(Stream.PROFILES)
+        if any(held):
+            print(
+                f"the store already holds {held[0]} loyalty events and {held[1]} profile "
+                "changes: not seeding; `segment-sync demo seed` adds more"
+            )
+            return
+        seed(store, events, profiles, customer_count=max(10, events // 20))
+        print(f"seeded {events} loyalty events and {profiles} profile changes into {shown_as}")
+    finally:
+        store.close()
+
+
+def _until_one_exits(children: dict[str, subprocess.Popen]) -> int:
+    """Wait while every child runs (Ctrl-C or `kill PID` ends the wait); 1 if one exited."""
+    while True:
+        for label, child in children.items():
+            if child.poll() is not None:
+                print(f"{label} exited with code {child.returncode}; stopping the demo")
+                return 1
+        time.sleep(0.5)
 
 
 def _stop(children: list[subprocess.Popen]) -> None:

@@ -47,6 +47,22 @@ def demo_guard(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def running_demo(data_dir: Path) -> str | None:
+    """The pid ("" while it is starting) of the demo holding `data_dir/demo.lock`, or None."""
+    path = data_dir / LOCK_NAME
+    try:
+        handle = open(path)  # noqa: SIM115 (closed below; never created here)
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip()
+        fcntl.flock(handle, fcntl.LOCK_UN)  # free: no demo runs here
+        return None
+
+
 def _running_message(pid: str) -> str:
     """The refusal when the lock is held: who holds it and how to stop it."""
     if not pid.isdigit():  # the holder is between taking the lock and writing its pid

@@ -28,8 +28,8 @@ def _unset(name: str) -> bool:
     return not os.environ.get(name)
 
 
-def _unset_reason(env: str, key: str) -> str:
-    return f"environment variable {env} ({key}) is not set; export {env}=<secret> to turn it on"
+def _unset_reason(env: str, key: str, value: str = "<secret>") -> str:
+    return f"environment variable {env} ({key}) is not set; export {env}={value} to turn it on"
 
 
 def outbound_off(settings: Settings) -> str | None:
@@ -115,10 +115,16 @@ def switches(settings: Settings) -> list[Switch]:
 
 
 def alerts_line(settings: Settings) -> str:
-    """Whether alerts are on, which kinds, and the variable that holds the webhook URL."""
+    """Whether alerts are on, which kinds, and the variable that holds the webhook URL; OFF
+    while that variable is unset here, as for outbound and inbound."""
     alerts = settings.alerts
     if alerts.webhook_url_env is None:
         return f"{'alerts':<18} OFF  alerts.webhook_url_env is not set (no alerts are posted)"
+    if _unset(alerts.webhook_url_env):
+        reason = _unset_reason(
+            alerts.webhook_url_env, "alerts.webhook_url_env", "<incoming webhook URL>"
+        )
+        return f"{'alerts':<18} OFF  {reason}"
     kinds = ", ".join(alerts.on) or "nothing (alerts.on is empty)"
     return (
         f"{'alerts':<18} on   {kinds} to ${alerts.webhook_url_env}; links to {alerts.ui_base_url}"

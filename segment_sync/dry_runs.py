@@ -6,6 +6,8 @@ Shared by the CLI (`run ... --dry-run`, `mappings preview`) and the launchpad (t
 
 from __future__ import annotations
 
+import os
+
 from segment_sync import factory
 from segment_sync.directions import mappings_off
 from segment_sync.inbound.dry_run import InboundDryRun, pending_items, plan_inbound
@@ -17,24 +19,58 @@ from segment_sync.inbound.mapping.preview import (
     preview_mapping,
 )
 from segment_sync.loyalty.records import Stream
-from segment_sync.outbound.dry_run import OutboundDryRun, plan_outbound
+from segment_sync.outbound.dry_run import OutboundDryRun, Watermarks, plan_outbound
+from segment_sync.outbound.keyless_progress import progress_without_key
 from segment_sync.redaction import Redactor
 from segment_sync.settings import Settings
 
 
 def outbound_dry_run(settings: Settings, streams: list[Stream]) -> OutboundDryRun:
-    """What `run outbound` would send for `streams` now; reads only, the write key never shown."""
-    write_key = settings.write_key()  # progress is keyed by its fingerprint
+    """What `run outbound` would send for `streams` now; reads only, the write key never shown.
+
+    It sends nothing, so it needs no write key: without one, the progress read is every
+    progress kept for this store and endpoint (see keyless_progress.py), and a note says so.
+    """
+    write_key = os.environ.get(settings.outbound.write_key_env)  # progress is keyed by it
     redactor = Redactor([write_key, *settings.secrets()])
     store = factory.loyalty_store(settings)
-    state = factory.outbound_state(settings, write_key, store_url=store.url)
+    if write_key:
+        state: Watermarks = factory.outbound_state(settings, write_key, store_url=store.url)
+        note = None
+    else:
+        outbound = settings.outbound
+        keyless = progress_without_key(
+            outbound.state_url, store.url, outbound.endpoint, factory.all_shards(settings)
+        )
+        state, note = keyless, _keyless_note(outbound.write_key_env, len(keyless.states))
     try:
         plan = plan_outbound(settings, store, state, streams, redactor)
     finally:
         state.close()
         store.close()
     plan.notes = [redactor.text(n) or "" for n in plan.notes]
+    if note:
+        plan.notes.insert(0, note)
     return plan
+
+
+def _keyless_note(env: str, keys: int) -> str:
+    """What a dry run without the write key counted from."""
+    unset = f"{env} (outbound.write_key_env) is not set"
+    if keys == 0:
+        return (
+            f"{unset}: nothing was sent from this store to this endpoint with any write key, so "
+            f"every row counts as pending; a real run needs {env}"
+        )
+    if keys == 1:
+        return (
+            f"{unset}: counted from the one progress kept for this store and endpoint; a real "
+            f"run needs {env}"
+        )
+    return (
+        f"{unset}: {keys} write keys have progress for this store and endpoint, counted from "
+        f"the lowest (the most any of them would send); export {env} to count from its own"
+    )
 
 
 def inbound_dry_run(settings: Settings) -> InboundDryRun | str:

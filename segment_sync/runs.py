@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
 
 import duckdb
 
+from segment_sync.logs.queries import logged_run_counts
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
@@ -31,6 +36,8 @@ class RunRecord:
     requests: int = 0
     bytes: int = 0
     error: str | None = None
+    counted: bool = False  # the run counted itself; otherwise its log rows are counted
+    stopped_by: str | None = None  # the signal that interrupted it, when one did
 
     def count(
         self, sent: int, failed: int, skipped: int, requests: int = 0, bytes_: int = 0
@@ -38,6 +45,7 @@ class RunRecord:
         """Set the run's message and request counts."""
         self.messages_sent, self.messages_failed, self.messages_skipped = sent, failed, skipped
         self.requests, self.bytes = requests, bytes_
+        self.counted = True
 
     def row(self, status: str) -> dict:
         return {
@@ -73,12 +81,15 @@ def run_manually(
     record = RunRecord(run_id, job, "manual")
     redactor = Redactor(secrets)
     try:
-        with recorded_run(logs, record, redactor):
+        with sigterm_stops_like_ctrl_c(record), recorded_run(logs, record, redactor):
             work(logs, record, redactor)
     except (RuntimeError, SettingsError) as exc:
         for line in summary():
             echo(line)
         echo(f"run {run_id} FAILED: {redactor.text(str(exc))}")
+        return False
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says what it delivered
+        echo(f"run {run_id} FAILED: {record.error}")
         return False
     for line in summary():
         echo(line)
@@ -92,7 +103,13 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
     try:
         yield record
     except BaseException as exc:
-        record.error = redactor.text(record.error or f"{type(exc).__name__}: {exc}")
+        if not record.counted:  # stopped before it could count: its log rows say what it did
+            count_from_log(logs.logs_dir, record)
+        if isinstance(exc, Exception):
+            record.error = record.error or f"{type(exc).__name__}: {exc}"
+        else:  # a signal, a termination, a deploy: not an error of its own
+            record.error = interrupted_error(record, exc)
+        record.error = redactor.text(record.error)
         try:
             logs.write("sync_runs", [record.row("failure")])
         # Attempted; the run's own error is the news, not the log's.
@@ -102,6 +119,57 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
         raise
     logs.write("sync_runs", [record.row("success")])
     _analysts_can_open_the_logs(logs)
+
+
+# What stopped a run, by the exception it raised.
+_STOPPED_BY = {
+    "KeyboardInterrupt": "SIGINT (Ctrl-C)",
+    "DagsterExecutionInterruptedError": "a stop of its Dagster run (terminated, Ctrl-C, SIGTERM)",
+}
+
+
+def interrupted_error(record: RunRecord, exc: BaseException) -> str:
+    """The `sync_runs` error of an interrupted run: what stopped it and what it delivered."""
+    cause = record.stopped_by or _STOPPED_BY.get(type(exc).__name__, type(exc).__name__)
+    earlier = f" (before that: {record.error})" if record.error else ""
+    return (
+        f"interrupted by {cause} before it finished, after {record.messages_sent} message(s) "
+        f"delivered in {record.requests} request(s) as its log shows; what it did not log "
+        f"stays pending and the next run sends it{earlier}"
+    )
+
+
+def count_from_log(logs_dir: Path | str, record: RunRecord) -> None:
+    """Count a run that could not count itself from its own log rows (never raises: a row
+    with zeros and a warning beats no row)."""
+    try:
+        counts = logged_run_counts(logs_dir, record.run_id, record.started_at)
+    except Exception as exc:  # noqa: BLE001 - an unreadable log leaves the counts at zero
+        log.warning("could not count run %s from its log rows: %s", record.run_id, exc)
+        return
+    record.count(counts.sent, counts.failed, counts.skipped, counts.requests, counts.bytes)
+
+
+@contextmanager
+def sigterm_stops_like_ctrl_c(record: RunRecord) -> Iterator[None]:
+    """SIGTERM (`kill`, a deploy) stops the run as Ctrl-C does, so it ends by writing its logs
+    and its `sync_runs` row instead of dying with them unwritten."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        record.stopped_by = "SIGTERM"
+        ctrl_c = signal.getsignal(signal.SIGINT)  # a follow run's stop, or the one in force
+        if not callable(ctrl_c):
+            raise KeyboardInterrupt
+        ctrl_c(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _analysts_can_open_the_logs(logs: LogWriter) -> None:

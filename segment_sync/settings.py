@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from segment_sync.db import resolve_sqlite_url
+from segment_sync.db import SQLITE_FIX, resolve_sqlite_url, sqlite_file_problem
 from segment_sync.inbound.mapping.actions import ACTIONS, Mapping
 from segment_sync.redaction import SecretUrl
 from segment_sync.setting_values import (
@@ -442,7 +442,25 @@ def parse_settings(data: Any, source: str = "settings", base: Path | None = None
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise SettingsError([p for e in exc.errors() for p in _describe(e)], source) from None
-    return _resolve_paths(settings, (base or Path.cwd()).resolve())
+    settings = _resolve_paths(settings, (base or Path.cwd()).resolve())
+    _check_sqlite_files(settings, source)
+    return settings
+
+
+def _check_sqlite_files(settings: Settings, source: str) -> None:
+    """SettingsError naming each `sqlite:///` setting whose file cannot be created or written."""
+    urls = {
+        "loyalty_store.url": settings.loyalty_store.url,
+        "outbound.state_url": settings.outbound.state_url,
+        "inbound.buffer_url": settings.inbound.buffer_url,
+    }
+    problems = [
+        f"{key}: {problem}; {SQLITE_FIX}"
+        for key, url in urls.items()
+        if (problem := sqlite_file_problem(url)) is not None
+    ]
+    if problems:
+        raise SettingsError(problems, source)
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

@@ -48,9 +48,10 @@ mutation Launch($params: ExecutionParams!) {
 }"""
 
 
-def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME holding the repo's dagster.yaml, its storage paths moved under tmp_path."""
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+def dagster_home(tmp_path: Path, shipped: str = "dagster.yaml") -> Path:
+    """A DAGSTER_HOME holding the repo's dagster.yaml (or `shipped`, a path in the repo), its
+    relative storage paths moved under tmp_path."""
+    config = yaml.safe_load((REPO / shipped).read_text())
 
     def relocate(node: Any) -> Any:
         if isinstance(node, dict):

@@ -58,13 +58,30 @@ def test_settings_check_says_alerts_are_off_by_default():
     assert "alerts             OFF  alerts.webhook_url_env is not set" in lines
 
 
-def test_settings_check_names_the_alert_kinds_and_a_missing_webhook_variable(monkeypatch):
-    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+def test_settings_check_names_the_alert_kinds_when_the_webhook_variable_is_set(monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/xyz")
     lines = status_lines(parse_settings({"alerts": {"webhook_url_env": "SLACK_WEBHOOK_URL"}}))
     assert "alerts             on   run_failure, check_failure to $SLACK_WEBHOOK_URL" in "\n".join(
         lines
     )
-    assert "SLACK_WEBHOOK_URL (alerts.webhook_url_env)" in lines[-1]
+    assert "hooks.example.com" not in "\n".join(lines)
+
+
+def test_settings_check_shows_alerts_off_while_the_webhook_variable_is_unset(monkeypatch):
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    lines = status_lines(parse_settings({"alerts": {"webhook_url_env": "SLACK_WEBHOOK_URL"}}))
+    [alerts] = [line for line in lines if line.startswith("alerts ")]
+    assert alerts == (
+        "alerts             OFF  environment variable SLACK_WEBHOOK_URL (alerts.webhook_url_env) "
+        "is not set; export SLACK_WEBHOOK_URL=<incoming webhook URL> to turn it on"
+    )
+    assert "SLACK_WEBHOOK_URL (alerts.webhook_url_env)" in lines[-1]  # and among the missing
+
+
+def test_an_empty_webhook_variable_counts_as_unset(monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "")
+    lines = status_lines(parse_settings({"alerts": {"webhook_url_env": "SLACK_WEBHOOK_URL"}}))
+    assert any(line.startswith("alerts             OFF  environment variable") for line in lines)
 
 
 def test_on_written_as_a_bare_yaml_key_is_read_as_on(tmp_path):

@@ -1,5 +1,6 @@
 """What a data engineer sees in the Dagster UI, asserted through the GraphQL API the UI reads: the
-lineage of both directions, per-stream assets with their plots' numbers, the log tables
+lineage of both directions (outbound and inbound in groups of their own, Antavo's events leading
+back into the loyalty store, one kind badge on the store), no community dialog, per-stream assets with their plots' numbers, the log tables
 materialized when written, the sensors as the assets' automations, skip reasons on every
 skipped tick, run counts as tags, and an expected failure as a described `Failure`."""
 
@@ -20,6 +21,7 @@ from segment_sync_tests.dagster_dev_harness import (
 
 pytestmark = pytest.mark.slow
 
+LOG_GROUP = "segment_sync_logs"
 REPO = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 
 ASSET_NODES = """
@@ -27,10 +29,15 @@ query Assets {
   assetNodes {
     assetKey { path }
     groupName
+    kinds
+    description
     dependencyKeys { path }
     targetingInstigators { ... on Sensor { name } ... on Schedule { name } }
   }
 }"""
+
+# Whether the UI opens with Dagster's "Join the Dagster community" dialog (nux).
+SHOULD_SHOW_NUX = "query Nux { shouldShowNux }"
 
 MATERIALIZATIONS = """
 query Materializations($assetKey: AssetKeyInput!) {
@@ -110,8 +117,25 @@ def test_the_ui_shows_the_data_flow_its_automations_counts_and_reasons(tmp_path,
             "segment_track_calls",
             "segment_identify_calls",
         }
+        # Antavo's events lead back into the loyalty store: the loop and its echo suppression.
+        for store_table in ("loyalty_events", "loyalty_profile_changes"):
+            assert {_path(k) for k in nodes[store_table]["dependencyKeys"]} == {"antavo_events"}
+            assert "echo suppression" in nodes[store_table]["description"]
+        # Outbound and inbound are groups of their own, beside the store and the logs.
         groups = {name: n["groupName"] for name, n in nodes.items()}
-        assert groups["sync_runs"] == groups["inbound_items"] == "segment_sync_logs"
+        assert groups["sync_runs"] == groups["inbound_items"] == LOG_GROUP
+        assert groups["segment_track_calls"] == groups["segment_identify_calls"] == "outbound"
+        assert groups["segment_webhook_events"] == groups["antavo_events"] == "inbound"
+        assert groups["loyalty_events"] == groups["loyalty_profile_changes"] == "loyalty_platform"
+        assert set(groups.values()) == {"loyalty_platform", "outbound", "inbound", LOG_GROUP}
+        # One kind badge on the store: the SQLite store these settings name.
+        assert (
+            nodes["loyalty_events"]["kinds"]
+            == nodes["loyalty_profile_changes"]["kinds"]
+            == ["sqlite"]
+        )
+        # No "Join the Dagster community" dialog on the first visit (dagster.yaml: nux off).
+        assert graphql(SHOULD_SHOW_NUX)["shouldShowNux"] is False
         # The sensors are the stream assets' automations ("No automations found" before).
         assert {i["name"] for i in nodes["segment_track_calls"]["targetingInstigators"]} >= {
             "outbound_events_sensor"

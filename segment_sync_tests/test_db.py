@@ -1,13 +1,23 @@
-"""Opening a store: several processes starting on one fresh database at the same moment."""
+"""Opening a store: several processes starting on one fresh database at the same moment, and
+a `sqlite:///` file that cannot be created, said before SQLite fails."""
 
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from segment_sync.db import create_engine, create_tables
+from segment_sync.db import (
+    DatabasePathError,
+    create_engine,
+    create_tables,
+    sqlite_file_problem,
+    sqlite_path,
+)
 
 PROCESSES = 4
 ROUNDS = 12  # before the fix about half the rounds had a failing process
@@ -89,3 +99,50 @@ def test_a_create_table_that_can_never_succeed_still_raises_after_the_retries(tm
     with pytest.raises(sa.exc.OperationalError, match="no such column: nowhere"):
         create_tables(engine, metadata)
     engine.dispose()
+
+
+@st.composite
+def layouts(draw) -> tuple[list[str], int | None, int, bool]:
+    """Names from a base down to the database file (the last), the level where a file stands
+    instead of a folder (if any), how many levels exist already, and a read-only base."""
+    names = draw(st.lists(st.sampled_from(["a", "b", "c", "db"]), min_size=1, max_size=4))
+    file_at = draw(st.none() | st.integers(0, len(names) - 1))
+    existing = draw(st.integers(0, len(names)))
+    return names, file_at, existing, draw(st.booleans())
+
+
+def unguarded_sqlite_works(url: str) -> bool:
+    """Whether SQLite itself can create (or open) and write the file of `url`."""
+    path = sqlite_path(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as con:
+            con.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            con.execute("INSERT INTO t VALUES (1)")
+        return True
+    except (OSError, sqlite3.Error):
+        return False
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layout=layouts())
+def test_the_sqlite_guard_refuses_exactly_the_paths_sqlite_cannot_use(
+    tmp_path_factory, read_only_dir, layout
+):
+    names, file_at, existing, read_only = layout
+    base = read_only_dir if read_only else tmp_path_factory.mktemp("db")
+    for level in range(0 if read_only else existing):
+        target = base.joinpath(*names[: level + 1])
+        if level == file_at:
+            target.write_text("a file where a folder (or the database) should be")
+            break
+        if level < len(names) - 1:
+            target.mkdir()
+    url = f"sqlite:///{base.joinpath(*names)}"
+
+    problem = sqlite_file_problem(url)
+
+    assert (problem is None) == unguarded_sqlite_works(url), (url, problem)
+    if problem is not None:
+        with pytest.raises(DatabasePathError, match="cannot use the SQLite database"):
+            create_engine(url)

@@ -38,10 +38,15 @@ def demo_seed(
 @click.option("--events", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--profiles", type=click.IntRange(min=0), default=500, show_default=True)
 @click.option(
-    "--no-dagster", is_flag=True, help="Start the stand-ins and seed, but not dagster dev."
+    "--no-dagster",
+    is_flag=True,
+    help="Start the stand-ins and the receiver and seed, but not dagster dev (Ctrl-C stops).",
 )
 def demo_run(events: int, profiles: int, no_dagster: bool) -> None:
-    """Embedded defaults end to end: stand-ins, seeded SQLite store, DuckDB logs, `dagster dev`."""
+    """Embedded defaults end to end: stand-ins, seeded SQLite store, DuckDB logs, `dagster dev`.
+
+    The store is seeded only while it is empty (`demo seed` adds more); Ctrl-C stops it all.
+    """
     from segment_sync.demo import run_demo
     from segment_sync.demo_guard import DemoRefused
 
@@ -50,3 +55,21 @@ def demo_run(events: int, profiles: int, no_dagster: bool) -> None:
     except DemoRefused as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+@demo.command("env")
+def demo_env() -> None:
+    """Print the running demo's environment as `export` lines for another shell.
+
+    eval "$(segment-sync demo env)" there gives it the demo's settings file, Dagster home and
+    the LOCAL STAND-INS' demo secrets (public, not credentials). Nothing is printed, and the
+    exit code is 1, when no demo runs or its settings send to real Segment or Antavo endpoints.
+    """
+    from segment_sync.demo_env import DemoEnvRefused, demo_env_lines, settings_file_in_use
+
+    try:
+        lines = demo_env_lines(settings_file_in_use())
+    except DemoEnvRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)

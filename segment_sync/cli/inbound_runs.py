@@ -19,6 +19,11 @@ def summary_lines(result: IngestResult) -> list[str]:
         f"retry later {c.retried}, no mapping matched {c.no_match}, left pending "
         f"{c.left_pending}; Antavo events registered {c.antavo_events}",
     ]
+    if c.unlogged:
+        lines.append(
+            f"  {c.unlogged} event(s) Antavo registered could not be logged: their items stay "
+            "pending and the next run registers them again"
+        )
     if c.held_elsewhere:
         lines.append(f"  {c.held_elsewhere} pending item(s) are held by another live run")
     lines += [f"  {n} x {error}" for error, n in result.errors.most_common(5)]

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from segment_sync.logs.browse import (
     entries,
     query_log,
 )
+from segment_sync.logs.filter_fields import field_names
 from segment_sync.logs.filters import FilterError, LogName
 
 if TYPE_CHECKING:
@@ -34,11 +36,29 @@ BODY_PREVIEW_CHARS = 10_000
 LIST_PREVIEW_ITEMS = 20
 CSV_LIST_SEPARATOR = ";"
 BODY_COLUMNS = ("request_body", "response_body")
-FILTER_HELP = (
-    "The manual's search wording, e.g. 'Event type is in track and Status code is not 200'. "
-    "Operators: is, is not, is in (a, b), is not in, contains, does not contain; Status code "
-    'also >, <, >=, <= and classes like 5xx. Quote values containing " and " or commas.'
-)
+# One example per log, in its own fields (each one a filter its log accepts).
+FILTER_EXAMPLES: dict[LogName, str] = {
+    "outbound": "Event type is in track and Status code is not 200",
+    "inbound": "Action is in checkout and Status is not success",
+}
+LOG_HELP: dict[LogName, str] = {
+    "outbound": "The outbound log: one row per request sent to Segment (Track and Identify "
+    "batches), newest first.",
+    "inbound": "The inbound log: one row per Segment event in each request sent to Antavo's "
+    "Events API, and per buffered Segment event that failed its mapping or matched none, "
+    "newest first.",
+}
+ROWS: dict[LogName, str] = {"outbound": "requests", "inbound": "rows (events)"}
+
+
+def filter_help(log: LogName) -> str:
+    """--filter's help for `log`: its fields and an example in them."""
+    return (
+        f"The manual's search wording over {', '.join(field_names(log))}, "
+        f"e.g. '{FILTER_EXAMPLES[log]}'. Operators: is, is not, is in (a, b), is not in, "
+        "contains, does not contain; Status code also >, <, >=, <= and classes like 5xx. "
+        'Quote values containing " and " or commas.'
+    )
 
 
 @click.group("logs")
@@ -46,11 +66,11 @@ def logs() -> None:
     """Browse the outbound (to Segment) and inbound (to Antavo) request logs."""
 
 
-def _list_options(func: Callable[..., None]) -> Callable[..., None]:
-    """The options shared by `logs outbound` and `logs inbound`."""
+def _list_options(log: LogName) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options of `logs outbound` and `logs inbound`, their help in `log`'s words."""
     options = [
         settings_option,
-        click.option("--filter", "filter_text", default="", help=FILTER_HELP),
+        click.option("--filter", "filter_text", default="", help=filter_help(log)),
         click.option(
             "--since", default=None, help="From this time: ISO date/time or 30m, 1h, 7d ago."
         ),
@@ -69,27 +89,31 @@ def _list_options(func: Callable[..., None]) -> Callable[..., None]:
             type=click.IntRange(min=0),
             default=DEFAULT_LIMIT,
             show_default=True,
-            help="Newest N requests; 0 for all.",
+            help=f"Newest N {ROWS[log]}; 0 for all.",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
 
 
-def _list_command(direction: str, doc: str) -> click.Command:
-    """`logs outbound` / `logs inbound`: the same options, one direction's log."""
+def _list_command(direction: LogName) -> click.Command:
+    """`logs outbound` / `logs inbound`: the same options, one direction's log and words."""
 
-    @logs.command(direction, help=doc)
-    @_list_options
+    @logs.command(direction, help=LOG_HELP[direction])
+    @_list_options(direction)
     def command(**options: Any) -> None:
         _list(direction, **options)
 
     return command
 
 
-logs_outbound = _list_command("outbound", "Requests sent to Segment, newest first.")
-logs_inbound = _list_command("inbound", "Requests sent to Antavo for Segment events, newest first.")
+logs_outbound = _list_command("outbound")
+logs_inbound = _list_command("inbound")
 logs.add_command(logs_sql)
 
 
@@ -317,8 +341,30 @@ def _logs_dir(settings_file: str | None) -> Path:
     return directory
 
 
-def _connect(settings_file: str | None) -> duckdb.DuckDBPyConnection:
-    """A connection with the log views over the settings' logs directory."""
+@contextmanager
+def _connect(settings_file: str | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the log views over the settings' logs directory; a query that meets
+    a damaged log file ends in one line naming it and the fix."""
+    import duckdb
+
+    from segment_sync.logs.damaged import explain
     from segment_sync.logs.views import connect
 
-    return connect(_logs_dir(settings_file))
+    logs_dir = _logs_dir(settings_file)
+    try:
+        with connect(logs_dir) as con:
+            yield con
+    except duckdb.Error as exc:
+        unreadable = explain(exc, logs_dir)
+        if unreadable is None:
+            raise
+        raise click.ClickException(str(unreadable)) from None
+
+
+def _add_check() -> None:
+    from segment_sync.cli.logs_check import logs_check
+
+    logs.add_command(logs_check)
+
+
+_add_check()

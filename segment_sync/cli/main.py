@@ -52,17 +52,32 @@ def _loaded(module: str, name: str) -> type[BaseException] | None:
 
 
 def one_line_for(exc: Exception) -> str | None:
-    """The one-line message for an unreachable database or an unwritable logs.dir, else None."""
-    log_write_error = _loaded("segment_sync.logs.store", "LogWriteError")
-    if log_write_error is not None and isinstance(exc, log_write_error):
+    """The one-line message for an unreachable database, an unwritable logs.dir or a damaged
+    log file (naming the setting or the file, and the fix); None for any other error."""
+    plain = tuple(
+        c
+        for c in (
+            _loaded("segment_sync.logs.store", "LogWriteError"),
+            _loaded("segment_sync.logs.damaged", "UnreadableLogFile"),
+            _loaded("segment_sync.db", "DatabasePathError"),
+        )
+        if c is not None
+    )
+    if plain and isinstance(exc, plain):
         return str(exc)
+    duckdb_error = _loaded("duckdb", "Error")
+    if duckdb_error is not None and isinstance(exc, duckdb_error):
+        from segment_sync.logs.damaged import explain  # a query over the logs met a damaged file
+
+        unreadable = explain(exc)
+        return None if unreadable is None else str(unreadable)
     database_errors = tuple(
-        e
-        for e in (
+        c
+        for c in (
             _loaded("sqlalchemy.exc", "OperationalError"),
             _loaded("sqlalchemy.exc", "InterfaceError"),
         )
-        if e is not None
+        if c is not None
     )
     if database_errors and isinstance(exc, database_errors):
         from segment_sync.redaction import mask_url_passwords
@@ -77,7 +92,8 @@ def one_line_for(exc: Exception) -> str | None:
 
 
 class _Commands(LazyGroup):
-    """Turns an unreachable database or an unwritable logs.dir into one line naming the setting."""
+    """Turns an unreachable database, an unwritable logs.dir or a damaged log file into one
+    line naming the setting or the file, and the fix."""
 
     def invoke(self, ctx: click.Context):
         try:

@@ -1,69 +1,106 @@
-"""The data flow as assets: loyalty store -> Segment calls, Segment webhook -> Antavo events, and
-the log tables that record both directions.
+"""The data flow as assets: loyalty store -> Segment calls, Segment webhook -> Antavo events ->
+back into the loyalty store, and the log tables that record both directions.
 
 The loyalty store and the webhook buffer are external sources. The outbound sync materializes
 `segment_track_calls` or `segment_identify_calls` (one stream per run, so each plot is one
 stream's), the ingest job `antavo_events`; each run also records a materialization of the log
-tables it wrote.
+tables it wrote. Antavo registers what the inbound path sends as loyalty events and profile
+changes, so the store depends on `antavo_events`: the loop is visible, and the outbound sync
+skips those rows (origin `segment`, echo suppression), so nothing goes back to Segment.
 """
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import dagster as dg
 
 from segment_sync.loyalty.records import Stream
 
 SOURCE_GROUP = "loyalty_platform"
-SEGMENT_GROUP = "segment"
-ANTAVO_GROUP = "antavo"
+OUTBOUND_GROUP = "outbound"
+INBOUND_GROUP = "inbound"
 LOG_GROUP = "segment_sync_logs"
 LOG_KINDS = {"duckdb", "parquet"}
+StoreKind = Literal["sqlite", "postgres"]
+DEFAULT_STORE_KIND: StoreKind = "sqlite"  # loyalty_store.url's default
+ECHO_NOTE = (
+    "Rows Antavo registered from Segment (origin `segment`, from antavo_events) are skipped by "
+    "the outbound sync (echo suppression): nothing goes back to Segment."
+)
 
-LOYALTY_EVENTS = dg.AssetSpec(
-    "loyalty_events",
-    group_name=SOURCE_GROUP,
-    kinds={"sqlite", "postgres"},
-    description="Loyalty events as the platform commits them (the loyalty store's events table).",
-)
-LOYALTY_PROFILE_CHANGES = dg.AssetSpec(
-    "loyalty_profile_changes",
-    group_name=SOURCE_GROUP,
-    kinds={"sqlite", "postgres"},
-    description="Customer profile changes as the platform commits them.",
-)
-SEGMENT_TRACK_CALLS = dg.AssetSpec(
-    "segment_track_calls",
-    deps=[LOYALTY_EVENTS],
-    group_name=SEGMENT_GROUP,
-    kinds={"segment"},
-    skippable=True,
-    description="Segment Track calls, one per allow-listed loyalty event, sent in batches per "
-    "region. Each outbound run of the events stream materializes it with its counts.",
-)
-SEGMENT_IDENTIFY_CALLS = dg.AssetSpec(
-    "segment_identify_calls",
-    deps=[LOYALTY_PROFILE_CHANGES],
-    group_name=SEGMENT_GROUP,
-    kinds={"segment"},
-    skippable=True,
-    description="Segment Identify calls, one per profile change with allow-listed fields. Each "
-    "outbound run of the profiles stream materializes it with its counts.",
-)
 SEGMENT_WEBHOOK_EVENTS = dg.AssetSpec(
     "segment_webhook_events",
-    group_name=SEGMENT_GROUP,
+    group_name=INBOUND_GROUP,
     kinds={"segment"},
     description="What Segment sends to the webhook receiver, buffered durably before ingest.",
 )
 ANTAVO_EVENTS = dg.AssetSpec(
     "antavo_events",
     deps=[SEGMENT_WEBHOOK_EVENTS],
-    group_name=ANTAVO_GROUP,
+    group_name=INBOUND_GROUP,
     kinds={"antavo"},
     skippable=True,  # a dry run materializes nothing
     description="Antavo events registered through the Events API from buffered Segment events "
-    "that a mapping's trigger matched. Each inbound run materializes it with its counts.",
+    "that a mapping's trigger matched. Each inbound run materializes it with its counts. Antavo "
+    "records them in the loyalty store (loyalty_events, loyalty_profile_changes), where the "
+    "outbound sync skips them as echoes, so they are never sent back to Segment.",
+)
+LOYALTY_EVENTS_KEY = dg.AssetKey("loyalty_events")
+LOYALTY_PROFILE_CHANGES_KEY = dg.AssetKey("loyalty_profile_changes")
+SEGMENT_TRACK_CALLS = dg.AssetSpec(
+    "segment_track_calls",
+    deps=[LOYALTY_EVENTS_KEY],
+    group_name=OUTBOUND_GROUP,
+    kinds={"segment"},
+    skippable=True,
+    description="Segment Track calls, one per allow-listed loyalty event, sent in batches per "
+    "region. Each outbound run of the events stream materializes it with its counts. Events "
+    "that came from Segment through antavo_events are skipped (echo suppression).",
+)
+SEGMENT_IDENTIFY_CALLS = dg.AssetSpec(
+    "segment_identify_calls",
+    deps=[LOYALTY_PROFILE_CHANGES_KEY],
+    group_name=OUTBOUND_GROUP,
+    kinds={"segment"},
+    skippable=True,
+    description="Segment Identify calls, one per profile change with allow-listed fields. Each "
+    "outbound run of the profiles stream materializes it with its counts. Profile changes that "
+    "came from Segment through antavo_events are skipped (echo suppression).",
+)
+
+
+def store_kind(store_url: object) -> StoreKind:
+    """The kind badge of the loyalty store at `store_url` (a validated loyalty_store.url)."""
+    scheme = str(store_url).split(":", 1)[0].lower()
+    return "postgres" if scheme.startswith("postgres") else DEFAULT_STORE_KIND
+
+
+def store_specs(kind: StoreKind = DEFAULT_STORE_KIND) -> list[dg.AssetSpec]:
+    """The loyalty store's two tables, badged with the store actually configured."""
+    return [
+        dg.AssetSpec(
+            LOYALTY_EVENTS_KEY,
+            deps=[ANTAVO_EVENTS],
+            group_name=SOURCE_GROUP,
+            kinds={kind},
+            description="Loyalty events as the platform commits them (the loyalty store's "
+            f"events table), and the events Antavo registered from Segment. {ECHO_NOTE}",
+        ),
+        dg.AssetSpec(
+            LOYALTY_PROFILE_CHANGES_KEY,
+            deps=[ANTAVO_EVENTS],
+            group_name=SOURCE_GROUP,
+            kinds={kind},
+            description="Customer profile changes as the platform commits them, and the "
+            f"profile updates Antavo registered from Segment. {ECHO_NOTE}",
+        ),
+    ]
+
+
+# The global lineage with every group open (Dagster's UI collapses groups when there are
+# several; its `expanded` parameter names groups as `global@global:<group>`).
+EXPANDED_LINEAGE_PATH = "/asset-groups?expanded=" + ",".join(
+    f"global@global:{group}" for group in (SOURCE_GROUP, INBOUND_GROUP, OUTBOUND_GROUP, LOG_GROUP)
 )
 
 STREAM_ASSETS = {Stream.EVENTS: SEGMENT_TRACK_CALLS, Stream.PROFILES: SEGMENT_IDENTIFY_CALLS}
@@ -105,7 +142,12 @@ LOG_TABLE_SPECS = [
         "sync_runs", [], "One row per run of a sync or maintenance job, succeeded or failed."
     ),
 ]
-SOURCE_SPECS = [LOYALTY_EVENTS, LOYALTY_PROFILE_CHANGES, SEGMENT_WEBHOOK_EVENTS]
+
+
+def source_specs(store_url: object) -> list[dg.AssetSpec]:
+    """The external sources: the loyalty store (badged with its kind) and the webhook buffer."""
+    return [*store_specs(store_kind(store_url)), SEGMENT_WEBHOOK_EVENTS]
+
 
 T = TypeVar("T")
 

@@ -49,6 +49,8 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
         "antavo_events": dg.MetadataValue.int(c.antavo_events),
         "upto": dg.MetadataValue.int(result.upto),
     }
+    if c.unlogged:  # registered by Antavo, but the log could not be written: repeated later
+        metadata["antavo_events_unlogged"] = dg.MetadataValue.int(c.unlogged)
     if result.errors:
         top = "\n".join(f"{n} x {e}" for e, n in result.errors.most_common(10))
         metadata["top_errors"] = dg.MetadataValue.md(f"```\n{top}\n```")

@@ -7,14 +7,16 @@ No `from __future__ import annotations` here: Dagster resolves op parameter type
 """
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
 from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
-from segment_sync.defs.tags import op_run_record
+from segment_sync.defs.tags import fail_run, op_run_record
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
+from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ensure_analytics_db
 
 
@@ -24,10 +26,14 @@ def maintain_log_tables(
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, loaded.secrets()):
-        report = maintain_logs(
-            loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
-        )
+    with op_run_record(context, logs, loaded.secrets()) as (record, _):
+        try:
+            report = maintain_logs(
+                loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
+            )
+        except LogWriteError as exc:  # a full or read-only disk: no input file was deleted
+            record.error = str(exc)
+            fail_run(context, record.error, "configuration")
         for table in report:
             yield dg.AssetObservation(
                 asset_key=table.table,
@@ -40,6 +46,10 @@ def maintain_log_tables(
             )
         ensure_analytics_db(loaded.logs.dir)
         analytics = "views refreshed"
+        moved = [path for table in report for path in table.quarantined]
+        if moved:  # the work is done; a person should still look at the damaged files
+            record.error = quarantine_message(moved)
+            fail_run(context, record.error, "permanent", {"quarantined": _paths_md(moved)})
     yield dg.Output(
         None,
         metadata={
@@ -51,6 +61,20 @@ def maintain_log_tables(
             "tables": dg.MetadataValue.md(_table_md(report)),
         },
     )
+
+
+def quarantine_message(moved: list[Path]) -> str:
+    """Why a maintenance run that moved damaged log files aside fails."""
+    return (
+        f"moved {len(moved)} unreadable log file(s) to {moved[0].parents[2]}, out of the log "
+        f"views (first: {moved[0]}); every readable file was maintained and the views work "
+        "again. Their rows are not in the views: inspect the files, restore them from a backup "
+        "into logs.dir, or delete them"
+    )
+
+
+def _paths_md(paths: list[Path]) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- `{path}`" for path in paths))
 
 
 def _table_md(report: list[TableMaintenance]) -> str:

@@ -16,7 +16,7 @@ from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.tags import run_trigger
 from segment_sync.logs.queries import error_rate, has_run_row, request_stats
 from segment_sync.redaction import Redactor
-from segment_sync.runs import RunRecord
+from segment_sync.runs import RunRecord, count_from_log
 from segment_sync.settings import Settings
 
 MAX_ERROR_CHARS = 2000
@@ -91,22 +91,24 @@ def failure_text(context: dg.RunFailureSensorContext) -> str:
     return failure_reason(context.get_step_failure_events(), context.failure_event)
 
 
-def failure_row(context: dg.RunFailureSensorContext, redactor: Redactor) -> dict:
-    """The `sync_runs` row of a failed run, from what the Dagster instance knows of it."""
+def failed_run_record(
+    context: dg.RunFailureSensorContext, redactor: Redactor
+) -> tuple[RunRecord, datetime]:
+    """The run record of a failed run (and when it ended), from what the Dagster instance
+    knows of it; no counts yet."""
     run = context.dagster_run
     record = context.instance.get_run_record_by_id(run.run_id)
     created = record.create_timestamp if record else datetime.now(UTC)
     start = record.start_time if record and record.start_time else created.timestamp()
     end = record.end_time if record and record.end_time else datetime.now(UTC).timestamp()
-    row = RunRecord(
+    run_record = RunRecord(
         run_id=run.run_id,
         job=run.job_name,
         trigger=run_trigger(run.tags),
         started_at=datetime.fromtimestamp(start, UTC),
         error=redactor.text(failure_text(context))[:MAX_ERROR_CHARS],
-    ).row("failure")
-    row["ended_at"] = datetime.fromtimestamp(end, UTC)
-    return row
+    )
+    return run_record, datetime.fromtimestamp(end, UTC)
 
 
 def build_run_failure_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
@@ -119,17 +121,20 @@ def build_run_failure_sensor(jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefin
         minimum_interval_seconds=30,
         description=(
             "A failed run of a sync or maintenance job -> its sync_runs row (status failure), "
-            "unless the run wrote one itself; covers runs that failed before their op started."
+            "unless the run wrote one itself; covers runs that failed before their op started "
+            "and runs whose worker was lost (counted from the log rows they wrote)."
         ),
     )
     def sync_run_failure_sensor(
         context: dg.RunFailureSensorContext, settings: SettingsResource
     ) -> dg.SkipReason:
         loaded = settings.load()
-        row = failure_row(context, known_secrets(loaded))
-        if has_run_row(loaded.logs.dir, row["run_id"], row["started_at"]):
-            return dg.SkipReason(f"run {row['run_id']} already has its sync_runs row")
+        record, ended_at = failed_run_record(context, known_secrets(loaded))
+        if has_run_row(loaded.logs.dir, record.run_id, record.started_at):
+            return dg.SkipReason(f"run {record.run_id} already has its sync_runs row")
+        count_from_log(loaded.logs.dir, record)  # e.g. its worker was lost mid-run
+        row = record.row("failure") | {"ended_at": ended_at}
         factory.log_writer(loaded).write("sync_runs", [row])
-        return dg.SkipReason(f"wrote the sync_runs failure row of run {row['run_id']}")
+        return dg.SkipReason(f"wrote the sync_runs failure row of run {record.run_id}")
 
     return sync_run_failure_sensor

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import dagster as dg
 
-from segment_sync.logs.store import LogWriter
+from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.outbound.report import RunReport
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, recorded_run
@@ -42,11 +42,17 @@ def run_trigger(tags: Mapping[str, str]) -> str:
 def op_run_record(
     context: dg.OpExecutionContext, logs: LogWriter, secrets: Iterable[str]
 ) -> Iterator[tuple[RunRecord, Redactor]]:
-    """The op's `sync_runs` row (written on the way out, whatever happens) and its redactor."""
+    """The op's `sync_runs` row (written on the way out, whatever happens) and its redactor.
+
+    An unwritable logs.dir fails the op with its one-line reason, not a stack trace.
+    """
     redactor = Redactor(secrets)
     record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
-    with recorded_run(logs, record, redactor):
-        yield record, redactor
+    try:
+        with recorded_run(logs, record, redactor):
+            yield record, redactor
+    except LogWriteError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
 def fail_run(

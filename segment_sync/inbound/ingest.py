@@ -33,9 +33,11 @@ from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
+from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
+from segment_sync.signals import run_stoppably
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class IngestCounts:
     antavo_events: int = 0
     requests: int = 0
     left_pending: int = 0  # given back untouched: a credential error or a failed log write
+    unlogged: int = 0  # events Antavo registered whose log write failed (a rerun repeats them)
     held_elsewhere: int = 0  # pending items another live run still holds
 
 
@@ -206,7 +209,7 @@ class InboundIngest:
             raise NoMappingError(f"{off}; {result.counts.left_pending} item(s) pending", result)
         try:
             with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s):
-                asyncio.run(self._run(result))
+                run_stoppably(self._run(result))
         finally:
             try:
                 result.counts.left_pending += self.buffer.release(run_id)
@@ -374,7 +377,11 @@ class InboundIngest:
                 retry.append((item_id, error))
                 outcome = "retry"
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
-        await self._commits.submit(_Outcomes(rows, done, failed, retry, unknown), result)
+        try:
+            await self._commits.submit(_Outcomes(rows, done, failed, retry, unknown), result)
+        except LogWriteError:
+            result.counts.unlogged += sum(1 for p in group if p.result.ok)
+            raise
         c = result.counts
         c.done += len(done)
         c.failed += len(failed)
@@ -407,13 +414,17 @@ class InboundIngest:
         self.logs.extend("inbound_items", rows)
         try:
             self.logs.flush()
-        except OSError as exc:
-            self._stopped = True
-            cause = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        except (LogFileError, OSError) as exc:  # disk full, no permission, an I/O error
+            self._stopped = True  # no request starts after this; those in flight finish
+            cause = exc.cause if isinstance(exc, LogFileError) else exc
+            reason = f"{cause.strerror or cause}" + (
+                f": {cause.filename}" if cause.filename else ""
+            )
             raise LogWriteError(
-                f"could not write the inbound log under logs.dir ({self.logs.logs_dir}): {cause};"
-                " the items of this request were not marked and will be retried (Antavo may"
-                " register them twice). Free space or fix logs.dir, then rerun",
+                f"could not write the inbound log under logs.dir ({self.logs.logs_dir}): {reason};"
+                " sending stopped, and the items of the requests in flight were not marked and"
+                " will be retried (Antavo may register those twice). Free space or fix logs.dir,"
+                " then rerun",
                 result,
             ) from None
         if done or failed or retry or unknown:

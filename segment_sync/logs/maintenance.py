@@ -13,11 +13,15 @@ just before they were unlinked and opens one just after fails with a "file not f
 can simply be rerun. Rows are never missing. Making views de-duplicate (a manifest or per-row
 source names) would cost every query a second scan, so maintenance is scheduled at quiet times
 instead.
+
+A damaged input file (see damaged.py) is moved to `<logs.dir>/quarantine/` and reported; the
+other files are maintained as usual, so one bad file neither loses good rows nor stops the job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -31,6 +35,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
+from segment_sync.logs.damaged import (
+    DamagedFile,
+    keep_readable,
+    quarantine,
+    read_whole,
+    row_count,
+)
 from segment_sync.logs.layout import (
     COMPRESSION,
     TEMP_SUFFIX,
@@ -41,6 +52,7 @@ from segment_sync.logs.layout import (
     table_dir,
 )
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.store import LogWriteError
 
 ROW_GROUP_ROWS = 128_000
 STALE_TEMP_AGE_S = 3600.0
@@ -49,11 +61,13 @@ LOCK_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class CompactionResult:
-    """Files of the table before and after, and rows rewritten into merged files."""
+    """Files of the table before and after, rows rewritten into merged files, and the damaged
+    files moved to quarantine instead of being merged."""
 
     files_before: int
     files_after: int
     rows: int
+    quarantined: tuple[Path, ...] = ()
 
 
 @contextmanager
@@ -77,24 +91,34 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
         raise ValueError(f"min_files must be at least 2, got {min_files}")
     schema_for(table)
     before = after = rows = 0
+    moved: list[Path] = []
     with maintenance_lock(logs_dir, table):
         for directory in partition_dirs(logs_dir, table):
             remove_stale_temps(directory)
-            files = data_files(directory)
-            before += len(files)
-            if len(files) < min_files:
-                after += len(files)
-                continue
-            rows += _merge(table, files, directory)
-            after += 1
-    return CompactionResult(files_before=before, files_after=after, rows=rows)
+            before += len(data_files(directory))
+            while True:  # a file found damaged mid-merge is moved aside, the rest merged again
+                files = keep_readable(logs_dir, data_files(directory), moved)
+                if len(files) < min_files:
+                    after += len(files)
+                    break
+                try:
+                    rows += _merge(table, files, directory)
+                except DamagedFile as damaged:
+                    moved.append(quarantine(logs_dir, damaged.path))
+                    continue
+                after += 1
+                break
+    return CompactionResult(before, after, rows, tuple(moved))
 
 
-def apply_retention(logs_dir: Path | str, table: str, older_than: datetime) -> int:
+def apply_retention(
+    logs_dir: Path | str, table: str, older_than: datetime, moved: list[Path] | None = None
+) -> int:
     """Remove exactly the rows whose time column is before `older_than`; return how many.
 
     Partitions of earlier days are deleted whole; the cutoff day's partition has its affected
-    files rewritten keeping rows at or after the cutoff. Later partitions cannot hold older rows.
+    files rewritten keeping rows at or after the cutoff (a damaged one is moved to quarantine
+    and appended to `moved`). Later partitions cannot hold older rows.
     """
     if older_than.tzinfo is None:
         raise ValueError("older_than must be timezone-aware (UTC), got a naive datetime")
@@ -109,7 +133,8 @@ def apply_retention(logs_dir: Path | str, table: str, older_than: datetime) -> i
             if day < cutoff_day:
                 removed += _drop_partition(directory)
             else:
-                removed += _trim_partition(table, directory, older_than)
+                trimmed = [] if moved is None else moved
+                removed += _trim_partition(logs_dir, table, directory, older_than, trimmed)
     return removed
 
 
@@ -130,7 +155,7 @@ def remove_stale_temps(directory: Path, max_age_s: float = STALE_TEMP_AGE_S) -> 
 def _merge(table: str, files: list[Path], directory: Path) -> int:
     """Write `files` as one new file in `directory`, then delete them; return the row count."""
     target = _merged_schema(table, files)
-    tables = (_conform(pq.ParquetFile(path).read(), target) for path in files)
+    tables = (_conform(read_whole(path), target) for path in files)
     rows = _publish(tables, target, directory)
     _unlink_all(files)
     return rows
@@ -139,22 +164,29 @@ def _merge(table: str, files: list[Path], directory: Path) -> int:
 def _drop_partition(directory: Path) -> int:
     """Delete every data file of a partition (and the directory once empty); return rows."""
     files = data_files(directory)
-    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    rows = sum(row_count(path) for path in files)
     _unlink_all(files)
     with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
         directory.rmdir()
     return rows
 
 
-def _trim_partition(table: str, directory: Path, cutoff: datetime) -> int:
-    """Rewrite the files of a partition that hold rows before `cutoff`; return rows removed."""
+def _trim_partition(
+    logs_dir: Path | str, table: str, directory: Path, cutoff: datetime, moved: list[Path]
+) -> int:
+    """Rewrite the files of a partition that hold rows before `cutoff`; return rows removed.
+    A damaged file is moved to quarantine (appended to `moved`) instead."""
     column = TIME_COLUMNS[table]
     threshold = pa.scalar(cutoff, UTC_TIMESTAMP)
     affected: list[Path] = []
     kept: list[pa.Table] = []
     removed = 0
     for path in data_files(directory):
-        data = pq.ParquetFile(path).read()
+        try:
+            data = read_whole(path)
+        except DamagedFile:
+            moved.append(quarantine(logs_dir, path))
+            continue
         keep = pc.fill_null(pc.greater_equal(data[column].cast(UTC_TIMESTAMP), threshold), True)
         remaining = data.filter(keep)
         if remaining.num_rows == data.num_rows:
@@ -237,6 +269,7 @@ class TableMaintenance:
     files_after: int
     rows_removed: int
     rows_after: int
+    quarantined: tuple[Path, ...] = ()  # damaged files moved out of the views, kept there
 
 
 def table_files(logs_dir: Path | str, table: str) -> list[Path]:
@@ -244,15 +277,34 @@ def table_files(logs_dir: Path | str, table: str) -> list[Path]:
     return [path for d in partition_dirs(logs_dir, table) for path in data_files(d)]
 
 
+# What a disk that cannot take a write answers (full, read-only, no permission, failing).
+_UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+@contextmanager
+def _writing(logs_dir: Path | str, table: str) -> Iterator[None]:
+    """Turn a disk that refuses a write into one LogWriteError naming logs.dir; an input file
+    is deleted only after its merged file is published, so no row is lost on the way."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE:
+            raise
+        raise LogWriteError(f"{table} maintenance files", Path(logs_dir), exc) from exc
+
+
 def maintain_table(
     logs_dir: Path | str, table: str, cutoff: datetime, min_files: int
 ) -> TableMaintenance:
     """Remove the rows older than `cutoff`, then merge each partition's small files."""
     before = len(table_files(logs_dir, table))
-    removed = apply_retention(logs_dir, table, cutoff)
-    compaction = compact(logs_dir, table, min_files=min_files)
-    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in table_files(logs_dir, table))
-    return TableMaintenance(table, before, compaction.files_after, removed, rows)
+    moved: list[Path] = []
+    with _writing(logs_dir, table):
+        removed = apply_retention(logs_dir, table, cutoff, moved)
+        compaction = compact(logs_dir, table, min_files=min_files)
+    rows = sum(row_count(path) for path in table_files(logs_dir, table))
+    quarantined = (*moved, *compaction.quarantined)
+    return TableMaintenance(table, before, compaction.files_after, removed, rows, quarantined)
 
 
 def maintain_logs(

@@ -106,3 +106,51 @@ def has_run_row(logs_dir: Path | str, run_id: str, started_at: datetime) -> bool
             'SELECT count(*) FROM sync_runs WHERE "date" >= ? AND run_id = ?', [oldest, run_id]
         ).fetchone()
     return count > 0
+
+
+@dataclass(frozen=True)
+class LoggedRunCounts:
+    """What a run's own log rows say it did, in `sync_runs`' terms."""
+
+    sent: int
+    failed: int
+    skipped: int
+    requests: int
+    bytes: int
+
+
+# A run writes one direction's tables; the other contributes zeros. Outbound: messages by
+# outcome, request attempts and their bytes. Inbound: events Antavo registered, items failed
+# for good or matched by no mapping, Antavo requests.
+_RUN_COUNTS_SQL = """
+WITH o_messages AS (
+    SELECT count(*) FILTER (WHERE outcome = 'delivered') AS sent,
+           count(*) FILTER (WHERE outcome = 'failed') AS failed,
+           count(*) FILTER (WHERE outcome = 'skipped') AS skipped
+    FROM outbound_messages WHERE "date" >= $since AND run_id = $run
+), o_requests AS (
+    SELECT count(*) AS requests, coalesce(sum(request_bytes), 0) AS bytes
+    FROM outbound_log WHERE "date" >= $since AND run_id = $run
+), i_events AS (
+    SELECT count(*) FILTER (WHERE status = 'success') AS sent,
+           count(DISTINCT identifier) AS requests
+    FROM inbound_log WHERE "date" >= $since AND run_id = $run AND identifier IS NOT NULL
+), i_items AS (
+    SELECT count(DISTINCT buffer_item_id) FILTER (WHERE outcome = 'failed') AS failed,
+           count(*) FILTER (WHERE outcome = 'no_match') AS skipped
+    FROM inbound_items WHERE "date" >= $since AND run_id = $run
+)
+SELECT o_messages.sent + i_events.sent, o_messages.failed + i_items.failed,
+       o_messages.skipped + i_items.skipped, o_requests.requests + i_events.requests,
+       o_requests.bytes
+FROM o_messages, o_requests, i_events, i_items
+"""
+
+
+def logged_run_counts(logs_dir: Path | str, run_id: str, started_at: datetime) -> LoggedRunCounts:
+    """The counts of a run that ended before it could count itself (a signal, a lost worker),
+    from the log rows it wrote: what it delivered is what its log shows delivered."""
+    since = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
+    with connect(logs_dir) as con:
+        row = con.execute(_RUN_COUNTS_SQL, {"since": since, "run": run_id}).fetchone()
+    return LoggedRunCounts(*(int(n) for n in row))

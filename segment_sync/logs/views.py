@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from segment_sync.logs.damaged import explain
 from segment_sync.logs.final_outcomes import final_outcomes_sql
 from segment_sync.logs.layout import (
     PARTITION_PREFIX,
@@ -111,16 +112,28 @@ def view_sql(logs_dir: Path | str) -> list[str]:
 
 
 def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection (in-memory unless `database` is given) with the log views defined."""
+    """A DuckDB connection (in-memory unless `database` is given) with the log views defined;
+    UnreadableLogFile names a damaged log file that keeps them from being defined."""
     ensure_layout(logs_dir)
     con = duckdb.connect(database or ":memory:")
     try:
-        for statement in view_sql(logs_dir):
-            con.execute(statement)
+        _create_views(con, logs_dir)
     except Exception:
         con.close()
         raise
     return con
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, logs_dir: Path | str) -> None:
+    """Define the views; binding one reads every file's footer, so a damaged file fails here."""
+    try:
+        for statement in view_sql(logs_dir):
+            con.execute(statement)
+    except duckdb.Error as exc:
+        unreadable = explain(exc, logs_dir)
+        if unreadable is None:
+            raise
+        raise unreadable from None
 
 
 def analytics_db_after_a_run(logs_dir: Path | str) -> Path:
@@ -148,8 +161,7 @@ def ensure_analytics_db(logs_dir: Path | str) -> Path:
             str(fresh), config={"storage_compatibility_version": ANALYTICS_STORAGE_VERSION}
         )
         try:
-            for statement in view_sql(root):
-                con.execute(statement)
+            _create_views(con, root)
             con.execute("CHECKPOINT")
         finally:
             con.close()

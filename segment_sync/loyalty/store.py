@@ -151,6 +151,13 @@ class LoyaltyStore:
                 sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))
             ).scalar_one()
 
+    def row_count(self, stream: Stream) -> int:
+        """How many committed rows a stream holds."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(_TABLES[stream])
+            ).scalar_one()
+
     def max_id(self, stream: Stream, floor: int = 0) -> int:
         """The highest id the sync may pass: every id at or below it is committed or never will be.
 

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from segment_sync.directions import allow_list_off
 from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
-from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import request_bounds
 from segment_sync.segment.messages import iso_timestamp
 from segment_sync.settings import Settings
 
 MAX_SAMPLES = 3
+
+
+class Watermarks(Protocol):
+    """Where each stream's progress stands (an OutboundState, or progress read without a key)."""
+
+    def watermark(self, stream: Stream) -> int: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -100,7 +108,7 @@ def add_chunk(
 def plan_outbound(
     settings: Settings,
     store: LoyaltyStore,
-    state: OutboundState,
+    state: Watermarks,
     streams: list[Stream],
     redactor: Redactor,
 ) -> OutboundDryRun:

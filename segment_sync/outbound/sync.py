@@ -6,7 +6,7 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from segment_sync.segment.client import BatchOutcome, SegmentClient, Verdict
 from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import iso_timestamp
 from segment_sync.settings import Settings
+from segment_sync.signals import run_stoppably
 
 
 @contextmanager
@@ -96,7 +97,7 @@ class OutboundSync:
         ensure_shard_count(self.state, stream)
         # A follow run's successor starts early and waits here until the sender is done.
         with self.state.lock(stream, wait_s=max(60.0, follow_s)):
-            return asyncio.run(self._run(stream, run_id, upto, follow_s))
+            return run_stoppably(self._run(stream, run_id, upto, follow_s))
 
     async def _run(
         self, stream: Stream, run_id: str, upto: int | None, follow_s: float
@@ -183,8 +184,9 @@ class OutboundSync:
                 built, last = ready
                 upcoming = read(last) if last < target else None
                 counted = replace(result.counts)
-                await self._send_chunk(client, stream, built, result)
-                del built, ready
+                sending = self._send_chunk(client, stream, built, result)
+                await self._send_unless_unlogged(sending, settling)
+                del built, ready, sending
                 if settling is not None and not await self._settle(stream, result, settling):
                     break
                 # This chunk's log rows are written while the next chunk is sent; its progress
@@ -199,6 +201,25 @@ class OutboundSync:
             # A thread cannot be interrupted, and the read holds the builder's DuckDB
             # connection: let them finish (one chunk each) before anything closes.
             await asyncio.gather(*pending, return_exceptions=True)
+
+    @staticmethod
+    async def _send_unless_unlogged(send: Awaitable[None], previous: _Settling | None) -> None:
+        """Send a chunk while the previous one's log rows are written; if that write fails,
+        no further request of this chunk starts (those in flight are abandoned, unlogged)."""
+        sending = asyncio.ensure_future(send)
+        try:
+            if previous is not None:
+                await asyncio.wait({sending, previous.flush}, return_when=asyncio.FIRST_COMPLETED)
+                if not sending.done() and not previous.flush.result():
+                    sending.cancel()
+            await sending
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():  # the run itself is being stopped
+                raise
+        finally:
+            if not sending.done():  # the run was stopped while waiting: stop the chunk too
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
 
     async def _settle(self, stream: Stream, result: OutboundResult, chunk: _Settling) -> bool:
         """Save a sent chunk's progress once its log rows are written; False if they were not."""
@@ -249,7 +270,7 @@ class OutboundSync:
         Raises OutboundFailed when a request failed for good; what was not delivered is logged
         as pending and stays undelivered (a later reconciliation finds it again).
         """
-        return asyncio.run(self._send_rows(stream, rows, run_id))
+        return run_stoppably(self._send_rows(stream, rows, run_id))
 
     async def _send_rows(
         self,
@@ -266,7 +287,11 @@ class OutboundSync:
             for start in range(0, len(rows), outbound.chunk_size):
                 chunk = rows[start : start + outbound.chunk_size]
                 built = built_from_records(chunk, self.settings, stream)
+                counted = replace(result.counts)
                 await self._send_chunk(client, stream, built, result)
+                # Logged before the next chunk goes: an unwritable log stops the resend here.
+                if not await asyncio.to_thread(self._flush_logs, result):
+                    result.counts = counted
                 if not result.ok:
                     break
         finally:

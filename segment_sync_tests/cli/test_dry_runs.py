@@ -8,6 +8,7 @@ from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.loyalty.records import Stream
+from segment_sync.redaction import SecretUrl
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import ANTAVO_KEY, ANTAVO_SECRET, WRITE_KEY
 
@@ -124,14 +125,66 @@ def test_outbound_dry_run_never_prints_the_write_key(write_settings, segment_sta
     assert WRITE_KEY not in result.output
 
 
-def test_outbound_dry_run_without_a_write_key_is_one_clear_error(
+def test_outbound_dry_run_needs_no_write_key_and_counts_from_the_progress_kept(
+    write_settings, segment_standin, monkeypatch
+):
+    path = _outbound(write_settings, segment_standin)
+    invoke("run", "outbound", "--stream", "events", "--settings", path)
+    invoke("demo", "seed", "--events", "20", "--profiles", "0", "--settings", path)
+    monkeypatch.delenv("SEGMENT_WRITE_KEY")
+    result = invoke("run", "outbound", "--dry-run", "--settings", path)
+    assert result.exit_code == 0, result.output
+    assert "events (track): ids 201..220 (handled up to id 200)" in result.output
+    assert "profiles (identify): ids 1..30 (handled up to id 0)" in result.output
+    assert (
+        "SEGMENT_WRITE_KEY (outbound.write_key_env) is not set: counted from the one progress "
+        "kept for this store and endpoint; a real run needs SEGMENT_WRITE_KEY"
+    ) in result.output
+    assert segment_standin.stats()["requests"] == 1  # the real run's; the dry run sent nothing
+
+
+def test_outbound_dry_run_without_a_write_key_or_progress_counts_every_row_pending(
     write_settings, segment_standin, monkeypatch
 ):
     path = _outbound(write_settings, segment_standin)
     monkeypatch.delenv("SEGMENT_WRITE_KEY")
-    result = invoke("run", "outbound", "--dry-run", "--settings", path)
-    assert result.exit_code == 1 and "SEGMENT_WRITE_KEY" in result.output
-    assert "Traceback" not in result.output
+    result = invoke("run", "outbound", "--dry-run", "--stream", "events", "--settings", path)
+    assert result.exit_code == 0, result.output
+    assert "events (track): ids 1..200 (handled up to id 0), rows 200" in result.output
+    assert "nothing was sent from this store to this endpoint with any write key" in (result.output)
+
+
+def test_outbound_dry_run_without_a_write_key_counts_from_the_lowest_of_several_keys(
+    write_settings, segment_standin, monkeypatch
+):
+    path = _outbound(write_settings, segment_standin)
+    invoke("run", "outbound", "--stream", "events", "--settings", path)  # WRITE_KEY: up to 200
+    settings = load_settings(path)
+    other = factory.outbound_state(settings, "another-sources-write-key")
+    other.advance(Stream.EVENTS, 150, "another-run")
+    other.close()
+    monkeypatch.delenv("SEGMENT_WRITE_KEY")
+    result = invoke("run", "outbound", "--dry-run", "--stream", "events", "--settings", path)
+    assert "events (track): ids 151..200 (handled up to id 150)" in result.output
+    assert "2 write keys have progress for this store and endpoint" in result.output
+
+
+def test_outbound_dry_run_without_a_write_key_ignores_another_endpoints_progress(
+    write_settings, segment_standin, monkeypatch
+):
+    path = _outbound(write_settings, segment_standin)
+    settings = load_settings(path)
+    # An endpoint whose URL starts with this one's: its progress is still another destination's.
+    proxy = SecretUrl(f"{segment_standin.url}/proxy")
+    elsewhere = settings.model_copy(
+        update={"outbound": settings.outbound.model_copy(update={"base_url": proxy})}
+    )
+    state = factory.outbound_state(elsewhere, WRITE_KEY)
+    state.advance(Stream.EVENTS, 180, "a-proxied-run")
+    state.close()
+    monkeypatch.delenv("SEGMENT_WRITE_KEY")
+    result = invoke("run", "outbound", "--dry-run", "--stream", "events", "--settings", path)
+    assert "events (track): ids 1..200 (handled up to id 0)" in result.output
 
 
 def test_inbound_dry_run_with_every_mapping_disabled_says_so(

@@ -449,3 +449,35 @@ def test_outbound_csv_joins_a_batch_requests_customers_with_semicolons(
     assert header[:3] == ["timestamp", "customer_id", "customer_ids"]
     assert batch[1:3] == ["", ";".join(f"c-{n}" for n in range(12))]
     assert solo[1:3] == ["c-solo", "c-solo"]
+
+
+def _help(direction: str) -> str:
+    result = CliRunner().invoke(logs, [direction, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())  # click wraps lines: compare the words
+
+
+def test_logs_inbound_help_describes_the_inbound_log_and_its_own_filter_example() -> None:
+    text = _help("inbound")
+    assert "Antavo" in text and "Segment event" in text
+    assert "'Action is in checkout and Status is not success'" in text
+    assert "Event type is in track" not in text  # the outbound example
+    for field in ("Action", "Identifier", "Customer ID", "Event type", "Status code", "Status"):
+        assert field in text
+
+
+def test_logs_outbound_help_describes_the_outbound_log() -> None:
+    text = _help("outbound")
+    assert "request sent to Segment" in text and "Antavo" not in text
+    assert "'Event type is in track and Status code is not 200'" in text
+    assert "Action" not in text  # an inbound-only field
+
+
+@pytest.mark.parametrize("direction", ["outbound", "inbound"])
+def test_each_help_example_is_a_filter_its_log_accepts(settings_file: Path, direction) -> None:
+    from segment_sync.cli.logs import FILTER_EXAMPLES
+
+    result = run(
+        direction, "--filter", FILTER_EXAMPLES[direction], "--settings", str(settings_file)
+    )
+    assert result.exit_code == 0, result.output

@@ -3,15 +3,20 @@ written, run tags with counts, and sensor ticks that say why they requested noth
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from segment_sync.definitions import build_definitions
+from segment_sync.defs.assets import store_kind, store_specs
 from segment_sync.defs.tags import FAILED_TAG, SENT_TAG, SKIPPED_TAG
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.loyalty.records import NewEvent, NewProfileChange
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.settings import load_settings
+from segment_sync.settings import SettingsError, load_settings, parse_settings
 
 ORDERS = {"name": "Orders", "action": "loyalty_event",
           "fields": {"action": {"@literal": "checkout"}}}  # fmt: skip
@@ -49,6 +54,94 @@ def test_the_lineage_runs_from_the_loyalty_store_to_segment_and_from_segment_to_
     assert _upstream(defs, "outbound_messages") == both
     assert _upstream(defs, "inbound_log") == {"antavo_events"}
     assert _upstream(defs, "inbound_items") == {"segment_webhook_events"}
+
+
+def _groups(defs: dg.Definitions) -> dict[str, set[str]]:
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, set[str]] = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    return groups
+
+
+def test_outbound_and_inbound_are_groups_of_their_own_beside_the_store_and_the_logs(
+    write_settings,
+):
+    groups = _groups(build_definitions(str(write_settings())))
+    assert groups["loyalty_platform"] == {"loyalty_events", "loyalty_profile_changes"}
+    assert groups["outbound"] == {"segment_track_calls", "segment_identify_calls"}
+    assert groups["inbound"] == {"segment_webhook_events", "antavo_events"}
+    assert set(groups) == {"loyalty_platform", "outbound", "inbound", "segment_sync_logs"}
+
+
+def test_the_expanded_lineage_link_opens_every_group_of_the_code_location(write_settings):
+    from segment_sync.defs.assets import EXPANDED_LINEAGE_PATH
+
+    path, _, expanded = EXPANDED_LINEAGE_PATH.partition("?expanded=")
+    assert path == "/asset-groups"  # Dagster's global lineage
+    ids = expanded.split(",")
+    # Dagster's UI names a group `global@global:<name>` (without per-location groups).
+    assert all(i.startswith("global@global:") for i in ids)
+    groups = _groups(build_definitions(str(write_settings())))
+    assert sorted(i.removeprefix("global@global:") for i in ids) == sorted(groups)
+
+
+def test_antavo_events_lead_back_into_the_loyalty_store_without_a_cycle(write_settings):
+    defs = build_definitions(str(write_settings()))
+    assert _upstream(defs, "loyalty_events") == {"antavo_events"}
+    assert _upstream(defs, "loyalty_profile_changes") == {"antavo_events"}
+    graph = defs.resolve_asset_graph()
+    # The loop reads as a path (Dagster refuses a cycle): webhook -> Antavo -> store -> Segment.
+    assert graph.toposorted_asset_keys.index(dg.AssetKey("antavo_events")) < (
+        graph.toposorted_asset_keys.index(dg.AssetKey("segment_track_calls"))
+    )
+    for name in ("loyalty_events", "segment_track_calls", "antavo_events"):
+        assert "echo" in (graph.get(dg.AssetKey(name)).description or ""), name
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("sqlite:///{tmp}/loyalty.db", "sqlite"),
+        ("postgresql://sync@db.internal:5432/loyalty", "postgres"),
+    ],
+)
+def test_the_store_assets_wear_one_kind_badge_the_configured_store(
+    write_settings, tmp_path, url, kind
+):
+    path = write_settings(loyalty_store={"url": url.format(tmp=tmp_path)})
+    graph = build_definitions(str(path)).resolve_asset_graph()
+    for name in ("loyalty_events", "loyalty_profile_changes"):
+        assert graph.get(dg.AssetKey(name)).kinds == {kind}, name
+
+
+store_urls = st.one_of(
+    st.tuples(
+        st.just("sqlite"), st.from_regex(r"sqlite:///[a-z][a-z0-9_]{0,20}\.db", fullmatch=True)
+    ),
+    st.tuples(
+        st.just("postgres"),
+        st.builds(
+            "{}://{}:{}@{}:5432/{}".format,
+            st.sampled_from(["postgresql", "postgres", "POSTGRESQL"]),
+            st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+            st.text(st.characters(codec="ascii", exclude_characters="@/:?#"), min_size=1),
+            st.sampled_from(["db.internal", "127.0.0.1", "[::1]"]),
+            st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+        ),
+    ),
+)
+
+
+@given(store_urls)
+def test_any_store_url_the_settings_accept_gives_one_badge_of_its_kind(kind_and_url):
+    kind, url = kind_and_url
+    try:
+        settings = parse_settings({"loyalty_store": {"url": url}}, base=Path("/tmp"))
+    except SettingsError:
+        assume(False)  # not a URL the settings accept: no badge to give
+    specs = store_specs(store_kind(settings.loyalty_store.url))
+    assert [spec.kinds for spec in specs] == [{kind}, {kind}]
 
 
 def test_the_log_tables_are_a_group_of_their_own(write_settings):

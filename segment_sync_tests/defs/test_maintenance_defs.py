@@ -20,6 +20,7 @@ from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.settings import SettingsError, load_settings, parse_settings
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.disks import damage_file
 
 RETENTION_DAYS = 30
 
@@ -281,3 +282,30 @@ def test_an_undelivered_age_limit_the_check_cannot_see_is_refused():
 def test_bad_maintenance_settings_are_refused_naming_the_key(section, key):
     with pytest.raises(SettingsError, match=f"maintenance\\..*{key}"):
         parse_settings({"maintenance": section})
+
+
+def test_a_damaged_log_file_is_moved_aside_and_fails_that_run_once(logs):
+    path, settings, now = logs
+    today = partition_dirs(settings.logs.dir, "outbound_messages")[-1]
+    damaged, *merged = data_files(today)  # three files of rows an hour old: compacted
+    damage_file(damaged, "truncated")
+
+    with dg.instance_for_test() as instance:
+        first = defs_job(path).execute_in_process(instance=instance, raise_on_error=False)
+        second = defs_job(path).execute_in_process(instance=instance)
+
+    [failure] = [e for e in first.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.step_failure_data.error
+    moved = Path(settings.logs.dir) / "quarantine" / damaged.relative_to(settings.logs.dir)
+    assert error.cls_name == "Failure" and "moved 1 unreadable log file(s)" in error.message
+    assert str(moved) in error.message and moved.exists() and not damaged.exists()
+    assert second.success  # the schedule goes on; the views work again
+    assert not any(f.exists() for f in merged) and len(data_files(today)) == 1
+    assert len(table_rows(settings.logs.dir, "outbound_messages")) == 4  # 5 within retention
+    with connect(settings.logs.dir) as con:
+        statuses = con.execute("SELECT status FROM sync_runs ORDER BY started_at").fetchall()
+    assert statuses == [("failure",), ("success",)]
+
+
+def defs_job(path) -> dg.JobDefinition:
+    return build_definitions(str(path)).resolve_job_def("log_maintenance_job")

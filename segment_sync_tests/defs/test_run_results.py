@@ -8,12 +8,14 @@ import pytest
 from segment_sync.definitions import SYNC_JOBS, build_definitions
 from segment_sync.defs.resources import SegmentResource
 from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.demo import seed
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.disks import fill_disk
 
 SENSOR = "sync_run_failure_sensor"
 
@@ -234,3 +236,22 @@ def test_a_failed_inbound_run_records_its_failures_for_the_plots(
     assert metadata["antavo_events"] == 1 and metadata["failed"] == 1
     assert metadata["error_rate"] == 0.5  # one of two items failed, inside a 200 bulk answer
     assert metadata["requests"] >= 1 and metadata["p95_response_time_s"] > 0
+
+
+def test_a_run_whose_sync_runs_row_cannot_be_written_fails_with_one_line_naming_logs_dir(
+    write_settings, small_tmpfs
+):
+    logs_dir = small_tmpfs / "logs"
+    path = write_settings(logs={"dir": str(logs_dir)})
+    LogWriter(logs_dir)  # the layout exists; then the disk fills
+    fill_disk(small_tmpfs)
+    job = build_definitions(str(path)).resolve_job_def("outbound_sync_job")
+
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.step_failure_data.error
+    assert error.cls_name == "Failure"  # an expected failure, not a LogWriteError traceback
+    assert f"sync_runs rows under logs.dir ({logs_dir})" in error.message
+    assert "No space left on device" in error.message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from click.testing import CliRunner
 
@@ -14,9 +16,10 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
-from segment_sync_tests.disks import fill_disk
+from segment_sync_tests.disks import break_disk, fill_disk
 
 EVENTS = 3000
+CHUNK = 200  # the in-flight test's chunk: 5 requests of 10 KB messages
 
 
 def store_with_logs_on(disk, write_settings, segment_standin):
@@ -96,3 +99,82 @@ def test_a_disk_that_fills_mid_run_fails_it_with_counts_that_match_the_log(
     assert logged == 1000 and result.counts.sent == logged  # the unlogged chunk is not counted
     assert result.watermark_after == 1000
     assert factory.outbound_state(settings, WRITE_KEY).watermark(Stream.EVENTS) == 1000
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("full", "No space left on device"), ("read-only", "Read-only file system")],
+)
+def test_an_unwritable_log_stops_sending_within_the_requests_in_flight(
+    write_settings, segment_standin, small_tmpfs, fault, reason
+):
+    """The first chunk's log write fails while the second chunk is being sent: that chunk stops
+    at the requests already in flight (max_in_flight 2) instead of going out whole."""
+    logs_dir = small_tmpfs / "logs"
+    path = write_settings(
+        outbound={"base_url": segment_standin.url, "chunk_size": CHUNK, "max_in_flight": 2},
+        logs={"dir": str(logs_dir)},
+    )
+    settings = load_settings(path)
+    pad = "x" * 10_000  # about 48 messages per request: a chunk is 5 requests
+    LoyaltyStore(settings.loyalty_store.url).append_events(
+        [NewEvent(f"c-{i % 50}", "point_add", {"points": i, "pad": pad}) for i in range(3 * CHUNK)]
+    )
+    LogWriter(logs_dir)
+    repair = break_disk(small_tmpfs, fault)
+    segment_standin.set_faults(delay_s=1.0)  # a chunk takes 3 s; the failed write far less
+
+    failed = CliRunner().invoke(
+        main, ["run", "outbound", "--stream", "events", "--settings", str(path)]
+    )
+
+    assert failed.exit_code == 1 and reason in failed.output, failed.output
+    per_request = max(r["messages"] for r in segment_standin.requests)
+    second_chunk = [i for i in segment_standin.accepted_message_ids() if source_id(i) > CHUNK]
+    assert len(second_chunk) <= 2 * per_request  # max_in_flight requests; today all 200
+
+    repair()
+    segment_standin.set_faults(delay_s=0)
+    rerun = CliRunner().invoke(
+        main, ["run", "outbound", "--stream", "events", "--settings", str(path)]
+    )
+    assert rerun.exit_code == 0, rerun.output
+    accepted = Counter(source_id(i) for i in segment_standin.accepted_message_ids())
+    assert set(accepted) == set(range(1, 3 * CHUNK + 1))  # none lost
+    resent = [s for s, n in accepted.items() if n > 1]  # same messageIds: Segment deduplicates
+    assert max(accepted.values()) == 2 and len(resent) <= CHUNK + 2 * per_request
+
+
+def source_id(message_id: str) -> int:
+    """The loyalty row id inside a messageId (`ss-evt-<id>-<hash>`)."""
+    return int(message_id.split("-")[2])
+
+
+def test_a_replay_stops_at_the_first_chunk_it_cannot_log(
+    write_settings, segment_standin, small_tmpfs
+):
+    logs_dir = small_tmpfs / "logs"
+    outbound = {"base_url": segment_standin.url, "max_retries": 0, "chunk_size": 1000}
+    path = write_settings(outbound=outbound, logs={"dir": str(logs_dir)})
+    settings = load_settings(path)
+    LoyaltyStore(settings.loyalty_store.url).append_events(
+        [NewEvent(f"c-{i % 50}", "point_add", {"points": i}) for i in range(3 * CHUNK)]
+    )
+    segment_standin.set_faults(error_rate=1.0)
+    outage = CliRunner().invoke(main, ["run", "outbound", "--settings", str(path)])
+    assert outage.exit_code == 1 and "stays pending" in outage.output  # 600 pending messages
+    segment_standin.set_faults(error_rate=0.0)
+    write_settings(outbound={**outbound, "chunk_size": CHUNK}, logs={"dir": str(logs_dir)})
+    repair = break_disk(small_tmpfs, "full")
+
+    failed = CliRunner().invoke(main, ["replay", "outbound", "--settings", str(path)])
+
+    assert failed.exit_code == 1 and "No space left on device" in failed.output, failed.output
+    assert len(segment_standin.accepted_message_ids()) == CHUNK  # today: all 600, none logged
+
+    repair()
+    replayed = CliRunner().invoke(main, ["replay", "outbound", "--settings", str(path)])
+    assert replayed.exit_code == 0, replayed.output
+    accepted = Counter(source_id(i) for i in segment_standin.accepted_message_ids())
+    assert set(accepted) == set(range(1, 3 * CHUNK + 1))
+    assert sorted(accepted.values()) == [1] * 2 * CHUNK + [2] * CHUNK

@@ -1,0 +1,43 @@
+"""`segment-sync logs check`: find the log files that cannot be read, and move them aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from segment_sync.cli.options import load_or_fail, settings_option
+
+# logs.damaged.QUARANTINE_DIR (a test keeps the two equal; importing it would import DuckDB and
+# Arrow for --help).
+QUARANTINE_DIR = "quarantine"
+
+
+@click.command("check")
+@settings_option
+@click.option(
+    "--quarantine",
+    "move",
+    is_flag=True,
+    help=f"Move every unreadable log file into logs.dir's {QUARANTINE_DIR}/ folder.",
+)
+def logs_check(settings_file: str | None, move: bool) -> None:
+    """Read every log file in full; list the ones that cannot be read (exit 1 while any stays)."""
+    from segment_sync.logs.damaged import log_files, quarantine, unreadable_files
+
+    logs_dir = Path(load_or_fail(settings_file).logs.dir)
+    if not logs_dir.is_dir():
+        raise click.ClickException(f"no logs yet: {logs_dir} (logs.dir) does not exist")
+    checked = len(log_files(logs_dir))
+    bad = unreadable_files(logs_dir, deep=True)
+    click.echo(f"checked {checked} log file(s) under {logs_dir}: {len(bad)} unreadable")
+    for path, reason in bad:
+        if move:
+            click.echo(f"  moved {path} to {quarantine(logs_dir, path)} ({reason})")
+        else:
+            click.echo(f"  {path}: {reason}")
+    if bad and not move:
+        raise click.ClickException(
+            "the log views fail while these files stay: move them out of logs.dir, or rerun "
+            f"with --quarantine to move them into {logs_dir / QUARANTINE_DIR}"
+        )

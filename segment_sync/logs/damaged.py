@@ -1,0 +1,184 @@
+"""Unreadable Parquet log files: name one in a single line, find them all, move them aside.
+
+A published log file is whole (written under a temporary name, then renamed into place), so a
+`.parquet` file that cannot be read was damaged afterwards: a disk fault, a truncated copy, a
+stray file. DuckDB reads the footer of every file of a table when a view is bound, so one such
+file fails every query of that table. Moving it to `<logs.dir>/quarantine/` (outside the views'
+glob, same filesystem, so the move is a rename) restores the queries and keeps the file for
+inspection.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from segment_sync.logs.layout import data_files, partition_dirs
+from segment_sync.logs.schema import TABLES
+
+QUARANTINE_DIR = "quarantine"
+_BATCH_ROWS = 10_000  # a deep check streams each file, so memory stays bounded
+# A file DuckDB names in its error: quoted, ending in .parquet, not the views' glob.
+_QUOTED_PARQUET = re.compile(r"""["']([^"'*?]+\.parquet)["']""")
+
+
+class UnreadableLogFile(RuntimeError):
+    """A log file cannot be read; the message names it and the fix, in one line."""
+
+    def __init__(self, path: Path, reason: str, others: int = 0) -> None:
+        self.path, self.reason = path, reason
+        more = (
+            f" ({others} more unreadable: `segment-sync logs check` lists them)" if others else ""
+        )
+        super().__init__(
+            f"log file {path} cannot be read ({reason}){more}; move it out of logs.dir, or run "
+            "`segment-sync logs check --quarantine` to move every unreadable log file into "
+            "logs.dir's quarantine/ folder (the other rows stay queryable)"
+        )
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether pyarrow's error means a damaged file (not a missing one or a refused open)."""
+    return isinstance(exc, pa.ArrowInvalid) or (isinstance(exc, OSError) and exc.errno is None)
+
+
+def read_problem(path: Path, *, deep: bool = False) -> str | None:
+    """Why `path` cannot be read, or None: by pyarrow (which maintenance rewrites files with)
+    and by DuckDB (which the views read them with; its parser refuses some footers pyarrow
+    takes). `deep` reads every row, not only the footer, and validates it (UTF-8 strings)."""
+    try:
+        parquet = pq.ParquetFile(path)
+        if deep:
+            for group in range(parquet.num_row_groups):
+                parquet.read_row_group(group).validate(full=True)
+    except (pa.ArrowException, OSError) as exc:
+        if not is_damage(exc):
+            raise
+        return _first_line(str(exc)) or type(exc).__name__
+    return _duckdb_problem(path, deep=deep)
+
+
+def _duckdb_problem(path: Path, *, deep: bool) -> str | None:
+    """Why DuckDB cannot read `path` (its footer; with `deep`, every row), or None."""
+    con = duckdb.connect()
+    try:
+        if deep:
+            for _ in con.read_parquet(str(path)).to_arrow_reader(_BATCH_ROWS):
+                pass
+        else:
+            con.sql("SELECT * FROM parquet_schema($path)", params={"path": str(path)}).fetchall()
+    except duckdb.Error as exc:
+        return _first_line(str(exc)) or type(exc).__name__
+    finally:
+        con.close()
+    return None
+
+
+class DamagedFile(Exception):
+    """A file turned out unreadable while it was being read in full."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+def read_whole(path: Path) -> pa.Table:
+    """Every row of `path`, validated as DuckDB reads it (strings that are not UTF-8 would make
+    a file rewritten from them unreadable, good rows and all); DamagedFile if it cannot be."""
+    try:
+        data = pq.ParquetFile(path).read()
+        data.validate(full=True)
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            raise DamagedFile(path) from exc
+        raise
+    return data
+
+
+def row_count(path: Path) -> int:
+    """Rows in `path` by its footer; 0 when the footer cannot be read."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            return 0
+        raise
+
+
+def keep_readable(logs_dir: Path | str, files: list[Path], moved: list[Path]) -> list[Path]:
+    """The `files` whose footer reads; the others are quarantined (appended to `moved`)."""
+    readable = []
+    for path in files:
+        if read_problem(path) is None:
+            readable.append(path)
+        else:
+            moved.append(quarantine(logs_dir, path))
+    return readable
+
+
+def log_files(logs_dir: Path | str) -> list[Path]:
+    """Every published data file of every log table."""
+    return [
+        path
+        for table in TABLES
+        for directory in partition_dirs(logs_dir, table)
+        for path in data_files(directory)
+    ]
+
+
+def unreadable_files(logs_dir: Path | str, *, deep: bool = False) -> list[tuple[Path, str]]:
+    """The log files that cannot be read, with why."""
+    found = []
+    for path in log_files(logs_dir):
+        try:
+            problem = read_problem(path, deep=deep)
+        except FileNotFoundError:  # compacted or trimmed away meanwhile
+            continue
+        if problem is not None:
+            found.append((path, problem))
+    return found
+
+
+def quarantine(logs_dir: Path | str, path: Path) -> Path:
+    """Move `path` to `<logs_dir>/quarantine/<table>/<partition>/`, out of every view."""
+    root = Path(logs_dir).resolve()
+    relative = path.resolve().relative_to(root)
+    target = root / QUARANTINE_DIR / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
+
+
+def explain(error: Exception, logs_dir: Path | str | None = None) -> UnreadableLogFile | None:
+    """The unreadable log file behind a DuckDB error: the file the error names, else (with
+    `logs_dir`) the first that cannot be read; None when no log file is to blame."""
+    text = str(error)
+    for match in _QUOTED_PARQUET.finditer(text):
+        path = Path(match.group(1))
+        if path.is_file():
+            reason = _problem_or_none(path) or _first_line(text.split(":", 1)[-1])
+            return UnreadableLogFile(path, reason)
+    if logs_dir is None:
+        return None
+    # The footers first (what binding a view reads); a damaged page needs every file read.
+    found = unreadable_files(logs_dir) or unreadable_files(logs_dir, deep=True)
+    if not found:
+        return None
+    (path, reason), *others = found
+    return UnreadableLogFile(path, reason, len(others))
+
+
+def _problem_or_none(path: Path) -> str | None:
+    try:
+        return read_problem(path, deep=True)
+    except OSError:
+        return None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0].strip() if text.strip() else ""

@@ -1,0 +1,63 @@
+"""Run a coroutine so that SIGINT or SIGTERM stops it cleanly, whoever handles the signal.
+
+Python's Ctrl-C handler, Dagster's (which raises DagsterExecutionInterruptedError) and ours
+raise an exception from the signal handler. In an asyncio program that exception lands wherever
+the main thread is: inside a loop callback asyncio logs it and carries on ("Exception in
+callback"), so the stop is lost and the run goes on to the end; inside a library it may become a
+network error and a retried request. Here the handler that was installed still decides, but its
+exception is held: the run's task is cancelled, unwinds through its `finally` blocks (logs are
+written, claims given back), and only then is the exception raised, as the handler meant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Coroutine
+from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run_stoppably(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)`, where a stop signal cancels `main` before its handler's exception
+    is raised; a second signal is handled at once, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(main)  # signals reach the main thread only
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        task = loop.create_task(main)
+        held: list[BaseException] = []
+        previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            handler = previous[signum]
+            if held:
+                handler(signum, frame)  # a second stop: the handler acts at once
+                return
+            try:
+                handler(signum, frame)
+            except BaseException as exc:  # noqa: BLE001 - raised below, once the task unwound
+                held.append(exc)
+                task.cancel()  # as asyncio's own Ctrl-C handling does
+                loop.call_soon_threadsafe(lambda: None)  # wake the loop
+
+        for signum, handler in previous.items():
+            if callable(handler):
+                signal.signal(signum, on_signal)
+        try:
+            result = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if held:
+                raise held[0] from None
+            raise
+        finally:
+            for signum, handler in previous.items():
+                if callable(handler) and signal.getsignal(signum) is on_signal:
+                    signal.signal(signum, handler)
+        if held:  # the run finished before the cancellation reached it
+            raise held[0]
+        return result
