@@ -8,10 +8,6 @@ import click
 
 from segment_sync.cli.options import load_or_fail, settings_option
 
-# logs.damaged.QUARANTINE_DIR (a test keeps the two equal; importing it would import DuckDB and
-# Arrow for --help).
-QUARANTINE_DIR = "quarantine"
-
 
 @click.command("check")
 @settings_option
@@ -19,11 +15,12 @@ QUARANTINE_DIR = "quarantine"
     "--quarantine",
     "move",
     is_flag=True,
-    help=f"Move every unreadable log file into logs.dir's {QUARANTINE_DIR}/ folder.",
+    help="Move every unreadable log file into logs.dir's quarantine/ folder.",
 )
 def logs_check(settings_file: str | None, move: bool) -> None:
     """Read every log file in full; list the ones that cannot be read (exit 1 while any stays)."""
-    from segment_sync.logs.damaged import log_files, quarantine, unreadable_files
+    # Imported here: DuckDB and pyarrow load only when the command runs, not for --help.
+    from segment_sync.logs.damaged import QUARANTINE_DIR, log_files, quarantine, unreadable_files
 
     logs_dir = Path(load_or_fail(settings_file).logs.dir)
     if not logs_dir.is_dir():

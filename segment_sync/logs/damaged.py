@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from segment_sync.logs.layout import data_files, partition_dirs
 from segment_sync.logs.schema import TABLES
 
-QUARANTINE_DIR = "quarantine"
+QUARANTINE_DIR = "quarantine"  # cli/logs_check.py names it in its help without importing this
 _BATCH_ROWS = 10_000  # a deep check streams each file, so memory stays bounded
 # A file DuckDB names in its error: quoted, ending in .parquet, not the views' glob.
 _QUOTED_PARQUET = re.compile(r"""["']([^"'*?]+\.parquet)["']""")
