@@ -54,11 +54,11 @@ from segment_sync.standins.antavo_wire import (
     parse_config,
     parse_json,
 )
+from segment_sync.standins.labels import ANTAVO_STANDIN_LABEL as STANDIN_LABEL
 from segment_sync.standins.server import seconds_text
 
 log = logging.getLogger(__name__)
 
-STANDIN_LABEL = "Antavo Events API LOCAL STAND-IN (not Antavo, never production)"
 MAX_BULK_EVENTS = 50
 FAULT_STATUSES = (500, 503)
 DEFAULT_CREATING_ACTIONS = ("opt_in",)
