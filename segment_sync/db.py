@@ -1,4 +1,9 @@
-"""SQLAlchemy engines for the embedded SQLite default and production PostgreSQL."""
+"""SQLAlchemy engines for the embedded SQLite default and production PostgreSQL.
+
+SQLAlchemy is imported where an engine is made or a URL parsed, not with this module: the
+settings resolve SQLite paths with the plain-text helpers here, and `settings check` and
+every `--help` start without it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
 from segment_sync.redaction import SecretUrl, reveal, url_password_span
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
 
 # Every function here takes a URL setting (SecretUrl) or plain text; only the driver sees the
 # password.
@@ -59,6 +66,8 @@ def database_identity(url: Url) -> str:
     path = sqlite_path(url)
     if path is not None:
         return f"sqlite://{path.expanduser().resolve()}"
+    import sqlalchemy as sa
+
     parsed = sa.engine.make_url(sqlalchemy_url(url))
     user = f"{parsed.username}@" if parsed.username else ""
     host = (parsed.host or "localhost").lower()
@@ -158,6 +167,8 @@ def create_engine(url: Url, *, durable: bool = False) -> Engine:
 
     `durable=True` also survives power loss (synchronous=FULL), not only a killed process.
     """
+    import sqlalchemy as sa
+
     path = sqlite_path(url)
     if path is None:
         return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
@@ -186,6 +197,8 @@ def create_tables(engine: Engine, metadata: sa.MetaData) -> None:
     may not have created the next table yet. create_all skips what exists, so it is retried
     until it finds nothing left to create.
     """
+    import sqlalchemy as sa
+
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             metadata.create_all(engine)

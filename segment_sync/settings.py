@@ -22,9 +22,7 @@ from segment_sync.setting_values import (
     shown_value,
     yaml_problem,
 )
-
-DEFAULT_SETTINGS_PATH = Path("data/segment_sync.yaml")
-SETTINGS_ENV_VAR = "SEGMENT_SYNC_SETTINGS"
+from segment_sync.settings_location import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR
 
 SEGMENT_ENDPOINTS = {
     "us": "https://api.segment.io",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from segment_sync.cli.options import load_or_fail, settings_option
-from segment_sync.dry_runs import PreviewError, mapping_previews, preview_lines
-from segment_sync.inbound.item_gate import UnreadableEvent, decode_event
-from segment_sync.inbound.mapping.preview import Candidate
+
+if TYPE_CHECKING:
+    from segment_sync.inbound.mapping.preview import Candidate
 
 
 @click.group()
@@ -35,6 +36,8 @@ def preview(settings_file: str | None, name: str | None, event_file: str | None)
     (Segment's "Load event from source"); the buffer is only read. Nothing is sent to Antavo.
     Exits 1 when some mapping would produce no request.
     """
+    from segment_sync.dry_runs import PreviewError, mapping_previews, preview_lines
+
     loaded = load_or_fail(settings_file)
     given = _read_event(event_file) if event_file else None
     try:
@@ -51,6 +54,9 @@ def preview(settings_file: str | None, name: str | None, event_file: str | None)
 
 def _read_event(path: str) -> Candidate:
     """The event file as a candidate; a file that is not one readable event is a clear error."""
+    from segment_sync.inbound.item_gate import UnreadableEvent, decode_event
+    from segment_sync.inbound.mapping.preview import Candidate
+
     try:
         payload = decode_event(Path(path).read_bytes())
     except UnreadableEvent as exc:

@@ -1,4 +1,7 @@
-"""`segment-sync run|replay|resync`: one sync, replay or resync in this process."""
+"""`segment-sync run|replay|resync`: one sync, replay or resync in this process.
+
+Only click at import: each command imports what it runs (`--help` stays fast).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import uuid
 
 import click
 
-from segment_sync import factory
 from segment_sync.cli.options import load_or_fail, settings_option
 
 
@@ -125,6 +127,7 @@ def replay_inbound_command(
 
     Items of unknown outcome stay as they are unless --include-unknown.
     """
+    from segment_sync import factory
     from segment_sync.inbound.replay import replay_inbound
     from segment_sync.logs.filters import FilterError
 

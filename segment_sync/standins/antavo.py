@@ -65,7 +65,6 @@ from segment_sync.standins.server import seconds_text
 
 log = logging.getLogger(__name__)
 
-STANDIN_LABEL = "Antavo Events API LOCAL STAND-IN (not Antavo, never production)"
 MAX_BULK_EVENTS = 50
 FAULT_STATUSES = (500, 503)
 DEFAULT_CREATING_ACTIONS = ("opt_in",)

@@ -1,4 +1,7 @@
-"""The Antavo stand-in as a process: `python -m segment_sync.standins.antavo --port N`."""
+"""The Antavo stand-in as a process: `python -m segment_sync.standins.antavo --port N`.
+
+The server (uvicorn, starlette) is imported when it starts, so `--help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-import uvicorn
-
-from segment_sync.standins.antavo import STANDIN_LABEL, AntavoStandin
+from segment_sync.standins.labels import ANTAVO_STANDIN_LABEL as STANDIN_LABEL
 
 
 def run_antavo_standin(
@@ -28,6 +29,10 @@ def run_antavo_standin(
     log_level: str = "warning",
 ) -> None:
     """Serve the stand-in with uvicorn until interrupted (blocking)."""
+    import uvicorn
+
+    from segment_sync.standins.antavo import AntavoStandin
+
     standin = AntavoStandin(
         api_key,
         api_secret,

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from segment_sync.standins.antavo_wire import Rejection, bad_request, json_response, parse_json
+from segment_sync.standins.labels import ANTAVO_STANDIN_LABEL as STANDIN_LABEL
 
 if TYPE_CHECKING:
     from segment_sync.standins.antavo import AntavoStandin
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 def inspection_routes(standin: AntavoStandin) -> list[Route]:
     """`/healthz` and the `/_standin/*` routes of one stand-in."""
-    from segment_sync.standins.antavo import STANDIN_LABEL
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok", "standin": STANDIN_LABEL})

@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from segment_sync.standins.labels import SEGMENT_STANDIN_LABEL as STANDIN_LABEL
 from segment_sync.standins.segment_faults import REFUSED_CODE, REFUSED_TEXT, SegmentFaults
 from segment_sync.standins.segment_inspect import (
     add_to_counts,
@@ -68,7 +69,6 @@ from segment_sync.standins.server import seconds_text
 
 log = logging.getLogger(__name__)
 
-STANDIN_LABEL = "Segment Tracking API LOCAL STAND-IN (not Segment, never production)"
 FAULT_STATUSES = (500, 502, 503)
 
 

@@ -1,4 +1,7 @@
-"""The Segment stand-in as a process: `python -m segment_sync.standins.segment --port N`."""
+"""The Segment stand-in as a process: `python -m segment_sync.standins.segment --port N`.
+
+The server (uvicorn, starlette) is imported when it starts, so `--help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-import uvicorn
-
-from segment_sync.standins.segment import STANDIN_LABEL, SegmentFaults, SegmentStandin
-from segment_sync.standins.segment_wire import REGIONS
+from segment_sync.standins.labels import SEGMENT_REGIONS as REGIONS
+from segment_sync.standins.labels import SEGMENT_STANDIN_LABEL as STANDIN_LABEL
+from segment_sync.standins.segment_faults import SegmentFaults
 
 
 def run_segment_standin(
@@ -24,6 +26,10 @@ def run_segment_standin(
     strict_auth: bool = False,
 ) -> None:
     """Serve the stand-in with uvicorn until interrupted (blocking)."""
+    import uvicorn
+
+    from segment_sync.standins.segment import SegmentStandin
+
     standin = SegmentStandin(
         region, write_keys or {}, faults, keep_messages, strict_auth=strict_auth
     )

@@ -37,8 +37,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-STANDIN_LABEL = "Segment Public API LOCAL STAND-IN (not Segment, never production)"
-REGIONS = ("us", "eu")
+from segment_sync.standins.labels import SEGMENT_PUBLIC_API_STANDIN_LABEL as STANDIN_LABEL
+from segment_sync.standins.labels import SEGMENT_REGIONS as REGIONS
+
 MAX_PAGE = 200
 
 

@@ -1,7 +1,7 @@
 """The Public API stand-in as a process: `segment-sync standin segment-public-api --port N`.
 
 One workspace per process, in the region given; point `outbound.public_api_base_url` at
-`http://127.0.0.1:PORT/{region}`.
+`http://127.0.0.1:PORT/{region}`. The server is imported when it starts: `--help` is fast.
 """
 
 from __future__ import annotations
@@ -11,14 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
-from segment_sync.standins.segment_public_api import (
-    REGIONS,
-    STANDIN_LABEL,
-    SegmentPublicApiStandin,
-    workspace_with,
-)
+from segment_sync.standins.labels import SEGMENT_PUBLIC_API_STANDIN_LABEL as STANDIN_LABEL
+from segment_sync.standins.labels import SEGMENT_REGIONS as REGIONS
 
 
 def _secret(value: str | None, env: str | None, what: str) -> str:
@@ -35,7 +29,7 @@ def _secret(value: str | None, env: str | None, what: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of the stand-in."""
     parser = argparse.ArgumentParser(
-        prog="segment-sync standin segment-public-api", description=STANDIN_LABEL
+        prog="python -m segment_sync.standins.segment_public_api", description=STANDIN_LABEL
     )
     add = parser.add_argument
     add("--port", type=int, required=True, help="loopback port to listen on")
@@ -57,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and serve until interrupted."""
+    """Parse arguments and serve until interrupted (the server is imported only then, so
+    `--help` answers at once)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -65,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_key = _secret(args.write_key, args.write_key_env, "write-key")
     except ValueError as exc:
         parser.error(str(exc))
+    import uvicorn
+
+    from segment_sync.standins.segment_public_api import SegmentPublicApiStandin, workspace_with
+
     workspace = workspace_with(
         args.region,
         token,

@@ -8,8 +8,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-REGIONS = ("us", "eu")
-
+from segment_sync.standins.labels import SEGMENT_REGIONS as REGIONS
 
 # Segment documents "500 KB" per batch request without saying which kilobyte. The stand-in takes
 # 500,000 bytes, the stricter reading (500 KiB would be 512,000): a client that fits under it

@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
-
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING, Any
 
 from segment_sync.inbound.mapping.trigger_nodes import (
     And,
@@ -45,6 +42,10 @@ from segment_sync.inbound.mapping.trigger_nodes import (
     Trigger,
     glob_problem,
 )
+
+if TYPE_CHECKING:
+    from lark import Lark, Token, Tree
+    from lark.exceptions import UnexpectedInput
 
 __all__ = [
     "And",
@@ -90,7 +91,14 @@ NUMBER: /[+-]?[0-9]+(?:\.[0-9]+)?/
 %ignore /[ \t\r\n]+/
 """
 
-_PARSER = Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=True)
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    """The trigger parser, built on first use: settings without mappings never need lark."""
+    from lark import Lark
+
+    return Lark(_GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=True)
+
 
 _EXPECTED_NAMES = {
     "NAME": "a field (type, event, name, userId, anonymousId, properties.x, traits.x, context.x)",
@@ -149,8 +157,10 @@ def parse_trigger(text: str) -> Trigger:
         raise TypeError(f"a trigger is a string, got {type(text).__name__}")
     if not text.strip():
         raise TriggerSyntaxError(text, len(text), 'the trigger is empty; e.g. type = "track"')
+    from lark.exceptions import UnexpectedInput
+
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     return Trigger(text=text, root=_build(text, tree))
@@ -170,6 +180,8 @@ def trigger_matches(text: str, event: Any) -> bool:
 
 def _build(text: str, tree: Tree | Token) -> Node:
     """Turn a lark tree into condition nodes, checking fields and values."""
+    from lark import Tree
+
     assert isinstance(tree, Tree)
     kind = tree.data
     if kind == "and_chain":
@@ -207,6 +219,8 @@ def _build(text: str, tree: Tree | Token) -> Node:
 
 def _path(text: str, tree: Tree) -> tuple[str, ...]:
     """Unescape and check a field path: a known root, sub-fields only under objects."""
+    from lark import Token
+
     tokens = [t for t in tree.children if isinstance(t, Token)]
     segments = tuple(re.sub(r"\\(.)", r"\1", str(t), flags=re.DOTALL) for t in tokens)
     root, first = segments[0], tokens[0]
@@ -251,6 +265,8 @@ def _value(token: Token) -> str | float | bool | None:
 
 def _syntax_error(text: str, exc: UnexpectedInput) -> TriggerSyntaxError:
     """Translate a lark error into a TriggerSyntaxError that names what was expected."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         expected = _expected_names(exc.allowed or set())
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""

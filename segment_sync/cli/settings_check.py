@@ -1,0 +1,43 @@
+"""`segment-sync settings check`: validate the settings file; with --connect, ask the services."""
+
+from __future__ import annotations
+
+import click
+
+from segment_sync.cli.options import load_or_fail, settings_option
+
+
+@click.group()
+def settings() -> None:
+    """Check the settings file."""
+
+
+@settings.command("check")
+@settings_option
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also ask Segment and Antavo: the endpoint, the write key's region (with a Public API "
+    "token) and the Antavo key, secret and stack.",
+)
+def settings_check(settings_file: str | None, connect: bool) -> None:
+    """Validate the settings file; with --connect, prove what can be proven against Segment and
+    Antavo, and say how to verify the rest. Exits non-zero only for what it proved wrong."""
+    from segment_sync.directions import status_lines
+
+    loaded = load_or_fail(settings_file)
+    click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
+    for line in status_lines(loaded):
+        click.echo(line)
+    if connect:
+        import asyncio
+
+        from segment_sync.cli.connect_check import connect_checks
+
+        results = asyncio.run(connect_checks(loaded))
+        for result in results:
+            for line in result.lines():
+                click.echo(line)
+        failed = [r.name for r in results if r.failed]
+        if failed:
+            raise click.ClickException(f"--connect proved wrong: {', '.join(failed)} (above)")
