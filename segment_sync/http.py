@@ -102,7 +102,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class TimedPost:
-    """One POST: when it started, how long it took, and the response or the network error."""
+    """One request (a POST, mostly): when it started, how long it took, and the response or the network error."""
 
     started_at: datetime
     elapsed_s: float
@@ -147,13 +147,27 @@ class ApiClient:
     ) -> TimedPost:
         """POST once; a network error becomes text naming `fix` (the settings to check), with
         the URL's password masked."""
+        return await self.timed_request("POST", url, content, headers, fix=fix)
+
+    async def timed_request(
+        self,
+        method: str,
+        url: str | SecretUrl,
+        content: bytes | None,
+        headers: dict[str, str],
+        *,
+        fix: str,
+    ) -> TimedPost:
+        """One request, timed; a network error becomes text naming `fix`, passwords masked."""
         where = SecretUrl(url)
         started = datetime.now(UTC)
         clock = time.perf_counter()
         try:
-            response = await self._http.post(where.reveal(), content=content, headers=headers)
+            response = await self._http.request(
+                method, where.reveal(), content=content, headers=headers
+            )
         except httpx.HTTPError as exc:
             cause = Redactor(where.passwords()).text(f"{type(exc).__name__}: {exc or 'no answer'}")
-            error = self.redactor.text(f"{cause} (POST {where}: check that {fix})")
+            error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")
             return TimedPost(started, time.perf_counter() - clock, None, error)
         return TimedPost(started, time.perf_counter() - clock, response, None)

@@ -79,8 +79,24 @@ class OutboundSettings(_Section):
     poll_interval_ms: int = Field(default=250, ge=10, le=60_000)
     # Customer shards per stream, each with its own progress and lock (outbound/shards.py).
     shards: int = Field(default=1, ge=1, le=256)
+    # A Segment Public API token (Team and Business plans): `settings check --connect` proves
+    # the workspace's region with it. Segment's Tracking API cannot: it answers 200 either way.
+    public_api_token_env: str | None = None
+    # The Public API stand-in in tests: "{region}" stands for us or eu; null in production.
+    public_api_base_url: HttpUrl | None = None
 
     _check_env = field_validator("write_key_env")(env_name)
+    _check_token_env = field_validator("public_api_token_env")(optional_env_name)
+
+    @field_validator("public_api_base_url")
+    @classmethod
+    def _one_url_per_region(cls, url: SecretUrl | None) -> SecretUrl | None:
+        if url is not None and url.reveal().count("{region}") != 1:
+            raise ValueError(
+                "must hold {region} once, where the region (us or eu) goes, e.g. "
+                "http://127.0.0.1:8704/{region}; or null for Segment's own hosts"
+            )
+        return url
 
     @field_validator("event_sync", "customer_fields_sync")
     @classmethod
@@ -349,6 +365,7 @@ class Settings(_Section):
         """Every environment variable named here that holds a secret (for redaction)."""
         names = [
             self.outbound.write_key_env,
+            self.outbound.public_api_token_env,
             self.inbound.api_key_env,
             self.inbound.api_secret_env,
             self.inbound.webhook_secret_env,

@@ -89,6 +89,21 @@ def segment_standin():
 
 
 @pytest.fixture
+def strict_segment_standin():
+    """A Segment stand-in (us) with `strict_auth`: 401 for an unknown or other-region key.
+
+    NOT Segment's documented behaviour (it answers 200 and drops the messages): only for tests
+    of how the sync handles a 401, should Segment ever answer one."""
+    from segment_sync.standins.segment import SegmentStandin
+    from segment_sync.standins.server import serve_in_thread
+
+    stand = SegmentStandin("us", {WRITE_KEY: "us", EU_WRITE_KEY: "eu"}, strict_auth=True)
+    with serve_in_thread(stand.app) as url:
+        stand.url = url
+        yield stand
+
+
+@pytest.fixture
 def write_settings(tmp_path, monkeypatch):
     """Writes a settings file under tmp_path (stores, logs there) and points the env at it."""
     import yaml

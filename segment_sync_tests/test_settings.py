@@ -287,3 +287,19 @@ def test_a_missing_file_given_by_settings_does_not_suggest_passing_settings(tmp_
         load_settings(tmp_path / "absent.yaml")
     assert "given by --settings" in str(raised.value)
     assert "or pass --settings" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8704", "http://127.0.0.1:8704/{region}/{region}"]
+)
+def test_the_public_api_base_url_must_say_once_where_the_region_goes(url):
+    problems = _problems({"outbound": {"public_api_base_url": url}})
+    assert problems[0].startswith("outbound.public_api_base_url: must hold {region} once")
+
+
+def test_the_public_api_token_is_a_secret_redacted_like_the_others(monkeypatch):
+    monkeypatch.setenv("SEGMENT_PUBLIC_API_TOKEN", "sgp_token_value_0123456789")
+    loaded = parse_settings({"outbound": {"public_api_token_env": "SEGMENT_PUBLIC_API_TOKEN"}})
+    assert "SEGMENT_PUBLIC_API_TOKEN" in loaded.secret_env_names()
+    assert "sgp_token_value_0123456789" in loaded.secrets()
+    assert parse_settings({}).outbound.public_api_token_env is None  # optional: off by default

@@ -25,6 +25,7 @@ DB_URL = "postgresql://db.example:5432/loyalty"
 HTTP_URL = "http://127.0.0.1:8701"
 EXAMPLES = {"url": DB_URL, "state_url": DB_URL, "buffer_url": DB_URL, "base_url": HTTP_URL}
 EXAMPLES["ui_base_url"] = HTTP_URL
+EXAMPLES["public_api_base_url"] = "http://127.0.0.1:8704/{region}"  # the Public API stand-in
 
 
 def _url_keys(model: type = Settings, prefix: str = "") -> list[str]:

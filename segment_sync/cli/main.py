@@ -40,7 +40,8 @@ COMMANDS = {
     "settings": LazyCommand("segment_sync.cli.settings_check:settings", "Check the settings file."),
     "standin": LazyCommand(
         "segment_sync.cli.standin:standin",
-        "Run a LOCAL STAND-IN of Segment or Antavo (never production); each has --help.",
+        "Run a LOCAL STAND-IN of Segment, its Public API or Antavo (never production); each "
+        "has --help.",
     ),
 }
 

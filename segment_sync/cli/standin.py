@@ -1,4 +1,5 @@
-"""`segment-sync standin segment|antavo`: a local stand-in; its own options pass through."""
+"""`segment-sync standin segment|segment-public-api|antavo`: a local stand-in; its own options
+pass through."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 
 @click.group("standin")
 def standin() -> None:
-    """Run a LOCAL STAND-IN of Segment or Antavo (never production); each has --help."""
+    """Run a LOCAL STAND-IN of Segment, its Public API or Antavo (never production); each has
+    --help."""
 
 
 @standin.command("segment", context_settings=_PASS_THROUGH)
@@ -19,6 +21,15 @@ def standin() -> None:
 def standin_segment(args: tuple[str, ...]) -> None:
     """The Segment Tracking API stand-in (`standin segment --help` lists its options)."""
     from segment_sync.standins.segment_cli import main as standin_main
+
+    sys.exit(standin_main(list(args)))
+
+
+@standin.command("segment-public-api", context_settings=_PASS_THROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def standin_segment_public_api(args: tuple[str, ...]) -> None:
+    """Segment's Public API (workspace, sources) for the region check (`--help` lists options)."""
+    from segment_sync.standins.segment_public_api_cli import main as standin_main
 
     sys.exit(standin_main(list(args)))
 

@@ -56,7 +56,7 @@ class BatchOutcome:
 def _error_text(status: int, body: str) -> str:
     hints = {
         401: "the write key was refused: check outbound.write_key_env and that outbound.region "
-        "matches the workspace's region (a key from another region is rejected)",
+        "matches the workspace's region",
         403: "the write key is not allowed here: check outbound.region matches the workspace",
         404: "no such endpoint: check outbound.base_url / outbound.region",
         400: "Segment refused the request (bad JSON, over 500,000 bytes, or a message it refuses)",

@@ -22,6 +22,12 @@ It speaks the documented contract closely enough for the real client to be teste
   next /events/bulk requests that register every event but do not account for them all
   (`one_short`: the last result is missing; `malformed`: the JSON body is cut in half), so a
   client's handling of an ambiguous answer can be tested.
+- `GET /customers/{id}` (Antavo's Customers API, used by `settings check --connect` as a
+  harmless signed request): Escher-checked like every route (401 when the signature is
+  wrong); 200 with a minimal customer (`id`, `status`) for one it knows (in `known_customers`
+  or with a registered event), else 404 `NotFoundException` 160212 "Customer not found". Real
+  Antavo returns the whole customer object, and documents that error without the `error`
+  envelope; the stand-in keeps its one error shape.
 - Inspection: `GET /_standin/events`, `GET /_standin/stats`, `POST /_standin/reset`,
   `GET|POST /_standin/config`, `GET /healthz`.
 """
@@ -44,6 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from segment_sync.antavo.escher import EscherAuthError, check_credentials, verify_request
+from segment_sync.standins.antavo_inspect import inspection_routes
 from segment_sync.standins.antavo_wire import (
     CONFIG_FIELDS,
     Rejection,
@@ -54,7 +61,6 @@ from segment_sync.standins.antavo_wire import (
     parse_config,
     parse_json,
 )
-from segment_sync.standins.labels import ANTAVO_STANDIN_LABEL as STANDIN_LABEL
 from segment_sync.standins.server import seconds_text
 
 log = logging.getLogger(__name__)
@@ -161,6 +167,12 @@ class AntavoStandin:
             self.fail_next.clear()
             self.bulk_answer_faults.clear()
 
+    def registered(self, customer: str | None = None, action: str | None = None) -> list[dict]:
+        """Registered events, optionally only a customer's or an action's."""
+        wanted = {"customer": customer, "action": action}
+        with self._lock:
+            return [e for e in self.events if all(v in (None, e.get(k)) for k, v in wanted.items())]
+
     def stats(self) -> dict[str, Any]:
         """Requests by status, events registered/rejected, 429s."""
         with self._lock:
@@ -183,11 +195,8 @@ class AntavoStandin:
             routes=[
                 Route("/events", self._post_event, methods=["POST"]),
                 Route("/events/bulk", self._post_bulk, methods=["POST"]),
-                Route("/healthz", self._healthz, methods=["GET"]),
-                Route("/_standin/events", self._get_events, methods=["GET"]),
-                Route("/_standin/stats", self._get_stats, methods=["GET"]),
-                Route("/_standin/reset", self._post_reset, methods=["POST"]),
-                Route("/_standin/config", self._config_route, methods=["GET", "POST"]),
+                Route("/customers/{customer}", self._get_customer, methods=["GET"]),
+                *inspection_routes(self),
             ]
         )
         app.state.standin = self
@@ -199,15 +208,33 @@ class AntavoStandin:
     async def _post_bulk(self, request: Request) -> Response:
         return await self._handle(request, bulk=True)
 
-    async def _handle(self, request: Request, *, bulk: bool) -> Response:
+    async def _get_customer(self, request: Request) -> Response:
+        """GET /customers/{id}: a customer it knows, else Antavo's "Customer not found"."""
+        return await self._handle(request, bulk=False, customer=request.path_params["customer"])
+
+    def _customer(self, customer: str) -> Response:
+        with self._lock:
+            known = customer in (self.known_customers or ()) or any(
+                e["customer"] == customer for e in self.events
+            )
+        if not known:
+            raise customer_not_found()
+        return json_response({"id": customer, "status": "active"})
+
+    async def _handle(
+        self, request: Request, *, bulk: bool, customer: str | None = None
+    ) -> Response:
         """Auth, rate limit, faults, then the events themselves."""
         raw = await request.body()
         try:
             self._authenticate(request, raw)
             self._admit()
             self._inject_fault()
-            payload = parse_json(raw)
-            response = self._bulk(payload) if bulk else self._single(payload)
+            if customer is not None:
+                response = self._customer(customer)
+            else:
+                payload = parse_json(raw)
+                response = self._bulk(payload) if bulk else self._single(payload)
         except Rejection as exc:
             response = json_response(exc.body(), exc.status, exc.headers)
         with self._lock:
@@ -375,41 +402,6 @@ class AntavoStandin:
         event = {name: item[name] for name in _EVENT_FIELDS if name in item}
         event["data"] = data
         return event
-
-    async def _healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok", "standin": STANDIN_LABEL})
-
-    async def _get_events(self, request: Request) -> Response:
-        """Registered events, optionally filtered by `customer` and `action`."""
-        params = request.query_params
-        with self._lock:
-            events = [
-                e
-                for e in self.events
-                if all(params.get(k) in (None, e.get(k)) for k in ("customer", "action"))
-            ]
-        return json_response({"events": events, "count": len(events)})
-
-    async def _get_stats(self, request: Request) -> Response:
-        return json_response(self.stats())
-
-    async def _post_reset(self, request: Request) -> Response:
-        self.reset()
-        return json_response({"reset": True})
-
-    async def _config_route(self, request: Request) -> Response:
-        """GET the config, or POST `{field: value}` changes."""
-        if request.method == "GET":
-            return json_response(self.config())
-        try:
-            changes = parse_json(await request.body())
-            if not isinstance(changes, dict):
-                raise bad_request("Config must be a JSON object", code=113400)
-            return json_response(self.configure(**changes))
-        except ValueError as exc:
-            return json_response(bad_request(str(exc), code=113400).body(), 400)
-        except Rejection as exc:
-            return json_response(exc.body(), exc.status)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,27 @@ This is not Segment and never a production target. It speaks the documented cont
 `POST /v1/batch` (and the single-message routes) closely enough for the real client to be
 tested over loopback HTTP:
 
-- auth: write key as the HTTP Basic username (empty password) or `writeKey` in the JSON body;
-  missing or unknown key -> 401; a key of the other region -> 401 (Segment's docs only say
-  such requests "get rejected", the status code is the stand-in's choice);
+- auth: write key as the HTTP Basic username (empty password) or `writeKey` in the JSON body.
+  A missing, unreadable, unknown or other-region key gets 200 and its messages are DROPPED, as
+  Segment documents ("200 for all API requests except ... large payloads and JSON errors"; EU
+  data sent to api.segment.io: "you might not see any errors, but your events will not
+  appear"); only `GET /_standin/dropped` (and the stats) count them. `strict_auth=True`
+  answers 401 instead: NOT Segment's documented behaviour, for tests of a client's 401
+  handling only (see `segment_keys`);
 - limits: 500,000 bytes per request (the JSON after gzip decompression; see
   `segment_wire.MAX_REQUEST_BYTES` for that reading of "500 KB") and 32 KB per message -> 400
-  for the whole request; more than 2,500 messages in a batch -> 200, the surplus silently dropped;
+  for the whole request, whatever the key; more than 2,500 messages in a batch -> 200, the
+  surplus silently dropped;
 - bad JSON or a missing `batch` list -> 400; invalid messages (no userId/anonymousId, no
   messageId, a track without `event`) -> still 200, the message dropped;
 - injectable faults (5xx, 429 with Retry-After, outages, 400 rejections, delay, and a 400 for
   any request carrying a marked message, which real Segment does not do: see `segment_faults`),
   random ones drawn from a seeded RNG.
 
-Write keys never appear in a response, a log line, a request record or a stored message.
+Where it deliberately differs from Segment: it keeps what it accepted in memory and shows it
+(`/_standin/messages`), where Segment offers only its sampled source Debugger; the 401 of
+`strict_auth`; the injected faults. Write keys never appear in a response, a log line, a
+request record or a stored message.
 """
 
 from __future__ import annotations
@@ -27,10 +35,8 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,11 +44,17 @@ from starlette.routing import Route
 
 from segment_sync.standins.labels import SEGMENT_STANDIN_LABEL as STANDIN_LABEL
 from segment_sync.standins.segment_faults import REFUSED_CODE, REFUSED_TEXT, SegmentFaults
+from segment_sync.standins.segment_inspect import (
+    add_to_counts,
+    empty_counts,
+    inspection_routes,
+    new_record,
+)
+from segment_sync.standins.segment_keys import KEY_DROP_REASONS, KeyVerdict, WriteKeys
 from segment_sync.standins.segment_wire import (
     MAX_BATCH_MESSAGES,
     MESSAGE_TYPES,
     Rejection,
-    basic_auth_user,
     batch_messages,
     body_write_key,
     check_message_sizes,
@@ -69,12 +81,16 @@ class SegmentStandin:
         write_keys: Mapping[str, str],
         faults: SegmentFaults | None = None,
         keep_messages: bool = True,
+        *,
+        strict_auth: bool = False,
     ) -> None:
+        """`strict_auth`: 401 for a missing, unknown or other-region key, NOT Segment's
+        documented behaviour (it answers 200 and drops the messages); for 401-handling tests."""
         check_region(region, "region")
         for key_region in write_keys.values():
             check_region(key_region, "write key region")
         self.region = region
-        self._write_keys = dict(write_keys)
+        self._write_keys = WriteKeys(region, dict(write_keys), strict_auth=strict_auth)
         self.faults = faults or SegmentFaults()
         self.keep_messages = keep_messages
         self._rng = random.Random(self.faults.seed)
@@ -84,12 +100,13 @@ class SegmentStandin:
         self._message_ids: list[str] = []
         self._arrivals: list[tuple[float, int]] = []  # (unix time, messages) per accepted request
         self._seen_ids: set[str] = set()
-        self._counts = _empty_counts()
+        self._counts = empty_counts()
         self.app = self._build_app()
 
     def __repr__(self) -> str:
         """Region and key count only: never the keys."""
-        return f"SegmentStandin(region={self.region!r}, write_keys={len(self._write_keys)})"
+        strict = ", strict_auth=True" if self._write_keys.strict_auth else ""
+        return f"SegmentStandin(region={self.region!r}, write_keys={len(self._write_keys)}{strict})"
 
     def accepted_message_ids(self) -> list[str]:
         """messageIds of every accepted message, in arrival order (duplicates kept)."""
@@ -104,7 +121,7 @@ class SegmentStandin:
             self._message_ids.clear()
             self._arrivals.clear()
             self._seen_ids.clear()
-            self._counts = _empty_counts()
+            self._counts = empty_counts()
 
     def set_faults(self, **changes: Any) -> None:
         """Update fault fields; a new `seed` re-seeds the fault RNG."""
@@ -115,11 +132,46 @@ class SegmentStandin:
     def stats(self) -> dict[str, Any]:
         """JSON-ready counters: requests by status, messages accepted/dropped, bytes."""
         with self._lock:
-            counts = dict(self._counts)
-            counts["requests_by_status"] = {
-                str(k): v for k, v in sorted(self._counts["requests_by_status"].items())
-            }
+            counts = {k: dict(v) if isinstance(v, dict) else v for k, v in self._counts.items()}
+        counts["requests_by_status"] = {
+            str(k): v for k, v in sorted(counts["requests_by_status"].items())
+        }
         return {"standin": "segment", "region": self.region, **counts}
+
+    def dropped(self) -> dict[str, Any]:
+        """What was answered 200 but never reached the workspace: messages by reason (a
+        missing, unknown or other-region key; an invalid message; past 2,500 in a batch), and
+        requests whose key dropped all of them."""
+        with self._lock:
+            messages = dict(self._counts["messages_dropped_by_reason"])
+            requests = dict(self._counts["requests_dropped_by_reason"])
+        for reason in KEY_DROP_REASONS:
+            messages.setdefault(reason, 0)
+            requests.setdefault(reason, 0)
+        return {
+            "messages": sum(messages.values()),
+            "messages_by_reason": messages,
+            "requests_by_reason": requests,
+        }
+
+    def message_list(self) -> list[dict]:
+        """Accepted messages (only `{"messageId"}` stubs when keep_messages is off)."""
+        if self.keep_messages:
+            with self._lock:
+                return list(self.messages)
+        return [{"messageId": mid} for mid in self.accepted_message_ids()]
+
+    def arrivals(self) -> dict[str, list]:
+        """Accepted messageIds in arrival order, each with the unix time it was accepted."""
+        with self._lock:
+            ids = list(self._message_ids)
+            times = [t for t, count in self._arrivals for _ in range(count)]
+        return {"message_ids": ids, "accepted_at": times}
+
+    def request_records(self) -> list[dict]:
+        """One summary per `/v1/*` request."""
+        with self._lock:
+            return list(self.requests)
 
     def _build_app(self) -> Starlette:
         """The Starlette app: Tracking API routes plus `/_standin/*` inspection routes."""
@@ -128,13 +180,7 @@ class SegmentStandin:
             Route("/v1/import", self._batch, methods=["POST"]),
             Route("/v1/{kind}", self._single, methods=["POST"]),
             Route("/healthz", self._healthz, methods=["GET"]),
-            Route("/_standin/messages", self._get_messages, methods=["GET"]),
-            Route("/_standin/message_ids", self._get_message_ids, methods=["GET"]),
-            Route("/_standin/arrivals", self._get_arrivals, methods=["GET"]),
-            Route("/_standin/requests", self._get_requests, methods=["GET"]),
-            Route("/_standin/stats", self._get_stats, methods=["GET"]),
-            Route("/_standin/reset", self._post_reset, methods=["POST"]),
-            Route("/_standin/faults", self._faults_route, methods=["GET", "POST"]),
+            *inspection_routes(self),
         ]
         app = Starlette(routes=routes)
         app.state.standin = self
@@ -156,19 +202,19 @@ class SegmentStandin:
     async def _ingest(self, request: Request, kind: str | None) -> Response:
         """Faults, auth, limits, validation, storage; one request record either way."""
         raw = await request.body()
-        record = _new_record(request, len(raw))
+        record = new_record(request, len(raw))
         try:
             await self._apply_faults()
-            header_key = basic_auth_user(request.headers.get("authorization"))
-            if header_key:
-                record["write_key_region"] = self._key_region(header_key)
+            header_key = self._write_keys.header_key(request.headers.get("authorization"))
+            verdict = self._write_keys.verdict(header_key) if header_key else None
             body = decode_body(raw, request.headers.get("content-encoding"))
             record["json_bytes"] = len(body)
             payload = parse_json(body)
-            if not header_key:
-                record["write_key_region"] = self._key_region(body_write_key(payload))
+            if verdict is None:
+                verdict = self._write_keys.verdict(body_write_key(payload))
+            record["write_key_region"] = verdict.region
             messages = single_messages(payload, kind) if kind else batch_messages(payload)
-            self._accept(messages, len(body), record)
+            self._accept(messages, len(body), record, verdict)
         except Rejection as exc:
             return self._reject(exc, record)
         self._finish(record, 200, None)
@@ -197,41 +243,29 @@ class SegmentStandin:
             retry_after = {"Retry-After": seconds_text(faults.retry_after_s)}
             raise Rejection(429, "rate_limited", "too many requests", headers=retry_after)
 
-    def _key_region(self, key: str | None) -> str:
-        """The region of an accepted write key; 401 for missing, unknown or other-region keys."""
-        if not key:
-            raise Rejection(
-                401,
-                "unauthorized",
-                "missing write key: send it as the HTTP Basic username or as writeKey in the body",
-            )
-        region = self._write_keys.get(key)
-        if region is None:
-            raise Rejection(401, "unauthorized", "unknown write key")
-        if region != self.region:
-            message = (
-                f"write key belongs to another region ({region}); "
-                f"this is the {self.region} endpoint"
-            )
-            raise Rejection(401, "wrong_region", message, region=region)
-        return region
-
-    def _accept(self, messages: list, body_len: int, record: dict[str, Any]) -> None:
-        """Check sizes, keep the valid messages, count the dropped ones."""
+    def _accept(
+        self, messages: list, body_len: int, record: dict[str, Any], verdict: KeyVerdict
+    ) -> None:
+        """Check sizes, keep the valid messages of an accepted key, count the dropped ones."""
         kept = messages[:MAX_BATCH_MESSAGES]
         check_message_sizes(kept, body_len)
         if self.faults.refused_index(kept) is not None:
             raise Rejection(400, REFUSED_CODE, REFUSED_TEXT)
-        accepted, reasons = sort_messages(kept)
+        if verdict.drop_reason is not None:  # answered 200 all the same, as Segment does
+            accepted, reasons = [], {verdict.drop_reason: len(kept)}
+        else:
+            accepted, reasons = sort_messages(kept)
         over_limit = len(messages) - len(kept)
-        invalid = len(kept) - len(accepted)
+        if over_limit:
+            reasons["over_batch_limit"] = over_limit
         record.update(
             messages=len(messages),
             accepted=len(accepted),
-            dropped=over_limit + invalid,
+            dropped=len(messages) - len(accepted),
             dropped_over_limit=over_limit,
-            dropped_invalid=invalid,
+            dropped_invalid=len(kept) - len(accepted) if verdict.drop_reason is None else 0,
             drop_reasons=reasons,
+            dropped_reason=verdict.drop_reason,
         )
         self._store(accepted)
 
@@ -262,98 +296,12 @@ class SegmentStandin:
         record["status"], record["error"] = status, error
         with self._lock:
             self.requests.append(record)
-            counts = self._counts
-            counts["requests"] += 1
-            by_status = counts["requests_by_status"]
-            by_status[status] = by_status.get(status, 0) + 1
-            counts["messages_received"] += record["messages"]
-            counts["messages_accepted"] += record["accepted"]
-            counts["messages_dropped"] += record["dropped"]
-            counts["bytes_received"] += record["bytes"]
+            add_to_counts(self._counts, record)
 
     async def _healthz(self, request: Request) -> Response:
         """Liveness plus a reminder of what this is."""
         body = {"ok": True, "standin": "segment", "region": self.region, "production": False}
         return json_response(body | {"label": STANDIN_LABEL})
-
-    async def _get_messages(self, request: Request) -> Response:
-        """Accepted messages (only `{"messageId"}` stubs when keep_messages is off)."""
-        if self.keep_messages:
-            with self._lock:
-                return json_response(list(self.messages))
-        return json_response([{"messageId": mid} for mid in self.accepted_message_ids()])
-
-    async def _get_message_ids(self, request: Request) -> Response:
-        """Accepted messageIds in arrival order."""
-        return json_response(self.accepted_message_ids())
-
-    async def _get_arrivals(self, request: Request) -> Response:
-        """Accepted messageIds in arrival order, each with the unix time it was accepted."""
-        with self._lock:
-            ids = list(self._message_ids)
-            times = [t for t, count in self._arrivals for _ in range(count)]
-        return json_response({"message_ids": ids, "accepted_at": times})
-
-    async def _get_requests(self, request: Request) -> Response:
-        """One summary per `/v1/*` request."""
-        with self._lock:
-            return json_response(list(self.requests))
-
-    async def _get_stats(self, request: Request) -> Response:
-        """Counters."""
-        return json_response(self.stats())
-
-    async def _post_reset(self, request: Request) -> Response:
-        """Forget everything recorded so far."""
-        self.reset()
-        return json_response({"ok": True})
-
-    async def _faults_route(self, request: Request) -> Response:
-        """GET the current faults, or POST a JSON object of fields to change."""
-        if request.method == "POST":
-            try:
-                changes = orjson.loads(await request.body())
-                if not isinstance(changes, dict):
-                    raise ValueError("faults body must be a JSON object")
-                self.set_faults(**changes)
-            except (ValueError, TypeError) as exc:
-                return json_response({"ok": False, "message": str(exc)}, 400)
-        return json_response(asdict(self.faults))
-
-
-def _empty_counts() -> dict[str, Any]:
-    """Fresh counters."""
-    return {
-        "requests": 0,
-        "requests_by_status": {},
-        "messages_received": 0,
-        "messages_accepted": 0,
-        "messages_dropped": 0,
-        "duplicate_message_ids": 0,
-        "bytes_received": 0,
-    }
-
-
-def _new_record(request: Request, raw_len: int) -> dict[str, Any]:
-    """A request summary before processing (never carries the key)."""
-    retry = request.headers.get("x-retry-count")
-    return {
-        "at": time.time(),
-        "path": request.url.path,
-        "status": None,
-        "messages": 0,
-        "accepted": 0,
-        "dropped": 0,
-        "dropped_over_limit": 0,
-        "dropped_invalid": 0,
-        "drop_reasons": {},
-        "bytes": raw_len,
-        "json_bytes": None,
-        "gzip": request.headers.get("content-encoding", "").lower() == "gzip",
-        "retry_count": int(retry) if retry and retry.isdigit() else None,
-        "write_key_region": None,
-        "error": None,
-    }
 
 
 def create_segment_app(
@@ -361,9 +309,11 @@ def create_segment_app(
     write_keys: Mapping[str, str],
     faults: SegmentFaults | None = None,
     keep_messages: bool = True,
+    *,
+    strict_auth: bool = False,
 ) -> Starlette:
     """A stand-in app; its SegmentStandin is at `app.state.standin`."""
-    return SegmentStandin(region, write_keys, faults, keep_messages).app
+    return SegmentStandin(region, write_keys, faults, keep_messages, strict_auth=strict_auth).app
 
 
 if __name__ == "__main__":

@@ -23,13 +23,16 @@ def run_segment_standin(
     faults: SegmentFaults | None = None,
     keep_messages: bool = True,
     log_level: str = "warning",
+    strict_auth: bool = False,
 ) -> None:
     """Serve the stand-in with uvicorn until interrupted (blocking)."""
     import uvicorn
 
     from segment_sync.standins.segment import SegmentStandin
 
-    standin = SegmentStandin(region, write_keys or {}, faults, keep_messages)
+    standin = SegmentStandin(
+        region, write_keys or {}, faults, keep_messages, strict_auth=strict_auth
+    )
     print(f"{STANDIN_LABEL}: region {region} on http://{host}:{port}", file=sys.stderr, flush=True)
     uvicorn.run(
         standin.app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off"
@@ -95,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(real Segment does not; models a 400 caused by one message)",
     )
     add(
+        "--strict-auth",
+        action="store_true",
+        help="answer 401 to a missing, unknown or other-region write key; NOT Segment's "
+        "documented behaviour (it answers 200 and drops the messages, which GET "
+        "/_standin/dropped counts)",
+    )
+    add(
         "--no-keep-messages",
         action="store_true",
         help="count messages but keep none in memory (benchmarks)",
@@ -131,5 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults,
         keep_messages=not args.no_keep_messages,
         log_level=args.log_level,
+        strict_auth=args.strict_auth,
     )
     return 0

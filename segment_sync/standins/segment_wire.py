@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import zlib
 from typing import Any
 
@@ -53,20 +51,6 @@ def check_region(region: str, what: str) -> None:
     """ValueError unless `region` is us or eu."""
     if region not in REGIONS:
         raise ValueError(f"{what} must be one of {', '.join(REGIONS)}, got {region!r}")
-
-
-def basic_auth_user(header: str | None) -> str | None:
-    """The Basic-auth username (the write key), None/"" without one; 401 if malformed."""
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        raise Rejection(401, "unauthorized", "only HTTP Basic auth with the write key is supported")
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Rejection(401, "unauthorized", "malformed Basic authorization header") from None
-    return decoded.partition(":")[0]
 
 
 def body_write_key(payload: Any) -> str | None:

@@ -37,7 +37,8 @@ EVERY_COMMAND: dict[str, tuple[str, ...]] = {
     "standin": (),
     "standin antavo": ("ARGS",),
     "standin segment": ("ARGS",),
+    "standin segment-public-api": ("ARGS",),
 }
 
 # These pass every argument, --help included, to the stand-in's own parser.
-PASS_THROUGH = frozenset({"standin antavo", "standin segment"})
+PASS_THROUGH = frozenset({"standin antavo", "standin segment", "standin segment-public-api"})

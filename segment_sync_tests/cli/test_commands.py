@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from segment_sync.cli import main
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings
-from segment_sync_tests.conftest import EU_WRITE_KEY, WRITE_KEY
+from segment_sync_tests.conftest import WRITE_KEY
 
 
 def invoke(*args: str):
@@ -24,26 +24,6 @@ def test_settings_check_names_each_bad_key_and_exits_non_zero(write_settings):
     result = invoke("settings", "check", "--settings", str(path))
     assert result.exit_code == 1
     assert "outbound.region" in result.output and "outbound.chunk_size" in result.output
-
-
-def test_settings_check_connect_verifies_the_write_key_against_the_region(
-    write_settings, segment_standin
-):
-    path = write_settings(outbound={"base_url": segment_standin.url})
-    result = invoke("settings", "check", "--connect", "--settings", str(path))
-    assert result.exit_code == 0 and "write key accepted" in result.output
-
-
-def test_settings_check_connect_reports_a_key_from_another_region(
-    write_settings, segment_standin, monkeypatch
-):
-    monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)
-    path = write_settings(outbound={"base_url": segment_standin.url})
-    monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)
-    result = invoke("settings", "check", "--connect", "--settings", str(path))
-    assert result.exit_code == 1
-    assert "refused the write key" in result.output and "outbound.region" in result.output
-    assert EU_WRITE_KEY not in result.output
 
 
 def test_demo_seed_writes_realistic_events_and_profile_changes(write_settings):

@@ -86,10 +86,12 @@ def test_transient_failure_is_left_to_the_run_retries(write_settings, segment_st
     assert tags[FAILURE_KIND_TAG] == "transient" and tags[WILL_RETRY] == "true"
 
 
-def test_wrong_region_fails_naming_the_settings_and_the_sensor_does_not_rerun_it(
-    write_settings, segment_standin, monkeypatch
+def test_a_401_fails_naming_the_settings_and_the_sensor_does_not_rerun_it(
+    write_settings, strict_segment_standin, monkeypatch
 ):
-    path = write_settings(outbound={"base_url": segment_standin.url, "retry_failed_after_s": 0})
+    """strict_auth stand-in (a 401 Segment does not document): a configuration failure."""
+    url = strict_segment_standin.url
+    path = write_settings(outbound={"base_url": url, "retry_failed_after_s": 0})
     _events(path, 4)
     monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)
     defs = build_definitions(str(path))

@@ -32,7 +32,7 @@ from segment_sync_tests.url_passwords import (
 )
 
 ALERTS_ENV = "TEST_URL_PASSWORD_ALERTS_URL"
-REFUSED_KEY = "a-write-key-segment-does-not-know"  # the run fails: HTTP 401 at the endpoint
+REFUSED_KEY = "a-write-key-segment-does-not-know"  # the strict stand-in answers HTTP 401
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[World]:
-    segment = SegmentStandin("us", {WRITE_KEY: "us"}, SegmentFaults(seed=9))
+    # strict_auth (NOT Segment's documented 200-and-drop): this test needs a failed run whose
+    # description carries the endpoint URL, and a 401 is the failure that names it.
+    segment = SegmentStandin("us", {WRITE_KEY: "us"}, SegmentFaults(seed=9), strict_auth=True)
     with (
         fresh_pg_database() as pg_url,
         serve_in_thread(segment.app) as segment_url,

@@ -72,11 +72,14 @@ def test_a_clean_run_still_succeeds_and_exits_zero(write_settings, segment_stand
     assert [r[1] for r in sync_runs(path)] == ["success"]
 
 
-def test_wrong_region_leaves_every_message_pending_and_names_the_settings_not_the_key(
-    write_settings, segment_standin, monkeypatch
+def test_a_401_leaves_every_message_pending_and_names_the_settings_not_the_key(
+    write_settings, strict_segment_standin, monkeypatch
 ):
+    """strict_auth stand-in: Segment documents 200 for a wrong key or region; should it ever
+    answer 401, nothing is marked failed and the error names what to check."""
     from segment_sync_tests.conftest import EU_WRITE_KEY
 
+    segment_standin = strict_segment_standin
     path = write_settings(outbound={"base_url": segment_standin.url, "chunk_size": 100})
     seed_events(path, with_external=250, without_external=0)
     monkeypatch.setenv("SEGMENT_WRITE_KEY", EU_WRITE_KEY)  # an eu key at the us endpoint

@@ -30,22 +30,22 @@ def expected_ids(settings) -> list[str]:
     return sorted(m.message_id for m in messages)
 
 
-def test_us_key_sent_to_eu_is_rejected_logged_and_delivered_once_region_is_fixed(
+def test_a_us_key_sent_to_eu_is_answered_200_and_lost_until_the_region_is_fixed(
     write_settings, segment_standin
 ):
+    """What a user of real Segment sees: the run succeeds, yet the eu workspace gets nothing
+    (only the stand-in's own debug count shows the drop). Fixing outbound.region changes the
+    destination, whose progress starts from the first row: everything is delivered then."""
     eu = SegmentStandin("eu", {WRITE_KEY: "us", EU_WRITE_KEY: "eu"})
     with serve_in_thread(eu.app) as eu_url:
         wrong = write_settings(outbound={"region": "eu", "base_url": eu_url})
         seed(LoyaltyStore(load_settings(wrong).loyalty_store.url), 300, 0, 20)
-        with pytest.raises(OutboundFailed, match="region"):
-            outbound_sync(wrong).run(Stream.EVENTS, "run-wrong-region")
+        assert outbound_sync(wrong).run(Stream.EVENTS, "run-wrong-region").ok
     settings = load_settings(wrong)
-    assert factory.outbound_state(settings, WRITE_KEY).watermark(Stream.EVENTS) == 0
-    row = (
-        connect(settings.logs.dir).execute("SELECT status_code, error FROM outbound_log").fetchone()
-    )
-    assert row[0] == 401 and "region" in row[1]
-    assert eu.messages == []
+    assert eu.accepted_message_ids() == [] and eu.messages == []
+    assert eu.dropped()["messages_by_reason"]["wrong_region"] == len(expected_ids(settings))
+    statuses = connect(settings.logs.dir).execute("SELECT DISTINCT status_code FROM outbound_log")
+    assert statuses.fetchall() == [(200,)]
 
     fixed = write_settings(outbound={"region": "us", "base_url": segment_standin.url})
     result = outbound_sync(fixed).run(Stream.EVENTS, "run-fixed")

@@ -80,8 +80,19 @@ def test_outage_longer_than_the_retry_budget_is_fatal(standin):
     assert standin.accepted_message_ids() == []
 
 
-def test_wrong_region_key_is_fatal_and_not_retried(standin):
+def test_a_wrong_region_key_is_answered_200_so_the_client_cannot_tell(standin):
+    """Segment's documented answer: 200, and the messages never reach the workspace. Only the
+    Public API can prove a region wrong (`settings check --connect`)."""
     outcome = send(standin.url, "eu-key-123456", body())
+    assert outcome.verdict is Verdict.DELIVERED and outcome.last.status_code == 200
+    assert standin.accepted_message_ids() == []
+    assert standin.dropped()["messages_by_reason"]["wrong_region"] == 2
+
+
+def test_a_401_is_fatal_and_not_retried(strict_segment_standin):
+    """strict_auth: a stand-in answering 401 (Segment documents no 401; if one comes, it is
+    the key or the region, and a retry cannot heal it)."""
+    outcome = send(strict_segment_standin.url, "eu-key-123456", body())
     assert outcome.verdict is Verdict.FATAL
     assert len(outcome.attempts) == 1
     assert outcome.last.status_code == 401

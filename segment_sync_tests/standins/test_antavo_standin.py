@@ -250,3 +250,33 @@ def test_command_line_refuses_to_start_without_the_secret_variable() -> None:
     )
     assert proc.returncode == 2
     assert "ANTAVO_API_KEY is not set" in proc.stderr
+
+
+def get_signed(client: httpx.Client, path: str, *, secret: str = API_SECRET) -> httpx.Response:
+    """A GET, Escher-signed as `settings check --connect` signs its probe."""
+    headers = sign_request(API_KEY, secret, STACK, "GET", f"{client.base_url}{path}", b"")
+    return client.get(path, headers=headers)
+
+
+def test_a_signed_get_of_an_unknown_customer_is_antavos_customer_not_found() -> None:
+    with running() as (standin, client):
+        response = get_signed(client, "/customers/nobody")
+        assert response.status_code == 404
+        assert response.json()["error"] == {
+            "type": "NotFoundException",
+            "code": 160212,
+            "message": "Customer not found",
+        }
+        assert standin.events == []
+
+
+def test_a_signed_get_of_a_known_customer_answers_it() -> None:
+    with running(known_customers={"c1"}) as (_, client):
+        response = get_signed(client, "/customers/c1")
+        assert response.status_code == 200 and response.json()["id"] == "c1"
+
+
+def test_a_get_with_a_wrong_secret_or_no_signature_is_401() -> None:
+    with running() as (_, client):
+        assert get_signed(client, "/customers/nobody", secret="wrong").status_code == 401
+        assert client.get("/customers/nobody").status_code == 401

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from segment_sync.standins.segment import (
@@ -53,9 +55,12 @@ def running(base_url: str) -> Callable:
     clients: list[httpx.Client] = []
 
     def start(
-        faults: SegmentFaults | None = None, keep_messages: bool = True, region: str = "us"
+        faults: SegmentFaults | None = None,
+        keep_messages: bool = True,
+        region: str = "us",
+        strict_auth: bool = False,
     ) -> tuple[SegmentStandin, httpx.Client]:
-        standin = SegmentStandin(region, KEYS, faults, keep_messages)
+        standin = SegmentStandin(region, KEYS, faults, keep_messages, strict_auth=strict_auth)
         _CURRENT.app = standin.app
         clients.append(httpx.Client(base_url=base_url))
         return standin, clients[-1]
@@ -101,32 +106,85 @@ def test_accepts_write_key_in_body_without_auth_header(running: Callable) -> Non
     assert standin.accepted_message_ids() == ["m1"]
 
 
-def test_rejects_missing_write_key_with_401(running: Callable) -> None:
+def dropped(client: httpx.Client) -> dict:
+    """The stand-in's own count of messages answered 200 but dropped."""
+    return client.get("/_standin/dropped").json()
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [(None, "missing_write_key"), ("nope", "unknown_write_key"), (EU_KEY, "wrong_region")],
+)
+def test_a_key_segment_would_not_take_is_answered_200_and_its_messages_dropped(
+    running: Callable, key: str | None, reason: str
+) -> None:
+    """As Segment documents: 200 for everything but oversize and bad JSON; nothing arrives."""
+    standin, client = running(region="us")
+    response = post_batch(client, batch(track(1), track(2)), key=key)
+    assert response.status_code == 200 and response.json() == {"success": True}
+    assert standin.messages == [] and standin.accepted_message_ids() == []
+    counts = dropped(client)
+    assert counts["messages"] == 2 and counts["messages_by_reason"][reason] == 2
+    assert counts["requests_by_reason"][reason] == 1
+    assert standin.requests[0]["dropped_reason"] == reason
+
+
+def test_a_key_of_the_other_region_is_recorded_with_its_region(running: Callable) -> None:
+    standin, client = running(region="us")
+    post_batch(client, batch(track(1)), key=EU_KEY)
+    assert standin.requests[0]["write_key_region"] == "eu"
+    assert dropped(client)["messages_by_reason"]["wrong_region"] == 1
+
+
+def test_bearer_authorization_with_the_write_key_in_the_body_is_accepted(
+    running: Callable,
+) -> None:
+    """Segment's OAuth form: a Bearer token in the header, the write key in the body."""
     standin, client = running()
-    response = post_batch(client, batch(track(1)), key=None)
-    assert response.status_code == 401
-    assert response.json()["success"] is False
-    assert standin.messages == []
+    body = orjson.dumps({"writeKey": US_KEY, **batch(track(1))})
+    response = client.post("/v1/batch", content=body, headers={"Authorization": "Bearer t"})
+    assert response.status_code == 200 and standin.accepted_message_ids() == ["m1"]
 
 
-def test_rejects_unknown_write_key_with_401(running: Callable) -> None:
-    standin, client = running()
-    response = post_batch(client, batch(track(1)), key="nope")
-    assert response.status_code == 401
-    assert response.json()["message"] == "unknown write key"
-    assert standin.messages == []
+def test_a_bad_body_is_still_400_whatever_the_key(running: Callable) -> None:
+    _, client = running()
+    response = client.post("/v1/batch", content=b"{", auth=("nope", ""))
+    assert response.status_code == 400 and response.json()["code"] == "invalid_json"
 
 
-def test_rejects_non_basic_authorization_with_401(running: Callable) -> None:
-    standin, client = running()
+@settings(max_examples=40)
+@given(key=st.text(min_size=1, max_size=60).filter(lambda k: k not in KEYS and ":" not in k))
+def test_every_unknown_key_is_dropped_unseen(base_url: str, key: str) -> None:
+    """The class: any key this endpoint does not know gets 200 and loses every message."""
+    standin = SegmentStandin("us", KEYS)
+    _CURRENT.app = standin.app
+    with httpx.Client(base_url=base_url) as client:
+        response = post_batch(client, {"writeKey": key, **batch(track(1))}, key=None)
+        assert response.status_code == 200
+        assert standin.accepted_message_ids() == [] and dropped(client)["messages"] == 1
+
+
+@pytest.mark.parametrize("key", [None, "nope"])
+def test_strict_auth_answers_401_to_a_missing_or_unknown_key(
+    running: Callable, key: str | None
+) -> None:
+    """strict_auth: NOT Segment's documented behaviour, for tests of a client's 401 handling."""
+    standin, client = running(strict_auth=True)
+    response = post_batch(client, batch(track(1)), key=key)
+    assert response.status_code == 401 and response.json()["success"] is False
+    assert standin.messages == [] and dropped(client)["messages"] == 0
+
+
+def test_strict_auth_refuses_non_basic_authorization_with_401(running: Callable) -> None:
+    standin, client = running(strict_auth=True)
     headers = {"Authorization": "Bearer token"}
     response = client.post("/v1/batch", content=orjson.dumps(batch(track(1))), headers=headers)
     assert response.status_code == 401
     assert standin.messages == []
 
 
-def test_rejects_key_from_other_region(running: Callable) -> None:
-    standin, client = running(region="us")
+def test_strict_auth_refuses_a_key_from_the_other_region(running: Callable) -> None:
+    standin, client = running(region="us", strict_auth=True)
     response = post_batch(client, batch(track(1)), key=EU_KEY)
     assert response.status_code == 401
     assert "another region" in response.json()["message"]
@@ -286,13 +344,14 @@ def test_write_key_never_in_response_or_records(
         client.post("/v1/track", json=dict(track(4), writeKey=US_KEY)),
         client.post("/v1/batch", content=b"{", auth=(US_KEY, "")),
     ]
-    inspected = [client.get(p).text for p in ("/_standin/messages", "/_standin/requests")]
+    paths = ("/_standin/messages", "/_standin/requests", "/_standin/dropped")
+    inspected = [client.get(p).text for p in paths]
     inspected += [client.get("/_standin/stats").text, repr(standin)]
     texts = [r.text + str(r.headers) for r in responses] + inspected + [caplog.text]
     texts.append(repr(standin.messages) + repr(standin.requests))
     for text in texts:
         assert US_KEY not in text and EU_KEY not in text
-    assert [r.status_code for r in responses] == [200, 401, 401, 200, 400]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 400]
 
 
 def test_keep_messages_false_keeps_only_ids_and_counts(running: Callable) -> None:
@@ -325,8 +384,9 @@ def test_stats_endpoint_counts_requests_by_status(running: Callable) -> None:
     post_batch(client, batch(track(1), {"type": "track"}))
     post_batch(client, batch(track(2)), key="nope")
     stats = client.get("/_standin/stats").json()
-    assert stats["requests_by_status"] == {"200": 1, "401": 1}
-    assert stats["messages_accepted"] == 1 and stats["messages_dropped"] == 1
+    assert stats["requests_by_status"] == {"200": 2}
+    assert stats["messages_accepted"] == 1 and stats["messages_dropped"] == 2
+    assert stats["messages_dropped_by_reason"] == {"no_user_anon_id": 1, "unknown_write_key": 1}
     assert stats["bytes_received"] > 0
 
 
