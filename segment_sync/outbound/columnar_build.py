@@ -3,9 +3,10 @@
 The hot path builds each message's JSON as text in one query: the stored event JSON goes in
 as it is (validated in bulk, not parsed and re-serialised), and timestamps and messageIds are
 formatted as columns. A row the query does not vouch for (unreadable JSON or time, no userId,
-an echo of an inbound event, over 32 KB, a profile with no allow-listed field) takes the
-per-row builder, which says why it is not sent, or builds it after all: both paths agree on
-every message (see the property test), the query is just faster on the common row.
+an echo of an inbound event, a message that could be over 32 KB once Segment re-serialises it
+or nested too deep, a profile with no allow-listed field) takes the per-row builder, which says
+why it is not sent, or builds it after all: both paths agree on every message (see the
+property test), the query is just faster on the common row.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import parse_row
 from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, build_messages
 from segment_sync.segment.message_columns import MessageColumns
-from segment_sync.segment.messages import CONTEXT, MAX_MESSAGE_BYTES, NotSent
+from segment_sync.segment.messages import CONTEXT, MAX_DEPTH, SURELY_FITS_BYTES, NotSent
 from segment_sync.settings import Settings
 
 # DuckDB's json_valid also accepts NaN/Infinity, trailing commas and out-of-range numbers,
@@ -59,6 +60,16 @@ _TAIL = """
     || '","context":' || $context || '},'"""
 
 
+# `surely_fits` of each body (which ends with its comma): a message it cannot vouch for is left
+# to the per-row builder, which measures it as Segment would (`refusal`), so both builders send
+# and refuse the same. The brackets are counted only where there are enough to nest that deep.
+_SURELY_FITS = f"""
+    CASE WHEN strlen(body) > {SURELY_FITS_BYTES + 1} THEN NULL
+         WHEN strlen(body) <= {2 * MAX_DEPTH} THEN body
+         WHEN strlen(body) - strlen(replace(replace(body, '[', ''), '{{', '')) < {MAX_DEPTH}
+         THEN body END"""
+
+
 def _sendable(uid: str, *texts: str) -> str:
     """SQL: a message may be built here (DuckDB escapes control characters as \\u001F where
     orjson writes \\u001f: the same JSON, other bytes, so those rows take the per-row path)."""
@@ -90,7 +101,7 @@ def _events_sql(uid: str) -> str:
         FROM m
     )
     SELECT id, uid, action AS event_name, mid, ms, not_allowed,
-        CASE WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1} THEN body END AS body
+        {_SURELY_FITS} AS body
     FROM b"""
 
 
@@ -120,7 +131,7 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
         FROM m
     )
     SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, ms, false AS not_allowed,
-        CASE WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1} THEN body END AS body
+        {_SURELY_FITS} AS body
     FROM b"""
 
 

@@ -7,11 +7,19 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
+from orjson import Fragment
 
 from segment_sync import LIBRARY_NAME, __version__
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange
 
 MAX_MESSAGE_BYTES = 32 * 1024
+# orjson (the JSON library of the per-row builder and of the Segment stand-in, our model of how
+# Segment reads a message) writes at most this many nested levels.
+MAX_DEPTH = 254
+# Re-serialising JSON text only ever grows its numbers, each at most 4.5 times (`1e15` is written
+# 1000000000000000.0; strings, literals and whitespace never grow), so a message of at most
+# this many bytes is surely within MAX_MESSAGE_BYTES however Segment re-serialises it.
+SURELY_FITS_BYTES = MAX_MESSAGE_BYTES * 2 // 9
 CONTEXT = {"library": {"name": LIBRARY_NAME, "version": __version__}}
 
 IdMapping = Literal["customer_id", "external_customer_id"]
@@ -87,8 +95,47 @@ def _missing_id(mapping: IdMapping, row: LoyaltyEvent | ProfileChange) -> str:
     )
 
 
+def surely_fits(size: int, brackets: int) -> bool:
+    """A message of `size` bytes with `brackets` `[` and `{` characters passes `refusal`
+    without being parsed (the columnar builder asks the same of its SQL)."""
+    return size <= SURELY_FITS_BYTES and (size < 2 * MAX_DEPTH or brackets < MAX_DEPTH)
+
+
+def refusal(body: bytes) -> str | None:
+    """Why Segment would refuse these message bytes, or None: the one check both builders make.
+
+    Measured on the exact bytes sent, and, where they could grow past the limit once parsed
+    and re-serialised (numbers such as `1e5` become `100000.0`), on that re-serialisation too.
+    """
+    size = len(body)
+    if size > MAX_MESSAGE_BYTES:
+        return (
+            f"message is {size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit per "
+            "message; it was not sent (shrink the event data)"
+        )
+    if surely_fits(size, body.count(b"[") + body.count(b"{")):
+        return None
+    try:
+        again = len(orjson.dumps(orjson.loads(body)))
+    except orjson.JSONEncodeError:
+        return (
+            f"message is nested more than {MAX_DEPTH} levels deep; it was not sent "
+            "(flatten the event data)"
+        )
+    except orjson.JSONDecodeError as exc:
+        return f"message is not JSON Segment can read ({exc}); it was not sent"
+    if again > MAX_MESSAGE_BYTES:
+        return (
+            f"message is {size} bytes as sent but {again} bytes once Segment re-serialises its "
+            f"numbers (e.g. 1e5 as 100000.0), over Segment's {MAX_MESSAGE_BYTES}-byte limit per "
+            "message; it was not sent (shrink the event data, or write its numbers out in full)"
+        )
+    return None
+
+
 def _checked(message: Message, event_name: str | None) -> Message | NotSent:
-    if message.size <= MAX_MESSAGE_BYTES:
+    reason = refusal(message.body)
+    if reason is None:
         return message
     return NotSent(
         message.message_id,
@@ -97,8 +144,7 @@ def _checked(message: Message, event_name: str | None) -> Message | NotSent:
         message.event_type,
         event_name,
         "failed",
-        f"message is {message.size} bytes, over Segment's {MAX_MESSAGE_BYTES}-byte limit per "
-        "message; it was not sent (shrink the event data)",
+        reason,
         message.size,
     )
 
@@ -126,7 +172,8 @@ def track_message(
             "type": "track",
             "event": event.action,
             "userId": uid,
-            "properties": event.data,
+            # As stored, when read from the store: the bytes the columnar builder sends.
+            "properties": event.data if event.data_json is None else Fragment(event.data_json),
             "timestamp": iso_timestamp(event.occurred_at),
             "messageId": mid,
             "context": CONTEXT,

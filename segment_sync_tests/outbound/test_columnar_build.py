@@ -23,6 +23,7 @@ from segment_sync.loyalty.store import parse_row
 from segment_sync.outbound.build import build_messages
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.settings import parse_settings
+from segment_sync_tests.outbound.odd_rows import odd_objects
 
 ALLOWED = ["purchase", "point_add", "tier_change"]
 FIELDS = ["email", "first_name"]
@@ -68,7 +69,7 @@ origins = st.sampled_from(["loyalty", "loyalty", "segment", "import"])
 
 def object_text(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     clean = st.dictionaries(keys, json_values, max_size=4).map(lambda d: orjson.dumps(d).decode())
-    return clean | clean | clean | st.sampled_from(BROKEN_JSON)
+    return clean | clean | clean | st.sampled_from(BROKEN_JSON) | odd_objects(keys)
 
 
 event_rows = st.tuples(
@@ -115,8 +116,16 @@ def both_builders(stream: Stream, rows: list[tuple], mapping: str, fields: list[
     return columnar, build_messages(records, configured, stream), builder
 
 
+def assert_within_segment_limit(bodies: list[bytes]) -> None:
+    """No message over 32768 bytes, on the wire nor re-serialised as Segment may read it."""
+    for body in bodies:
+        assert len(body) <= 32768
+        assert len(orjson.dumps(orjson.loads(body))) <= 32768
+
+
 def assert_same_messages(columnar, reference, *, exact_bytes: bool) -> None:
     messages, not_sent, not_allow_listed = reference
+    assert_within_segment_limit([m.body for m in messages])
     got = columnar.messages
     assert got.message_id.to_pylist() == [m.message_id for m in messages]
     assert got.source_id.to_pylist() == [m.source_id for m in messages]
@@ -124,6 +133,7 @@ def assert_same_messages(columnar, reference, *, exact_bytes: bool) -> None:
     assert got.event_name.to_pylist() == [m.event_name for m in messages]
     assert got.occurred_ms.to_pylist() == [m.occurred_ms for m in messages]
     bodies = [b[:-1] for b in got.bodies.to_pylist()]  # each ends with its separator
+    assert_within_segment_limit(bodies)
     if exact_bytes:
         assert bodies == [m.body for m in messages]
     else:

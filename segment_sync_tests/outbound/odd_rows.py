@@ -1,0 +1,77 @@
+"""Hypothesis strategies for stored JSON text a builder may find hard: odd numbers, deep
+nesting, control characters, Unicode edge cases, whitespace and sizes around Segment's 32 KB.
+
+The text is written as a client might store it, not as orjson would write it, so the builders
+see numbers such as `1e5` that grow when re-serialised (`100000.0`).
+"""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import strategies as st
+
+# Numbers as a client may write them: exponents, negative zero, out of double range, past
+# 64 bits, more digits than a double keeps.
+ODD_NUMBERS = [
+    "1e5", "1E5", "1E+5", "-0", "-0.0", "0.1e1", "1.50", "1e15", "-1e15", "9e15", "1e16",
+    "1e309", "-1e400", "5e-324", "1e-7", "12345678901234567.0", "18446744073709551615",
+    "18446744073709551616", "-9223372036854775809", "100000.0",
+]  # fmt: skip
+# Characters at Unicode's edges, raw in the text: a BOM, line and paragraph separators, the
+# last code points of planes 0 and 16, a combining accent, a zero-width space, DEL, an emoji.
+ODD_CHARACTERS = ["\ufeff", "\u2028", "\u2029", "\uffff", "\U0010ffff", "e\u0301", "\u200b", "\x7f"]
+ODD_CHARACTERS += ["\U0001f600"]
+# Escapes: a lone surrogate (not a character), a valid surrogate pair, NUL, controls, a slash.
+ODD_ESCAPES = ["\\ud800", "\\udfff", "\\udbff\\udfff", "\\u0000", "\\u001f", "\\/", "\\u00e9"]
+DEPTHS = [1, 64, 252, 253, 254, 255, 300, 1022, 1023, 1024, 1025]
+
+
+def _key(key: str) -> str:
+    return orjson.dumps(key).decode()
+
+
+def _numbers(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    pairs = st.lists(st.tuples(keys, st.sampled_from(ODD_NUMBERS)), min_size=1, max_size=4)
+    return pairs.map(lambda ps: "{" + ",".join(f"{_key(k)}:{n}" for k, n in ps) + "}")
+
+
+def _nested(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def text(key: str, depth: int, kind: str) -> str:
+        if kind == "arrays":
+            return "{" + _key(key) + ":" + "[" * depth + "]" * depth + "}"
+        return '{"a":' * depth + "{" + _key(key) + ":1}" + "}" * depth
+
+    return st.builds(text, keys, st.sampled_from(DEPTHS), st.sampled_from(["arrays", "objects"]))
+
+
+def _characters(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    raw_control = st.integers(0, 31).map(chr)  # not allowed raw inside a JSON string
+    inside = st.sampled_from(ODD_CHARACTERS) | st.sampled_from(ODD_ESCAPES) | raw_control
+    return st.builds(lambda k, c: "{" + _key(k) + ':"x' + c + 'y"}', keys, inside)
+
+
+def _spaced(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return keys.map(lambda k: " {\n\t" + _key(k) + " : [ 1 , 2.50 ] } \n")
+
+
+def _around_the_limit(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Strings whose message is near 32768 bytes (or near 7281, where re-serialising starts to
+    matter), and arrays of `1e5` stored under 32 KB that re-serialise past it (~9/4 times)."""
+    padded = st.builds(
+        lambda k, n: "{" + _key(k) + ':"' + "x" * n + '"}',
+        keys,
+        st.integers(32_350, 32_700) | st.integers(6_950, 7_250),
+    )
+    grown = st.builds(
+        lambda k, n: "{" + _key(k) + ":[" + ",".join(["1e5"] * n) + "]}",
+        keys,
+        st.integers(1_500, 8_150),
+    )
+    return padded | grown
+
+
+def odd_objects(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Stored JSON text of the class: every member is one example away."""
+    return st.one_of(
+        _numbers(keys), _nested(keys), _characters(keys), _spaced(keys), _around_the_limit(keys)
+    )
