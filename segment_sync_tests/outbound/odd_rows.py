@@ -7,8 +7,12 @@ see numbers such as `1e5` that grow when re-serialised (`100000.0`).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 from hypothesis import strategies as st
+
+from segment_sync_tests.outbound.raw_rows import Blob, stored_time
 
 # Numbers as a client may write them: exponents, negative zero, out of double range, past
 # 64 bits, more digits than a double keeps.
@@ -75,3 +79,48 @@ def odd_objects(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.one_of(
         _numbers(keys), _nested(keys), _characters(keys), _spaced(keys), _around_the_limit(keys)
     )
+
+
+# What any SQLite client may store in a text column besides clean text: bytes that are not
+# UTF-8 (stored as TEXT), and BLOBs that are or are not UTF-8.
+NOT_UTF8 = [b"\xff", b"c-\xfe\xff", b"\xc3", b"\xed\xa0\x80", b'{"a": "\xe2\x82"}']
+
+
+def stored_bytes() -> st.SearchStrategy[object]:
+    invalid = st.sampled_from(NOT_UTF8)
+    return invalid | invalid.map(Blob) | st.text(max_size=8).map(lambda t: Blob(t.encode()))
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_keys = st.text(max_size=6)
+_clean_data = st.dictionaries(_keys, json_values, max_size=4).map(
+    lambda d: orjson.dumps(d).decode()
+)
+_broken_data = st.sampled_from(['{"a":1,', "[1, 2]", '"text"', "", "null", "{'a': 1}", '{"a":NaN}'])
+_good_times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1))
+_bad_times = st.sampled_from(["yesterday", "2026-13-45 00:00:00.000000", "2026-01-01 25:00"])
+
+
+def event_rows() -> st.SearchStrategy[dict[str, object]]:
+    """Column values of one stored loyalty event, good or not (an allow-listed action)."""
+    return st.fixed_dictionaries(
+        {
+            "customer_id": st.sampled_from(["c-1", "c-2", "c-3"]) | st.text(max_size=8)
+            | stored_bytes(),
+            "external_customer_id": st.none() | st.just("x-1") | stored_bytes(),
+            "action": st.just("point_add") | st.sampled_from(NOT_UTF8),
+            "data": _clean_data | _clean_data | _broken_data | odd_objects(_keys) | stored_bytes()
+            | _clean_data.map(lambda t: Blob(t.encode())),
+            "occurred_at": _good_times.map(stored_time) | _bad_times | stored_bytes(),
+        }
+    )  # fmt: skip
