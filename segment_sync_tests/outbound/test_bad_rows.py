@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -159,3 +160,34 @@ def test_profile_attributes_that_are_not_utf8_fail_alone(sqlite_sync, segment_st
     ((source_id, error),) = failed_rows(sqlite_sync)
     assert source_id == bad
     assert f"profile_changes id {bad}: column attributes is not valid UTF-8" in error
+
+
+# Stored JSON text Segment cannot take as it is, and the start of each one's reason.
+UNSENDABLE_JSON = {
+    '{"n":[' + "1e5," * 7_499 + "1e5]}": "message is 30",  # 100000.0 each once re-serialised
+    '{"a":' + "[" * 300 + "]" * 300 + "}": "message is nested more than 254 levels deep",
+    '{"a":' + "[" * 1100 + "]" * 1100 + "}": "column data is not valid JSON",
+    '{"a":"x\x01y"}': "column data is not valid JSON",  # a raw control character
+    '{"a":"\\ud800"}': "column data is not valid JSON",  # a lone surrogate
+    '{"a":1e309}': "column data is not valid JSON",  # beyond a double
+}
+
+
+def test_json_text_segment_cannot_take_fails_alone_and_odd_text_goes_as_stored(
+    sync, segment_standin
+):
+    odd = '{"zero":-0,"big":1E5,"text":"\\u2028\\ufeff\U0001f600 e\u0301"}'
+    bad = {
+        insert_raw(sync.store, loyalty_events, action="point_add", data=text): why
+        for text, why in UNSENDABLE_JSON.items()
+    }
+    good = insert_raw(sync.store, loyalty_events, action="point_add", data=odd)
+    around = good_events(sync.store, 5)
+    run(sync, Stream.EVENTS)
+    assert sent_source_ids(segment_standin) == sorted([good, *around])
+    failed = dict(failed_rows(sync))
+    assert sorted(failed) == sorted(bad)
+    for id_, why in bad.items():
+        assert failed[id_].startswith(f"loyalty_events id {id_}: {why}")
+    (sent,) = [m for m in segment_standin.messages if m["messageId"].startswith(f"ss-evt-{good}-")]
+    assert sent["properties"] == orjson.loads(odd)
