@@ -26,9 +26,11 @@ from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import CONTEXT, MAX_DEPTH, SURELY_FITS_BYTES, NotSent
 from segment_sync.settings import Settings
 
-# DuckDB's json_valid also accepts NaN/Infinity, trailing commas and out-of-range numbers,
-# which Segment refuses: a row showing any of them takes the per-row (strict) check instead;
-# a false alarm only costs that row the slower path.
+# DuckDB's json_valid also accepts NaN/Infinity, trailing commas, out-of-range numbers and
+# nesting deeper than the strict reader's 1024 levels, which Segment refuses: a row showing any
+# of them (or long enough to nest that deep) takes the per-row (strict) check instead; a false
+# alarm only costs that row the slower path.
+PARSE_DEPTH = 1024
 _VALUE = r"[:,\[]\s*"  # where a JSON value starts (a match inside a string is a false alarm)
 LENIENT_JSON = (
     rf"{_VALUE}[-+]?(?i:nan|inf)|,\s*[\]}}]|{_VALUE}-?[0-9.]+[eE][-+]?\d{{3}}|{_VALUE}-?\d{{20}}"
@@ -39,12 +41,27 @@ _CONTROL = r"[\x00-\x1f\x7f]"
 _PLAIN_FIELD = re.compile(r"[A-Za-z0-9_]+")
 
 
+def _brackets(text: str) -> str:
+    """SQL: how many `[` and `{` the text holds (at least its depth of nesting)."""
+    return f"(strlen({text}) - strlen(replace(replace({text}, '[', ''), '{{', '')))"
+
+
 def _readable(json: str) -> str:
     """SQL: the row's JSON column is a strict JSON object and its time was read."""
     return f"""
     CASE WHEN json_valid({json}) AND NOT regexp_matches({json}, '{LENIENT_JSON}')
          THEN json_type({json}) = 'OBJECT' ELSE false END
-    AND ts IS NOT NULL"""
+    AND ts IS NOT NULL
+    AND (strlen({json}) < {2 * (PARSE_DEPTH + 1)} OR {_brackets(json)} <= {PARSE_DEPTH})"""
+
+
+# `surely_fits` of each body (which ends with its comma): a message it cannot vouch for is left
+# to the per-row builder, which measures it as Segment would (`refusal`), so both builders send
+# and refuse the same. The brackets are counted only where there are enough to nest that deep.
+_SURELY_FITS = f"""
+    CASE WHEN strlen(body) > {SURELY_FITS_BYTES + 1} THEN NULL
+         WHEN strlen(body) <= {2 * MAX_DEPTH} THEN body
+         WHEN {_brackets("body")} < {MAX_DEPTH} THEN body END"""
 
 
 _TIMES = f"""
@@ -58,16 +75,6 @@ _MESSAGE_ID = """'ss-{kind}-' || CAST(id AS VARCHAR) || '-' || lower(hex(ms))"""
 _TAIL = """
     ',"timestamp":"' || strftime(ts, '%Y-%m-%dT%H:%M:%S.%g') || 'Z","messageId":"' || mid
     || '","context":' || $context || '},'"""
-
-
-# `surely_fits` of each body (which ends with its comma): a message it cannot vouch for is left
-# to the per-row builder, which measures it as Segment would (`refusal`), so both builders send
-# and refuse the same. The brackets are counted only where there are enough to nest that deep.
-_SURELY_FITS = f"""
-    CASE WHEN strlen(body) > {SURELY_FITS_BYTES + 1} THEN NULL
-         WHEN strlen(body) <= {2 * MAX_DEPTH} THEN body
-         WHEN strlen(body) - strlen(replace(replace(body, '[', ''), '{{', '')) < {MAX_DEPTH}
-         THEN body END"""
 
 
 def _sendable(uid: str, *texts: str) -> str:
@@ -122,13 +129,19 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
             {_MESSAGE_ID.format(kind="prf")} AS mid, ms
         FROM r
     ),
+    k AS (
+        -- Once, for readable rows only: written twice, DuckDB computed it for every row.
+        SELECT *, CASE WHEN readable AND sendable THEN json_keys(attributes) END AS keys FROM m
+    ),
     b AS (
         SELECT id, uid, mid, ms,
-            CASE WHEN readable AND sendable AND ({present}) THEN
+            -- A key written twice: json_extract takes the first, a parser the last.
+            CASE WHEN readable AND sendable AND ({present})
+                AND len(keys) = len(list_distinct(keys)) THEN
                 '{{"type":"identify","userId":' || to_json(uid)
                 || ',"traits":{{' || concat_ws(',', {traits or "NULL"}) || '}}' || {_TAIL}
             END AS body
-        FROM m
+        FROM k
     )
     SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, ms, false AS not_allowed,
         {_SURELY_FITS} AS body

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segment_sync.loyalty.arrow_reader import EVENT_SCHEMA, PROFILE_SCHEMA
@@ -147,7 +147,22 @@ generated = settings(max_examples=150, suppress_health_check=[HealthCheck.too_sl
 mappings = st.sampled_from(["customer_id", "external_customer_id"])
 
 
+# Members of the class found before, always tried: 30 KB of 1e5 (about 67 KB once re-serialised),
+# nesting just past what can be re-serialised, and past what can be read (action not sent).
+NOW = "2026-01-01 00:00:00.000000"
+GROWN = '{"n":[' + "1e5," * 7_499 + "1e5]}"
+
+
 @generated
+@example(rows=[("c-1", None, "purchase", GROWN, NOW, "loyalty")], mapping="customer_id")
+@example(
+    rows=[("c-1", None, "purchase", '{"a":' + "[" * 253 + "]" * 253 + "}", NOW, "loyalty")],
+    mapping="customer_id",
+)
+@example(
+    rows=[("c-1", None, "opt_in", '{"a":' + "[" * 1024 + "]" * 1024 + "}", NOW, "loyalty")],
+    mapping="customer_id",
+)
 @given(rows=st.lists(event_rows, min_size=1, max_size=25), mapping=mappings)
 def test_track_messages_are_byte_for_byte_those_of_the_per_row_builder(rows, mapping):
     columnar, reference, _ = both_builders(Stream.EVENTS, rows, mapping)
@@ -155,6 +170,10 @@ def test_track_messages_are_byte_for_byte_those_of_the_per_row_builder(rows, map
 
 
 @generated
+@example(rows=[("c-1", None, '{"email":1e5,"email":-0}', NOW, "loyalty")], mapping="customer_id")
+@example(
+    rows=[("c-1", None, GROWN.replace('"n"', '"email"'), NOW, "loyalty")], mapping="customer_id"
+)
 @given(rows=st.lists(profile_rows, min_size=1, max_size=25), mapping=mappings)
 def test_identify_messages_carry_the_same_json_as_the_per_row_builder(rows, mapping):
     columnar, reference, _ = both_builders(Stream.PROFILES, rows, mapping)
