@@ -28,8 +28,8 @@ from segment_sync.settings import Settings
 
 # DuckDB's json_valid also accepts NaN/Infinity, trailing commas, out-of-range numbers and
 # nesting deeper than the strict reader's 1024 levels, which Segment refuses: a row showing any
-# of them (or long enough to nest that deep) takes the per-row (strict) check instead; a false
-# alarm only costs that row the slower path.
+# of them (or enough brackets to nest that deep) takes the per-row (strict) check instead; a
+# false alarm only costs that row the slower path.
 PARSE_DEPTH = 1024
 _VALUE = r"[:,\[]\s*"  # where a JSON value starts (a match inside a string is a false alarm)
 LENIENT_JSON = (
@@ -41,9 +41,11 @@ _CONTROL = r"[\x00-\x1f\x7f]"
 _PLAIN_FIELD = re.compile(r"[A-Za-z0-9_]+")
 
 
-def _brackets(text: str) -> str:
-    """SQL: how many `[` and `{` the text holds (at least its depth of nesting)."""
-    return f"(strlen({text}) - strlen(replace(replace({text}, '[', ''), '{{', '')))"
+def _nesting(json: str) -> str:
+    """SQL: a bound on how deep the row's JSON column nests: its `[` and `{` count, counted only
+    where the text is long enough to nest MAX_DEPTH deep (shorter, it nests less than that)."""
+    count = f"strlen({json}) - strlen(replace(replace({json}, '[', ''), '{{', ''))"
+    return f"CASE WHEN strlen({json}) < {2 * MAX_DEPTH} THEN 0 ELSE {count} END AS nest"
 
 
 def _readable(json: str) -> str:
@@ -51,17 +53,15 @@ def _readable(json: str) -> str:
     return f"""
     CASE WHEN json_valid({json}) AND NOT regexp_matches({json}, '{LENIENT_JSON}')
          THEN json_type({json}) = 'OBJECT' ELSE false END
-    AND ts IS NOT NULL
-    AND (strlen({json}) < {2 * (PARSE_DEPTH + 1)} OR {_brackets(json)} <= {PARSE_DEPTH})"""
+    AND ts IS NOT NULL AND nest <= {PARSE_DEPTH}"""
 
 
 # `surely_fits` of each body (which ends with its comma): a message it cannot vouch for is left
 # to the per-row builder, which measures it as Segment would (`refusal`), so both builders send
-# and refuse the same. The brackets are counted only where there are enough to nest that deep.
+# and refuse the same. A message nests one level deeper than its stored JSON (Identify: than the
+# values it takes from it), so `nest` below MAX_DEPTH is within orjson's reach.
 _SURELY_FITS = f"""
-    CASE WHEN strlen(body) > {SURELY_FITS_BYTES + 1} THEN NULL
-         WHEN strlen(body) <= {2 * MAX_DEPTH} THEN body
-         WHEN {_brackets("body")} < {MAX_DEPTH} THEN body END"""
+    CASE WHEN strlen(body) <= {SURELY_FITS_BYTES + 1} AND nest < {MAX_DEPTH} THEN body END"""
 
 
 _TIMES = f"""
@@ -90,9 +90,9 @@ def _sendable(uid: str, *texts: str) -> str:
 def _events_sql(uid: str) -> str:
     return f"""
     WITH t AS (SELECT *, {_TIMES} FROM chunk),
-    r AS (SELECT *, {_EVENT_MS} FROM t),
+    r AS (SELECT *, {_EVENT_MS}, {_nesting("data")} FROM t),
     m AS (
-        SELECT id, {uid} AS uid, action, data, ts,
+        SELECT id, {uid} AS uid, action, data, ts, nest,
             {_readable("data")} AS readable,
             list_contains($allowed, action) AS allowed,
             {_sendable(uid, "action")} AS sendable,
@@ -100,7 +100,7 @@ def _events_sql(uid: str) -> str:
         FROM r
     ),
     b AS (
-        SELECT id, uid, action, mid, ms, readable AND NOT allowed AS not_allowed,
+        SELECT id, uid, action, mid, ms, nest, readable AND NOT allowed AS not_allowed,
             CASE WHEN readable AND allowed AND sendable THEN
                 '{{"type":"track","event":' || to_json(action) || ',"userId":' || to_json(uid)
                 || ',"properties":' || data || {_TAIL}
@@ -121,9 +121,9 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
     )
     return f"""
     WITH t AS (SELECT *, {_TIMES} FROM chunk),
-    r AS (SELECT *, {_EVENT_MS} FROM t),
+    r AS (SELECT *, {_EVENT_MS}, {_nesting("attributes")} FROM t),
     m AS (
-        SELECT id, {uid} AS uid, attributes, ts,
+        SELECT id, {uid} AS uid, attributes, ts, nest,
             {_readable("attributes")} AS readable,
             {_sendable(uid)} AS sendable,
             {_MESSAGE_ID.format(kind="prf")} AS mid, ms
@@ -134,7 +134,7 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
         SELECT *, CASE WHEN readable AND sendable THEN json_keys(attributes) END AS keys FROM m
     ),
     b AS (
-        SELECT id, uid, mid, ms,
+        SELECT id, uid, mid, ms, nest,
             -- A key written twice: json_extract takes the first, a parser the last.
             CASE WHEN readable AND sendable AND ({present})
                 AND len(keys) = len(list_distinct(keys)) THEN
