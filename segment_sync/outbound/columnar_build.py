@@ -23,7 +23,14 @@ from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import parse_row
 from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, build_messages
 from segment_sync.segment.message_columns import MessageColumns
-from segment_sync.segment.messages import CONTEXT, MAX_DEPTH, SURELY_FITS_BYTES, NotSent
+from segment_sync.segment.messages import (
+    CONTEXT,
+    GROWING_NUMBER,
+    MAX_DEPTH,
+    MAX_MESSAGE_BYTES,
+    SURELY_FITS_BYTES,
+    NotSent,
+)
 from segment_sync.settings import Settings
 
 # DuckDB's json_valid also accepts NaN/Infinity, trailing commas, out-of-range numbers and
@@ -56,12 +63,17 @@ def _readable(json: str) -> str:
     AND ts IS NOT NULL AND nest <= {PARSE_DEPTH}"""
 
 
-# `surely_fits` of each body (which ends with its comma): a message it cannot vouch for is left
-# to the per-row builder, which measures it as Segment would (`refusal`), so both builders send
-# and refuse the same. A message nests one level deeper than its stored JSON (Identify: than the
-# values it takes from it), so `nest` below MAX_DEPTH is within orjson's reach.
-_SURELY_FITS = f"""
-    CASE WHEN strlen(body) <= {SURELY_FITS_BYTES + 1} AND nest < {MAX_DEPTH} THEN body END"""
+def _surely_fits(numbers: str) -> str:
+    """SQL: the body (which ends with its comma) if `refusal` would pass it, judged as it judges
+    (`numbers`: the text the body's numbers come from). A message it cannot vouch for is left to
+    the per-row builder, which measures it as Segment would, so both builders send and refuse the
+    same. A message nests one level deeper than its stored JSON (Identify: than the values it
+    takes from it), so `nest` below MAX_DEPTH is within orjson's reach."""
+    return f"""
+    CASE WHEN nest >= {MAX_DEPTH} THEN NULL
+         WHEN strlen(body) <= {SURELY_FITS_BYTES + 1} THEN body
+         WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1}
+              AND NOT regexp_matches({numbers}, '{GROWING_NUMBER}') THEN body END"""
 
 
 _TIMES = f"""
@@ -100,7 +112,7 @@ def _events_sql(uid: str) -> str:
         FROM r
     ),
     b AS (
-        SELECT id, uid, action, mid, ms, nest, readable AND NOT allowed AS not_allowed,
+        SELECT id, uid, action, data, mid, ms, nest, readable AND NOT allowed AS not_allowed,
             CASE WHEN readable AND allowed AND sendable THEN
                 '{{"type":"track","event":' || to_json(action) || ',"userId":' || to_json(uid)
                 || ',"properties":' || data || {_TAIL}
@@ -108,7 +120,7 @@ def _events_sql(uid: str) -> str:
         FROM m
     )
     SELECT id, uid, action AS event_name, mid, ms, not_allowed,
-        {_SURELY_FITS} AS body
+        {_surely_fits("data")} AS body
     FROM b"""
 
 
@@ -144,7 +156,7 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
         FROM k
     )
     SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, ms, false AS not_allowed,
-        {_SURELY_FITS} AS body
+        {_surely_fits("body")} AS body
     FROM b"""
 
 

@@ -60,18 +60,30 @@ def _spaced(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 def _around_the_limit(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     """Strings whose message is near 32768 bytes (or near 7281, where re-serialising starts to
-    matter), and arrays of `1e5` stored under 32 KB that re-serialise past it (~9/4 times)."""
+    matter), and arrays of numbers that re-serialise longer (`1e5`: ~9/4 times; 17 digits and a
+    point, or an integer beyond 64 bits: 22/20) or not, stored around and under 32 KB."""
     padded = st.builds(
         lambda k, n: "{" + _key(k) + ':"' + "x" * n + '"}',
         keys,
         st.integers(32_350, 32_700) | st.integers(6_950, 7_250),
     )
-    grown = st.builds(
-        lambda k, n: "{" + _key(k) + ":[" + ",".join(["1e5"] * n) + "]}",
-        keys,
-        st.integers(1_500, 8_150),
+    numbers = st.sampled_from(
+        [
+            ("1e5", 1_500, 8_150),
+            ("12345678901234567.0", 1_350, 1_640),  # 1.2345678901234568e+16
+            ("-9223372036854775809", 1_400, 1_560),  # beyond 64 bits: -9.223372036854776e+18
+            ("1234567890123456789", 1_600, 1_640),  # a 64-bit integer: written as it is
+            ("2.5", 7_900, 8_190),
+        ]
     )
-    return padded | grown
+    arrays = numbers.flatmap(
+        lambda spec: st.builds(
+            lambda k, n: "{" + _key(k) + ":[" + ",".join([spec[0]] * n) + "]}",
+            keys,
+            st.integers(spec[1], spec[2]),
+        )
+    )
+    return padded | arrays
 
 
 def odd_objects(keys: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
