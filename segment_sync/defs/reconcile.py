@@ -67,6 +67,7 @@ def reconcile_outbound_events(
                 ),
                 f"{prefix}candidates": dg.MetadataValue.int(found.candidates),
                 f"{prefix}undelivered_found": dg.MetadataValue.int(len(found.events)),
+                f"{prefix}unsendable_logged": dg.MetadataValue.int(len(found.unsendable)),
                 f"{prefix}watermark": dg.MetadataValue.int(found.watermark),
             }
             if done.sent is not None:

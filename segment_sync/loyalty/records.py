@@ -27,6 +27,9 @@ class LoyaltyEvent:
     data: dict[str, Any]
     occurred_at: datetime
     origin: str = ORIGIN_LOYALTY
+    # Read from the store: `data` as the JSON text stored, which is what is sent (as the
+    # columnar builder sends it), so every builder sends the same bytes.
+    data_json: str | bytes | None = None
 
 
 @dataclass(slots=True)

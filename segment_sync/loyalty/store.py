@@ -11,6 +11,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from segment_sync.db import Url, create_engine, create_tables
+from segment_sync.loyalty import stored_rows
 from segment_sync.loyalty.arrow_reader import ArrowReader
 from segment_sync.loyalty.records import (
     BadRow,
@@ -20,6 +21,7 @@ from segment_sync.loyalty.records import (
     ProfileChange,
     Stream,
 )
+from segment_sync.loyalty.stored_rows import utc
 
 metadata = sa.MetaData()
 
@@ -56,78 +58,15 @@ _TABLES = {Stream.EVENTS: loyalty_events, Stream.PROFILES: profile_changes}
 _IDS_PER_QUERY = 1000  # bound parameters per IN list (SQLite allows 32766)
 
 
-def _utc(value: datetime | str) -> datetime:
-    """SQLite hands back naive text; the store only ever holds UTC."""
-    if isinstance(value, str):
-        # Appending the offset parses ~7x faster than .replace(tzinfo=UTC) afterwards.
-        value = datetime.fromisoformat(value if len(value) > 26 else value + "+00:00")
-    if value.tzinfo is UTC:
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-_loads = orjson.loads
-
-
-def _object(text: str | bytes) -> dict:
-    value = orjson.loads(text)
-    if type(value) is not dict:
-        raise TypeError(f"is JSON {type(value).__name__}, not an object")
-    return value
-
-
-def _event(row: Sequence) -> LoyaltyEvent:
-    id_, customer_id, external_id, action, data, occurred_at, origin = row
-    data = _loads(data)  # inline check, not _object(): this runs once per row on the hot path
-    if data.__class__ is not dict:
-        raise TypeError("data is not a JSON object")
-    return LoyaltyEvent(id_, customer_id, external_id, action, data, _utc(occurred_at), origin)
-
-
-def _profile_change(row: Sequence) -> ProfileChange:
-    id_, customer_id, external_id, attributes, occurred_at, origin = row
-    attributes = _loads(attributes)
-    if attributes.__class__ is not dict:
-        raise TypeError("attributes is not a JSON object")
-    return ProfileChange(id_, customer_id, external_id, attributes, _utc(occurred_at), origin)
-
-
-def _bad_row(table: sa.Table, row: Sequence) -> BadRow:
-    """Which column of a row that did not parse is at fault, and how."""
-    values = dict(zip((c.name for c in table.columns), row, strict=True))
-    checks = {"data": _object, "attributes": _object, "occurred_at": _utc}
-    for column, check in checks.items():
-        if column not in values:
-            continue
-        try:
-            check(values[column])
-        except orjson.JSONDecodeError as exc:
-            return BadRow(row[0], table.name, column, f"is not valid JSON ({exc})", row[1])
-        except Exception as exc:
-            return BadRow(row[0], table.name, column, f"cannot be read ({exc})", row[1])
-    return BadRow(row[0], table.name, "(unknown)", "could not be read", row[1])
-
-
-def _parsed(table: sa.Table, rows: Sequence[Sequence], parse: Callable) -> list:
-    """Rows as records; a row that does not parse becomes a BadRow instead of stopping the read."""
-    try:
-        return [parse(row) for row in rows]  # the hot path: no per-row try
-    except Exception:
-        return [_parsed_one(table, row, parse) for row in rows]
-
-
-def _parsed_one(table: sa.Table, row: Sequence, parse: Callable) -> object:
-    try:
-        return parse(row)
-    except Exception:
-        return _bad_row(table, row)
-
-
 def parse_row(stream: Stream, row: Sequence) -> LoyaltyEvent | ProfileChange | BadRow:
     """One stored row, in column order, as its record, or as the BadRow saying what is wrong."""
-    if stream is Stream.EVENTS:
-        return _parsed_one(loyalty_events, row, _event)
-    return _parsed_one(profile_changes, row, _profile_change)
+    return stored_rows.record(_TABLES[stream], row)
+
+
+def _time_bound(dialect: sa.Dialect) -> Callable[[datetime], object]:
+    """`occurred_at` bounds as the driver compares them (SQLite: the stored text)."""
+    process = loyalty_events.c.occurred_at.type.dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
 
 
 class LoyaltyStore:
@@ -139,6 +78,8 @@ class LoyaltyStore:
         self.engine = create_engine(url)
         create_tables(self.engine, metadata)
         self._arrow = ArrowReader(self.engine, self._table_rows)
+        self._mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
+        self._time_bound = _time_bound(self.engine.dialect)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -221,22 +162,19 @@ class LoyaltyStore:
 
     def events_after(self, after_id: int, upto_id: int, limit: int) -> list[LoyaltyEvent | BadRow]:
         """Loyalty events with after_id < id <= upto_id, oldest first, at most `limit`."""
-        rows = self._rows(loyalty_events, after_id, upto_id, limit)
-        return _parsed(loyalty_events, rows, _event)
+        return self.rows_after(Stream.EVENTS, after_id, upto_id, limit)
 
     def profile_changes_after(
         self, after_id: int, upto_id: int, limit: int
     ) -> list[ProfileChange | BadRow]:
         """Profile changes with after_id < id <= upto_id, oldest first, at most `limit`."""
-        rows = self._rows(profile_changes, after_id, upto_id, limit)
-        return _parsed(profile_changes, rows, _profile_change)
+        return self.rows_after(Stream.PROFILES, after_id, upto_id, limit)
 
     def rows_after(
         self, stream: Stream, after_id: int, upto_id: int, limit: int
     ) -> list[LoyaltyEvent | BadRow] | list[ProfileChange | BadRow]:
-        if stream is Stream.EVENTS:
-            return self.events_after(after_id, upto_id, limit)
-        return self.profile_changes_after(after_id, upto_id, limit)
+        table = _TABLES[stream]
+        return stored_rows.records(table, self._rows(table, after_id, upto_id, limit))
 
     def arrow_after(
         self, stream: Stream, after_id: int, upto_id: int, limit: int
@@ -246,38 +184,26 @@ class LoyaltyStore:
 
     def events_between(self, since: datetime, until: datetime) -> list[LoyaltyEvent | BadRow]:
         """Loyalty events that occurred in [since, until) (reconciliation)."""
-        return _parsed(loyalty_events, self._between(loyalty_events, since, until), _event)
+        return self.rows_between(Stream.EVENTS, since, until)
 
     def profile_changes_between(
         self, since: datetime, until: datetime
     ) -> list[ProfileChange | BadRow]:
         """Profile changes that occurred in [since, until) (reconciliation)."""
-        rows = self._between(profile_changes, since, until)
-        return _parsed(profile_changes, rows, _profile_change)
-
-    def _between(self, table: sa.Table, since: datetime, until: datetime) -> list[tuple]:
-        query = (
-            sa.select(table)
-            .where(table.c.occurred_at >= since, table.c.occurred_at < until)
-            .order_by(table.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(query)]
+        return self.rows_between(Stream.PROFILES, since, until)
 
     def rows_by_ids(
         self, stream: Stream, ids: Sequence[int]
-    ) -> list[LoyaltyEvent] | list[ProfileChange]:
+    ) -> list[LoyaltyEvent | BadRow] | list[ProfileChange | BadRow]:
         """The rows of `stream` with these ids, oldest first; ids not in the store are left out."""
         table = _TABLES[stream]
-        parse = _event if stream is Stream.EVENTS else _profile_change
         wanted = sorted(set(ids))
         rows: list = []
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), _IDS_PER_QUERY):
-                chunk = wanted[start : start + _IDS_PER_QUERY]
-                query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
-                rows.extend(parse(tuple(r)) for r in conn.execute(query))
-        return rows
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[start : start + _IDS_PER_QUERY]
+            marks = ", ".join([self._mark] * len(chunk))
+            rows += self._select(table, f"id IN ({marks})", chunk)
+        return stored_rows.records(table, rows)
 
     def customers_by_external_id(self, external_ids: Collection[str]) -> dict[str, str]:
         """The customer ID of each external customer ID the store has seen (its newest pairing);
@@ -312,7 +238,7 @@ class LoyaltyStore:
                         ranked.c.external_customer_id, ranked.c.customer_id, ranked.c.occurred_at
                     ).where(ranked.c.n == 1)
                     for external, customer, when in conn.execute(query):
-                        seen = _utc(when)
+                        seen = utc(when)
                         if external not in newest or seen > newest[external][0]:
                             newest[external] = (seen, customer)
         return {external: customer for external, (_, customer) in newest.items()}
@@ -326,41 +252,34 @@ class LoyaltyStore:
         after_id: int = 0,
         upto_id: int | None = None,
         limit: int | None = None,
-    ) -> list[LoyaltyEvent] | list[ProfileChange]:
+    ) -> list[LoyaltyEvent | BadRow] | list[ProfileChange | BadRow]:
         """Rows of `stream` that occurred in [since, until) with after_id < id (<= upto_id),
         oldest id first, at most `limit` (page on with the last id as `after_id`)."""
-        table = _TABLES[stream]
-        parse = _event if stream is Stream.EVENTS else _profile_change
-        query = sa.select(table).where(
-            table.c.occurred_at >= since, table.c.occurred_at < until, table.c.id > after_id
-        )
+        table, mark = _TABLES[stream], self._mark
+        where = f"occurred_at >= {mark} AND occurred_at < {mark} AND id > {mark}"
+        params: list = [self._time_bound(since), self._time_bound(until), after_id]
         if upto_id is not None:
-            query = query.where(table.c.id <= upto_id)
-        query = query.order_by(table.c.id).limit(limit)
-        with self.engine.connect() as conn:
-            return [parse(tuple(r)) for r in conn.execute(query)]
+            where += f" AND id <= {mark}"
+            params.append(upto_id)
+        return stored_rows.records(table, self._select(table, where, params, limit))
 
     def _table_rows(self, name: str, after_id: int, upto_id: int, limit: int) -> list[tuple]:
         return self._rows(metadata.tables[name], after_id, upto_id, limit)
 
     def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
-        # The DB-API cursor directly: SQLAlchemy's row wrapping costs ~1 us a row on the hot loop.
+        mark = self._mark
+        return self._select(table, f"id > {mark} AND id <= {mark}", [after_id, upto_id], limit)
+
+    def _select(
+        self, table: sa.Table, where: str, params: list, limit: int | None = None
+    ) -> list[tuple]:
+        """Every read of the two tables: their columns in order, oldest id first."""
         columns = ", ".join(c.name for c in table.columns)
-        mark = "?" if self.engine.dialect.name == "sqlite" else "%s"
-        sql = (
-            f"SELECT {columns} FROM {table.name} WHERE id > {mark} AND id <= {mark} "
-            f"ORDER BY id LIMIT {mark}"
-        )
-        connection = self.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql, (after_id, upto_id, limit))
-            rows = cursor.fetchall()
-            cursor.close()
-            connection.commit()  # ends the read transaction (PostgreSQL would hold a snapshot)
-            return rows
-        finally:
-            connection.close()
+        sql = f"SELECT {columns} FROM {table.name} WHERE {where} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {self._mark}"
+            params = [*params, limit]
+        return stored_rows.fetch(self.engine, sql, params)
 
     def append_events(self, events: Sequence[NewEvent]) -> list[int]:
         """Append events in one transaction; returns their ids in order."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange, Stream
 from segment_sync.segment.message_columns import MessageColumns
@@ -75,13 +75,29 @@ def build_messages(
             except Exception as exc:
                 built = _unbuildable(row, stream, exc)
             (messages if isinstance(built, Message) else not_sent).append(built)
-    return messages, not_sent, not_allow_listed
+    table = _KINDS[stream][2]
+    return messages, [_naming_the_row(n, table) for n in not_sent], not_allow_listed
 
 
 _KINDS = {
     Stream.EVENTS: ("evt", "track", "loyalty_events"),
     Stream.PROFILES: ("prf", "identify", "profile_changes"),
 }
+
+
+def _naming_the_row(item: NotSent, table: str) -> NotSent:
+    """A failure's reason starts with the row it is about (`loyalty_events id 17: ...`)."""
+    prefix = f"{table} id {item.source_id}: "
+    if item.outcome != "failed" or item.reason.startswith(prefix):
+        return item
+    return replace(item, reason=prefix + item.reason)
+
+
+def unbuilt_message_id(row: object, stream: Stream) -> str:
+    """The messageId a row that is not sent is logged under (the regular one, if it reads)."""
+    kind = _KINDS[stream][0]
+    occurred_at = getattr(row, "occurred_at", None)
+    return message_id(kind, row.id, occurred_at) if occurred_at else f"ss-{kind}-{row.id}-unread"
 
 
 def _unbuildable(row: object, stream: Stream, exc: Exception) -> NotSent:
@@ -94,8 +110,7 @@ def _unbuildable(row: object, stream: Stream, exc: Exception) -> NotSent:
             f"{table} id {row.id}: the message could not be built "
             f"({type(exc).__name__}: {exc}); fix the row, then replay"
         )
-    occurred_at = getattr(row, "occurred_at", None)
-    mid = message_id(kind, row.id, occurred_at) if occurred_at else f"ss-{kind}-{row.id}-unread"
+    mid = unbuilt_message_id(row, stream)
     action = getattr(row, "action", None) if stream is Stream.EVENTS else None
     return NotSent(
         mid, row.id, row.customer_id, event_type, action, "failed", reason[:2000]

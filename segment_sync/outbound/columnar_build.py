@@ -3,9 +3,10 @@
 The hot path builds each message's JSON as text in one query: the stored event JSON goes in
 as it is (validated in bulk, not parsed and re-serialised), and timestamps and messageIds are
 formatted as columns. A row the query does not vouch for (unreadable JSON or time, no userId,
-an echo of an inbound event, over 32 KB, a profile with no allow-listed field) takes the
-per-row builder, which says why it is not sent, or builds it after all: both paths agree on
-every message (see the property test), the query is just faster on the common row.
+an echo of an inbound event, a message that could be over 32 KB once Segment re-serialises it
+or nested too deep, a profile with no allow-listed field) takes the per-row builder, which says
+why it is not sent, or builds it after all: both paths agree on every message (see the
+property test), the query is just faster on the common row.
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import parse_row
 from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, build_messages
 from segment_sync.segment.message_columns import MessageColumns
-from segment_sync.segment.messages import CONTEXT, MAX_MESSAGE_BYTES, NotSent
+from segment_sync.segment.messages import (
+    CONTEXT,
+    GROWING_NUMBER,
+    MAX_DEPTH,
+    MAX_MESSAGE_BYTES,
+    SURELY_FITS_BYTES,
+    NotSent,
+)
 from segment_sync.settings import Settings
 
-# DuckDB's json_valid also accepts NaN/Infinity, trailing commas and out-of-range numbers,
-# which Segment refuses: a row showing any of them takes the per-row (strict) check instead;
-# a false alarm only costs that row the slower path.
+# DuckDB's json_valid also accepts NaN/Infinity, trailing commas, out-of-range numbers and
+# nesting deeper than the strict reader's 1024 levels, which Segment refuses: a row showing any
+# of them (or enough brackets to nest that deep) takes the per-row (strict) check instead; a
+# false alarm only costs that row the slower path.
+PARSE_DEPTH = 1024
 _VALUE = r"[:,\[]\s*"  # where a JSON value starts (a match inside a string is a false alarm)
 LENIENT_JSON = (
     rf"{_VALUE}[-+]?(?i:nan|inf)|,\s*[\]}}]|{_VALUE}-?[0-9.]+[eE][-+]?\d{{3}}|{_VALUE}-?\d{{20}}"
@@ -38,12 +48,32 @@ _CONTROL = r"[\x00-\x1f\x7f]"
 _PLAIN_FIELD = re.compile(r"[A-Za-z0-9_]+")
 
 
+def _nesting(json: str) -> str:
+    """SQL: a bound on how deep the row's JSON column nests: its `[` and `{` count, counted only
+    where the text is long enough to nest MAX_DEPTH deep (shorter, it nests less than that)."""
+    count = f"strlen({json}) - strlen(replace(replace({json}, '[', ''), '{{', ''))"
+    return f"CASE WHEN strlen({json}) < {2 * MAX_DEPTH} THEN 0 ELSE {count} END AS nest"
+
+
 def _readable(json: str) -> str:
     """SQL: the row's JSON column is a strict JSON object and its time was read."""
     return f"""
     CASE WHEN json_valid({json}) AND NOT regexp_matches({json}, '{LENIENT_JSON}')
          THEN json_type({json}) = 'OBJECT' ELSE false END
-    AND ts IS NOT NULL"""
+    AND ts IS NOT NULL AND nest <= {PARSE_DEPTH}"""
+
+
+def _surely_fits(numbers: str) -> str:
+    """SQL: the body (which ends with its comma) if `refusal` would pass it, judged as it judges
+    (`numbers`: the text the body's numbers come from). A message it cannot vouch for is left to
+    the per-row builder, which measures it as Segment would, so both builders send and refuse the
+    same. A message nests one level deeper than its stored JSON (Identify: than the values it
+    takes from it), so `nest` below MAX_DEPTH is within orjson's reach."""
+    return f"""
+    CASE WHEN nest >= {MAX_DEPTH} THEN NULL
+         WHEN strlen(body) <= {SURELY_FITS_BYTES + 1} THEN body
+         WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1}
+              AND NOT regexp_matches({numbers}, '{GROWING_NUMBER}') THEN body END"""
 
 
 _TIMES = f"""
@@ -72,9 +102,9 @@ def _sendable(uid: str, *texts: str) -> str:
 def _events_sql(uid: str) -> str:
     return f"""
     WITH t AS (SELECT *, {_TIMES} FROM chunk),
-    r AS (SELECT *, {_EVENT_MS} FROM t),
+    r AS (SELECT *, {_EVENT_MS}, {_nesting("data")} FROM t),
     m AS (
-        SELECT id, {uid} AS uid, action, data, ts,
+        SELECT id, {uid} AS uid, action, data, ts, nest,
             {_readable("data")} AS readable,
             list_contains($allowed, action) AS allowed,
             {_sendable(uid, "action")} AS sendable,
@@ -82,7 +112,7 @@ def _events_sql(uid: str) -> str:
         FROM r
     ),
     b AS (
-        SELECT id, uid, action, mid, ms, readable AND NOT allowed AS not_allowed,
+        SELECT id, uid, action, data, mid, ms, nest, readable AND NOT allowed AS not_allowed,
             CASE WHEN readable AND allowed AND sendable THEN
                 '{{"type":"track","event":' || to_json(action) || ',"userId":' || to_json(uid)
                 || ',"properties":' || data || {_TAIL}
@@ -90,7 +120,7 @@ def _events_sql(uid: str) -> str:
         FROM m
     )
     SELECT id, uid, action AS event_name, mid, ms, not_allowed,
-        CASE WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1} THEN body END AS body
+        {_surely_fits("data")} AS body
     FROM b"""
 
 
@@ -103,24 +133,30 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
     )
     return f"""
     WITH t AS (SELECT *, {_TIMES} FROM chunk),
-    r AS (SELECT *, {_EVENT_MS} FROM t),
+    r AS (SELECT *, {_EVENT_MS}, {_nesting("attributes")} FROM t),
     m AS (
-        SELECT id, {uid} AS uid, attributes, ts,
+        SELECT id, {uid} AS uid, attributes, ts, nest,
             {_readable("attributes")} AS readable,
             {_sendable(uid)} AS sendable,
             {_MESSAGE_ID.format(kind="prf")} AS mid, ms
         FROM r
     ),
+    k AS (
+        -- Once, for readable rows only: written twice, DuckDB computed it for every row.
+        SELECT *, CASE WHEN readable AND sendable THEN json_keys(attributes) END AS keys FROM m
+    ),
     b AS (
-        SELECT id, uid, mid, ms,
-            CASE WHEN readable AND sendable AND ({present}) THEN
+        SELECT id, uid, mid, ms, nest,
+            -- A key written twice: json_extract takes the first, a parser the last.
+            CASE WHEN readable AND sendable AND ({present})
+                AND len(keys) = len(list_distinct(keys)) THEN
                 '{{"type":"identify","userId":' || to_json(uid)
                 || ',"traits":{{' || concat_ws(',', {traits or "NULL"}) || '}}' || {_TAIL}
             END AS body
-        FROM m
+        FROM k
     )
     SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, ms, false AS not_allowed,
-        CASE WHEN strlen(body) <= {MAX_MESSAGE_BYTES + 1} THEN body END AS body
+        {_surely_fits("body")} AS body
     FROM b"""
 
 

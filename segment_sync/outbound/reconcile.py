@@ -23,9 +23,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from segment_sync.logs.views import connect
-from segment_sync.loyalty.records import ORIGIN_SEGMENT, LoyaltyEvent, ProfileChange, Stream
+from segment_sync.loyalty.records import (
+    ORIGIN_SEGMENT,
+    BadRow,
+    LoyaltyEvent,
+    ProfileChange,
+    Stream,
+)
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.build import build_messages
+from segment_sync.outbound.build import build_messages, unbuilt_message_id
 from segment_sync.outbound.results import OutboundResult
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundSync
@@ -39,13 +45,13 @@ SLICE = timedelta(hours=1)
 # the loyalty platform and this machine when pruning the log's date partitions.
 PARTITION_SLACK = timedelta(days=1)
 
-_UNDELIVERED_SQL = """
-SELECT c.message_id
+# Per candidate: was it delivered, and was it logged at all (a row that cannot become a
+# message is logged as failed once, by the run that passed it or else by a reconciliation).
+_OUTCOMES_SQL = """
+SELECT c.message_id, coalesce(bool_or(m.outcome = 'delivered'), false), count(m.message_id) > 0
 FROM candidates AS c
-WHERE NOT EXISTS (
-    SELECT 1 FROM outbound_messages AS m
-    WHERE m.message_id = c.message_id AND m.outcome = 'delivered' AND m."date" >= ?
-)
+LEFT JOIN outbound_messages AS m ON m.message_id = c.message_id AND m."date" >= ?
+GROUP BY c.message_id
 """
 
 
@@ -57,6 +63,9 @@ class Undelivered:
     until: datetime
     watermark: int
     events: list = field(default_factory=list)  # LoyaltyEvent, or ProfileChange for profiles
+    # Rows that cannot become a message (unreadable, or refused by the builder) and were never
+    # logged (committed behind the watermark): sent along to be logged as failed, once.
+    unsendable: list = field(default_factory=list)
     scanned: int = 0  # rows of the stream in the window
     candidates: int = 0  # of those, at or below the watermark and matching the settings
     stream: Stream = Stream.EVENTS
@@ -133,25 +142,32 @@ def find_undelivered(
             rows = between(start, end)
             found.scanned += len(rows)
             by_message = {
-                message_id(kind, r.id, r.occurred_at): r
+                (
+                    unbuilt_message_id(r, stream)
+                    if isinstance(r, BadRow)
+                    else message_id(kind, r.id, r.occurred_at)
+                ): r
                 for r in rows
-                if r.id <= watermark and check(r, settings, allowed)
+                if r.id <= watermark and (isinstance(r, BadRow) or check(r, settings, allowed))
             }
             found.candidates += len(by_message)
             if not by_message:
                 continue
             con.register("candidates", pa.table({"message_id": list(by_message)}))
             try:
-                rows = con.execute(_UNDELIVERED_SQL, [oldest_partition]).fetchall()
+                outcomes = con.execute(_OUTCOMES_SQL, [oldest_partition]).fetchall()
             finally:
                 con.unregister("candidates")
-            missing = [by_message[mid] for (mid,) in rows]
-            # Only what can actually be sent: a message over Segment's size limit never will be
-            # (the sync logged it as failed with its reason when it passed it).
-            messages, _, _ = build_messages(missing, settings, stream)
+            missing = [by_message[mid] for mid, delivered, _ in outcomes if not delivered]
+            never_logged = {mid for mid, _, logged in outcomes if not logged}
+            messages, not_sent, _ = build_messages(missing, settings, stream)
             sendable = {m.source_id for m in messages}
-            found.events.extend(e for e in missing if e.id in sendable)
+            found.events.extend(r for r in missing if r.id in sendable)
+            found.unsendable.extend(
+                by_message[n.message_id] for n in not_sent if n.message_id in never_logged
+            )
     found.events.sort(key=lambda e: e.id)
+    found.unsendable.sort(key=lambda e: e.id)
     return found
 
 
@@ -226,5 +242,6 @@ def reconcile_events(
             until=until,
             stream=stream,
         )
-        sent = sync.send_rows(stream, found.events, run_id) if found.events else None
+        rows = sorted(found.events + found.unsendable, key=lambda r: r.id)
+        sent = sync.send_rows(stream, rows, run_id) if rows else None
     return Reconciliation(found, sent)

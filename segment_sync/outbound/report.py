@@ -27,6 +27,7 @@ PARTITION_SLACK = timedelta(days=1)
 
 # Parts of a reason that name one row or customer; replaced so the same cause counts once.
 _VARYING = [
+    (re.compile(r"^(loyalty_events|profile_changes) id \d+: "), ""),  # the row a failure names
     (re.compile(r"\bcustomer \S+ has no\b"), "customer <id> has no"),
     (re.compile(r"\b(row|id) \d+\b"), r"\1 <n>"),
     (re.compile(r"\bmessage is \d+ bytes\b"), "message is <n> bytes"),

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
-from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.loyalty.records import BadRow, NewEvent, NewProfileChange, Stream
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 
 WHEN = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -95,3 +95,25 @@ def test_an_external_customer_id_resolves_to_its_newest_pairing_across_both_tabl
     wanted = ["ext-1", "ext-2", "ext-unknown"]
     assert store.customers_by_external_id(wanted) == {"ext-1": "c-new", "ext-2": "c-2"}
     assert store.customers_by_external_id([]) == {}
+
+
+def test_every_read_gives_a_row_that_does_not_parse_as_a_bad_row_in_its_place(store):
+    store.append_events(
+        [NewEvent("c-1", "a", {"n": h}, occurred_at=WHEN + timedelta(hours=h)) for h in range(6)]
+    )
+    with store.engine.begin() as conn:  # written by another client
+        conn.execute(
+            loyalty_events.insert().values(
+                id=7, customer_id="c-2", action="a", data="{", occurred_at=WHEN + timedelta(hours=3)
+            )
+        )
+    by_ids = store.rows_by_ids(Stream.EVENTS, [7, 5, 2, 9, 2])
+    between = store.rows_between(
+        Stream.EVENTS, WHEN + timedelta(hours=1), WHEN + timedelta(hours=5), after_id=2, upto_id=7
+    )
+    for rows, ids in ((by_ids, [2, 5, 7]), (between, [3, 4, 5, 7])):
+        assert [r.id for r in rows] == ids
+        assert all(isinstance(r, BadRow) == (r.id == 7) for r in rows)
+    assert between[:2] == store.rows_after(Stream.EVENTS, 2, 4, 10)
+    assert by_ids[-1].reason.startswith("loyalty_events id 7: column data is not valid JSON")
+    assert store.events_between(WHEN, WHEN + timedelta(days=1))[-1] == by_ids[-1]

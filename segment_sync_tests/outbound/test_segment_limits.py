@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import random
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, Stream
-from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
+from segment_sync.outbound.replay import replay
+from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
+from segment_sync_tests.outbound.raw_rows import insert_raw
 from segment_sync_tests.outbound.syncs import outbound_sync
 
 SEGMENT_MAX_REQUEST_BYTES = 500_000
@@ -104,3 +108,38 @@ def test_every_request_the_standin_receives_is_at_most_500000_bytes_and_2500_mes
     assert all(r["messages"] <= SEGMENT_MAX_MESSAGES_PER_REQUEST for r in requests)
     assert counts.sent + counts.failed == count
     assert len(segment_standin.accepted_message_ids()) == counts.sent
+
+
+def test_a_message_that_grows_past_32768_bytes_when_re_serialised_is_refused_by_run_and_replay(
+    write_settings, segment_standin
+):
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    append_purchases(path, 10, padding=10)
+    # 30,000 bytes as stored; Segment reads each 1e5 as 100000.0: about 67,500 bytes.
+    grown = insert_raw(
+        store, loyalty_events, action="purchase", data='{"n":[' + "1e5," * 7_499 + "1e5]}"
+    )
+    append_purchases(path, 10, padding=10)
+    sync = outbound_sync(path)
+    try:
+        counts = sync.run(Stream.EVENTS, "run-limits").counts
+    except OutboundFailed as failed:
+        counts = failed.result.counts
+    assert (counts.sent, counts.failed) == (20, 1)
+    assert len(segment_standin.accepted_message_ids()) == 20
+    for message in segment_standin.messages:
+        assert len(orjson.dumps(message)) <= SEGMENT_MAX_MESSAGE_BYTES
+    assert all(r["status"] == 200 for r in batch_requests(segment_standin))
+
+    replay(sync, sync.settings.logs.dir, [Stream.EVENTS], "run-replay")
+    with connect(sync.settings.logs.dir) as con:
+        reasons = con.execute(
+            "SELECT run_id, error FROM outbound_messages WHERE source_id = ? ORDER BY run_id",
+            [grown],
+        ).fetchall()
+    assert [run_id for run_id, _ in reasons] == ["run-limits", "run-replay"]
+    (run_reason, replay_reason) = (reason for _, reason in reasons)
+    assert run_reason == replay_reason
+    assert run_reason.startswith(f"loyalty_events id {grown}: message is 30")
+    assert "once Segment re-serialises its numbers" in run_reason and "32768-byte" in run_reason

@@ -104,3 +104,50 @@ def test_timestamps_are_utc_with_milliseconds():
     assert (
         iso_timestamp(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "2026-01-02T03:04:05.006Z"
     )
+
+
+def stored(text: str) -> LoyaltyEvent:
+    """An event as read from the store: its data text goes out as stored."""
+    return event(data=orjson.loads(text), data_json=text)
+
+
+def padded_to(size: int) -> LoyaltyEvent:
+    """An event whose Track message is exactly `size` bytes."""
+    envelope = len(track_message(stored('{"pad":""}'), "customer_id", ALLOWED).body)
+    return stored('{"pad":"' + "x" * (size - envelope) + '"}')
+
+
+def test_a_message_of_32768_bytes_is_sent_and_one_of_32769_is_refused():
+    fits = track_message(padded_to(32_768), "customer_id", ALLOWED)
+    assert isinstance(fits, Message) and fits.size == 32_768
+    over = track_message(padded_to(32_769), "customer_id", ALLOWED)
+    assert isinstance(over, NotSent) and over.reason.startswith("message is 32769 bytes")
+
+
+def test_the_stored_data_is_sent_byte_for_byte():
+    text = '{"big":1E5, "zero":-0,"s":"\\u00e9"}'
+    message = track_message(stored(text), "customer_id", ALLOWED)
+    assert b'"properties":' + text.encode() + b',"timestamp"' in message.body
+
+
+def test_a_message_that_grows_past_32768_bytes_when_re_serialised_is_refused_with_both_sizes():
+    grown = track_message(stored('{"n":[' + "1e5," * 7_499 + "1e5]}"), "customer_id", ALLOWED)
+    assert isinstance(grown, NotSent) and grown.outcome == "failed"
+    assert grown.reason.startswith(f"message is {grown.size} bytes as sent but ")
+    again = int(grown.reason.split(" bytes as sent but ")[1].split()[0])
+    assert grown.size <= 32_768 < again
+
+
+def test_a_message_that_grows_but_stays_within_32768_bytes_is_sent():
+    message = track_message(stored('{"n":[' + "1e5," * 3_000 + "1e5]}"), "customer_id", ALLOWED)
+    assert isinstance(message, Message)
+    assert len(orjson.dumps(orjson.loads(message.body))) <= 32_768
+
+
+def test_a_message_nested_254_levels_is_sent_and_255_is_refused():
+    def nested(levels: int) -> LoyaltyEvent:  # the message object is one level, data the rest
+        return stored('{"a":' + "[" * (levels - 2) + "]" * (levels - 2) + "}")
+
+    assert isinstance(track_message(nested(254), "customer_id", ALLOWED), Message)
+    deep = track_message(nested(255), "customer_id", ALLOWED)
+    assert isinstance(deep, NotSent) and "nested more than 254 levels" in deep.reason
