@@ -82,6 +82,8 @@ def background(example: Example, cwd: Path, ports: dict[int, int]) -> Iterator[l
             if example.note in line:
                 break
         assert any(example.note in line for line in lines), "\n".join(lines)
+        # Keep reading, so a server that logs every request never blocks on a full pipe.
+        threading.Thread(target=lines.extend, args=(server.stdout,), daemon=True).start()
         yield lines
     finally:
         if server.poll() is None:
