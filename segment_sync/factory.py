@@ -20,6 +20,7 @@ from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.results import OutboundResult
+from segment_sync.outbound.route_filter import RouteFilter
 from segment_sync.outbound.shards import Shard
 from segment_sync.outbound.state import OutboundState, ProgressKey
 from segment_sync.outbound.sync import OutboundSync
@@ -96,6 +97,23 @@ def outbound_sync(
         redactor=Redactor([write_key, *settings.secrets()]),
         logs=logs or log_writer(settings),
         on_chunk=on_chunk,
+        route=route_filter(settings, store),
+    )
+
+
+def route_filter(settings: Settings, store: LoyaltyStore) -> RouteFilter | None:
+    """With several destinations, the filter keeping the rows routed to the settings' one
+    (`Settings.for_destination`); None for the single destination."""
+    outbound = settings.outbound
+    name = outbound.destination
+    if name is None or outbound.route_by is None:
+        return None
+    return RouteFilter(
+        store,
+        outbound.route_by,
+        name,
+        reports_unrouted=name == outbound.destinations[0].name,
+        event_sync=outbound.event_sync,
     )
 
 

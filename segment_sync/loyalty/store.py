@@ -243,6 +243,41 @@ class LoyaltyStore:
                             newest[external] = (seen, customer)
         return {external: customer for external, (_, customer) in newest.items()}
 
+    def attribute_history(
+        self, customer_ids: Collection[str], attribute: str
+    ) -> dict[str, list[tuple[datetime, int, object]]]:
+        """Each customer's values of one profile attribute: (occurred_at, profile change id,
+        value) of every profile change that carries it, oldest first (occurred_at, then id).
+
+        There is no customer table: the store knows a customer's attributes from their profile
+        changes. A change whose attributes or time do not read carries no value.
+        """
+        wanted = sorted({c for c in customer_ids if c})
+        # A cheap text filter first (a plain ASCII name is stored as itself); the JSON decides.
+        plain = attribute.isascii() and attribute.isprintable() and not set(attribute) & {'"', "\\"}
+        needle = f'%"{attribute}"%' if plain else "%"
+        history: dict[str, list[tuple[datetime, int, object]]] = {}
+        for start in range(0, len(wanted), _IDS_PER_QUERY):
+            chunk = wanted[start : start + _IDS_PER_QUERY]
+            marks = ", ".join([self._mark] * len(chunk))
+            sql = (
+                "SELECT customer_id, id, occurred_at, attributes FROM profile_changes "
+                f"WHERE customer_id IN ({marks}) AND attributes LIKE {self._mark} ORDER BY id"
+            )
+            for customer, row_id, when, text in stored_rows.fetch(
+                self.engine, sql, [*chunk, needle]
+            ):
+                try:
+                    attributes = orjson.loads(text)
+                    at = utc(when)
+                except (orjson.JSONDecodeError, TypeError, ValueError):
+                    continue
+                if isinstance(attributes, dict) and attribute in attributes:
+                    history.setdefault(customer, []).append((at, row_id, attributes[attribute]))
+        for values in history.values():
+            values.sort(key=lambda h: (h[0], h[1]))
+        return history
+
     def rows_between(
         self,
         stream: Stream,
