@@ -26,7 +26,7 @@ from segment_sync.outbound.state import OutboundState, ProgressKey
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import SegmentClient
-from segment_sync.settings import Settings
+from segment_sync.settings import Settings, SettingsError
 
 
 def log_writer(settings: Settings) -> LogWriter:
@@ -45,9 +45,26 @@ def outbound_state(
 
     `shard` default: every shard of `outbound.shards` at once (one, unsharded, by default).
     """
+    one_destination(settings)
     source = store_url or settings.loyalty_store.url
     key = ProgressKey.of(source, settings.outbound.endpoint, write_key)
     return OutboundState(settings.outbound.state_url, key, shard or all_shards(settings))
+
+
+def one_destination(settings: Settings) -> None:
+    """With `outbound.destinations`, everything that sends or keeps progress serves one of them
+    (`Settings.for_destination`): the outbound section's own region and key are none of them,
+    and sending every customer there would break data residency."""
+    outbound = settings.outbound
+    if outbound.destinations and outbound.destination is None:
+        names = ", ".join(d.name for d in outbound.destinations)
+        raise SettingsError(
+            [
+                "outbound.destinations: this command sends to one Segment destination and does "
+                f"not choose among {names}; run it per destination (e.g. --destination "
+                f"{outbound.destinations[0].name}) or see docs/regions.md for what is routed"
+            ]
+        )
 
 
 def all_shards(settings: Settings) -> Shard:
@@ -60,6 +77,7 @@ def segment_client_factory(
     settings: Settings, write_key: str, *, backoff_base_s: float = 0.5
 ) -> Callable[[], SegmentClient]:
     """A new client per run, as an httpx pool belongs to one event loop."""
+    one_destination(settings)
     outbound = settings.outbound
 
     def client() -> SegmentClient:
@@ -97,23 +115,7 @@ def outbound_sync(
         redactor=Redactor([write_key, *settings.secrets()]),
         logs=logs or log_writer(settings),
         on_chunk=on_chunk,
-        route=route_filter(settings, store),
-    )
-
-
-def route_filter(settings: Settings, store: LoyaltyStore) -> RouteFilter | None:
-    """With several destinations, the filter keeping the rows routed to the settings' one
-    (`Settings.for_destination`); None for the single destination."""
-    outbound = settings.outbound
-    name = outbound.destination
-    if name is None or outbound.route_by is None:
-        return None
-    return RouteFilter(
-        store,
-        outbound.route_by,
-        name,
-        reports_unrouted=name == outbound.destinations[0].name,
-        event_sync=outbound.event_sync,
+        route=RouteFilter.of(settings, store),
     )
 
 

@@ -161,10 +161,13 @@ def run_manual_resend(
     verdict: list[RunReport] = []
 
     def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
-        write_key = settings.write_key()
-        redactor.add(write_key)
-        sync = factory.outbound_sync(settings, write_key, logs)
-        done.extend(resend_enabled(sync, streams, resend))
+        # With several destinations, each resends the rows routed to it (send_rows routes).
+        served = [settings.for_destination(d) for d in settings.destination_names()]
+        keys = [one.write_key() for one in served]
+        for key in keys:
+            redactor.add(key)
+        for one, key in zip(served, keys, strict=True):
+            done.extend(resend_enabled(factory.outbound_sync(one, key, logs), streams, resend))
         results = [r for d in done for r in d.results]
         _judge(results, settings, record, redactor, verdict)
 

@@ -22,6 +22,7 @@ from segment_sync.loyalty.stored_rows import utc
 from segment_sync.outbound.build import EVENT_TYPES, unbuilt_message_id
 from segment_sync.outbound.routing import Route, routes
 from segment_sync.segment.messages import NotSent
+from segment_sync.settings import Settings
 
 R = TypeVar("R")
 _TABLES = {Stream.EVENTS: "loyalty_events", Stream.PROFILES: "profile_changes"}
@@ -58,6 +59,22 @@ class RouteFilter:
         self.store, self.rule, self.destination = store, rule, destination
         self.reports_unrouted = reports_unrouted
         self._allowed = frozenset(event_sync)
+
+    @classmethod
+    def of(cls, settings: Settings, store: LoyaltyStore) -> RouteFilter | None:
+        """The filter of the destination the settings serve (`Settings.for_destination`);
+        None for the single destination."""
+        outbound = settings.outbound
+        name = outbound.destination
+        if name is None or outbound.route_by is None:
+            return None
+        return cls(
+            store,
+            outbound.route_by,
+            name,
+            reports_unrouted=name == outbound.destinations[0].name,
+            event_sync=outbound.event_sync,
+        )
 
     def _routes(self, stream: Stream, customers: list, times: list, ids: list) -> list[Route]:
         histories = self.store.attribute_history(

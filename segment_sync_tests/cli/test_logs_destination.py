@@ -44,3 +44,20 @@ def test_destination_is_a_filter_field_in_the_manuals_wording(routed_logs):
     found = rows("--filter", "Destination is US and Event type is track")
     assert found and {(r["destination"], r["event_type"]) for r in found} == {("us", "track")}
     assert rows("--filter", "Destination is not in eu, us") == []
+
+
+def test_resync_resends_each_customers_rows_to_their_own_destination(write_settings, monkeypatch):
+    with two_regions(monkeypatch) as regions:
+        settings = load_settings(routed_settings(write_settings, regions))
+        seed(settings, {"anna": "DE", "bob": "US"}, events_each=2)
+        assert run_manual_outbound(settings, "all", "run-first", echo=lambda _: None)
+        regions.eu.reset()
+        regions.us.reset()
+
+        result = CliRunner().invoke(main, ["resync", "outbound", "--since", "1h"])
+
+        assert result.exit_code == 0, result.output
+        assert {m["userId"] for m in regions.eu.messages} == {"anna"}
+        assert {m["userId"] for m in regions.us.messages} == {"bob"}
+        assert len(regions.eu.messages) == len(regions.us.messages) == 3
+        assert "resync events@eu: found" in result.output
