@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from segment_sync.setting_values import HttpUrl, env_name
+from segment_sync.setting_values import HttpUrl, env_name, optional_env_name
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -28,8 +28,12 @@ class DestinationSettings(_Section):
     region: Literal["us", "eu"]
     write_key_env: str
     base_url: HttpUrl | None = None  # a stand-in in tests; null: the region's Segment endpoint
+    # This destination's workspace's Public API token (settings check --connect); null: the
+    # outbound section's public_api_token_env.
+    public_api_token_env: str | None = None
 
     _check_env = field_validator("write_key_env")(env_name)
+    _check_token_env = field_validator("public_api_token_env")(optional_env_name)
 
     @field_validator("name")
     @classmethod

@@ -378,8 +378,14 @@ class Settings(_Section):
                 [f"no destination {name!r} in outbound.destinations (configured: {known})"]
             )
         d = chosen[0]
+        token_env = d.public_api_token_env or self.outbound.public_api_token_env
         outbound = self.outbound.model_copy(
-            update={"region": d.region, "write_key_env": d.write_key_env, "base_url": d.base_url}
+            update={
+                "region": d.region,
+                "write_key_env": d.write_key_env,
+                "base_url": d.base_url,
+                "public_api_token_env": token_env,
+            }
         )
         outbound._serving = name
         return self.model_copy(update={"outbound": outbound})
@@ -434,6 +440,7 @@ class Settings(_Section):
         names = [
             self.outbound.write_key_env,
             *(d.write_key_env for d in self.outbound.destinations),
+            *(d.public_api_token_env for d in self.outbound.destinations),
             self.outbound.public_api_token_env,
             self.inbound.api_key_env,
             self.inbound.api_secret_env,
