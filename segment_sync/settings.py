@@ -115,7 +115,12 @@ class OutboundSettings(_Section):
                 )
             return self
         problems = destination_problems(self.destinations, self.route_by)
-        own = {"region", "write_key_env", "base_url"} & self.model_fields_set
+        fields = type(self).model_fields
+        own = {
+            key
+            for key in ("region", "write_key_env", "base_url")
+            if key in self.model_fields_set and getattr(self, key) != fields[key].default
+        }
         if own and self._serving is None:
             problems.append(
                 f"outbound.{', outbound.'.join(sorted(own))}: with outbound.destinations each "

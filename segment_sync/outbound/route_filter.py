@@ -20,11 +20,12 @@ from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.loyalty.stored_rows import utc
 from segment_sync.outbound.build import EVENT_TYPES, unbuilt_message_id
-from segment_sync.outbound.routing import Route, routes
+from segment_sync.outbound.routing import History, Route, routes
 from segment_sync.segment.messages import NotSent
 from segment_sync.settings import Settings
 
 R = TypeVar("R")
+_MAX_CACHED_CUSTOMERS = 500_000  # past this, histories are read again (memory stays bounded)
 _TABLES = {Stream.EVENTS: "loyalty_events", Stream.PROFILES: "profile_changes"}
 
 
@@ -59,6 +60,10 @@ class RouteFilter:
         self.store, self.rule, self.destination = store, rule, destination
         self.reports_unrouted = reports_unrouted
         self._allowed = frozenset(event_sync)
+        # Per run (a RouteFilter lives as long as its sync): customer -> routing history, and
+        # the profile change id up to which every cached history is complete.
+        self._history: dict[str, History] = {}
+        self._loaded_upto = 0
 
     @classmethod
     def of(cls, settings: Settings, store: LoyaltyStore) -> RouteFilter | None:
@@ -77,10 +82,32 @@ class RouteFilter:
         )
 
     def _routes(self, stream: Stream, customers: list, times: list, ids: list) -> list[Route]:
-        histories = self.store.attribute_history(
-            [c for c in customers if isinstance(c, str)], self.rule.attribute
-        )
+        histories = self._histories({c for c in customers if isinstance(c, str)})
         return routes(self.rule, histories, stream, customers, times, ids)
+
+    def _histories(self, customers: set[str]) -> dict[str, History]:
+        """The routing histories of these customers, complete up to the store's safe newest
+        profile change: read once per customer per run, then only the changes since."""
+        store, attribute = self.store, self.rule.attribute
+        upto = store.max_id(Stream.PROFILES, floor=self._loaded_upto)
+        if len(self._history) > _MAX_CACHED_CUSTOMERS:
+            self._history.clear()
+        if upto > self._loaded_upto and self._history:
+            newer = store.attribute_history(
+                None, attribute, after_id=self._loaded_upto, upto_id=upto
+            )
+            for customer, entries in newer.items():
+                if customer in self._history:
+                    merged = self._history[customer] + entries
+                    merged.sort(key=lambda h: (h[0], h[1]))
+                    self._history[customer] = merged
+        missing = [c for c in customers if c not in self._history]
+        if missing:
+            fetched = store.attribute_history(missing, attribute, upto_id=upto)
+            for customer in missing:
+                self._history[customer] = fetched.get(customer, [])
+        self._loaded_upto = upto
+        return self._history
 
     def _would_send(self, stream: Stream, action: object, origin: object) -> bool:
         if origin == ORIGIN_SEGMENT:

@@ -123,3 +123,19 @@ def test_a_move_after_the_old_destination_sent_sends_nothing_twice(write_setting
     us_ids = {m["messageId"] for m in regions.us.messages}
     assert len(eu_ids) == 3 and len(us_ids) == 2 and not eu_ids & us_ids
     assert regions.eu.stats()["duplicate_message_ids"] == 0
+
+
+def test_a_run_that_goes_on_sees_a_move_made_while_it_runs(write_settings, regions):
+    from segment_sync.loyalty.records import Stream
+    from segment_sync.outbound.route_filter import RouteFilter
+
+    settings = load_settings(routed_settings(write_settings, regions))
+    seed(settings, {"anna": "DE"}, events_each=1)
+    store = LoyaltyStore(settings.loyalty_store.url)
+    us = RouteFilter.of(settings.for_destination("us"), store)  # one filter, as in a follow run
+    assert us.records(store.events_after(0, 10**9, 100), Stream.EVENTS) == ([], [])
+
+    _move(settings, "anna", "US")  # the move and a later event commit while the run goes on
+
+    kept, _ = us.records(store.events_after(0, 10**9, 100), Stream.EVENTS)
+    assert [e.data for e in kept] == [{"after_move": True}]
