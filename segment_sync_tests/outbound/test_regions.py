@@ -139,3 +139,21 @@ def test_a_run_that_goes_on_sees_a_move_made_while_it_runs(write_settings, regio
 
     kept, _ = us.records(store.events_after(0, 10**9, 100), Stream.EVENTS)
     assert [e.data for e in kept] == [{"after_move": True}]
+
+
+def test_customers_are_routed_from_a_postgresql_store(write_settings, regions, pg_url):
+    path = routed_settings(write_settings, regions)
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    data["loyalty_store"]["url"] = pg_url
+    path.write_text(yaml.safe_dump(data))
+    settings = load_settings(path)
+    seed(settings, {"anna": "DE", "bob": "US"}, events_each=2)
+    _move(settings, "anna", "US")
+
+    assert run_manual_outbound(settings, "all", "run-pg", echo=lambda _: None)
+
+    assert _kinds(users(regions.eu)["anna"]) == ["identify", "track", "track"]
+    assert _kinds(users(regions.us)["anna"]) == ["identify", "track"]
+    assert _kinds(users(regions.us)["bob"]) == ["identify", "track", "track"]
