@@ -60,9 +60,9 @@ def one_destination(settings: Settings) -> None:
         names = ", ".join(d.name for d in outbound.destinations)
         raise SettingsError(
             [
-                "outbound.destinations: this command sends to one Segment destination and does "
-                f"not choose among {names}; run it per destination (e.g. --destination "
-                f"{outbound.destinations[0].name}) or see docs/regions.md for what is routed"
+                "outbound.destinations: this command serves one Segment destination and does "
+                f"not route customers among {names} (yet); nothing was sent. See "
+                "docs/regions.md for the commands and jobs that route"
             ]
         )
 

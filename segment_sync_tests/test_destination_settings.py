@@ -78,3 +78,18 @@ def test_an_unknown_destination_is_a_clear_error():
         SettingsError, match=r"no destination 'ap' in outbound.destinations \(configured: eu, us\)"
     ):
         settings.for_destination("ap")
+
+
+def test_outbound_is_off_while_a_destinations_write_key_is_unset(monkeypatch):
+    from segment_sync.directions import missing_secrets, outbound_off
+
+    monkeypatch.setenv("SEGMENT_WRITE_KEY_EU", "k1")
+    monkeypatch.delenv("SEGMENT_WRITE_KEY_US", raising=False)
+    settings = outbound(destinations=[EU, US], route_by=ROUTE)
+    assert "SEGMENT_WRITE_KEY_US (outbound.destinations[us].write_key_env)" in outbound_off(
+        settings
+    )
+    assert "SEGMENT_WRITE_KEY_US (outbound.destinations[us].write_key_env)" in missing_secrets(
+        settings
+    )
+    assert not any("SEGMENT_WRITE_KEY_EU" in m for m in missing_secrets(settings))

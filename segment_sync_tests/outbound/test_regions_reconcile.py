@@ -75,6 +75,6 @@ def test_a_command_that_does_not_choose_a_destination_refuses_routed_settings(
     write_settings, regions
 ):
     settings = load_settings(routed_settings(write_settings, regions))
-    with pytest.raises(SettingsError, match="does not choose among eu, us"):
+    with pytest.raises(SettingsError, match="does not route customers among eu, us"):
         factory.outbound_sync(settings, US_KEY, LogWriter(settings.logs.dir))
     assert regions.eu.accepted_message_ids() == regions.us.accepted_message_ids() == []
