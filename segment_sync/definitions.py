@@ -7,6 +7,13 @@ import dagster as dg
 from segment_sync.defs.alerts import build_alert_sensors
 from segment_sync.defs.assets import LOG_TABLE_SPECS, source_specs
 from segment_sync.defs.checks import LOG_CHECKS, log_checks_job, log_checks_schedule
+from segment_sync.defs.destinations import (
+    build_destination_sensors,
+    build_destinations_asset,
+    build_destinations_job,
+    destination_resources,
+    log_table_specs,
+)
 from segment_sync.defs.executors import build_executor
 from segment_sync.defs.inbound import (
     inbound_buffer_sensor,
@@ -44,19 +51,30 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     shards = settings.outbound.shards
-    outbound_job = build_outbound_job(shards)
+    if settings.outbound.destinations:  # several Segment destinations: defs/destinations.py
+        outbound_job = build_destinations_job(settings)
+        outbound_asset = build_destinations_asset(settings)
+        outbound_sensors = build_destination_sensors(settings, outbound_job)
+        segment_resources = destination_resources(settings)
+        log_tables = log_table_specs(settings, LOG_TABLE_SPECS)
+    else:
+        outbound_job = build_outbound_job(shards)
+        outbound_asset = build_outbound_asset(shards)
+        outbound_sensors = build_outbound_sensors(outbound_job)
+        segment_resources = {}
+        log_tables = LOG_TABLE_SPECS
     sync_jobs = [outbound_job, *OTHER_SYNC_JOBS]
     return dg.Definitions(
         assets=[
             *source_specs(settings.loyalty_store.url),
-            build_outbound_asset(shards),
+            outbound_asset,
             ingest_inbound_buffer,
-            *LOG_TABLE_SPECS,
+            *log_tables,
         ],
         asset_checks=LOG_CHECKS,
         jobs=[*sync_jobs, log_checks_job, inbound_replay_job, mappings_preview_job],
         sensors=[
-            *build_outbound_sensors(outbound_job),
+            *outbound_sensors,
             inbound_buffer_sensor,
             build_run_failure_sensor(sync_jobs),
             *build_alert_sensors(sync_jobs, LOG_CHECKS),
@@ -66,6 +84,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
         resources={
             "settings": SettingsResource(path=str(file)),
             "segment": SegmentResource(write_key=dg.EnvVar(settings.outbound.write_key_env)),
+            **segment_resources,
             "antavo": AntavoResource(
                 api_key=dg.EnvVar(settings.inbound.api_key_env),
                 api_secret=dg.EnvVar(settings.inbound.api_secret_env),

@@ -32,11 +32,21 @@ def _unset_reason(env: str, key: str, value: str = "<secret>") -> str:
     return f"environment variable {env} ({key}) is not set; export {env}={value} to turn it on"
 
 
+def _write_keys(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, settings key) of every destination's write key."""
+    destinations = settings.outbound.destinations
+    if not destinations:
+        return [(settings.outbound.write_key_env, "outbound.write_key_env")]
+    return [
+        (d.write_key_env, f"outbound.destinations[{d.name}].write_key_env") for d in destinations
+    ]
+
+
 def outbound_off(settings: Settings) -> str | None:
-    """Why outbound is off (no write key in the environment), or None when it is on."""
-    env = settings.outbound.write_key_env
-    if _unset(env):
-        return f"outbound is off: {_unset_reason(env, 'outbound.write_key_env')}"
+    """Why outbound is off (a write key not in the environment), or None when it is on."""
+    for env, key in _write_keys(settings):
+        if _unset(env):
+            return f"outbound is off: {_unset_reason(env, key)}"
     return None
 
 
@@ -94,7 +104,7 @@ def mappings_off(settings: Settings) -> str | None:
 def missing_secrets(settings: Settings) -> list[str]:
     """`VAR (settings.key)` for every secret variable that is not set (names only)."""
     names = [
-        (settings.outbound.write_key_env, "outbound.write_key_env"),
+        *_write_keys(settings),
         (settings.inbound.api_key_env, "inbound.api_key_env"),
         (settings.inbound.api_secret_env, "inbound.api_secret_env"),
         (settings.inbound.webhook_secret_env, "inbound.webhook_secret_env"),

@@ -31,6 +31,7 @@ def outbound_dry_run(settings: Settings, streams: list[Stream]) -> OutboundDryRu
     It sends nothing, so it needs no write key: without one, the progress read is every
     progress kept for this store and endpoint (see keyless_progress.py), and a note says so.
     """
+    factory.one_destination(settings)  # a dry run does not route customers (yet)
     write_key = os.environ.get(settings.outbound.write_key_env)  # progress is keyed by it
     redactor = Redactor([write_key, *settings.secrets()])
     store = factory.loyalty_store(settings)

@@ -20,12 +20,13 @@ from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.results import OutboundResult
+from segment_sync.outbound.route_filter import RouteFilter
 from segment_sync.outbound.shards import Shard
 from segment_sync.outbound.state import OutboundState, ProgressKey
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import SegmentClient
-from segment_sync.settings import Settings
+from segment_sync.settings import Settings, SettingsError
 
 
 def log_writer(settings: Settings) -> LogWriter:
@@ -44,9 +45,26 @@ def outbound_state(
 
     `shard` default: every shard of `outbound.shards` at once (one, unsharded, by default).
     """
+    one_destination(settings)
     source = store_url or settings.loyalty_store.url
     key = ProgressKey.of(source, settings.outbound.endpoint, write_key)
     return OutboundState(settings.outbound.state_url, key, shard or all_shards(settings))
+
+
+def one_destination(settings: Settings) -> None:
+    """With `outbound.destinations`, everything that sends or keeps progress serves one of them
+    (`Settings.for_destination`): the outbound section's own region and key are none of them,
+    and sending every customer there would break data residency."""
+    outbound = settings.outbound
+    if outbound.destinations and outbound.destination is None:
+        names = ", ".join(d.name for d in outbound.destinations)
+        raise SettingsError(
+            [
+                "outbound.destinations: this command serves one Segment destination and does "
+                f"not route customers among {names} (yet); nothing was sent. See "
+                "docs/deploying/regions.md for the commands and jobs that route"
+            ]
+        )
 
 
 def all_shards(settings: Settings) -> Shard:
@@ -59,6 +77,7 @@ def segment_client_factory(
     settings: Settings, write_key: str, *, backoff_base_s: float = 0.5
 ) -> Callable[[], SegmentClient]:
     """A new client per run, as an httpx pool belongs to one event loop."""
+    one_destination(settings)
     outbound = settings.outbound
 
     def client() -> SegmentClient:
@@ -96,6 +115,7 @@ def outbound_sync(
         redactor=Redactor([write_key, *settings.secrets()]),
         logs=logs or log_writer(settings),
         on_chunk=on_chunk,
+        route=RouteFilter.of(settings, store),
     )
 
 

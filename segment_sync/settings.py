@@ -9,9 +9,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from segment_sync.db import SQLITE_FIX, resolve_sqlite_url, sqlite_file_problem
+from segment_sync.destination_settings import (
+    DestinationSettings,
+    RouteBySettings,
+    destination_problems,
+)
 from segment_sync.inbound.mapping.actions import ACTIONS, Mapping
 from segment_sync.redaction import SecretUrl
 from segment_sync.setting_values import (
@@ -84,8 +97,44 @@ class OutboundSettings(_Section):
     public_api_token_env: str | None = None
     # The Public API stand-in in tests: "{region}" stands for us or eu; null in production.
     public_api_base_url: HttpUrl | None = None
+    # Several Segment destinations, a customer's chosen by route_by (destination_settings.py).
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+    route_by: RouteBySettings | None = None
+    # Set by Settings.for_destination: the destination this copy of the settings sends to.
+    _serving: str | None = PrivateAttr(default=None)
 
     _check_env = field_validator("write_key_env")(env_name)
+
+    @model_validator(mode="after")
+    def _routable(self) -> OutboundSettings:
+        if not self.destinations:
+            if self.route_by is not None:
+                raise ValueError(
+                    "outbound.route_by needs outbound.destinations (the Segment destinations "
+                    "to route to); remove route_by for a single destination"
+                )
+            return self
+        problems = destination_problems(self.destinations, self.route_by)
+        fields = type(self).model_fields
+        own = {
+            key
+            for key in ("region", "write_key_env", "base_url")
+            if key in self.model_fields_set and getattr(self, key) != fields[key].default
+        }
+        if own and self._serving is None:
+            problems.append(
+                f"outbound.{', outbound.'.join(sorted(own))}: with outbound.destinations each "
+                "destination has its own region, write_key_env and base_url; move them there"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def destination(self) -> str | None:
+        """The name of the destination these settings send to; None: the single destination."""
+        return self._serving
+
     _check_token_env = field_validator("public_api_token_env")(optional_env_name)
 
     @field_validator("public_api_base_url")
@@ -314,7 +363,37 @@ class Settings(_Section):
 
     def write_key(self) -> str:
         """The Segment write key from the environment; a clear error names the variable if unset."""
-        return _read_secret(self.outbound.write_key_env, "outbound.write_key_env")
+        name = self.outbound.destination
+        key = "outbound.write_key_env" if name is None else f"outbound.destinations[{name}]"
+        return _read_secret(self.outbound.write_key_env, key)
+
+    def destination_names(self) -> list[str | None]:
+        """Every destination's name in the order configured; [None]: the single destination."""
+        return [d.name for d in self.outbound.destinations] or [None]
+
+    def for_destination(self, name: str | None) -> Settings:
+        """These settings as seen by one destination: its region, write key and base URL in
+        the outbound section's own keys, so everything built from them sends there."""
+        if name is None:
+            return self
+        chosen = [d for d in self.outbound.destinations if d.name == name]
+        if not chosen:
+            known = ", ".join(d.name for d in self.outbound.destinations) or "none"
+            raise SettingsError(
+                [f"no destination {name!r} in outbound.destinations (configured: {known})"]
+            )
+        d = chosen[0]
+        token_env = d.public_api_token_env or self.outbound.public_api_token_env
+        outbound = self.outbound.model_copy(
+            update={
+                "region": d.region,
+                "write_key_env": d.write_key_env,
+                "base_url": d.base_url,
+                "public_api_token_env": token_env,
+            }
+        )
+        outbound._serving = name
+        return self.model_copy(update={"outbound": outbound})
 
     def antavo_credentials(self) -> tuple[str, str]:
         """(API key, API secret) from the environment; a key Escher cannot use is a clear error."""
@@ -365,6 +444,8 @@ class Settings(_Section):
         """Every environment variable named here that holds a secret (for redaction)."""
         names = [
             self.outbound.write_key_env,
+            *(d.write_key_env for d in self.outbound.destinations),
+            *(d.public_api_token_env for d in self.outbound.destinations),
             self.outbound.public_api_token_env,
             self.inbound.api_key_env,
             self.inbound.api_secret_env,
@@ -409,6 +490,10 @@ def _urls_in(model: BaseModel, prefix: str) -> Iterator[tuple[str, SecretUrl]]:
             yield f"{prefix}{name}", value
         elif isinstance(value, BaseModel):
             yield from _urls_in(value, f"{prefix}{name}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _urls_in(item, f"{prefix}{name}[{i}].")
 
 
 def _read_secret(env_name: str, key: str) -> str:

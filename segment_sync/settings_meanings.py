@@ -18,6 +18,8 @@ SECTIONS = {
     "([what an inbound run guarantees](operations/inbound.md)).",
     "inbound.mappings[]": "One Antavo (Actions) mapping: which Segment events (trigger) become "
     "which Antavo event. None is active unless listed (Segment's destination ships no presets).",
+    "outbound.destinations[]": "One Segment source a routed customer's messages go to "
+    "([regions](deploying/regions.md)).",
     "maintenance": "Log compaction and the outbound reconciliation (retention is "
     "`logs.retention_days`).",
     "maintenance.checks": "Thresholds of the asset checks on the log tables "
@@ -37,6 +39,23 @@ MEANINGS = {
     "`postgresql://...`.",
     # outbound
     "outbound.write_key_env": "Environment variable holding the Antavo source's write key.",
+    "outbound.destinations": "Several Segment sources, one per region (data residency); empty: "
+    "the outbound section's own `region` and `write_key_env` are the one destination, as "
+    "before. Needs `outbound.route_by` ([regions](deploying/regions.md)).",
+    "outbound.destinations[].name": "The destination's name in log rows (`destination`), "
+    "`run outbound --destination` and its Dagster assets (`segment_track_calls_NAME`).",
+    "outbound.destinations[].region": "`us` or `eu`: the region of this source's workspace.",
+    "outbound.destinations[].write_key_env": "Environment variable holding this source's write "
+    "key.",
+    "outbound.destinations[].base_url": "Override the endpoint (a stand-in); `null`: the "
+    "region's Segment endpoint.",
+    "outbound.destinations[].public_api_token_env": "Environment variable with a Public API "
+    "token of this destination's workspace, for `settings check --connect`; `null`: "
+    "`outbound.public_api_token_env`.",
+    "outbound.route_by": "Which customer attribute picks a customer's destination: "
+    "`{attribute: country, map: {DE: eu, US: us}, default: null}`. The value is the customer's "
+    "newest profile change carrying the attribute up to each row; a customer with no mapped "
+    "value fails with a reason unless `default` names a destination.",
     "outbound.region": "`us` (api.segment.io) or `eu` (events.eu1.segmentapis.com); must match "
     "the workspace.",
     "outbound.base_url": "Override the endpoint (the stand-in); `null` in production.",

@@ -6,6 +6,7 @@ Imported only when --connect is given, so `settings check` alone stays offline a
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from segment_sync.antavo.credentials_check import ANTAVO, check_credentials
 from segment_sync.check_results import CheckResult, Outcome
@@ -16,15 +17,26 @@ TIMEOUT_S = 10.0
 
 
 async def connect_checks(settings: Settings) -> list[CheckResult]:
-    """Every check --connect makes: the Segment destination, then Antavo."""
-    outbound = settings.outbound
-    results = await check_destination(
-        SegmentDestination.from_outbound(outbound),
-        public_api_base_url=outbound.public_api_base_url,
-        timeout_s=TIMEOUT_S,
-    )
+    """Every check --connect makes: each Segment destination, then Antavo."""
+    results: list[CheckResult] = []
+    for name in settings.destination_names():
+        outbound = settings.for_destination(name).outbound
+        found = await check_destination(
+            SegmentDestination.from_outbound(outbound),
+            public_api_base_url=outbound.public_api_base_url,
+            timeout_s=TIMEOUT_S,
+        )
+        results += found if name is None else [_of_destination(r, name) for r in found]
     results.append(await _antavo(settings))
     return results
+
+
+def _of_destination(result: CheckResult, name: str) -> CheckResult:
+    """A destination's result, named for it, its settings' keys as they are written."""
+    text = result.text
+    for key in ("region", "write_key_env", "public_api_token_env"):
+        text = text.replace(f"outbound.{key}", f"outbound.destinations[{name}].{key}")
+    return replace(result, name=f"{result.name} ({name})", text=text)
 
 
 async def _antavo(settings: Settings) -> CheckResult:

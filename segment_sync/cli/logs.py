@@ -104,12 +104,22 @@ def _list_options(log: LogName) -> Callable[[Callable[..., None]], Callable[...,
 def _list_command(direction: LogName) -> click.Command:
     """`logs outbound` / `logs inbound`: the same options, one direction's log and words."""
 
-    @logs.command(direction, help=LOG_HELP[direction])
-    @_list_options(direction)
     def command(**options: Any) -> None:
+        destination = options.pop("destination", None)
+        if destination:  # the filter's own field: `Destination is eu`
+            quoted = destination.replace("\\", "\\\\").replace('"', '\\"')
+            wanted = f'Destination is "{quoted}"'
+            text = options["filter_text"].strip()
+            options["filter_text"] = f"{text} and {wanted}" if text else wanted
         _list(direction, **options)
 
-    return command
+    if direction == "outbound":
+        command = click.option(
+            "--destination",
+            default=None,
+            help="Only requests to this one of outbound.destinations (by name).",
+        )(command)
+    return logs.command(direction, help=LOG_HELP[direction])(_list_options(direction)(command))
 
 
 logs_outbound = _list_command("outbound")

@@ -24,9 +24,10 @@ from segment_sync.settings import Settings
 
 
 def summary_lines(results: list[OutboundResult]) -> list[str]:
-    """The run summary: one line per stream, then the totals."""
+    """The run summary: one line per stream (and destination), then the totals."""
+    w = 9 if all(r.destination is None for r in results) else 12  # `events@eu` is wider
     lines = [
-        f"{'stream':<9} {'read':>8} {'sent':>8} {'failed':>7} {'skipped':>8} {'pending':>8} "
+        f"{'stream':<{w}} {'read':>8} {'sent':>8} {'failed':>7} {'skipped':>8} {'pending':>8} "
         f"{'filtered':>9} {'requests':>9} {'retries':>8} {'MB':>7}  delivered up to"
     ]
     total = OutboundCounts()
@@ -34,13 +35,13 @@ def summary_lines(results: list[OutboundResult]) -> list[str]:
         c = r.counts
         total.add(c)
         lines.append(
-            f"{r.stream.value:<9} {c.rows_read:>8} {c.sent:>8} {c.failed:>7} {c.skipped:>8} "
+            f"{r.label:<{w}} {c.rows_read:>8} {c.sent:>8} {c.failed:>7} {c.skipped:>8} "
             f"{c.pending:>8} {c.not_allow_listed:>9} {c.requests:>9} {c.retries:>8} "
             f"{c.bytes / 1e6:>7.2f}  id {r.watermark_after} of {r.upto}"
         )
     if len(results) > 1:
         lines.append(
-            f"{'total':<9} {total.rows_read:>8} {total.sent:>8} {total.failed:>7} {total.skipped:>8} "
+            f"{'total':<{w}} {total.rows_read:>8} {total.sent:>8} {total.failed:>7} {total.skipped:>8} "
             f"{total.pending:>8} {total.not_allow_listed:>9} {total.requests:>9} {total.retries:>8} "
             f"{total.bytes / 1e6:>7.2f}"
         )
@@ -87,19 +88,24 @@ def run_manual_outbound(
     follow_s: float = 0.0,
     upto: int | None = None,
     shard: int | None = None,
+    destination: str | None = None,
 ) -> bool:
     """Sync `stream` (events, profiles or all); prints a summary; True when everything was
     delivered (nothing failed, nothing stayed pending). A stream that is off is not run.
     With `follow_s`, each stream keeps sending as rows commit (both streams at once).
-    With `outbound.shards` > 1, every shard in turn (followed at once), or only `shard`."""
+    With `outbound.shards` > 1, every shard in turn (followed at once), or only `shard`.
+    With `outbound.destinations`, every destination in turn, or only `destination`."""
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
     results: list[OutboundResult] = []
     notes: list[str] = []
     verdict: list[RunReport] = []
 
     def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
-        write_key = settings.write_key()
-        redactor.add(write_key)
+        names = settings.destination_names() if destination is None else [destination]
+        served = [settings.for_destination(d) for d in names]
+        keys = [one.write_key() for one in served]  # every variable checked before anything goes
+        for key in keys:
+            redactor.add(key)
         enabled = []
         for s in streams:
             off = allow_list_off(settings, s)
@@ -111,7 +117,11 @@ def run_manual_outbound(
             raise RuntimeError("nothing to run: " + "; ".join(notes))
         everyone = factory.all_shards(settings)
         shards = everyone.members() if shard is None else [Shard(everyone.count, shard)]
-        syncs = [factory.outbound_sync(settings, write_key, logs, shard=s) for s in shards]
+        syncs = [
+            factory.outbound_sync(one, key, logs, shard=s)
+            for one, key in zip(served, keys, strict=True)
+            for s in shards
+        ]
         jobs = [(sync, s) for s in enabled for sync in syncs]
 
         def one(job: tuple[OutboundSync, Stream]) -> OutboundResult:
@@ -151,10 +161,13 @@ def run_manual_resend(
     verdict: list[RunReport] = []
 
     def work(logs: LogWriter, record: RunRecord, redactor: Redactor) -> None:
-        write_key = settings.write_key()
-        redactor.add(write_key)
-        sync = factory.outbound_sync(settings, write_key, logs)
-        done.extend(resend_enabled(sync, streams, resend))
+        # With several destinations, each resends the rows routed to it (send_rows routes).
+        served = [settings.for_destination(d) for d in settings.destination_names()]
+        keys = [one.write_key() for one in served]
+        for key in keys:
+            redactor.add(key)
+        for one, key in zip(served, keys, strict=True):
+            done.extend(resend_enabled(factory.outbound_sync(one, key, logs), streams, resend))
         results = [r for d in done for r in d.results]
         _judge(results, settings, record, redactor, verdict)
 

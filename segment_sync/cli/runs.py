@@ -43,6 +43,11 @@ def run() -> None:
     default=None,
     help="Only this shard (0 to outbound.shards - 1); default every shard in turn.",
 )
+@click.option(
+    "--destination",
+    default=None,
+    help="Only this one of outbound.destinations (by name); default every destination.",
+)
 def run_outbound(
     settings_file: str | None,
     stream: str,
@@ -50,6 +55,7 @@ def run_outbound(
     dry_run: bool,
     upto: int | None,
     shard: int | None,
+    destination: str | None,
 ) -> None:
     """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
     from segment_sync.cli.outbound_runs import dry_run_outbound, run_manual_outbound
@@ -60,6 +66,13 @@ def run_outbound(
         raise click.BadParameter(
             f"outbound.shards is {loaded.outbound.shards}: use 0 to {loaded.outbound.shards - 1}",
             param_hint="--shard",
+        )
+    names = loaded.destination_names()
+    if destination is not None and destination not in names:
+        known = ", ".join(n for n in names if n) or "none: the settings have one destination"
+        raise click.BadParameter(
+            f"no destination {destination!r} in outbound.destinations ({known})",
+            param_hint="--destination",
         )
     if follow and upto is not None:
         raise click.BadParameter("--upto ends the run at a row; --follow keeps it going: pick one")
@@ -77,6 +90,7 @@ def run_outbound(
         follow_s=loaded.outbound.follow_s if follow else 0.0,
         upto=upto,
         shard=shard,
+        destination=destination,
     )
     sys.exit(0 if ok else 1)
 

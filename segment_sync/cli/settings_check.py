@@ -26,7 +26,19 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
     from segment_sync.directions import status_lines
 
     loaded = load_or_fail(settings_file)
-    click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
+    if loaded.outbound.destinations:
+        for name in loaded.destination_names():
+            one = loaded.for_destination(name).outbound
+            click.echo(
+                f"settings OK: destination {name}: region {one.region}, endpoint {one.endpoint}"
+            )
+        rule = loaded.outbound.route_by
+        default = rule.default or "none (a customer without a mapped value fails)"
+        click.echo(f"routing: by {rule.attribute}, default {default}")
+    else:
+        click.echo(
+            f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}"
+        )
     for line in status_lines(loaded):
         click.echo(line)
     if connect:

@@ -37,7 +37,7 @@ COLUMNS: dict[LogName, list[tuple[str, str]]] = {
 LIST_COLUMNS: dict[LogName, list[str]] = {"outbound": ["customer_ids"], "inbound": []}
 # More keys for JSON / CSV: which received event and mapping an inbound row is about.
 EXTRA_COLUMNS: dict[LogName, list[str]] = {
-    "outbound": [],
+    "outbound": ["destination"],
     "inbound": ["event_type", "message_id", "mapping_name", "status_code"],
 }
 DEFAULT_LIMIT = 50

@@ -147,6 +147,8 @@ FIELDS: dict[LogName, tuple[Field, ...]] = {
         ),
         Field("Error", TEXT_OPERATORS, _text("error")),
         Field("Status code", NUMBER_OPERATORS, _status_code("status_code"), numeric=True),
+        # outbound.destinations' name; the single destination's rows have none
+        Field("Destination", TEXT_OPERATORS, _text("destination", fold_case=True)),
     ),
     "inbound": (
         Field("Action", TEXT_OPERATORS, _text("action", fold_case=True)),

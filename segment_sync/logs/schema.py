@@ -40,6 +40,7 @@ OUTBOUND_LOG = pa.schema(
         _optional("request_bytes", pa.int64()),
         _optional("region", pa.string()),
         _optional("endpoint", pa.string()),
+        _optional("destination", pa.string()),  # outbound.destinations' name; null: the only one
         _optional("request_body", pa.string()),
         _optional("response_body", pa.string()),
     ]
@@ -59,6 +60,7 @@ OUTBOUND_MESSAGES = pa.schema(
         _required("outcome", pa.string()),  # "delivered" | "failed" | "skipped" | "pending"
         _optional("error", pa.string()),
         _optional("size_bytes", pa.int32()),
+        _optional("destination", pa.string()),  # outbound.destinations' name; null: the only one
     ]
 )
 

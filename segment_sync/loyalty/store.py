@@ -49,6 +49,8 @@ profile_changes = sa.Table(
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
     sa.Index("ix_profile_changes_external_customer_id", "external_customer_id"),
+    # Routing per region reads each customer's profile changes (attribute_history).
+    sa.Index("ix_profile_changes_customer_id", "customer_id"),
 )
 
 # max_id's gap-free scan stops here; a lower answer is still safe, only later.
@@ -242,6 +244,56 @@ class LoyaltyStore:
                         if external not in newest or seen > newest[external][0]:
                             newest[external] = (seen, customer)
         return {external: customer for external, (_, customer) in newest.items()}
+
+    def attribute_history(
+        self,
+        customer_ids: Collection[str] | None,
+        attribute: str,
+        *,
+        after_id: int = 0,
+        upto_id: int | None = None,
+    ) -> dict[str, list[tuple[datetime, int, object]]]:
+        """Each customer's values of one profile attribute: (occurred_at, profile change id,
+        value) of the profile changes with after_id < id (<= upto_id) that carry it, oldest
+        first (occurred_at, then id). `customer_ids` None: every customer's.
+
+        There is no customer table: the store knows a customer's attributes from their profile
+        changes. A change whose attributes or time do not read carries no value.
+        """
+        # A cheap text filter first (a plain ASCII name is stored as itself); the JSON decides.
+        plain = attribute.isascii() and attribute.isprintable() and not set(attribute) & {'"', "\\"}
+        needle = f'%"{attribute}"%' if plain else "%"
+        mark = self._mark
+        where = f"id > {mark} AND attributes LIKE {mark}"
+        params: list = [after_id, needle]
+        if upto_id is not None:
+            where += f" AND id <= {mark}"
+            params.append(upto_id)
+        if customer_ids is None:
+            batches: list[list[str]] = [[]]
+        else:
+            wanted = sorted({c for c in customer_ids if c})
+            batches = [
+                wanted[i : i + _IDS_PER_QUERY] for i in range(0, len(wanted), _IDS_PER_QUERY)
+            ]
+        history: dict[str, list[tuple[datetime, int, object]]] = {}
+        for batch in batches:
+            sql = f"SELECT customer_id, id, occurred_at, attributes FROM profile_changes WHERE {where}"
+            if customer_ids is not None:
+                sql += f" AND customer_id IN ({', '.join([mark] * len(batch))})"
+            for customer, row_id, when, text in stored_rows.fetch(
+                self.engine, sql, [*params, *batch]
+            ):
+                try:
+                    attributes = orjson.loads(text)
+                    at = utc(when)
+                except (orjson.JSONDecodeError, TypeError, ValueError):
+                    continue
+                if isinstance(attributes, dict) and attribute in attributes:
+                    history.setdefault(customer, []).append((at, row_id, attributes[attribute]))
+        for values in history.values():
+            values.sort(key=lambda h: (h[0], h[1]))
+        return history
 
     def rows_between(
         self,

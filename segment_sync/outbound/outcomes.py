@@ -54,7 +54,7 @@ def record_outcome(
         counts.pending += len(group)
         error = "not sent: the run stopped after an earlier request failed; stays pending"
         columns = message_columns(group, result.run_id, stream, None, "pending", error)
-        logs.extend_columns("outbound_messages", columns)
+        logs.extend_columns("outbound_messages", with_destination(columns, settings))
         return
     count_requests(outcome, size, result)
     last = outcome.last
@@ -83,7 +83,22 @@ def record_outcome(
                 "the rest stays pending."
             )
     columns = message_columns(group, result.run_id, stream, last, outcome_name, error)
-    logs.extend_columns("outbound_messages", columns)
+    logs.extend_columns("outbound_messages", with_destination(columns, settings))
+
+
+def _destination(settings: Settings) -> dict[str, str]:
+    """The `destination` column, with several destinations only (one keeps today's rows)."""
+    name = settings.outbound.destination
+    return {} if name is None else {"destination": name}
+
+
+def with_destination(columns: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """`outbound_messages` columns with the destination's name, when there are several."""
+    name = settings.outbound.destination
+    if name is None:
+        return columns
+    n = len(columns["message_id"])
+    return {**columns, "destination": [name] * n}
 
 
 def request_row(
@@ -112,6 +127,7 @@ def request_row(
         "message_count": len(group),
         "request_bytes": len(body),
         "region": settings.outbound.region,
+        **_destination(settings),
         "endpoint": redact_url(settings.outbound.endpoint),
         "request_body": redactor.text(body.decode()),
         "response_body": attempt.response_body,

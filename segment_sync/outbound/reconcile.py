@@ -11,6 +11,10 @@ Segment's size limit) must have a `delivered` row in `outbound_messages`; those 
 are sent. Both streams are reconciled, each under its own lock.
 
 Rows above the watermark are left to the regular sync. No Dagster here.
+
+With several destinations (`outbound.destinations`) each is reconciled on its own: its
+candidates are the rows routed to it, and only a delivery row of that destination counts, so a
+delivery to one Segment source never hides a miss at another.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from segment_sync.loyalty.records import (
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.build import build_messages, unbuilt_message_id
 from segment_sync.outbound.results import OutboundResult
+from segment_sync.outbound.route_filter import RouteFilter
 from segment_sync.outbound.state import OutboundState
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.segment.messages import message_id, user_id
@@ -51,6 +56,7 @@ _OUTCOMES_SQL = """
 SELECT c.message_id, coalesce(bool_or(m.outcome = 'delivered'), false), count(m.message_id) > 0
 FROM candidates AS c
 LEFT JOIN outbound_messages AS m ON m.message_id = c.message_id AND m."date" >= ?
+    AND m.destination IS NOT DISTINCT FROM ?
 GROUP BY c.message_id
 """
 
@@ -137,10 +143,14 @@ def find_undelivered(
         kind, between, check = "prf", store.profile_changes_between, _profile_candidate
         allowed = frozenset(settings.outbound.customer_fields_sync)
     oldest_partition = (since.astimezone(UTC) - PARTITION_SLACK).date()
+    route = RouteFilter.of(settings, store)
+    destination = settings.outbound.destination  # None: the single destination's null rows
     with connect(logs_dir) as con:
         for start, end in _slices(since, until, slice_):
             rows = between(start, end)
             found.scanned += len(rows)
+            if route is not None:  # this destination's rows only (routed nowhere: logged once)
+                rows, _ = route.records(rows, stream)
             by_message = {
                 (
                     unbuilt_message_id(r, stream)
@@ -155,7 +165,7 @@ def find_undelivered(
                 continue
             con.register("candidates", pa.table({"message_id": list(by_message)}))
             try:
-                outcomes = con.execute(_OUTCOMES_SQL, [oldest_partition]).fetchall()
+                outcomes = con.execute(_OUTCOMES_SQL, [oldest_partition, destination]).fetchall()
             finally:
                 con.unregister("candidates")
             missing = [by_message[mid] for mid, delivered, _ in outcomes if not delivered]

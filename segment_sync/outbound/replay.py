@@ -178,8 +178,9 @@ def resend_lines(action: str, done: list[Resend]) -> list[str]:
         c = OutboundCounts()
         for r in d.results:
             c.add(r.counts)
+        label = d.results[0].label if d.results else d.stream.value  # events@eu
         lines.append(
-            f"{action} {d.stream.value}: found {d.found} row(s); sent {c.sent}, failed {c.failed}, "
+            f"{action} {label}: found {d.found} row(s); sent {c.sent}, failed {c.failed}, "
             f"skipped {c.skipped}, pending {c.pending}, not allow-listed {c.not_allow_listed}, "
             f"requests {c.requests}"
         )

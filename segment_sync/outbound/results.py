@@ -42,6 +42,16 @@ class OutboundResult:
     # Milliseconds from each delivered message's event time to Segment's 2xx (see `latency_s`).
     latencies_ms: list[np.ndarray] = field(default_factory=list, repr=False)
     passes: int = 0  # store polls that found rows to send (1 without follow)
+    destination: str | None = None  # with several destinations, the one sent to
+
+    @property
+    def label(self) -> str:
+        """The stream, and its destination when there are several: `events@eu`."""
+        return (
+            self.stream.value
+            if self.destination is None
+            else f"{self.stream.value}@{self.destination}"
+        )
 
     def latency_s(self, quantile: float) -> float | None:
         """A quantile of event time -> Segment 2xx over the delivered messages, in seconds."""

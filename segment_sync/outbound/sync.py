@@ -19,7 +19,7 @@ from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.narrowing import send_narrowing
-from segment_sync.outbound.outcomes import record_requests, request_row
+from segment_sync.outbound.outcomes import record_requests, request_row, with_destination
 from segment_sync.outbound.resharding import ensure_shard_count
 from segment_sync.outbound.results import (
     OutboundCounts,
@@ -27,12 +27,13 @@ from segment_sync.outbound.results import (
     OutboundResult,
     StreamDisabled,
 )
+from segment_sync.outbound.route_filter import RouteFilter
 from segment_sync.outbound.shards import records_in_shard, shard_rows
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import BatchOutcome, SegmentClient, Verdict
 from segment_sync.segment.message_columns import MessageColumns
-from segment_sync.segment.messages import iso_timestamp
+from segment_sync.segment.messages import NotSent, iso_timestamp
 from segment_sync.settings import Settings
 from segment_sync.signals import run_stoppably
 
@@ -71,8 +72,11 @@ class OutboundSync:
         redactor: Redactor,
         logs: LogWriter,
         on_chunk: Callable[[OutboundResult], None] | None = None,
+        route: RouteFilter | None = None,
     ) -> None:
         self.settings = settings
+        self.route = route  # several destinations: only the rows routed to this one
+        self._destination = settings.outbound.destination
         self.store = store
         self.state = state
         self._client = client
@@ -105,13 +109,15 @@ class OutboundSync:
         start = self.state.watermark(stream)
         newest = self.store.newest_id(stream)
         if start > newest:
-            result = OutboundResult(stream, run_id, start, start, newest)
+            result = OutboundResult(
+                stream, run_id, start, start, newest, destination=self._destination
+            )
             result.error = self._ahead_error(stream, start, newest)
             raise OutboundFailed(result)
         # Never past an id whose transaction may still commit (see LoyaltyStore.max_id).
         safe = self.store.max_id(stream, floor=start)
         target = safe if upto is None else min(upto, safe)
-        result = OutboundResult(stream, run_id, start, start, target)
+        result = OutboundResult(stream, run_id, start, start, target, destination=self._destination)
         client = self._client()
         builder = ColumnarBuilder(self.settings, stream)
         deadline = time.monotonic() + follow_s
@@ -158,15 +164,18 @@ class OutboundSync:
                 rows = self.store.rows_after(stream, after, target, chunk_size)
                 if not rows:
                     return None
-                mine = records_in_shard(rows, shard)
-                return built_from_records(mine, self.settings, stream), rows[-1].id
+                mine, unrouted = self._routed(records_in_shard(rows, shard), stream)
+                built = built_from_records(mine, self.settings, stream)
+                return _with_unrouted(built, unrouted), rows[-1].id
             if not len(chunk):
                 return None
             last = chunk["id"][-1].as_py()
-            mine = shard_rows(chunk, shard)
+            mine, unrouted = shard_rows(chunk, shard), []
+            if self.route is not None:
+                mine, unrouted = self.route.arrow(mine, stream)
             if not len(mine):
-                return built_from_records([], self.settings, stream), last
-            return builder.build(mine), last
+                return _with_unrouted(built_from_records([], self.settings, stream), unrouted), last
+            return _with_unrouted(builder.build(mine), unrouted), last
 
         def read(after: int) -> asyncio.Future:
             # In a thread, so the next chunk is read and built while this one's requests are in
@@ -280,13 +289,15 @@ class OutboundSync:
     ) -> OutboundResult:
         watermark = self.state.watermark(stream)
         upto = max((row.id for row in rows), default=watermark)
-        result = OutboundResult(stream, run_id, watermark, watermark, upto)
+        result = OutboundResult(
+            stream, run_id, watermark, watermark, upto, destination=self._destination
+        )
         outbound = self.settings.outbound
         client = self._client()
         try:
             for start in range(0, len(rows), outbound.chunk_size):
-                chunk = rows[start : start + outbound.chunk_size]
-                built = built_from_records(chunk, self.settings, stream)
+                chunk, unrouted = self._routed(rows[start : start + outbound.chunk_size], stream)
+                built = _with_unrouted(built_from_records(chunk, self.settings, stream), unrouted)
                 counted = replace(result.counts)
                 await self._send_chunk(client, stream, built, result)
                 # Logged before the next chunk goes: an unwritable log stops the resend here.
@@ -301,6 +312,12 @@ class OutboundSync:
             raise OutboundFailed(result)
         return result
 
+    def _routed(self, rows: Sequence, stream: Stream) -> tuple[list, list[NotSent]]:
+        """The rows this destination sends, and the failed rows routed nowhere."""
+        if self.route is None:
+            return list(rows), []
+        return self.route.records(rows, stream)
+
     async def _send_chunk(
         self,
         client: SegmentClient,
@@ -313,7 +330,8 @@ class OutboundSync:
         counts.rows_read += built.rows_read
         counts.not_allow_listed += built.not_allow_listed
         self.logs.extend_columns(
-            "outbound_messages", message_columns(not_sent, result.run_id, stream)
+            "outbound_messages",
+            with_destination(message_columns(not_sent, result.run_id, stream), self.settings),
         )
         for n in not_sent:
             if n.outcome == "skipped":
@@ -340,3 +358,11 @@ class OutboundSync:
         # left; every request is its own outbound_log row, each message's row names the last.
         requests = await send_narrowing(messages, send)
         record_requests(requests, result, self.settings, self.logs)
+
+
+def _with_unrouted(built: BuiltChunk, unrouted: list[NotSent]) -> BuiltChunk:
+    """A built chunk with the rows routed to no destination as failed, in the same counts."""
+    if unrouted:
+        built.not_sent.extend(unrouted)
+        built.rows_read += len(unrouted)
+    return built

@@ -222,6 +222,7 @@ def test_outbound_json_keys_are_exactly_the_contract(settings_file: Path) -> Non
             "response_time_s",
             "error",
             "identifier",
+            "destination",
         ]
     ] * 3
     assert rows[0] == {
@@ -233,6 +234,7 @@ def test_outbound_json_keys_are_exactly_the_contract(settings_file: Path) -> Non
         "response_time_s": 0.25,
         "error": None,
         "identifier": "req-new",
+        "destination": None,  # one destination: none named
     }
     assert rows[1]["customer_id"] is None
     assert rows[1]["customer_ids"] == [f"c-{n}" for n in range(25)]

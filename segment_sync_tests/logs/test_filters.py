@@ -327,7 +327,7 @@ def test_values_are_never_spliced_into_the_sql() -> None:
     [
         (
             "outbound",
-            "outbound log fields: Identifier, Customer ID, Event type, Error, Status code",
+            "outbound log fields: Identifier, Customer ID, Event type, Error, Status code, Destination",
         ),
         (
             "inbound",

@@ -1,0 +1,268 @@
+"""Outbound with several Segment destinations (`outbound.destinations`): an asset per
+destination and stream, the job that materializes them, and a sensor per destination and stream.
+
+An asset per destination, not a partition dimension: each destination is its own Segment source
+in its own workspace and region, so its Track and Identify calls are their own data. Each asset
+keeps its own materializations, metadata plots (sent, failed, latency), failures and lineage,
+so a data engineer sees EU and US deliveries apart at a glance, and the shard partitions
+(`outbound.shards`) stay the only partition dimension.
+
+No `from __future__ import annotations` here: Dagster resolves op config types at runtime.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from segment_sync import factory
+from segment_sync.defs.assets import (
+    LOYALTY_EVENTS_KEY,
+    LOYALTY_PROFILE_CHANGES_KEY,
+    OUTBOUND_GROUP,
+    with_sync_runs_written,
+    written,
+)
+from segment_sync.defs.outbound import (
+    OutboundConfig,
+    count_outbound,
+    outbound_run_metadata,
+    result_metadata,
+    run_shard,
+    shard_partitions,
+)
+from segment_sync.defs.resources import SegmentResource, SettingsResource
+from segment_sync.defs.tags import (
+    STREAM_TAG,
+    TRIGGER_TAG,
+    fail_run,
+    op_run_record,
+    report_metadata,
+    tag_counts,
+)
+from segment_sync.directions import allow_list_off
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.report import run_report
+from segment_sync.outbound.results import OutboundFailed
+from segment_sync.settings import Settings
+
+JOB_NAME = "outbound_destinations_job"
+OP_NAME = "sync_outbound_destination"
+DESTINATION_TAG = "segment_sync/destination"
+_CALLS = {Stream.EVENTS: ("track", LOYALTY_EVENTS_KEY), Stream.PROFILES: ("identify", LOYALTY_PROFILE_CHANGES_KEY)}  # fmt: skip
+
+
+def asset_key(destination: str, stream: Stream) -> dg.AssetKey:
+    """`segment_track_calls_eu`: one destination's calls of one stream."""
+    return dg.AssetKey(f"segment_{_CALLS[stream][0]}_calls_{destination}")
+
+
+def resource_key(destination: str) -> str:
+    """The resource holding one destination's write key (`segment_eu`)."""
+    return f"segment_{destination.replace('-', '_')}"
+
+
+def destination_specs(settings: Settings) -> list[dg.AssetSpec]:
+    """Two assets per destination: its Track calls and its Identify calls."""
+    specs = []
+    for d in settings.outbound.destinations:
+        for stream, (call, source) in _CALLS.items():
+            specs.append(
+                dg.AssetSpec(
+                    asset_key(d.name, stream),
+                    deps=[source],
+                    group_name=OUTBOUND_GROUP,
+                    kinds={"segment"},
+                    skippable=True,
+                    tags={"destination": d.name, "region": d.region},
+                    description=f"Segment {call.capitalize()} calls of the customers routed to "
+                    f"destination {d.name} (region {d.region}) by their "
+                    f"{settings.outbound.route_by.attribute}.",
+                )
+            )
+    return specs
+
+
+def log_table_specs(settings: Settings, tables: list[dg.AssetSpec]) -> list[dg.AssetSpec]:
+    """The log tables, the outbound ones fed by every destination's calls (not the single
+    destination's, which these settings do not have)."""
+    calls = [spec.key for spec in destination_specs(settings)]
+    return [
+        spec.replace_attributes(deps=calls)
+        if spec.key.to_user_string() in ("outbound_log", "outbound_messages")
+        else spec
+        for spec in tables
+    ]
+
+
+def _selected(keys: set[dg.AssetKey], settings: Settings) -> tuple[str, Stream] | str:
+    """The one destination and stream a run sends, or why the selection is not one."""
+    found = [
+        (d.name, s)
+        for d in settings.outbound.destinations
+        for s in Stream
+        if asset_key(d.name, s) in keys
+    ]
+    if len(found) == 1:
+        return found[0]
+    return (
+        "select exactly one destination's calls (e.g. segment_track_calls_eu): a run sends one "
+        "stream to one destination"
+    )
+
+
+def build_destinations_asset(settings: Settings) -> dg.AssetsDefinition:
+    """The multi-asset that sends one stream to one destination per run."""
+    resources = {resource_key(d.name) for d in settings.outbound.destinations}
+
+    @dg.multi_asset(
+        name=OP_NAME,
+        specs=destination_specs(settings),
+        can_subset=True,
+        partitions_def=shard_partitions(settings.outbound.shards),
+        required_resource_keys={"settings", *resources},
+        description="Send pending loyalty rows of one stream to one Segment destination.",
+    )
+    def sync_outbound_destination(
+        context: dg.AssetExecutionContext, config: OutboundConfig
+    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+        yield from with_sync_runs_written(context.run_id, _sync(context, config))
+
+    return sync_outbound_destination
+
+
+def _sync(
+    context: dg.AssetExecutionContext, config: OutboundConfig
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+    settings: SettingsResource = context.resources.settings
+    loaded = settings.load()
+    logs = factory.log_writer(loaded)
+    op_context = context.op_execution_context
+    chosen = _selected(set(context.selected_asset_keys), loaded)
+    name = chosen[0] if isinstance(chosen, tuple) else None
+    segment: SegmentResource | None = (
+        getattr(context.resources, resource_key(name)) if name else None
+    )
+    secrets = [segment.write_key] if segment else []
+    with op_run_record(op_context, logs, [*secrets, *loaded.secrets()]) as (record, redactor):
+        if isinstance(chosen, str):
+            record.error = chosen
+            fail_run(op_context, chosen, "configuration")
+        name, stream = chosen
+        one = loaded.for_destination(name)
+        shard = run_shard(context, loaded.outbound.shards)
+        off = allow_list_off(one, stream) or (shard if isinstance(shard, str) else None)
+        if off:
+            record.error = off
+            fail_run(op_context, off, "configuration")
+        sync = segment.outbound_sync(one, logs, shard)
+        try:
+            result = sync.run(stream, context.run_id, config.upto)
+        except OutboundFailed as failed:
+            result = failed.result
+        finally:
+            sync.state.close()
+        count_outbound(record, result)
+        tag_counts(op_context, record)
+        report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
+        stats = outbound_run_metadata(loaded.logs.dir, record, result)
+        metadata = (
+            result_metadata(result)
+            | {"destination": dg.MetadataValue.text(name)}
+            | stats
+            | report_metadata(report)
+        )
+        yield dg.MaterializeResult(asset_key=asset_key(name, stream), metadata=metadata)
+        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
+        yield written("outbound_messages", context.run_id)
+        if report.failed:
+            record.error = redactor.text(report.description)
+            fail_run(op_context, record.error, report.kind, metadata)
+
+
+def build_destinations_job(settings: Settings):  # -> UnresolvedAssetJobDefinition
+    """The job of every destination's assets (a run selects one)."""
+    return dg.define_asset_job(
+        JOB_NAME,
+        selection=dg.AssetSelection.keys(*(spec.key for spec in destination_specs(settings))),
+        partitions_def=shard_partitions(settings.outbound.shards),
+        description="Outbound sync to several Segment destinations: one stream to one "
+        "destination per run, customers routed by outbound.route_by.",
+        tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
+    )
+
+
+def destination_resources(settings: Settings) -> dict[str, SegmentResource]:
+    """One Segment resource per destination, its write key read by EnvVar."""
+    return {
+        resource_key(d.name): SegmentResource(write_key=dg.EnvVar(d.write_key_env))
+        for d in settings.outbound.destinations
+    }
+
+
+def build_destination_sensors(settings: Settings, job) -> list[dg.SensorDefinition]:
+    """A sensor per destination and stream: a run (per shard) when the store holds rows past
+    that destination's progress and none of its runs is queued or running."""
+    return [
+        _sensor(d.name, stream, job) for d in settings.outbound.destinations for stream in Stream
+    ]
+
+
+def _sensor(destination: str, stream: Stream, job) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"outbound_{destination}_{stream.value}_sensor",
+        job=job,
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Starts a run of the {stream.value} stream to destination {destination} "
+        "when rows are pending there.",
+    )
+    def sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
+        loaded = settings.load()
+        if allow_list_off(loaded, stream):
+            return dg.SkipReason(allow_list_off(loaded, stream))
+        one = loaded.for_destination(destination)
+        store = factory.loyalty_store(one)
+        try:
+            newest = store.max_id(stream)
+        finally:
+            store.close()
+        requests = []
+        for shard in factory.all_shards(one).members():
+            lane = f"{stream.value}@{destination}" + (
+                "" if shard.whole else f"/{shard.partition_key}"
+            )
+            state = factory.outbound_state(one, one.write_key(), shard=shard)
+            try:
+                watermark = state.watermark(stream)
+            finally:
+                state.close()
+            if watermark >= newest or _active(context, lane):
+                continue
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{lane}-upto-{newest}",
+                    run_config=dg.RunConfig(
+                        ops={OP_NAME: OutboundConfig(stream=stream, upto=newest)}
+                    ),
+                    asset_selection=[asset_key(destination, stream)],
+                    partition_key=None if shard.whole else shard.partition_key,
+                    tags={TRIGGER_TAG: "sensor", STREAM_TAG: lane, DESTINATION_TAG: destination},
+                )
+            )
+        return requests or dg.SkipReason(
+            f"no {stream.value} pending for destination {destination} (up to id {newest}), or "
+            "a run of it is queued or running"
+        )
+
+    return sensor
+
+
+def _active(context: dg.SensorEvaluationContext, lane: str) -> bool:
+    statuses = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
+    filters = dg.RunsFilter(job_name=JOB_NAME, tags={STREAM_TAG: lane}, statuses=statuses)
+    return bool(context.instance.get_run_records(filters=filters, limit=1))

@@ -1,0 +1,80 @@
+"""Reconciliation per destination: a delivery to one Segment source never hides a miss at another."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from segment_sync import factory
+from segment_sync.cli.outbound_runs import run_manual_outbound
+from segment_sync.logs.store import LogWriter
+from segment_sync.loyalty.records import NewEvent, NewProfileChange
+from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
+from segment_sync.outbound.reconcile import reconcile_events
+from segment_sync.segment.messages import message_id
+from segment_sync.settings import SettingsError, load_settings
+from segment_sync_tests.outbound.regions import EU_KEY, US_KEY, routed_settings, two_regions
+
+
+@pytest.fixture
+def regions(monkeypatch):
+    with two_regions(monkeypatch) as both:
+        yield both
+
+
+def _late_commit(store: LoyaltyStore, row_id: int, customer: str) -> datetime:
+    """An event committed behind the watermark (the case reconciliation exists for)."""
+    at = datetime.now(UTC)
+    with store.engine.begin() as conn:
+        conn.execute(
+            loyalty_events.insert().values(
+                id=row_id, customer_id=customer, action="point_add", data="{}", occurred_at=at
+            )
+        )
+    return at
+
+
+def _reconcile(settings, destination: str, key: str):
+    sync = factory.outbound_sync(
+        settings.for_destination(destination), key, LogWriter(settings.logs.dir)
+    )
+    try:
+        return reconcile_events(sync, settings.logs.dir, f"rec-{destination}", timedelta(hours=1))
+    finally:
+        sync.state.close()
+
+
+def test_a_row_delivered_to_another_destination_is_still_sent_to_its_own(write_settings, regions):
+    settings = load_settings(routed_settings(write_settings, regions))
+    store = LoyaltyStore(settings.loyalty_store.url)
+    store.append_profile_changes(
+        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
+    )
+    ids = store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob", "bob", "anna")])
+    with store.engine.begin() as conn:  # id ids[1] commits late, after the run passed it
+        conn.execute(loyalty_events.delete().where(loyalty_events.c.id == ids[1]))
+    assert run_manual_outbound(settings, "events", "run-1", echo=lambda _: None)
+    at = _late_commit(store, ids[1], "bob")
+    late = message_id("evt", ids[1], at)
+    # The same messageId logged delivered at the EU source (e.g. before a routing change).
+    with LogWriter(settings.logs.dir) as logs:
+        logs.append(
+            "outbound_messages",
+            {"timestamp": at, "message_id": late, "outcome": "delivered", "destination": "eu"},
+        )
+
+    eu, us = _reconcile(settings, "eu", EU_KEY), _reconcile(settings, "us", US_KEY)
+
+    assert eu.sent is None and [r.id for r in us.found.events] == [ids[1]]
+    assert late in regions.us.accepted_message_ids()
+    assert late not in regions.eu.accepted_message_ids()
+
+
+def test_a_command_that_does_not_choose_a_destination_refuses_routed_settings(
+    write_settings, regions
+):
+    settings = load_settings(routed_settings(write_settings, regions))
+    with pytest.raises(SettingsError, match="does not route customers among eu, us"):
+        factory.outbound_sync(settings, US_KEY, LogWriter(settings.logs.dir))
+    assert regions.eu.accepted_message_ids() == regions.us.accepted_message_ids() == []
