@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import click
@@ -92,7 +91,7 @@ def _open(settings_file: str | None) -> duckdb.DuckDBPyConnection:
     """The read-only views over the settings' logs.dir; ClickException if there are none."""
     from segment_sync.logs.read_only import LogsSQLError, NoLogsError, open_read_only
 
-    logs_dir = Path(load_or_fail(settings_file).logs.dir)
+    logs_dir = load_or_fail(settings_file).logs.dir
     try:
         return open_read_only(logs_dir)
     except (NoLogsError, LogsSQLError) as exc:
