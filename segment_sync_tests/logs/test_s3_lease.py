@@ -28,9 +28,9 @@ def test_leases_of_different_tables_do_not_exclude_each_other(s3_url: str) -> No
 def test_waiting_for_a_held_lease_ends_in_a_timeout_naming_the_table(s3_url: str) -> None:
     logs = S3Logs.parse(s3_url)
     assert Lease(logs, "sync_runs").try_acquire()
+    waiting = lease(logs, "sync_runs", timeout_s=0.5)
     with pytest.raises(TimeoutError, match="sync_runs: another compaction or retention"):
-        with lease(logs, "sync_runs", timeout_s=0.5):
-            pass
+        waiting.__enter__()
 
 
 def test_an_expired_lease_is_taken_over_by_exactly_one_contender(s3_url: str) -> None:
