@@ -85,7 +85,13 @@ class S3Logs:
     @cached_property
     def fs(self) -> pafs.S3FileSystem:
         """pyarrow's S3 filesystem for the bucket (credentials from the AWS chain)."""
-        options: dict[str, Any] = {"connect_timeout": 10, "request_timeout": 60}
+        # allow_delayed_open: a small file goes up as one PUT instead of a 3-request multipart
+        # upload; a missing bucket is then reported when the file is closed, still as an error.
+        options: dict[str, Any] = {
+            "connect_timeout": 10,
+            "request_timeout": 60,
+            "allow_delayed_open": True,
+        }
         if self.region:
             options["region"] = self.region
         if self.endpoint:

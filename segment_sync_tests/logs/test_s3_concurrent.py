@@ -122,7 +122,8 @@ def test_three_writers_and_two_maintainers_lose_nothing_and_count_nothing_twice(
 
 def whole_file_writer(url: str, rows: int, files: int, results: Any) -> None:
     """Publish `files` files of exactly `rows` rows each; random bodies make each file about
-    6 MB, so pyarrow uploads it in parts (a multipart upload, completed in one call)."""
+    13 MB, past pyarrow's 10 MB part size, so it goes up as a multipart upload (two parts,
+    then one CompleteMultipartUpload)."""
     try:
         writer = LogWriter(url)
         for n in range(files):
@@ -145,7 +146,7 @@ def whole_file_writer(url: str, rows: int, files: int, results: Any) -> None:
 
 
 def test_a_reader_sees_each_file_whole_or_not_at_all(s3_url: str) -> None:
-    rows, files = 1500, 6
+    rows, files = 3200, 4
     results = CTX.Queue()
     writer = CTX.Process(target=whole_file_writer, args=(s3_url, rows, files, results))
     writer.start()
