@@ -86,3 +86,12 @@ def test_there_is_no_shared_duckdb_file_for_s3_logs_and_the_error_says_what_to_u
 ) -> None:
     with pytest.raises(ObjectStoreLogs, match="segment-sync logs sql"):
         ensure_analytics_db(s3_url)
+
+
+def test_a_failed_upload_never_shows_the_aws_secret(s3_server, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-never-shown")
+    writer = LogWriter(f"s3://no-such-bucket-{id(s3_server)}/logs?endpoint={s3_server.endpoint}")
+    writer.extend("outbound_messages", _messages("a", 1))
+    with pytest.raises(LogWriteError) as raised:
+        writer.flush()
+    assert "s3cret" not in str(raised.value) and "s3cret" not in repr(raised.value.cause)
