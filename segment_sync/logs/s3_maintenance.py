@@ -39,7 +39,7 @@ from segment_sync.logs.s3_layout import (
     visible_objects,
     write_marker,
 )
-from segment_sync.logs.s3_lease import Lease, lease
+from segment_sync.logs.s3_lease import Lease, LeaseLost, lease
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 
 
@@ -80,11 +80,12 @@ def _quarantine(logs: S3Logs, path: str) -> Path:
     return Path(target)
 
 
-def _replace(logs: S3Logs, held: Lease, table: str, day: date, inputs: list[str], data) -> None:
-    """Publish `data` (tables) as one file replacing `inputs`: marker, file, then deletions."""
-    tables = list(data)
-    merged = f"{partition_path(logs, table, day)}/{new_file_name()}"
+def _replace(
+    logs: S3Logs, held: Lease, table: str, day: date, inputs: list[str], tables: list[pa.Table]
+) -> None:
+    """Publish `tables` as one file replacing `inputs`: marker, file, then deletions."""
     if tables:
+        merged = f"{partition_path(logs, table, day)}/{new_file_name()}"
         fields = [f.with_nullable(True) for f in schema_for(table)]
         known = {f.name for f in fields}
         for t in tables:
@@ -93,9 +94,15 @@ def _replace(logs: S3Logs, held: Lease, table: str, day: date, inputs: list[str]
         target = pa.schema(fields)
         body = parquet_bytes(pa.concat_tables([_conform(t, target) for t in tables]))
         held.renew()
-        write_marker(logs, table, merged, inputs)
+        marker = write_marker(logs, table, merged, inputs)
         put_whole(logs, merged, body)
-    held.renew()
+        try:
+            held.renew()
+        except LeaseLost:  # the upload outlasted the lease: the new holder merges these inputs
+            delete_all(logs, [merged, marker])
+            raise
+    else:
+        held.renew()
     delete_all(logs, inputs)
 
 

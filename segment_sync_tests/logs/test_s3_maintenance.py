@@ -3,7 +3,10 @@ and a merge interrupted at any step never counted twice."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from segment_sync.logs.maintenance import maintain_logs
 from segment_sync.logs.object_store import S3Logs
@@ -16,7 +19,8 @@ from segment_sync.logs.s3_layout import (
     visible_objects,
     write_marker,
 )
-from segment_sync.logs.s3_maintenance import finish_interrupted
+from segment_sync.logs.s3_lease import Lease, LeaseLost
+from segment_sync.logs.s3_maintenance import _replace, finish_interrupted
 from segment_sync.logs.store import LogWriter, to_arrow
 from segment_sync.logs.views import connect
 
@@ -105,3 +109,31 @@ def test_markers_outlive_their_merge_by_the_grace_period_then_go(s3_url: str) ->
     assert len(markers(logs, "outbound_messages")) == 1
     finish_interrupted(logs, "outbound_messages", now=datetime.now(UTC).timestamp() + 3600)
     assert markers(logs, "outbound_messages") == []
+
+
+class UploadOutlastsLease(Lease):
+    """A holder whose merged-file upload takes longer than its lease: another maintainer takes
+    the lease while it uploads (between its second and third renewal)."""
+
+    renewals = 0
+
+    def renew(self) -> None:
+        self.renewals += 1
+        if self.renewals == 2:
+            time.sleep(self.ttl_s + 0.3)
+            assert Lease(self.logs, self.table).try_acquire()
+        super().renew()
+
+
+def test_a_merge_whose_lease_was_taken_during_the_upload_withdraws_its_file(s3_url: str) -> None:
+    logs = S3Logs.parse(s3_url)
+    writer = LogWriter(s3_url)
+    inputs = [str(writer.write("outbound_messages", _messages(n, 2))[0]) for n in "ab"]
+    held = UploadOutlastsLease(logs, "outbound_messages", ttl_s=0.3)
+    assert held.try_acquire()
+    tables = [to_arrow("outbound_messages", _messages(n, 2)) for n in "ab"]
+    with pytest.raises(LeaseLost):
+        _replace(logs, held, "outbound_messages", NOW.date(), inputs, tables)
+    assert sorted(o.path for o in data_objects(logs, "outbound_messages")) == sorted(inputs)
+    assert markers(logs, "outbound_messages") == []
+    assert len(_ids(s3_url)) == 4
