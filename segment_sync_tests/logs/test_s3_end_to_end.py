@@ -67,3 +67,33 @@ def test_logs_check_says_in_one_line_what_checks_files_on_s3(write_settings, s3_
     result = invoke("logs", "check", "--settings", str(write_settings(logs={"dir": s3_url})))
     assert result.exit_code == 1
     assert "log_maintenance_job" in result.output and "Traceback" not in result.output
+
+
+def test_the_sql_prompt_over_s3_sees_rows_written_after_it_opened(write_settings, s3_url) -> None:
+    from datetime import UTC, datetime
+
+    from segment_sync.logs.store import LogWriter
+    from segment_sync_tests.cli.test_logs_sql_program import Terminal
+
+    path = write_settings(logs={"dir": s3_url})
+    writer = LogWriter(s3_url)
+    row = {"timestamp": datetime.now(UTC), "outcome": "delivered"}
+    writer.write("outbound_messages", [{**row, "message_id": "before"}])
+    terminal = Terminal(path)
+    try:
+        terminal.wait_for("logs> ")
+        terminal.type("SELECT count(*) AS n FROM outbound_messages;\r")
+        first = terminal.wait_for("logs> ")
+        writer.write("outbound_messages", [{**row, "message_id": "after"}])
+        terminal.type("SELECT count(*) AS n FROM outbound_messages;\r")
+        second = terminal.wait_for("logs> ")
+        terminal.type(".quit\r")
+    finally:
+        assert terminal.close() == 0
+    assert _answer(first) == "1" and _answer(second) == "2"
+
+
+def _answer(echoed: str) -> str:
+    """The single value of a one-row, one-column table the prompt printed."""
+    lines = [line.strip() for line in echoed.splitlines()]
+    return lines[lines.index("-") + 1]
