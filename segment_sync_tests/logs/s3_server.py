@@ -8,6 +8,7 @@ object in two steps; real S3 does both atomically, which is what the maintenance
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ class QuietHandler(MotoRequestHandler):
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a parent may have left it ignored
     app = OneAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     print(f"PORT {server.server_address[1]}", flush=True)
