@@ -101,8 +101,8 @@ def shown_value(loc: tuple[Any, ...], got: Any) -> str:
     env var NAME belongs, or text with an '@' that is no URL whose password can be masked."""
     if (loc and str(loc[-1]).endswith("_env")) or isinstance(got, dict | list) or got is None:
         return ""
-    if isinstance(got, str) and "://" in got:
-        return f" (got {redact_url(got)!r})"
+    if isinstance(got, str) and "://" in got:  # a query string may hold a key: never shown
+        return f" (got {redact_url(got.split('?', 1)[0])!r})"
     if isinstance(got, str) and "@" in got:
         return ""
     return f" (got {got!r})"

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from pydantic import (
@@ -257,8 +258,25 @@ class InboundSettings(_Section):
 
 
 class LogsSettings(_Section):
+    # A folder (local or NFS), or s3://bucket/prefix[?endpoint=...&region=...] (credentials from
+    # the AWS environment variables; see docs/deploying/object-storage.md).
     dir: str = "logs"
     retention_days: int = Field(default=90, ge=1, le=36_500)
+
+    @field_validator("dir")
+    @classmethod
+    def _object_store_url(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            parts = urlsplit(value)
+            query = set(parse_qs(parts.query, keep_blank_values=True))
+            if parts.username or parts.password or query - {"endpoint", "region"}:
+                raise ValueError(
+                    "an s3:// logs.dir takes only ?endpoint= and ?region=; credentials come "
+                    "from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+                )
+            if not parts.netloc:
+                raise ValueError("no bucket: write s3://bucket/prefix")
+        return value
 
 
 class CheckSettings(_Section):
@@ -570,7 +588,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         return SecretUrl(resolve_sqlite_url(value.reveal(), base))
 
     logs_dir = Path(settings.logs.dir).expanduser()
-    if not logs_dir.is_absolute():
+    if settings.logs.dir.startswith("s3://"):  # an object store (logs/object_store.py)
+        logs_dir = settings.logs.dir
+    elif not logs_dir.is_absolute():
         logs_dir = (base / logs_dir).resolve()
     return settings.model_copy(
         update={

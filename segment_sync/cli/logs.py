@@ -151,9 +151,12 @@ def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
 @settings_option
 def logs_db(settings_file: str | None) -> None:
     """Create or refresh the analysts' DuckDB file (views over the log files); print how to open it."""
-    from segment_sync.logs.views import ensure_analytics_db
+    from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
 
-    path = ensure_analytics_db(load_or_fail(settings_file).logs.dir)
+    try:
+        path = ensure_analytics_db(load_or_fail(settings_file).logs.dir)
+    except ObjectStoreLogs as exc:
+        raise click.ClickException(str(exc)) from None
     settings_arg = f" --settings {shlex.quote(settings_file)}" if settings_file else ""
     click.echo(f"analysts' database: {path}")
     click.echo(
@@ -340,9 +343,14 @@ def _body(body: str | None, full: bool) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _logs_dir(settings_file: str | None) -> Path:
+def _logs_dir(settings_file: str | None) -> Path | str:
     """The logs directory named by the settings; ClickException if unreadable or missing."""
-    directory = Path(load_or_fail(settings_file).logs.dir)
+    from segment_sync.logs.object_store import is_object_store
+
+    named = load_or_fail(settings_file).logs.dir
+    if is_object_store(named):
+        return named
+    directory = Path(named)
     if not directory.is_dir():
         raise click.ClickException(
             f"no logs yet: {directory} (logs.dir in the settings) does not exist; "

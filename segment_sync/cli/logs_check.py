@@ -22,7 +22,13 @@ def logs_check(settings_file: str | None, move: bool) -> None:
     # Imported here: DuckDB and pyarrow load only when the command runs, not for --help.
     from segment_sync.logs.damaged import QUARANTINE_DIR, log_files, quarantine, unreadable_files
 
-    logs_dir = Path(load_or_fail(settings_file).logs.dir)
+    named = load_or_fail(settings_file).logs.dir
+    if named.startswith("s3://"):
+        raise click.ClickException(
+            "logs check reads a local logs.dir; on S3 the hourly log_maintenance_job moves "
+            "unreadable files under the prefix's quarantine/ and names them in its run"
+        )
+    logs_dir = Path(named)
     if not logs_dir.is_dir():
         raise click.ClickException(f"no logs yet: {logs_dir} (logs.dir) does not exist")
     checked = len(log_files(logs_dir))

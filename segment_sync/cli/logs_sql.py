@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import click
@@ -15,6 +14,8 @@ import click
 from segment_sync.cli.options import load_or_fail, settings_option
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
 # The views read_only.VIEWS names (a test keeps the two lists equal; importing it would
@@ -78,8 +79,11 @@ def logs_sql(
     if query is not None and sql_file is not None:
         raise click.UsageError("give the SQL as QUERY or with --file, not both")
     if query is None and sql_file is None and sys.stdin.isatty():
-        with _open(settings_file) as con:
-            prompt_loop(con, output_format, limit)
+        from segment_sync.logs.read_only import refresh_views
+
+        logs_dir = load_or_fail(settings_file).logs.dir
+        with _open(settings_file) as con:  # each statement sees files published since (S3)
+            prompt_loop(con, output_format, limit, lambda: refresh_views(con, logs_dir))
         return
     sql = query if query is not None else (sql_file or click.get_text_stream("stdin")).read()
     if not sql.strip():
@@ -92,7 +96,7 @@ def _open(settings_file: str | None) -> duckdb.DuckDBPyConnection:
     """The read-only views over the settings' logs.dir; ClickException if there are none."""
     from segment_sync.logs.read_only import LogsSQLError, NoLogsError, open_read_only
 
-    logs_dir = Path(load_or_fail(settings_file).logs.dir)
+    logs_dir = load_or_fail(settings_file).logs.dir
     try:
         return open_read_only(logs_dir)
     except (NoLogsError, LogsSQLError) as exc:
@@ -123,9 +127,14 @@ def _run_and_print(
         )
 
 
-def prompt_loop(con: duckdb.DuckDBPyConnection, output_format: str, limit: int | None) -> None:
+def prompt_loop(
+    con: duckdb.DuckDBPyConnection,
+    output_format: str,
+    limit: int | None,
+    before_each: Callable[[], None] = lambda: None,
+) -> None:
     """Read statements from the terminal until Ctrl-D or `.quit`; an error ends one statement,
-    not the session."""
+    not the session. `before_each` runs before each statement (a new listing of S3 logs)."""
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - line editing and history for input()
     click.echo(
@@ -158,6 +167,9 @@ def prompt_loop(con: duckdb.DuckDBPyConnection, output_format: str, limit: int |
         if stripped.endswith(";"):
             sql, lines = "\n".join(lines), []
             try:
+                before_each()
                 _run_and_print(con, sql, output_format, limit)
+            except OSError as exc:  # the logs' storage could not be listed again
+                click.echo(f"Error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", err=True)
             except click.ClickException as exc:
                 click.echo(f"Error: {exc.format_message()}", err=True)

@@ -70,10 +70,15 @@ def data_files(directory: Path) -> list[Path]:
     )
 
 
+def new_file_name() -> str:
+    """A fresh data file name: `<utc-timestamp>-<uuid>.parquet` (sorts by time)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{uuid.uuid4().hex}.parquet"
+
+
 def new_file_paths(directory: Path) -> tuple[Path, Path]:
     """A fresh (temporary, final) path pair; the temporary name matches no `*.parquet` glob."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    final = directory / f"{stamp}-{uuid.uuid4().hex}.parquet"
+    final = directory / new_file_name()
     return directory / f".{final.name}{TEMP_SUFFIX}", final
 
 

@@ -21,7 +21,15 @@ import pandas as pd
 
 from segment_sync.logs.browse import COLUMNS, filtered_log_sql
 from segment_sync.logs.filters import FilterError, LogName
-from segment_sync.logs.read_only import VIEWS, LogsSQLError, NoLogsError, open_read_only, run_sql
+from segment_sync.logs.object_store import is_object_store
+from segment_sync.logs.read_only import (
+    VIEWS,
+    LogsSQLError,
+    NoLogsError,
+    open_read_only,
+    refresh_views,
+    run_sql,
+)
 from segment_sync.logs.schema import TABLES
 
 # The errors a notebook may catch as `logbook.FilterError` and so on.
@@ -36,9 +44,10 @@ class Logbook:
     """Read-only access to the log views; every answer is a pandas DataFrame."""
 
     def __init__(self, logs_dir: Path | str) -> None:
-        """Open the views over `logs_dir` (NoLogsError if it does not exist)."""
+        """Open the views over `logs_dir`, a folder or `s3://bucket/prefix` (NoLogsError if it
+        does not exist)."""
         self._con = open_read_only(logs_dir)
-        self.logs_dir = Path(logs_dir).resolve()
+        self.logs_dir = logs_dir if is_object_store(logs_dir) else Path(logs_dir).resolve()
 
     def outbound(
         self,
@@ -77,6 +86,7 @@ class Logbook:
     ) -> pd.DataFrame:
         """Any read-only SQL over the views (`?` or `$name` parameters); the last statement's
         result. LogsSQLError (a ValueError) carries DuckDB's message or why a write is refused."""
+        refresh_views(self._con, self.logs_dir)
         cursor = run_sql(self._con, query, params)
         return cursor.df() if cursor.description else pd.DataFrame()
 
@@ -93,6 +103,7 @@ class Logbook:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
         vectors = max(1, chunk_rows // DUCKDB_VECTOR_ROWS)
+        refresh_views(self._con, self.logs_dir)
         cursor = self._con.cursor()
         try:
             result = run_sql(cursor, query, params)
@@ -138,6 +149,7 @@ class Logbook:
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
+        refresh_views(self._con, self.logs_dir)
         return run_sql(self._con, sql, params).df()
 
 

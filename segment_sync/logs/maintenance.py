@@ -51,6 +51,7 @@ from segment_sync.logs.layout import (
     partition_dirs,
     table_dir,
 )
+from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import LogWriteError
 
@@ -311,5 +312,9 @@ def maintain_logs(
     logs_dir: Path | str, retention_days: int, min_files: int, now: datetime | None = None
 ) -> list[TableMaintenance]:
     """Retention and compaction for every log table; rows at or after the cutoff all stay."""
+    if is_object_store(logs_dir):  # a lease instead of flock: see s3_maintenance.py
+        from segment_sync.logs import s3_maintenance
+
+        return s3_maintenance.maintain_logs(s3_logs(logs_dir), retention_days, min_files, now)
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     return [maintain_table(logs_dir, table, cutoff, min_files) for table in TABLES]

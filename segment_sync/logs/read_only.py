@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from segment_sync.logs.layout import ensure_layout
+from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.views import view_sql
 
@@ -83,18 +84,32 @@ def require_logs_dir(logs_dir: Path | str) -> Path:
 
 def open_read_only(logs_dir: Path | str) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a private database holding the analysts' views (UTC times)."""
-    root = require_logs_dir(logs_dir)
-    # Writes only if a schema file is missing or outdated; on a read-only mount the writers
-    # keep them current, and a view that cannot read its files says so when queried.
-    with contextlib.suppress(OSError):
-        ensure_layout(root)
+    if is_object_store(logs_dir):  # views over S3 live in the connection: see s3_views.py
+        from segment_sync.logs.s3_views import register_views, require_bucket
+
+        logs = s3_logs(logs_dir)
+        try:
+            require_bucket(logs)
+        except OSError as exc:
+            raise NoLogsError(str(exc)) from None
+        root: Path | str = logs.url.split("?")[0]
+        statements: list[str] = []
+    else:
+        root = require_logs_dir(logs_dir)
+        # Writes only if a schema file is missing or outdated; on a read-only mount the writers
+        # keep them current, and a view that cannot read its files says so when queried.
+        with contextlib.suppress(OSError):
+            ensure_layout(root)
+        statements = view_sql(root)
     folder = tempfile.mkdtemp(prefix="segment-sync-logs-")
     path = os.path.join(folder, f"{_DATABASE_NAME}.duckdb")
     try:
         with duckdb.connect(path) as con:
-            for statement in view_sql(root):
+            for statement in statements:
                 con.execute(statement)
         con = duckdb.connect(path, read_only=True)
+        if is_object_store(logs_dir):
+            register_views(con, logs)
     except duckdb.Error as exc:
         raise LogsSQLError(f"cannot open the log views over {root}: {one_line(exc)}") from None
     finally:
@@ -107,6 +122,15 @@ def open_read_only(logs_dir: Path | str) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET allowed_configs = [{settings}]")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection, logs_dir: Path | str) -> None:
+    """Let `con` see the files published since it opened: a no-op for a local logs.dir (its
+    views read the folder at each query), a new listing for logs on S3."""
+    if is_object_store(logs_dir):
+        from segment_sync.logs.s3_views import refresh
+
+        refresh(con, s3_logs(logs_dir))
 
 
 def refuse_writes(sql: str) -> None:

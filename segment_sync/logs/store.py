@@ -22,6 +22,7 @@ from segment_sync.logs.layout import (
     partition_dir,
     write_parquet,
 )
+from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import ALLOWED_VALUES, TIME_COLUMNS, schema_for
 
 Row = Mapping[str, Any]
@@ -30,9 +31,9 @@ Row = Mapping[str, Any]
 class LogWriteError(RuntimeError):
     """A log file could not be written (disk full, no permission): names the folder and the fix."""
 
-    def __init__(self, what: str, logs_dir: Path, cause: OSError) -> None:
+    def __init__(self, what: str, logs_dir: Path | str, cause: OSError) -> None:
         self.logs_dir, self.cause = logs_dir, cause
-        reason = cause.strerror or type(cause).__name__
+        reason = cause.strerror or (str(cause).splitlines() or [type(cause).__name__])[0]
         super().__init__(
             f"could not write {what} under logs.dir ({logs_dir}): {reason}; make it a writable "
             "folder with free space (or point logs.dir elsewhere), then rerun: nothing unlogged "
@@ -98,16 +99,29 @@ class LogWriter:
     """Buffers log rows and writes them as new Parquet files; thread-safe, never locks DuckDB."""
 
     def __init__(self, logs_dir: Path | str, *, durable: bool = False) -> None:
-        """Prepare `logs_dir`; `durable=True` also fsyncs each file (survives power loss)."""
-        self.logs_dir = Path(logs_dir).resolve()
+        """Prepare `logs_dir` (a folder, or `s3://bucket/prefix`: see object_store.py);
+        `durable=True` also fsyncs each local file (survives power loss)."""
         self.durable = durable
         self._pending: dict[str, list[Row]] = {}
         self._pending_tables: dict[str, list[pa.Table]] = {}
         self._lock = threading.Lock()
+        if is_object_store(logs_dir):  # S3 needs no schema files: its views are typed in code
+            from segment_sync.logs.s3_layout import publish
+
+            logs = s3_logs(logs_dir)
+            self.logs_dir: Path | str = str(logs_dir)
+            self._publish = lambda table, day, part: publish(logs, table, day, part)
+            return
+        self.logs_dir = Path(logs_dir).resolve()
+        self._publish = self._publish_file
         try:
             ensure_layout(self.logs_dir)
         except OSError as exc:
             raise LogWriteError("the log layout", self.logs_dir, exc) from exc
+
+    def _publish_file(self, table: str, day: date, part: pa.Table) -> Path:
+        """Write one day's rows as a new file in the local layout."""
+        return write_parquet(part, partition_dir(self.logs_dir, table, day), durable=self.durable)
 
     def append(self, table: str, row: Row) -> None:
         """Queue one row for `table`."""
@@ -193,9 +207,8 @@ class LogWriter:
         parts = list(split_by_day(table, data).items())
         written: list[Path] = []
         for index, (day, part) in enumerate(parts):
-            directory = partition_dir(self.logs_dir, table, day)
             try:
-                written.append(write_parquet(part, directory, durable=self.durable))
+                written.append(self._publish(table, day, part))
             except OSError:
                 self._requeue([(table, [r for _, rest in parts[index:] for r in rest.to_pylist()])])
                 raise

@@ -24,9 +24,14 @@ from segment_sync.logs.layout import (
     TEMP_SUFFIX,
     ensure_layout,
 )
+from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
 
 ANALYTICS_DB_NAME = "segment_sync.duckdb"
+
+
+class ObjectStoreLogs(ValueError):
+    """The analysts' shared DuckDB file is not made for logs on object storage."""
 
 
 # The analysts' file holds only views, so create it in the oldest storage format DuckDB 2 writes:
@@ -114,6 +119,16 @@ def view_sql(logs_dir: Path | str) -> list[str]:
 def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection (in-memory unless `database` is given) with the log views defined;
     UnreadableLogFile names a damaged log file that keeps them from being defined."""
+    if is_object_store(logs_dir):
+        from segment_sync.logs.s3_views import register_views
+
+        con = duckdb.connect(database or ":memory:")
+        try:
+            register_views(con, s3_logs(logs_dir))
+        except Exception:
+            con.close()
+            raise
+        return con
     ensure_layout(logs_dir)
     con = duckdb.connect(database or ":memory:")
     try:
@@ -136,9 +151,11 @@ def _create_views(con: duckdb.DuckDBPyConnection, logs_dir: Path | str) -> None:
         raise unreadable from None
 
 
-def analytics_db_after_a_run(logs_dir: Path | str) -> Path:
+def analytics_db_after_a_run(logs_dir: Path | str) -> Path | None:
     """The analysts' DuckDB file, created if this is the first run to end (the hourly
-    maintenance and `segment-sync logs db` refresh it)."""
+    maintenance and `segment-sync logs db` refresh it); None for logs on object storage."""
+    if is_object_store(logs_dir):
+        return None
     path = Path(logs_dir).resolve() / ANALYTICS_DB_NAME
     return path if path.exists() else ensure_analytics_db(logs_dir)
 
@@ -151,7 +168,14 @@ def ensure_analytics_db(logs_dir: Path | str) -> Path:
     A session that opened the old file keeps it (POSIX keeps an open file alive); the views read
     the Parquet files, so that session still sees every new row, and a new session gets the new
     views. The rename is atomic: a reader never sees a half-written file.
+    ObjectStoreLogs for logs on S3, where views are defined per session instead.
     """
+    if is_object_store(logs_dir):
+        raise ObjectStoreLogs(
+            f"logs.dir is on object storage ({s3_logs(logs_dir).url.split('?')[0]}): there is no "
+            "shared DuckDB file; use `segment-sync logs sql` or `logbook.open()`, or DuckDB's "
+            "httpfs extension (see docs/deploying/object-storage.md)"
+        )
     root = Path(logs_dir).resolve()
     ensure_layout(root)
     path = root / ANALYTICS_DB_NAME
