@@ -12,6 +12,7 @@ from segment_sync import factory
 from segment_sync.defs.assets import (
     OUTBOUND_CALLS,
     STREAM_ASSETS,
+    delivery,
     with_sync_runs_written,
     written,
 )
@@ -166,7 +167,7 @@ def _sync_outbound(
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run sent is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -192,7 +193,7 @@ def _sync_outbound(
         report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
         stats = outbound_run_metadata(loaded.logs.dir, record, result)
         metadata = result_metadata(result) | stats | report_metadata(report)
-        yield dg.MaterializeResult(asset_key=STREAM_ASSETS[stream].key, metadata=metadata)
+        yield delivery(STREAM_ASSETS[stream].key, result.counts.sent, metadata, context)
         yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
