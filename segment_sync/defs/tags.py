@@ -23,6 +23,8 @@ SENT_TAG = "segment_sync/sent"
 FAILED_TAG = "segment_sync/failed"
 SKIPPED_TAG = "segment_sync/skipped"
 DRY_RUN_TAG = "segment_sync/dry_run"
+# The store's newest row id when a sensor requested the run: its successor needs newer rows.
+NEWEST_TAG = "segment_sync/newest_at_request"
 # Dagster's own: False stops the run-retry daemon from re-executing an op failure.
 RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
