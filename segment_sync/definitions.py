@@ -44,7 +44,7 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     shards = settings.outbound.shards
-    outbound_job = build_outbound_job(shards)
+    outbound_job = build_outbound_job(shards, build_executor(settings.executor))
     sync_jobs = [outbound_job, *OTHER_SYNC_JOBS]
     return dg.Definitions(
         assets=[
