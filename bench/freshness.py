@@ -70,14 +70,17 @@ def dagster_home(workdir: Path) -> Path:
 class DagsterDev:
     """`dagster dev` on a free loopback port; stopped with SIGTERM to its process group."""
 
-    def __init__(self, workdir: Path, settings: Path) -> None:
+    def __init__(self, workdir: Path, settings: Path, code_root: Path = ROOT) -> None:
+        """`code_root`: the checkout whose segment_sync the code location imports."""
         self.port = free_port()
         shutil.copy(ROOT / "workspace.yaml", workdir / "workspace.yaml")
         env = os.environ | {
             "DAGSTER_HOME": str(dagster_home(workdir)),
             "SEGMENT_SYNC_SETTINGS": str(settings),
             WRITE_KEY_ENV: BENCH_WRITE_KEY,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(code_root), os.environ.get("PYTHONPATH")])
+            ),
         }
         self.log_path = workdir / "dagster_dev.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()

@@ -72,13 +72,16 @@ def _sync_runs_row(tmp_path: Path, run_id: str) -> tuple[tuple, int]:
     return row, logged
 
 
-def test_ctrl_c_to_dagster_dev_ends_a_follow_run_as_a_success_with_what_it_delivered(
-    tmp_path, segment_standin
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_stop_of_dagster_dev_ends_a_follow_run_as_a_success_with_what_it_delivered(
+    tmp_path, segment_standin, signum
 ):
     with running_dagster_dev(tmp_path, segment_standin, follow_s=600) as (graphql, log):
         run_id = _following(graphql, log, segment_standin, tmp_path)
 
-        signal_group_and_wait(graphql.process, signal.SIGINT, timeout_s=90)
+        # To every process of the group, run worker included, as a terminal's Ctrl-C does
+        # (SIGTERM: as a service manager stopping the group does).
+        signal_group_and_wait(graphql.process, signum, timeout_s=90)
 
     output = log.read_text()
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
@@ -90,7 +93,7 @@ def test_ctrl_c_to_dagster_dev_ends_a_follow_run_as_a_success_with_what_it_deliv
     assert [r.status for r in runs if r.status == dg.DagsterRunStatus.FAILURE] == [], output
     assert run.status == dg.DagsterRunStatus.SUCCESS, output  # today: FAILURE, then retried
     assert failures == []
-    assert run.tags["segment_sync/stopped_by"] == "SIGINT"
+    assert run.tags["segment_sync/stopped_by"] == signal.Signals(signum).name
     assert run.tags["segment_sync/sent"] == str(SEEDED + 3)
     assert _sync_runs_row(tmp_path, run_id) == (("success", SEEDED + 3), SEEDED + 3)
     assert "DagsterExecutionInterruptedError" not in output
