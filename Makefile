@@ -33,7 +33,7 @@ format: install
 
 # Every benchmark runs even when one misses its target; the target fails if any did.
 bench: install
-	@rc=0; for b in outbound freshness inbound logs log_write receiver_edge cli_start; do \
+	@rc=0; for b in outbound freshness follow_runs inbound logs log_write receiver_edge cli_start; do \
 		$(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
 
 clean:
