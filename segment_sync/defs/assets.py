@@ -3,8 +3,9 @@ back into the loyalty store, and the log tables that record both directions.
 
 The loyalty store and the webhook buffer are external sources. The outbound sync materializes
 `segment_track_calls` or `segment_identify_calls` (one stream per run, so each plot is one
-stream's), the ingest job `antavo_events`; each run also records a materialization of the log
-tables it wrote. Antavo registers what the inbound path sends as loyalty events and profile
+stream's), the ingest job `antavo_events`. The log tables are observed, never materialized: a
+run records an observation of each table it wrote, so a materialization means a delivery and the
+log tables' checks stay attached to their latest evaluation (docs/checks.md says why). Antavo registers what the inbound path sends as loyalty events and profile
 changes, so the store depends on `antavo_events`: the loop is visible, and the outbound sync
 skips those rows (origin `segment`, echo suppression), so nothing goes back to Segment.
 """
@@ -117,8 +118,8 @@ LOG_TABLE_SPECS = [
     _log_table(
         "outbound_log",
         OUTBOUND_CALLS,
-        "One row per request to Segment (Track/Identify batches). Each outbound run records a "
-        "materialization: its requests, failed requests, error rate and p95 response time.",
+        "One row per request to Segment (Track/Identify batches). Each outbound run records an "
+        "observation: its requests, failed requests, error rate and p95 response time.",
     ),
     _log_table(
         "outbound_messages",
@@ -130,7 +131,7 @@ LOG_TABLE_SPECS = [
         "inbound_log",
         [ANTAVO_EVENTS],
         "One row per event of each request to the Antavo Events API, and per event that failed "
-        "its mapping or matched none. Each inbound run records a materialization: events "
+        "its mapping or matched none. Each inbound run records an observation: events "
         "registered, items failed, error rate, p95 response time.",
     ),
     _log_table(
@@ -152,17 +153,15 @@ def source_specs(store_url: object) -> list[dg.AssetSpec]:
 T = TypeVar("T")
 
 
-def written(table: str, run_id: str) -> dg.AssetMaterialization:
-    """A log table's materialization: the run `run_id` added rows to it."""
-    return dg.AssetMaterialization(
+def written(table: str, run_id: str) -> dg.AssetObservation:
+    """A log table's observation: the run `run_id` added rows to it."""
+    return dg.AssetObservation(
         asset_key=table, metadata={"written_by_run": dg.MetadataValue.text(run_id)}
     )
 
 
-def with_sync_runs_written(
-    run_id: str, events: Iterator[T]
-) -> Iterator[T | dg.AssetMaterialization]:
-    """`events`, then `sync_runs`' materialization: the op's run row is written on its way out,
+def with_sync_runs_written(run_id: str, events: Iterator[T]) -> Iterator[T | dg.AssetObservation]:
+    """`events`, then `sync_runs`' observation: the op's run row is written on its way out,
     whether it succeeded or failed."""
     try:
         yield from events

@@ -67,7 +67,7 @@ def ingest_inbound_buffer(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     if config.dry_run:
         yield _dry_run(context, settings)
         return
@@ -92,7 +92,7 @@ def _ingest(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run registered is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -116,7 +116,7 @@ def _ingest(
             undelivered=c.failed + c.retried + c.unknown,
         )
         yield dg.MaterializeResult(asset_key=ANTAVO_EVENTS.key, metadata=metadata)
-        yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
+        yield dg.AssetObservation(asset_key="inbound_log", metadata=metadata)
         yield written("inbound_items", context.run_id)
         if stopped is not None or not result.ok:
             failure = str(stopped) if stopped is not None else result.failure_message()

@@ -117,7 +117,7 @@ def build_outbound_asset(shards: int = 1) -> dg.AssetsDefinition:
         config: OutboundConfig,
         settings: SettingsResource,
         segment: SegmentResource,
-    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         if config.dry_run:
             yield _dry_run(context, config, settings)
             return
@@ -166,7 +166,7 @@ def _sync_outbound(
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run sent is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -193,7 +193,7 @@ def _sync_outbound(
         stats = outbound_run_metadata(loaded.logs.dir, record, result)
         metadata = result_metadata(result) | stats | report_metadata(report)
         yield dg.MaterializeResult(asset_key=STREAM_ASSETS[stream].key, metadata=metadata)
-        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
+        yield dg.AssetObservation(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
             record.error = redactor.text(report.description)
