@@ -72,6 +72,7 @@ CHECKS = {
     "outbound_error_rate": "outbound_log",
     "inbound_failed_items": "inbound_log",
     "oldest_undelivered_event": "outbound_log",
+    "loyalty_source_alive": "loyalty_events",
 }
 
 
