@@ -26,7 +26,12 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
     from segment_sync.directions import status_lines
 
     loaded = load_or_fail(settings_file)
+    from segment_sync.settings_hash import settings_hash
+
     click.echo(f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}")
+    click.echo(
+        f"settings hash: {settings_hash(loaded)} (runs record it in sync_runs, secrets left out)"
+    )
     for line in status_lines(loaded):
         click.echo(line)
     if connect:

@@ -97,7 +97,7 @@ def _ingest(
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     secrets = [antavo.api_key, antavo.api_secret, *loaded.secrets()]
-    with op_run_record(context, logs, secrets) as (record, redactor):
+    with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         ingest = antavo.inbound_ingest(loaded, logs)
         stopped: IngestError | None = None
         try:

@@ -172,7 +172,7 @@ def _sync_outbound(
     logs = factory.log_writer(loaded)
     op_context = context.op_execution_context
     secrets = [segment.write_key, *loaded.secrets()]
-    with op_run_record(op_context, logs, secrets) as (record, redactor):
+    with op_run_record(op_context, logs, secrets, settings=loaded) as (record, redactor):
         stream = selected_stream(config.stream, set(context.selected_asset_keys))
         off = allow_list_off(loaded, stream) if isinstance(stream, Stream) else stream
         shard = run_shard(context, loaded.outbound.shards)

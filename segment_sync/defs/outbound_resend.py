@@ -55,7 +55,8 @@ def _resend(
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, [segment.write_key, *loaded.secrets()]) as (record, redactor):
+    secrets = [segment.write_key, *loaded.secrets()]
+    with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         filter_text, since, until = check
         try:
             compile_filter(filter_text, "outbound")

@@ -38,7 +38,8 @@ def reconcile_outbound_events(
         "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours)
     }
     total = OutboundCounts()
-    with op_run_record(context, logs, [segment.write_key, *loaded.secrets()]) as (record, redactor):
+    secrets = [segment.write_key, *loaded.secrets()]
+    with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         sync = segment.outbound_sync(loaded, logs)
         for stream in (Stream.EVENTS, Stream.PROFILES):
             # Events keep their metadata names; profile changes' are prefixed.
