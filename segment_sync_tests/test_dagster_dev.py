@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from segment_sync.loyalty.records import NewEvent
+from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync_tests.dagster_dev_harness import (
     LOCATION,
     RUN_TIMEOUT_S,
@@ -58,6 +60,18 @@ query Checks($assetKey: AssetKeyInput!, $checkName: String!) {
   }
 }"""
 
+# What the UI's check badge reads: null here is "Not evaluated".
+LATEST_CHECK = """
+query LatestCheck($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      assetChecksOrError {
+        ... on AssetChecks { checks { name executionForLatestMaterialization { runId status } } }
+      }
+    }
+  }
+}"""
+
 INSTIGATORS = """
 query Instigators($repo: RepositorySelector!) {
   sensorsOrError(repositorySelector: $repo) {
@@ -83,7 +97,7 @@ def dagster_dev(tmp_path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
 
 
 def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check_results(
-    dagster_dev, segment_standin
+    dagster_dev, segment_standin, tmp_path
 ):
     graphql, log = dagster_dev
     started = time.monotonic()
@@ -137,6 +151,23 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
         assert execution["status"] == "SUCCEEDED", (check, execution)
         assert execution["evaluation"]["success"] is True
         assert execution["evaluation"]["severity"] == "ERROR"
+
+    # A delivery after the checks run leaves no check "Not evaluated" in the UI.
+    LoyaltyStore(f"sqlite:///{tmp_path}/loyalty.db").append_events(
+        [NewEvent("c-9", "point_add", {"points": 1})]
+    )
+    after_id = launch_outbound(graphql, "events")
+    after = wait_for(
+        "the outbound run after the checks finished",
+        lambda: finished(graphql, runIds=[after_id]),
+        RUN_TIMEOUT_S,
+        log,
+    )
+    assert after["status"] == "SUCCESS", log.read_text()[-6000:]
+    for check, asset in CHECKS.items():
+        node = graphql(LATEST_CHECK, assetKey={"path": [asset]})["assetNodeOrError"]
+        latest = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}[check]
+        assert latest["executionForLatestMaterialization"] is not None, (check, "Not evaluated")
 
     # Every sensor and schedule of the code location runs by default in a real deployment.
     repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
