@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test docs lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/segment-sync demo run
 
+# The documentation site in strict mode (a broken link or anchor fails), built into a temp folder.
+docs: install
+	@site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && \
+		NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir "$$site"
+
 # The whole test suite; starts this machine's PostgreSQL if it is installed but not running.
-test: install
+test: install docs
 	bash scripts/ensure_postgres.sh
 	bash scripts/ensure_redis.sh
 	$(BIN)/ruff check segment_sync segment_sync_tests bench

@@ -26,7 +26,7 @@ from segment_sync.settings import (
 )
 
 RECORD_NAME = "demo.env.json"
-# The stand-ins accept exactly these; they are public (README), not credentials.
+# The stand-ins accept exactly these; they are public (docs/getting-started.md), not credentials.
 DEMO_SECRETS = {
     "SEGMENT_WRITE_KEY": "demo-us-write-key",
     "ANTAVO_API_KEY": "demo-antavo-key",

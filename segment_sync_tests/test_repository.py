@@ -1,4 +1,5 @@
-"""The checkout a newcomer clones: its README links resolve and the UI's leftovers stay untracked."""
+"""The checkout a newcomer clones: a short README whose links resolve into docs/, and the UI's
+leftovers stay untracked."""
 
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ def test_the_readme_links_nothing_outside_the_repository() -> None:
 
 def test_the_readme_links_the_public_manual() -> None:
     assert "https://docs.antavo.com/twilio-segment" in (ROOT / "README.md").read_text()
+    assert "https://docs.antavo.com/twilio-segment" in (ROOT / "docs" / "index.md").read_text()
+
+
+def test_every_relative_link_of_the_readme_reaches_a_file() -> None:
+    links = [t for t in LINK.findall((ROOT / "README.md").read_text()) if "://" not in t]
+    missing = [t for t in links if not (ROOT / t.split("#")[0]).is_file()]
+    assert links and not missing, f"README.md links to missing files: {missing}"
+
+
+def test_the_readme_is_a_quick_start_of_at_most_150_lines() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; move the detail into docs/"
 
 
 @pytest.mark.skipif(
