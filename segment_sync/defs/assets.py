@@ -5,9 +5,10 @@ The loyalty store and the webhook buffer are external sources. The outbound sync
 `segment_track_calls` or `segment_identify_calls` (one stream per run, so each plot is one
 stream's), the ingest job `antavo_events`. The log tables are observed, never materialized: a
 run records an observation of each table it wrote, so a materialization means a delivery and the
-log tables' checks stay attached to their latest evaluation (docs/checks.md says why). Antavo registers what the inbound path sends as loyalty events and profile
-changes, so the store depends on `antavo_events`: the loop is visible, and the outbound sync
-skips those rows (origin `segment`, echo suppression), so nothing goes back to Segment.
+log tables' checks stay attached to their latest evaluation (docs/operations/checks.md says
+why). Antavo registers what the inbound path sends as loyalty events and profile changes, so the
+store depends on `antavo_events`: the loop is visible, and the outbound sync skips those rows
+(origin `segment`, echo suppression), so nothing goes back to Segment.
 """
 
 from collections.abc import Iterable, Iterator

@@ -3,7 +3,8 @@
 The checks read the real logs (DuckDB over the Parquet files) and the loyalty store, and fail
 with an ERROR severity when a threshold of `maintenance.checks` is crossed. `log_checks_job` runs
 them; the `log_checks_schedule` runs that job every 15 minutes. The assets they judge are never
-materialized by the syncs (observed instead), so each result stays attached (docs/checks.md).
+materialized by the syncs (observed instead), so each result stays attached
+(docs/operations/checks.md).
 
 No `from __future__ import annotations` here: Dagster inspects the checks' resource parameters.
 """
