@@ -38,6 +38,7 @@ class RunRecord:
     error: str | None = None
     counted: bool = False  # the run counted itself; otherwise its log rows are counted
     stopped_by: str | None = None  # the signal that interrupted it, when one did
+    settings_hash: str | None = None  # which settings it used (settings_hash.py)
 
     def count(
         self, sent: int, failed: int, skipped: int, requests: int = 0, bytes_: int = 0
@@ -61,6 +62,7 @@ class RunRecord:
             "requests": self.requests,
             "bytes": self.bytes,
             "error": self.error,
+            "settings_hash": self.settings_hash,
         }
 
 
@@ -73,12 +75,14 @@ def run_manually(
     echo: Callable[[str], None] = print,
     *,
     secrets: Iterable[str] = (),
+    settings_hash: str | None = None,
 ) -> bool:
     """A `segment-sync run ...` command: `work` raises RuntimeError to fail; prints a summary.
 
-    `secrets` (the settings' known secrets) are masked in what it prints and records."""
+    `secrets` (the settings' known secrets) are masked in what it prints and records;
+    `settings_hash` says which settings the run used."""
     logs = LogWriter(logs_dir)
-    record = RunRecord(run_id, job, "manual")
+    record = RunRecord(run_id, job, "manual", settings_hash=settings_hash)
     redactor = Redactor(secrets)
     try:
         with sigterm_stops_like_ctrl_c(record), recorded_run(logs, record, redactor):

@@ -289,6 +289,12 @@ class CheckSettings(_Section):
     inbound_failed_items_max: int = Field(default=0, ge=0, le=1_000_000)
     # Age of the oldest loyalty event the sync passed (behind the watermark) but never delivered.
     undelivered_event_age_max_minutes: float = Field(default=120.0, gt=0, le=60 * 24 * 366)
+    # The loyalty source is alive (loyalty/liveness.py): the last hour's new loyalty events are
+    # at least this share of the median of the same hour over source_alive_days days (0: off),
+    # judged only when that median reaches source_alive_min_baseline rows.
+    source_alive_min_share: float = Field(default=0.1, ge=0, le=1)
+    source_alive_min_baseline: int = Field(default=20, ge=1, le=10_000_000)
+    source_alive_days: int = Field(default=7, ge=1, le=90)
 
 
 class MaintenanceSettings(_Section):

@@ -146,6 +146,13 @@ MEANINGS = {
     "maintenance.checks.undelivered_event_age_max_minutes": "`oldest_undelivered_event` fails "
     "when a matching loyalty event older than this is undelivered; shorter than "
     "`reconcile_lookback_hours`.",
+    "maintenance.checks.source_alive_min_share": "`loyalty_source_alive` fails when the last "
+    "hour's new loyalty events are fewer than this share of the median of the same hour over "
+    "`source_alive_days` days; 0 turns the check off.",
+    "maintenance.checks.source_alive_min_baseline": "`loyalty_source_alive` judges only when "
+    "that median reaches this many events an hour (a new or quiet store is not judged).",
+    "maintenance.checks.source_alive_days": "How many recent days give `loyalty_source_alive` "
+    "its median of the same hour.",
     # alerts
     "alerts.webhook_url_env": "Environment variable holding a Slack incoming-webhook URL (or any "
     'URL taking a POST of `{"text": "..."}`); `null`: alerts off.',

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from segment_sync.loyalty.records import NewEvent
+from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync_tests.dagster_dev_harness import (
     LOCATION,
     RUN_TIMEOUT_S,
@@ -30,6 +32,7 @@ query RunEvents($runId: ID!) {
       eventConnection {
         events {
           __typename
+          ... on ObservationEvent { assetKey { path } }
           ... on MaterializationEvent {
             assetKey { path }
             metadataEntries {
@@ -57,6 +60,18 @@ query Checks($assetKey: AssetKeyInput!, $checkName: String!) {
   }
 }"""
 
+# What the UI's check badge reads: null here is "Not evaluated".
+LATEST_CHECK = """
+query LatestCheck($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      assetChecksOrError {
+        ... on AssetChecks { checks { name executionForLatestMaterialization { runId status } } }
+      }
+    }
+  }
+}"""
+
 INSTIGATORS = """
 query Instigators($repo: RepositorySelector!) {
   sensorsOrError(repositorySelector: $repo) {
@@ -71,6 +86,7 @@ CHECKS = {
     "outbound_error_rate": "outbound_log",
     "inbound_failed_items": "inbound_log",
     "oldest_undelivered_event": "outbound_log",
+    "loyalty_source_alive": "loyalty_events",
 }
 
 
@@ -81,7 +97,7 @@ def dagster_dev(tmp_path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
 
 
 def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check_results(
-    dagster_dev, segment_standin
+    dagster_dev, segment_standin, tmp_path
 ):
     graphql, log = dagster_dev
     started = time.monotonic()
@@ -97,14 +113,17 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
     assert tags["dagster/run_key"] == "events-upto-6" and tags["segment_sync/trigger"] == "sensor"
     assert len(segment_standin.messages) == 5  # opt_in is not allow-listed
 
-    # The run's materialization of the events stream's asset carries its numbers.
+    # The run's materialization of the events stream's asset carries its numbers; the log
+    # tables it wrote are observed, never materialized (so their checks stay evaluated).
     events = graphql(RUN_EVENTS, runId=run["runId"])["runOrError"]
     assert events["status"] == "SUCCESS"
+    by_type = [(e["__typename"], e.get("assetKey")) for e in events["eventConnection"]["events"]]
     materializations = [
         e for e in events["eventConnection"]["events"] if e["__typename"] == "MaterializationEvent"
     ]
-    assert [m["assetKey"]["path"] for m in materializations] == [
-        ["segment_track_calls"], ["outbound_log"], ["outbound_messages"], ["sync_runs"]
+    assert [m["assetKey"]["path"] for m in materializations] == [["segment_track_calls"]]
+    assert [key["path"] for kind, key in by_type if kind == "ObservationEvent"] == [
+        ["outbound_log"], ["outbound_messages"], ["sync_runs"]
     ]  # fmt: skip
     materialization = materializations[0]
     metadata = {
@@ -132,6 +151,23 @@ def test_a_sensor_tick_launches_a_run_that_graphql_shows_with_metadata_and_check
         assert execution["status"] == "SUCCEEDED", (check, execution)
         assert execution["evaluation"]["success"] is True
         assert execution["evaluation"]["severity"] == "ERROR"
+
+    # A delivery after the checks run leaves no check "Not evaluated" in the UI.
+    LoyaltyStore(f"sqlite:///{tmp_path}/loyalty.db").append_events(
+        [NewEvent("c-9", "point_add", {"points": 1})]
+    )
+    after_id = launch_outbound(graphql, "events")
+    after = wait_for(
+        "the outbound run after the checks finished",
+        lambda: finished(graphql, runIds=[after_id]),
+        RUN_TIMEOUT_S,
+        log,
+    )
+    assert after["status"] == "SUCCESS", log.read_text()[-6000:]
+    for check, asset in CHECKS.items():
+        node = graphql(LATEST_CHECK, assetKey={"path": [asset]})["assetNodeOrError"]
+        latest = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}[check]
+        assert latest["executionForLatestMaterialization"] is not None, (check, "Not evaluated")
 
     # Every sensor and schedule of the code location runs by default in a real deployment.
     repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}

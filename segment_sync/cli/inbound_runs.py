@@ -10,6 +10,7 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings
+from segment_sync.settings_hash import settings_hash
 
 
 def summary_lines(result: IngestResult) -> list[str]:
@@ -56,7 +57,10 @@ def run_manual_inbound(
 
     try:
         job, secrets = "inbound_ingest_job", settings.secrets()
-        return run_manually(settings.logs.dir, job, run_id, work, summary, echo, secrets=secrets)
+        return run_manually(
+            settings.logs.dir, job, run_id, work, summary, echo,
+            secrets=secrets, settings_hash=settings_hash(settings),
+        )  # fmt: skip
     except OSError as exc:  # the logs themselves (sync_runs) could not be written
         echo(f"run {run_id} FAILED: could not write the logs under logs.dir ({settings.logs.dir}):"
              f" {exc.strerror or exc}")  # fmt: skip

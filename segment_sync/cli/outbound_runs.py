@@ -21,6 +21,7 @@ from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings
+from segment_sync.settings_hash import settings_hash
 
 
 def summary_lines(results: list[OutboundResult]) -> list[str]:
@@ -143,7 +144,10 @@ def run_manual_outbound(
         return summary_lines(results) + report_lines(verdict[0] if verdict else None, notes)
 
     job, secrets = "outbound_sync_job", settings.secrets()
-    return run_manually(settings.logs.dir, job, run_id, work, summary, echo, secrets=secrets)
+    return run_manually(
+        settings.logs.dir, job, run_id, work, summary, echo,
+        secrets=secrets, settings_hash=settings_hash(settings),
+    )  # fmt: skip
 
 
 def run_manual_resend(
@@ -176,8 +180,9 @@ def run_manual_resend(
 
     try:
         return run_manually(
-            settings.logs.dir, job, run_id, work, summary, echo, secrets=settings.secrets()
-        )
+            settings.logs.dir, job, run_id, work, summary, echo,
+            secrets=settings.secrets(), settings_hash=settings_hash(settings),
+        )  # fmt: skip
     except FilterError as exc:
         echo(f"{action} {run_id} FAILED: {exc}")
         return False

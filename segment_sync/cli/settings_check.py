@@ -26,6 +26,8 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
     from segment_sync.directions import status_lines
 
     loaded = load_or_fail(settings_file)
+    from segment_sync.settings_hash import settings_hash
+
     if loaded.outbound.destinations:
         for name in loaded.destination_names():
             one = loaded.for_destination(name).outbound
@@ -39,6 +41,9 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
         click.echo(
             f"settings OK: region {loaded.outbound.region}, endpoint {loaded.outbound.endpoint}"
         )
+    click.echo(
+        f"settings hash: {settings_hash(loaded)} (runs record it in sync_runs, secrets left out)"
+    )
     for line in status_lines(loaded):
         click.echo(line)
     if connect:

@@ -5,10 +5,12 @@ The loyalty store and the webhook buffer are external sources. The outbound sync
 `segment_track_calls` or `segment_identify_calls` (one stream per run, so each plot is one
 stream's), the ingest job `antavo_events`, each only when the run delivered something (a run
 that sent nothing records an observation, so the latest materialization is the latest
-delivery); each run also records a materialization of the log
-tables it wrote. Antavo registers what the inbound path sends as loyalty events and profile
-changes, so the store depends on `antavo_events`: the loop is visible, and the outbound sync
-skips those rows (origin `segment`, echo suppression), so nothing goes back to Segment.
+delivery). The log tables are observed, never materialized: a run records an observation of
+each table it wrote, so the log tables' checks stay attached to their latest evaluation
+(docs/operations/checks.md says why). Antavo registers what the inbound path sends as loyalty
+events and profile changes, so the store depends on `antavo_events`: the loop is visible, and
+the outbound sync skips those rows (origin `segment`, echo suppression), so nothing goes back
+to Segment.
 """
 
 from collections.abc import Iterable, Iterator
@@ -122,8 +124,8 @@ LOG_TABLE_SPECS = [
     _log_table(
         "outbound_log",
         OUTBOUND_CALLS,
-        "One row per request to Segment (Track/Identify batches). Each outbound run records a "
-        "materialization: its requests, failed requests, error rate and p95 response time.",
+        "One row per request to Segment (Track/Identify batches). Each outbound run records an "
+        "observation: its requests, failed requests, error rate and p95 response time.",
     ),
     _log_table(
         "outbound_messages",
@@ -135,7 +137,7 @@ LOG_TABLE_SPECS = [
         "inbound_log",
         [ANTAVO_EVENTS],
         "One row per event of each request to the Antavo Events API, and per event that failed "
-        "its mapping or matched none. Each inbound run records a materialization: events "
+        "its mapping or matched none. Each inbound run records an observation: events "
         "registered, items failed, error rate, p95 response time.",
     ),
     _log_table(
@@ -157,9 +159,9 @@ def source_specs(store_url: object) -> list[dg.AssetSpec]:
 T = TypeVar("T")
 
 
-def written(table: str, run_id: str) -> dg.AssetMaterialization:
-    """A log table's materialization: the run `run_id` added rows to it."""
-    return dg.AssetMaterialization(
+def written(table: str, run_id: str) -> dg.AssetObservation:
+    """A log table's observation: the run `run_id` added rows to it."""
+    return dg.AssetObservation(
         asset_key=table, metadata={"written_by_run": dg.MetadataValue.text(run_id)}
     )
 
@@ -179,10 +181,8 @@ def delivery(
     return dg.AssetObservation(asset_key=key, metadata=metadata, partition=partition)
 
 
-def with_sync_runs_written(
-    run_id: str, events: Iterator[T]
-) -> Iterator[T | dg.AssetMaterialization]:
-    """`events`, then `sync_runs`' materialization: the op's run row is written on its way out,
+def with_sync_runs_written(run_id: str, events: Iterator[T]) -> Iterator[T | dg.AssetObservation]:
+    """`events`, then `sync_runs`' observation: the op's run row is written on its way out,
     whether it succeeded or failed."""
     try:
         yield from events

@@ -1,9 +1,10 @@
-"""Asset checks that judge the log tables (see assets.py) against settings.
+"""Asset checks that judge the log tables (see assets.py) and the loyalty source against settings.
 
-The checks
-read the real logs (DuckDB over the Parquet files) and the loyalty store, and fail with an ERROR
-severity when a threshold of `maintenance.checks` is crossed. `log_checks_job` runs them; the
-`log_checks_schedule` runs that job every 15 minutes.
+The checks read the real logs (DuckDB over the Parquet files) and the loyalty store, and fail
+with an ERROR severity when a threshold of `maintenance.checks` is crossed. `log_checks_job` runs
+them; the `log_checks_schedule` runs that job every 15 minutes. The assets they judge are never
+materialized by the syncs (observed instead), so each result stays attached
+(docs/operations/checks.md).
 
 No `from __future__ import annotations` here: Dagster inspects the checks' resource parameters.
 """
@@ -13,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from segment_sync import factory
+from segment_sync.defs.assets import LOYALTY_EVENTS_KEY
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
 from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
+from segment_sync.loyalty.liveness import LivenessRule, hourly_rows, judge
 from segment_sync.outbound.reconcile import events_backlog
 
 INBOUND_FAILURE_WINDOW = timedelta(hours=1)
@@ -134,12 +137,51 @@ def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
     )
 
 
-LOG_CHECKS = [outbound_error_rate, inbound_failed_items, oldest_undelivered_event]
+@dg.asset_check(
+    asset=LOYALTY_EVENTS_KEY,
+    description="The loyalty source is alive: the last hour's new loyalty events (echoes of "
+    "Segment events left out) are at least maintenance.checks.source_alive_min_share of the "
+    "median of the same hour over the last source_alive_days days; a median under "
+    "source_alive_min_baseline (a new or quiet store) is not judged.",
+)
+def loyalty_source_alive(settings: SettingsResource) -> dg.AssetCheckResult:
+    loaded = settings.load()
+    limits = loaded.maintenance.checks
+    rule = LivenessRule(
+        limits.source_alive_min_share, limits.source_alive_min_baseline, limits.source_alive_days
+    )
+    store = factory.loyalty_store(loaded)
+    try:
+        rows = hourly_rows(store, datetime.now(UTC), rule.days)
+    finally:
+        store.close()
+    verdict = judge(rows, rule)
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "new_events_last_hour": dg.MetadataValue.int(rows.last_hour),
+            "same_hour_median": dg.MetadataValue.float(rows.baseline),
+            "threshold": dg.MetadataValue.float(verdict.threshold),
+            "judged": dg.MetadataValue.bool(verdict.judged),
+            "days": dg.MetadataValue.int(rule.days),
+        },
+        description=verdict.text,
+    )
+
+
+LOG_CHECKS = [
+    outbound_error_rate,
+    inbound_failed_items,
+    oldest_undelivered_event,
+    loyalty_source_alive,
+]
 
 log_checks_job = dg.define_asset_job(
     "log_checks_job",
     selection=dg.AssetSelection.checks(*LOG_CHECKS),
-    description="Evaluate the asset checks of the log tables against their thresholds.",
+    description="Evaluate the asset checks of the log tables and the loyalty source against "
+    "their thresholds.",
     # No stream tag: the outbound runs of a stream hold both of its run slots (the sender and
     # its successor), and a checks run in one would delay the hand-over by a run launch.
 )

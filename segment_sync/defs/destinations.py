@@ -125,7 +125,7 @@ def build_destinations_asset(settings: Settings) -> dg.AssetsDefinition:
     )
     def sync_outbound_destination(
         context: dg.AssetExecutionContext, config: OutboundConfig
-    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         yield from with_sync_runs_written(context.run_id, _sync(context, config))
 
     return sync_outbound_destination
@@ -133,7 +133,7 @@ def build_destinations_asset(settings: Settings) -> dg.AssetsDefinition:
 
 def _sync(
     context: dg.AssetExecutionContext, config: OutboundConfig
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     settings: SettingsResource = context.resources.settings
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -144,7 +144,10 @@ def _sync(
         getattr(context.resources, resource_key(name)) if name else None
     )
     secrets = [segment.write_key] if segment else []
-    with op_run_record(op_context, logs, [*secrets, *loaded.secrets()]) as (record, redactor):
+    with op_run_record(op_context, logs, [*secrets, *loaded.secrets()], settings=loaded) as (
+        record,
+        redactor,
+    ):
         if isinstance(chosen, str):
             record.error = chosen
             fail_run(op_context, chosen, "configuration")
@@ -173,7 +176,7 @@ def _sync(
             | report_metadata(report)
         )
         yield delivery(asset_key(name, stream), result.counts.sent, metadata, context)
-        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
+        yield dg.AssetObservation(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
             record.error = redactor.text(report.description)

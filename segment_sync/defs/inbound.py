@@ -67,7 +67,7 @@ def ingest_inbound_buffer(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     if config.dry_run:
         yield _dry_run(context, settings)
         return
@@ -92,12 +92,12 @@ def _ingest(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run registered is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     secrets = [antavo.api_key, antavo.api_secret, *loaded.secrets()]
-    with op_run_record(context, logs, secrets) as (record, redactor):
+    with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         ingest = antavo.inbound_ingest(loaded, logs)
         stopped: IngestError | None = None
         try:
@@ -116,7 +116,7 @@ def _ingest(
             undelivered=c.failed + c.retried + c.unknown,
         )
         yield delivery(ANTAVO_EVENTS.key, c.antavo_events, metadata, context)
-        yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
+        yield dg.AssetObservation(asset_key="inbound_log", metadata=metadata)
         yield written("inbound_items", context.run_id)
         if stopped is not None or not result.ok:
             failure = str(stopped) if stopped is not None else result.failure_message()

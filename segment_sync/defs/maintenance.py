@@ -26,7 +26,7 @@ def maintain_log_tables(
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, loaded.secrets()) as (record, _):
+    with op_run_record(context, logs, loaded.secrets(), settings=loaded) as (record, _):
         try:
             report = maintain_logs(
                 loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files

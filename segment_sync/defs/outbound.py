@@ -121,7 +121,7 @@ def build_outbound_asset(shards: int = 1) -> dg.AssetsDefinition:
         config: OutboundConfig,
         settings: SettingsResource,
         segment: SegmentResource,
-    ) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         if config.dry_run:
             yield _dry_run(context, config, settings)
             return
@@ -170,13 +170,13 @@ def _sync_outbound(
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run sent is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     op_context = context.op_execution_context
     secrets = [segment.write_key, *loaded.secrets()]
-    with op_run_record(op_context, logs, secrets) as (record, redactor):
+    with op_run_record(op_context, logs, secrets, settings=loaded) as (record, redactor):
         stream = selected_stream(config.stream, set(context.selected_asset_keys))
         off = allow_list_off(loaded, stream) if isinstance(stream, Stream) else stream
         shard = run_shard(context, loaded.outbound.shards)
@@ -201,7 +201,7 @@ def _sync_outbound(
         if stop.signal:
             metadata |= stopped_follow(op_context, stop.signal, result)
         yield delivery(STREAM_ASSETS[stream].key, result.counts.sent, metadata, context)
-        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
+        yield dg.AssetObservation(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
             record.error = redactor.text(report.description)

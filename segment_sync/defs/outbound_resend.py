@@ -52,10 +52,11 @@ def _resend(
     stream: str,
     check: tuple[str, str | None, str | None],
     resend: Resender,
-) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
+) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
-    with op_run_record(context, logs, [segment.write_key, *loaded.secrets()]) as (record, redactor):
+    secrets = [segment.write_key, *loaded.secrets()]
+    with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         filter_text, since, until = check
         try:
             compile_filter(filter_text, "outbound")
@@ -80,7 +81,7 @@ def _resend(
             "messages_pending": dg.MetadataValue.int(total.pending),
             "summary": dg.MetadataValue.md("\n".join(resend_lines(action, done))),
         } | report_metadata(report)
-        yield dg.AssetMaterialization(asset_key="outbound_log", metadata=metadata)
+        yield dg.AssetObservation(asset_key="outbound_log", metadata=metadata)
         if report.failed:
             record.error = redactor.text(report.description)
             fail_run(context, record.error, report.kind, metadata)
@@ -93,7 +94,7 @@ def replay_outbound_messages(
     config: ReplayConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
+) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     logs_dir = settings.load().logs.dir
 
     def work(sync, streams):
@@ -111,7 +112,7 @@ def resync_outbound_rows(
     config: ResyncConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
+) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     def work(sync, streams):
         return resync(sync, streams, context.run_id, config.since, config.until)
 

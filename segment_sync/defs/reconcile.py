@@ -30,7 +30,7 @@ from segment_sync.runs import RunRecord
 )
 def reconcile_outbound_events(
     context: dg.OpExecutionContext, settings: SettingsResource, segment: SegmentResource
-) -> Iterator[dg.AssetMaterialization | dg.Output[None]]:
+) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     lookback = timedelta(hours=loaded.maintenance.reconcile_lookback_hours)
@@ -38,7 +38,8 @@ def reconcile_outbound_events(
         "lookback_hours": dg.MetadataValue.float(loaded.maintenance.reconcile_lookback_hours)
     }
     total = OutboundCounts()
-    with op_run_record(context, logs, [segment.write_key, *loaded.secrets()]) as (record, redactor):
+    secrets = [segment.write_key, *loaded.secrets()]
+    with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         sync = segment.outbound_sync(loaded, logs)
         for stream in (Stream.EVENTS, Stream.PROFILES):
             # Events keep their metadata names; profile changes' are prefixed.
@@ -58,7 +59,7 @@ def reconcile_outbound_events(
                 count_outbound(record, failed.result)
                 record.error = redactor.text(str(failed))
                 metadata |= result_metadata(failed.result)
-                yield _materialization(loaded.logs.dir, record, failed.result, metadata)
+                yield _observation(loaded.logs.dir, record, failed.result, metadata)
                 raise dg.Failure(description=record.error, allow_retries=False) from None
             found = done.found
             metadata |= {
@@ -75,7 +76,7 @@ def reconcile_outbound_events(
                 done.sent.counts = total
                 count_outbound(record, done.sent)
                 metadata |= result_metadata(done.sent)
-                yield _materialization(loaded.logs.dir, record, done.sent, metadata)
+                yield _observation(loaded.logs.dir, record, done.sent, metadata)
             if found.events:
                 ids = ", ".join(str(e.id) for e in found.events[:20])
                 more = f" (+{len(found.events) - 20} more)" if len(found.events) > 20 else ""
@@ -85,12 +86,12 @@ def reconcile_outbound_events(
     yield dg.Output(None, metadata=metadata)
 
 
-def _materialization(
+def _observation(
     logs_dir: str, record: RunRecord, result: OutboundResult, metadata: dict[str, dg.MetadataValue]
-) -> dg.AssetMaterialization:
-    """outbound_log's materialization for a reconciliation that sent something (plotted)."""
+) -> dg.AssetObservation:
+    """outbound_log's observation for a reconciliation that sent something (plotted)."""
     stats = outbound_run_metadata(logs_dir, record, result)
-    return dg.AssetMaterialization(asset_key="outbound_log", metadata={**metadata, **stats})
+    return dg.AssetObservation(asset_key="outbound_log", metadata={**metadata, **stats})
 
 
 @dg.job(

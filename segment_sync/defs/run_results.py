@@ -13,7 +13,7 @@ import duckdb
 
 from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
-from segment_sync.defs.tags import run_trigger
+from segment_sync.defs.tags import SETTINGS_HASH_TAG, run_trigger
 from segment_sync.logs.queries import error_rate, has_run_row, request_stats
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, count_from_log
@@ -107,6 +107,7 @@ def failed_run_record(
         trigger=run_trigger(run.tags),
         started_at=datetime.fromtimestamp(start, UTC),
         error=redactor.text(failure_text(context))[:MAX_ERROR_CHARS],
+        settings_hash=run.tags.get(SETTINGS_HASH_TAG),  # none if it failed before its op began
     )
     return run_record, datetime.fromtimestamp(end, UTC)
 

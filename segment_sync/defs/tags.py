@@ -14,6 +14,8 @@ from segment_sync.outbound.report import RunReport
 from segment_sync.outbound.results import OutboundResult
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, recorded_run
+from segment_sync.settings import Settings
+from segment_sync.settings_hash import settings_hash
 
 TRIGGER_TAG = "segment_sync/trigger"
 STREAM_TAG = "segment_sync/stream"
@@ -28,6 +30,8 @@ DRY_RUN_TAG = "segment_sync/dry_run"
 NEWEST_TAG = "segment_sync/newest_at_request"
 # The signal that ended a follow run after its current pass (SIGINT, SIGTERM).
 STOPPED_BY_TAG = "segment_sync/stopped_by"
+# Which settings the run used (settings_hash.py), also in its sync_runs row.
+SETTINGS_HASH_TAG = "segment_sync/settings_hash"
 # Dagster's own: False stops the run-retry daemon from re-executing an op failure.
 RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
@@ -45,14 +49,17 @@ def run_trigger(tags: Mapping[str, str]) -> str:
 
 @contextmanager
 def op_run_record(
-    context: dg.OpExecutionContext, logs: LogWriter, secrets: Iterable[str]
+    context: dg.OpExecutionContext, logs: LogWriter, secrets: Iterable[str], *, settings: Settings
 ) -> Iterator[tuple[RunRecord, Redactor]]:
     """The op's `sync_runs` row (written on the way out, whatever happens) and its redactor.
 
-    An unwritable logs.dir fails the op with its one-line reason, not a stack trace.
+    The row and a run tag say which `settings` the run used. An unwritable logs.dir fails the
+    op with its one-line reason, not a stack trace.
     """
     redactor = Redactor(secrets)
     record = RunRecord(context.run_id, context.job_name, run_trigger(context.run.tags))
+    record.settings_hash = settings_hash(settings)
+    context.instance.add_run_tags(context.run_id, {SETTINGS_HASH_TAG: record.settings_hash})
     try:
         with recorded_run(logs, record, redactor):
             yield record, redactor

@@ -14,6 +14,7 @@ from segment_sync.db import Url, create_engine, create_tables
 from segment_sync.loyalty import stored_rows
 from segment_sync.loyalty.arrow_reader import ArrowReader
 from segment_sync.loyalty.records import (
+    ORIGIN_SEGMENT,
     BadRow,
     LoyaltyEvent,
     NewEvent,
@@ -100,6 +101,18 @@ class LoyaltyStore:
             return conn.execute(
                 sa.select(sa.func.count()).select_from(_TABLES[stream])
             ).scalar_one()
+
+    def platform_rows_between(self, stream: Stream, since: datetime, until: datetime) -> int:
+        """How many rows of `stream` the platform itself committed (echoes from Segment left
+        out) that occurred in [since, until)."""
+        table = _TABLES[stream]
+        query = sa.select(sa.func.count()).where(
+            table.c.occurred_at >= since,
+            table.c.occurred_at < until,
+            table.c.origin != ORIGIN_SEGMENT,
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
 
     def max_id(self, stream: Stream, floor: int = 0) -> int:
         """The highest id the sync may pass: every id at or below it is committed or never will be.

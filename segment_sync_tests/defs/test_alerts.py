@@ -243,6 +243,27 @@ def test_a_failed_check_posts_one_alert_with_the_check_the_reason_and_the_link(
     assert again == "posted 0 alert(s)"
 
 
+def test_a_loyalty_feed_gone_silent_posts_a_check_alert(write_settings, receiver):
+    path = write_settings(alerts=ALERTS)
+    now = datetime.now(UTC)
+    LoyaltyStore(load_settings(path).loyalty_store.url).append_events(
+        [
+            NewEvent("c-1", "page_view", {}, occurred_at=now - timedelta(days=d, minutes=m + 1))
+            for d in range(1, 8)
+            for m in range(30)
+        ]
+    )  # a busy hour on each of the last 7 days (of events not sent), nothing in the last hour
+    defs = build_definitions(str(path))
+    with dg.instance_for_test() as instance:
+        sensor = Sensor(defs, CHECK_ALERT_SENSOR, instance)
+        sensor.tick()
+        defs.resolve_job_def("log_checks_job").execute_in_process(instance=instance)
+        sensor.tick()
+    [text] = receiver.delivered
+    assert text.startswith("[segment-sync] Check failed: loyalty_events / loyalty_source_alive\n")
+    assert "only 0 new loyalty event(s) in the last hour" in text
+
+
 def test_a_check_that_raised_posts_an_alert_saying_it_could_not_be_evaluated(
     write_settings, receiver, monkeypatch
 ):

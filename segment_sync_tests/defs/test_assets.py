@@ -1,5 +1,5 @@
-"""The data flow as assets: lineage, one asset per outbound stream, log tables materialized when
-written, run tags with counts, and sensor ticks that say why they requested nothing."""
+"""The data flow as assets: lineage, one asset per outbound stream, log tables observed (never
+materialized) when written, run tags with counts, and sensor ticks that say why they requested nothing."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def _materialized(result) -> list[str]:
         e.event_specific_data.materialization.asset_key.to_user_string()
         for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    ]
+
+
+def _observed(result) -> list[str]:
+    """The asset keys a run observed, in order."""
+    return [
+        e.event_specific_data.asset_observation.asset_key.to_user_string()
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
     ]
 
 
@@ -193,7 +202,8 @@ def test_a_sensor_request_selects_its_streams_asset_and_the_run_materializes_onl
             asset_selection=request.asset_selection,
         )
     assert result.success
-    assert _materialized(result) == [asset, "outbound_log", "outbound_messages", "sync_runs"]
+    assert _materialized(result) == [asset]
+    assert _observed(result) == ["outbound_log", "outbound_messages", "sync_runs"]
     assert [m["type"] for m in segment_standin.messages] == [
         "track" if stream == "events" else "identify"
     ]
@@ -232,7 +242,8 @@ def test_a_stream_the_asset_selection_excludes_fails_the_run_naming_the_asset_an
     description = failure.step_failure_data.user_failure_data.description
     assert "does not include segment_track_calls" in description
     assert segment_standin.messages == []
-    assert _materialized(result) == ["sync_runs"]  # the run's failure row was written
+    assert _materialized(result) == []
+    assert _observed(result) == ["sync_runs"]  # the run's failure row was written
 
 
 def test_an_outbound_run_carries_its_sent_failed_and_skipped_counts_as_tags(
@@ -249,7 +260,7 @@ def test_an_outbound_run_carries_its_sent_failed_and_skipped_counts_as_tags(
     assert (tags[SENT_TAG], tags[FAILED_TAG], tags[SKIPPED_TAG]) == ("2", "0", "0")
 
 
-def test_an_inbound_run_materializes_antavo_events_and_the_inbound_log_tables_with_tags(
+def test_an_inbound_run_materializes_antavo_events_observes_the_inbound_log_tables_with_tags(
     write_settings, antavo_standin, tmp_path
 ):
     path = write_settings(
@@ -268,7 +279,8 @@ def test_an_inbound_run_materializes_antavo_events_and_the_inbound_log_tables_wi
         result = job.execute_in_process(instance=instance, raise_on_error=False)
         tags = instance.get_run_by_id(result.run_id).tags
     assert not result.success  # one event failed: the run says so
-    assert _materialized(result) == ["antavo_events", "inbound_log", "inbound_items", "sync_runs"]
+    assert _materialized(result) == ["antavo_events"]
+    assert _observed(result) == ["inbound_log", "inbound_items", "sync_runs"]
     assert (tags[SENT_TAG], tags[FAILED_TAG]) == ("1", "1")
 
 

@@ -59,6 +59,7 @@ def test_checks_pass_on_empty_logs(write_settings):
         "outbound_error_rate",
         "inbound_failed_items",
         "oldest_undelivered_event",
+        "loyalty_source_alive",
     }
     assert all(e.passed for e in evaluations.values())
 
@@ -249,3 +250,41 @@ def test_a_fresh_event_waiting_above_the_watermark_passes(synced):
     store.append_events([NewEvent("c-3", "point_add", {})])
     check = evaluate_checks(path)["oldest_undelivered_event"]
     assert check.passed and meta(check)["oldest_pending_event_id"] == 11
+
+
+def _same_hour_of_past_days(path, per_hour: int, days: int = 7) -> None:
+    """`per_hour` loyalty events in the hour before now on each of the last `days` days."""
+    now = datetime.now(UTC)
+    LoyaltyStore(load_settings(path).loyalty_store.url).append_events(
+        [
+            NewEvent("c-1", "point_add", {}, occurred_at=now - timedelta(days=d, minutes=m + 1))
+            for d in range(1, days + 1)
+            for m in range(per_hour)
+        ]
+    )
+
+
+def test_a_loyalty_feed_gone_silent_fails_the_source_check(write_settings):
+    path = write_settings()
+    _same_hour_of_past_days(path, per_hour=30)
+    check = evaluate_checks(path)["loyalty_source_alive"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.asset_key == dg.AssetKey("loyalty_events")
+    assert meta(check)["new_events_last_hour"] == 0 and meta(check)["same_hour_median"] == 30
+    assert "is the loyalty platform still writing" in check.description
+
+
+def test_a_feed_as_busy_as_usual_passes_the_source_check(write_settings):
+    path = write_settings()
+    _same_hour_of_past_days(path, per_hour=30)
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    store.append_events([NewEvent("c-1", "point_add", {}) for _ in range(25)])
+    check = evaluate_checks(path)["loyalty_source_alive"]
+    assert check.passed and meta(check)["judged"] is True
+
+
+def test_the_source_check_threshold_comes_from_the_settings(write_settings):
+    path = write_settings(maintenance={"checks": {"source_alive_min_baseline": 50}})
+    _same_hour_of_past_days(path, per_hour=30)
+    check = evaluate_checks(path)["loyalty_source_alive"]
+    assert check.passed and meta(check)["judged"] is False

@@ -212,11 +212,13 @@ def test_a_reconciliation_run_records_its_deliveries_for_the_plots(late_event):
     with dg.instance_for_test() as instance:
         first = reconcile(path, instance)
         second = reconcile(path, instance)
-    [materialization] = first.asset_materializations_for_node("reconcile_outbound_events")
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    # outbound_log is observed (never materialized), so the log checks stay evaluated.
+    assert first.asset_materializations_for_node("reconcile_outbound_events") == []
+    [observation] = first.asset_observations_for_node("reconcile_outbound_events")
+    metadata = {k: v.value for k, v in observation.metadata.items()}
     assert metadata["messages_sent"] == 1 and metadata["error_rate"] == 0.0
     assert metadata["p95_response_time_s"] > 0
-    assert second.asset_materializations_for_node("reconcile_outbound_events") == []
+    assert second.asset_observations_for_node("reconcile_outbound_events") == []
 
 
 def test_reconciliation_runs_are_sync_runs_rows_triggered_by_the_schedule(late_event):
