@@ -93,7 +93,8 @@ def _reconcile(
                     total.add(failed.result.counts)
                     failed.result.counts = total
                     count_outbound(record, failed.result)
-                    errors.append(redactor.text(str(failed)) or "")
+                    error = redactor.text(str(failed)) or ""
+                    errors.append(error if name is None else f"destination {name}: {error}")
                     metadata |= result_metadata(failed.result)
                     yield _materialization(loaded.logs.dir, record, failed.result, metadata)
                     break  # this destination stops here; the others are still reconciled

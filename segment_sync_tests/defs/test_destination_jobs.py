@@ -162,3 +162,30 @@ def test_the_resync_job_names_an_unknown_destination_and_sends_nothing(write_set
     message = failure.step_failure_data.error.message
     assert "no 'apac' in outbound.destinations (eu, us)" in message
     assert regions.eu.messages == regions.us.messages == []
+
+
+def test_a_destination_that_is_down_fails_the_reconcile_run_but_not_the_others_rows(
+    write_settings, regions
+):
+    path = routed_settings(write_settings, regions)
+    settings = load_settings(path)
+    store = LoyaltyStore(settings.loyalty_store.url)
+    store.append_profile_changes(
+        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
+    )
+    ids = store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob", "bob", "anna")])
+    with store.engine.begin() as conn:
+        conn.execute(loyalty_events.delete().where(loyalty_events.c.id.in_(ids[:2])))
+    assert run_manual_outbound(settings, "events", "run-1", echo=_quiet)
+    _late_commit(store, ids[0], "anna")
+    _late_commit(store, ids[1], "bob")
+    regions.eu.set_faults(error_rate=1.0)  # eu answers 500 to everything
+    us_before = len(regions.us.messages)
+
+    run = _run(build_definitions(str(path)), "outbound_reconcile_job")
+
+    assert not run.success
+    assert len(regions.us.messages) == us_before + 1 and regions.us.messages[-1]["userId"] == "bob"
+    [failure] = [e for e in run.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "Failure: destination eu: Segment request" in message and "stays pending" in message
