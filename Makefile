@@ -38,7 +38,7 @@ format: install
 
 # Every benchmark runs even when one misses its target; the target fails if any did.
 bench: install
-	@rc=0; for b in outbound freshness inbound logs log_write receiver_edge cli_start s3_requests; do \
+	@rc=0; for b in outbound freshness follow_runs inbound logs log_write receiver_edge cli_start s3_requests routing; do \
 		$(BIN)/python bench/$$b.py || rc=1; done; exit $$rc
 
 clean:

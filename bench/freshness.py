@@ -70,14 +70,17 @@ def dagster_home(workdir: Path) -> Path:
 class DagsterDev:
     """`dagster dev` on a free loopback port; stopped with SIGTERM to its process group."""
 
-    def __init__(self, workdir: Path, settings: Path) -> None:
+    def __init__(self, workdir: Path, settings: Path, code_root: Path = ROOT) -> None:
+        """`code_root`: the checkout whose segment_sync the code location imports."""
         self.port = free_port()
         shutil.copy(ROOT / "workspace.yaml", workdir / "workspace.yaml")
         env = os.environ | {
             "DAGSTER_HOME": str(dagster_home(workdir)),
             "SEGMENT_SYNC_SETTINGS": str(settings),
             WRITE_KEY_ENV: BENCH_WRITE_KEY,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(code_root), os.environ.get("PYTHONPATH")])
+            ),
         }
         self.log_path = workdir / "dagster_dev.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -141,13 +144,15 @@ def commit_one(store: LoyaltyStore, n: int) -> tuple[int, float]:
     return row_id, time.time()
 
 
-def measure(standin: Standin, workdir: Path, name: str, follow_s: float, args) -> dict[str, Any]:
+def measure(
+    standin: Standin, workdir: Path, name: str, follow_s: float, args, code_root: Path = ROOT
+) -> dict[str, Any]:
     run_dir = workdir / name
     run_dir.mkdir()
     standin.reset()
     settings = write_settings(run_dir, standin.url, follow_s, args.poll_ms)
     store = LoyaltyStore(f"sqlite:///{run_dir / 'loyalty.db'}")
-    dev = DagsterDev(run_dir, settings)
+    dev = DagsterDev(run_dir, settings, code_root)
     try:
         first_id, first_at = commit_one(store, 0)
         deadline = time.monotonic() + 300
@@ -202,6 +207,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--drain-s", type=float, default=60, help="wait for stragglers this long")
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "freshness.json")
     p.add_argument("--keep-data", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--baseline",
+        help="a git revision: measure the follow design of its code too, before this tree's "
+        "(instead of the one-pass design)",
+    )
     return p.parse_args(argv)
 
 
@@ -211,8 +221,14 @@ def main(argv: list[str]) -> int:
     os.environ[WRITE_KEY_ENV] = BENCH_WRITE_KEY
     standin = Standin(workdir)
     try:
+        if args.baseline:  # before (the baseline's code) and after, both following
+            from follow_runs import export
+
+            base = export(args.baseline, workdir / "base")
+            one_pass = measure(standin, workdir, "baseline", args.follow_s, args, base)
         follow = measure(standin, workdir, "follow", args.follow_s, args)
-        one_pass = measure(standin, workdir, "one-pass", 0, args)
+        if not args.baseline:
+            one_pass = measure(standin, workdir, "one-pass", 0, args)
     finally:
         standin.stop()
         if args.keep_data:
@@ -221,11 +237,14 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     met = follow["lost"] == 0 and one_pass["lost"] == 0 and follow["p95_s"] <= P95_TARGET_S
     print()
+    print(f"load average {os.getloadavg()} (2 cores)")
     print(f"{'design':<34} {'p50':>7} {'p95':>7} {'max':>7} {'lost':>6}  cold start")
-    for r, label in (
-        (follow, f"follow (follow_s {args.follow_s:g})"),
-        (one_pass, "one pass per sensor tick"),
-    ):
+    other = (
+        f"before: {args.baseline} (follow_s {args.follow_s:g})"
+        if args.baseline
+        else "one pass per sensor tick"
+    )
+    for r, label in ((follow, f"follow (follow_s {args.follow_s:g})"), (one_pass, other)):
         print(
             f"{label:<34} {r['p50_s']:>6.2f}s {r['p95_s']:>6.2f}s {r['max_s']:>6.2f}s "
             f"{r['lost']:>6}  {r['cold_start_s']:.1f} s"

@@ -60,13 +60,13 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     shards = settings.outbound.shards
     if settings.outbound.destinations:  # several Segment destinations: defs/destinations.py
-        outbound_job = build_destinations_job(settings)
+        outbound_job = build_destinations_job(settings, build_executor(settings.executor))
         outbound_asset = build_destinations_asset(settings)
         outbound_sensors = build_destination_sensors(settings, outbound_job)
         segment_resources = destination_resources(settings)
         log_tables = log_table_specs(settings, LOG_TABLE_SPECS)
     else:
-        outbound_job = build_outbound_job(shards)
+        outbound_job = build_outbound_job(shards, build_executor(settings.executor))
         outbound_asset = build_outbound_asset(shards)
         outbound_sensors = build_outbound_sensors(outbound_job)
         segment_resources = {}

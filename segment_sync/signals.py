@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -61,3 +62,45 @@ def run_stoppably(main: Coroutine[Any, Any, T]) -> T:
         if held:  # the run finished before the cancellation reached it
             raise held[0]
         return result
+
+
+class FollowStop:
+    """Which stop signal ended a follow early (None: none did)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+
+@contextmanager
+def first_stop_ends_following(stop_following: threading.Event) -> Iterator[FollowStop]:
+    """The first SIGINT or SIGTERM sets `stop_following` (the follow ends after its current
+    pass, logged, progress saved) instead of interrupting; a second one is handled as before.
+
+    Ctrl-C, a deploy's SIGTERM and Dagster's run termination (a SIGINT the run worker sends
+    itself) all arrive as one of these.
+    """
+    stop = FollowStop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.signal is None:
+            stop.signal = signal.Signals(signum).name
+            stop_following.set()
+            return
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        else:  # the default action (or none): as if we had never been installed
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -72,6 +72,7 @@ def dagster_home(tmp_path: Path, shipped: str = "dagster.yaml") -> Path:
 class GraphQL:
     def __init__(self, url: str) -> None:
         self.url = f"{url}/graphql"
+        self.process: subprocess.Popen | None = None
 
     def __call__(self, query: str, **variables: Any) -> dict:
         response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=30)
@@ -109,8 +110,12 @@ def finished(graphql: GraphQL, **filter_: Any) -> dict | None:
 
 
 @contextlib.contextmanager
-def running_dagster_dev(tmp_path: Path, segment_standin) -> Iterator[tuple[GraphQL, Path]]:
-    """`dagster dev` on a free loopback port with a temp instance, settings and loyalty store."""
+def running_dagster_dev(
+    tmp_path: Path, segment_standin, **outbound: Any
+) -> Iterator[tuple[GraphQL, Path]]:
+    """`dagster dev` on a free loopback port with a temp instance, settings and loyalty store;
+    `outbound` overrides outbound settings. `graphql.process` is the `dagster dev` process,
+    leader of its own process group (as a terminal's foreground job is)."""
     settings = tmp_path / "segment_sync.yaml"
     settings.write_text(
         yaml.safe_dump(
@@ -123,7 +128,8 @@ def running_dagster_dev(tmp_path: Path, segment_standin) -> Iterator[tuple[Graph
                     "state_url": f"sqlite:///{tmp_path}/state.db",
                     "follow_s": 3,  # sensor runs follow the stream, briefly
                     "poll_interval_ms": 200,
-                },
+                }
+                | outbound,
                 "inbound": {"buffer_url": f"sqlite:///{tmp_path}/inbound.db"},
                 "logs": {"dir": str(tmp_path / "logs")},
             }
@@ -158,9 +164,26 @@ def running_dagster_dev(tmp_path: Path, segment_standin) -> Iterator[tuple[Graph
             STARTUP_TIMEOUT_S,
             log,
         )
-        yield GraphQL(url), log
+        graphql = GraphQL(url)
+        graphql.process = process
+        yield graphql, log
     finally:
         _stop(process)
+
+
+def signal_group_and_wait(process: subprocess.Popen, signum: int, timeout_s: float) -> None:
+    """Signal every process of `dagster dev`'s group (as Ctrl-C in its terminal does) and wait
+    until all of them, run workers included, have exited."""
+    os.killpg(process.pid, signum)
+    process.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"processes of dagster dev's group still running {timeout_s}s after the signal")
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -80,3 +80,19 @@ def test_a_stop_signal_cancels_the_run_then_raises_the_handlers_exception(
         pytest.fail("the signal was dropped: the run went on")
     assert child.returncode == 3
     assert output == f"cleaned up\nstopped by {stopped_by}\n"  # unwound first, then raised
+
+
+def test_the_first_stop_signal_ends_a_follow_and_a_second_is_handled_as_before():
+    import os
+    import threading
+
+    from segment_sync.signals import first_stop_ends_following
+
+    stop_following = threading.Event()
+    with first_stop_ends_following(stop_following) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # a deploy: the follow ends, nothing raised
+        assert stop_following.is_set() and stop.signal == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):  # a second stop: Python's Ctrl-C, at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs at the next bytecode
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

@@ -3,7 +3,9 @@ back into the loyalty store, and the log tables that record both directions.
 
 The loyalty store and the webhook buffer are external sources. The outbound sync materializes
 `segment_track_calls` or `segment_identify_calls` (one stream per run, so each plot is one
-stream's), the ingest job `antavo_events`; each run also records a materialization of the log
+stream's), the ingest job `antavo_events`, each only when the run delivered something (a run
+that sent nothing records an observation, so the latest materialization is the latest
+delivery); each run also records a materialization of the log
 tables it wrote. Antavo registers what the inbound path sends as loyalty events and profile
 changes, so the store depends on `antavo_events`: the loop is visible, and the outbound sync
 skips those rows (origin `segment`, echo suppression), so nothing goes back to Segment.
@@ -41,7 +43,8 @@ ANTAVO_EVENTS = dg.AssetSpec(
     kinds={"antavo"},
     skippable=True,  # a dry run materializes nothing
     description="Antavo events registered through the Events API from buffered Segment events "
-    "that a mapping's trigger matched. Each inbound run materializes it with its counts. Antavo "
+    "that a mapping's trigger matched. Each inbound run that registers events materializes it "
+    "with its counts (a run that registered none records an observation). Antavo "
     "records them in the loyalty store (loyalty_events, loyalty_profile_changes), where the "
     "outbound sync skips them as echoes, so they are never sent back to Segment.",
 )
@@ -54,7 +57,8 @@ SEGMENT_TRACK_CALLS = dg.AssetSpec(
     kinds={"segment"},
     skippable=True,
     description="Segment Track calls, one per allow-listed loyalty event, sent in batches per "
-    "region. Each outbound run of the events stream materializes it with its counts. Events "
+    "region. Each outbound run of the events stream that delivers materializes it with its "
+    "counts (a run that sent nothing records an observation). Events "
     "that came from Segment through antavo_events are skipped (echo suppression).",
 )
 SEGMENT_IDENTIFY_CALLS = dg.AssetSpec(
@@ -64,7 +68,8 @@ SEGMENT_IDENTIFY_CALLS = dg.AssetSpec(
     kinds={"segment"},
     skippable=True,
     description="Segment Identify calls, one per profile change with allow-listed fields. Each "
-    "outbound run of the profiles stream materializes it with its counts. Profile changes that "
+    "outbound run of the profiles stream that delivers materializes it with its counts (a run "
+    "that sent nothing records an observation). Profile changes that "
     "came from Segment through antavo_events are skipped (echo suppression).",
 )
 
@@ -157,6 +162,21 @@ def written(table: str, run_id: str) -> dg.AssetMaterialization:
     return dg.AssetMaterialization(
         asset_key=table, metadata={"written_by_run": dg.MetadataValue.text(run_id)}
     )
+
+
+def delivery(
+    key: dg.AssetKey,
+    delivered: int,
+    metadata: dict[str, dg.MetadataValue],
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+) -> dg.MaterializeResult | dg.AssetObservation:
+    """A run's record on the asset it delivers to: a materialization when it delivered
+    something, else an observation with the same numbers, so the asset's latest
+    materialization is always its latest delivery."""
+    if delivered > 0:
+        return dg.MaterializeResult(asset_key=key, metadata=metadata)
+    partition = context.partition_key if context.has_partition_key else None
+    return dg.AssetObservation(asset_key=key, metadata=metadata, partition=partition)
 
 
 def with_sync_runs_written(

@@ -19,6 +19,7 @@ from segment_sync.defs.assets import (
     LOYALTY_EVENTS_KEY,
     LOYALTY_PROFILE_CHANGES_KEY,
     OUTBOUND_GROUP,
+    delivery,
     with_sync_runs_written,
     written,
 )
@@ -158,7 +159,7 @@ def _dry_run(context: dg.AssetExecutionContext) -> dg.AssetObservation:
 
 def _sync(
     context: dg.AssetExecutionContext, config: OutboundConfig
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
     settings: SettingsResource = context.resources.settings
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -197,7 +198,7 @@ def _sync(
             | stats
             | report_metadata(report)
         )
-        yield dg.MaterializeResult(asset_key=asset_key(name, stream), metadata=metadata)
+        yield delivery(asset_key(name, stream), result.counts.sent, metadata, context)
         yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
@@ -205,8 +206,9 @@ def _sync(
             fail_run(op_context, record.error, report.kind, metadata)
 
 
-def build_destinations_job(settings: Settings):  # -> UnresolvedAssetJobDefinition
-    """The job of every destination's assets (a run selects one)."""
+def build_destinations_job(settings: Settings, executor: dg.ExecutorDefinition | None = None):
+    """The job of every destination's assets (a run selects one); its step runs in the run
+    worker unless `executor` (Celery) says otherwise, as the outbound job's does."""
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.keys(*(spec.key for spec in destination_specs(settings))),
@@ -214,6 +216,7 @@ def build_destinations_job(settings: Settings):  # -> UnresolvedAssetJobDefiniti
         description="Outbound sync to several Segment destinations: one stream to one "
         "destination per run, customers routed by outbound.route_by.",
         tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
+        executor_def=executor or dg.in_process_executor,
     )
 
 

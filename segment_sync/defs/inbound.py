@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from segment_sync import factory
-from segment_sync.defs.assets import ANTAVO_EVENTS, with_sync_runs_written, written
+from segment_sync.defs.assets import ANTAVO_EVENTS, delivery, with_sync_runs_written, written
 from segment_sync.defs.resources import AntavoResource, SettingsResource
 from segment_sync.defs.run_results import run_log_metadata
 from segment_sync.defs.tags import (
@@ -92,7 +92,7 @@ def _ingest(
     config: InboundConfig,
     settings: SettingsResource,
     antavo: AntavoResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run registered is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -115,7 +115,7 @@ def _ingest(
             delivered=c.done,
             undelivered=c.failed + c.retried + c.unknown,
         )
-        yield dg.MaterializeResult(asset_key=ANTAVO_EVENTS.key, metadata=metadata)
+        yield delivery(ANTAVO_EVENTS.key, c.antavo_events, metadata, context)
         yield dg.AssetMaterialization(asset_key="inbound_log", metadata=metadata)
         yield written("inbound_items", context.run_id)
         if stopped is not None or not result.ok:

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: Dagster resolves op config types a
 """
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -12,6 +13,7 @@ from segment_sync import factory
 from segment_sync.defs.assets import (
     OUTBOUND_CALLS,
     STREAM_ASSETS,
+    delivery,
     with_sync_runs_written,
     written,
 )
@@ -23,6 +25,7 @@ from segment_sync.defs.tags import (
     fail_run,
     op_run_record,
     report_metadata,
+    stopped_follow,
     tag_counts,
 )
 from segment_sync.directions import allow_list_off
@@ -32,6 +35,7 @@ from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed, OutboundResult
 from segment_sync.outbound.shards import Shard, partition_keys, shard_from_partition
 from segment_sync.runs import RunRecord as SyncRunRecord
+from segment_sync.signals import FollowStop, first_stop_ends_following
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -166,7 +170,7 @@ def _sync_outbound(
     config: OutboundConfig,
     settings: SettingsResource,
     segment: SegmentResource,
-) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult]:
+) -> Iterator[dg.AssetMaterialization | dg.MaterializeResult | dg.AssetObservation]:
     # A generator, so what a failed run sent is materialized too before it fails.
     loaded = settings.load()
     logs = factory.log_writer(loaded)
@@ -183,16 +187,20 @@ def _sync_outbound(
         sync = segment.outbound_sync(loaded, logs, shard)
         follow_s = loaded.outbound.follow_s if config.follow else 0.0
         upto = None if config.follow else config.upto
-        try:
-            result = sync.run(stream, context.run_id, upto, follow_s=follow_s)
-        except OutboundFailed as failed:
-            result = failed.result
+        stoppable = first_stop_ends_following(sync.stop_following) if config.follow else None
+        with stoppable or nullcontext(FollowStop()) as stop:
+            try:
+                result = sync.run(stream, context.run_id, upto, follow_s=follow_s)
+            except OutboundFailed as failed:
+                result = failed.result
         count_outbound(record, result)
         tag_counts(op_context, record)
         report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
         stats = outbound_run_metadata(loaded.logs.dir, record, result)
         metadata = result_metadata(result) | stats | report_metadata(report)
-        yield dg.MaterializeResult(asset_key=STREAM_ASSETS[stream].key, metadata=metadata)
+        if stop.signal:
+            metadata |= stopped_follow(op_context, stop.signal, result)
+        yield delivery(STREAM_ASSETS[stream].key, result.counts.sent, metadata, context)
         yield dg.AssetMaterialization(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
@@ -222,8 +230,17 @@ def count_outbound(record: SyncRunRecord, result: OutboundResult) -> None:
     record.error = result.error
 
 
-def build_outbound_job(shards: int = 1) -> "UnresolvedAssetJobDefinition":
-    """The outbound job (partitioned by shard when `outbound.shards` > 1)."""
+def build_outbound_job(
+    shards: int = 1, executor: dg.ExecutorDefinition | None = None
+) -> "UnresolvedAssetJobDefinition":
+    """The outbound job (partitioned by shard when `outbound.shards` > 1).
+
+    Its one step runs in the run worker's own process unless `executor` (Celery) says
+    otherwise: a stop (Ctrl-C, SIGTERM, a termination from the UI) reaches the step there, which
+    ends its follow after the current pass, and the run succeeds with what it delivered; in a
+    step subprocess the run worker would record the same stop as an unexpected interruption (a
+    failure, retried). It also saves starting a second Python process per run.
+    """
     return dg.define_asset_job(
         "outbound_sync_job",
         selection=dg.AssetSelection.keys(*(spec.key for spec in OUTBOUND_CALLS)),
@@ -231,6 +248,7 @@ def build_outbound_job(shards: int = 1) -> "UnresolvedAssetJobDefinition":
         description="Outbound sync: loyalty events -> Track, profile changes -> Identify, to "
         "Segment.",
         tags={"dagster/max_retries": 3, "dagster/retry_strategy": "FROM_FAILURE"},
+        executor_def=executor or dg.in_process_executor,
     )
 
 

@@ -12,7 +12,7 @@ from segment_sync import factory
 from segment_sync.defs.assets import STREAM_ASSETS
 from segment_sync.defs.outbound import OutboundConfig, outbound_sync_job
 from segment_sync.defs.resources import SettingsResource
-from segment_sync.defs.tags import FAILURE_KIND_TAG, STREAM_TAG, TRIGGER_TAG
+from segment_sync.defs.tags import FAILURE_KIND_TAG, NEWEST_TAG, STREAM_TAG, TRIGGER_TAG
 from segment_sync.directions import stream_off
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.shards import Shard
@@ -28,14 +28,18 @@ SENSOR_INTERVAL_S = 15
 HANDOVER_LEAD_S = 2 * SENSOR_INTERVAL_S + 15
 
 
-def _run_request(stream: Stream, shard: Shard, upto: int | None, run_key: str) -> dg.RunRequest:
+def _run_request(
+    stream: Stream, shard: Shard, upto: int | None, run_key: str, newest: int
+) -> dg.RunRequest:
+    """A follow run of the stream (shard); `newest`: the store's newest id now, so its
+    successor is requested only if rows arrive after it."""
     config = OutboundConfig(stream=stream, upto=upto, follow=True)
     return dg.RunRequest(
         run_key=run_key if shard.whole else f"{run_key}-{shard.partition_key}",
         run_config=dg.RunConfig(ops={"sync_outbound_stream": config}),
         asset_selection=[STREAM_ASSETS[stream].key],
         partition_key=None if shard.whole else shard.partition_key,
-        tags={TRIGGER_TAG: "sensor", STREAM_TAG: lane(stream, shard)},
+        tags={TRIGGER_TAG: "sensor", STREAM_TAG: lane(stream, shard), NEWEST_TAG: str(newest)},
     )
 
 
@@ -67,13 +71,20 @@ def _active_runs(
 
 
 def _while_active(
-    stream: Stream, shard: Shard, active: list[dg.RunRecord], follow_s: float
+    stream: Stream,
+    shard: Shard,
+    active: list[dg.RunRecord],
+    loaded: Settings,
+    newest: int,
 ) -> dg.RunRequest | dg.SkipReason:
     """A run is sending: wait, or start its successor early so the hand-over costs no launch.
 
     The successor starts up to HANDOVER_LEAD_S before the sender's follow window ends and waits
-    on the stream's lock, which the sender holds until its last pass is logged.
+    on the stream's lock, which the sender holds until its last pass is logged. Only while
+    there is work: rows arrived since the sender was requested, or rows are pending. An idle
+    stream's chain ends with its sender; the next row starts a run at the next tick.
     """
+    follow_s = loaded.outbound.follow_s
     sender = active[-1]
     run_id = sender.dagster_run.run_id
     if len(active) > 1:
@@ -82,12 +93,28 @@ def _while_active(
             f"{active[0].dagster_run.run_id} takes over when it ends"
         )
     if successor_due(sender.start_time, follow_s, time.time()):
-        return _run_request(stream, shard, None, f"{stream.value}-after-{run_id}")
+        if not _work_after(sender, loaded, stream, shard, newest):
+            return dg.SkipReason(
+                f"run {run_id} is following {stream.value}, and no row arrived since it was "
+                f"requested (newest id {newest}), none pending: no successor; it ends with its "
+                "window, and the next row starts a run"
+            )
+        return _run_request(stream, shard, None, f"{stream.value}-after-{run_id}", newest)
     return dg.SkipReason(
         f"run {run_id} ({sender.dagster_run.status.value.lower()}) is sending new "
         f"{stream.value} as they commit; its successor starts about "
         f"{handover_lead_s(follow_s):.0f}s before its follow window ends"
     )
+
+
+def _work_after(
+    sender: dg.RunRecord, loaded: Settings, stream: Stream, shard: Shard, newest: int
+) -> bool:
+    """Rows arrived since `sender` was requested (its NEWEST_TAG), or rows are pending."""
+    requested_at = sender.dagster_run.tags.get(NEWEST_TAG)
+    if requested_at is not None and newest > int(requested_at):
+        return True
+    return _watermark(loaded, stream, shard) < newest
 
 
 def handover_lead_s(follow_s: float) -> float:
@@ -124,8 +151,13 @@ def _retry_request(
         return dg.SkipReason(f"no {stream.value} newer than id {newest}; all handled up to it")
     records = context.instance.get_run_records(filters=_runs_of(stream, shard), limit=1)
     last = records[0] if records else None
-    if last is None or last.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+    if last is None:
         return dg.SkipReason(f"{newest - watermark} {stream.value} row(s) pending; a run has them")
+    if last.dagster_run.status != dg.DagsterRunStatus.FAILURE:  # e.g. stopped before it sent
+        last_id = last.dagster_run.run_id
+        return _run_request(
+            stream, shard, newest, f"{stream.value}-pending-after-{last_id}", newest
+        )
     kind = last.dagster_run.tags.get(FAILURE_KIND_TAG)
     if kind in ("permanent", "configuration"):
         return dg.SkipReason(
@@ -141,7 +173,7 @@ def _retry_request(
             f"{last.dagster_run.run_id}; retrying in {outbound.retry_failed_after_s - waited:.0f}s"
         )
     return _run_request(
-        stream, shard, newest, f"{stream.value}-retry-after-{last.dagster_run.run_id}"
+        stream, shard, newest, f"{stream.value}-retry-after-{last.dagster_run.run_id}", newest
     )
 
 
@@ -156,11 +188,11 @@ def _shard_request(
     """What one shard needs now, and whether a run of it is still sending."""
     active = _active_runs(context, stream, shard)
     if active:  # it sends these rows (or its successor will); the cursor waits for it
-        return _while_active(stream, shard, active, loaded.outbound.follow_s), True
+        return _while_active(stream, shard, active, loaded, newest), True
     if newest > cursor:
         if _watermark(loaded, stream, shard) >= newest:
             return dg.SkipReason(f"{stream.value} up to id {newest} already sent"), False
-        return _run_request(stream, shard, newest, f"{stream.value}-upto-{newest}"), False
+        return _run_request(stream, shard, newest, f"{stream.value}-upto-{newest}", newest), False
     return _retry_request(context, stream, shard, loaded, newest), False
 
 

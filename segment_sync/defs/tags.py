@@ -11,6 +11,7 @@ import dagster as dg
 
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.outbound.report import RunReport
+from segment_sync.outbound.results import OutboundResult
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, recorded_run
 
@@ -23,6 +24,10 @@ SENT_TAG = "segment_sync/sent"
 FAILED_TAG = "segment_sync/failed"
 SKIPPED_TAG = "segment_sync/skipped"
 DRY_RUN_TAG = "segment_sync/dry_run"
+# The store's newest row id when a sensor requested the run: its successor needs newer rows.
+NEWEST_TAG = "segment_sync/newest_at_request"
+# The signal that ended a follow run after its current pass (SIGINT, SIGTERM).
+STOPPED_BY_TAG = "segment_sync/stopped_by"
 # Dagster's own: False stops the run-retry daemon from re-executing an op failure.
 RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
 
@@ -83,6 +88,19 @@ def tag_counts(context: dg.OpExecutionContext, record: RunRecord) -> None:
         SKIPPED_TAG: record.messages_skipped,
     }
     context.instance.add_run_tags(context.run_id, {k: str(v) for k, v in counts.items()})
+
+
+def stopped_follow(
+    context: dg.OpExecutionContext, signal_name: str, result: OutboundResult
+) -> dict[str, dg.MetadataValue]:
+    """A follow run stopped by a signal ended after its current pass: say so on the run."""
+    context.instance.add_run_tags(context.run_id, {STOPPED_BY_TAG: signal_name})
+    context.log.info(
+        f"stopped by {signal_name}: ended the follow after its current pass, "
+        f"{result.counts.sent} message(s) delivered, progress saved up to id "
+        f"{result.watermark_after}; the sensor starts the next run when there is work"
+    )
+    return {"stopped_by": dg.MetadataValue.text(signal_name)}
 
 
 def dry_run_observation(

@@ -9,8 +9,13 @@ from segment_sync.settings import SettingsError, load_settings
 
 
 def test_jobs_run_on_dagsters_default_executor_unless_the_settings_say_celery(write_settings):
-    job = build_definitions(str(write_settings())).resolve_job_def("outbound_sync_job")
+    job = build_definitions(str(write_settings())).resolve_job_def("inbound_ingest_job")
     assert job.executor_def.name == "multi_or_in_process_executor"
+
+
+def test_the_outbound_step_runs_in_its_run_worker_so_a_stop_reaches_it_there(write_settings):
+    job = build_definitions(str(write_settings())).resolve_job_def("outbound_sync_job")
+    assert job.executor_def.name == "in_process"
 
 
 def test_executor_kind_celery_runs_every_sync_job_on_the_celery_executor(write_settings):

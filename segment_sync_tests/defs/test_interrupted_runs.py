@@ -74,17 +74,17 @@ def test_a_lost_worker_gets_a_sync_runs_row_with_what_its_log_shows_delivered(
     write_settings, segment_standin, dagster_home
 ):
     run, path = start_outbound_run(write_settings, segment_standin)
-    [step] = [
-        p
-        for p in psutil.Process(run.pid).children()  # the step runs in a spawned child
-        if "spawn_main" in " ".join(p.cmdline())
-    ]
 
-    step.kill()  # SIGKILL: nothing in the step runs again, its row is never written
+    # SIGKILL the run worker (the outbound step runs in it): nothing in it runs again, its row
+    # is never written, and nobody is left to end the run.
+    psutil.Process(run.pid).kill()
     run.communicate(timeout=120)
 
     with dg.DagsterInstance.get() as instance:
-        [failed_run] = instance.get_runs()
+        [lost] = instance.get_runs()
+        assert lost.status == dg.DagsterRunStatus.STARTED
+        instance.report_run_failed(lost)  # as run monitoring does when a run worker is gone
+        failed_run = instance.get_run_by_id(lost.run_id)
         assert failed_run.status == dg.DagsterRunStatus.FAILURE
         evaluate_for_run(build_definitions(path), instance, failed_run)
     (run_id, status, sent, failed, requests, sent_bytes, _), logged = run_row_and_log(
