@@ -27,10 +27,18 @@ from segment_sync.defs.outbound import (
     build_outbound_job,
     outbound_sync_job,
 )
-from segment_sync.defs.outbound_resend import outbound_replay_job, outbound_resync_job
+from segment_sync.defs.outbound_resend import (
+    build_resend_jobs,
+    outbound_replay_job,
+    outbound_resync_job,
+)
 from segment_sync.defs.outbound_sensors import build_outbound_sensors
 from segment_sync.defs.previews import mappings_preview_job
-from segment_sync.defs.reconcile import outbound_reconcile_job, outbound_reconcile_schedule
+from segment_sync.defs.reconcile import (
+    build_reconcile_job,
+    outbound_reconcile_job,
+    reconcile_schedule,
+)
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
 from segment_sync.defs.run_results import build_run_failure_sensor
 from segment_sync.settings import load_settings, settings_path
@@ -63,7 +71,11 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
         outbound_sensors = build_outbound_sensors(outbound_job)
         segment_resources = {}
         log_tables = LOG_TABLE_SPECS
-    sync_jobs = [outbound_job, *OTHER_SYNC_JOBS]
+    # With several destinations, replay, resync and reconciliation route too (same job names).
+    replay_job, resync_job = build_resend_jobs(settings)
+    reconcile_job = build_reconcile_job(settings)
+    routed = {j.name: j for j in (replay_job, resync_job, reconcile_job)}
+    sync_jobs = [outbound_job, *(routed.get(j.name, j) for j in OTHER_SYNC_JOBS)]
     return dg.Definitions(
         assets=[
             *source_specs(settings.loyalty_store.url),
@@ -79,7 +91,11 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
             build_run_failure_sensor(sync_jobs),
             *build_alert_sensors(sync_jobs, LOG_CHECKS),
         ],
-        schedules=[log_maintenance_schedule, outbound_reconcile_schedule, log_checks_schedule],
+        schedules=[
+            log_maintenance_schedule,
+            reconcile_schedule(reconcile_job),
+            log_checks_schedule,
+        ],
         executor=build_executor(settings.executor),
         resources={
             "settings": SettingsResource(path=str(file)),

@@ -19,31 +19,49 @@ from segment_sync.inbound.mapping.preview import (
     preview_mapping,
 )
 from segment_sync.loyalty.records import Stream
-from segment_sync.outbound.dry_run import OutboundDryRun, Watermarks, plan_outbound
+from segment_sync.outbound.dry_run import MAX_SAMPLES, OutboundDryRun, Watermarks, plan_outbound
 from segment_sync.outbound.keyless_progress import progress_without_key
 from segment_sync.redaction import Redactor
 from segment_sync.settings import Settings
 
 
-def outbound_dry_run(settings: Settings, streams: list[Stream]) -> OutboundDryRun:
+def outbound_dry_run(
+    settings: Settings, streams: list[Stream], destination: str | None = None
+) -> OutboundDryRun:
     """What `run outbound` would send for `streams` now; reads only, the write key never shown.
+
+    With `outbound.destinations`, each destination (or only `destination`) in the order of the
+    real run (each stream, then each destination): the rows routed to it, and the rows routed
+    nowhere as would-fail (counted once, by the first destination, as the real run logs them).
+    """
+    names = settings.destination_names() if destination is None else [destination]
+    plans = [_one_destination(settings.for_destination(name), streams) for name in names]
+    merged = OutboundDryRun()
+    for stream in streams:
+        merged.streams += [s for p in plans for s in p.streams if s.stream == stream.value]
+    merged.samples = [body for p in plans for body in p.samples][:MAX_SAMPLES]
+    merged.notes = list(dict.fromkeys(n for p in plans for n in p.notes))  # same note once
+    return merged
+
+
+def _one_destination(settings: Settings, streams: list[Stream]) -> OutboundDryRun:
+    """One destination's dry run.
 
     It sends nothing, so it needs no write key: without one, the progress read is every
     progress kept for this store and endpoint (see keyless_progress.py), and a note says so.
     """
-    factory.one_destination(settings)  # a dry run does not route customers (yet)
-    write_key = os.environ.get(settings.outbound.write_key_env)  # progress is keyed by it
+    outbound = settings.outbound
+    write_key = os.environ.get(outbound.write_key_env)  # progress is keyed by it
     redactor = Redactor([write_key, *settings.secrets()])
     store = factory.loyalty_store(settings)
     if write_key:
         state: Watermarks = factory.outbound_state(settings, write_key, store_url=store.url)
         note = None
     else:
-        outbound = settings.outbound
         keyless = progress_without_key(
             outbound.state_url, store.url, outbound.endpoint, factory.all_shards(settings)
         )
-        state, note = keyless, _keyless_note(outbound.write_key_env, len(keyless.states))
+        state, note = keyless, _keyless_note(settings, len(keyless.states))
     try:
         plan = plan_outbound(settings, store, state, streams, redactor)
     finally:
@@ -55,9 +73,11 @@ def outbound_dry_run(settings: Settings, streams: list[Stream]) -> OutboundDryRu
     return plan
 
 
-def _keyless_note(env: str, keys: int) -> str:
+def _keyless_note(settings: Settings, keys: int) -> str:
     """What a dry run without the write key counted from."""
-    unset = f"{env} (outbound.write_key_env) is not set"
+    env, name = settings.outbound.write_key_env, settings.outbound.destination
+    where = "outbound.write_key_env" if name is None else f"outbound.destinations[{name}]"
+    unset = f"{env} ({where}) is not set"
     if keys == 0:
         return (
             f"{unset}: nothing was sent from this store to this endpoint with any write key, so "

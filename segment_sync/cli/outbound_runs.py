@@ -207,12 +207,18 @@ def _judge(
         raise RuntimeError(". ".join(p for p in (report.headline, report.stop_error) if p))
 
 
-def dry_run_outbound(settings: Settings, stream: str, echo: Callable[[str], None] = print) -> bool:
-    """Print what `run outbound` would send now; sends nothing, moves no watermark."""
+def dry_run_outbound(
+    settings: Settings,
+    stream: str,
+    echo: Callable[[str], None] = print,
+    destination: str | None = None,
+) -> bool:
+    """Print what `run outbound` would send now (to every destination, or only
+    `destination`); sends nothing, moves no watermark."""
     from segment_sync.dry_runs import outbound_dry_run
 
     streams = [Stream.EVENTS, Stream.PROFILES] if stream == "all" else [Stream(stream)]
-    plan = outbound_dry_run(settings, streams)
+    plan = outbound_dry_run(settings, streams, destination)
     for line in plan.lines():
         echo(line)
     return bool(plan.streams)

@@ -78,7 +78,7 @@ def run_outbound(
         raise click.BadParameter("--upto ends the run at a row; --follow keeps it going: pick one")
     if dry_run:
         try:
-            ok = dry_run_outbound(loaded, stream, echo=click.echo)
+            ok = dry_run_outbound(loaded, stream, echo=click.echo, destination=destination)
         except SettingsError as exc:
             raise click.ClickException(str(exc)) from None
         sys.exit(0 if ok else 1)

@@ -33,14 +33,17 @@ from segment_sync.defs.outbound import (
 )
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import (
+    DRY_RUN_TAG,
     STREAM_TAG,
     TRIGGER_TAG,
+    dry_run_observation,
     fail_run,
     op_run_record,
     report_metadata,
     tag_counts,
 )
 from segment_sync.directions import allow_list_off
+from segment_sync.dry_runs import outbound_dry_run
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed
@@ -126,9 +129,32 @@ def build_destinations_asset(settings: Settings) -> dg.AssetsDefinition:
     def sync_outbound_destination(
         context: dg.AssetExecutionContext, config: OutboundConfig
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
+        if config.dry_run:
+            yield _dry_run(context)
+            return
         yield from with_sync_runs_written(context.run_id, _sync(context, config))
 
     return sync_outbound_destination
+
+
+def _dry_run(context: dg.AssetExecutionContext) -> dg.AssetObservation:
+    """What the run would send to its destination, logged and observed on that destination's
+    asset; nothing sent, no progress moved."""
+    loaded = context.resources.settings.load()
+    chosen = _selected(set(context.selected_asset_keys), loaded)
+    if isinstance(chosen, str):
+        fail_run(context.op_execution_context, chosen, "configuration")
+    name, stream = chosen
+    plan = outbound_dry_run(loaded, [stream], name)
+    context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
+    [one] = plan.streams or [None]
+    counts = (
+        {"would_send_messages": one.messages, "would_send_requests": one.requests,
+         "would_send_bytes": one.bytes, "would_fail": one.failed}
+        if one else {}
+    )  # fmt: skip
+    lines = plan.lines()
+    return dry_run_observation(asset_key(name, stream), lines, context.log, **counts)
 
 
 def _sync(

@@ -166,7 +166,7 @@ class OutboundSync:
                     return None
                 mine, unrouted = self._routed(records_in_shard(rows, shard), stream)
                 built = built_from_records(mine, self.settings, stream)
-                return _with_unrouted(built, unrouted), rows[-1].id
+                return with_unrouted(built, unrouted), rows[-1].id
             if not len(chunk):
                 return None
             last = chunk["id"][-1].as_py()
@@ -174,8 +174,8 @@ class OutboundSync:
             if self.route is not None:
                 mine, unrouted = self.route.arrow(mine, stream)
             if not len(mine):
-                return _with_unrouted(built_from_records([], self.settings, stream), unrouted), last
-            return _with_unrouted(builder.build(mine), unrouted), last
+                return with_unrouted(built_from_records([], self.settings, stream), unrouted), last
+            return with_unrouted(builder.build(mine), unrouted), last
 
         def read(after: int) -> asyncio.Future:
             # In a thread, so the next chunk is read and built while this one's requests are in
@@ -297,7 +297,7 @@ class OutboundSync:
         try:
             for start in range(0, len(rows), outbound.chunk_size):
                 chunk, unrouted = self._routed(rows[start : start + outbound.chunk_size], stream)
-                built = _with_unrouted(built_from_records(chunk, self.settings, stream), unrouted)
+                built = with_unrouted(built_from_records(chunk, self.settings, stream), unrouted)
                 counted = replace(result.counts)
                 await self._send_chunk(client, stream, built, result)
                 # Logged before the next chunk goes: an unwritable log stops the resend here.
@@ -360,7 +360,7 @@ class OutboundSync:
         record_requests(requests, result, self.settings, self.logs)
 
 
-def _with_unrouted(built: BuiltChunk, unrouted: list[NotSent]) -> BuiltChunk:
+def with_unrouted(built: BuiltChunk, unrouted: list[NotSent]) -> BuiltChunk:
     """A built chunk with the rows routed to no destination as failed, in the same counts."""
     if unrouted:
         built.not_sent.extend(unrouted)
