@@ -68,7 +68,7 @@ from segment_sync_tests.pipeline_world import (
     with_password,
 )
 
-EXAMPLES = int(os.environ.get("SEGMENT_SYNC_PIPELINE_EXAMPLES", "16"))
+EXAMPLES = int(os.environ.get("SEGMENT_SYNC_PIPELINE_EXAMPLES", "10"))
 # An example costs seconds, so a failure is reported as found, not shrunk (minutes in CI);
 # SEGMENT_SYNC_PIPELINE_SHRINK=1 shrinks it when reproducing.
 PHASES = [Phase.explicit, Phase.generate]
@@ -77,12 +77,14 @@ if os.environ.get("SEGMENT_SYNC_PIPELINE_SHRINK") == "1":
 KILL_PADDING_ROWS = 250  # three 100-row chunks, so a kill lands mid-run
 KILL_PADDING_EVENTS = 60
 _cases = itertools.count()
+TALLY: Counter[str] = Counter()  # what the module's cases tried, printed at its end (pytest -s)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     with pipeline_world(tmp_path_factory.mktemp("pipeline")) as built:
         yield built
+    print("\npipeline property cases:", ", ".join(f"{k} {n}" for k, n in sorted(TALLY.items())))
 
 
 def write_settings(world: World, folder: Path, logs_dir: Path, f: Faults) -> Path:
@@ -161,9 +163,37 @@ def run_both(world: World, settings: Path, kill_at: int = 0) -> list[Run]:
     for direction, proc in (("outbound", outbound), ("inbound", inbound)):
         output, _ = proc.communicate(timeout=300)
         runs.append(Run(direction, proc.returncode, output))
+    if kill_at:
+        TALLY["outbound runs killed"] += world.segment_kill.fired
+        TALLY["inbound runs killed"] += world.antavo_kill.fired
     world.segment_kill.arm(None, 0)
     world.antavo_kill.arm(None, 0)
     return runs
+
+
+def stop_and_rerun(
+    world: World, settings: Path, logs_dir: Path, f: Faults
+) -> tuple[list[Run], Stop | None]:
+    """Both runs; with a stop (a SIGKILL mid-run, a full log disk), both again once it is over.
+    The Stop holds what was delivered and the progress saved when they stopped."""
+    filler = None
+    if f.stop == "full_disk":
+        LogWriter(logs_dir)  # the layout exists; then the disk fills
+        filler = fill_disk(world.disk)
+    try:
+        runs = run_both(world, settings, kill_at=f.kill_at if f.stop == "kill" else 0)
+    finally:
+        if filler is not None:
+            filler.unlink()
+    if f.stop == "none":
+        return runs, None
+    state = factory.outbound_state(load_settings(settings), WRITE_KEY)
+    stop = Stop(
+        Counter(source_id(m["messageId"]) for m in world.segment.messages),
+        state.watermark(Stream.EVENTS) or 0,
+        Counter(e["data"]["mid"] for e in world.antavo.events),
+    )
+    return runs + run_both(world, settings), stop
 
 
 def inject(world: World, f: Faults) -> None:
@@ -174,6 +204,7 @@ def inject(world: World, f: Faults) -> None:
         world.segment.set_faults(refuse_marker=MARKER)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # 40 KB paddings
 @settings(
     max_examples=EXAMPLES,
@@ -206,23 +237,23 @@ def test_every_good_item_is_delivered_once_every_bad_one_fails_alone_and_no_secr
     send(world, requests)
     inject(world, f)
 
-    filler = None
-    if f.stop == "full_disk":
-        LogWriter(logs_dir)  # the layout exists; then the disk fills
-        filler = fill_disk(world.disk)
-    runs = run_both(world, settings, kill_at=f.kill_at if f.stop == "kill" else 0)
-    stop = None
-    if f.stop != "none":
-        state = factory.outbound_state(load_settings(settings), WRITE_KEY)
-        stop = Stop(
-            Counter(source_id(m["messageId"]) for m in world.segment.messages),
-            state.watermark(Stream.EVENTS) or 0,
-            Counter(e["data"]["mid"] for e in world.antavo.events),
-        )
-        if filler is not None:
-            filler.unlink()
-        runs += run_both(world, settings)
+    runs, stop = stop_and_rerun(world, settings, logs_dir, f)
 
+    TALLY.update(
+        {
+            "cases": 1,
+            f"stop {f.stop}": 1,
+            "storms": f.storm,
+            "rows good": len(good_rows),
+            "rows bad": len(bad_rows),
+            "rows refused by Segment": len(marked),
+            "events good": sum(len(r.good) for r in requests),
+            "events bad": sum(len(r.bad) for r in requests),
+            "events unmatched": sum(len(r.unmatched) for r in requests),
+            "events refused by the receiver": sum(r.refusal is not None for r in requests),
+            "runs": len(runs),
+        }
+    )
     try:
         check_outputs(runs, f.stop)
         check_outbound(world.segment, logs_dir, good_rows, bad_rows, marked, stop)
