@@ -189,3 +189,30 @@ faults = st.builds(
     in_in_flight=st.integers(1, 4),
 )
 batch_sizes = st.lists(st.integers(1, 3), min_size=1, max_size=4)
+
+
+# -- always tried: every fault, among the members of the class issue 24 named ------------------
+
+_NAMED_ROWS = [*KNOWN, BIG, *[BIG] * 17]  # invalid UTF-8 in data and customer_id, not JSON, ...
+_NAMED_EVENTS = [
+    Planned("good", ("c-1", 12.5, "")),
+    Planned("deep", 990),  # the signed event ~990 levels deep that once stalled every ingest
+    Planned("good", ("c-2", {"n": [1e5, -0.0, 2**70]}, "\u200f\x00\x1f")),
+    Planned("bad_customer", "missing"),
+    Planned("unmatched", {"type": "identify", "userId": "c-1", "traits": {}}),
+    Planned("not_utf8", b"\xff"),
+    Planned("good", (7, json.loads(_nest(62)), "é" * 30_000)),
+    Planned("bad_customer", {}),
+]
+NAMED_KILL = {
+    "rows": _NAMED_ROWS,
+    "events": _NAMED_EVENTS,
+    "sizes": [2],
+    "f": Faults(True, 1, "kill", 2, 2, 5, 2),
+}
+NAMED_FULL_DISK = {
+    "rows": _NAMED_ROWS,
+    "events": _NAMED_EVENTS,
+    "sizes": [3, 1],
+    "f": Faults(True, 3, "full_disk", 1, 4, 3, 4),
+}
