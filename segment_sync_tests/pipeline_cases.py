@@ -25,7 +25,7 @@ EVENT_DEPTH_LIMIT = 64  # the receiver's documented limit for one event
 
 # -- store rows ------------------------------------------------------------------------------
 
-BIG = {"data": orjson.dumps({"pad": "x" * 30_000}).decode()}  # ~30 KB: 17 pass 500,000 bytes
+BIG = {"data": orjson.dumps({"pad": "x" * 31_300}).decode()}  # 16 such messages pass 500,000 bytes
 MARKED = {"data": '{"points": 5, "' + MARKER + '": true}'}
 
 

@@ -12,6 +12,7 @@ import orjson
 
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.logs.views import connect
+from segment_sync.standins.segment_faults import REFUSED_TEXT
 
 SEGMENT_MAX_MESSAGE_BYTES = 32_768  # Segment: "32 KB per message"
 SEGMENT_MAX_BATCH_BYTES = 500_000  # Segment: "500 KB per batch request"
@@ -97,6 +98,8 @@ def check_outbound(
         assert len(orjson.dumps(message)) <= SEGMENT_MAX_MESSAGE_BYTES
     for request in segment.request_records():
         assert (request.get("json_bytes") or 0) <= SEGMENT_MAX_BATCH_BYTES, request
+        if request["status"] == 400:  # only the injected refusal: never oversize or bad JSON
+            assert request["error"] == REFUSED_TEXT, request
 
     rows = _rows(logs_dir, "SELECT run_id, source_id, outcome, error FROM outbound_messages")
     failed = [(run, sid, error) for run, sid, outcome, error in rows if outcome == "failed"]
