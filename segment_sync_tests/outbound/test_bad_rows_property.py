@@ -30,14 +30,12 @@ from segment_sync.outbound.replay import replay
 from segment_sync.outbound.results import OutboundFailed
 from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
-from segment_sync.segment.messages import CONTEXT, iso_timestamp, message_id
 from segment_sync.settings import parse_settings
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.outbound.odd_rows import event_rows
-from segment_sync_tests.outbound.raw_rows import Blob, insert_raw
+from segment_sync_tests.outbound.raw_rows import insert_raw
+from segment_sync_tests.outbound.row_oracle import PLAIN_ROW, SEGMENT_MAX_MESSAGE_BYTES, is_good
 from segment_sync_tests.outbound.syncs import outbound_sync
-
-SEGMENT_MAX_MESSAGE_BYTES = 32_768
 
 generated = settings(
     max_examples=50,
@@ -65,45 +63,6 @@ KNOWN = [
 ]
 
 
-def is_good(columns: dict[str, object], id_: int) -> bool:
-    """Would Segment take this stored row as a Track call? Decided from the stored values."""
-    values = {**_PLAIN, **columns}
-    try:
-        text = {k: _text(v) for k, v in values.items()}
-        when = datetime.strptime(text["occurred_at"], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
-        if not text["customer_id"] or type(orjson.loads(text["data"])) is not dict:
-            return False
-        wire = orjson.dumps(
-            {
-                "type": "track",
-                "event": text["action"],
-                "userId": text["customer_id"],
-                "properties": orjson.Fragment(text["data"]),
-                "timestamp": iso_timestamp(when),
-                "messageId": message_id("evt", id_, when),
-                "context": CONTEXT,
-            }
-        )
-        again = orjson.dumps(orjson.loads(wire))  # how Segment (the stand-in) reads it
-    except (UnicodeDecodeError, ValueError, TypeError):  # orjson's errors are both
-        return False
-    return max(len(wire), len(again)) <= SEGMENT_MAX_MESSAGE_BYTES
-
-
-_PLAIN = {
-    "customer_id": "c-plain",
-    "external_customer_id": None,
-    "action": "point_add",
-    "data": '{"points": 5}',
-    "occurred_at": "2026-11-28 17:52:06.123456",
-}
-
-
-def _text(value: object) -> str | None:
-    raw = value.raw if isinstance(value, Blob) else value
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def fresh_sync(root: Path, standin_url: str) -> OutboundSync:
     configured = parse_settings(
         {
@@ -125,7 +84,7 @@ def stored(sync: OutboundSync, rows: list[dict[str, object]]) -> tuple[list[int]
     """Insert the rows; (good ids, bad ids)."""
     good, bad = [], []
     for columns in rows:
-        id_ = insert_raw(sync.store, loyalty_events, **{**_PLAIN, **columns})
+        id_ = insert_raw(sync.store, loyalty_events, **{**PLAIN_ROW, **columns})
         (good if is_good(columns, id_) else bad).append(id_)
     return good, bad
 
