@@ -16,13 +16,21 @@ from segment_sync.defs.alerts import CHECK_ALERT_SENSOR
 from segment_sync.loyalty.records import NewEvent, NewProfileChange
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings
-from segment_sync_tests.defs.test_alerts import ALERTS, Sensor, receiver  # noqa: F401
+from segment_sync_tests.alerts.receiver import serve_receiver
+from segment_sync_tests.defs.test_alerts import ALERTS, WEBHOOK_ENV, Sensor
 from segment_sync_tests.outbound.regions import two_regions
 
 EU_TRACK, US_TRACK = "segment_track_calls_eu", "segment_track_calls_us"
 EU_IDENTIFY, US_IDENTIFY = "segment_identify_calls_eu", "segment_identify_calls_us"
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 HALF_AN_HOUR = {"checks": {"undelivered_event_age_max_minutes": 30}}
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    with serve_receiver() as receiver:
+        monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
+        yield receiver
 
 
 @pytest.fixture
