@@ -6,7 +6,14 @@ import dagster as dg
 
 from segment_sync.defs.alerts import build_alert_sensors
 from segment_sync.defs.assets import LOG_TABLE_SPECS, source_specs
-from segment_sync.defs.checks import LOG_CHECKS, log_checks_job, log_checks_schedule
+from segment_sync.defs.checks import (
+    LOG_CHECKS,
+    LOG_CHECKS_CADENCE,
+    build_log_checks_job,
+    log_checks_job,
+    log_checks_schedule,
+)
+from segment_sync.defs.destination_checks import build_log_checks
 from segment_sync.defs.destinations import (
     build_destination_sensors,
     build_destinations_asset,
@@ -41,6 +48,7 @@ from segment_sync.defs.reconcile import (
 )
 from segment_sync.defs.resources import AntavoResource, SegmentResource, SettingsResource
 from segment_sync.defs.run_results import build_run_failure_sensor
+from segment_sync.defs.schedules import schedule_for
 from segment_sync.settings import load_settings, settings_path
 
 # Every run of these jobs becomes a `sync_runs` row (the checks job only reads the logs).
@@ -76,6 +84,12 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
     reconcile_job = build_reconcile_job(settings)
     routed = {j.name: j for j in (replay_job, resync_job, reconcile_job)}
     sync_jobs = [outbound_job, *(routed.get(j.name, j) for j in OTHER_SYNC_JOBS)]
+    # With several destinations, the outbound checks are per destination (destination_checks.py).
+    checks = build_log_checks(settings)
+    checks_job, checks_schedule = log_checks_job, log_checks_schedule
+    if checks is not LOG_CHECKS:
+        checks_job = build_log_checks_job(checks)
+        checks_schedule = schedule_for(checks_job, *LOG_CHECKS_CADENCE)
     return dg.Definitions(
         assets=[
             *source_specs(settings.loyalty_store.url),
@@ -83,18 +97,18 @@ def build_definitions(path: str | None = None) -> dg.Definitions:
             ingest_inbound_buffer,
             *log_tables,
         ],
-        asset_checks=LOG_CHECKS,
-        jobs=[*sync_jobs, log_checks_job, inbound_replay_job, mappings_preview_job],
+        asset_checks=checks,
+        jobs=[*sync_jobs, checks_job, inbound_replay_job, mappings_preview_job],
         sensors=[
             *outbound_sensors,
             inbound_buffer_sensor,
             build_run_failure_sensor(sync_jobs),
-            *build_alert_sensors(sync_jobs, LOG_CHECKS),
+            *build_alert_sensors(sync_jobs, checks),
         ],
         schedules=[
             log_maintenance_schedule,
             reconcile_schedule(reconcile_job),
-            log_checks_schedule,
+            checks_schedule,
         ],
         executor=build_executor(settings.executor),
         resources={

@@ -19,7 +19,10 @@ from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
 from segment_sync.logs.queries import error_rate, failed_inbound_items, message_outcomes
 from segment_sync.loyalty.liveness import LivenessRule, hourly_rows, judge
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.build import EVENT_TYPES
 from segment_sync.outbound.reconcile import events_backlog
+from segment_sync.settings import Settings
 
 INBOUND_FAILURE_WINDOW = timedelta(hours=1)
 # Waiting for an outbound run that holds the events stream; the checks job is queued behind
@@ -27,20 +30,31 @@ INBOUND_FAILURE_WINDOW = timedelta(hours=1)
 STREAM_LOCK_WAIT_S = 120.0
 
 
-@dg.asset_check(
-    asset="outbound_log",
-    description="Undelivered / attempted outbound messages over the last "
+ERROR_RATE_DESCRIPTION = (
+    "Undelivered / attempted outbound messages over the last "
     "maintenance.checks.outbound_error_rate_window_hours stay at or under "
     "maintenance.checks.outbound_error_rate_max. Each message counts once, by its final "
     "outcome (its latest attempt in outbound_messages): one that failed and was delivered "
-    "later is delivered.",
+    "later is delivered."
 )
+
+
+@dg.asset_check(asset="outbound_log", description=ERROR_RATE_DESCRIPTION)
 def outbound_error_rate(settings: SettingsResource) -> dg.AssetCheckResult:
-    loaded = settings.load()
+    return error_rate_result(settings.load())
+
+
+def error_rate_result(
+    loaded: Settings, destination: str | None = None, stream: Stream | None = None
+) -> dg.AssetCheckResult:
+    """The error-rate check of every message, or of one destination's messages of one stream."""
     limits = loaded.maintenance.checks
     now = datetime.now(UTC)
     since = now - timedelta(hours=limits.outbound_error_rate_window_hours)
-    attempted, undelivered = message_outcomes(loaded.logs.dir, since, now)
+    event_type = EVENT_TYPES[stream] if stream else None
+    attempted, undelivered = message_outcomes(
+        loaded.logs.dir, since, now, destination=destination, event_type=event_type
+    )
     rate = error_rate(undelivered, attempted)
     metadata = {
         "messages": dg.MetadataValue.int(attempted),
@@ -54,10 +68,22 @@ def outbound_error_rate(settings: SettingsResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata=metadata,
-        description=f"{undelivered} of {attempted} message(s) not delivered ({rate:.2%}), "
+        metadata=metadata | _destination_metadata(destination),
+        description=_named(destination, event_type)
+        + f"{undelivered} of {attempted} message(s) not delivered ({rate:.2%}), "
         f"{verdict} the limit of {limits.outbound_error_rate_max:.2%}.",
     )
+
+
+def _destination_metadata(destination: str | None) -> dict[str, dg.MetadataValue]:
+    return {"destination": dg.MetadataValue.text(destination)} if destination else {}
+
+
+def _named(destination: str | None, what: str | None = None) -> str:
+    """`destination eu (track): ` ahead of a routed check's description, so its alert names it."""
+    if destination is None:
+        return ""
+    return f"destination {destination}" + (f" ({what})" if what else "") + ": "
 
 
 @dg.asset_check(
@@ -84,20 +110,28 @@ def inbound_failed_items(settings: SettingsResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset="outbound_log",
-    description="The oldest loyalty event that matches the settings but is not delivered is "
+UNDELIVERED_DESCRIPTION = (
+    "The oldest loyalty event that matches the settings but is not delivered is "
     "younger than maintenance.checks.undelivered_event_age_max_minutes: both events the sync "
     "passed without a delivered row (the reconciliation window) and events still waiting above "
-    "the watermark (e.g. behind failing runs).",
+    "the watermark (e.g. behind failing runs)."
 )
+
+
+@dg.asset_check(asset="outbound_log", description=UNDELIVERED_DESCRIPTION)
 def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
-    loaded = settings.load()
+    return undelivered_result(settings.load())
+
+
+def undelivered_result(loaded: Settings, destination: str | None = None) -> dg.AssetCheckResult:
+    """The oldest-undelivered check of the single destination or of one routed destination:
+    the events routed to it, against its own progress."""
     limit = timedelta(minutes=loaded.maintenance.checks.undelivered_event_age_max_minutes)
-    store = factory.loyalty_store(loaded)
-    state = factory.outbound_state(loaded, loaded.write_key())
+    one = loaded.for_destination(destination)  # its own progress (watermark key) and routing
+    store = factory.loyalty_store(one)
+    state = factory.outbound_state(one, one.write_key())
     try:
-        backlog = events_backlog(loaded, store, state, wait_s=STREAM_LOCK_WAIT_S)
+        backlog = events_backlog(one, store, state, wait_s=STREAM_LOCK_WAIT_S)
     finally:
         store.close()
         state.close()
@@ -132,8 +166,8 @@ def oldest_undelivered_event(settings: SettingsResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=max(age, waiting_age) < limit,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata=metadata,
-        description=description,
+        metadata=metadata | _destination_metadata(destination),
+        description=_named(destination) + description,
     )
 
 
@@ -177,15 +211,20 @@ LOG_CHECKS = [
     loyalty_source_alive,
 ]
 
-log_checks_job = dg.define_asset_job(
-    "log_checks_job",
-    selection=dg.AssetSelection.checks(*LOG_CHECKS),
-    description="Evaluate the asset checks of the log tables and the loyalty source against "
-    "their thresholds.",
-    # No stream tag: the outbound runs of a stream hold both of its run slots (the sender and
-    # its successor), and a checks run in one would delay the hand-over by a run launch.
-)
 
-log_checks_schedule = schedule_for(
-    log_checks_job, "*/15 * * * *", "Every 15 minutes: the log tables' asset checks."
-)
+def build_log_checks_job(checks: list[dg.AssetChecksDefinition]):
+    """The job that evaluates `checks` (the same name and tags for any destinations)."""
+    return dg.define_asset_job(
+        "log_checks_job",
+        selection=dg.AssetSelection.checks(*checks),
+        description="Evaluate the asset checks of the log tables and the loyalty source against "
+        "their thresholds.",
+        # No stream tag: the outbound runs of a stream hold both of its run slots (the sender
+        # and its successor), and a checks run in one would delay the hand-over by a run launch.
+    )
+
+
+log_checks_job = build_log_checks_job(LOG_CHECKS)
+
+LOG_CHECKS_CADENCE = ("*/15 * * * *", "Every 15 minutes: the log tables' asset checks.")
+log_checks_schedule = schedule_for(log_checks_job, *LOG_CHECKS_CADENCE)

@@ -72,15 +72,33 @@ def request_stats(
     return RequestStats(requests, failures, p95)
 
 
-def message_outcomes(logs_dir: Path | str, since: datetime, until: datetime) -> tuple[int, int]:
+def message_outcomes(
+    logs_dir: Path | str,
+    since: datetime,
+    until: datetime,
+    *,
+    destination: str | None = None,
+    event_type: str | None = None,
+) -> tuple[int, int]:
     """(attempted, undelivered) distinct outbound messages with an attempt in [since, until),
     by final outcome: undelivered when the latest attempt failed or is pending (skipped
-    messages are not attempts)."""
+    messages are not attempts). `destination` and `event_type` (track, identify) narrow it to
+    one destination's rows of one call type; None: every row."""
+    where, params = (
+        _ATTEMPT_IN_WINDOW,
+        [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
+    )
+    if destination is not None:
+        where += " AND destination = ?"
+        params.append(destination)
+    if event_type is not None:
+        where += " AND event_type = ?"
+        params.append(event_type)
     with connect(logs_dir) as con:
         attempted, undelivered = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
-                FROM ({final_outcomes_sql(_ATTEMPT_IN_WINDOW)})""",
-            [(since.astimezone(UTC) - PARTITION_SLACK).date(), since, until],
+                FROM ({final_outcomes_sql(where)})""",
+            params,
         ).fetchone()
     return attempted, undelivered
 

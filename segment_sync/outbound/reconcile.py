@@ -187,18 +187,23 @@ def oldest_pending(
     """The first event above the watermark that the sync would send (None if none within `scan`).
 
     Rows above the watermark wait for the next outbound run; this one has waited the longest.
+    With several destinations, only the events routed to the settings' destination count.
     """
     allowed = frozenset(settings.outbound.event_sync)
+    route = RouteFilter.of(settings, store)
     newest = store.newest_id(Stream.EVENTS)
     after, scanned = watermark, 0
     while after < newest and scanned < scan:
         rows = store.events_after(after, newest, 1000)
         if not rows:
             break
+        last, count = rows[-1].id, len(rows)
+        if route is not None:
+            rows, _ = route.records(rows, Stream.EVENTS)
         found = next((e for e in rows if _candidate(e, settings, allowed)), None)
         if found is not None:
             return found
-        after, scanned = rows[-1].id, scanned + len(rows)
+        after, scanned = last, scanned + count
     return None
 
 

@@ -34,9 +34,9 @@ def _run(defs: dg.Definitions, job: str, ops: dict | None = None) -> dg.ExecuteI
         )
 
 
-def _materialized(run: dg.ExecuteInProcessResult, node: str) -> dict:
-    """The metadata of the op's last outbound_log materialization, as plain values."""
-    last = run.asset_materializations_for_node(node)[-1]
+def _observed(run: dg.ExecuteInProcessResult, node: str) -> dict:
+    """The metadata of the op's last outbound_log observation, as plain values."""
+    last = run.asset_observations_for_node(node)[-1]
     return {k: v.value for k, v in last.metadata.items()}
 
 
@@ -63,7 +63,7 @@ def test_the_reconcile_job_sends_each_late_row_to_its_customers_destination(
     assert len(regions.eu.messages) == eu_before + 1 and regions.eu.messages[-1]["userId"] == "anna"
     assert len(regions.us.messages) == us_before + 1 and regions.us.messages[-1]["userId"] == "bob"
     assert regions.eu.dropped()["messages"] == regions.us.dropped()["messages"] == 0
-    metadata = _materialized(run, "reconcile_outbound_events")
+    metadata = _observed(run, "reconcile_outbound_events")
     assert metadata["eu_undelivered_found"] == metadata["us_undelivered_found"] == 1
     assert EU_KEY not in repr(run.all_events) and US_KEY not in repr(run.all_events)
 
