@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 
 import pyarrow as pa
@@ -29,7 +30,8 @@ _LIBC = _libc()
 
 
 def bound_native_memory() -> None:
-    """Once per process: Arrow allocates through the C allocator, whose large blocks are mapped.
+    """Once per process: Arrow on the C allocator (set from the start by segment_sync/__init__),
+    whose large blocks are mapped.
 
     Arrow's default pool (mimalloc) keeps freed pages for reuse, and glibc raises its mmap
     threshold after each large free until multi-MB buffers (a chunk's columns, a request body)
@@ -41,6 +43,7 @@ def bound_native_memory() -> None:
         if _done:
             return
         _done = True
-        pa.set_memory_pool(pa.system_memory_pool())
+        if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") == "system":  # see segment_sync/__init__
+            pa.set_memory_pool(pa.system_memory_pool())  # in case pyarrow came first
         if _LIBC is not None:
             _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
