@@ -53,7 +53,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 WRITE_KEY_ENV = "SEGMENT_WRITE_KEY"
 BENCH_WRITE_KEY = "bench-us-write-key"  # a made-up key the local stand-in accepts; not a secret
 CHUNK = 20_000  # rows per store read, for the official client's loop (our default chunk_size)
-RSS_TARGET_BYTES = 1 << 30
+FLOOR_RATIO_TARGET = 1.5
 RATIO_TARGET = 10.0
 POLL_S = 0.05
 
@@ -61,6 +61,8 @@ if str(ROOT) not in sys.path:  # `python bench/outbound.py` puts bench/ first, n
     sys.path.insert(0, str(ROOT))
 
 import children  # noqa: E402  (bench/ is on the path when run as a script)
+import outbound_floor  # noqa: E402
+import outbound_memory  # noqa: E402
 
 from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
@@ -94,7 +96,11 @@ def child_ours(cfg: dict[str, Any]) -> dict[str, Any]:
             "logs": {"dir": cfg["logs_dir"]},
         }
     )
-    logs = LogWriter(settings.logs.dir)
+    logs = (
+        outbound_floor.no_logs_writer()(settings.logs.dir)
+        if cfg.get("no_logs")
+        else LogWriter(settings.logs.dir)
+    )
     sync = factory.outbound_sync(settings, os.environ[WRITE_KEY_ENV], logs)
     rss_before = _rss()
     profiler = None
@@ -199,7 +205,10 @@ def child_official(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def child_main(mode: str, cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
-    result = child_ours(cfg) if mode == "ours" else child_official(cfg)
+    if mode == "floor":
+        result = outbound_floor.child_floor(cfg, os.environ[WRITE_KEY_ENV])
+    else:
+        result = child_ours(cfg) if mode == "ours" else child_official(cfg)
     import resource
 
     result["self_ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -359,9 +368,12 @@ def ours(standin: Standin, store: dict, workdir: Path, tag: str, timeout_s: floa
         **extra,
     }
     result = measure(standin, "ours", cfg, workdir, timeout_s)
-    result["log_rows"] = count_log_rows(cfg["logs_dir"], cfg["run_id"])
-    result["events"] = store["events"]
-    n = store["events"]
+    n = result["events"] = store["events"]
+    delivered_rows = {"outbound_messages_delivered": n}  # no logs: nothing to count
+    logged = (
+        delivered_rows if extra.get("no_logs") else count_log_rows(cfg["logs_dir"], cfg["run_id"])
+    )
+    result["log_rows"] = logged
     problems = []
     if result["delivered"] != n:
         problems.append(f"stand-in accepted {result['delivered']} distinct of {n}")
@@ -376,7 +388,7 @@ def ours(standin: Standin, store: dict, workdir: Path, tag: str, timeout_s: floa
     return result
 
 
-def cli_settings(store_url: str, endpoint: str, run_dir: Path) -> Path:
+def cli_settings(store_url: str, endpoint: str, run_dir: Path, **outbound: Any) -> Path:
     """The settings file a user would write for this store and endpoint."""
     from segment_sync.loyalty.demo import ACTIONS
 
@@ -386,6 +398,7 @@ def cli_settings(store_url: str, endpoint: str, run_dir: Path) -> Path:
             "base_url": endpoint,
             "event_sync": list(ACTIONS),
             "state_url": f"sqlite:///{run_dir / 'state.db'}",
+            **outbound,
         },
         "logs": {"dir": str(run_dir / "logs")},
     }
@@ -465,6 +478,71 @@ def official(
     return result
 
 
+def floor(standin: Standin, store: dict, workdir: Path, tag: str, timeout_s: float) -> dict:
+    """The naive serial script (bench/outbound_floor.py) over the same store."""
+    cfg = {"tag": tag, "store_url": store["url"], "endpoint": standin.url}
+    result = measure(standin, "floor", cfg, workdir, timeout_s)
+    result["events"] = store["events"]
+    result["verified"] = result["delivered"] == store["events"] and set(
+        result["standin"]["requests_by_status"]
+    ) == {"200"}
+    result["problems"] = [] if result["verified"] else [f"delivered {result['delivered']:,}"]
+    return result
+
+
+def _us(r: dict) -> str:
+    """CPU per delivered event of the sending process (all its threads)."""
+    return f"{r['run_cpu_s'] / max(r['delivered'], 1) * 1e6:.1f} µs CPU/event"
+
+
+def memory(standin: Standin, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of the CLI by backlog (100k and --backlog), then RSS over a follow window."""
+    cli_path = Path(sys.executable).with_name("segment-sync")
+    env = os.environ | {WRITE_KEY_ENV: BENCH_WRITE_KEY}
+    runs = {}
+    for n in (100_000, args.backlog):
+        print(f"seeding {n:,} events for the peak-RSS run (not timed) ...", flush=True)
+        store = seed_store(workdir / f"loyalty-{n}.db", n)
+        run_dir = workdir / f"rss-{n}"
+        run_dir.mkdir()
+        standin.reset()
+        runs[n] = outbound_memory.cli_rss(
+            cli_path, cli_settings(store["url"], standin.url, run_dir), env, []
+        )
+        delivered = standin.stats()["messages_accepted"]
+        runs[n]["delivered"] = delivered
+        print(
+            f"  run outbound, {n:>10,}   peak RSS {_mb(runs[n]['peak_rss'])}  "
+            f"{runs[n]['elapsed_s']:.1f} s  delivered {delivered:,}",
+            flush=True,
+        )
+    out: dict[str, Any] = {
+        "runs": {str(n): {k: v for k, v in r.items() if k != "samples"} for n, r in runs.items()},
+        "summary": outbound_memory.summary(
+            runs[100_000], runs[args.backlog], (100_000, args.backlog)
+        ),
+        "verified": all(r["delivered"] == n for n, r in runs.items()),
+    }
+    if args.window_s:
+        print(f"follow run for {args.window_s:.0f} s at 200 ev/s ...", flush=True)
+        store = seed_store(workdir / "loyalty-follow.db", 0)
+        run_dir = workdir / "follow"
+        run_dir.mkdir()
+        standin.reset()
+
+        def settings_for(extra: dict) -> Path:
+            return cli_settings(store["url"], standin.url, run_dir, **extra)
+
+        w = outbound_memory.window(cli_path, settings_for, store["url"], env, args.window_s)
+        out["window"] = w
+        print(
+            f"  RSS {_mb(w['start_rss'])} -> {_mb(w['end_rss'])} ({w['change']:+.1%}), "
+            f"slope {w['slope_mib_per_hour']:+.0f} MiB/h",
+            flush=True,
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -509,25 +587,37 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "ratio_in_process_vs_official_default": o["events_per_s"] / d["events_per_s"],
         "ratio_target": RATIO_TARGET,
         "all_rounds": {k: [r["events_per_s"] for r in v] for k, v in runs.items()},
-        "peak_rss_ours_events": max(r["peak_rss"] for r in runs["ours"]),
     }
     s["ratio_met"] = s["ratio_vs_official_default"] >= RATIO_TARGET
     if runs.get("official_queue_raised"):
         q = _median_run(runs["official_queue_raised"])
         s["official_queue_raised_events_per_s"] = q["events_per_s"]
         s["ratio_vs_official_queue_raised"] = c["events_per_s"] / q["events_per_s"]
-    backlog = runs.get("ours_backlog")
-    if backlog:
-        b = backlog[0]
-        s["backlog_events"] = b["events"]
-        s["backlog_events_per_s"] = b["events_per_s"]
-        s["backlog_verified"] = b["verified"]
-        s["peak_rss_ours_backlog"] = b["peak_rss"]
-        small, big = s["peak_rss_ours_events"], b["peak_rss"]
-        s["peak_rss_growth_bytes"] = big - small
-        s["rss_under_target"] = big < RSS_TARGET_BYTES and small < RSS_TARGET_BYTES
-        # "Flat": the 5x bigger backlog costs under 15 % more peak memory than the small run.
-        s["rss_flat"] = (big - small) < 0.15 * small
+    f, nl = _median_run(runs["floor"]), _median_run(runs["ours_no_logs"])
+    per_event = lambda r: r["run_cpu_s"] / max(r["delivered"], 1)  # noqa: E731
+    s.update(
+        {
+            "floor_events_per_s": f["events_per_s"],
+            "floor_verified": all(r["verified"] for r in runs["floor"]),
+            "ours_no_logs_events_per_s": nl["events_per_s"],
+            "ratio_vs_floor": c["events_per_s"] / f["events_per_s"],
+            "ratio_no_logs_vs_floor": nl["events_per_s"] / f["events_per_s"],
+            "cpu_us_per_event": {
+                "cli": per_event(c) * 1e6,
+                "ours": per_event(o) * 1e6,
+                "ours_no_logs": per_event(nl) * 1e6,
+                "floor": per_event(f) * 1e6,
+            },
+        }
+    )
+    s["floor_ratio_met"] = s["ratio_vs_floor"] >= FLOOR_RATIO_TARGET
+    s["cpu_met"] = per_event(c) <= per_event(f)
+    memory = raw.get("memory")
+    if memory:
+        s["memory"] = memory["summary"]
+        s["memory_verified"] = memory["verified"]
+        if "window" in memory:
+            s["window"] = memory["window"]
     return s
 
 
@@ -595,28 +685,40 @@ def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
             "",
         ),
         (
-            f"peak RSS ours, {n:,} events",
-            _mb(s["peak_rss_ours_events"]),
+            f"peak RSS ours, in-process, {n:,} events",
+            _mb(max(r["peak_rss"] for r in runs["ours"])),
             f"RSS after imports/setup {_mb(o['rss_before_run'])}",
         ),
     ]
-    if "peak_rss_ours_backlog" in s:
-        b = runs["ours_backlog"][0]
-        rows.append(
-            (
-                f"peak RSS ours, {s['backlog_events']:,} backlog",
-                _mb(s["peak_rss_ours_backlog"]),
-                f"{s['backlog_events_per_s']:,.0f} ev/s, {b['delivered']:,} accepted, "
-                f"verified={'yes' if s['backlog_verified'] else 'NO'}",
-            )
-        )
-        rows.append(
-            (
-                "peak RSS target (< 1 GiB, flat)",
-                f"{s['peak_rss_growth_bytes'] / 2**20:+,.0f} MiB",
-                f"under 1 GiB: {ok(s['rss_under_target'])}; flat: {ok(s['rss_flat'])}",
-            )
-        )
+    f, nl = _median_run(runs["floor"]), _median_run(runs["ours_no_logs"])
+    cpu = s["cpu_us_per_event"]
+    rows += [
+        (
+            "floor: naive serial script (bench/outbound_floor.py)",
+            f"{s['floor_events_per_s']:,.0f} ev/s",
+            f"{f['elapsed_s']:.2f} s; {cpu['floor']:.1f} µs CPU/event; "
+            f"verified={'yes' if s['floor_verified'] else 'NO'}",
+        ),
+        (
+            "ours, in-process, no logging",
+            f"{s['ours_no_logs_events_per_s']:,.0f} ev/s",
+            f"{nl['elapsed_s']:.2f} s; {cpu['ours_no_logs']:.1f} µs CPU/event",
+        ),
+        (
+            "ratio CLI / floor",
+            f"{s['ratio_vs_floor']:.2f}x",
+            f"target >= {FLOOR_RATIO_TARGET}x: {ok(s['floor_ratio_met'])}; "
+            f"no logging / floor {s['ratio_no_logs_vs_floor']:.2f}x",
+        ),
+        (
+            "CPU per event, CLI vs floor",
+            f"{cpu['cli']:.1f} / {cpu['floor']:.1f} µs",
+            f"at or below the floor: {ok(s['cpu_met'])} (in-process {cpu['ours']:.1f}, "
+            f"no logging {cpu['ours_no_logs']:.1f})",
+        ),
+    ]
+    if "memory" in s:
+        rows += outbound_memory.lines(s["memory"], s.get("window"))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     lines = [f"{'measure':<{w0}}  {'value':>{w1}}  notes", "-" * (w0 + w1 + 60)]
@@ -639,13 +741,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=200_000, help="events for the comparison")
     p.add_argument(
-        "--backlog", type=int, default=1_000_000, help="events for the peak-RSS run (0: skip)"
+        "--backlog", type=int, default=1_000_000, help="events for the big peak-RSS run (0: skip)"
     )
     p.add_argument(
         "--repeat", type=int, default=3, help="interleaved rounds of the comparison (median shown)"
     )
     p.add_argument(
         "--no-queue-raised", action="store_true", help="skip the official client with a big queue"
+    )
+    p.add_argument(
+        "--window-s", type=float, default=300, help="follow-run window for RSS over time (0: skip)"
     )
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per measured run")
     p.add_argument(
@@ -674,7 +779,14 @@ def main(argv: list[str]) -> int:
             "platform": platform.platform(),
             "loadavg_before": load_before,
         },
-        "runs": {"cli": [], "ours": [], "official_default": [], "official_tuned": []},
+        "runs": {
+            "cli": [],
+            "ours": [],
+            "ours_no_logs": [],
+            "floor": [],
+            "official_default": [],
+            "official_tuned": [],
+        },
     }
     standin = None
     try:
@@ -707,6 +819,20 @@ def main(argv: list[str]) -> int:
                 f"verified={r['verified']} {'; '.join(r['problems'])}",
                 flush=True,
             )
+            r = ours(standin, store, workdir, f"ours-no-logs-{round_}", args.timeout, no_logs=True)
+            raw["runs"]["ours_no_logs"].append(r)
+            print(
+                f"  ours, no logging         {r['events_per_s']:>9,.0f} ev/s  "
+                f"{r['elapsed_s']:.2f} s  {_us(r)}  verified={r['verified']}",
+                flush=True,
+            )
+            r = floor(standin, store, workdir, f"floor-{round_}", args.timeout)
+            raw["runs"]["floor"].append(r)
+            print(
+                f"  floor (naive serial)     {r['events_per_s']:>9,.0f} ev/s  "
+                f"{r['elapsed_s']:.2f} s  {_us(r)}  verified={r['verified']}",
+                flush=True,
+            )
             r = official(standin, store, workdir, f"official-default-{round_}", args.timeout)
             raw["runs"]["official_default"].append(r)
             print(
@@ -734,18 +860,7 @@ def main(argv: list[str]) -> int:
                 flush=True,
             )
         if args.backlog:
-            print(f"seeding {args.backlog:,}-event backlog (not timed) ...", flush=True)
-            backlog = seed_store(workdir / "loyalty-backlog.db", args.backlog)
-            raw["seed"]["backlog"] = backlog
-            print(f"  {backlog['seed_s']:.1f} s", flush=True)
-            r = ours(standin, backlog, workdir, "ours-backlog", args.timeout)
-            raw["runs"]["ours_backlog"] = [r]
-            print(
-                f"  ours, backlog            {r['events_per_s']:>9,.0f} ev/s  "
-                f"{r['elapsed_s']:.2f} s  peak RSS {_mb(r['peak_rss'])}  "
-                f"verified={r['verified']} {'; '.join(r['problems'])}",
-                flush=True,
-            )
+            raw["memory"] = memory(standin, args, workdir)
         if args.cprofile:
             profile_path = args.output.with_name("outbound-ours.prof")
             profile_path.parent.mkdir(parents=True, exist_ok=True)
@@ -776,8 +891,13 @@ def main(argv: list[str]) -> int:
     print(f"results: {os.path.relpath(args.output, ROOT)}")
     print(f"command: {command}")
     met = summary["ratio_met"] and summary["cli_verified"] and summary["ours_verified"]
-    if "rss_under_target" in summary:
-        met = met and summary["rss_under_target"] and summary["rss_flat"]
+    met = met and summary["floor_ratio_met"] and summary["cpu_met"] and summary["floor_verified"]
+    if "memory" in summary:
+        mem = summary["memory"]
+        met = met and mem["under_limit"] and mem["flat"] and summary["memory_verified"]
+        met = met and summary.get("window", {}).get("flat", True)
+    if not met:
+        print("MISS: at least one target above is MISSED (or a run was not verified)")
     return 0 if met else 1
 
 

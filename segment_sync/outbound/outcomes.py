@@ -62,7 +62,7 @@ def record_outcome(
         counts.sent += len(group)
         outcome_name, error = "delivered", None
         answered_ms = (last.started_at.timestamp() + last.response_time_s) * 1000
-        result.latencies_ms.append(answered_ms - group.occurred_ms.to_numpy(zero_copy_only=False))
+        result.latencies.add(answered_ms - group.occurred_ms.to_numpy(zero_copy_only=False))
     elif outcome.verdict is Verdict.REJECTED:
         counts.failed += len(group)
         outcome_name, error = "failed", f"{last.error}; {note}" if note else last.error

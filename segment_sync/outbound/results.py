@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.latency import LatencyHistogram
 from segment_sync.settings import Settings
 
 
@@ -39,8 +38,9 @@ class OutboundResult:
     counts: OutboundCounts = field(default_factory=OutboundCounts)
     error: str | None = None
     error_status: int | None = None  # HTTP status of the request that stopped the run, if any
-    # Milliseconds from each delivered message's event time to Segment's 2xx (see `latency_s`).
-    latencies_ms: list[np.ndarray] = field(default_factory=list, repr=False)
+    # Milliseconds from each delivered message's event time to Segment's 2xx (see `latency_s`),
+    # counted in fixed memory: a run's memory must not grow with its backlog.
+    latencies: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
     passes: int = 0  # store polls that found rows to send (1 without follow)
     destination: str | None = None  # with several destinations, the one sent to
 
@@ -55,9 +55,8 @@ class OutboundResult:
 
     def latency_s(self, quantile: float) -> float | None:
         """A quantile of event time -> Segment 2xx over the delivered messages, in seconds."""
-        if not self.latencies_ms:
-            return None
-        return float(np.quantile(np.concatenate(self.latencies_ms), quantile)) / 1000
+        ms = self.latencies.quantile_ms(quantile)
+        return None if ms is None else ms / 1000
 
     @property
     def ok(self) -> bool:
