@@ -27,16 +27,15 @@ from segment_sync.defs.outbound import (
     OutboundConfig,
     count_outbound,
     outbound_run_metadata,
+    plan_observation,
     result_metadata,
     run_shard,
     shard_partitions,
 )
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import (
-    DRY_RUN_TAG,
     STREAM_TAG,
     TRIGGER_TAG,
-    dry_run_observation,
     fail_run,
     op_run_record,
     report_metadata,
@@ -146,15 +145,7 @@ def _dry_run(context: dg.AssetExecutionContext) -> dg.AssetObservation:
         fail_run(context.op_execution_context, chosen, "configuration")
     name, stream = chosen
     plan = outbound_dry_run(loaded, [stream], name)
-    context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
-    [one] = plan.streams or [None]
-    counts = (
-        {"would_send_messages": one.messages, "would_send_requests": one.requests,
-         "would_send_bytes": one.bytes, "would_fail": one.failed}
-        if one else {}
-    )  # fmt: skip
-    lines = plan.lines()
-    return dry_run_observation(asset_key(name, stream), lines, context.log, **counts)
+    return plan_observation(context, plan, asset_key(name, stream))
 
 
 def _sync(

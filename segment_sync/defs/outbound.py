@@ -29,7 +29,7 @@ from segment_sync.defs.tags import (
     tag_counts,
 )
 from segment_sync.directions import allow_list_off
-from segment_sync.dry_runs import outbound_dry_run
+from segment_sync.dry_runs import OutboundDryRun, outbound_dry_run
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed, OutboundResult
@@ -155,6 +155,14 @@ def _dry_run(
     if not isinstance(stream, Stream):
         fail_run(context.op_execution_context, stream, "configuration")
     plan = outbound_dry_run(settings.load(), [stream])
+    return plan_observation(context, plan, STREAM_ASSETS[stream].key)
+
+
+def plan_observation(
+    context: dg.AssetExecutionContext, plan: OutboundDryRun, key: dg.AssetKey
+) -> dg.AssetObservation:
+    """A dry run's plan of one stream: the run tagged a dry run, the plan logged and observed
+    on `key` with what it would send."""
     context.instance.add_run_tags(context.run_id, {DRY_RUN_TAG: "true"})
     [one] = plan.streams or [None]
     counts = (
@@ -162,7 +170,7 @@ def _dry_run(
          "would_send_bytes": one.bytes, "would_fail": one.failed}
         if one else {}
     )  # fmt: skip
-    return dry_run_observation(STREAM_ASSETS[stream].key, plan.lines(), context.log, **counts)
+    return dry_run_observation(key, plan.lines(), context.log, **counts)
 
 
 def _sync_outbound(
