@@ -9,24 +9,21 @@ import pytest
 from segment_sync import factory
 from segment_sync.definitions import build_definitions
 from segment_sync.defs.destinations import JOB_NAME, OP_NAME, asset_key
-from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
-from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.loyalty.records import Stream
 from segment_sync.settings import load_settings
-from segment_sync_tests.outbound.regions import US_KEY, routed_settings, two_regions
+from segment_sync_tests.outbound.regions import (
+    US_KEY,
+    anna_in_eu_bob_in_us,
+    routed_settings,
+    two_regions,
+)
 
 
 @pytest.fixture
 def routed(write_settings, monkeypatch):
     with two_regions(monkeypatch) as regions:
         path = routed_settings(write_settings, regions)
-        store = LoyaltyStore(load_settings(path).loyalty_store.url)
-        store.append_profile_changes(
-            [
-                NewProfileChange("anna", {"country": "DE"}),
-                NewProfileChange("bob", {"country": "US"}),
-            ]
-        )
-        store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob", "bob", "nobody")])
+        anna_in_eu_bob_in_us(path, ("anna", "bob", "bob", "nobody"))
         yield path, regions
 
 

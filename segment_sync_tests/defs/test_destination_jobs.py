@@ -13,7 +13,14 @@ from segment_sync.definitions import build_definitions
 from segment_sync.loyalty.records import NewEvent, NewProfileChange
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.settings import load_settings
-from segment_sync_tests.outbound.regions import EU_KEY, US_KEY, routed_settings, two_regions, users
+from segment_sync_tests.outbound.regions import (
+    EU_KEY,
+    US_KEY,
+    anna_in_eu_bob_in_us,
+    routed_settings,
+    two_regions,
+    users,
+)
 from segment_sync_tests.outbound.test_regions_reconcile import _late_commit
 
 
@@ -45,11 +52,7 @@ def test_the_reconcile_job_sends_each_late_row_to_its_customers_destination(
 ):
     path = routed_settings(write_settings, regions)
     settings = load_settings(path)
-    store = LoyaltyStore(settings.loyalty_store.url)
-    store.append_profile_changes(
-        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
-    )
-    ids = store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob", "bob", "anna")])
+    store, ids = anna_in_eu_bob_in_us(path, ("anna", "bob", "bob", "anna"))
     with store.engine.begin() as conn:  # ids[0] (anna) and ids[1] (bob) commit late
         conn.execute(loyalty_events.delete().where(loyalty_events.c.id.in_(ids[:2])))
     assert run_manual_outbound(settings, "events", "run-1", echo=_quiet)
@@ -100,11 +103,7 @@ def test_the_replay_job_resends_a_fixed_customer_to_the_destination_they_now_bel
 def test_the_resync_job_resends_each_customer_to_their_own_destination(write_settings, regions):
     path = routed_settings(write_settings, regions)
     settings = load_settings(path)
-    store = LoyaltyStore(settings.loyalty_store.url)
-    store.append_profile_changes(
-        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
-    )
-    store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob")])
+    store, _ = anna_in_eu_bob_in_us(path, ("anna", "bob"))
     assert run_manual_outbound(settings, "all", "run-1", echo=_quiet)
     first = users(regions.eu), users(regions.us)
 
@@ -125,11 +124,7 @@ def test_the_resync_jobs_destination_config_resends_to_that_destination_only(
 ):
     path = routed_settings(write_settings, regions)
     settings = load_settings(path)
-    store = LoyaltyStore(settings.loyalty_store.url)
-    store.append_profile_changes(
-        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
-    )
-    store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob")])
+    store, _ = anna_in_eu_bob_in_us(path, ("anna", "bob"))
     assert run_manual_outbound(settings, "events", "run-1", echo=_quiet)
     eu_before, us_before = len(regions.eu.messages), len(regions.us.messages)
 
@@ -169,11 +164,7 @@ def test_a_destination_that_is_down_fails_the_reconcile_run_but_not_the_others_r
 ):
     path = routed_settings(write_settings, regions)
     settings = load_settings(path)
-    store = LoyaltyStore(settings.loyalty_store.url)
-    store.append_profile_changes(
-        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
-    )
-    ids = store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob", "bob", "anna")])
+    store, ids = anna_in_eu_bob_in_us(path, ("anna", "bob", "bob", "anna"))
     with store.engine.begin() as conn:
         conn.execute(loyalty_events.delete().where(loyalty_events.c.id.in_(ids[:2])))
     assert run_manual_outbound(settings, "events", "run-1", echo=_quiet)

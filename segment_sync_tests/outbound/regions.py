@@ -7,6 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from segment_sync.loyalty.records import NewEvent, NewProfileChange
+from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.settings import load_settings
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.server import serve_in_thread
 from segment_sync_tests.conftest import EU_WRITE_KEY, WRITE_KEY
@@ -64,3 +67,15 @@ def users(standin: SegmentStandin) -> dict[str, list[str]]:
     for m in standin.messages:
         seen.setdefault(m["userId"], []).append(f"{m['type']}:{m['messageId']}")
     return seen
+
+
+def anna_in_eu_bob_in_us(
+    path: Path, event_customers: tuple[str, ...]
+) -> tuple[LoyaltyStore, list[int]]:
+    """The routed store of `path`'s settings: anna lives in DE (eu), bob in US (us), and one
+    point_add event per customer in `event_customers`, in order; the store and the events' ids."""
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    store.append_profile_changes(
+        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
+    )
+    return store, store.append_events([NewEvent(c, "point_add") for c in event_customers])

@@ -9,12 +9,17 @@ import pytest
 from segment_sync import factory
 from segment_sync.cli.outbound_runs import run_manual_outbound
 from segment_sync.logs.store import LogWriter
-from segment_sync.loyalty.records import NewEvent, NewProfileChange
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.outbound.reconcile import reconcile_events
 from segment_sync.segment.messages import message_id
 from segment_sync.settings import SettingsError, load_settings
-from segment_sync_tests.outbound.regions import EU_KEY, US_KEY, routed_settings, two_regions
+from segment_sync_tests.outbound.regions import (
+    EU_KEY,
+    US_KEY,
+    anna_in_eu_bob_in_us,
+    routed_settings,
+    two_regions,
+)
 
 
 @pytest.fixture
@@ -46,12 +51,9 @@ def _reconcile(settings, destination: str, key: str):
 
 
 def test_a_row_delivered_to_another_destination_is_still_sent_to_its_own(write_settings, regions):
-    settings = load_settings(routed_settings(write_settings, regions))
-    store = LoyaltyStore(settings.loyalty_store.url)
-    store.append_profile_changes(
-        [NewProfileChange("anna", {"country": "DE"}), NewProfileChange("bob", {"country": "US"})]
-    )
-    ids = store.append_events([NewEvent(c, "point_add") for c in ("anna", "bob", "bob", "anna")])
+    path = routed_settings(write_settings, regions)
+    settings = load_settings(path)
+    store, ids = anna_in_eu_bob_in_us(path, ("anna", "bob", "bob", "anna"))
     with store.engine.begin() as conn:  # id ids[1] commits late, after the run passed it
         conn.execute(loyalty_events.delete().where(loyalty_events.c.id == ids[1]))
     assert run_manual_outbound(settings, "events", "run-1", echo=lambda _: None)
