@@ -5,26 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from segment_sync.loyalty.liveness import LivenessRule, hourly_rows, judge
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, NewEvent
 from segment_sync.loyalty.store import LoyaltyStore
 
 NOW = datetime(2026, 12, 6, 15, 0, 0, tzinfo=UTC)
 RULE = LivenessRule(min_share=0.1, min_baseline=20, days=7)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path) -> LoyaltyStore:
-    url = (
-        f"sqlite:///{tmp_path}/loyalty.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    store = LoyaltyStore(url)
-    yield store
-    store.close()
 
 
 def add(store: LoyaltyStore, end: datetime, count: int, origin: str = "loyalty") -> None:

@@ -7,21 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from segment_sync.loyalty.records import BadRow, NewEvent, NewProfileChange, Stream
-from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
+from segment_sync.loyalty.store import loyalty_events
 
 WHEN = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path) -> LoyaltyStore:
-    url = (
-        f"sqlite:///{tmp_path}/loyalty.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    store = LoyaltyStore(url)
-    yield store
-    store.close()
 
 
 def test_appended_events_read_back_in_id_order_with_utc_times(store):
