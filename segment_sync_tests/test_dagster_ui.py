@@ -1,8 +1,10 @@
 """What a data engineer sees in the Dagster UI, asserted through the GraphQL API the UI reads: the
 lineage of both directions (outbound and inbound in groups of their own, Antavo's events leading
-back into the loyalty store, one kind badge on the store), no community dialog, per-stream assets with their plots' numbers, the log tables
-observed (never materialized) when written, the sensors as the assets' automations, skip reasons on every
-skipped tick, run counts as tags, and an expected failure as a described `Failure`."""
+back into the loyalty store, one kind badge on the store), no community dialog, per-stream assets
+with their plots' numbers, the log tables observed (never materialized) when written, the sensors
+as the assets' automations, skip reasons on every skipped tick, run counts as tags, an expected
+failure as a described `Failure`, and a run that sent nothing leaving the latest materialization
+at the delivery."""
 
 from __future__ import annotations
 
@@ -198,3 +200,23 @@ def test_the_ui_shows_the_data_flow_its_automations_counts_and_reasons(tmp_path,
         failed_tags = {t["key"]: t["value"] for t in result["tags"]}
         assert failed_tags["segment_sync/failure_kind"] == "transient"
         assert failed_tags["segment_sync/failed"] == "0"  # pending, not failed: it retries
+
+        # A run that sends nothing (no new events) observes the asset and leaves the latest
+        # materialization, the one the asset page leads with, at the run that delivered.
+        events = {"ops": {"sync_outbound_stream": {"config": {"stream": "EVENTS"}}}}
+        empty_id = launch(graphql, "outbound_sync_job", events)
+        empty = wait_for(
+            "the empty run finished",
+            lambda: finished(graphql, runIds=[empty_id]),
+            RUN_TIMEOUT_S,
+            log,
+        )
+        assert empty["status"] == "SUCCESS"
+        assert _materialized_by(graphql, "segment_track_calls", empty_id) == []
+        assert len(_observed_by(graphql, "segment_track_calls", empty_id)) == 1
+        latest = graphql(MATERIALIZATIONS, assetKey={"path": ["segment_track_calls"]})[
+            "assetOrError"
+        ]["assetMaterializations"][0]
+        assert latest["runId"] == run_id
+        sent = {m["label"]: m.get("intValue") for m in latest["metadataEntries"]}
+        assert sent["messages_sent"] == 5
