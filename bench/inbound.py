@@ -68,7 +68,8 @@ STACK = "test"
 
 SINGLE_TARGET_RPS = 5_000
 BATCH_TARGET_EPS = 100_000
-INGEST_TARGET_EPS = 20_000
+INGEST_TARGET_EPS = 10_000  # issue 26: Antavo's dedicated stacks allow 20,000 req/min x 50
+FLOOR_TARGET_RATIO = 0.8  # ours / the floor endpoint, singles (req/s) and batches (ev/s)
 RATE_LIMIT_PER_MINUTE = 1_500
 UNLIMITED_PER_MINUTE = 1_000_000
 BULK = 50  # events per Antavo /events/bulk request
@@ -87,6 +88,7 @@ if str(ROOT) not in sys.path:  # `python bench/inbound.py` puts bench/ first, no
     sys.path.insert(0, str(ROOT))
 
 import children  # noqa: E402  (bench/ is on the path when run as a script)
+from inbound_floor import stored_message_ids  # noqa: E402  (the same)
 
 from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
@@ -500,9 +502,24 @@ def filesystem_of(path: Path) -> str:
 # -- 1. receiver --------------------------------------------------------------------------------
 
 
-def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) -> dict[str, Any]:
-    from segment_sync.inbound.buffer import InboundBuffer
+def start_floor(workdir: Path) -> tuple[Service, Path]:
+    """The floor endpoint (bench/inbound_floor.py) in its own process, on its own SQLite file."""
+    db = workdir / "floor" / "floor.db"
+    db.parent.mkdir()
+    return Service("floor", ["bench.inbound_floor", "--db", str(db)], workdir), db
 
+
+def bench_receiver(
+    args: argparse.Namespace, workdir: Path, workers: int = 1, floor: bool = False
+) -> dict[str, Any]:
+    """Singles then batches against ours (`floor` False) or the floor; stored == 2xx-answered."""
+    if floor:
+        receiver, floor_db = start_floor(workdir)
+        info = {
+            "floor": True,
+            "buffer": {"url": str(floor_db), "filesystem": filesystem_of(floor_db)},
+        }
+        return _load_and_verify(args, workdir, receiver, workers, info, floor_db=floor_db)
     buffer_path = workdir / f"receiver-{workers}" / "inbound.db"
     buffer_path.parent.mkdir()
     buffer_url = f"sqlite:///{buffer_path}"
@@ -524,23 +541,37 @@ def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) ->
         ],
         workdir,
     )  # fmt: skip
-    out: dict[str, Any] = {
-        "buffer": {"url": buffer_url, "filesystem": filesystem_of(buffer_path)},
+    info = {"buffer": {"url": buffer_url, "filesystem": filesystem_of(buffer_path)}}
+    return _load_and_verify(args, workdir, receiver, workers, info, buffer_url=buffer_url)
+
+
+def _load_and_verify(
+    args: argparse.Namespace,
+    workdir: Path,
+    receiver: Service,
+    workers: int,
+    info: dict[str, Any],
+    buffer_url: str | None = None,
+    floor_db: Path | None = None,
+) -> dict[str, Any]:
+    from segment_sync.inbound.buffer import InboundBuffer
+
+    out: dict[str, Any] = info | {
         "receiver_command": shlex.join(["python", *receiver.command[1:]]),
         "workers": workers,
     }
     acked: list[str] = []
     try:
         print(
-            f"receiver on {receiver.url} (pid {receiver.proc.pid}, {workers} worker process"
-            f"{'es' if workers > 1 else ''}), signatures ON",
+            f"{receiver.name} on {receiver.url} (pid {receiver.proc.pid}, {workers} worker "
+            f"process{'es' if workers > 1 else ''}), signatures ON",
             flush=True,
         )
         phases = [
             ("single", args.client, args.singles, 0, args.single_connections),
             ("batch", args.client, args.batches, args.batch_size, args.batch_connections),
         ]
-        cross_check = args.client != "httpx" and workers == 1
+        cross_check = args.client != "httpx" and workers == 1 and floor_db is None
         if cross_check and args.httpx_singles:
             phases.append(("single_httpx", "httpx", args.httpx_singles, 0, args.single_connections))
         if cross_check and args.httpx_batches:
@@ -563,7 +594,7 @@ def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) ->
                 "requests": count,
                 "batch_size": size,
                 "concurrency": connections,
-                "prefix": f"w{workers}-{name}",
+                "prefix": f"{receiver.name}-w{workers}-{name}",
             }
             cpu_before = receiver.cpu_s()
             r = run_child("load", cfg, workdir, args.timeout)
@@ -589,12 +620,16 @@ def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) ->
                 print(f"    {n} x {problem}", flush=True)
     finally:
         receiver.stop()
-    buffer = InboundBuffer(buffer_url)
-    try:
-        stored = buffer.message_ids()
-        counts = buffer.counts()
-    finally:
-        buffer.close()
+    if floor_db is not None:
+        ids = stored_message_ids(floor_db)
+        stored, counts = set(ids), {"pending": len(ids)}
+    else:
+        buffer = InboundBuffer(buffer_url)
+        try:
+            stored = buffer.message_ids()
+            counts = buffer.counts()
+        finally:
+            buffer.close()
     acked_set = set(acked)
     out["verify"] = {
         "acked_events": len(acked),
@@ -807,6 +842,23 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             "workers_batch_met": mb["events_per_s"] >= BATCH_TARGET_EPS and not mb["problems"],
             "workers_buffer_matches_acknowledged": many["verified"],
         }
+    if "floor" in raw:
+        fs, fb = raw["floor"]["single"], raw["floor"]["batch"]
+        single_ratio = s["ok_requests_per_s"] / fs["ok_requests_per_s"]
+        batch_ratio = b["events_per_s"] / fb["events_per_s"]
+        out |= {
+            "floor_single_requests_per_s": fs["ok_requests_per_s"],
+            "floor_batch_events_per_s": fb["events_per_s"],
+            "floor_batch_requests_per_s": fb["ok_requests_per_s"],
+            "floor_single_ratio": single_ratio,
+            "floor_batch_ratio": batch_ratio,
+            "floor_target_ratio": FLOOR_TARGET_RATIO,
+            "floor_single_met": single_ratio >= FLOOR_TARGET_RATIO and not s["problems"],
+            "floor_batch_met": batch_ratio >= FLOOR_TARGET_RATIO and not b["problems"],
+            "floor_verified": raw["floor"]["verified"]
+            and not fs["problems"]
+            and not fb["problems"],
+        }
     return out | {
         "single_requests_per_s": s["ok_requests_per_s"],
         "single_p50_ms": s["latency_s"]["p50"] * 1000,
@@ -837,6 +889,47 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "control_429s": raw["control"]["rate_limited"],
         "control_proves_limit": raw["control"]["rate_limited"] > 0,
     }
+
+
+def floor_rows(floor: dict[str, Any], s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Table rows: the floor's figures and ours/floor against the target ratio."""
+    fs, fb = floor["single"], floor["batch"]
+    target = f">= {FLOOR_TARGET_RATIO}x"
+    return [
+        (
+            f"floor endpoint, single events ({fs['requests']:,} req, {fs['connections']} conn)",
+            f"{s['floor_single_requests_per_s']:,.0f} req/s",
+            f"p50 / p99 {fs['latency_s']['p50'] * 1000:.1f} / "
+            f"{fs['latency_s']['p99'] * 1000:.1f} ms",
+            "info",
+        ),
+        (
+            f"floor endpoint, {fb['batch_size']:,}-event batches ({fb['requests']:,} req, "
+            f"{fb['connections']} conn)",
+            f"{s['floor_batch_events_per_s']:,.0f} ev/s",
+            f"p50 / p99 {fb['latency_s']['p50'] * 1000:.1f} / "
+            f"{fb['latency_s']['p99'] * 1000:.1f} ms",
+            "info",
+        ),
+        (
+            "  floor stores exactly the 2xx-answered events",
+            f"{floor['verify']['buffer_rows']:,} / {floor['verify']['acked_events']:,}",
+            "equal, same messageIds",
+            _verdict(s["floor_verified"]),
+        ),
+        (
+            "ours / floor, single events (req/s)",
+            f"{s['floor_single_ratio']:.2f}x",
+            target,
+            _verdict(s["floor_single_met"]),
+        ),
+        (
+            "ours / floor, batches (ev/s)",
+            f"{s['floor_batch_ratio']:.2f}x",
+            target,
+            _verdict(s["floor_batch_met"]),
+        ),
+    ]
 
 
 def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
@@ -870,6 +963,8 @@ def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
             "",
         ),
     ]
+    if "floor" in raw:
+        rows += floor_rows(raw["floor"], s)
     if "receiver_workers" in raw:
         many = raw["receiver_workers"]
         n = many["workers"]
@@ -1034,6 +1129,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=2,
         help="also measure `serve-webhooks --workers N` (1 skips it)",
     )
+    p.add_argument(
+        "--no-floor", action="store_true", help="skip the floor endpoint (bench/inbound_floor.py)"
+    )
     p.add_argument("--ingest-events", type=int, default=20_000)
     p.add_argument(
         "--rate-events", type=int, default=25_000, help="events for the rate-limited run"
@@ -1079,6 +1177,8 @@ def main(argv: list[str]) -> int:
         print(f"workdir {workdir}", flush=True)
         print("1. receiver", flush=True)
         raw["receiver"] = bench_receiver(args, workdir)
+        if not args.no_floor:
+            raw["floor"] = bench_receiver(args, workdir, floor=True)
         if args.receiver_workers > 1:
             raw["receiver_workers"] = bench_receiver(args, workdir, args.receiver_workers)
 
@@ -1169,10 +1269,36 @@ def main(argv: list[str]) -> int:
         and summary["ingest_verified"]
         and summary["rate_limited_no_429"]
         and summary["control_proves_limit"]
+        and summary.get("floor_verified", True)
     )
+    misses = [
+        f"MISS {label}: {value}"
+        for key, label, value in (
+            (
+                "floor_single_met",
+                f"receiver singles {FLOOR_TARGET_RATIO}x the floor",
+                f"{summary.get('floor_single_ratio', 0):.2f}x",
+            ),
+            (
+                "floor_batch_met",
+                f"receiver batches {FLOOR_TARGET_RATIO}x the floor",
+                f"{summary.get('floor_batch_ratio', 0):.2f}x",
+            ),
+            (
+                "ingest_met",
+                f"ingest {INGEST_TARGET_EPS:,} ev/s",
+                f"{summary['ingest_events_per_s']:,.0f} ev/s",
+            ),
+        )
+        if not summary.get(key, True)
+    ]
+    for line in misses:
+        print(line)
     if not correct:
         print("a correctness check failed (see MISS above): exit status 1")
-    return 0 if correct else 1
+    elif misses:
+        print(f"{len(misses)} target(s) missed: exit status 1")
+    return 0 if correct and not misses else 1
 
 
 if __name__ == "__main__":
