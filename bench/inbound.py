@@ -16,6 +16,10 @@ What it measures, all in ONE run so the figures share the same (possibly busy) m
    raw`, default), because httpx.AsyncClient costs 0.7-2.4 ms of CPU per request here and tops out
    below the receiver; a short httpx run (`--client httpx` for all of it) is reported next to it
    as a cross-check. Afterwards the buffer must hold exactly the events answered 2xx.
+   The same two loads then go to the floor (bench/inbound_floor.py: a minimal Starlette endpoint
+   with the same HMAC check and durability, uvicorn in its own process; --floor-rounds 0 skips
+   it), alternating with ours (ours, floor, floor, ours for --floor-rounds 2, fresh each time),
+   which must also have stored exactly what it answered 2xx; ours/floor must be >= 0.8x on both.
 2. ingest: a buffer of N track events, one "Loyalty events" mapping (action `point_add`, data
    points from `$.properties.points`), the Antavo stand-in (separate process, no rate limit),
    settings `rate_limit_per_minute` 1,000,000. `InboundIngest.run` is timed in a child process;
@@ -26,7 +30,8 @@ What it measures, all in ONE run so the figures share the same (possibly busy) m
    First a control: the same stand-in hit by an UNPACED client (AntavoClient at 1,000,000/min, no
    retries) must see 429s, proving the limit is enforced. Then the stand-in is reset and the
    ingest runs paced: no request may get a 429 (inbound_log status codes and stand-in stats).
-4. a table, and the figures as JSON in bench/results/inbound.json.
+4. a table, and the figures as JSON in bench/results/inbound.json. A MISS of ours/floor or of the
+   ingest target (10,000 ev/s) prints a MISS line and sets exit status 1, as a failed check does.
 
 Everything runs on loopback, in a temporary directory removed at the end (--keep-data keeps it);
 every process started here is stopped here.
@@ -502,28 +507,46 @@ def filesystem_of(path: Path) -> str:
 # -- 1. receiver --------------------------------------------------------------------------------
 
 
-def start_floor(workdir: Path) -> tuple[Service, Path]:
+def floor_rounds(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], list[dict]]:
+    """Rounds of ours and the floor, each on a fresh process and file: ours then the floor in
+    even rounds, the floor then ours in odd ones (ours, floor, floor, ours, ...), so a change
+    in the machine's load does not favour one side. Round 0's ours is the run before this.
+    """
+    floors: list[dict] = []
+    ours: list[dict] = []
+    for n in range(args.floor_rounds):
+        if n % 2:
+            floors.append(bench_receiver(args, workdir, floor=True, run=n))
+            ours.append(bench_receiver(args, workdir, run=n))
+        else:
+            if n:
+                ours.append(bench_receiver(args, workdir, run=n))
+            floors.append(bench_receiver(args, workdir, floor=True, run=n))
+    return floors, ours
+
+
+def start_floor(workdir: Path, run: int) -> tuple[Service, Path]:
     """The floor endpoint (bench/inbound_floor.py) in its own process, on its own SQLite file."""
-    db = workdir / "floor" / "floor.db"
+    db = workdir / f"floor-{run}" / "floor.db"
     db.parent.mkdir()
     return Service("floor", ["bench.inbound_floor", "--db", str(db)], workdir), db
 
 
 def bench_receiver(
-    args: argparse.Namespace, workdir: Path, workers: int = 1, floor: bool = False
+    args: argparse.Namespace, workdir: Path, workers: int = 1, floor: bool = False, run: int = 0
 ) -> dict[str, Any]:
     """Singles then batches against ours (`floor` False) or the floor; stored == 2xx-answered."""
     if floor:
-        receiver, floor_db = start_floor(workdir)
+        receiver, floor_db = start_floor(workdir, run)
         info = {
             "floor": True,
             "buffer": {"url": str(floor_db), "filesystem": filesystem_of(floor_db)},
         }
         return _load_and_verify(args, workdir, receiver, workers, info, floor_db=floor_db)
-    buffer_path = workdir / f"receiver-{workers}" / "inbound.db"
+    buffer_path = workdir / f"receiver-{workers}-{run}" / "inbound.db"
     buffer_path.parent.mkdir()
     buffer_url = f"sqlite:///{buffer_path}"
-    settings_path = workdir / f"receiver-{workers}" / "segment_sync.yaml"
+    settings_path = workdir / f"receiver-{workers}-{run}" / "segment_sync.yaml"
     settings_path.write_text(
         json.dumps(  # YAML is a superset of JSON
             {
@@ -594,7 +617,7 @@ def _load_and_verify(
                 "requests": count,
                 "batch_size": size,
                 "concurrency": connections,
-                "prefix": f"{receiver.name}-w{workers}-{name}",
+                "prefix": f"{receiver.name}-w{workers}-{name}-{receiver.port}",
             }
             cpu_before = receiver.cpu_s()
             r = run_child("load", cfg, workdir, args.timeout)
@@ -813,6 +836,15 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def pooled(runs: list[dict[str, Any]], phase: str) -> dict[str, float]:
+    """One phase over several runs: 2xx requests and events over the summed elapsed time."""
+    elapsed = sum(r[phase]["elapsed_s"] for r in runs)
+    return {
+        "requests_per_s": sum(r[phase]["statuses"].get("200", 0) for r in runs) / elapsed,
+        "events_per_s": sum(r[phase]["acked_events"] for r in runs) / elapsed,
+    }
+
+
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     rec, ing, rl = raw["receiver"], raw["ingest"], raw["rate_limited"]
     s, b = rec["single"], rec["batch"]
@@ -843,21 +875,27 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             "workers_buffer_matches_acknowledged": many["verified"],
         }
     if "floor" in raw:
-        fs, fb = raw["floor"]["single"], raw["floor"]["batch"]
-        single_ratio = s["ok_requests_per_s"] / fs["ok_requests_per_s"]
-        batch_ratio = b["events_per_s"] / fb["events_per_s"]
+        ours, floors = [rec, *raw["ours_again"]], raw["floor"]
+        ours_single, ours_batch = pooled(ours, "single"), pooled(ours, "batch")
+        floor_single, floor_batch = pooled(floors, "single"), pooled(floors, "batch")
+        single_ratio = ours_single["requests_per_s"] / floor_single["requests_per_s"]
+        batch_ratio = ours_batch["events_per_s"] / floor_batch["events_per_s"]
+        clean = all(not r[p]["problems"] for r in ours for p in ("single", "batch"))
         out |= {
-            "floor_single_requests_per_s": fs["ok_requests_per_s"],
-            "floor_batch_events_per_s": fb["events_per_s"],
-            "floor_batch_requests_per_s": fb["ok_requests_per_s"],
+            "floor_rounds": len(floors),
+            "ours_pooled_single_requests_per_s": ours_single["requests_per_s"],
+            "ours_pooled_batch_events_per_s": ours_batch["events_per_s"],
+            "floor_single_requests_per_s": floor_single["requests_per_s"],
+            "floor_batch_events_per_s": floor_batch["events_per_s"],
             "floor_single_ratio": single_ratio,
             "floor_batch_ratio": batch_ratio,
             "floor_target_ratio": FLOOR_TARGET_RATIO,
-            "floor_single_met": single_ratio >= FLOOR_TARGET_RATIO and not s["problems"],
-            "floor_batch_met": batch_ratio >= FLOOR_TARGET_RATIO and not b["problems"],
-            "floor_verified": raw["floor"]["verified"]
-            and not fs["problems"]
-            and not fb["problems"],
+            "floor_single_met": single_ratio >= FLOOR_TARGET_RATIO and clean,
+            "floor_batch_met": batch_ratio >= FLOOR_TARGET_RATIO and clean,
+            "floor_verified": all(
+                f["verified"] and not f[p]["problems"] for f in floors for p in ("single", "batch")
+            ),
+            "ours_again_verified": all(r["verified"] for r in raw["ours_again"]),
         }
     return out | {
         "single_requests_per_s": s["ok_requests_per_s"],
@@ -874,7 +912,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "batch_events_per_receiver_cpu_s": b["acked_events"] / b["receiver_cpu_s"],
         "load_generator_client": s.get("client"),
         "buffer_matches_acknowledged": rec["verified"]
-        and out.get("workers_buffer_matches_acknowledged", True),
+        and out.get("workers_buffer_matches_acknowledged", True)
+        and out.get("ours_again_verified", True),
         "ingest_events_per_s": ing["events_per_s"],
         "ingest_elapsed_s": ing["elapsed_s"],
         "ingest_verified": ing["verified"],
@@ -891,29 +930,46 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def floor_rows(floor: dict[str, Any], s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """Table rows: the floor's figures and ours/floor against the target ratio."""
-    fs, fb = floor["single"], floor["batch"]
+def floor_rows(raw: dict[str, Any], s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Table rows: each run of ours and the floor, pooled rates, ours/floor against the target."""
+    floors, ours = raw["floor"], [raw["receiver"], *raw["ours_again"]]
+    order: list[tuple[str, dict]] = []
+    for n, (mine, floor) in enumerate(zip(ours, floors, strict=True)):  # as run: floor_rounds
+        pair = [("ours", mine), ("floor", floor)]
+        order += pair[::-1] if n % 2 else pair
     target = f">= {FLOOR_TARGET_RATIO}x"
+    rows = [
+        (
+            f"  {i}. {who}: singles / batches",
+            f"{r['single']['ok_requests_per_s']:,.0f} req/s / {r['batch']['events_per_s']:,.0f} ev/s",
+            "in the order run",
+            "info",
+        )
+        for i, (who, r) in enumerate(order, 1)
+    ]
+    fs, fb = floors[0]["single"], floors[0]["batch"]
     return [
+        *rows,
         (
-            f"floor endpoint, single events ({fs['requests']:,} req, {fs['connections']} conn)",
-            f"{s['floor_single_requests_per_s']:,.0f} req/s",
-            f"p50 / p99 {fs['latency_s']['p50'] * 1000:.1f} / "
-            f"{fs['latency_s']['p99'] * 1000:.1f} ms",
+            f"ours, pooled over {len(ours)} runs: singles / batches",
+            f"{s['ours_pooled_single_requests_per_s']:,.0f} req/s / "
+            f"{s['ours_pooled_batch_events_per_s']:,.0f} ev/s",
+            "",
             "info",
         ),
         (
-            f"floor endpoint, {fb['batch_size']:,}-event batches ({fb['requests']:,} req, "
-            f"{fb['connections']} conn)",
+            f"floor endpoint, pooled over {len(floors)} runs ({fs['requests']:,} singles over "
+            f"{fs['connections']} conn, {fb['requests']:,} x {fb['batch_size']:,} over "
+            f"{fb['connections']})",
+            f"{s['floor_single_requests_per_s']:,.0f} req/s / "
             f"{s['floor_batch_events_per_s']:,.0f} ev/s",
-            f"p50 / p99 {fb['latency_s']['p50'] * 1000:.1f} / "
-            f"{fb['latency_s']['p99'] * 1000:.1f} ms",
+            "",
             "info",
         ),
         (
-            "  floor stores exactly the 2xx-answered events",
-            f"{floor['verify']['buffer_rows']:,} / {floor['verify']['acked_events']:,}",
+            "  floor stores exactly the 2xx-answered events (every run)",
+            f"{sum(f['verify']['buffer_rows'] for f in floors):,} / "
+            f"{sum(f['verify']['acked_events'] for f in floors):,}",
             "equal, same messageIds",
             _verdict(s["floor_verified"]),
         ),
@@ -964,7 +1020,7 @@ def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
         ),
     ]
     if "floor" in raw:
-        rows += floor_rows(raw["floor"], s)
+        rows += floor_rows(raw, s)
     if "receiver_workers" in raw:
         many = raw["receiver_workers"]
         n = many["workers"]
@@ -1130,7 +1186,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also measure `serve-webhooks --workers N` (1 skips it)",
     )
     p.add_argument(
-        "--no-floor", action="store_true", help="skip the floor endpoint (bench/inbound_floor.py)"
+        "--floor-rounds",
+        type=int,
+        default=2,
+        help="runs of the floor endpoint (bench/inbound_floor.py), alternating with ours (0: skip)",
     )
     p.add_argument("--ingest-events", type=int, default=20_000)
     p.add_argument(
@@ -1177,8 +1236,8 @@ def main(argv: list[str]) -> int:
         print(f"workdir {workdir}", flush=True)
         print("1. receiver", flush=True)
         raw["receiver"] = bench_receiver(args, workdir)
-        if not args.no_floor:
-            raw["floor"] = bench_receiver(args, workdir, floor=True)
+        if args.floor_rounds > 0:
+            raw["floor"], raw["ours_again"] = floor_rounds(args, workdir)
         if args.receiver_workers > 1:
             raw["receiver_workers"] = bench_receiver(args, workdir, args.receiver_workers)
 
