@@ -839,9 +839,14 @@ def _verdict(ok: bool) -> str:
 def pooled(runs: list[dict[str, Any]], phase: str) -> dict[str, float]:
     """One phase over several runs: 2xx requests and events over the summed elapsed time."""
     elapsed = sum(r[phase]["elapsed_s"] for r in runs)
+    cpu = sum(r[phase]["receiver_cpu_s"] for r in runs)
+    ok = sum(r[phase]["statuses"].get("200", 0) for r in runs)
+    events = sum(r[phase]["acked_events"] for r in runs)
     return {
-        "requests_per_s": sum(r[phase]["statuses"].get("200", 0) for r in runs) / elapsed,
-        "events_per_s": sum(r[phase]["acked_events"] for r in runs) / elapsed,
+        "requests_per_s": ok / elapsed,
+        "events_per_s": events / elapsed,
+        "requests_per_cpu_s": ok / cpu,
+        "events_per_cpu_s": events / cpu,
     }
 
 
@@ -888,6 +893,11 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             "floor_single_requests_per_s": floor_single["requests_per_s"],
             "floor_batch_events_per_s": floor_batch["events_per_s"],
             "floor_single_ratio": single_ratio,
+            # Server CPU per request/event: steadier than rates on a loaded machine (info only).
+            "floor_single_cpu_ratio": ours_single["requests_per_cpu_s"]
+            / floor_single["requests_per_cpu_s"],
+            "floor_batch_cpu_ratio": ours_batch["events_per_cpu_s"]
+            / floor_batch["events_per_cpu_s"],
             "floor_batch_ratio": batch_ratio,
             "floor_target_ratio": FLOOR_TARGET_RATIO,
             "floor_single_met": single_ratio >= FLOOR_TARGET_RATIO and clean,
@@ -972,6 +982,12 @@ def floor_rows(raw: dict[str, Any], s: dict[str, Any]) -> list[tuple[str, str, s
             f"{sum(f['verify']['acked_events'] for f in floors):,}",
             "equal, same messageIds",
             _verdict(s["floor_verified"]),
+        ),
+        (
+            "ours / floor per server CPU-s: singles (req) / batches (events)",
+            f"{s['floor_single_cpu_ratio']:.2f}x / {s['floor_batch_cpu_ratio']:.2f}x",
+            "",
+            "info",
         ),
         (
             "ours / floor, single events (req/s)",
