@@ -16,6 +16,10 @@ What it measures, all in ONE run so the figures share the same (possibly busy) m
    raw`, default), because httpx.AsyncClient costs 0.7-2.4 ms of CPU per request here and tops out
    below the receiver; a short httpx run (`--client httpx` for all of it) is reported next to it
    as a cross-check. Afterwards the buffer must hold exactly the events answered 2xx.
+   The same two loads then go to the floor (bench/inbound_floor.py: a minimal Starlette endpoint
+   with the same HMAC check and durability, uvicorn in its own process; --floor-rounds 0 skips
+   it), alternating with ours (ours, floor, floor, ours for --floor-rounds 2, fresh each time),
+   which must also have stored exactly what it answered 2xx; ours/floor must be >= 0.8x on both.
 2. ingest: a buffer of N track events, one "Loyalty events" mapping (action `point_add`, data
    points from `$.properties.points`), the Antavo stand-in (separate process, no rate limit),
    settings `rate_limit_per_minute` 1,000,000. `InboundIngest.run` is timed in a child process;
@@ -26,7 +30,8 @@ What it measures, all in ONE run so the figures share the same (possibly busy) m
    First a control: the same stand-in hit by an UNPACED client (AntavoClient at 1,000,000/min, no
    retries) must see 429s, proving the limit is enforced. Then the stand-in is reset and the
    ingest runs paced: no request may get a 429 (inbound_log status codes and stand-in stats).
-4. a table, and the figures as JSON in bench/results/inbound.json.
+4. a table, and the figures as JSON in bench/results/inbound.json. A MISS of ours/floor or of the
+   ingest target (10,000 ev/s) prints a MISS line and sets exit status 1, as a failed check does.
 
 Everything runs on loopback, in a temporary directory removed at the end (--keep-data keeps it);
 every process started here is stopped here.
@@ -68,7 +73,8 @@ STACK = "test"
 
 SINGLE_TARGET_RPS = 5_000
 BATCH_TARGET_EPS = 100_000
-INGEST_TARGET_EPS = 20_000
+INGEST_TARGET_EPS = 10_000  # issue 26: Antavo's dedicated stacks allow 20,000 req/min x 50
+FLOOR_TARGET_RATIO = 0.8  # ours / the floor endpoint, singles (req/s) and batches (ev/s)
 RATE_LIMIT_PER_MINUTE = 1_500
 UNLIMITED_PER_MINUTE = 1_000_000
 BULK = 50  # events per Antavo /events/bulk request
@@ -87,6 +93,7 @@ if str(ROOT) not in sys.path:  # `python bench/inbound.py` puts bench/ first, no
     sys.path.insert(0, str(ROOT))
 
 import children  # noqa: E402  (bench/ is on the path when run as a script)
+from inbound_floor import stored_message_ids  # noqa: E402  (the same)
 
 from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
 
@@ -500,13 +507,46 @@ def filesystem_of(path: Path) -> str:
 # -- 1. receiver --------------------------------------------------------------------------------
 
 
-def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) -> dict[str, Any]:
-    from segment_sync.inbound.buffer import InboundBuffer
+def floor_rounds(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], list[dict]]:
+    """Rounds of ours and the floor, each on a fresh process and file: ours then the floor in
+    even rounds, the floor then ours in odd ones (ours, floor, floor, ours, ...), so a change
+    in the machine's load does not favour one side. Round 0's ours is the run before this.
+    """
+    floors: list[dict] = []
+    ours: list[dict] = []
+    for n in range(args.floor_rounds):
+        if n % 2:
+            floors.append(bench_receiver(args, workdir, floor=True, run=n))
+            ours.append(bench_receiver(args, workdir, run=n))
+        else:
+            if n:
+                ours.append(bench_receiver(args, workdir, run=n))
+            floors.append(bench_receiver(args, workdir, floor=True, run=n))
+    return floors, ours
 
-    buffer_path = workdir / f"receiver-{workers}" / "inbound.db"
+
+def start_floor(workdir: Path, run: int) -> tuple[Service, Path]:
+    """The floor endpoint (bench/inbound_floor.py) in its own process, on its own SQLite file."""
+    db = workdir / f"floor-{run}" / "floor.db"
+    db.parent.mkdir()
+    return Service("floor", ["bench.inbound_floor", "--db", str(db)], workdir), db
+
+
+def bench_receiver(
+    args: argparse.Namespace, workdir: Path, workers: int = 1, floor: bool = False, run: int = 0
+) -> dict[str, Any]:
+    """Singles then batches against ours (`floor` False) or the floor; stored == 2xx-answered."""
+    if floor:
+        receiver, floor_db = start_floor(workdir, run)
+        info = {
+            "floor": True,
+            "buffer": {"url": str(floor_db), "filesystem": filesystem_of(floor_db)},
+        }
+        return _load_and_verify(args, workdir, receiver, workers, info, floor_db=floor_db)
+    buffer_path = workdir / f"receiver-{workers}-{run}" / "inbound.db"
     buffer_path.parent.mkdir()
     buffer_url = f"sqlite:///{buffer_path}"
-    settings_path = workdir / f"receiver-{workers}" / "segment_sync.yaml"
+    settings_path = workdir / f"receiver-{workers}-{run}" / "segment_sync.yaml"
     settings_path.write_text(
         json.dumps(  # YAML is a superset of JSON
             {
@@ -524,23 +564,37 @@ def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) ->
         ],
         workdir,
     )  # fmt: skip
-    out: dict[str, Any] = {
-        "buffer": {"url": buffer_url, "filesystem": filesystem_of(buffer_path)},
+    info = {"buffer": {"url": buffer_url, "filesystem": filesystem_of(buffer_path)}}
+    return _load_and_verify(args, workdir, receiver, workers, info, buffer_url=buffer_url)
+
+
+def _load_and_verify(
+    args: argparse.Namespace,
+    workdir: Path,
+    receiver: Service,
+    workers: int,
+    info: dict[str, Any],
+    buffer_url: str | None = None,
+    floor_db: Path | None = None,
+) -> dict[str, Any]:
+    from segment_sync.inbound.buffer import InboundBuffer
+
+    out: dict[str, Any] = info | {
         "receiver_command": shlex.join(["python", *receiver.command[1:]]),
         "workers": workers,
     }
     acked: list[str] = []
     try:
         print(
-            f"receiver on {receiver.url} (pid {receiver.proc.pid}, {workers} worker process"
-            f"{'es' if workers > 1 else ''}), signatures ON",
+            f"{receiver.name} on {receiver.url} (pid {receiver.proc.pid}, {workers} worker "
+            f"process{'es' if workers > 1 else ''}), signatures ON",
             flush=True,
         )
         phases = [
             ("single", args.client, args.singles, 0, args.single_connections),
             ("batch", args.client, args.batches, args.batch_size, args.batch_connections),
         ]
-        cross_check = args.client != "httpx" and workers == 1
+        cross_check = args.client != "httpx" and workers == 1 and floor_db is None
         if cross_check and args.httpx_singles:
             phases.append(("single_httpx", "httpx", args.httpx_singles, 0, args.single_connections))
         if cross_check and args.httpx_batches:
@@ -563,7 +617,7 @@ def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) ->
                 "requests": count,
                 "batch_size": size,
                 "concurrency": connections,
-                "prefix": f"w{workers}-{name}",
+                "prefix": f"{receiver.name}-w{workers}-{name}-{receiver.port}",
             }
             cpu_before = receiver.cpu_s()
             r = run_child("load", cfg, workdir, args.timeout)
@@ -589,12 +643,16 @@ def bench_receiver(args: argparse.Namespace, workdir: Path, workers: int = 1) ->
                 print(f"    {n} x {problem}", flush=True)
     finally:
         receiver.stop()
-    buffer = InboundBuffer(buffer_url)
-    try:
-        stored = buffer.message_ids()
-        counts = buffer.counts()
-    finally:
-        buffer.close()
+    if floor_db is not None:
+        ids = stored_message_ids(floor_db)
+        stored, counts = set(ids), {"pending": len(ids)}
+    else:
+        buffer = InboundBuffer(buffer_url)
+        try:
+            stored = buffer.message_ids()
+            counts = buffer.counts()
+        finally:
+            buffer.close()
     acked_set = set(acked)
     out["verify"] = {
         "acked_events": len(acked),
@@ -778,6 +836,20 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def pooled(runs: list[dict[str, Any]], phase: str) -> dict[str, float]:
+    """One phase over several runs: 2xx requests and events over the summed elapsed time."""
+    elapsed = sum(r[phase]["elapsed_s"] for r in runs)
+    cpu = sum(r[phase]["receiver_cpu_s"] for r in runs)
+    ok = sum(r[phase]["statuses"].get("200", 0) for r in runs)
+    events = sum(r[phase]["acked_events"] for r in runs)
+    return {
+        "requests_per_s": ok / elapsed,
+        "events_per_s": events / elapsed,
+        "requests_per_cpu_s": ok / cpu,
+        "events_per_cpu_s": events / cpu,
+    }
+
+
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     rec, ing, rl = raw["receiver"], raw["ingest"], raw["rate_limited"]
     s, b = rec["single"], rec["batch"]
@@ -807,6 +879,34 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             "workers_batch_met": mb["events_per_s"] >= BATCH_TARGET_EPS and not mb["problems"],
             "workers_buffer_matches_acknowledged": many["verified"],
         }
+    if "floor" in raw:
+        ours, floors = [rec, *raw["ours_again"]], raw["floor"]
+        ours_single, ours_batch = pooled(ours, "single"), pooled(ours, "batch")
+        floor_single, floor_batch = pooled(floors, "single"), pooled(floors, "batch")
+        single_ratio = ours_single["requests_per_s"] / floor_single["requests_per_s"]
+        batch_ratio = ours_batch["events_per_s"] / floor_batch["events_per_s"]
+        clean = all(not r[p]["problems"] for r in ours for p in ("single", "batch"))
+        out |= {
+            "floor_rounds": len(floors),
+            "ours_pooled_single_requests_per_s": ours_single["requests_per_s"],
+            "ours_pooled_batch_events_per_s": ours_batch["events_per_s"],
+            "floor_single_requests_per_s": floor_single["requests_per_s"],
+            "floor_batch_events_per_s": floor_batch["events_per_s"],
+            "floor_single_ratio": single_ratio,
+            # Server CPU per request/event: steadier than rates on a loaded machine (info only).
+            "floor_single_cpu_ratio": ours_single["requests_per_cpu_s"]
+            / floor_single["requests_per_cpu_s"],
+            "floor_batch_cpu_ratio": ours_batch["events_per_cpu_s"]
+            / floor_batch["events_per_cpu_s"],
+            "floor_batch_ratio": batch_ratio,
+            "floor_target_ratio": FLOOR_TARGET_RATIO,
+            "floor_single_met": single_ratio >= FLOOR_TARGET_RATIO and clean,
+            "floor_batch_met": batch_ratio >= FLOOR_TARGET_RATIO and clean,
+            "floor_verified": all(
+                f["verified"] and not f[p]["problems"] for f in floors for p in ("single", "batch")
+            ),
+            "ours_again_verified": all(r["verified"] for r in raw["ours_again"]),
+        }
     return out | {
         "single_requests_per_s": s["ok_requests_per_s"],
         "single_p50_ms": s["latency_s"]["p50"] * 1000,
@@ -822,7 +922,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "batch_events_per_receiver_cpu_s": b["acked_events"] / b["receiver_cpu_s"],
         "load_generator_client": s.get("client"),
         "buffer_matches_acknowledged": rec["verified"]
-        and out.get("workers_buffer_matches_acknowledged", True),
+        and out.get("workers_buffer_matches_acknowledged", True)
+        and out.get("ours_again_verified", True),
         "ingest_events_per_s": ing["events_per_s"],
         "ingest_elapsed_s": ing["elapsed_s"],
         "ingest_verified": ing["verified"],
@@ -837,6 +938,70 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "control_429s": raw["control"]["rate_limited"],
         "control_proves_limit": raw["control"]["rate_limited"] > 0,
     }
+
+
+def floor_rows(raw: dict[str, Any], s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Table rows: each run of ours and the floor, pooled rates, ours/floor against the target."""
+    floors, ours = raw["floor"], [raw["receiver"], *raw["ours_again"]]
+    order: list[tuple[str, dict]] = []
+    for n, (mine, floor) in enumerate(zip(ours, floors, strict=True)):  # as run: floor_rounds
+        pair = [("ours", mine), ("floor", floor)]
+        order += pair[::-1] if n % 2 else pair
+    target = f">= {FLOOR_TARGET_RATIO}x"
+    rows = [
+        (
+            f"  {i}. {who}: singles / batches",
+            f"{r['single']['ok_requests_per_s']:,.0f} req/s / {r['batch']['events_per_s']:,.0f} ev/s",
+            "in the order run",
+            "info",
+        )
+        for i, (who, r) in enumerate(order, 1)
+    ]
+    fs, fb = floors[0]["single"], floors[0]["batch"]
+    return [
+        *rows,
+        (
+            f"ours, pooled over {len(ours)} runs: singles / batches",
+            f"{s['ours_pooled_single_requests_per_s']:,.0f} req/s / "
+            f"{s['ours_pooled_batch_events_per_s']:,.0f} ev/s",
+            "",
+            "info",
+        ),
+        (
+            f"floor endpoint, pooled over {len(floors)} runs ({fs['requests']:,} singles over "
+            f"{fs['connections']} conn, {fb['requests']:,} x {fb['batch_size']:,} over "
+            f"{fb['connections']})",
+            f"{s['floor_single_requests_per_s']:,.0f} req/s / "
+            f"{s['floor_batch_events_per_s']:,.0f} ev/s",
+            "",
+            "info",
+        ),
+        (
+            "  floor stores exactly the 2xx-answered events (every run)",
+            f"{sum(f['verify']['buffer_rows'] for f in floors):,} / "
+            f"{sum(f['verify']['acked_events'] for f in floors):,}",
+            "equal, same messageIds",
+            _verdict(s["floor_verified"]),
+        ),
+        (
+            "ours / floor per server CPU-s: singles (req) / batches (events)",
+            f"{s['floor_single_cpu_ratio']:.2f}x / {s['floor_batch_cpu_ratio']:.2f}x",
+            "",
+            "info",
+        ),
+        (
+            "ours / floor, single events (req/s)",
+            f"{s['floor_single_ratio']:.2f}x",
+            target,
+            _verdict(s["floor_single_met"]),
+        ),
+        (
+            "ours / floor, batches (ev/s)",
+            f"{s['floor_batch_ratio']:.2f}x",
+            target,
+            _verdict(s["floor_batch_met"]),
+        ),
+    ]
 
 
 def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
@@ -870,6 +1035,8 @@ def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
             "",
         ),
     ]
+    if "floor" in raw:
+        rows += floor_rows(raw, s)
     if "receiver_workers" in raw:
         many = raw["receiver_workers"]
         n = many["workers"]
@@ -1034,6 +1201,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=2,
         help="also measure `serve-webhooks --workers N` (1 skips it)",
     )
+    p.add_argument(
+        "--floor-rounds",
+        type=int,
+        default=2,
+        help="runs of the floor endpoint (bench/inbound_floor.py), alternating with ours (0: skip)",
+    )
     p.add_argument("--ingest-events", type=int, default=20_000)
     p.add_argument(
         "--rate-events", type=int, default=25_000, help="events for the rate-limited run"
@@ -1079,6 +1252,8 @@ def main(argv: list[str]) -> int:
         print(f"workdir {workdir}", flush=True)
         print("1. receiver", flush=True)
         raw["receiver"] = bench_receiver(args, workdir)
+        if args.floor_rounds > 0:
+            raw["floor"], raw["ours_again"] = floor_rounds(args, workdir)
         if args.receiver_workers > 1:
             raw["receiver_workers"] = bench_receiver(args, workdir, args.receiver_workers)
 
@@ -1169,10 +1344,36 @@ def main(argv: list[str]) -> int:
         and summary["ingest_verified"]
         and summary["rate_limited_no_429"]
         and summary["control_proves_limit"]
+        and summary.get("floor_verified", True)
     )
+    misses = [
+        f"MISS {label}: {value}"
+        for key, label, value in (
+            (
+                "floor_single_met",
+                f"receiver singles {FLOOR_TARGET_RATIO}x the floor",
+                f"{summary.get('floor_single_ratio', 0):.2f}x",
+            ),
+            (
+                "floor_batch_met",
+                f"receiver batches {FLOOR_TARGET_RATIO}x the floor",
+                f"{summary.get('floor_batch_ratio', 0):.2f}x",
+            ),
+            (
+                "ingest_met",
+                f"ingest {INGEST_TARGET_EPS:,} ev/s",
+                f"{summary['ingest_events_per_s']:,.0f} ev/s",
+            ),
+        )
+        if not summary.get(key, True)
+    ]
+    for line in misses:
+        print(line)
     if not correct:
         print("a correctness check failed (see MISS above): exit status 1")
-    return 0 if correct else 1
+    elif misses:
+        print(f"{len(misses)} target(s) missed: exit status 1")
+    return 0 if correct and not misses else 1
 
 
 if __name__ == "__main__":
