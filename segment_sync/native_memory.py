@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import threading
 
 import pyarrow as pa
+
+from segment_sync.arrow_pool import operator_pool
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 # Measured on 1,000,000 events (bench/outbound.py): mimalloc or jemalloc pools, glibc's moving
@@ -30,8 +31,8 @@ _LIBC = _libc()
 
 
 def bound_native_memory() -> None:
-    """Once per process: Arrow on the C allocator (set from the start by segment_sync/__init__),
-    whose large blocks are mapped.
+    """Once per process running a sync: Arrow on the C allocator unless the operator chose a
+    pool (the `run outbound` CLI already started Arrow on it: arrow_pool.py), large blocks mapped.
 
     Arrow's default pool (mimalloc) keeps freed pages for reuse, and glibc raises its mmap
     threshold after each large free until multi-MB buffers (a chunk's columns, a request body)
@@ -43,7 +44,7 @@ def bound_native_memory() -> None:
         if _done:
             return
         _done = True
-        if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") == "system":  # see segment_sync/__init__
-            pa.set_memory_pool(pa.system_memory_pool())  # in case pyarrow came first
+        if operator_pool() in (None, "system"):  # an operator's other choice stands
+            pa.set_memory_pool(pa.system_memory_pool())  # pyarrow came first (Dagster steps)
         if _LIBC is not None:
             _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)

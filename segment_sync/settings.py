@@ -267,15 +267,21 @@ class LogsSettings(_Section):
     @classmethod
     def _object_store_url(cls, value: str) -> str:
         if value.startswith("s3://"):
+            from segment_sync.logs.object_store import endpoint_problem  # no pyarrow import
+
             parts = urlsplit(value)
-            query = set(parse_qs(parts.query, keep_blank_values=True))
-            if parts.username or parts.password or query - {"endpoint", "region"}:
+            options = parse_qs(parts.query, keep_blank_values=True)
+            if parts.username or parts.password or set(options) - {"endpoint", "region"}:
                 raise ValueError(
                     "an s3:// logs.dir takes only ?endpoint= and ?region=; credentials come "
                     "from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
                 )
             if not parts.netloc:
                 raise ValueError("no bucket: write s3://bucket/prefix")
+            endpoint = (options.get("endpoint") or [""])[0]
+            problem = endpoint and endpoint_problem(endpoint, "its ?endpoint=")
+            if problem:
+                raise ValueError(problem)
         return value
 
 

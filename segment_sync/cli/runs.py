@@ -58,7 +58,10 @@ def run_outbound(
     destination: str | None,
 ) -> None:
     """Deliver everything pending now (bounded chunks); exits non-zero if anything failed."""
-    from segment_sync.cli.outbound_runs import dry_run_outbound, run_manual_outbound
+    from segment_sync.arrow_pool import system_pool_for_import
+
+    with system_pool_for_import():  # before pyarrow's first import (outbound_runs brings it)
+        from segment_sync.cli.outbound_runs import dry_run_outbound, run_manual_outbound
     from segment_sync.settings import SettingsError
 
     loaded = load_or_fail(settings_file)

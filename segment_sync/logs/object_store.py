@@ -18,15 +18,44 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:  # pyarrow only once a filesystem is made: the settings check imports this
+    import pyarrow.fs as pafs
 
 S3_SCHEME = "s3://"
 QUERY_KEYS = ("endpoint", "region")
 _SECRET_KEYS = {"access_key", "secret_key", "session_token", "aws_access_key_id", "password"}
 URL_HELP = "write logs.dir as s3://bucket/prefix[?endpoint=http://host:port&region=name]"
+
+
+class LogsUrlError(ValueError):
+    """logs.dir or the endpoint in the environment is malformed: one line naming the key and fix."""
+
+
+def endpoint_problem(value: str, key: str) -> str | None:
+    """Why `value` (from `key`) is no `http(s)://host[:port]` endpoint, or None; never echoes it."""
+    parts = urlsplit(value)
+    if "@" in value:
+        return (
+            f"{key} holds credentials, which do not belong in an endpoint; set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead"
+        )
+    try:
+        port_ok = parts.port != 0
+    except ValueError:  # a port that is no number, or out of range
+        port_ok = False
+    if (
+        not port_ok
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        return f"{key} must be http(s)://host[:port], e.g. http://minio:9000; {URL_HELP}"
+    return None
 
 
 def is_object_store(logs_dir: Path | str) -> bool:
@@ -46,27 +75,36 @@ class S3Logs:
 
     @classmethod
     def parse(cls, url: str) -> S3Logs:
-        """ValueError (one line, naming the fix) for a URL that names no bucket or holds a secret."""
+        """LogsUrlError (one line, naming the key and the fix) for a URL that names no bucket or
+        holds a secret, or a malformed endpoint (in the URL or the environment)."""
         parts = urlsplit(url)
         query = parse_qs(parts.query, keep_blank_values=True)
         secret = sorted(set(query) & _SECRET_KEYS)
         if secret or parts.username or parts.password:
-            raise ValueError(
+            raise LogsUrlError(
                 f"logs.dir: credentials do not belong in the URL ({secret[0] if secret else 'user'}"
                 "); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment instead"
             )
         unknown = sorted(set(query) - set(QUERY_KEYS))
         if parts.scheme != "s3" or not parts.netloc or unknown:
             what = f"unknown option {unknown[0]!r}" if unknown else "no bucket"
-            raise ValueError(f"logs.dir {url.split('?')[0]!r}: {what}; {URL_HELP}")
+            raise LogsUrlError(f"logs.dir {url.split('?')[0]!r}: {what}; {URL_HELP}")
         env = os.environ
-        endpoint = _first(query.get("endpoint")) or env.get("AWS_ENDPOINT_URL_S3")
+        sources = (
+            ("logs.dir ?endpoint=", _first(query.get("endpoint"))),
+            ("AWS_ENDPOINT_URL_S3", env.get("AWS_ENDPOINT_URL_S3")),
+            ("AWS_ENDPOINT_URL", env.get("AWS_ENDPOINT_URL")),
+        )
+        key, endpoint = next(((k, v) for k, v in sources if v), ("", None))
+        problem = endpoint and endpoint_problem(endpoint, key)
+        if problem:
+            raise LogsUrlError(problem)
         region = _first(query.get("region")) or env.get("AWS_REGION")
         return cls(
             url=url,
             bucket=parts.netloc,
             prefix=parts.path.strip("/"),
-            endpoint=endpoint or env.get("AWS_ENDPOINT_URL") or None,
+            endpoint=endpoint,
             region=region or env.get("AWS_DEFAULT_REGION") or None,
         )
 
@@ -85,6 +123,8 @@ class S3Logs:
     @cached_property
     def fs(self) -> pafs.S3FileSystem:
         """pyarrow's S3 filesystem for the bucket (credentials from the AWS chain)."""
+        import pyarrow.fs as pafs
+
         # allow_delayed_open: a small file goes up as one PUT instead of a 3-request multipart
         # upload; a missing bucket is then reported when the file is closed, still as an error.
         options: dict[str, Any] = {
@@ -120,5 +160,5 @@ def _first(values: list[str] | None) -> str | None:
 
 
 def s3_logs(logs_dir: Path | str) -> S3Logs:
-    """The S3Logs of an `s3://` logs.dir (ValueError for a malformed one)."""
+    """The S3Logs of an `s3://` logs.dir (LogsUrlError for a malformed one)."""
     return S3Logs.parse(str(logs_dir))

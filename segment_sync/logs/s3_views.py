@@ -64,7 +64,7 @@ def require_bucket(logs: S3Logs) -> None:
     try:
         if logs.fs.get_file_info(logs.bucket).type == pafs.FileType.NotFound:
             raise OSError("the bucket does not exist")
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise OSError(
             f"cannot read logs.dir {logs.url.split('?')[0]}: {reason}; check the bucket name, "

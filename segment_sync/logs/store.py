@@ -31,9 +31,10 @@ Row = Mapping[str, Any]
 class LogWriteError(RuntimeError):
     """A log file could not be written (disk full, no permission): names the folder and the fix."""
 
-    def __init__(self, what: str, logs_dir: Path | str, cause: OSError) -> None:
+    def __init__(self, what: str, logs_dir: Path | str, cause: OSError | pa.ArrowException) -> None:
         self.logs_dir, self.cause = logs_dir, cause
-        reason = cause.strerror or (str(cause).splitlines() or [type(cause).__name__])[0]
+        strerror = getattr(cause, "strerror", None)  # an Arrow error has none
+        reason = strerror or (str(cause).splitlines() or [type(cause).__name__])[0]
         super().__init__(
             f"could not write {what} under logs.dir ({logs_dir}): {reason}; make it a writable "
             "folder with free space (or point logs.dir elsewhere), then rerun: nothing unlogged "
@@ -178,7 +179,7 @@ class LogWriter:
         for index, (name, (rows, tables)) in enumerate(items):
             try:
                 written.extend(self._write_batch(name, rows, tables))
-            except OSError as exc:
+            except (OSError, pa.ArrowException) as exc:  # e.g. S3 refusing a key: ArrowInvalid
                 self._requeue_items(items[index + 1 :])
                 raise LogWriteError(f"{name} rows", self.logs_dir, exc) from exc
             except BaseException:
@@ -209,7 +210,7 @@ class LogWriter:
         for index, (day, part) in enumerate(parts):
             try:
                 written.append(self._publish(table, day, part))
-            except OSError:
+            except (OSError, pa.ArrowException):
                 self._requeue([(table, [r for _, rest in parts[index:] for r in rest.to_pylist()])])
                 raise
         return written

@@ -6,8 +6,7 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.native_memory import bound_native_memory
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
+from segment_sync.outbound.gc_pauses import fewer_gc_pauses
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.narrowing import send_narrowing
 from segment_sync.outbound.outcomes import record_requests, request_row, with_destination
@@ -37,25 +37,6 @@ from segment_sync.segment.message_columns import MessageColumns
 from segment_sync.segment.messages import NotSent, iso_timestamp
 from segment_sync.settings import Settings
 from segment_sync.signals import run_stoppably
-
-
-@contextmanager
-def _fewer_gc_pauses() -> Iterator[None]:
-    """A chunk allocates ~10 objects per row; default thresholds spend a third of the time in gc.
-
-    With so few collections, the reference cycles every request leaves (httpx's response and
-    its stream refer to each other, and hold the request's body) reach the oldest generation
-    and stay until a full collection: memory grew with the backlog. So the objects that exist
-    before the run are frozen (a full collection skips them) and `_collect` runs one per chunk.
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def _collect() -> None:
@@ -138,7 +119,7 @@ class OutboundSync:
         deadline = time.monotonic() + follow_s
         poll_s = self.settings.outbound.poll_interval_ms / 1000
         try:
-            with _fewer_gc_pauses():
+            with fewer_gc_pauses():
                 await self._pass(client, builder, stream, result)
                 while result.ok and upto is None and time.monotonic() + poll_s < deadline:
                     await asyncio.sleep(poll_s)
