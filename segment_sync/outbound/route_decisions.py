@@ -1,0 +1,127 @@
+"""Each row's destination, decided once and stored, so every destination routes it alike.
+
+The routing rule (routing.py) reads the customer's profile history, which can change after a
+row is written (a profile change committed later with an earlier `occurred_at`). Destinations
+read a row at different times, so computed afresh each could disagree: the row sent by two, or
+by none. The first reader's decision is stored (insert-if-absent, keyed by store, stream and
+row id, in the outbound state database) and every later reader (other destinations,
+reconciliation, replay, resync) reads it. A row routed nowhere is stored too (destination
+NULL) and may later be routed once its customer has a value (a fix, then replay): it moves
+from nowhere to one destination once, atomically, never from one destination to another.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from segment_sync.db import Url, create_engine, create_tables, database_identity
+from segment_sync.loyalty.records import Stream
+from segment_sync.outbound.routing import Route
+from segment_sync.redaction import reveal
+
+metadata = sa.MetaData()
+
+decisions = sa.Table(
+    "outbound_route_decisions",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),  # database_identity of the loyalty store
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("row_id", sa.BigInteger, primary_key=True),
+    sa.Column("destination", sa.Text),  # NULL: routed nowhere (see `reason`)
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_BATCH = 500  # ids per statement (SQLite's bound-parameter limit)
+
+
+@functools.cache
+def _engine(url: str) -> sa.Engine:
+    """One engine per state database per process (every RouteFilter shares it)."""
+    engine = create_engine(url, durable=True)
+    create_tables(engine, metadata)
+    return engine
+
+
+class RouteDecisions:
+    """The stored routing decisions of one loyalty store."""
+
+    def __init__(self, state_url: Url, store_url: Url, *, record: bool = True) -> None:
+        self.engine = _engine(reveal(state_url))
+        self.source = database_identity(store_url)
+        self.record = record  # False (a dry run): read stored decisions, store none
+
+    def settle(
+        self, stream: Stream, ids: Sequence[int], compute: Callable[[list[int]], list[Route]]
+    ) -> dict[int, Route]:
+        """The route of each id: the stored one, else `compute`d, stored if absent, re-read."""
+        wanted = list(dict.fromkeys(ids))
+        known = self._read(stream, wanted)
+        # A stored "nowhere" is asked again: the customer may have a value now (moves once).
+        ask = [i for i in wanted if i not in known or known[i].destination is None]
+        if not ask:
+            return known
+        fresh = dict(zip(ask, compute(ask), strict=True))
+        if not self.record:
+            return {**known, **{i: r for i, r in fresh.items() if i not in known or r.destination}}
+        self._store(stream, {i: r for i, r in fresh.items() if i not in known})
+        self._route_unrouted(stream, {i: r for i, r in fresh.items() if i in known})
+        return {**known, **self._read(stream, ask)}
+
+    def _read(self, stream: Stream, ids: list[int]) -> dict[int, Route]:
+        out: dict[int, Route] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), _BATCH):
+                query = sa.select(decisions.c.row_id, decisions.c.destination, decisions.c.reason)
+                query = query.where(
+                    decisions.c.source == self.source,
+                    decisions.c.stream == stream.value,
+                    decisions.c.row_id.in_(ids[start : start + _BATCH]),
+                )
+                for row_id, destination, reason in conn.execute(query):
+                    out[row_id] = Route(destination, None if destination else reason)
+        return out
+
+    def _store(self, stream: Stream, routes: Mapping[int, Route]) -> None:
+        """Insert-if-absent: a concurrent reader's decision, stored first, wins."""
+        if not routes:
+            return
+        now = datetime.now(UTC)
+        values = [
+            dict(
+                source=self.source,
+                stream=stream.value,
+                row_id=i,
+                destination=r.destination,
+                reason=r.reason,
+                decided_at=now,
+            )
+            for i, r in routes.items()
+        ]
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        with self.engine.begin() as conn:
+            for start in range(0, len(values), _BATCH):
+                statement = insert(decisions).on_conflict_do_nothing()
+                conn.execute(statement, values[start : start + _BATCH])
+
+    def _route_unrouted(self, stream: Stream, routes: Mapping[int, Route]) -> None:
+        """A row stored as routed nowhere that now has a destination takes it, once."""
+        with self.engine.begin() as conn:
+            for i, r in routes.items():
+                if r.destination is None:
+                    continue
+                conn.execute(
+                    decisions.update()
+                    .where(
+                        decisions.c.source == self.source,
+                        decisions.c.stream == stream.value,
+                        decisions.c.row_id == i,
+                        decisions.c.destination.is_(None),
+                    )
+                    .values(destination=r.destination, reason=None, decided_at=datetime.now(UTC))
+                )
