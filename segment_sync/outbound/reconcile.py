@@ -69,7 +69,7 @@ class Undelivered:
     until: datetime
     watermark: int
     events: list = field(default_factory=list)  # LoyaltyEvent, or ProfileChange for profiles
-    # Rows that cannot become a message (unreadable, or refused by the builder) and were never
+    # Rows that cannot become a message (unreadable, refused by the builder, routed nowhere) never
     # logged (committed behind the watermark): sent along to be logged as failed, once.
     unsendable: list = field(default_factory=list)
     scanned: int = 0  # rows of the stream in the window
@@ -149,8 +149,12 @@ def find_undelivered(
         for start, end in _slices(since, until, slice_):
             rows = between(start, end)
             found.scanned += len(rows)
+            nowhere: dict[str, object] = {}  # routed nowhere, this destination logs them
             if route is not None:  # this destination's rows only (routed nowhere: logged once)
-                rows, _ = route.records(rows, stream)
+                by_id = {r.id: r for r in rows}
+                rows, unrouted = route.records(rows, stream)
+                nowhere = {n.message_id: by_id[n.source_id] for n in unrouted}
+                nowhere = {m: r for m, r in nowhere.items() if r.id <= watermark}
             by_message = {
                 (
                     unbuilt_message_id(r, stream)
@@ -160,16 +164,19 @@ def find_undelivered(
                 for r in rows
                 if r.id <= watermark and (isinstance(r, BadRow) or check(r, settings, allowed))
             }
-            found.candidates += len(by_message)
-            if not by_message:
+            found.candidates += len(by_message) + len(nowhere)
+            if not by_message and not nowhere:
                 continue
-            con.register("candidates", pa.table({"message_id": list(by_message)}))
+            con.register("candidates", pa.table({"message_id": [*by_message, *nowhere]}))
             try:
                 outcomes = con.execute(_OUTCOMES_SQL, [oldest_partition, destination]).fetchall()
             finally:
                 con.unregister("candidates")
-            missing = [by_message[mid] for mid, delivered, _ in outcomes if not delivered]
+            missing = [
+                by_message[m] for m, delivered, _ in outcomes if m in by_message and not delivered
+            ]
             never_logged = {mid for mid, _, logged in outcomes if not logged}
+            found.unsendable.extend(nowhere[m] for m in never_logged if m in nowhere)
             messages, not_sent, _ = build_messages(missing, settings, stream)
             sendable = {m.source_id for m in messages}
             found.events.extend(r for r in missing if r.id in sendable)

@@ -9,6 +9,7 @@ import pytest
 from segment_sync import factory
 from segment_sync.cli.outbound_runs import run_manual_outbound
 from segment_sync.logs.store import LogWriter
+from segment_sync.logs.views import connect
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.outbound.reconcile import reconcile_events
 from segment_sync.segment.messages import message_id
@@ -80,3 +81,26 @@ def test_a_command_that_does_not_choose_a_destination_refuses_routed_settings(
     with pytest.raises(SettingsError, match="does not route customers among eu, us"):
         factory.outbound_sync(settings, US_KEY, LogWriter(settings.logs.dir))
     assert regions.eu.accepted_message_ids() == regions.us.accepted_message_ids() == []
+
+
+def test_a_row_routed_nowhere_committed_behind_the_watermark_is_logged_failed_once(
+    write_settings, regions
+):
+    path = routed_settings(write_settings, regions)
+    settings = load_settings(path)
+    store, ids = anna_in_eu_bob_in_us(path, ("anna", "nobody", "bob"))
+    with store.engine.begin() as conn:  # nobody's event (no country) commits late
+        conn.execute(loyalty_events.delete().where(loyalty_events.c.id == ids[1]))
+    assert run_manual_outbound(settings, "events", "run-1", echo=lambda _: None)
+    _late_commit(store, ids[1], "nobody")
+
+    eu, us = _reconcile(settings, "eu", EU_KEY), _reconcile(settings, "us", US_KEY)
+    again = _reconcile(settings, "eu", EU_KEY)
+
+    assert [r.id for r in eu.found.unsendable] == [ids[1]]
+    assert us.found.unsendable == again.found.unsendable == []
+    with connect(settings.logs.dir) as con:
+        failed = con.execute(
+            "SELECT source_id, destination, error FROM outbound_messages WHERE outcome = 'failed'"
+        ).fetchall()
+    assert [f[:2] for f in failed] == [(ids[1], "eu")] and "has no 'country'" in failed[0][2]
