@@ -35,6 +35,7 @@ from segment_sync.loyalty.records import (
     Stream,
 )
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound import single_heir
 from segment_sync.outbound.build import build_messages, unbuilt_message_id
 from segment_sync.outbound.results import OutboundResult
 from segment_sync.outbound.route_filter import RouteFilter
@@ -56,7 +57,7 @@ _OUTCOMES_SQL = """
 SELECT c.message_id, coalesce(bool_or(m.outcome = 'delivered'), false), count(m.message_id) > 0
 FROM candidates AS c
 LEFT JOIN outbound_messages AS m ON m.message_id = c.message_id AND m."date" >= ?
-    AND m.destination IS NOT DISTINCT FROM ?
+    AND (m.destination IS NOT DISTINCT FROM ? OR (? AND m.destination IS NULL))
 GROUP BY c.message_id
 """
 
@@ -130,9 +131,13 @@ def find_undelivered(
     until: datetime,
     slice_: timedelta = SLICE,
     stream: Stream = Stream.EVENTS,
+    heir: bool = False,
 ) -> Undelivered:
     """Rows of `stream` that occurred in [since, until), at or below `watermark`, that the
-    settings would send and that have no `delivered` row in `outbound_messages`."""
+    settings would send and that have no `delivered` row in `outbound_messages`.
+
+    `heir`: this destination continues the single destination's progress (single_heir.py), so
+    that destination's rows (`destination` NULL) are its deliveries too."""
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be timezone-aware (UTC)")
     found = Undelivered(since, until, watermark, stream=stream)
@@ -169,7 +174,9 @@ def find_undelivered(
                 continue
             con.register("candidates", pa.table({"message_id": [*by_message, *nowhere]}))
             try:
-                outcomes = con.execute(_OUTCOMES_SQL, [oldest_partition, destination]).fetchall()
+                outcomes = con.execute(
+                    _OUTCOMES_SQL, [oldest_partition, destination, heir and destination is not None]
+                ).fetchall()
             finally:
                 con.unregister("candidates")
             missing = [
@@ -234,7 +241,13 @@ def events_backlog(
         watermark = state.watermark(Stream.EVENTS)
         lookback = timedelta(hours=settings.maintenance.reconcile_lookback_hours)
         behind = find_undelivered(
-            settings, store, settings.logs.dir, watermark=watermark, since=now - lookback, until=now
+            settings,
+            store,
+            settings.logs.dir,
+            watermark=watermark,
+            since=now - lookback,
+            until=now,
+            heir=single_heir.continues_single(state),
         )
         return EventsBacklog(now, behind, oldest_pending(settings, store, watermark))
 
@@ -263,6 +276,7 @@ def reconcile_events(
             since=until - lookback,
             until=until,
             stream=stream,
+            heir=single_heir.continues_single(sync.state),
         )
         rows = sorted(found.events + found.unsendable, key=lambda r: r.id)
         sent = sync.send_rows(stream, rows, run_id) if rows else None
