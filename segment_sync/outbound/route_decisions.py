@@ -40,9 +40,10 @@ decisions = sa.Table(
 _BATCH = 500  # ids per statement (SQLite's bound-parameter limit)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def _engine(url: str) -> sa.Engine:
-    """One engine per state database per process (every RouteFilter shares it)."""
+    """One engine per state database per process (every RouteFilter shares it); few are
+    open at once (an evicted engine closes its connections when collected)."""
     engine = create_engine(url, durable=True)
     create_tables(engine, metadata)
     return engine
