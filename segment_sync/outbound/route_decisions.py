@@ -13,11 +13,10 @@ from nowhere to one destination once, atomically, never from one destination to 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from segment_sync.db import Url, create_engine, create_tables, database_identity
 from segment_sync.loyalty.records import Stream
@@ -34,10 +33,8 @@ decisions = sa.Table(
     sa.Column("row_id", sa.BigInteger, primary_key=True),
     sa.Column("destination", sa.Text),  # NULL: routed nowhere (see `reason`)
     sa.Column("reason", sa.Text),
-    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.Float, nullable=False),  # unix time
 )
-
-_BATCH = 500  # ids per statement (SQLite's bound-parameter limit)
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,41 +71,42 @@ class RouteDecisions:
         self._route_unrouted(stream, {i: r for i, r in fresh.items() if i in known})
         return {**known, **self._read(stream, ask)}
 
+    def _sql(self, text: str) -> str:
+        """`text` with the driver's placeholders (plain driver SQL: this runs per chunk)."""
+        return text if self.engine.dialect.name == "sqlite" else text.replace("?", "%s")
+
     def _read(self, stream: Stream, ids: list[int]) -> dict[int, Route]:
-        out: dict[int, Route] = {}
+        """One range query (a chunk's ids are close together), kept to `ids`."""
+        if not ids:
+            return {}
+        wanted = set(ids)
+        query = self._sql(
+            "SELECT row_id, destination, reason FROM outbound_route_decisions "
+            "WHERE source = ? AND stream = ? AND row_id BETWEEN ? AND ?"
+        )
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), _BATCH):
-                query = sa.select(decisions.c.row_id, decisions.c.destination, decisions.c.reason)
-                query = query.where(
-                    decisions.c.source == self.source,
-                    decisions.c.stream == stream.value,
-                    decisions.c.row_id.in_(ids[start : start + _BATCH]),
-                )
-                for row_id, destination, reason in conn.execute(query):
-                    out[row_id] = Route(destination, None if destination else reason)
-        return out
+            found = conn.exec_driver_sql(query, (self.source, stream.value, min(ids), max(ids)))
+            return {
+                row_id: Route(destination, None if destination else reason)
+                for row_id, destination, reason in found
+                if row_id in wanted
+            }
 
     def _store(self, stream: Stream, routes: Mapping[int, Route]) -> None:
         """Insert-if-absent: a concurrent reader's decision, stored first, wins."""
         if not routes:
             return
-        now = datetime.now(UTC)
-        values = [
-            dict(
-                source=self.source,
-                stream=stream.value,
-                row_id=i,
-                destination=r.destination,
-                reason=r.reason,
-                decided_at=now,
-            )
-            for i, r in routes.items()
+        now = time.time()
+        rows = [
+            (self.source, stream.value, i, r.destination, r.reason, now) for i, r in routes.items()
         ]
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = self._sql(
+            "INSERT INTO outbound_route_decisions "
+            "(source, stream, row_id, destination, reason, decided_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
         with self.engine.begin() as conn:
-            for start in range(0, len(values), _BATCH):
-                statement = insert(decisions).on_conflict_do_nothing()
-                conn.execute(statement, values[start : start + _BATCH])
+            conn.exec_driver_sql(statement, rows)
 
     def _route_unrouted(self, stream: Stream, routes: Mapping[int, Route]) -> None:
         """A row stored as routed nowhere that now has a destination takes it, once."""
@@ -124,5 +122,5 @@ class RouteDecisions:
                         decisions.c.row_id == i,
                         decisions.c.destination.is_(None),
                     )
-                    .values(destination=r.destination, reason=None, decided_at=datetime.now(UTC))
+                    .values(destination=r.destination, reason=None, decided_at=time.time())
                 )
