@@ -19,6 +19,7 @@ from segment_sync.inbound.customer_ids import CustomerLookup
 from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound import single_heir
 from segment_sync.outbound.results import OutboundResult
 from segment_sync.outbound.route_filter import RouteFilter
 from segment_sync.outbound.shards import Shard
@@ -48,7 +49,9 @@ def outbound_state(
     one_destination(settings)
     source = store_url or settings.loyalty_store.url
     key = ProgressKey.of(source, settings.outbound.endpoint, write_key)
-    return OutboundState(settings.outbound.state_url, key, shard or all_shards(settings))
+    state = OutboundState(settings.outbound.state_url, key, shard or all_shards(settings))
+    single_heir.note(state, single=settings.outbound.destination is None)
+    return state
 
 
 def one_destination(settings: Settings) -> None:

@@ -180,7 +180,8 @@ def plan_outbound(
             continue
         target = store.max_id(stream, floor=watermark)
         one = StreamDryRun(stream.value, EVENT_TYPES[stream], watermark, target, destination=name)
-        _read(settings, store, stream, one, plan.samples, redactor, RouteFilter.of(settings, store))
+        route = RouteFilter.of(settings, store, record=False)
+        _read(settings, store, stream, one, plan.samples, redactor, route)
         plan.streams.append(one)
     return plan
 

@@ -35,6 +35,7 @@ from segment_sync.loyalty.records import (
     Stream,
 )
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound import single_heir
 from segment_sync.outbound.build import build_messages, unbuilt_message_id
 from segment_sync.outbound.results import OutboundResult
 from segment_sync.outbound.route_filter import RouteFilter
@@ -56,7 +57,7 @@ _OUTCOMES_SQL = """
 SELECT c.message_id, coalesce(bool_or(m.outcome = 'delivered'), false), count(m.message_id) > 0
 FROM candidates AS c
 LEFT JOIN outbound_messages AS m ON m.message_id = c.message_id AND m."date" >= ?
-    AND m.destination IS NOT DISTINCT FROM ?
+    AND (m.destination IS NOT DISTINCT FROM ? OR (? AND m.destination IS NULL))
 GROUP BY c.message_id
 """
 
@@ -69,7 +70,7 @@ class Undelivered:
     until: datetime
     watermark: int
     events: list = field(default_factory=list)  # LoyaltyEvent, or ProfileChange for profiles
-    # Rows that cannot become a message (unreadable, or refused by the builder) and were never
+    # Rows that cannot become a message (unreadable, refused by the builder, routed nowhere) never
     # logged (committed behind the watermark): sent along to be logged as failed, once.
     unsendable: list = field(default_factory=list)
     scanned: int = 0  # rows of the stream in the window
@@ -130,9 +131,13 @@ def find_undelivered(
     until: datetime,
     slice_: timedelta = SLICE,
     stream: Stream = Stream.EVENTS,
+    heir: bool = False,
 ) -> Undelivered:
     """Rows of `stream` that occurred in [since, until), at or below `watermark`, that the
-    settings would send and that have no `delivered` row in `outbound_messages`."""
+    settings would send and that have no `delivered` row in `outbound_messages`.
+
+    `heir`: this destination continues the single destination's progress (single_heir.py), so
+    that destination's rows (`destination` NULL) are its deliveries too."""
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be timezone-aware (UTC)")
     found = Undelivered(since, until, watermark, stream=stream)
@@ -149,8 +154,12 @@ def find_undelivered(
         for start, end in _slices(since, until, slice_):
             rows = between(start, end)
             found.scanned += len(rows)
+            nowhere: dict[str, object] = {}  # routed nowhere, this destination logs them
             if route is not None:  # this destination's rows only (routed nowhere: logged once)
-                rows, _ = route.records(rows, stream)
+                by_id = {r.id: r for r in rows}
+                rows, unrouted = route.records(rows, stream)
+                nowhere = {n.message_id: by_id[n.source_id] for n in unrouted}
+                nowhere = {m: r for m, r in nowhere.items() if r.id <= watermark}
             by_message = {
                 (
                     unbuilt_message_id(r, stream)
@@ -160,16 +169,21 @@ def find_undelivered(
                 for r in rows
                 if r.id <= watermark and (isinstance(r, BadRow) or check(r, settings, allowed))
             }
-            found.candidates += len(by_message)
-            if not by_message:
+            found.candidates += len(by_message) + len(nowhere)
+            if not by_message and not nowhere:
                 continue
-            con.register("candidates", pa.table({"message_id": list(by_message)}))
+            con.register("candidates", pa.table({"message_id": [*by_message, *nowhere]}))
             try:
-                outcomes = con.execute(_OUTCOMES_SQL, [oldest_partition, destination]).fetchall()
+                outcomes = con.execute(
+                    _OUTCOMES_SQL, [oldest_partition, destination, heir and destination is not None]
+                ).fetchall()
             finally:
                 con.unregister("candidates")
-            missing = [by_message[mid] for mid, delivered, _ in outcomes if not delivered]
+            missing = [
+                by_message[m] for m, delivered, _ in outcomes if m in by_message and not delivered
+            ]
             never_logged = {mid for mid, _, logged in outcomes if not logged}
+            found.unsendable.extend(nowhere[m] for m in never_logged if m in nowhere)
             messages, not_sent, _ = build_messages(missing, settings, stream)
             sendable = {m.source_id for m in messages}
             found.events.extend(r for r in missing if r.id in sendable)
@@ -227,7 +241,13 @@ def events_backlog(
         watermark = state.watermark(Stream.EVENTS)
         lookback = timedelta(hours=settings.maintenance.reconcile_lookback_hours)
         behind = find_undelivered(
-            settings, store, settings.logs.dir, watermark=watermark, since=now - lookback, until=now
+            settings,
+            store,
+            settings.logs.dir,
+            watermark=watermark,
+            since=now - lookback,
+            until=now,
+            heir=single_heir.continues_single(state),
         )
         return EventsBacklog(now, behind, oldest_pending(settings, store, watermark))
 
@@ -256,6 +276,7 @@ def reconcile_events(
             since=until - lookback,
             until=until,
             stream=stream,
+            heir=single_heir.continues_single(sync.state),
         )
         rows = sorted(found.events + found.unsendable, key=lambda r: r.id)
         sent = sync.send_rows(stream, rows, run_id) if rows else None

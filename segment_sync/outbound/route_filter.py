@@ -5,6 +5,9 @@ to it. A row routed nowhere (no value and no `outbound.route_by.default`) is one
 reported by the first destination listed only, so it is counted once; a row that would not be
 sent anyway (not allow-listed, an echo of an inbound event) stays with the first destination,
 whose builder counts it as before.
+
+Each row's destination is decided once and stored (route_decisions.py): a destination that
+reads a row after a backdated profile change routes it as the first reader did.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.loyalty.stored_rows import utc
 from segment_sync.outbound.build import EVENT_TYPES, unbuilt_message_id
+from segment_sync.outbound.route_decisions import RouteDecisions
 from segment_sync.outbound.routing import History, Route, routes
 from segment_sync.segment.messages import NotSent
 from segment_sync.settings import Settings
@@ -56,8 +60,10 @@ class RouteFilter:
         *,
         reports_unrouted: bool,
         event_sync: Sequence[str],
+        decisions: RouteDecisions | None = None,
     ) -> None:
         self.store, self.rule, self.destination = store, rule, destination
+        self.decisions = decisions  # None: computed afresh each time (no state database)
         self.reports_unrouted = reports_unrouted
         self._allowed = frozenset(event_sync)
         # Per run (a RouteFilter lives as long as its sync): customer -> routing history, and
@@ -66,9 +72,11 @@ class RouteFilter:
         self._loaded_upto = 0
 
     @classmethod
-    def of(cls, settings: Settings, store: LoyaltyStore) -> RouteFilter | None:
+    def of(
+        cls, settings: Settings, store: LoyaltyStore, *, record: bool = True
+    ) -> RouteFilter | None:
         """The filter of the destination the settings serve (`Settings.for_destination`);
-        None for the single destination."""
+        None for the single destination. `record=False` (a dry run) stores no decision."""
         outbound = settings.outbound
         name = outbound.destination
         if name is None or outbound.route_by is None:
@@ -79,9 +87,23 @@ class RouteFilter:
             name,
             reports_unrouted=name == outbound.destinations[0].name,
             event_sync=outbound.event_sync,
+            decisions=RouteDecisions(outbound.state_url, store.url, record=record),
         )
 
     def _routes(self, stream: Stream, customers: list, times: list, ids: list) -> list[Route]:
+        if self.decisions is None:
+            return self._computed(stream, customers, times, ids)
+        at = {i: n for n, i in enumerate(ids)}
+
+        def compute(ask: list[int]) -> list[Route]:
+            rows = [at[i] for i in ask]
+            picked = ([customers[n] for n in rows], [times[n] for n in rows])
+            return self._computed(stream, *picked, ask)
+
+        decided = self.decisions.settle(stream, ids, compute)
+        return [decided[i] for i in ids]
+
+    def _computed(self, stream: Stream, customers: list, times: list, ids: list) -> list[Route]:
         histories = self._histories({c for c in customers if isinstance(c, str)})
         return routes(self.rule, histories, stream, customers, times, ids)
 

@@ -5,8 +5,10 @@ change that carries it and is not later than the row: for a loyalty event, a pro
 that occurred at or before the event; for a profile change, itself or one before it (by
 occurred_at, then id). So a customer who moves (a profile change with the new value) has that
 change and every later message sent to the new destination, and every earlier message stays
-where it was sent: each destination, at whatever progress, routes a row the same way, so no row
-goes to two destinations and none to neither. Pure: the history comes from the store.
+where it was sent. The history can change after a row is written (a backdated profile change),
+so a row's route is computed once and stored (route_decisions.py): each destination, at
+whatever progress, routes a row the same way, so no row goes to two destinations and none to
+neither. Pure: the history comes from the store.
 """
 
 from __future__ import annotations
