@@ -87,7 +87,15 @@ def test_an_upgrade_keeps_the_place_of_a_key_that_held_a_password(
     assert len(segment_standin.accepted_message_ids()) == 10  # rows 21-30, none resent
     rows = database_rows(sqlalchemy_url(state_url))
     assert leaked_rows(rows, password) == []
-    assert [r[1] for r in rows if r[2] == "events" and r[0] == key.source] == [key.destination]
+    engine = sa.create_engine(sqlalchemy_url(state_url))
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(progress.c.destination).where(
+                progress.c.source == key.source, progress.c.stream == "events"
+            )
+        ).scalars()
+        assert list(kept) == [key.destination]
+    engine.dispose()
 
 
 def test_when_both_keys_hold_progress_the_higher_watermark_stays_and_the_old_row_goes(tmp_path):
