@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,18 @@ from segment_sync_tests.logs.s3_fixtures import s3_server, s3_url  # noqa: F401 
 # No per-example deadline: CI shares 2 cores with other work, and a slow example is not a bug.
 settings.register_profile("segment_sync", deadline=None)
 settings.load_profile("segment_sync")
+
+
+@pytest.fixture(autouse=True)
+def stop_signals_as_a_terminal_leaves_them() -> None:
+    """Each test starts with SIGINT raising KeyboardInterrupt and SIGTERM's default action, as
+    in a terminal. A shell that starts the suite in the background leaves both ignored, an
+    earlier test or a library may leave a handler behind, and the processes a test starts inherit
+    an ignored signal, so a test of Ctrl-C or SIGTERM would see its signal dropped."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
 
 PG_URL = os.environ.get("SEGMENT_SYNC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # The Redis server (no database number): the Celery tests take databases 10 and 11, the shared
