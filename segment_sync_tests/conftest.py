@@ -172,13 +172,13 @@ def antavo_standin(tmp_path, monkeypatch):
         yield stand
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path):
-    """A 2 MiB tmpfs mounted for the test (a disk that fills up); skipped where mounting is denied."""
-    mount_point = tmp_path / "small-disk"
+@contextmanager
+def _tmpfs(tmp_path: Path, name: str, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at tmp_path/name with `options`; the test skipped where mounting is denied."""
+    mount_point = tmp_path / name
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
     )
@@ -188,22 +188,18 @@ def small_tmpfs(tmp_path: Path):
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """A 2 MiB tmpfs mounted for the test (a disk that fills up); skipped where mounting is denied."""
+    with _tmpfs(tmp_path, "small-disk", "size=2m") as mount_point:
+        yield mount_point
 
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path):
     """A folder on a read-only filesystem (a tmpfs mounted read-only); skipped where mounting
     is denied."""
-    mount_point = tmp_path / "read-only"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
-    try:
+    with _tmpfs(tmp_path, "read-only", "ro,size=1m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)

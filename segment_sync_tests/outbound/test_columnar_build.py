@@ -23,7 +23,7 @@ from segment_sync.loyalty.store import parse_row
 from segment_sync.outbound.build import build_messages
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.settings import parse_settings
-from segment_sync_tests.outbound.odd_rows import odd_objects
+from segment_sync_tests.outbound.odd_rows import json_values, odd_objects
 
 ALLOWED = ["purchase", "point_add", "tier_change"]
 FIELDS = ["email", "first_name"]
@@ -45,17 +45,6 @@ def stored_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # what SQLAlchemy writes to SQLite
 
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 texts = st.text(max_size=10)  # quotes, backslashes, control characters, any Unicode
 times = st.datetimes(min_value=datetime(1960, 1, 1), max_value=datetime(2100, 1, 1)).map(
     stored_time
