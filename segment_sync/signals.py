@@ -64,6 +64,17 @@ def run_stoppably(main: Coroutine[Any, Any, T]) -> T:
         return result
 
 
+def settle(future: asyncio.Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Give `future` its result or error, unless a stop already cancelled it (no
+    "Task exception was never retrieved" for an answer that came after the cancel)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class FollowStop:
     """Which stop signal ended a follow early (None: none did)."""
 

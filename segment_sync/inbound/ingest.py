@@ -12,6 +12,7 @@ failed or retried: only `replay inbound --include-unknown` sends it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -37,7 +38,7 @@ from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
-from segment_sync.signals import run_stoppably
+from segment_sync.signals import run_stoppably, settle
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,15 @@ class GroupCommit:
         self._waiting.append((outcomes, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain(result))
-        await done
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # A stop signal cancelled the run after Antavo answered: record the answer before
+            # unwinding, so a clean stop repeats nothing it was told about.
+            if not done.done():
+                with contextlib.suppress(Exception):
+                    await done
+            raise
 
     async def _drain(self, result: IngestResult) -> None:
         while self._waiting:
@@ -163,10 +172,10 @@ class GroupCommit:
                 await asyncio.to_thread(self._write, [o for o, _ in taken], result)
             except Exception as exc:  # each waiting request raises it (LogWriteError)
                 for _, done in taken:
-                    done.set_exception(exc)
+                    settle(done, error=exc)
                 continue
             for _, done in taken:
-                done.set_result(None)
+                settle(done)
 
 
 class InboundIngest:

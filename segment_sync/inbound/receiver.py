@@ -43,6 +43,7 @@ from segment_sync.inbound.request_body import (
 from segment_sync.inbound.request_body import Rejected as _Rejected
 from segment_sync.inbound.signature import verify
 from segment_sync.redaction import SecretUrl
+from segment_sync.signals import settle
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,6 @@ class _Job:
     rows: list[Row]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-
-
-def _settle(future: asyncio.Future, result: tuple[int, int] | None, error: BaseException | None):
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
 
 
 class GroupCommitWriter:
@@ -158,7 +150,7 @@ class GroupCommitWriter:
     @staticmethod
     def _answer(job: _Job, result: tuple[int, int] | None, error: BaseException | None) -> None:
         with contextlib.suppress(RuntimeError):  # the event loop is gone; nobody waits any more
-            job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+            job.loop.call_soon_threadsafe(settle, job.future, result, error)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,68 @@
+"""GroupCommit records every answered request, also one whose run a stop signal cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from segment_sync.inbound.ingest import GroupCommit, IngestResult, _Outcomes
+
+
+def outcomes(item_id: int) -> _Outcomes:
+    return _Outcomes(rows=[{"item": item_id}], done=[(item_id, [])], failed=[], retry=[])
+
+
+def test_requests_answered_during_a_write_share_the_next_one():
+    writes: list[list[int]] = []
+    first_write_started = threading.Event()
+    go_on = threading.Event()
+
+    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+        first_write_started.set()
+        go_on.wait(10)
+        writes.append([o.done[0][0] for o in taken])
+
+    async def main() -> None:
+        commits = GroupCommit(write)
+        result = IngestResult("run-1", 10)
+        first = asyncio.create_task(commits.submit(outcomes(1), result))
+        await asyncio.to_thread(first_write_started.wait, 10)
+        later = [asyncio.create_task(commits.submit(outcomes(i), result)) for i in (2, 3)]
+        await asyncio.sleep(0)
+        go_on.set()
+        await asyncio.gather(first, *later)
+
+    asyncio.run(main())
+    assert writes == [[1], [2, 3]]
+
+
+def test_a_cancelled_submission_is_recorded_before_it_unwinds():
+    written: list[int] = []
+    write_started = threading.Event()
+    go_on = threading.Event()
+
+    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+        write_started.set()
+        go_on.wait(10)
+        written.extend(o.done[0][0] for o in taken)
+
+    async def main() -> BaseException | None:
+        commits = GroupCommit(write)
+        result = IngestResult("run-1", 10)
+        sends = [asyncio.create_task(commits.submit(outcomes(i), result)) for i in (1, 2)]
+        await asyncio.to_thread(write_started.wait, 10)
+        for send in sends:  # what a stop signal does to the run's sends
+            send.cancel()
+        await asyncio.sleep(0)
+        go_on.set()
+        for send in sends:
+            with pytest.raises(asyncio.CancelledError):
+                await send
+            assert written  # the write finished before the cancelled send unwound
+        return commits._writer.exception()
+
+    drain_error = asyncio.run(main())
+    assert sorted(written) == [1, 2]
+    assert drain_error is None  # was InvalidStateError: an answer set on a cancelled future
