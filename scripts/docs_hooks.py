@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segment_sync.settings_reference import MARKER, render
+from segment_sync.settings.reference import MARKER, render
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:

@@ -63,7 +63,7 @@ SYNC_JOBS = [outbound_sync_job, *OTHER_SYNC_JOBS]
 
 
 def build_definitions(path: str | None = None) -> dg.Definitions:
-    """Definitions for the settings file at `path` (default: --settings rules, see settings.py)."""
+    """Definitions for the settings file at `path` (default: --settings rules, see settings/loading.py)."""
     file = settings_path(path)
     settings = load_settings(file)  # fail at load, in the UI, with the settings' own message
     shards = settings.outbound.shards

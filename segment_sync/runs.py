@@ -38,7 +38,7 @@ class RunRecord:
     error: str | None = None
     counted: bool = False  # the run counted itself; otherwise its log rows are counted
     stopped_by: str | None = None  # the signal that interrupted it, when one did
-    settings_hash: str | None = None  # which settings it used (settings_hash.py)
+    settings_hash: str | None = None  # which settings it used (settings/hash.py)
 
     def count(
         self, sent: int, failed: int, skipped: int, requests: int = 0, bytes_: int = 0

@@ -10,7 +10,7 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings
-from segment_sync.settings_hash import settings_hash
+from segment_sync.settings.hash import settings_hash
 
 
 def summary_lines(result: IngestResult) -> list[str]:

@@ -21,7 +21,7 @@ from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually
 from segment_sync.settings import Settings
-from segment_sync.settings_hash import settings_hash
+from segment_sync.settings.hash import settings_hash
 
 
 def summary_lines(results: list[OutboundResult]) -> list[str]:

@@ -26,7 +26,7 @@ def settings_check(settings_file: str | None, connect: bool) -> None:
     from segment_sync.directions import status_lines
 
     loaded = load_or_fail(settings_file)
-    from segment_sync.settings_hash import settings_hash
+    from segment_sync.settings.hash import settings_hash
 
     if loaded.outbound.destinations:
         for name in loaded.destination_names():

@@ -15,7 +15,7 @@ from segment_sync.outbound.results import OutboundResult
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, recorded_run
 from segment_sync.settings import Settings
-from segment_sync.settings_hash import settings_hash
+from segment_sync.settings.hash import settings_hash
 
 TRIGGER_TAG = "segment_sync/trigger"
 STREAM_TAG = "segment_sync/stream"
@@ -30,7 +30,7 @@ DRY_RUN_TAG = "segment_sync/dry_run"
 NEWEST_TAG = "segment_sync/newest_at_request"
 # The signal that ended a follow run after its current pass (SIGINT, SIGTERM).
 STOPPED_BY_TAG = "segment_sync/stopped_by"
-# Which settings the run used (settings_hash.py), also in its sync_runs row.
+# Which settings the run used (settings/hash.py), also in its sync_runs row.
 SETTINGS_HASH_TAG = "segment_sync/settings_hash"
 # Dagster's own: False stops the run-retry daemon from re-executing an op failure.
 RETRY_ON_OP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"

@@ -121,7 +121,7 @@ SYNC_RUNS = pa.schema(
         _optional("requests", pa.int64()),
         _optional("bytes", pa.int64()),
         _optional("error", pa.string()),
-        # Which settings the run used (settings_hash.py); null in rows written before it existed.
+        # Which settings the run used (settings/hash.py); null in rows written before it existed.
         _optional("settings_hash", pa.string()),
     ]
 )

@@ -18,7 +18,6 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from segment_sync.destination_settings import RouteBySettings
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.loyalty.stored_rows import utc
@@ -27,6 +26,7 @@ from segment_sync.outbound.route_decisions import RouteDecisions
 from segment_sync.outbound.routing import History, Route, routes
 from segment_sync.segment.messages import NotSent
 from segment_sync.settings import Settings
+from segment_sync.settings.destinations import RouteBySettings
 
 R = TypeVar("R")
 _MAX_CACHED_CUSTOMERS = 500_000  # past this, histories are read again (memory stays bounded)

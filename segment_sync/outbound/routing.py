@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from segment_sync.destination_settings import RouteBySettings, as_text
 from segment_sync.loyalty.records import Stream
+from segment_sync.settings.destinations import RouteBySettings, as_text
 
 # One customer's values of the attribute: (occurred_at, profile change id, value), oldest first.
 History = list[tuple[datetime, int, object]]

@@ -13,7 +13,7 @@ from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.settings import load_settings
-from segment_sync.settings_hash import settings_hash
+from segment_sync.settings.hash import settings_hash
 
 
 def _hash_rows(logs_dir: str) -> dict[str, str | None]:

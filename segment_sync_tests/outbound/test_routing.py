@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from segment_sync.destination_settings import RouteBySettings
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.routing import route
+from segment_sync.settings.destinations import RouteBySettings
 
 RULE = RouteBySettings(attribute="country", map={"DE": "eu", "US": "us", "true": "us"})
 T = [datetime(2026, 1, 1, h, tzinfo=UTC) for h in range(6)]

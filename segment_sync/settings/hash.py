@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from segment_sync.redaction import Redactor, SecretUrl, redact_url
-from segment_sync.settings import Settings
+from segment_sync.settings.root import Settings
 
 HASH_CHARS = 16  # 64 bits of sha256: enough to tell two settings apart, short enough to read
 

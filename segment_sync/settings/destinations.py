@@ -10,18 +10,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from segment_sync.setting_values import HttpUrl, env_name, optional_env_name
+from segment_sync.settings.base import Section
+from segment_sync.settings.values import HttpUrl, env_name, optional_env_name
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DestinationSettings(_Section):
+class DestinationSettings(Section):
     """One Segment source: its name in logs and Dagster, its region and write key variable."""
 
     name: str
@@ -46,7 +43,7 @@ class DestinationSettings(_Section):
         return name
 
 
-class RouteBySettings(_Section):
+class RouteBySettings(Section):
     """Which customer attribute picks a customer's destination, and how."""
 
     attribute: str = Field(min_length=1)

@@ -92,5 +92,5 @@ def test_on_written_as_a_bare_yaml_key_is_read_as_on(tmp_path):
 
 
 def test_the_example_settings_file_keeps_alerts_off():
-    example = Path(__file__).parents[1] / "data" / "segment_sync.example.yaml"
+    example = Path(__file__).parents[2] / "data" / "segment_sync.example.yaml"
     assert load_settings(example).alerts.webhook_url_env is None

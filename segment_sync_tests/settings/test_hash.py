@@ -8,7 +8,7 @@ import re
 import yaml
 
 from segment_sync.settings import load_settings
-from segment_sync.settings_hash import hash_input, settings_hash
+from segment_sync.settings.hash import hash_input, settings_hash
 from segment_sync_tests.conftest import WRITE_KEY
 
 DB_PASSWORD = "s3cret-Pa55word"

@@ -11,9 +11,9 @@ import pytest
 from pydantic import Field
 
 from segment_sync.settings import OutboundSettings, Settings
-from segment_sync.settings_reference import MARKER, missing_meanings, render, sections
+from segment_sync.settings.reference import MARKER, missing_meanings, render, sections
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def leaf_keys() -> list[str]:
@@ -32,7 +32,7 @@ def test_a_new_setting_without_a_meaning_is_named() -> None:
         outbound: MoreOutbound = Field(default_factory=MoreOutbound)
 
     assert missing_meanings(Extended) == [
-        "outbound.batch_limit: no meaning in settings_meanings.MEANINGS"
+        "outbound.batch_limit: no meaning in settings.meanings.MEANINGS"
     ]
     with pytest.raises(ValueError, match="outbound.batch_limit"):
         render(Extended)

@@ -157,7 +157,7 @@ def test_settings_path_comes_from_the_environment(tmp_path, monkeypatch):
 def test_the_shipped_example_settings_are_valid():
     from pathlib import Path
 
-    example = Path(__file__).parents[1] / "data" / "segment_sync.example.yaml"
+    example = Path(__file__).parents[2] / "data" / "segment_sync.example.yaml"
     assert load_settings(example).outbound.base_url == "http://127.0.0.1:8701"
 
 
@@ -176,7 +176,7 @@ def test_no_mapping_is_active_unless_the_settings_list_one():
 
 
 def test_the_example_settings_list_the_manuals_two_actions_ready_made():
-    example = load_settings(Path(__file__).parents[1] / "data" / "segment_sync.example.yaml")
+    example = load_settings(Path(__file__).parents[2] / "data" / "segment_sync.example.yaml")
     mappings = example.inbound.active_mappings()
     assert [(m.action, m.enabled) for m in mappings] == [
         ("loyalty_event", True),

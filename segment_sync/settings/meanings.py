@@ -1,4 +1,4 @@
-"""What each setting means, for the generated reference (`settings_reference.py`).
+"""What each setting means, for the generated reference (`reference.py`).
 
 Types, bounds and defaults are read from the models; only the prose lives here. Links are
 relative to `docs/settings.md`, where the reference is rendered.

@@ -1,9 +1,9 @@
 """The settings reference page, rendered from the pydantic models so it cannot drift.
 
 Keys, types, allowed values, bounds and defaults come from `segment_sync.settings`; only the
-prose (what a key means) comes from `settings_meanings`, and `missing_meanings` names any key
+prose (what a key means) comes from `settings.meanings`, and `missing_meanings` names any key
 without it. The docs build (`scripts/docs_hooks.py`) puts the tables where `docs/settings.md` holds
-the marker; `python -m segment_sync.settings_reference` prints them.
+the marker; `python -m segment_sync.settings.reference` prints them.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from segment_sync.redaction import SecretUrl
-from segment_sync.settings import Settings
-from segment_sync.settings_meanings import MEANINGS, SECTIONS
+from segment_sync.settings.meanings import MEANINGS, SECTIONS
+from segment_sync.settings.root import Settings
 
 MARKER = "<!-- settings-reference -->"
 _BOUNDS = (
@@ -162,10 +162,10 @@ def missing_meanings(root: type[BaseModel] = Settings) -> list[str]:
     stale = sorted(set(MEANINGS) - keys) + sorted(set(SECTIONS) - section_keys)
     unexplained = sorted(k for k in section_keys if not SECTIONS.get(k, "").strip())
     return (
-        [f"{k}: no meaning in settings_meanings.MEANINGS" for k in missing]
-        + [f"{k}: no such setting (remove it from settings_meanings)" for k in stale]
+        [f"{k}: no meaning in settings.meanings.MEANINGS" for k in missing]
+        + [f"{k}: no such setting (remove it from settings.meanings)" for k in stale]
         + [
-            f"{k}: section without an introduction in settings_meanings.SECTIONS"
+            f"{k}: section without an introduction in settings.meanings.SECTIONS"
             for k in unexplained
         ]
     )
