@@ -2,6 +2,7 @@
 
 `log_maintenance_job` applies retention (`logs.retention_days`) and compacts small Parquet files
 of every log table (`logs/maintenance.py` does both), then refreshes the analysts' DuckDB file.
+With several destinations it also forgets the routing decisions older than the retention.
 
 No `from __future__ import annotations` here: Dagster resolves op parameter types at runtime.
 """
@@ -18,6 +19,7 @@ from segment_sync.defs.tags import fail_run, op_run_record
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
 from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
+from segment_sync.outbound.route_decisions import prune_decisions
 
 
 @dg.op(description="Apply log retention, compact small log files, refresh the analysts' views.")
@@ -34,6 +36,11 @@ def maintain_log_tables(
         except LogWriteError as exc:  # a full or read-only disk: no input file was deleted
             record.error = str(exc)
             fail_run(context, record.error, "configuration")
+        decisions_removed = (
+            prune_decisions(loaded.outbound.state_url, loaded.logs.retention_days)
+            if loaded.outbound.destinations
+            else 0
+        )
         for table in report:
             yield dg.AssetObservation(
                 asset_key=table.table,
@@ -60,6 +67,7 @@ def maintain_log_tables(
             "files_after": dg.MetadataValue.int(sum(t.files_after for t in report)),
             "rows_removed": dg.MetadataValue.int(sum(t.rows_removed for t in report)),
             "retention_days": dg.MetadataValue.int(loaded.logs.retention_days),
+            "route_decisions_removed": dg.MetadataValue.int(decisions_removed),
             "analytics_db": dg.MetadataValue.text(analytics),
             "tables": dg.MetadataValue.md(_table_md(report)),
         },

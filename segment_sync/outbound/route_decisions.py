@@ -8,6 +8,9 @@ row id, in the outbound state database) and every later reader (other destinatio
 reconciliation, replay, resync) reads it. A row routed nowhere is stored too (destination
 NULL) and may later be routed once its customer has a value (a fix, then replay): it moves
 from nowhere to one destination once, atomically, never from one destination to another.
+
+Decisions older than the logs' retention are forgotten by the hourly maintenance
+(`prune_decisions`), so the table holds one retention window of rows, not every row ever sent.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ decisions = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("decided_at", sa.Float, nullable=False),  # unix time
 )
+sa.Index("ix_outbound_route_decisions_decided_at", decisions.c.decided_at)  # pruning by age
 
 
 @functools.lru_cache(maxsize=8)
@@ -44,6 +48,17 @@ def _engine(url: str) -> sa.Engine:
     engine = create_engine(url, durable=True)
     create_tables(engine, metadata)
     return engine
+
+
+def prune_decisions(state_url: Url, older_than_days: float) -> int:
+    """Forget the decisions made more than `older_than_days` ago; returns how many.
+
+    Their rows' delivery logs are gone by then, reconciliation looks back less far, and every
+    destination has long sent them; a row replayed or resynced later is routed afresh.
+    """
+    cutoff = time.time() - older_than_days * 86_400
+    with _engine(reveal(state_url)).begin() as conn:
+        return conn.execute(decisions.delete().where(decisions.c.decided_at < cutoff)).rowcount
 
 
 class RouteDecisions:

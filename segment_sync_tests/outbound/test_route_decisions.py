@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import pytest
+import sqlalchemy as sa
+import yaml
 
 from segment_sync.cli.outbound_runs import run_manual_outbound
+from segment_sync.definitions import build_definitions
 from segment_sync.loyalty.records import NewEvent, NewProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.outbound.route_decisions import RouteDecisions
+from segment_sync.outbound.route_decisions import RouteDecisions, prune_decisions
+from segment_sync.outbound.route_decisions import decisions as route_table
 from segment_sync.outbound.routing import Route
 from segment_sync.settings import load_settings
 from segment_sync_tests.outbound.regions import routed_settings, two_regions, users
@@ -82,3 +88,56 @@ def test_a_row_routed_nowhere_takes_a_destination_once_its_customer_has_one(tmp_
     assert decisions.settle(Stream.EVENTS, [7], lambda ask: [nowhere]) == {7: nowhere}
     assert decisions.settle(Stream.EVENTS, [7], lambda ask: [Route("eu")]) == {7: Route("eu")}
     assert decisions.settle(Stream.EVENTS, [7], lambda ask: [Route("us")]) == {7: Route("eu")}
+
+
+def test_pruning_forgets_exactly_the_decisions_older_than_the_given_days(state_url, tmp_path):
+    decisions = RouteDecisions(state_url, f"sqlite:///{tmp_path}/loyalty.db")
+    decisions.settle(Stream.EVENTS, list(range(1, 11)), lambda ask: [Route("eu") for _ in ask])
+    with decisions.engine.begin() as conn:  # rows 1-4 were decided 31 days ago, 5 just under 30
+        conn.execute(
+            route_table.update()
+            .where(route_table.c.row_id <= 4)
+            .values(decided_at=time.time() - 31 * 86_400)
+        )
+        conn.execute(
+            route_table.update()
+            .where(route_table.c.row_id == 5)
+            .values(decided_at=time.time() - 29.9 * 86_400)
+        )
+
+    assert prune_decisions(state_url, 30) == 4
+    with decisions.engine.connect() as conn:
+        left = conn.execute(sa.select(route_table.c.row_id).order_by(route_table.c.row_id))
+        assert [row_id for (row_id,) in left] == list(range(5, 11))
+
+
+def test_the_hourly_maintenance_forgets_routing_decisions_older_than_the_log_retention(
+    write_settings, regions
+):
+    path = routed_settings(write_settings, regions, default="us")
+    data = yaml.safe_load(path.read_text())
+    data["logs"] = {**data.get("logs", {}), "retention_days": 30}
+    path.write_text(yaml.safe_dump(data))
+    settings = load_settings(path)
+    LoyaltyStore(settings.loyalty_store.url).append_events(
+        [NewEvent(f"c-{i}", "point_add") for i in range(6)]
+    )
+    _events(settings, "routes-them", "us")
+    decisions = RouteDecisions(settings.outbound.state_url, settings.loyalty_store.url)
+    with decisions.engine.begin() as conn:
+        conn.execute(
+            route_table.update()
+            .where(route_table.c.row_id <= 2)
+            .values(decided_at=time.time() - 31 * 86_400)
+        )
+
+    with dg.instance_for_test() as instance:
+        job = build_definitions(str(path)).resolve_job_def("log_maintenance_job")
+        result = job.execute_in_process(instance=instance)
+
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["route_decisions_removed"].value == 2
+    with decisions.engine.connect() as conn:
+        left = conn.execute(sa.select(route_table.c.row_id).order_by(route_table.c.row_id))
+        assert [row_id for (row_id,) in left] == [3, 4, 5, 6]
