@@ -14,7 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from segment_sync.cli.logs import BODY_PREVIEW_CHARS, logs
+from segment_sync.cli.log_output import BODY_PREVIEW_CHARS
+from segment_sync.cli.logs import logs
 from segment_sync.logs.store import LogWriter
 from segment_sync_tests.conftest import WRITE_KEY
 
