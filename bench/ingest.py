@@ -1,6 +1,6 @@
 """Ingest into an unthrottled Antavo, side by side with its floor and the 10,000 ev/s target.
 
-    .venv/bin/python bench/ingest.py [--events 50000] [--rounds 2] [--profile ours.txt]
+    .venv/bin/python bench/ingest.py [--events 50000] [--rounds 2] [--baseline REV] [--profile F]
 
 One command, one Antavo stand-in process (no rate limit). Each round fills a fresh SQLite buffer
 with N track events (not timed) and runs, in alternating order (ours, floor, floor, ours, ...):
@@ -11,7 +11,8 @@ with N track events (not timed) and runs, in alternating order (ours, floor, flo
   rows, orjson each payload, build the same Antavo event, POST 50 a request, Escher-signed, over one
   keep-alive connection, mark each request's items done in one UPDATE; no logs, no leases.
 
-Each side is pooled over its rounds (events over summed seconds). Target: ours >= 10,000 ev/s
+`--baseline REV` also runs a git revision's ingest (its segment_sync and bench/inbound.py, exported
+with `git archive`) as "before", in the same rotation. Each side is pooled over its rounds (events over summed seconds). Target: ours >= 10,000 ev/s
 (issue 26 item 5); a miss prints a MISS line and exits 1, as a failed check does. `--profile`
 runs ours once more under py-spy (raw format, for flame graphs / top frames).
 """
@@ -98,61 +99,87 @@ def pooled(runs: list[dict[str, Any]]) -> tuple[float, float, float]:
     return eps, cpu, sum(r["standin_cpu_s"] for r in runs) / events * 1e6
 
 
+def export(rev: str, into: Path) -> Path:
+    """bench/inbound.py of git revision `rev`, beside that revision's segment_sync package."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "segment_sync", "bench"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "bench" / "inbound.py"
+
+
+def run_side(side: str, n: int, antavo, workdir: Path, args, base: Path | None) -> dict:
+    """One run of `ours`, `before` (the baseline's code) or `floor`, each on a fresh buffer."""
+    tag = f"{side}-{n}"
+    if side == "floor":
+        r = run_floor(antavo, workdir, tag, args.events, args.timeout)
+        r["note"] = "" if r["verified"] else f"registered {r['registered']:,}"
+    else:
+        script = base if side == "before" else None
+        per_minute = inbound.UNLIMITED_PER_MINUTE
+        r = inbound.run_ingest(antavo, workdir, tag, args.events, per_minute, 60, args, script)
+        r["note"] = "; ".join(r["problems"])
+    print(
+        f"  {tag}: {r['events_per_s']:,.0f} ev/s, {r['run_cpu_s']:.2f} CPU-s "
+        f"(stand-in {r['standin_cpu_s']:.2f}), {r['elapsed_s']:.2f} s {r['note']}",
+        flush=True,
+    )
+    return r
+
+
+LABELS = {
+    "ours": "ours (InboundIngest.run)",
+    "before": "before: {rev}",
+    "floor": "floor (serial, no logs)",
+}
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--rounds", type=int, default=2, help="rounds of ours and the floor")
+    p.add_argument("--baseline", help="git revision whose ingest is measured too, as 'before'")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--profile", type=Path, help="also run ours under py-spy into this file")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="segment-sync-bench-ingest-"))
-    ours: list[dict[str, Any]] = []
-    floors: list[dict[str, Any]] = []
+    sides = ["ours", "floor", *(["before"] if args.baseline else [])]
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     antavo = inbound.Service(
         "antavo", ["segment_sync.standins.antavo", "--stack", inbound.STACK], workdir
     )
     try:
+        base = export(args.baseline, workdir / "base") if args.baseline else None
         for n in range(args.rounds):
-            order = ("ours", "floor") if n % 2 == 0 else ("floor", "ours")
-            for side in order:
-                tag = f"{side}-{n}"
-                if side == "ours":
-                    r = inbound.run_ingest(
-                        antavo, workdir, tag, args.events, inbound.UNLIMITED_PER_MINUTE, 60, args
-                    )
-                    ours.append(r)
-                    note = "; ".join(r["problems"])
-                else:
-                    r = run_floor(antavo, workdir, tag, args.events, args.timeout)
-                    floors.append(r)
-                    note = "" if r["verified"] else f"registered {r['registered']:,}"
-                print(
-                    f"  {tag}: {r['events_per_s']:,.0f} ev/s, {r['run_cpu_s']:.2f} CPU-s "
-                    f"(stand-in {r['standin_cpu_s']:.2f}), "
-                    f"{r['elapsed_s']:.2f} s {note}",
-                    flush=True,
-                )
+            for side in sides if n % 2 == 0 else reversed(sides):
+                runs[side].append(run_side(side, n, antavo, workdir, args, base))
         if args.profile:
             profile_ours(antavo, workdir, args.events, args.profile)
     finally:
         antavo.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     load_after = os.getloadavg()
-    ours_eps, ours_us, ours_standin = pooled(ours)
-    floor_eps, floor_us, floor_standin = pooled(floors)
-    verified = all(r["verified"] for r in ours) and all(r["verified"] for r in floors)
+    figures = {side: pooled(rs) for side, rs in runs.items()}
+    floor_eps, floor_us, _ = figures["floor"]
+    verified = all(r["verified"] for rs in runs.values() for r in rs)
+    ours_eps = figures["ours"][0]
     met = ours_eps >= TARGET_EPS and verified
     print()
-    print(f"bench/ingest.py --events {args.events} --rounds {args.rounds}; {os.cpu_count()} CPUs")
+    print(f"bench/ingest.py {' '.join(argv)}; {os.cpu_count()} CPUs, {args.events:,} events")
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f}")
-    print(f"{'':34}{'ev/s':>10}{'CPU µs/ev':>12}{'stand-in µs/ev':>16}")
-    print(f"{'ours (InboundIngest.run)':34}{ours_eps:>10,.0f}{ours_us:>12.1f}{ours_standin:>16.1f}")
-    print(
-        f"{'floor (serial, no logs)':34}{floor_eps:>10,.0f}{floor_us:>12.1f}{floor_standin:>16.1f}"
-    )
-    print(f"{'ours / floor':34}{ours_eps / floor_eps:>9.2f}x{ours_us / floor_us:>11.2f}x")
-    print(f"{'target':34}{TARGET_EPS:>10,}   {'PASS' if met else 'MISS'}")
+    print(f"{'':34}{'ev/s':>10}{'CPU µs/ev':>12}{'stand-in µs/ev':>16}{'/ floor':>9}")
+    for side in ("ours", "before", "floor"):
+        if side in figures:
+            eps, us, standin = figures[side]
+            label = LABELS[side].format(rev=args.baseline)
+            print(f"{label:34}{eps:>10,.0f}{us:>12.1f}{standin:>16.1f}{eps / floor_eps:>8.2f}x")
+    if "before" in figures:
+        print(f"{'ours / before':34}{ours_eps / figures['before'][0]:>9.2f}x")
+    print(f"{'target, ours':34}{TARGET_EPS:>10,}   {'PASS' if met else 'MISS'}")
     print(f"verified (every event registered once, every item done): {verified}")
     if not met:
         print(f"MISS ingest {TARGET_EPS:,} ev/s: {ours_eps:,.0f} ev/s (floor {floor_eps:,.0f})")
