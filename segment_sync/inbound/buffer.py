@@ -39,6 +39,7 @@ from segment_sync.inbound.buffer_rows import (
     inbound_buffer,
     insert_postgresql,
     insert_sqlite,
+    mark_done_sqlite,
     metadata,
     rows_for,
     utc,
@@ -392,7 +393,10 @@ class InboundBuffer:
         now = _now()
         statuses: dict[int, str] = {}
         with self._write() as conn:
-            if done:
+            if done and self.sqlite:
+                mark_done_sqlite(conn, done, now)
+                statuses.update((item_id, DONE) for item_id, _ in done)
+            elif done:
                 params = [{"b_id": i, "b_ids": orjson.dumps(list(ids)).decode()} for i, ids in done]
                 _count_attempts(
                     conn,
