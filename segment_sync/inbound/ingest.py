@@ -143,6 +143,23 @@ class _Outcomes:
     unknown: list[tuple[int, str]] = field(default_factory=list)
 
 
+class _Chunk:
+    """A claimed chunk's requests: `started` is set once each holds a slot (or is done)."""
+
+    def __init__(self, groups: list[list[_Planned]]) -> None:
+        self.groups = groups
+        self.sends: list[asyncio.Task] = []
+        self.started = asyncio.Event()
+        self._waiting = len(groups)
+        if not groups:
+            self.started.set()
+
+    def entered(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.started.set()
+
+
 class GroupCommit:
     """Records answered requests together: those answered while a write runs share the next one.
 
@@ -285,27 +302,29 @@ class InboundIngest:
     async def _stream(
         self, client: AntavoClient, slots: asyncio.Semaphore, result: IngestResult
     ) -> None:
-        """Claim chunk k+1 (in a thread) and queue chunk k's requests while chunk k-1's are still
-        in flight, so the requests never drain between chunks; at most three chunks are held."""
-        chunks: list[list[asyncio.Task]] = []
+        """Claim chunk k+1 (in a thread) as soon as every request of chunk k holds a slot, while
+        chunk k-1's are still in flight: the requests never drain between chunks, and a paced
+        run claims little more than it is about to send (other runs share the rest)."""
+        chunks: list[_Chunk] = []
         collected = 0
         with ThreadPoolExecutor(1, thread_name_prefix="ingest-claim") as claimer:
             ahead = claimer.submit(self._claim, result, after_id=0)
             try:
                 while items := await asyncio.wrap_future(ahead):
-                    ahead = claimer.submit(self._claim, result, after_id=items[-1].id)
                     chunks.append(await self._start(client, slots, items, result))
+                    await chunks[-1].started.wait()
+                    ahead = claimer.submit(self._claim, result, after_id=items[-1].id)
                     if len(chunks) > 1:
-                        await self._finish(client, chunks.pop(0), result)
+                        await self._finish(client, chunks.pop(0).sends, result)
                     if result.counts.items - collected >= COLLECT_EVERY:
                         gc.collect()  # the cycles requests left (see gc_pauses), now and then
                         collected = result.counts.items
                 while chunks:
-                    await self._finish(client, chunks.pop(0), result)
+                    await self._finish(client, chunks.pop(0).sends, result)
             except BaseException as exc:
                 # A stop cancels the requests not yet answered (an answered one is recorded
                 # first, see GroupCommit); after an error the started ones finish and record.
-                rest = [task for chunk in chunks for task in chunk]
+                rest = [task for chunk in chunks for task in chunk.sends]
                 if isinstance(exc, asyncio.CancelledError):
                     for task in rest:
                         task.cancel()
@@ -353,7 +372,7 @@ class InboundIngest:
         items: list[BufferItem],
         result: IngestResult,
     ) -> None:
-        await self._finish(client, await self._start(client, slots, items, result), result)
+        await self._finish(client, (await self._start(client, slots, items, result)).sends, result)
 
     async def _finish(
         self, client: AntavoClient, sends: list[asyncio.Task], result: IngestResult
@@ -375,7 +394,7 @@ class InboundIngest:
         slots: asyncio.Semaphore,
         items: list[BufferItem],
         result: IngestResult,
-    ) -> list[asyncio.Task]:
+    ) -> _Chunk:
         """Map a chunk, record its unsent items, and start its requests (each waits for a slot)."""
         result.counts.items += len(items)
         unsent_done: list[tuple[int, list[str]]] = []
@@ -426,7 +445,12 @@ class InboundIngest:
             await self._commits.submit(_Outcomes(rows, unsent_done, unsent_failed, []), result)
         result.counts.no_match += len(unsent_done)
         result.counts.failed += len(unsent_failed)
-        return [asyncio.ensure_future(self._send(client, slots, g, result)) for g in groups if g]
+        chunk = _Chunk([g for g in groups if g])
+        chunk.sends = [
+            asyncio.ensure_future(self._send(client, slots, g, result, chunk.entered))
+            for g in chunk.groups
+        ]
+        return chunk
 
     async def _send(
         self,
@@ -434,9 +458,11 @@ class InboundIngest:
         slots: asyncio.Semaphore,
         group: list[_Planned],
         result: IngestResult,
+        entered: Callable[[], None] = lambda: None,
     ) -> None:
         """Send one request's events, then record its items at once (log first, then buffer)."""
         async with slots:
+            entered()
             if client.auth_failure is not None or self._stopped:
                 return  # the items stay claimed until the run releases them, untouched
             sources = [(p.item, p.mapping) for p in group]
