@@ -482,10 +482,15 @@ class Service:
         self._log.close()
 
 
-def run_child(mode: str, cfg: dict[str, Any], workdir: Path, timeout_s: float) -> dict[str, Any]:
-    """Run one child (`load` or `ingest`) and return its result plus its rusage CPU."""
-    script = Path(__file__).resolve()
-    result, usage = children.run_child(script, mode, cfg, workdir, timeout_s, bench_env(), ROOT)
+def run_child(
+    mode: str, cfg: dict[str, Any], workdir: Path, timeout_s: float, script: Path | None = None
+) -> dict[str, Any]:
+    """Run one child (`load` or `ingest`) and return its result plus its rusage CPU.
+
+    `script`: another copy of this file (bench/ingest.py --baseline runs a git revision's)."""
+    script = script or Path(__file__).resolve()
+    cwd = script.parent.parent
+    result, usage = children.run_child(script, mode, cfg, workdir, timeout_s, bench_env(), cwd)
     result["child_cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 
@@ -736,7 +741,14 @@ def log_summary(logs_dir: str, run_id: str, window_s: float) -> dict[str, Any]:
 
 
 def run_ingest(
-    antavo: Service, workdir: Path, tag: str, events: int, per_minute: int, window_s: float, args
+    antavo: Service,
+    workdir: Path,
+    tag: str,
+    events: int,
+    per_minute: int,
+    window_s: float,
+    args,
+    script: Path | None = None,
 ) -> dict[str, Any]:
     run_dir = workdir / tag
     run_dir.mkdir()
@@ -752,7 +764,7 @@ def run_ingest(
         "rate_limit_per_minute": per_minute,
     }
     cpu_before = antavo.cpu_s()
-    r = run_child("ingest", cfg, workdir, args.timeout)
+    r = run_child("ingest", cfg, workdir, args.timeout, script)
     r["standin_cpu_s"] = antavo.cpu_s() - cpu_before
     stats = antavo.get("/_standin/stats")
     r["standin"] = {

@@ -14,8 +14,9 @@ over. A run gives back what it did not finish (`release`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ from segment_sync.inbound.buffer_rows import (
     inbound_buffer,
     insert_postgresql,
     insert_sqlite,
+    mark_done_sqlite,
     metadata,
     rows_for,
     utc,
@@ -69,6 +71,9 @@ class InboundBuffer:
         self.sqlite = is_sqlite(url)
         self.engine = create_engine(url, durable=True)
         self._turns: WriterTurns | None = None
+        # A run's threads (claims, marks, lease renewals) take turns here: SQLite's busy handler
+        # would sleep up to 100 ms between tries, a lock hands over at once.
+        self._writing: AbstractContextManager = threading.RLock() if self.sqlite else nullcontext()
         if self.sqlite:
             self._use_explicit_sqlite_transactions()
             path = sqlite_path(url)
@@ -104,7 +109,7 @@ class InboundBuffer:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction: takes SQLite's write lock before reading anything."""
-        with self.engine.connect() as conn:
+        with self._writing, self.engine.connect() as conn:
             conn.execution_options(segment_sync_write=True)
             with conn.begin():
                 yield conn
@@ -388,7 +393,10 @@ class InboundBuffer:
         now = _now()
         statuses: dict[int, str] = {}
         with self._write() as conn:
-            if done:
+            if done and self.sqlite:
+                mark_done_sqlite(conn, done, now)
+                statuses.update((item_id, DONE) for item_id, _ in done)
+            elif done:
                 params = [{"b_id": i, "b_ids": orjson.dumps(list(ids)).decode()} for i, ids in done]
                 _count_attempts(
                     conn,

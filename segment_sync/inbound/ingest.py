@@ -12,11 +12,14 @@ failed or retried: only `replay inbound --include-unknown` sends it again.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import gc
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,7 @@ from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
 from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
+from segment_sync.outbound.gc_pauses import fewer_gc_pauses
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
 from segment_sync.signals import run_stoppably, settle
@@ -43,6 +47,7 @@ from segment_sync.signals import run_stoppably, settle
 log = logging.getLogger(__name__)
 
 NO_MATCH = "no enabled mapping's trigger matched this event"
+COLLECT_EVERY = 20_000  # items between full gc collections (each costs milliseconds)
 
 
 @dataclass
@@ -138,21 +143,46 @@ class _Outcomes:
     unknown: list[tuple[int, str]] = field(default_factory=list)
 
 
+class _Chunk:
+    """A claimed chunk's requests: `started` is set once each holds a slot (or is done)."""
+
+    def __init__(self, groups: list[list[_Planned]]) -> None:
+        self.groups = groups
+        self.sends: list[asyncio.Task] = []
+        self.started = asyncio.Event()
+        self._waiting = len(groups)
+        if not groups:
+            self.started.set()
+
+    def entered(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.started.set()
+
+
 class GroupCommit:
     """Records answered requests together: those answered while a write runs share the next one.
 
     Each `submit` returns once its own outcomes are written durably and marked (or raises what
-    the write raised), so the log-before-mark order holds per request; the write runs in a thread.
+    the write raised), so the log-before-mark order holds per request; the writes run in a
+    thread. With `mark` given, `write` only writes the log rows and `mark` then moves the
+    buffer status: one group's marks run while the next group's log rows are written.
     """
 
-    def __init__(self, write: Callable[[list[_Outcomes], IngestResult], None]) -> None:
+    _Stage = Callable[[list[_Outcomes], IngestResult], None]
+
+    def __init__(self, write: _Stage, mark: _Stage | None = None) -> None:
         self._write = write
+        self._mark = mark
         self._waiting: list[tuple[_Outcomes, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
+        self._arrived: asyncio.Event | None = None  # set when a request arrives while marks run
 
     async def submit(self, outcomes: _Outcomes, result: IngestResult) -> None:
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((outcomes, done))
+        if self._arrived is not None:
+            self._arrived.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain(result))
         try:
@@ -166,16 +196,46 @@ class GroupCommit:
             raise
 
     async def _drain(self, result: IngestResult) -> None:
-        while self._waiting:
-            taken, self._waiting = self._waiting, []
-            try:
-                await asyncio.to_thread(self._write, [o for o, _ in taken], result)
-            except Exception as exc:  # each waiting request raises it (LogWriteError)
-                for _, done in taken:
-                    settle(done, error=exc)
+        marking: asyncio.Task | None = None  # the previous group's marks
+        while self._waiting or marking is not None:
+            if not self._waiting:  # the marks run; a request answered meanwhile is written now
+                self._arrived = asyncio.Event()  # made here: bound to this run's loop
+                arrival = asyncio.ensure_future(self._arrived.wait())
+                await asyncio.wait({marking, arrival}, return_when=asyncio.FIRST_COMPLETED)
+                arrival.cancel()
+                self._arrived = None
+                if marking.done():
+                    marking = None
                 continue
+            taken, self._waiting = self._waiting, []
+            written = await self._stage(self._write, taken, result, settle_ok=self._mark is None)
+            if marking is not None:
+                await marking
+                marking = None
+            if written and self._mark is not None:
+                marking = asyncio.ensure_future(self._stage(self._mark, taken, result))
+
+    async def _stage(
+        self,
+        stage: _Stage | None,
+        taken: list[tuple[_Outcomes, asyncio.Future]],
+        result: IngestResult,
+        settle_ok: bool = True,
+    ) -> bool:
+        """Run one stage for `taken` in a thread; each waiting request raises what it raised
+        (LogWriteError), and gets its answer when it went well and `settle_ok`."""
+        if stage is None or not taken:
+            return True
+        try:
+            await asyncio.to_thread(stage, [o for o, _ in taken], result)
+        except Exception as exc:
+            for _, done in taken:
+                settle(done, error=exc)
+            return False
+        if settle_ok:
             for _, done in taken:
                 settle(done)
+        return True
 
 
 class InboundIngest:
@@ -204,7 +264,8 @@ class InboundIngest:
         self.logs = logs
         self.mappings: list[Mapping] = self.inbound.active_mappings()
         self._stopped = False  # a log write failed: send nothing more
-        self._commits = GroupCommit(self._record_all)
+        # Log rows are durable before their items are marked: a crash never marks an unlogged item.
+        self._commits = GroupCommit(self._log_all, self._mark_all)
 
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
         """Process every item pending now (ids up to `upto`, default the newest).
@@ -217,7 +278,9 @@ class InboundIngest:
             result.counts.left_pending = self.buffer.pending_count()
             raise NoMappingError(f"{off}; {result.counts.left_pending} item(s) pending", result)
         try:
-            with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s):
+            # Each event allocates dozens of containers: default gc thresholds spent about a
+            # third of the run's CPU in collections (see gc_pauses).
+            with LeaseHeartbeat(self.buffer, run_id, self.inbound.lease_s), fewer_gc_pauses():
                 run_stoppably(self._run(result))
         finally:
             try:
@@ -231,13 +294,45 @@ class InboundIngest:
         # Requests sent but not yet recorded: at most this many are repeated after a kill.
         slots = asyncio.Semaphore(self.inbound.max_in_flight)
         try:
-            after = 0
-            while items := self._claim(result, after_id=after):
-                after = items[-1].id
-                await self._process(client, slots, items, result)
+            await self._stream(client, slots, result)
             await self._take_over(client, slots, result)
         finally:
             await client.aclose()
+
+    async def _stream(
+        self, client: AntavoClient, slots: asyncio.Semaphore, result: IngestResult
+    ) -> None:
+        """Claim chunk k+1 (in a thread) as soon as every request of chunk k holds a slot, while
+        chunk k-1's are still in flight: the requests never drain between chunks, and a paced
+        run claims little more than it is about to send (other runs share the rest)."""
+        chunks: list[_Chunk] = []
+        collected = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-claim") as claimer:
+            ahead = claimer.submit(self._claim, result, after_id=0)
+            try:
+                while items := await asyncio.wrap_future(ahead):
+                    chunks.append(await self._start(client, slots, items, result))
+                    await chunks[-1].started.wait()
+                    ahead = claimer.submit(self._claim, result, after_id=items[-1].id)
+                    if len(chunks) > 1:
+                        await self._finish(client, chunks.pop(0).sends, result)
+                    if result.counts.items - collected >= COLLECT_EVERY:
+                        gc.collect()  # the cycles requests left (see gc_pauses), now and then
+                        collected = result.counts.items
+                while chunks:
+                    await self._finish(client, chunks.pop(0).sends, result)
+            except BaseException as exc:
+                # A stop cancels the requests not yet answered (an answered one is recorded
+                # first, see GroupCommit); after an error the started ones finish and record.
+                rest = [task for chunk in chunks for task in chunk.sends]
+                if isinstance(exc, asyncio.CancelledError):
+                    for task in rest:
+                        task.cancel()
+                await asyncio.gather(*rest, return_exceptions=True)
+                raise
+            finally:
+                # A claim still running commits before the run gives its claims back.
+                concurrent.futures.wait([ahead])
 
     def _claim(self, result: IngestResult, **kwargs: Any) -> list[BufferItem]:
         inbound = self.inbound
@@ -277,6 +372,30 @@ class InboundIngest:
         items: list[BufferItem],
         result: IngestResult,
     ) -> None:
+        await self._finish(client, (await self._start(client, slots, items, result)).sends, result)
+
+    async def _finish(
+        self, client: AntavoClient, sends: list[asyncio.Task], result: IngestResult
+    ) -> None:
+        """Wait for a chunk's requests; every one finishes (and is recorded) before an error
+        stops the run."""
+        for outcome in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        if client.auth_failure is not None:
+            pending = self.buffer.pending_count()
+            raise CredentialError(
+                credential_message(self.inbound, client.auth_failure, pending), result
+            )
+
+    async def _start(
+        self,
+        client: AntavoClient,
+        slots: asyncio.Semaphore,
+        items: list[BufferItem],
+        result: IngestResult,
+    ) -> _Chunk:
+        """Map a chunk, record its unsent items, and start its requests (each waits for a slot)."""
         result.counts.items += len(items)
         unsent_done: list[tuple[int, list[str]]] = []
         unsent_failed: list[tuple[int, str]] = []
@@ -319,20 +438,19 @@ class InboundIngest:
                 if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
                     groups.append([])
                 groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
-        self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
-        self._record(rows, done=unsent_done, failed=unsent_failed, retry=[], result=result)
+        if rows or log_rows:
+            # Through the group commit: no two flushes run at once, so a flush never returns
+            # while another still writes rows it took (and marks would then come first).
+            self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
+            await self._commits.submit(_Outcomes(rows, unsent_done, unsent_failed, []), result)
         result.counts.no_match += len(unsent_done)
         result.counts.failed += len(unsent_failed)
-        sends = [self._send(client, slots, g, result) for g in groups if g]
-        # Every request finishes (and is recorded) before an error stops the run.
-        for outcome in await asyncio.gather(*sends, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        if client.auth_failure is not None:
-            pending = self.buffer.pending_count()
-            raise CredentialError(
-                credential_message(self.inbound, client.auth_failure, pending), result
-            )
+        chunk = _Chunk([g for g in groups if g])
+        chunk.sends = [
+            asyncio.ensure_future(self._send(client, slots, g, result, chunk.entered))
+            for g in chunk.groups
+        ]
+        return chunk
 
     async def _send(
         self,
@@ -340,9 +458,11 @@ class InboundIngest:
         slots: asyncio.Semaphore,
         group: list[_Planned],
         result: IngestResult,
+        entered: Callable[[], None] = lambda: None,
     ) -> None:
         """Send one request's events, then record its items at once (log first, then buffer)."""
         async with slots:
+            entered()
             if client.auth_failure is not None or self._stopped:
                 return  # the items stay claimed until the run releases them, untouched
             sources = [(p.item, p.mapping) for p in group]
@@ -398,25 +518,9 @@ class InboundIngest:
         c.retried += len(retry)
         c.antavo_events += sum(1 for p in group if p.result.ok)
 
-    def _record(
-        self,
-        rows: list[dict[str, Any]],
-        *,
-        done: list[tuple[int, list[str]]],
-        failed: list[tuple[int, str]],
-        retry: list[tuple[int, str]],
-        result: IngestResult,
-    ) -> None:
-        """Write the log rows durably, then (only then) move the items' buffer status."""
-        self._record_all([_Outcomes(rows, done, failed, retry)], result)
-
-    def _record_all(self, batches: list[_Outcomes], result: IngestResult) -> None:
-        """`_record` of several answered requests at once: one durable write, one buffer commit."""
+    def _log_all(self, batches: list[_Outcomes], result: IngestResult) -> None:
+        """Write the log rows of several answered requests durably, in one write."""
         rows = [row for b in batches for row in b.rows]
-        done = [x for b in batches for x in b.done]
-        failed = [x for b in batches for x in b.failed]
-        retry = [x for b in batches for x in b.retry]
-        unknown = [x for b in batches for x in b.unknown]
         for row in rows:
             if row["error"]:
                 result.errors[row["error"][:120]] += 1
@@ -436,6 +540,13 @@ class InboundIngest:
                 " then rerun",
                 result,
             ) from None
+
+    def _mark_all(self, batches: list[_Outcomes], result: IngestResult) -> None:
+        """Move the buffer status of items whose log rows are written, in one commit."""
+        done = [x for b in batches for x in b.done]
+        failed = [x for b in batches for x in b.failed]
+        retry = [x for b in batches for x in b.retry]
+        unknown = [x for b in batches for x in b.unknown]
         if done or failed or retry or unknown:
             self.buffer.mark_many(
                 done=done,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -101,19 +102,29 @@ def through_gate(
 ) -> T | ItemFault:
     """`work(event)`, or the fault of the event called `name`: unreadable (`fault`), or whatever
     `work` raised for it."""
+    return _through(lambda: name, event, fault, work)
+
+
+def _through(
+    name: Callable[[], str],
+    event: dict[str, Any],
+    fault: str | None,
+    work: Callable[[dict[str, Any]], T],
+) -> T | ItemFault:
+    """`through_gate`, naming the event only when it fails."""
     if fault is not None:
-        return ItemFault(name, fault)
+        return ItemFault(name(), fault)
     try:
         return work(event)
     except Exception as exc:  # noqa: BLE001 - one event's failure, never its neighbours'
-        return ItemFault(name, f"could not be processed: {_detail(exc)}")
+        return ItemFault(name(), f"could not be processed: {_detail(exc)}")
 
 
 def through_gate_all(
     items: Iterable[BufferedEvent], work: Callable[[dict[str, Any]], T]
 ) -> list[tuple[Any, T | ItemFault]]:
     """`through_gate` for each buffered item, in order: (item, its result or its fault)."""
-    return [(i, through_gate(item_name(i), i.payload, i.fault, work)) for i in items]
+    return [(i, _through(partial(item_name, i), i.payload, i.fault, work)) for i in items]
 
 
 def _detail(exc: BaseException) -> str:

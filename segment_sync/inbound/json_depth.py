@@ -38,6 +38,8 @@ def nested_deeper_than(text: bytes | str, limit: int) -> bool:
     tokens = tokens.replace(b'""', b"")
     if b'"' in tokens:
         tokens = _STRING.sub(b"", tokens)
+        if tokens.count(b"[") <= limit:  # the brackets counted above were inside strings
+            return False
     for _ in range(limit):
         inner_removed = tokens.replace(b"[]", b"")
         if not inner_removed:

@@ -104,6 +104,20 @@ def test_mark_done_records_antavo_event_ids(buffer: InboundBuffer) -> None:
     assert buffer.claim("run-2", limit=10, max_attempts=3) == []
 
 
+def test_mark_done_after_a_retry_counts_the_attempt_and_clears_the_last_error(
+    buffer: InboundBuffer,
+) -> None:
+    buffer.add_many([_event(1)])
+    [item] = buffer.claim("run-1", limit=10, max_attempts=3)
+    buffer.mark_retry(item.id, "HTTP 503 from Antavo", max_attempts=3)
+    [again] = buffer.claim("run-2", limit=10, max_attempts=3)
+    before = buffer.get(item.id).updated_at
+    buffer.mark_many(done=[(again.id, ["antavo-1"])])
+    record = buffer.get(item.id)
+    assert (record.status, record.attempts, record.last_error) == ("done", 2, None)
+    assert record.updated_at >= before
+
+
 def test_mark_retry_returns_item_to_pending_until_max_attempts_then_failed(
     buffer: InboundBuffer,
 ) -> None:

@@ -66,3 +66,57 @@ def test_a_cancelled_submission_is_recorded_before_it_unwinds():
     drain_error = asyncio.run(main())
     assert sorted(written) == [1, 2]
     assert drain_error is None  # was InvalidStateError: an answer set on a cancelled future
+
+
+def test_a_groups_marks_start_only_after_its_log_rows_are_written():
+    events: list[str] = []
+    first_marks_started = threading.Event()
+    go_on = threading.Event()
+
+    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+        ids = [o.done[0][0] for o in taken]
+        events.append(f"log {ids}")
+
+    def mark(taken: list[_Outcomes], result: IngestResult) -> None:
+        ids = [o.done[0][0] for o in taken]
+        if ids == [1]:
+            first_marks_started.set()
+            go_on.wait(10)
+        events.append(f"mark {ids}")
+
+    async def main() -> None:
+        commits = GroupCommit(write, mark)
+        result = IngestResult("run-1", 10)
+        first = asyncio.create_task(commits.submit(outcomes(1), result))
+        await asyncio.to_thread(first_marks_started.wait, 10)
+        second = asyncio.create_task(commits.submit(outcomes(2), result))
+        while "log [2]" not in events:  # the next group's log rows, while the marks run
+            await asyncio.sleep(0.01)
+        assert not first.done() and not second.done()  # neither is marked yet
+        go_on.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(main())
+    assert events == ["log [1]", "log [2]", "mark [1]", "mark [2]"]
+
+
+def test_a_failed_log_write_marks_nothing_of_its_group():
+    marked: list[int] = []
+
+    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+        if any(o.done[0][0] == 2 for o in taken):
+            raise OSError("disk full")
+
+    def mark(taken: list[_Outcomes], result: IngestResult) -> None:
+        marked.extend(o.done[0][0] for o in taken)
+
+    async def main() -> None:
+        commits = GroupCommit(write, mark)
+        result = IngestResult("run-1", 10)
+        await commits.submit(outcomes(1), result)
+        with pytest.raises(OSError):
+            await commits.submit(outcomes(2), result)
+        await commits.submit(outcomes(3), result)
+
+    asyncio.run(main())
+    assert marked == [1, 3]

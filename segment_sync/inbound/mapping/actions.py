@@ -17,13 +17,14 @@ required as well.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from collections.abc import Mapping as AbstractMapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from segment_sync.inbound.mapping.evaluator import directive_problems
+from segment_sync.inbound.mapping.evaluator import compiled, directive_problems
 from segment_sync.inbound.mapping.js_values import UNDEFINED
 from segment_sync.inbound.mapping.triggers import TriggerSyntaxError, parse_trigger
 
@@ -114,6 +115,11 @@ class Mapping:
     def merged_fields(self) -> dict[str, Any]:
         """effective_fields() computed once: shared by every event, so never mutate it."""
         return self.effective_fields()
+
+    @cached_property
+    def compiled_fields(self) -> dict[str, Callable[[Any], Any]]:
+        """merged_fields as evaluators (evaluator.compiled): `evaluate` of each, made once."""
+        return {name: compiled(value) for name, value in self.merged_fields.items()}
 
     def validate(self, multi_accounts: bool) -> list[str]:
         """Readable configuration errors, each naming the mapping and the field; empty if fine."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from segment_sync.inbound.mapping.actions import ANTAVO_PROFILE_ACTION, PROFILE_UPDATE, Mapping
-from segment_sync.inbound.mapping.evaluator import MappingError, evaluate
+from segment_sync.inbound.mapping.evaluator import MappingError
 from segment_sync.inbound.mapping.js_values import UNDEFINED, article_type, js_string, type_name
 from segment_sync.inbound.mapping.triggers import trigger_matches
 
@@ -51,11 +51,11 @@ def build_antavo_event(mapping: Mapping, event: dict[str, Any], multi_accounts: 
         raise MappingError(f"Mapping {mapping.name!r} has an unknown action {mapping.action!r}.")
     if not isinstance(event, dict):
         raise MappingError(f"data must be an object, got {type_name(event)}")
-    fields = mapping.merged_fields
+    fields = mapping.compiled_fields
     payload: dict[str, Any] = {}
     for name in spec.fields:  # unknown fields are dropped, as Ajv's removeAdditional does
         if name in fields:
-            value = _remove_empty(evaluate(fields[name], event))
+            value = _remove_empty(fields[name](event))
             if value is not UNDEFINED:
                 payload[name] = value
 

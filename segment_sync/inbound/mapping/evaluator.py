@@ -14,6 +14,7 @@ A mapping pairs a trigger (``triggers.py``) with field mappings in this language
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from segment_sync.inbound.mapping.js_values import (
@@ -70,6 +71,30 @@ def evaluate(mapping: Any, event: Any) -> Any:
     return {key: evaluate(value, event) for key, value in mapping.items()}
 
 
+def compiled(mapping: Any) -> Callable[[Any], Any]:
+    """`lambda event: evaluate(mapping, event)`, with the mapping's shape worked out once: the
+    ingest resolves the same field mappings for every event."""
+    if isinstance(mapping, list):
+        parts = [compiled(item) for item in mapping]
+        return lambda event: [part(event) for part in parts]
+    if not isinstance(mapping, dict):
+        return lambda event: mapping
+    if not _is_directive(mapping):
+        members = [(key, compiled(value)) for key, value in mapping.items()]
+        return lambda event: {key: member(event) for key, member in members}
+    name = next(k for k in mapping if k.startswith("@"))
+    options = mapping[name]
+    if name == "@literal":
+        return compiled(options)
+    if name == "@path" and isinstance(options, str):
+        path = options.replace("$.", "", 1)
+        if path in ("", "."):
+            return lambda event: event
+        keys = _PATH_PART.findall(path)
+        return lambda event: _walk(event, keys)
+    return lambda event: _run_directive(name, options, event)
+
+
 def _run_directive(name: str, options: Any, event: Any) -> Any:
     """Run one directive."""
     if name == "@path":
@@ -115,8 +140,13 @@ def _get(obj: Any, path: str) -> Any:
     """mapping-kit's get(): dotted and bracketed paths; '' or '.' is the root."""
     if path in ("", "."):
         return obj
+    return _walk(obj, _PATH_PART.findall(path))
+
+
+def _walk(obj: Any, keys: list[str]) -> Any:
+    """The value `keys` lead to from `obj` (object keys, list indexes), or UNDEFINED."""
     current = obj
-    for key in _PATH_PART.findall(path):
+    for key in keys:
         if isinstance(current, dict):
             current = current.get(key, UNDEFINED)
         elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
