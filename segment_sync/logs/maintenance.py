@@ -12,7 +12,7 @@ The remaining window for readers: POSIX has no way to swap several directory ent
 Between publishing the merged file and unlinking its inputs (microseconds per file), a query
 that lists the partition sees both and counts those rows twice; a query that listed the inputs
 just before they were unlinked and opens one just after fails with a "file not found" error and
-can simply be rerun. Rows are never missing. Making views de-duplicate (a manifest or per-row
+can simply be rerun (the `logs` commands and the logbook do: vanished.py). Rows are never missing. Making views de-duplicate (a manifest or per-row
 source names) would cost every query a second scan, so maintenance is scheduled at quiet times
 instead.
 
