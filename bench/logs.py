@@ -728,7 +728,7 @@ def write_today(
     """Replace today's files by FRESH_FILES flushes of `data` (`store.write_parquet`, LogWriter's
     own file writer). With `run_ends`, the flushes come from the runs so far, and each run's end
     merges the small files as the product does (`fresh.merge_fresh_logs`); without, they are
-    still all there (one run following since midnight, before its end)."""
+    all still there, as before runs merged them (a long run merges every 5 minutes too)."""
     from segment_sync.logs.fresh import merge_fresh_logs
     from segment_sync.logs.layout import data_files, write_parquet
 
@@ -824,7 +824,7 @@ def today_title(key: str, layout: dict[str, Any]) -> str:
         )
     return (
         f"Same data, today ({layout['day']}) as {layout['files_left']:,} unmerged small files "
-        "(one run following since midnight, before its end and the hourly compaction)"
+        "(what runs left before they merged them, until the hourly compaction)"
     )
 
 
@@ -926,9 +926,7 @@ def main(argv: list[str]) -> int:
         target = f"target < {TARGET_S:.0f} s; warm = median after a warm-up; cold = first run, page cache evicted, fresh DuckDB"
         for title, _key, measured, gated in layouts:
             print()
-            note = (
-                "" if gated else " [not in the exit code: no run leaves this with default settings]"
-            )
+            note = "" if gated else " [not in the exit code: runs no longer leave this]"
             print(table(measured, f"{title}; {target}{note}"))
         for key, check in raw["cli_check"].items():
             print(

@@ -1,15 +1,17 @@
-"""Fresh merges: when a run ends, today's small log files are merged into one.
+"""Fresh merges: when a run ends (and every 5 minutes of a long run), today's small log files
+are merged into one.
 
 Why: a run writes one file per flush (its rows are logged before its progress is saved), and a
 query pays for every file it lists, so a day of runs left today's partition with thousands of
 small files and every query over it took seconds until the hourly compaction. Each run's end
 (`runs.recorded_run`) therefore merges the small files of today's and yesterday's partitions of
-every table once there are at least FRESH_MERGE_FILES (merge.py: journaled, crash-safe).
+every table once there are at least FRESH_MERGE_FILES (merge.py: journaled, crash-safe). A run
+that follows the store for long does the same every `store.FRESH_MERGE_EVERY_S` of flushing.
 
 Not on every flush: a merge deletes its inputs, and a DuckDB query that listed one of them
 before and opens it after fails ("Cannot open file"); writers flushing many times a second
-would make that frequent. A run ends every few minutes, as the hourly maintenance, so a query
-meets it as rarely as it meets that one (and is rerun).
+would make that frequent. Merging every few minutes, as the hourly maintenance does every hour,
+keeps it as rare as that (and the `logs` commands rerun such a query: vanished.py).
 
 Only files under FRESH_FILE_BYTES count as small: a merged file that grew past it is left alone,
 so a busy day is not rewritten again and again (the hourly compaction still makes it one file).

@@ -143,3 +143,25 @@ def test_merged_files_keep_the_current_schema(tmp_path: Path) -> None:
     [merged] = today_files(tmp_path)
 
     assert pq.read_schema(merged).field("message_id").type == pa.string()
+
+
+def test_a_long_run_merges_its_small_files_every_few_minutes(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(fresh, "FRESH_MERGE_FILES", 5)
+    writer = LogWriter(tmp_path)
+    writer.merge_every_s = 0  # as if every flush came five minutes after the last merge
+
+    for n in range(6):
+        writer.write("outbound_messages", [message(f"f{n}")])
+
+    assert len(today_files(tmp_path)) == 2  # merged at the fifth flush, then one more file
+    assert message_ids(tmp_path) == sorted(f"f{n}" for n in range(6))
+
+
+def test_flushes_sooner_than_that_leave_the_files_for_later(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(fresh, "FRESH_MERGE_FILES", 2)
+    writer = LogWriter(tmp_path)
+
+    for n in range(6):
+        writer.write("outbound_messages", [message(f"f{n}")])
+
+    assert len(today_files(tmp_path)) == 6
