@@ -119,9 +119,12 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
         # Attempted; the run's own error is the news, not the log's.
         except (OSError, LogWriteError) as write_error:
             log.warning("could not write the sync_runs row of %s: %s", record.run_id, write_error)
+        if isinstance(exc, Exception):  # a stopped run exits at once
+            _merge_small_log_files(logs)
         _analysts_can_open_the_logs(logs)
         raise
     logs.write("sync_runs", [record.row("success")])
+    _merge_small_log_files(logs)
     _analysts_can_open_the_logs(logs)
 
 
@@ -174,6 +177,15 @@ def sigterm_stops_like_ctrl_c(record: RunRecord) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _merge_small_log_files(logs: LogWriter) -> None:
+    """Merge today's small log files so queries stay fast (logs/fresh.py; never fails the run)."""
+    from segment_sync.logs.fresh import merge_fresh_logs
+    from segment_sync.logs.object_store import is_object_store
+
+    if not is_object_store(logs.logs_dir):  # on S3 the hourly maintenance merges them
+        merge_fresh_logs(logs.logs_dir, durable=logs.durable)
 
 
 def _analysts_can_open_the_logs(logs: LogWriter) -> None:

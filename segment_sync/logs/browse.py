@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from segment_sync.logs.filters import LogName, compile_filter
 from segment_sync.logs.time_window import time_range
+from segment_sync.logs.vanished import retry_vanished
 
 if TYPE_CHECKING:
     import duckdb
@@ -67,9 +68,7 @@ def newest_rows(
         if limit:
             query += " LIMIT ?"
             query_params.append(limit + 1)
-        cursor = con.execute(query, query_params)
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        rows = retry_vanished(lambda q=query, p=query_params: _dicts(con.execute(q, p)))
         if days is None or len(rows) > limit:
             return rows
     return rows
@@ -113,10 +112,12 @@ def entries(
 ) -> Iterator[tuple[LogName, dict[str, Any]]]:
     """Every outbound, then inbound, log row with this identifier, oldest first."""
     for log in ("outbound", "inbound"):
-        cursor = con.execute(
-            f'SELECT * EXCLUDE ("date") FROM {log}_log WHERE identifier = ? ORDER BY "timestamp"',
-            [identifier],
-        )
-        names = [d[0] for d in cursor.description]
-        for values in cursor.fetchall():
-            yield log, dict(zip(names, values, strict=True))
+        sql = f'SELECT * EXCLUDE ("date") FROM {log}_log WHERE identifier = ? ORDER BY "timestamp"'
+        for row in retry_vanished(lambda sql=sql: _dicts(con.execute(sql, [identifier]))):
+            yield log, row
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every row of an executed query as a dict by column name."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]

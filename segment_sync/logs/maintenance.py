@@ -4,13 +4,15 @@ Both operations follow the store's rule that a published `.parquet` file is neve
 place: they publish a new file (temporary name, then `os.replace`) and only then delete the files
 it replaces. They work on the list of files taken at their start, so a file a writer publishes
 meanwhile is neither merged nor deleted. A per-table lock file keeps two maintenance calls from
-working on the same table at once (which could merge the same inputs twice).
+working on the same table at once (which could merge the same inputs twice). A merge is
+journaled (merge.py), so a process killed halfway leaves nothing twice once the next merge of
+that partition finishes its work. Writers merge today's small files themselves (fresh.py).
 
 The remaining window for readers: POSIX has no way to swap several directory entries at once.
 Between publishing the merged file and unlinking its inputs (microseconds per file), a query
 that lists the partition sees both and counts those rows twice; a query that listed the inputs
 just before they were unlinked and opens one just after fails with a "file not found" error and
-can simply be rerun. Rows are never missing. Making views de-duplicate (a manifest or per-row
+can simply be rerun (the `logs` commands and the logbook do: vanished.py). Rows are never missing. Making views de-duplicate (a manifest or per-row
 source names) would cost every query a second scan, so maintenance is scheduled at quiet times
 instead.
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,9 +33,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from segment_sync.locks import file_lock
 from segment_sync.logs.damaged import (
     DamagedFile,
     keep_readable,
@@ -43,21 +42,29 @@ from segment_sync.logs.damaged import (
     row_count,
 )
 from segment_sync.logs.layout import (
-    COMPRESSION,
     TEMP_SUFFIX,
     data_files,
     new_file_paths,
     partition_day,
     partition_dirs,
-    table_dir,
 )
+from segment_sync.logs.merge import (
+    LOCK_TIMEOUT_S,
+    ROW_GROUP_ROWS,
+    finish_interrupted,
+    maintenance_lock,
+    merge_files,
+    merged_schema,
+    publish,
+    unlink_all,
+)
+from segment_sync.logs.merge import conform as _conform
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import LogWriteError
 
-ROW_GROUP_ROWS = 128_000
 STALE_TEMP_AGE_S = 3600.0
-LOCK_TIMEOUT_S = 60.0
+__all__ = ["LOCK_TIMEOUT_S", "ROW_GROUP_ROWS", "_conform", "maintenance_lock"]
 
 
 @dataclass(frozen=True)
@@ -69,16 +76,6 @@ class CompactionResult:
     files_after: int
     rows: int
     quarantined: tuple[Path, ...] = ()
-
-
-@contextmanager
-def maintenance_lock(
-    logs_dir: Path | str, table: str, timeout_s: float = LOCK_TIMEOUT_S
-) -> Iterator[None]:
-    """Hold the table's maintenance lock; TimeoutError if another holder keeps it `timeout_s`."""
-    busy = TimeoutError(f"{table}: another compaction or retention still runs after {timeout_s}s")
-    with file_lock(table_dir(logs_dir, table) / ".maintenance.lock", timeout_s, busy):
-        yield
 
 
 def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionResult:
@@ -95,6 +92,7 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
     moved: list[Path] = []
     with maintenance_lock(logs_dir, table):
         for directory in partition_dirs(logs_dir, table):
+            finish_interrupted(directory)
             remove_stale_temps(directory)
             before += len(data_files(directory))
             while True:  # a file found damaged mid-merge is moved aside, the rest merged again
@@ -103,7 +101,7 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
                     after += len(files)
                     break
                 try:
-                    rows += _merge(table, files, directory)
+                    rows += merge_files(table, files, directory)
                 except DamagedFile as damaged:
                     moved.append(quarantine(logs_dir, damaged.path))
                     continue
@@ -131,6 +129,7 @@ def apply_retention(
             day = partition_day(directory)
             if day is None or day > cutoff_day:
                 continue
+            finish_interrupted(directory)
             if day < cutoff_day:
                 removed += _drop_partition(directory)
             else:
@@ -153,20 +152,11 @@ def remove_stale_temps(directory: Path, max_age_s: float = STALE_TEMP_AGE_S) -> 
     return removed
 
 
-def _merge(table: str, files: list[Path], directory: Path) -> int:
-    """Write `files` as one new file in `directory`, then delete them; return the row count."""
-    target = _merged_schema(table, files)
-    tables = (_conform(read_whole(path), target) for path in files)
-    rows = _publish(tables, target, directory)
-    _unlink_all(files)
-    return rows
-
-
 def _drop_partition(directory: Path) -> int:
     """Delete every data file of a partition (and the directory once empty); return rows."""
     files = data_files(directory)
     rows = sum(row_count(path) for path in files)
-    _unlink_all(files)
+    unlink_all(files)
     with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
         directory.rmdir()
     return rows
@@ -197,68 +187,15 @@ def _trim_partition(
         if remaining.num_rows:
             kept.append(remaining)
     if kept:
-        target = _merged_schema(table, affected)
+        target = merged_schema(table, affected)
         _publish([_conform(t, target) for t in kept], target, directory)
-    _unlink_all(affected)
+    unlink_all(affected)
     return removed
 
 
-def _merged_schema(table: str, files: list[Path]) -> pa.Schema:
-    """The current schema (all nullable) followed by any extra columns found in `files`."""
-    fields = [field.with_nullable(True) for field in schema_for(table)]
-    known = {field.name for field in fields}
-    for path in files:
-        for field in pq.read_schema(path):
-            if field.name not in known:
-                fields.append(field.with_nullable(True))
-                known.add(field.name)
-    return pa.schema(fields)
-
-
-def _conform(data: pa.Table, target: pa.Schema) -> pa.Table:
-    """`data` with `target`'s columns, order and types (missing columns as NULL)."""
-    columns = [
-        data[field.name].cast(field.type)
-        if field.name in data.column_names
-        else pa.nulls(data.num_rows, field.type)
-        for field in target
-    ]
-    return pa.Table.from_arrays(columns, schema=target)
-
-
 def _publish(tables: Iterable[pa.Table], target: pa.Schema, directory: Path) -> int:
-    """Stream `tables` into one new file, atomically for readers; return its row count."""
-    tmp, final = new_file_paths(directory)
-    rows = 0
-    try:
-        with pq.ParquetWriter(tmp, target, compression=COMPRESSION) as writer:
-            for chunk in _row_groups(tables):
-                writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
-                rows += chunk.num_rows
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return rows
-
-
-def _row_groups(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
-    """Regroup small tables into chunks of about ROW_GROUP_ROWS rows (memory stays bounded)."""
-    buffer: list[pa.Table] = []
-    buffered = 0
-    for table in tables:
-        buffer.append(table)
-        buffered += table.num_rows
-        if buffered >= ROW_GROUP_ROWS:
-            yield pa.concat_tables(buffer)
-            buffer, buffered = [], 0
-    if buffer:
-        yield pa.concat_tables(buffer)
-
-
-def _unlink_all(files: list[Path]) -> None:
-    """Delete files, tolerating ones already gone."""
-    for path in files:
-        path.unlink(missing_ok=True)
+    """Stream `tables` into one new file in `directory`, atomically for readers; row count."""
+    return publish(tables, target, *new_file_paths(directory))
 
 
 @dataclass(frozen=True)

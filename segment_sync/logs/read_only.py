@@ -34,6 +34,7 @@ import duckdb
 from segment_sync.logs.layout import ensure_layout
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
+from segment_sync.logs.vanished import retry_vanished
 from segment_sync.logs.views import view_sql
 
 VIEWS = (*TABLES, "daily_summary")
@@ -184,7 +185,9 @@ def run_sql(
     """
     refuse_writes(sql)
     try:
-        return con.execute(sql, params) if params is not None else con.execute(sql)
+        return retry_vanished(
+            lambda: con.execute(sql, params) if params is not None else con.execute(sql)
+        )
     except duckdb.Error as exc:
         raise LogsSQLError(one_line(exc)) from None
 

@@ -9,6 +9,7 @@ file or none. Published files are never modified in place, only added or (by mai
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -27,6 +28,7 @@ from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import ALLOWED_VALUES, TIME_COLUMNS, schema_for
 
 Row = Mapping[str, Any]
+FRESH_MERGE_EVERY_S = 300.0  # a long (following) run merges its small log files this often
 
 
 class LogWriteError(RuntimeError):
@@ -117,6 +119,8 @@ class LogWriter:
         """Prepare `logs_dir` (a folder, or `s3://bucket/prefix`: see object_store.py);
         `durable=True` also fsyncs each local file (survives power loss)."""
         self.durable = durable
+        self.merge_every_s = FRESH_MERGE_EVERY_S
+        self._merged_at = time.monotonic()
         self._pending: dict[str, list[Row]] = {}
         self._pending_tables: dict[str, list[pa.Table]] = {}
         self._lock = threading.Lock()
@@ -126,9 +130,11 @@ class LogWriter:
             logs = s3_logs(logs_dir)
             self.logs_dir: Path | str = str(logs_dir)
             self._publish = lambda table, day, part: publish(logs, table, day, part)
+            self._local = False  # on S3 the hourly maintenance merges small files
             return
         self.logs_dir = Path(logs_dir).resolve()
         self._publish = self._publish_file
+        self._local = True
         try:
             ensure_layout(self.logs_dir)
         except OSError as exc:
@@ -190,7 +196,19 @@ class LogWriter:
             }
         items = list(batches.items())
         if self.durable and len(items) > 1 and self._publish == self._publish_file:
-            return self._flush_at_once(items)
+            written = self._flush_at_once(items)
+        else:
+            written = self._flush_in_turn(items)
+        if written and self._merge_due():
+            from segment_sync.logs.fresh import merge_fresh_logs
+
+            merge_fresh_logs(self.logs_dir, durable=self.durable)
+        return written
+
+    def _flush_in_turn(
+        self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]
+    ) -> list[Path]:
+        """Each table's files written one table after the other; a failure requeues the rest."""
         written: list[Path] = []
         for index, (name, (rows, tables)) in enumerate(items):
             try:
@@ -225,6 +243,16 @@ class LogWriter:
         if errors:
             raise errors[0]
         return written
+
+    def _merge_due(self) -> bool:
+        """Is it time to merge the small files a long run left (fresh.py)? Once per
+        `merge_every_s`, as often as sensor runs end, not at every flush."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._local or now - self._merged_at < self.merge_every_s:
+                return False
+            self._merged_at = now
+            return True
 
     def write(self, table: str, rows: Iterable[Row]) -> list[Path]:
         """Queue `rows` and flush `table` now; return the new files."""

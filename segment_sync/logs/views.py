@@ -26,6 +26,7 @@ from segment_sync.logs.layout import (
 )
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
+from segment_sync.logs.vanished import retry_vanished
 
 ANALYTICS_DB_NAME = "segment_sync.duckdb"
 
@@ -143,7 +144,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, logs_dir: Path | str) -> None:
     """Define the views; binding one reads every file's footer, so a damaged file fails here."""
     try:
         for statement in view_sql(logs_dir):
-            con.execute(statement)
+            retry_vanished(lambda statement=statement: con.execute(statement))
     except duckdb.Error as exc:
         unreadable = explain(exc, logs_dir)
         if unreadable is None:

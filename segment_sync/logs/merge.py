@@ -1,0 +1,165 @@
+"""Merging log files into one, safe against a crash at any point (hourly and fresh merges).
+
+A merge publishes one new file and then deletes its inputs. POSIX cannot swap several directory
+entries at once, so a process killed between the two steps would leave the rows twice. Each
+merge therefore first writes a journal beside the files, `.<merged name>.merging` (no glob
+matches it), naming the merged file and its inputs, and removes it last. `finish_interrupted`,
+run under the table's maintenance lock before every merge of a partition, completes what a
+killed merge left: if the merged file was published its remaining inputs are deleted, otherwise
+the half-written file and the journal go and the inputs stay. Either way every row is there once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from segment_sync.locks import file_lock
+from segment_sync.logs.damaged import read_whole
+from segment_sync.logs.layout import COMPRESSION, TEMP_SUFFIX, new_file_paths, table_dir
+from segment_sync.logs.schema import schema_for
+
+ROW_GROUP_ROWS = 128_000
+LOCK_TIMEOUT_S = 60.0
+JOURNAL_SUFFIX = ".merging"
+
+
+@contextmanager
+def maintenance_lock(
+    logs_dir: Path | str, table: str, timeout_s: float = LOCK_TIMEOUT_S
+) -> Iterator[None]:
+    """Hold the table's maintenance lock; TimeoutError if another holder keeps it `timeout_s`."""
+    busy = TimeoutError(f"{table}: another compaction or retention still runs after {timeout_s}s")
+    with file_lock(table_dir(logs_dir, table) / ".maintenance.lock", timeout_s, busy):
+        yield
+
+
+def merge_files(table: str, files: list[Path], directory: Path, *, durable: bool = False) -> int:
+    """Write `files` as one new file in `directory`, then delete them; return the row count.
+
+    DamagedFile if an input cannot be read (nothing is published or deleted then)."""
+    target = merged_schema(table, files)
+    tmp, final = new_file_paths(directory)
+    journal = _write_journal(directory, final, files, durable)
+    try:
+        rows = publish(
+            (conform(read_whole(path), target) for path in files), target, tmp, final, durable
+        )
+    except BaseException:
+        if not final.exists():  # not published: the inputs stay, the journal goes
+            journal.unlink(missing_ok=True)
+        raise
+    unlink_all(files)
+    journal.unlink()
+    return rows
+
+
+def finish_interrupted(directory: Path) -> int:
+    """Complete the merges a killed process left in `directory` (hold the maintenance lock);
+    return how many left-over inputs were deleted."""
+    deleted = 0
+    for journal in sorted(directory.glob(f".*{JOURNAL_SUFFIX}")):
+        try:
+            body = json.loads(journal.read_text())
+            merged, inputs = directory / body["merged"], [directory / n for n in body["replaces"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            journal.unlink(missing_ok=True)  # written whole before its merge began: none ran
+            continue
+        if merged.exists():
+            deleted += sum(path.exists() for path in inputs)
+            unlink_all(inputs)
+        else:
+            (directory / f".{merged.name}{TEMP_SUFFIX}").unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
+    return deleted
+
+
+def _write_journal(directory: Path, final: Path, files: list[Path], durable: bool) -> Path:
+    """Record, before the merged file exists, which files it replaces (written whole)."""
+    journal = directory / f".{final.name}{JOURNAL_SUFFIX}"
+    tmp = directory / f"{journal.name}{TEMP_SUFFIX}"
+    tmp.write_text(json.dumps({"merged": final.name, "replaces": [p.name for p in files]}))
+    if durable:
+        fsync(tmp)
+    os.replace(tmp, journal)
+    return journal
+
+
+def merged_schema(table: str, files: list[Path]) -> pa.Schema:
+    """The current schema (all nullable) followed by any extra columns found in `files`."""
+    fields = [field.with_nullable(True) for field in schema_for(table)]
+    known = {field.name for field in fields}
+    for path in files:
+        for field in pq.read_schema(path):
+            if field.name not in known:
+                fields.append(field.with_nullable(True))
+                known.add(field.name)
+    return pa.schema(fields)
+
+
+def conform(data: pa.Table, target: pa.Schema) -> pa.Table:
+    """`data` with `target`'s columns, order and types (missing columns as NULL)."""
+    columns = [
+        data[field.name].cast(field.type)
+        if field.name in data.column_names
+        else pa.nulls(data.num_rows, field.type)
+        for field in target
+    ]
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def publish(
+    tables: Iterable[pa.Table], target: pa.Schema, tmp: Path, final: Path, durable: bool = False
+) -> int:
+    """Stream `tables` into `tmp`, then rename it to `final` (atomic for readers); row count."""
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, target, compression=COMPRESSION) as writer:
+            for chunk in _row_groups(tables):
+                writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+                rows += chunk.num_rows
+        if durable:
+            fsync(tmp)
+        os.replace(tmp, final)
+        if durable:  # the rename is on disk before any input is deleted
+            fsync(final.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _row_groups(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Regroup small tables into chunks of about ROW_GROUP_ROWS rows (memory stays bounded)."""
+    buffer: list[pa.Table] = []
+    buffered = 0
+    for table in tables:
+        buffer.append(table)
+        buffered += table.num_rows
+        if buffered >= ROW_GROUP_ROWS:
+            yield pa.concat_tables(buffer)
+            buffer, buffered = [], 0
+    if buffer:
+        yield pa.concat_tables(buffer)
+
+
+def unlink_all(files: Iterable[Path]) -> None:
+    """Delete files, tolerating ones already gone."""
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def fsync(path: Path) -> None:
+    """Flush a file or directory to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
