@@ -34,6 +34,14 @@ TEMP_SUFFIX = ".tmp"
 COMPRESSION = "zstd"
 
 
+# What the Parquet writer holds at once is about a page per column, its compressed copy and
+# its statistics. A page closes only after a batch of rows is added, so a batch of 1,024
+# request bodies (~500 KB each) made one 5 MB page held three times over: batches are cut
+# to about a page, and pages kept small.
+PAGE_BYTES = 256 * 1024
+MAX_BATCH_ROWS = 1024
+
+
 def table_dir(logs_dir: Path | str, table: str) -> Path:
     """The directory holding every partition of `table`."""
     schema_for(table)
@@ -87,13 +95,31 @@ def _dictionary(table: pa.Table) -> list[str]:
     return [name for name in table.column_names if not name.endswith("_body")]
 
 
+def _batch_rows(table: pa.Table) -> int:
+    """Rows per write batch: about a page's worth (one row when a row is a request body)."""
+    per_row = table.nbytes // max(table.num_rows, 1)
+    return max(1, min(MAX_BATCH_ROWS, PAGE_BYTES // max(per_row, 1)))
+
+
+def parquet_options(table: pa.Table) -> dict:
+    """pq.write_table's options: bounded pages and batches; no min/max statistics of bodies
+    (each would copy two bodies, and no query filters bodies by range)."""
+    return {
+        "compression": COMPRESSION,
+        "use_dictionary": _dictionary(table),
+        "write_statistics": _dictionary(table),
+        "data_page_size": PAGE_BYTES,
+        "write_batch_size": _batch_rows(table),
+    }
+
+
 def write_parquet(table: pa.Table, directory: Path, *, durable: bool = False) -> Path:
     """Write `table` as a new file in `directory`, atomically for readers; return its path."""
     for attempt in range(3):
         directory.mkdir(parents=True, exist_ok=True)
         tmp, final = new_file_paths(directory)
         try:
-            pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=_dictionary(table))
+            pq.write_table(table, tmp, **parquet_options(table))
             if durable:
                 _fsync(tmp)
             os.replace(tmp, final)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from segment_sync.logs.layout import COMPRESSION, PARTITION_PREFIX, _dictionary, new_file_name
+from segment_sync.logs.layout import PARTITION_PREFIX, new_file_name, parquet_options
 from segment_sync.logs.object_store import S3Logs
 from segment_sync.logs.schema import schema_for
 
@@ -63,7 +63,7 @@ class Marker:
 def parquet_bytes(data: pa.Table) -> pa.Buffer:
     """`data` as a Parquet file in memory, written as layout.write_parquet writes a file."""
     sink = pa.BufferOutputStream()
-    pq.write_table(data, sink, compression=COMPRESSION, use_dictionary=_dictionary(data))
+    pq.write_table(data, sink, **parquet_options(data))
     return sink.getvalue()
 
 

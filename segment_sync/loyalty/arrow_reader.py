@@ -17,6 +17,10 @@ PROFILE_SCHEMA = pa.schema([*_WHO, ("attributes", pa.string()), *_WHEN])
 SCHEMAS = {"loyalty_events": EVENT_SCHEMA, "profile_changes": PROFILE_SCHEMA}
 
 
+# Rows per SQLite read: a chunk (outbound.chunk_size, 20,000) is read in slices.
+SLICE_ROWS = 4096
+
+
 class StoreReadError(RuntimeError):
     """The loyalty store could not be read (the message carries no password)."""
 
@@ -43,16 +47,23 @@ class ArrowReader:
         if self.dialect == "postgresql":
             return self._read_postgresql(table, after_id, upto_id, limit)
         schema = SCHEMAS[table]
-        rows = self._rows(table, after_id, upto_id, limit)
-        if not rows:
+        batches: list[pa.RecordBatch] = []
+        while limit > 0:
+            # A slice at a time: the driver's rows are Python objects, ~4x their Arrow size.
+            rows = self._rows(table, after_id, upto_id, min(limit, SLICE_ROWS))
+            if not rows:
+                break
+            batch = _batch(rows, schema)
+            if batch is None:
+                return None
+            batches.append(batch)
+            if len(rows) < SLICE_ROWS:
+                break
+            after_id, limit = rows[-1][0], limit - len(rows)
+            del rows
+        if not batches:
             return schema.empty_table()
-        try:
-            columns = [
-                pa.array(c, f.type) for c, f in zip(zip(*rows, strict=True), schema, strict=True)
-            ]
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return None
-        return pa.Table.from_arrays(columns, schema=schema)
+        return pa.Table.from_batches(batches, schema).combine_chunks()
 
     def _read_postgresql(self, table: str, after_id: int, upto_id: int, limit: int) -> pa.Table:
         import adbc_driver_postgresql.dbapi
@@ -84,6 +95,17 @@ class ArrowReader:
             safe = Redactor([password, quote(password, safe="")]).text(str(exc))
             raise StoreReadError(f"could not read {table} from loyalty_store.url: {safe}") from None
         return data.cast(schema)
+
+
+def _batch(rows: Sequence[tuple], schema: pa.Schema) -> pa.RecordBatch | None:
+    """The driver's rows as Arrow columns; None when a value is not of its column's type."""
+    try:
+        columns = [
+            pa.array(c, f.type) for c, f in zip(zip(*rows, strict=True), schema, strict=True)
+        ]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def libpq_uri(url: sa.URL) -> str:

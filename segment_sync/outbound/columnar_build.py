@@ -160,6 +160,11 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
     FROM b"""
 
 
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; a single chunk as it is (combining copies even one chunk)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 class ColumnarBuilder:
     """Builds the messages of a stream's Arrow chunks (one at a time: it owns a DuckDB connection)."""
 
@@ -191,7 +196,7 @@ class ColumnarBuilder:
             out = self._db.sql(self._sql, params=self._params).to_arrow_table()
         finally:
             self._db.unregister("chunk")
-        column = {name: out[name].combine_chunks() for name in out.column_names}
+        column = {name: _one_array(out[name]) for name in out.column_names}
         column["body"] = column["body"].cast(pa.large_binary())
         not_allowed = int(pc.sum(column["not_allowed"]).as_py() or 0)
         left = pc.and_(pc.is_null(column["body"]), pc.invert(column["not_allowed"]))
@@ -201,11 +206,11 @@ class ColumnarBuilder:
             self.rows_built_per_row += int(leftover.size)
             not_sent, slow_not_allowed = self._per_row(chunk, leftover, column)
             not_allowed += slow_not_allowed
-        keep = pc.is_valid(column["body"])
-        messages = MessageColumns(
-            EVENT_TYPES[self.stream],
-            *(column[k].filter(keep) for k in ("mid", "id", "uid", "event_name", "body", "ms")),
-        )
+        names = ("mid", "id", "uid", "event_name", "body", "ms")
+        if column["body"].null_count:  # filtering copies every column: only when rows drop out
+            keep = pc.is_valid(column["body"])
+            column.update((k, column[k].filter(keep)) for k in names)
+        messages = MessageColumns(EVENT_TYPES[self.stream], *(column[k] for k in names))
         return BuiltChunk(messages, not_sent, len(chunk), not_allowed)
 
     def _per_row(
