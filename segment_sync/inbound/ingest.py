@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import gc
 import logging
 import time
@@ -32,6 +31,7 @@ from segment_sync.antavo.client import (
 from segment_sync.directions import mappings_off
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.group_commit import GroupCommit, Outcomes
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.lease import LeaseHeartbeat
@@ -42,7 +42,7 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.outbound.gc_pauses import fewer_gc_pauses
 from segment_sync.redaction import Redactor
 from segment_sync.settings import InboundSettings, Settings
-from segment_sync.signals import run_stoppably, settle
+from segment_sync.signals import run_stoppably
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +132,6 @@ class _Planned:
     result: EventResult | None = None
 
 
-@dataclass
-class _Outcomes:
-    """What one Antavo request (or a chunk's unsent items) changes: log rows, then buffer states."""
-
-    rows: list[dict[str, Any]]
-    done: list[tuple[int, list[str]]]
-    failed: list[tuple[int, str]]
-    retry: list[tuple[int, str]]
-    unknown: list[tuple[int, str]] = field(default_factory=list)
-
-
 class _Chunk:
     """A claimed chunk's requests: `started` is set once each holds a slot (or is done)."""
 
@@ -158,84 +147,6 @@ class _Chunk:
         self._waiting -= 1
         if self._waiting == 0:
             self.started.set()
-
-
-class GroupCommit:
-    """Records answered requests together: those answered while a write runs share the next one.
-
-    Each `submit` returns once its own outcomes are written durably and marked (or raises what
-    the write raised), so the log-before-mark order holds per request; the writes run in a
-    thread. With `mark` given, `write` only writes the log rows and `mark` then moves the
-    buffer status: one group's marks run while the next group's log rows are written.
-    """
-
-    _Stage = Callable[[list[_Outcomes], IngestResult], None]
-
-    def __init__(self, write: _Stage, mark: _Stage | None = None) -> None:
-        self._write = write
-        self._mark = mark
-        self._waiting: list[tuple[_Outcomes, asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
-        self._arrived: asyncio.Event | None = None  # set when a request arrives while marks run
-
-    async def submit(self, outcomes: _Outcomes, result: IngestResult) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((outcomes, done))
-        if self._arrived is not None:
-            self._arrived.set()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain(result))
-        try:
-            await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # A stop signal cancelled the run after Antavo answered: record the answer before
-            # unwinding, so a clean stop repeats nothing it was told about.
-            if not done.done():
-                with contextlib.suppress(Exception):
-                    await done
-            raise
-
-    async def _drain(self, result: IngestResult) -> None:
-        marking: asyncio.Task | None = None  # the previous group's marks
-        while self._waiting or marking is not None:
-            if not self._waiting:  # the marks run; a request answered meanwhile is written now
-                self._arrived = asyncio.Event()  # made here: bound to this run's loop
-                arrival = asyncio.ensure_future(self._arrived.wait())
-                await asyncio.wait({marking, arrival}, return_when=asyncio.FIRST_COMPLETED)
-                arrival.cancel()
-                self._arrived = None
-                if marking.done():
-                    marking = None
-                continue
-            taken, self._waiting = self._waiting, []
-            written = await self._stage(self._write, taken, result, settle_ok=self._mark is None)
-            if marking is not None:
-                await marking
-                marking = None
-            if written and self._mark is not None:
-                marking = asyncio.ensure_future(self._stage(self._mark, taken, result))
-
-    async def _stage(
-        self,
-        stage: _Stage | None,
-        taken: list[tuple[_Outcomes, asyncio.Future]],
-        result: IngestResult,
-        settle_ok: bool = True,
-    ) -> bool:
-        """Run one stage for `taken` in a thread; each waiting request raises what it raised
-        (LogWriteError), and gets its answer when it went well and `settle_ok`."""
-        if stage is None or not taken:
-            return True
-        try:
-            await asyncio.to_thread(stage, [o for o, _ in taken], result)
-        except Exception as exc:
-            for _, done in taken:
-                settle(done, error=exc)
-            return False
-        if settle_ok:
-            for _, done in taken:
-                settle(done)
-        return True
 
 
 class InboundIngest:
@@ -442,7 +353,7 @@ class InboundIngest:
             # Through the group commit: no two flushes run at once, so a flush never returns
             # while another still writes rows it took (and marks would then come first).
             self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
-            await self._commits.submit(_Outcomes(rows, unsent_done, unsent_failed, []), result)
+            await self._commits.submit(Outcomes(rows, unsent_done, unsent_failed, []), result)
         result.counts.no_match += len(unsent_done)
         result.counts.failed += len(unsent_failed)
         chunk = _Chunk([g for g in groups if g])
@@ -507,7 +418,7 @@ class InboundIngest:
                 outcome = "retry"
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
         try:
-            await self._commits.submit(_Outcomes(rows, done, failed, retry, unknown), result)
+            await self._commits.submit(Outcomes(rows, done, failed, retry, unknown), result)
         except LogWriteError:
             result.counts.unlogged += sum(1 for p in group if p.result.ok)
             raise
@@ -518,7 +429,7 @@ class InboundIngest:
         c.retried += len(retry)
         c.antavo_events += sum(1 for p in group if p.result.ok)
 
-    def _log_all(self, batches: list[_Outcomes], result: IngestResult) -> None:
+    def _log_all(self, batches: list[Outcomes], result: IngestResult) -> None:
         """Write the log rows of several answered requests durably, in one write."""
         rows = [row for b in batches for row in b.rows]
         for row in rows:
@@ -541,7 +452,7 @@ class InboundIngest:
                 result,
             ) from None
 
-    def _mark_all(self, batches: list[_Outcomes], result: IngestResult) -> None:
+    def _mark_all(self, batches: list[Outcomes], result: IngestResult) -> None:
         """Move the buffer status of items whose log rows are written, in one commit."""
         done = [x for b in batches for x in b.done]
         failed = [x for b in batches for x in b.failed]

@@ -7,11 +7,12 @@ import threading
 
 import pytest
 
-from segment_sync.inbound.ingest import GroupCommit, IngestResult, _Outcomes
+from segment_sync.inbound.group_commit import GroupCommit, Outcomes
+from segment_sync.inbound.ingest import IngestResult
 
 
-def outcomes(item_id: int) -> _Outcomes:
-    return _Outcomes(rows=[{"item": item_id}], done=[(item_id, [])], failed=[], retry=[])
+def outcomes(item_id: int) -> Outcomes:
+    return Outcomes(rows=[{"item": item_id}], done=[(item_id, [])], failed=[], retry=[])
 
 
 def test_requests_answered_during_a_write_share_the_next_one():
@@ -19,7 +20,7 @@ def test_requests_answered_during_a_write_share_the_next_one():
     first_write_started = threading.Event()
     go_on = threading.Event()
 
-    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+    def write(taken: list[Outcomes], result: IngestResult) -> None:
         first_write_started.set()
         go_on.wait(10)
         writes.append([o.done[0][0] for o in taken])
@@ -43,7 +44,7 @@ def test_a_cancelled_submission_is_recorded_before_it_unwinds():
     write_started = threading.Event()
     go_on = threading.Event()
 
-    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+    def write(taken: list[Outcomes], result: IngestResult) -> None:
         write_started.set()
         go_on.wait(10)
         written.extend(o.done[0][0] for o in taken)
@@ -73,11 +74,11 @@ def test_a_groups_marks_start_only_after_its_log_rows_are_written():
     first_marks_started = threading.Event()
     go_on = threading.Event()
 
-    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+    def write(taken: list[Outcomes], result: IngestResult) -> None:
         ids = [o.done[0][0] for o in taken]
         events.append(f"log {ids}")
 
-    def mark(taken: list[_Outcomes], result: IngestResult) -> None:
+    def mark(taken: list[Outcomes], result: IngestResult) -> None:
         ids = [o.done[0][0] for o in taken]
         if ids == [1]:
             first_marks_started.set()
@@ -103,11 +104,11 @@ def test_a_groups_marks_start_only_after_its_log_rows_are_written():
 def test_a_failed_log_write_marks_nothing_of_its_group():
     marked: list[int] = []
 
-    def write(taken: list[_Outcomes], result: IngestResult) -> None:
+    def write(taken: list[Outcomes], result: IngestResult) -> None:
         if any(o.done[0][0] == 2 for o in taken):
             raise OSError("disk full")
 
-    def mark(taken: list[_Outcomes], result: IngestResult) -> None:
+    def mark(taken: list[Outcomes], result: IngestResult) -> None:
         marked.extend(o.done[0][0] for o in taken)
 
     async def main() -> None:
