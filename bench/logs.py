@@ -814,6 +814,23 @@ def measure_all(logs_dir: Path, repeat: int, compacted: dict[str, list]) -> list
     return measured
 
 
+def ratios(layouts: list[tuple[str, str, list[dict[str, Any]], bool]]) -> str:
+    """Each today layout's warm median over the compacted one's, per query and path: a ratio
+    measured in one run holds on a loaded machine, where the absolute figures do not."""
+    base = {(r["query"], r["path"]): r["warm_median_s"] for r in layouts[0][2]}
+    keys = [key for _, key, _, _ in layouts[1:]]
+    lines = [
+        "warm median / compacted warm median, same run: " + ", ".join(f"{key}" for key in keys),
+    ]
+    for query, path in base:
+        cells = []
+        for _, _, measured, _ in layouts[1:]:
+            r = next(m for m in measured if (m["query"], m["path"]) == (query, path))
+            cells.append(f"{r['warm_median_s'] / base[(query, path)]:5.2f}x")
+        lines.append(f"({query}) {PATHS[path]:<26} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
 def today_title(key: str, layout: dict[str, Any]) -> str:
     """The heading of a today-as-flushes table."""
     if key == "run_ends":
@@ -928,6 +945,9 @@ def main(argv: list[str]) -> int:
             print()
             note = "" if gated else " [not in the exit code: runs no longer leave this]"
             print(table(measured, f"{title}; {target}{note}"))
+        if len(layouts) > 1:
+            print()
+            print(ratios(layouts))
         for key, check in raw["cli_check"].items():
             print(
                 f"({key}) real `segment-sync logs outbound ... --format json`: "

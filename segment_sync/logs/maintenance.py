@@ -4,17 +4,18 @@ Both operations follow the store's rule that a published `.parquet` file is neve
 place: they publish a new file (temporary name, then `os.replace`) and only then delete the files
 it replaces. They work on the list of files taken at their start, so a file a writer publishes
 meanwhile is neither merged nor deleted. A per-table lock file keeps two maintenance calls from
-working on the same table at once (which could merge the same inputs twice). A merge is
-journaled (merge.py), so a process killed halfway leaves nothing twice once the next merge of
-that partition finishes its work. Writers merge today's small files themselves (fresh.py).
+working on the same table at once (which could merge the same inputs twice). Merges and
+retention's rewrites are journaled (merge.py), so a process killed halfway leaves nothing twice
+once the next merge of that partition finishes its work. Runs merge today's small files
+themselves (fresh.py).
 
 The remaining window for readers: POSIX has no way to swap several directory entries at once.
 Between publishing the merged file and unlinking its inputs (microseconds per file), a query
 that lists the partition sees both and counts those rows twice; a query that listed the inputs
 just before they were unlinked and opens one just after fails with a "file not found" error and
-can simply be rerun (the `logs` commands and the logbook do: vanished.py). Rows are never missing. Making views de-duplicate (a manifest or per-row
-source names) would cost every query a second scan, so maintenance is scheduled at quiet times
-instead.
+can simply be rerun (the `logs` commands and the logbook do: vanished.py). Rows are never
+missing. Making views de-duplicate (a manifest or per-row source names) would cost every query a
+second scan, so merges stay rare: hourly, and at run ends (fresh.py).
 
 A damaged input file (see damaged.py) is moved to `<logs.dir>/quarantine/` and reported; the
 other files are maintained as usual, so one bad file neither loses good rows nor stops the job.
@@ -57,6 +58,7 @@ from segment_sync.logs.merge import (
     merged_schema,
     publish,
     unlink_all,
+    write_journal,
 )
 from segment_sync.logs.merge import conform as _conform
 from segment_sync.logs.object_store import is_object_store, s3_logs
@@ -186,15 +188,21 @@ def _trim_partition(
         removed += data.num_rows - remaining.num_rows
         if remaining.num_rows:
             kept.append(remaining)
-    if kept:
+    if kept:  # journaled as a merge: a kill before the deletions leaves no row twice
         target = merged_schema(table, affected)
-        _publish([_conform(t, target) for t in kept], target, directory)
-    unlink_all(affected)
+        tmp, final = new_file_paths(directory)
+        journal = write_journal(directory, final, affected)
+        publish([_conform(t, target) for t in kept], target, tmp, final)
+        unlink_all(affected)
+        journal.unlink()
+    else:
+        unlink_all(affected)
     return removed
 
 
 def _publish(tables: Iterable[pa.Table], target: pa.Schema, directory: Path) -> int:
-    """Stream `tables` into one new file in `directory`, atomically for readers; row count."""
+    """Stream `tables` into one new file in `directory`, atomically for readers; row count
+    (bench/logs.py writes its compacted days with it)."""
     return publish(tables, target, *new_file_paths(directory))
 
 

@@ -47,7 +47,7 @@ def merge_files(table: str, files: list[Path], directory: Path, *, durable: bool
     DamagedFile if an input cannot be read (nothing is published or deleted then)."""
     target = merged_schema(table, files)
     tmp, final = new_file_paths(directory)
-    journal = _write_journal(directory, final, files, durable)
+    journal = write_journal(directory, final, files, durable)
     try:
         rows = publish(
             (conform(read_whole(path), target) for path in files), target, tmp, final, durable
@@ -81,7 +81,7 @@ def finish_interrupted(directory: Path) -> int:
     return deleted
 
 
-def _write_journal(directory: Path, final: Path, files: list[Path], durable: bool) -> Path:
+def write_journal(directory: Path, final: Path, files: list[Path], durable: bool = False) -> Path:
     """Record, before the merged file exists, which files it replaces (written whole)."""
     journal = directory / f".{final.name}{JOURNAL_SUFFIX}"
     tmp = directory / f"{journal.name}{TEMP_SUFFIX}"

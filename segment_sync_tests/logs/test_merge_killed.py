@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,3 +118,52 @@ def test_the_hourly_compaction_finishes_a_killed_merge_with_every_row_once(
     assert rows(tmp_path) == (FILES * ROWS, FILES * ROWS)
     assert len(data_files(directory)) == 1
     assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
+
+
+def trim_until_killed(logs_dir: str, cutoff: datetime, ready: str) -> None:
+    """Apply retention that rewrites today's files, stopping once the rewrite is published."""
+    from segment_sync.logs import maintenance
+
+    unlink_all = maintenance.unlink_all
+
+    def stop_after_publishing(files):
+        if not files:  # the schema partition's (empty) turn
+            return unlink_all(files)
+        Path(ready).touch()
+        time.sleep(600)  # the parent kills us here
+
+    maintenance.unlink_all = stop_after_publishing
+    maintenance.apply_retention(logs_dir, "outbound_messages", cutoff)
+
+
+def test_retention_killed_after_publishing_its_rewrite_leaves_each_kept_row_once(
+    tmp_path: Path,
+) -> None:
+    writer = LogWriter(tmp_path)
+    for n in range(FILES):  # each file: a row before the cutoff, one at it
+        older, kept = NOW - timedelta(seconds=1), NOW
+        writer.write(
+            "outbound_messages",
+            [
+                {"timestamp": older, "message_id": f"old{n}", "outcome": "delivered"},
+                {"timestamp": kept, "message_id": f"kept{n}", "outcome": "delivered"},
+            ],
+        )
+    ready = tmp_path / "ready"
+    child = CTX.Process(target=trim_until_killed, args=(str(tmp_path), NOW, str(ready)))
+    child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert child.is_alive() and time.monotonic() < deadline, "retention never got there"
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.join(timeout=60)
+    ready.unlink()
+
+    compact(tmp_path, "outbound_messages")
+
+    with connect(tmp_path) as con:
+        ids = con.execute("SELECT message_id FROM outbound_messages ORDER BY 1").fetchall()
+    assert [i for (i,) in ids] == sorted(f"kept{n}" for n in range(FILES))
