@@ -8,15 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from segment_sync.antavo.client import DEFAULT_RETRY as ANTAVO_RETRY
-from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
-from segment_sync.antavo.pacer import RateLimiter
-from segment_sync.antavo.shared_pacer import build_rate_limiter, limiter_name
 from segment_sync.http import RetryPolicy
-from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.inbound.customer_ids import CustomerLookup
-from segment_sync.inbound.ingest import InboundIngest
 from segment_sync.logs.store import LogWriter
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound import single_heir
@@ -28,6 +22,13 @@ from segment_sync.outbound.sync import OutboundSync
 from segment_sync.redaction import Redactor
 from segment_sync.segment.client import SegmentClient
 from segment_sync.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the inbound side is imported by what builds it: an outbound run never does
+    from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
+    from segment_sync.antavo.pacer import RateLimiter
+    from segment_sync.inbound.buffer import InboundBuffer
+    from segment_sync.inbound.customer_ids import CustomerLookup
+    from segment_sync.inbound.ingest import InboundIngest
 
 
 def log_writer(settings: Settings) -> LogWriter:
@@ -123,6 +124,8 @@ def outbound_sync(
 
 
 def inbound_buffer(settings: Settings) -> InboundBuffer:
+    from segment_sync.inbound.buffer import InboundBuffer
+
     return InboundBuffer(settings.inbound.buffer_url)
 
 
@@ -134,6 +137,9 @@ def antavo_client_factory(
     Each client gets its own rate limiter (`inbound.rate_limiter`); a shared one reads its URL
     here, so an unset variable fails before anything is claimed.
     """
+    from segment_sync.antavo.client import DEFAULT_RETRY as ANTAVO_RETRY
+    from segment_sync.antavo.client import AntavoClient
+
     inbound = settings.inbound
     limiter = rate_limiter_factory(settings, api_key)
 
@@ -157,6 +163,8 @@ def antavo_client_factory(
 
 def rate_limiter_factory(settings: Settings, api_key: str) -> Callable[[], RateLimiter]:
     """New limiters of `inbound.rate_limiter`; shared ones are named by endpoint and key hash."""
+    from segment_sync.antavo.shared_pacer import build_rate_limiter, limiter_name
+
     inbound = settings.inbound
     url = settings.rate_limiter_url()  # SettingsError when the variable is unset
 
@@ -182,6 +190,8 @@ def inbound_ingest(
     backoff_base_s: float = 0.2,
 ) -> InboundIngest:
     """An ingest wired to the settings' buffer, Antavo stack and logs."""
+    from segment_sync.inbound.ingest import InboundIngest
+
     return InboundIngest(
         settings,
         buffer=buffer or inbound_buffer(settings),

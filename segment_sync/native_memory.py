@@ -10,10 +10,15 @@ import pyarrow as pa
 
 from segment_sync.arrow_pool import operator_pool
 
-_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameters
+_M_ARENA_MAX = -8
 # Measured on 1,000,000 events (bench/outbound.py): mimalloc or jemalloc pools, glibc's moving
 # threshold or malloc_trim after each chunk all peaked 60-180 MiB higher than this.
 MMAP_THRESHOLD_BYTES = 128 * 1024
+# With the threshold fixed, two arenas (not 8 per core: every reader, gzip and DuckDB thread
+# kept its own, each with its free fragments) and a trim after each chunk peaked ~8 MiB lower
+# again (bench/outbound_memory.py, 1,000,000 events, twice each).
+ARENA_MAX = 2
 _lock = threading.Lock()
 _done = False
 
@@ -48,3 +53,10 @@ def bound_native_memory() -> None:
             pa.set_memory_pool(pa.system_memory_pool())  # pyarrow came first (Dagster steps)
         if _LIBC is not None:
             _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+            _LIBC.mallopt(_M_ARENA_MAX, ARENA_MAX)
+
+
+def trim_native_memory() -> None:
+    """Give the C heaps' free pages back (after a chunk: what it freed is not reused at once)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)

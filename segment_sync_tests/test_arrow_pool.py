@@ -63,3 +63,41 @@ def test_a_sync_keeps_an_operators_own_pool():
     code = code.replace("import pyarrow as pa", "import pyarrow as pa; bound_native_memory()")
     assert _python(code, pool="mimalloc").startswith("mimalloc ")
     assert _python(code).startswith("system ")
+
+
+_NO_PANDAS = """
+import sys
+from segment_sync.arrow_pool import system_pool_for_import
+with system_pool_for_import():
+    import pyarrow as pa
+table = pa.table({"a": pa.array(["x", "y"])})
+imported = "pandas" in sys.modules
+frame = table.to_pandas()
+print(imported, type(frame).__name__, list(frame["a"]))
+"""
+_RUN = """
+import sys
+from segment_sync.cli.main import main
+try:
+    main(["run", "outbound", "--stream", "events", "--settings", sys.argv[1]])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("pandas" in sys.modules)
+"""
+
+
+def test_arrow_started_for_a_sync_does_not_import_pandas_yet_converts_to_it_when_asked():
+    assert _python(_NO_PANDAS) == "False DataFrame ['x', 'y']"
+
+
+def test_a_run_outbound_that_sends_events_never_imports_pandas(write_settings, segment_standin):
+    from segment_sync.loyalty.demo import seed
+    from segment_sync.loyalty.store import LoyaltyStore
+    from segment_sync.settings import load_settings
+
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    store = LoyaltyStore(load_settings(path).loyalty_store.url)
+    seed(store, 50, 0)
+    store.close()
+    assert _python(_RUN, str(path)) == "False"
+    assert segment_standin.stats()["messages_accepted"] > 0

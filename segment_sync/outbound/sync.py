@@ -14,7 +14,7 @@ from segment_sync.directions import allow_list_off
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.native_memory import bound_native_memory
+from segment_sync.native_memory import bound_native_memory, trim_native_memory
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.gc_pauses import fewer_gc_pauses
@@ -40,8 +40,10 @@ from segment_sync.signals import run_stoppably
 
 
 def _collect() -> None:
-    """Free the cycles a chunk's requests left (cheap: what existed before the run is frozen)."""
+    """Free the cycles a chunk's requests left (cheap: what existed before the run is frozen),
+    and give the freed pages back."""
     gc.collect()
+    trim_native_memory()
 
 
 @dataclass(slots=True)
