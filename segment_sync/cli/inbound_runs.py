@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from segment_sync import factory
-from segment_sync.inbound.ingest import IngestError, IngestResult
+from segment_sync.inbound.ingest_result import IngestError, IngestResult
 from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.runs import RunRecord, run_manually

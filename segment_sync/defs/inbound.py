@@ -20,7 +20,7 @@ from segment_sync.defs.tags import (
     tag_counts,
 )
 from segment_sync.dry_runs import inbound_dry_run
-from segment_sync.inbound.ingest import IngestError, IngestResult
+from segment_sync.inbound.ingest_result import IngestError, IngestResult
 from segment_sync.inbound.replay import replay_inbound
 from segment_sync.logs.filters import FilterError
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from segment_sync.signals import settle
 
 if TYPE_CHECKING:
-    from segment_sync.inbound.ingest import IngestResult
+    from segment_sync.inbound.ingest_result import IngestResult
 
 
 @dataclass

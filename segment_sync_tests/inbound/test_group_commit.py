@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from segment_sync.inbound.group_commit import GroupCommit, Outcomes
-from segment_sync.inbound.ingest import IngestResult
+from segment_sync.inbound.ingest_result import IngestResult
 
 
 def outcomes(item_id: int) -> Outcomes:

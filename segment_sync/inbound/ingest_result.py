@@ -1,0 +1,80 @@
+"""What one inbound ingest did (counts, success) and the errors that stop it early."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from segment_sync.settings import InboundSettings
+
+
+@dataclass
+class IngestCounts:
+    items: int = 0
+    done: int = 0
+    failed: int = 0
+    unknown: int = 0  # Antavo's answer did not account for them: maybe registered, not resent
+    retried: int = 0
+    no_match: int = 0
+    antavo_events: int = 0
+    requests: int = 0
+    left_pending: int = 0  # given back untouched: a credential error or a failed log write
+    unlogged: int = 0  # events Antavo registered whose log write failed (a rerun repeats them)
+    held_elsewhere: int = 0  # pending items another live run still holds
+
+
+@dataclass
+class IngestResult:
+    run_id: str
+    upto: int
+    counts: IngestCounts = field(default_factory=IngestCounts)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        """A run fails when an item failed for good, has an unknown outcome, waits for a retry or
+        was left pending: only a run that knows every item was delivered succeeds."""
+        c = self.counts
+        return c.failed == 0 and c.unknown == 0 and c.retried == 0 and c.left_pending == 0
+
+    def failure_message(self) -> str:
+        c = self.counts
+        message = (
+            f"{c.failed} item(s) failed, {c.retried} will be retried, {c.left_pending} left pending"
+        )
+        if c.unknown:
+            message += (
+                f"; {c.unknown} item(s) have an unknown outcome (Antavo's answer did not account "
+                "for them, so they may be registered): check them in Antavo, then `replay "
+                "inbound --include-unknown` only for what is missing"
+            )
+        return message
+
+
+class IngestError(RuntimeError):
+    """A run stopped early; `result` holds what it did before stopping."""
+
+    def __init__(self, message: str, result: IngestResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class CredentialError(IngestError):
+    """Antavo answered 401/403: the key, secret or stack is wrong, not the data."""
+
+
+class LogWriteError(IngestError):
+    """The inbound log could not be written, so no item was marked."""
+
+
+class NoMappingError(IngestError):
+    """No mapping is enabled: nothing was claimed, every item stays pending."""
+
+
+def credential_message(inbound: InboundSettings, reason: str, pending: int) -> str:
+    """One line naming the settings (and env var names, never values) to fix."""
+    return (
+        f"Antavo refused the credentials ({reason}); stopped sending, {pending} item(s) stay "
+        f"pending. Fix inbound.api_key_env (${inbound.api_key_env}), inbound.api_secret_env "
+        f"(${inbound.api_secret_env}) or inbound.stack ({inbound.stack!r}), then rerun"
+    )
