@@ -179,3 +179,10 @@ class SecretUrl:
         return core_schema.no_info_plain_validator_function(
             validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
         )
+
+
+def error_kind(exc: BaseException) -> str:
+    """An error's kind without its text: database errors carry SQL parameters, i.e. payload data."""
+    orig = getattr(exc, "orig", None)
+    kind = type(exc).__name__
+    return f"{kind} ({type(orig).__name__})" if orig is not None else kind

@@ -33,6 +33,7 @@ from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_a
 from segment_sync.inbound.group_commit import GroupCommit, Outcomes
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.ingest_result import (
+    BufferMarkError,
     CredentialError,
     IngestResult,
     LogWriteError,
@@ -46,7 +47,7 @@ from segment_sync.inbound.mapping.antavo_event import apply_mappings
 from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
 from segment_sync.outbound.gc_pauses import fewer_gc_pauses
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, error_kind
 from segment_sync.settings import Settings
 from segment_sync.signals import run_stoppably
 
@@ -108,7 +109,7 @@ class InboundIngest:
         logs.durable = True
         self.logs = logs
         self.mappings: list[Mapping] = self.inbound.active_mappings()
-        self._stopped = False  # a log write failed: send nothing more
+        self._stopped = False  # a log write or a buffer mark failed: send nothing more
         # Log rows are durable before their items are marked: a crash never marks an unlogged item.
         self._commits = GroupCommit(self._log_all, self._mark_all)
 
@@ -392,7 +393,9 @@ class InboundIngest:
         failed = [x for b in batches for x in b.failed]
         retry = [x for b in batches for x in b.retry]
         unknown = [x for b in batches for x in b.unknown]
-        if done or failed or retry or unknown:
+        if not (done or failed or retry or unknown):
+            return
+        try:
             self.buffer.mark_many(
                 done=done,
                 failed=failed,
@@ -400,6 +403,18 @@ class InboundIngest:
                 unknown=unknown,
                 max_attempts=self.inbound.max_attempts,
             )
+        except Exception as exc:  # a locked or full buffer database, a lost connection
+            # Items answered but not marked are sent again by the next run (Antavo has no
+            # idempotency key): no request may start after this one.
+            self._stopped = True
+            marks = len(done) + len(failed) + len(retry) + len(unknown)
+            raise BufferMarkError(
+                f"could not record Antavo's answers for {marks} item(s) in the inbound buffer "
+                f"(inbound.buffer_url): {error_kind(exc)}; sending stopped, those items stay "
+                "pending and the next run sends them again (Antavo may register them twice). "
+                "Fix the buffer database, then rerun",
+                result,
+            ) from None
 
     def _row(
         self,

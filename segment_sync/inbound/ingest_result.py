@@ -67,6 +67,10 @@ class LogWriteError(IngestError):
     """The inbound log could not be written, so no item was marked."""
 
 
+class BufferMarkError(IngestError):
+    """The buffer could not record what Antavo answered: sending stopped, the items stay claimed."""
+
+
 class NoMappingError(IngestError):
     """No mapping is enabled: nothing was claimed, every item stays pending."""
 

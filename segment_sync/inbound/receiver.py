@@ -42,7 +42,7 @@ from segment_sync.inbound.request_body import (
 )
 from segment_sync.inbound.request_body import Rejected as _Rejected
 from segment_sync.inbound.signature import verify
-from segment_sync.redaction import SecretUrl
+from segment_sync.redaction import SecretUrl, error_kind
 from segment_sync.signals import settle
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class GroupCommitWriter:
         except Exception as exc:  # answered per request below
             if len(group) == 1:
                 log.warning(
-                    "storing %d inbound events failed: %s", len(group[0].rows), _describe(exc)
+                    "storing %d inbound events failed: %s", len(group[0].rows), error_kind(exc)
                 )
                 self._answer(group[0], None, exc)
                 return
@@ -151,13 +151,6 @@ class GroupCommitWriter:
     def _answer(job: _Job, result: tuple[int, int] | None, error: BaseException | None) -> None:
         with contextlib.suppress(RuntimeError):  # the event loop is gone; nobody waits any more
             job.loop.call_soon_threadsafe(settle, job.future, result, error)
-
-
-def _describe(exc: BaseException) -> str:
-    """An error's kind without its text: database errors carry SQL parameters, i.e. payload data."""
-    orig = getattr(exc, "orig", None)
-    kind = type(exc).__name__
-    return f"{kind} ({type(orig).__name__})" if orig is not None else kind
 
 
 def _bearer_token(request: Request) -> bytes:
@@ -259,7 +252,7 @@ def create_receiver_app(
         try:
             stored, duplicates = await store(rows)
         except Exception as exc:  # Segment retries 5xx
-            log.error("could not store %d inbound events: %s", len(rows), _describe(exc))
+            log.error("could not store %d inbound events: %s", len(rows), error_kind(exc))
             return _json(
                 503, {"error": "the events could not be stored and were not accepted; retry later"}
             )
