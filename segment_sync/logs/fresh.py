@@ -31,7 +31,12 @@ import pyarrow as pa
 
 from segment_sync.logs.damaged import DamagedFile
 from segment_sync.logs.layout import partition_dir
-from segment_sync.logs.merge import finish_interrupted, maintenance_lock, merge_files
+from segment_sync.logs.merge import (
+    finish_interrupted,
+    has_journal,
+    maintenance_lock,
+    merge_files,
+)
 from segment_sync.logs.schema import TABLES
 
 FRESH_MERGE_FILES = 16
@@ -69,7 +74,8 @@ def merge_fresh(
     """Merge the small files of `table`'s `day` if at least `min_files`; return how many were
     merged (0: too few, or the maintenance lock is busy)."""
     directory = partition_dir(logs_dir, table, day)
-    if len(small_files(directory)) < min_files:
+    # A merge killed after publishing left its rows twice: finish it even with few files.
+    if len(small_files(directory)) < min_files and not has_journal(directory):
         return 0
     try:
         with maintenance_lock(logs_dir, table, timeout_s=0):
@@ -101,4 +107,9 @@ def merge_fresh_logs(
                 merged += merge_fresh(logs_dir, table, day, min_files=min_files, durable=durable)
             except (OSError, pa.ArrowException, DamagedFile) as exc:
                 log.warning("could not merge the small %s files of %s: %s", table, day, exc)
+            except Exception as exc:  # noqa: BLE001 - a merge is an optimisation: never fail a run
+                kind = type(exc).__name__
+                log.warning(
+                    "could not merge the small %s files of %s: %s: %s", table, day, kind, exc
+                )
     return merged

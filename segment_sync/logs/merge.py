@@ -23,10 +23,13 @@ import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
 from segment_sync.logs.damaged import read_whole
-from segment_sync.logs.layout import COMPRESSION, TEMP_SUFFIX, new_file_paths, table_dir
+from segment_sync.logs.layout import TEMP_SUFFIX, new_file_paths, parquet_options, table_dir
 from segment_sync.logs.schema import schema_for
 
 ROW_GROUP_ROWS = 128_000
+# A merge holds one row group at a time: bounded in bytes too, since outbound_log rows carry
+# request bodies of up to 500 KB (128,000 of them would be tens of GiB).
+ROW_GROUP_BYTES = 32 * 2**20
 LOCK_TIMEOUT_S = 60.0
 JOURNAL_SUFFIX = ".merging"
 
@@ -59,6 +62,11 @@ def merge_files(table: str, files: list[Path], directory: Path, *, durable: bool
     unlink_all(files)
     journal.unlink()
     return rows
+
+
+def has_journal(directory: Path) -> bool:
+    """Did a merge in `directory` stop before it finished (see finish_interrupted)?"""
+    return any(directory.glob(f".*{JOURNAL_SUFFIX}"))
 
 
 def finish_interrupted(directory: Path) -> int:
@@ -121,10 +129,16 @@ def publish(
     """Stream `tables` into `tmp`, then rename it to `final` (atomic for readers); row count."""
     rows = 0
     try:
-        with pq.ParquetWriter(tmp, target, compression=COMPRESSION) as writer:
+        with contextlib.ExitStack() as open_writer:
+            writer: pq.ParquetWriter | None = None
             for chunk in _row_groups(tables):
+                if writer is None:  # the options (page batches, no body statistics) by its rows
+                    options = parquet_options(chunk)
+                    writer = open_writer.enter_context(pq.ParquetWriter(tmp, target, **options))
                 writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
                 rows += chunk.num_rows
+            if writer is None:  # no rows: a file of the schema alone
+                pq.write_table(target.empty_table(), tmp, **parquet_options(target.empty_table()))
         if durable:
             fsync(tmp)
         os.replace(tmp, final)
@@ -136,15 +150,17 @@ def publish(
 
 
 def _row_groups(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
-    """Regroup small tables into chunks of about ROW_GROUP_ROWS rows (memory stays bounded)."""
+    """Regroup small tables into chunks of about ROW_GROUP_ROWS rows or ROW_GROUP_BYTES bytes,
+    whichever comes first (memory stays bounded)."""
     buffer: list[pa.Table] = []
-    buffered = 0
+    rows = size = 0
     for table in tables:
         buffer.append(table)
-        buffered += table.num_rows
-        if buffered >= ROW_GROUP_ROWS:
+        rows += table.num_rows
+        size += table.nbytes
+        if rows >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
             yield pa.concat_tables(buffer)
-            buffer, buffered = [], 0
+            buffer, rows, size = [], 0, 0
     if buffer:
         yield pa.concat_tables(buffer)
 

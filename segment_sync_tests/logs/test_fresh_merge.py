@@ -165,3 +165,36 @@ def test_flushes_sooner_than_that_leave_the_files_for_later(tmp_path: Path, monk
         writer.write("outbound_messages", [message(f"f{n}")])
 
     assert len(today_files(tmp_path)) == 6
+
+
+def test_a_merge_of_request_bodies_holds_a_bounded_row_group_at_a_time(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from segment_sync.logs import merge
+
+    monkeypatch.setattr(merge, "ROW_GROUP_BYTES", 2 * 2**20)  # 2 MiB, so the test stays small
+    body = "x" * 500_000  # Segment's batch limit: 500 KB a request body
+    writer = LogWriter(tmp_path)
+    for n in range(12):  # 12 files x 2 rows x 500 KB = 12 MB of bodies
+        writer.write(
+            "outbound_log",
+            [
+                {
+                    "timestamp": NOW,
+                    "event_type": "track",
+                    "identifier": f"r{n}-{i}",
+                    "request_body": body,
+                }
+                for i in range(2)
+            ],
+        )
+    directory = partition_dir(tmp_path, "outbound_log", NOW.date())
+
+    merge_fresh(tmp_path, "outbound_log", NOW.date(), min_files=12)
+
+    [merged] = data_files(directory)
+    metadata = pq.ParquetFile(merged).metadata
+    assert metadata.num_rows == 24
+    assert metadata.num_row_groups == 4  # 3 MB each (a group closes past 2 MiB), not one of 12 MB
+    body_column = metadata.schema.names.index("request_body")
+    assert not metadata.row_group(0).column(body_column).is_stats_set  # no copies of bodies

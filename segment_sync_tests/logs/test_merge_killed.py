@@ -107,6 +107,18 @@ def test_the_next_fresh_merge_finishes_a_killed_merge_with_every_row_once(
     assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.parametrize("step", ["published", "half-deleted"])
+def test_a_fresh_merge_finishes_a_killed_merge_even_below_its_file_threshold(
+    tmp_path: Path, step: str
+) -> None:
+    directory = kill_merge_at(tmp_path, step)  # the merged file and up to FILES inputs are left
+
+    merge_fresh(tmp_path, "outbound_messages", NOW.date(), min_files=FILES + 10)
+
+    assert rows(tmp_path) == (FILES * ROWS, FILES * ROWS)
+    assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
+
+
 @pytest.mark.parametrize("step", STEPS)
 def test_the_hourly_compaction_finishes_a_killed_merge_with_every_row_once(
     tmp_path: Path, step: str
