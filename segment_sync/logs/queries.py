@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from segment_sync.logs.final_outcomes import final_outcomes_sql
+from segment_sync.logs.vanished import fetch_one
 from segment_sync.logs.views import connect
 
 # A request counts as failed when it got no answer, an HTTP error, or an error of its own
@@ -68,7 +69,7 @@ def request_stats(
         f"quantile_cont(response_time_s, 0.95) FROM {table} WHERE {' AND '.join(where)}"
     )
     with connect(logs_dir) as con:
-        requests, failures, p95 = con.execute(sql, params).fetchone()
+        requests, failures, p95 = fetch_one(con, sql, params)
     return RequestStats(requests, failures, p95)
 
 
@@ -95,24 +96,26 @@ def message_outcomes(
         where += " AND event_type = ?"
         params.append(event_type)
     with connect(logs_dir) as con:
-        attempted, undelivered = con.execute(
+        attempted, undelivered = fetch_one(
+            con,
             f"""SELECT count(*), count(*) FILTER (WHERE outcome IN ('failed', 'pending'))
                 FROM ({final_outcomes_sql(where)})""",
             params,
-        ).fetchone()
+        )
     return attempted, undelivered
 
 
 def failed_inbound_items(logs_dir: Path | str, since: datetime) -> tuple[int, str | None]:
     """(how many buffered items failed for good since `since`, the latest such error)."""
     with connect(logs_dir) as con:
-        failed, latest_error = con.execute(
+        failed, latest_error = fetch_one(
+            con,
             """SELECT count(DISTINCT coalesce(CAST(buffer_item_id AS VARCHAR), message_id)),
                       arg_max(error, timestamp)
                FROM inbound_items
                WHERE "date" >= ? AND timestamp >= ? AND outcome = 'failed'""",
             [since.date(), since],
-        ).fetchone()
+        )
     return failed, latest_error
 
 
@@ -120,9 +123,9 @@ def has_run_row(logs_dir: Path | str, run_id: str, started_at: datetime) -> bool
     """Whether `sync_runs` already holds a row for `run_id` (rows are partitioned by start)."""
     oldest = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
     with connect(logs_dir) as con:
-        (count,) = con.execute(
-            'SELECT count(*) FROM sync_runs WHERE "date" >= ? AND run_id = ?', [oldest, run_id]
-        ).fetchone()
+        (count,) = fetch_one(
+            con, 'SELECT count(*) FROM sync_runs WHERE "date" >= ? AND run_id = ?', [oldest, run_id]
+        )
     return count > 0
 
 
@@ -170,5 +173,5 @@ def logged_run_counts(logs_dir: Path | str, run_id: str, started_at: datetime) -
     from the log rows it wrote: what it delivered is what its log shows delivered."""
     since = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
     with connect(logs_dir) as con:
-        row = con.execute(_RUN_COUNTS_SQL, {"since": since, "run": run_id}).fetchone()
+        row = fetch_one(con, _RUN_COUNTS_SQL, {"since": since, "run": run_id})
     return LoggedRunCounts(*(int(n) for n in row))

@@ -106,8 +106,8 @@ def open_read_only(logs_dir: Path | str) -> duckdb.DuckDBPyConnection:
     path = os.path.join(folder, f"{_DATABASE_NAME}.duckdb")
     try:
         with duckdb.connect(path) as con:
-            for statement in statements:
-                con.execute(statement)
+            for statement in statements:  # binding a view reads every file's footer
+                retry_vanished(lambda statement=statement: con.execute(statement))
         con = duckdb.connect(path, read_only=True)
         if is_object_store(logs_dir):
             register_views(con, logs)

@@ -3,28 +3,34 @@
 A merge (hourly, or at a run's end: fresh.py) publishes its file and then deletes its inputs, and
 DuckDB lists a view's files before it opens them, so a query running across that moment can fail
 with "Cannot open file ...: No such file or directory". A new attempt lists the files again and
-finds the merged file instead; the `logs` commands and the logbook run through here.
+finds the merged file instead; the `logs` commands, the logbook and every query the sync itself
+runs over the logs (run counts and reports, checks, reconciliation, replay) run through here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import duckdb
 
 T = TypeVar("T")
 ATTEMPTS = 3
 
 
 def is_vanished_file(exc: BaseException) -> bool:
-    """Did DuckDB fail because a listed log file was gone when it opened it?"""
+    """Did DuckDB fail because a listed log file was gone when it opened it? Locally DuckDB
+    says "Cannot open file ...: No such file or directory"; over S3 (Arrow datasets,
+    s3_views.py) "reading the stream ... failed: IOError: Path does not exist ..."."""
     import duckdb  # loaded already by whoever ran the query
 
     text = str(exc)
-    return (
-        isinstance(exc, duckdb.IOException)
-        and "No such file or directory" in text
-        and ".parquet" in text
-    )
+    if ".parquet" not in text:
+        return False
+    if isinstance(exc, duckdb.IOException):
+        return "No such file or directory" in text
+    return isinstance(exc, duckdb.InvalidInputException) and "Path does not exist" in text
 
 
 def retry_vanished(run: Callable[[], T], attempts: int = ATTEMPTS) -> T:
@@ -34,7 +40,17 @@ def retry_vanished(run: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     for attempt in range(1, attempts + 1):
         try:
             return run()
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             if attempt == attempts or not is_vanished_file(exc):
                 raise
     raise AssertionError("unreachable")
+
+
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+    """The first row of `sql`, rerun while it meets a file a merge deleted."""
+    return retry_vanished(lambda: con.execute(sql, params).fetchone())
+
+
+def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[Any]:
+    """Every row of `sql`, rerun while it meets a file a merge deleted."""
+    return retry_vanished(lambda: con.execute(sql, params).fetchall())

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from segment_sync.logs.vanished import fetch_all
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import (
     ORIGIN_SEGMENT,
@@ -174,9 +175,11 @@ def find_undelivered(
                 continue
             con.register("candidates", pa.table({"message_id": [*by_message, *nowhere]}))
             try:
-                outcomes = con.execute(
-                    _OUTCOMES_SQL, [oldest_partition, destination, heir and destination is not None]
-                ).fetchall()
+                outcomes = fetch_all(
+                    con,
+                    _OUTCOMES_SQL,
+                    [oldest_partition, destination, heir and destination is not None],
+                )
             finally:
                 con.unregister("candidates")
             missing = [

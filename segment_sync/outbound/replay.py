@@ -24,6 +24,7 @@ from pathlib import Path
 from segment_sync.directions import allow_list_off
 from segment_sync.logs.filters import FilterError, compile_filter
 from segment_sync.logs.time_window import parse_time, time_range
+from segment_sync.logs.vanished import fetch_all
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
@@ -85,7 +86,7 @@ def replayable_ids(
     window, window_params = time_range(since, until)
     sql = _UNDELIVERED_SQL.format(filter=where, window=window)
     with connect(logs_dir) as con:
-        rows = con.execute(sql, [stream.value, *params, *window_params]).fetchall()
+        rows = fetch_all(con, sql, [stream.value, *params, *window_params])
     return [source_id for (source_id,) in rows]
 
 

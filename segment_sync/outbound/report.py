@@ -18,6 +18,7 @@ from typing import Literal
 
 import duckdb
 
+from segment_sync.logs.vanished import fetch_all
 from segment_sync.logs.views import connect
 from segment_sync.outbound.results import CONFIGURATION_STATUSES, OutboundCounts, OutboundResult
 
@@ -49,12 +50,13 @@ def top_reasons(
     """The run's most common reasons for failed or pending messages, with counts."""
     oldest = (started_at.astimezone(UTC) - PARTITION_SLACK).date()
     with connect(logs_dir) as con:
-        rows = con.execute(
+        rows = fetch_all(
+            con,
             """SELECT error, count(*) FROM outbound_messages
                WHERE "date" >= ? AND run_id = ? AND outcome IN ('failed', 'pending')
                GROUP BY error""",
             [oldest, run_id],
-        ).fetchall()
+        )
     counts: Counter[str] = Counter()
     for error, n in rows:
         counts[reason_key(error)] += n
