@@ -20,6 +20,8 @@ from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
 from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
 from segment_sync.outbound.route_decisions import prune_decisions
+from segment_sync.redaction import error_kind
+from segment_sync.settings import Settings
 
 
 @dg.op(description="Apply log retention, compact small log files, refresh the analysts' views.")
@@ -36,11 +38,7 @@ def maintain_log_tables(
         except LogWriteError as exc:  # a full or read-only disk: no input file was deleted
             record.error = str(exc)
             fail_run(context, record.error, "configuration")
-        decisions_removed = (
-            prune_decisions(loaded.outbound.state_url, loaded.logs.retention_days)
-            if loaded.outbound.destinations
-            else 0
-        )
+        decisions_removed, prune_error = _prune_route_decisions(loaded)
         for table in report:
             yield dg.AssetObservation(
                 asset_key=table.table,
@@ -56,6 +54,9 @@ def maintain_log_tables(
             analytics = "views refreshed"
         except ObjectStoreLogs:  # views over S3 are defined per session (s3_views.py)
             analytics = "none on object storage: segment-sync logs sql reads the logs"
+        if prune_error:  # the logs were maintained; the decisions are pruned by the next run
+            record.error = prune_error
+            fail_run(context, record.error, "transient")
         moved = [path for table in report for path in table.quarantined]
         if moved:  # the work is done; a person should still look at the damaged files
             record.error = quarantine_message(moved)
@@ -72,6 +73,19 @@ def maintain_log_tables(
             "tables": dg.MetadataValue.md(_table_md(report)),
         },
     )
+
+
+def _prune_route_decisions(settings: Settings) -> tuple[int, str | None]:
+    """(decisions removed, why none could be): only with several destinations."""
+    if not settings.outbound.destinations:
+        return 0, None
+    try:
+        return prune_decisions(settings.outbound.state_url, settings.logs.retention_days), None
+    except Exception as exc:  # noqa: BLE001 - reported as the run's failure, after the logs
+        return 0, (
+            "could not prune the routing decisions in outbound.state_url "
+            f"({error_kind(exc)}); the logs were maintained, and the next run prunes them"
+        )
 
 
 def quarantine_message(moved: list[Path]) -> str:

@@ -38,7 +38,8 @@ decisions = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("decided_at", sa.Float, nullable=False),  # unix time
 )
-sa.Index("ix_outbound_route_decisions_decided_at", decisions.c.decided_at)  # pruning by age
+by_age = sa.Index("ix_outbound_route_decisions_decided_at", decisions.c.decided_at)  # pruning
+PRUNE_STEP_S = 3600.0  # one transaction per hour of decisions: never one huge delete
 
 
 @functools.lru_cache(maxsize=8)
@@ -47,6 +48,11 @@ def _engine(url: str) -> sa.Engine:
     open at once (an evicted engine closes its connections when collected)."""
     engine = create_engine(url, durable=True)
     create_tables(engine, metadata)
+    try:  # a table made before the index existed gets it; a concurrent creator may win the race
+        by_age.create(engine, checkfirst=True)
+    except sa.exc.DBAPIError:
+        if not sa.inspect(engine).get_indexes(decisions.name):
+            raise
     return engine
 
 
@@ -57,8 +63,16 @@ def prune_decisions(state_url: Url, older_than_days: float) -> int:
     destination has long sent them; a row replayed or resynced later is routed afresh.
     """
     cutoff = time.time() - older_than_days * 86_400
-    with _engine(reveal(state_url)).begin() as conn:
-        return conn.execute(decisions.delete().where(decisions.c.decided_at < cutoff)).rowcount
+    engine, removed = _engine(reveal(state_url)), 0
+    with engine.connect() as conn:
+        oldest = conn.execute(sa.select(sa.func.min(decisions.c.decided_at))).scalar()
+    while oldest is not None and oldest < cutoff:
+        oldest = min(oldest + PRUNE_STEP_S, cutoff)
+        with engine.begin() as conn:  # short transactions: runs storing decisions are not held up
+            removed += conn.execute(
+                decisions.delete().where(decisions.c.decided_at < oldest)
+            ).rowcount
+    return removed
 
 
 class RouteDecisions:

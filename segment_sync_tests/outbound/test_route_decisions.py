@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -93,12 +94,13 @@ def test_a_row_routed_nowhere_takes_a_destination_once_its_customer_has_one(tmp_
 def test_pruning_forgets_exactly_the_decisions_older_than_the_given_days(state_url, tmp_path):
     decisions = RouteDecisions(state_url, f"sqlite:///{tmp_path}/loyalty.db")
     decisions.settle(Stream.EVENTS, list(range(1, 11)), lambda ask: [Route("eu") for _ in ask])
-    with decisions.engine.begin() as conn:  # rows 1-4 were decided 31 days ago, 5 just under 30
-        conn.execute(
-            route_table.update()
-            .where(route_table.c.row_id <= 4)
-            .values(decided_at=time.time() - 31 * 86_400)
-        )
+    with decisions.engine.begin() as conn:  # rows 1-4 were decided 31-34 days ago, 5 under 30
+        for row_id in range(1, 5):
+            conn.execute(
+                route_table.update()
+                .where(route_table.c.row_id == row_id)
+                .values(decided_at=time.time() - (30 + row_id) * 86_400)
+            )
         conn.execute(
             route_table.update()
             .where(route_table.c.row_id == 5)
@@ -141,3 +143,39 @@ def test_the_hourly_maintenance_forgets_routing_decisions_older_than_the_log_ret
     with decisions.engine.connect() as conn:
         left = conn.execute(sa.select(route_table.c.row_id).order_by(route_table.c.row_id))
         assert [row_id for (row_id,) in left] == [3, 4, 5, 6]
+
+
+def test_a_state_database_made_before_the_age_index_gets_it(tmp_path):
+    state = tmp_path / "state.db"
+    with sqlite3.connect(state) as db:  # the table as the first version of routing made it
+        db.execute(
+            "CREATE TABLE outbound_route_decisions (source TEXT, stream TEXT, row_id BIGINT, "
+            "destination TEXT, reason TEXT, decided_at FLOAT NOT NULL, "
+            "PRIMARY KEY (source, stream, row_id))"
+        )
+
+    decisions = RouteDecisions(f"sqlite:///{state}", f"sqlite:///{tmp_path}/loyalty.db")
+
+    indexes = sa.inspect(decisions.engine).get_indexes("outbound_route_decisions")
+    assert [i["column_names"] for i in indexes] == [["decided_at"]]
+
+
+def test_a_maintenance_run_whose_prune_fails_still_maintains_the_logs_and_fails_naming_it(
+    write_settings, regions
+):
+    path = routed_settings(write_settings, regions, default="us")
+    data = yaml.safe_load(path.read_text())
+    # No PostgreSQL listens on port 1: the state database cannot be reached.
+    data["outbound"]["state_url"] = "postgresql://sync:hunter2@127.0.0.1:1/state"
+    path.write_text(yaml.safe_dump(data))
+
+    with dg.instance_for_test() as instance:
+        job = build_definitions(str(path)).resolve_job_def("log_maintenance_job")
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error.message
+    assert "could not prune the routing decisions in outbound.state_url" in message
+    assert "hunter2" not in message
+    assert [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
