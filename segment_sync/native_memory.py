@@ -26,7 +26,8 @@ _done = False
 def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt  # noqa: B018 - glibc only
+        libc.mallopt  # noqa: B018 - glibc only (musl has neither)
+        libc.malloc_trim  # noqa: B018
     except (OSError, AttributeError):
         return None
     return libc
