@@ -121,7 +121,7 @@ def write_parquet(table: pa.Table, directory: Path, *, durable: bool = False) ->
         try:
             pq.write_table(table, tmp, **parquet_options(table))
             if durable:
-                _fsync(tmp)
+                fsync(tmp)
             os.replace(tmp, final)
         except FileNotFoundError:
             # Retention removed the (empty) partition directory between mkdir and write.
@@ -130,12 +130,12 @@ def write_parquet(table: pa.Table, directory: Path, *, durable: bool = False) ->
                 raise
             continue
         if durable:
-            _fsync(directory)
+            fsync(directory)
         return final
     raise AssertionError("unreachable")
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """Flush a file or directory to stable storage."""
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -23,7 +23,13 @@ import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
 from segment_sync.logs.damaged import read_whole
-from segment_sync.logs.layout import TEMP_SUFFIX, new_file_paths, parquet_options, table_dir
+from segment_sync.logs.layout import (
+    TEMP_SUFFIX,
+    fsync,
+    new_file_paths,
+    parquet_options,
+    table_dir,
+)
 from segment_sync.logs.schema import schema_for
 
 ROW_GROUP_ROWS = 128_000
@@ -170,12 +176,3 @@ def unlink_all(files: Iterable[Path]) -> None:
     for path in files:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def fsync(path: Path) -> None:
-    """Flush a file or directory to stable storage."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

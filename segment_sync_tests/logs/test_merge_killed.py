@@ -75,20 +75,25 @@ def kill_merge_at(tmp_path: Path, step: str) -> Path:
             for i in range(ROWS)
         ]
         writer.write("outbound_messages", rows_)
+    kill_when_ready(tmp_path, merge_until_killed, str(tmp_path), step)
+    return partition_dir(tmp_path, "outbound_messages", NOW.date())
+
+
+def kill_when_ready(tmp_path: Path, target, *args: str) -> None:
+    """Run `target(*args, ready)` in a process and SIGKILL it once it touches `ready`."""
     ready = tmp_path / "ready"
-    child = CTX.Process(target=merge_until_killed, args=(str(tmp_path), step, str(ready)))
+    child = CTX.Process(target=target, args=(*args, str(ready)))
     child.start()
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
-            assert child.is_alive() and time.monotonic() < deadline, "the merge never got there"
+            assert child.is_alive() and time.monotonic() < deadline, "it never got there"
             time.sleep(0.02)
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.join(timeout=60)
     assert child.exitcode == -signal.SIGKILL
     ready.unlink()
-    return partition_dir(tmp_path, "outbound_messages", NOW.date())
 
 
 STEPS = ["journaled", "half-written", "published", "half-deleted"]
@@ -132,7 +137,7 @@ def test_the_hourly_compaction_finishes_a_killed_merge_with_every_row_once(
     assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
 
 
-def trim_until_killed(logs_dir: str, cutoff: datetime, ready: str) -> None:
+def trim_until_killed(logs_dir: str, cutoff: str, ready: str) -> None:
     """Apply retention that rewrites today's files, stopping once the rewrite is published."""
     from segment_sync.logs import maintenance
 
@@ -145,7 +150,7 @@ def trim_until_killed(logs_dir: str, cutoff: datetime, ready: str) -> None:
         time.sleep(600)  # the parent kills us here
 
     maintenance.unlink_all = stop_after_publishing
-    maintenance.apply_retention(logs_dir, "outbound_messages", cutoff)
+    maintenance.apply_retention(logs_dir, "outbound_messages", datetime.fromisoformat(cutoff))
 
 
 def test_retention_killed_after_publishing_its_rewrite_leaves_each_kept_row_once(
@@ -161,18 +166,7 @@ def test_retention_killed_after_publishing_its_rewrite_leaves_each_kept_row_once
                 {"timestamp": kept, "message_id": f"kept{n}", "outcome": "delivered"},
             ],
         )
-    ready = tmp_path / "ready"
-    child = CTX.Process(target=trim_until_killed, args=(str(tmp_path), NOW, str(ready)))
-    child.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert child.is_alive() and time.monotonic() < deadline, "retention never got there"
-            time.sleep(0.02)
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.join(timeout=60)
-    ready.unlink()
+    kill_when_ready(tmp_path, trim_until_killed, str(tmp_path), NOW.isoformat())
 
     compact(tmp_path, "outbound_messages")
 
