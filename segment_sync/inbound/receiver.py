@@ -132,25 +132,36 @@ class GroupCommitWriter:
             self._commit(group)
 
     def _commit(self, group: list[_Job]) -> None:
+        # One wake-up of each waiting loop per group, not one per request.
+        answers: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+        for job, result, error in self._store(group):
+            answers.setdefault(job.loop, []).append((job.future, result, error))
+        for loop, settled in answers.items():
+            with contextlib.suppress(RuntimeError):  # the loop is gone; nobody waits any more
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _store(
+        self, group: list[_Job]
+    ) -> list[tuple[_Job, tuple[int, int] | None, BaseException | None]]:
         try:
             results = self.buffer.add_row_groups([job.rows for job in group])
-        except Exception as exc:  # answered per request below
+        except Exception as exc:  # answered per request
             if len(group) == 1:
                 log.warning(
                     "storing %d inbound events failed: %s", len(group[0].rows), _describe(exc)
                 )
-                self._answer(group[0], None, exc)
-                return
-            for job in group:  # isolate the request that made the group fail
-                self._commit([job])
-            return
-        for job, result in zip(group, results, strict=True):
-            self._answer(job, result, None)
+                return [(group[0], None, exc)]
+            # isolate the request that made the group fail
+            return [answer for job in group for answer in self._store([job])]
+        return [(job, result, None) for job, result in zip(group, results, strict=True)]
 
-    @staticmethod
-    def _answer(job: _Job, result: tuple[int, int] | None, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the event loop is gone; nobody waits any more
-            job.loop.call_soon_threadsafe(settle, job.future, result, error)
+
+_Answer = tuple[asyncio.Future, tuple[int, int] | None, BaseException | None]
+
+
+def _settle_all(answers: list[_Answer]) -> None:
+    for future, result, error in answers:
+        settle(future, result, error)
 
 
 def _describe(exc: BaseException) -> str:
