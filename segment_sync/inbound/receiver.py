@@ -252,7 +252,7 @@ def create_receiver_app(
     async def segment(request: Request) -> Response:
         try:
             signature = check_headers(request)
-            async with budget.hold(enabled=token is None) as hold:
+            with budget.hold(enabled=token is None) as hold:
                 body = await read_body(request, max_body_bytes, hold, limits.body_timeout_s)
                 hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
                 if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
