@@ -19,7 +19,7 @@ import hmac
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -37,6 +37,7 @@ from segment_sync.inbound.request_body import (
     ClientGone,
     UnverifiedBudget,
     check_content_type,
+    first_headers,
     parse,
     read_body,
 )
@@ -171,8 +172,8 @@ def _describe(exc: BaseException) -> str:
     return f"{kind} ({type(orig).__name__})" if orig is not None else kind
 
 
-def _bearer_token(request: Request) -> bytes:
-    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+def _bearer_token(headers: Mapping[str, str]) -> bytes:
+    scheme, _, value = headers.get("authorization", "").strip().partition(" ")
     return value.strip().encode("utf-8", "replace") if scheme.lower() == "bearer" else b""
 
 
@@ -205,10 +206,10 @@ def create_receiver_app(
             return await writer.store(rows)
         return (await run_in_threadpool(buffer.add_row_groups, [rows]))[0]
 
-    def check_headers(request: Request) -> str | None:
+    def check_headers(headers: dict[str, str]) -> str | None:
         """Everything decided before the body is read; returns the X-Signature."""
-        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
-            given = "missing" if "authorization" not in request.headers else "wrong"
+        if token is not None and not hmac.compare_digest(_bearer_token(headers), token):
+            given = "missing" if "authorization" not in headers else "wrong"
             raise _Rejected(
                 401,
                 f"{given} Authorization header: set the Headers field of Segment's Webhooks "
@@ -216,8 +217,8 @@ def create_receiver_app(
                 "variable named by inbound.webhook_token_env",
                 {"WWW-Authenticate": "Bearer"},
             )
-        check_content_type(request.headers.get("content-type"))
-        signature = request.headers.get("x-signature")
+        check_content_type(headers.get("content-type"))
+        signature = headers.get("x-signature")
         if webhook_secret and not signature:
             raise _Rejected(
                 401,
@@ -251,9 +252,12 @@ def create_receiver_app(
 
     async def segment(request: Request) -> Response:
         try:
-            signature = check_headers(request)
+            headers = first_headers(request.scope["headers"])
+            signature = check_headers(headers)
             with budget.hold(enabled=token is None) as hold:
-                body = await read_body(request, max_body_bytes, hold, limits.body_timeout_s)
+                body = await read_body(
+                    request.receive, headers, max_body_bytes, hold, limits.body_timeout_s
+                )
                 hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
                 if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
                     rows = await run_in_threadpool(check_body, body, signature)
@@ -278,7 +282,7 @@ def create_receiver_app(
 
     async def healthz(request: Request) -> Response:
         # With a token, the buffer's counts are for callers that hold it; anyone may see "ok".
-        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
+        if token is not None and not hmac.compare_digest(_bearer_token(request.headers), token):
             return _json(200, {"status": "ok"})
         pending = await run_in_threadpool(buffer.pending_count)
         return _json(200, {"status": "ok", "pending": pending})

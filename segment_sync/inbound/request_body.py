@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
+from collections.abc import Iterable
 
 import msgspec
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from segment_sync.inbound.json_depth import MAX_EVENT_DEPTH, body_depth_limit, nested_deeper_than
 
@@ -110,9 +111,26 @@ def _too_big(max_body_bytes: int) -> Rejected:
     )
 
 
-async def read_body(request: Request, max_body_bytes: int, hold: _Hold, timeout_s: float) -> bytes:
-    """The decoded body: 413 past `max_body_bytes`, 408 when not all in within `timeout_s`."""
-    declared = request.headers.get("content-length")
+def first_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Each header's first value by name, in one pass (as Starlette's `Headers.get` finds it:
+    ASGI servers give names in lower case); five `Headers.get` scans cost more per request."""
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1")
+        if key not in out:
+            out[key] = value.decode("latin-1")
+    return out
+
+
+async def read_body(
+    receive: Receive, headers: dict[str, str], max_body_bytes: int, hold: _Hold, timeout_s: float
+) -> bytes:
+    """The decoded body: 413 past `max_body_bytes`, 408 when not all in within `timeout_s`.
+
+    `headers` as from `first_headers`; ASGI messages are read here, not through Starlette's
+    `Request.stream` (an async generator per request).
+    """
+    declared = headers.get("content-length")
     if declared is not None:
         try:
             length = int(declared)
@@ -124,7 +142,14 @@ async def read_body(request: Request, max_body_bytes: int, hold: _Hold, timeout_
     total = 0
     timer = _Deadline(timeout_s)
     try:
-        async for chunk in request.stream():
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect
+                expected = f"{declared} declared" if declared is not None else "no length declared"
+                raise ClientGone(f"after {total} body bytes ({expected})")
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
             total += len(chunk)
             if total > max_body_bytes:
                 raise _too_big(max_body_bytes)
@@ -136,14 +161,11 @@ async def read_body(request: Request, max_body_bytes: int, hold: _Hold, timeout_
                 408, f"the request body did not arrive within {timeout_s:g} s: send it at once"
             ) from None
         raise
-    except ClientDisconnect:
-        expected = f"{declared} declared" if declared is not None else "no length declared"
-        raise ClientGone(f"after {total} body bytes ({expected})") from None
     finally:
         timer.cancel()
     body = b"".join(chunks)
     chunks.clear()
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip"):
