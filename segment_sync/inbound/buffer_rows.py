@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,18 +184,27 @@ def mark_done_sqlite(conn: Connection, done: list[tuple[int, list[str]]], now: d
     )
 
 
-def insert_sqlite(conn: Connection, owned: list[list[Row]], now: datetime) -> list[int]:
-    """executemany per request; pysqlite sums rowcounts, skipped conflicts count 0."""
+def insert_sqlite(conn: sqlite3.Connection, owned: list[list[Row]], now: datetime) -> list[int]:
+    """One committed transaction (BEGIN IMMEDIATE), an executemany per request; rows stored each.
+
+    pysqlite sums an executemany's rowcounts, and skipped conflicts count 0.
+    """
     stamp = sqlite_stamp(now)
-    stored = []
-    for rows in owned:
-        if not rows:
-            stored.append(0)
-            continue
-        result = conn.exec_driver_sql(
-            _SQLITE_INSERT, [(mid, stamp, payload, stamp) for mid, payload in rows]
-        )
-        stored.append(result.rowcount)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        stored = [
+            conn.executemany(
+                _SQLITE_INSERT, [(mid, stamp, payload, stamp) for mid, payload in rows]
+            ).rowcount
+            if rows
+            else 0
+            for rows in owned
+        ]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
     return stored
 
 

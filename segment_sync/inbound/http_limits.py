@@ -54,15 +54,20 @@ class _EdgeHttpTools(HttpToolsProtocol):
         if self._awaiting_headers:
             self._header_bytes += len(data)
         super().data_received(data)
-        if not self._awaiting_headers or self.transport.is_closing():
+        if self.transport.is_closing():
             self._disarm_header_timer()
-        elif self._header_bytes > self.max_header_bytes:
+        elif self._awaiting_headers and self._header_bytes > self.max_header_bytes:
             self._disarm_header_timer()
             self.send_400_response(
                 f"Request headers are larger than {self.max_header_bytes} bytes."
             )
-        else:
-            self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        # The clock runs from a request's first byte to its last header, request by request: a
+        # busy keep-alive connection is never timed out, an idle one is uvicorn's to close.
+        self._awaiting_headers = True
+        self._arm_header_timer()
+        super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
         self._count_header_bytes(len(url))
@@ -80,6 +85,7 @@ class _EdgeHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
+        self._disarm_header_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

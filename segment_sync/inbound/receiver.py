@@ -19,7 +19,7 @@ import hmac
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -37,6 +37,7 @@ from segment_sync.inbound.request_body import (
     ClientGone,
     UnverifiedBudget,
     check_content_type,
+    first_headers,
     parse,
     read_body,
 )
@@ -132,29 +133,40 @@ class GroupCommitWriter:
             self._commit(group)
 
     def _commit(self, group: list[_Job]) -> None:
+        # One wake-up of each waiting loop per group, not one per request.
+        answers: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+        for job, result, error in self._store(group):
+            answers.setdefault(job.loop, []).append((job.future, result, error))
+        for loop, settled in answers.items():
+            with contextlib.suppress(RuntimeError):  # the loop is gone; nobody waits any more
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _store(
+        self, group: list[_Job]
+    ) -> list[tuple[_Job, tuple[int, int] | None, BaseException | None]]:
         try:
             results = self.buffer.add_row_groups([job.rows for job in group])
-        except Exception as exc:  # answered per request below
+        except Exception as exc:  # answered per request
             if len(group) == 1:
                 log.warning(
                     "storing %d inbound events failed: %s", len(group[0].rows), error_kind(exc)
                 )
-                self._answer(group[0], None, exc)
-                return
-            for job in group:  # isolate the request that made the group fail
-                self._commit([job])
-            return
-        for job, result in zip(group, results, strict=True):
-            self._answer(job, result, None)
-
-    @staticmethod
-    def _answer(job: _Job, result: tuple[int, int] | None, error: BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the event loop is gone; nobody waits any more
-            job.loop.call_soon_threadsafe(settle, job.future, result, error)
+                return [(group[0], None, exc)]
+            # isolate the request that made the group fail
+            return [answer for job in group for answer in self._store([job])]
+        return [(job, result, None) for job, result in zip(group, results, strict=True)]
 
 
-def _bearer_token(request: Request) -> bytes:
-    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+_Answer = tuple[asyncio.Future, tuple[int, int] | None, BaseException | None]
+
+
+def _settle_all(answers: list[_Answer]) -> None:
+    for future, result, error in answers:
+        settle(future, result, error)
+
+
+def _bearer_token(headers: Mapping[str, str]) -> bytes:
+    scheme, _, value = headers.get("authorization", "").strip().partition(" ")
     return value.strip().encode("utf-8", "replace") if scheme.lower() == "bearer" else b""
 
 
@@ -187,10 +199,10 @@ def create_receiver_app(
             return await writer.store(rows)
         return (await run_in_threadpool(buffer.add_row_groups, [rows]))[0]
 
-    def check_headers(request: Request) -> str | None:
+    def check_headers(headers: dict[str, str]) -> str | None:
         """Everything decided before the body is read; returns the X-Signature."""
-        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
-            given = "missing" if "authorization" not in request.headers else "wrong"
+        if token is not None and not hmac.compare_digest(_bearer_token(headers), token):
+            given = "missing" if "authorization" not in headers else "wrong"
             raise _Rejected(
                 401,
                 f"{given} Authorization header: set the Headers field of Segment's Webhooks "
@@ -198,8 +210,8 @@ def create_receiver_app(
                 "variable named by inbound.webhook_token_env",
                 {"WWW-Authenticate": "Bearer"},
             )
-        check_content_type(request.headers.get("content-type"))
-        signature = request.headers.get("x-signature")
+        check_content_type(headers.get("content-type"))
+        signature = headers.get("x-signature")
         if webhook_secret and not signature:
             raise _Rejected(
                 401,
@@ -233,9 +245,12 @@ def create_receiver_app(
 
     async def segment(request: Request) -> Response:
         try:
-            signature = check_headers(request)
-            async with budget.hold(enabled=token is None) as hold:
-                body = await read_body(request, max_body_bytes, hold, limits.body_timeout_s)
+            headers = first_headers(request.scope["headers"])
+            signature = check_headers(headers)
+            with budget.hold(enabled=token is None) as hold:
+                body = await read_body(
+                    request.receive, headers, max_body_bytes, hold, limits.body_timeout_s
+                )
                 hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
                 if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
                     rows = await run_in_threadpool(check_body, body, signature)
@@ -260,7 +275,7 @@ def create_receiver_app(
 
     async def healthz(request: Request) -> Response:
         # With a token, the buffer's counts are for callers that hold it; anyone may see "ok".
-        if token is not None and not hmac.compare_digest(_bearer_token(request), token):
+        if token is not None and not hmac.compare_digest(_bearer_token(request.headers), token):
             return _json(200, {"status": "ok"})
         pending = await run_in_threadpool(buffer.pending_count)
         return _json(200, {"status": "ok", "pending": pending})

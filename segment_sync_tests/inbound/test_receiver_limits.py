@@ -7,6 +7,7 @@ asserted beyond "it was closed, not left open".
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -78,6 +79,29 @@ def test_stalled_headers_after_a_first_request_are_closed(buffer: InboundBuffer)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"POST /segment HTTP/1.1\r\nHo")  # keep-alive, then a stalled request
         assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_busy_keep_alive_connection_outlives_the_header_timeout(buffer: InboundBuffer) -> None:
+    """Each request arriving whole in one read, for longer than header_timeout_s in all."""
+    limits = ReceiverLimits(header_timeout_s=1, body_timeout_s=1, keep_alive_s=5)
+    answers = []
+    with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
+        sock.settimeout(15)
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < 2 * limits.header_timeout_s:
+            n += 1
+            payload = body(event(n))
+            sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload)
+            answer = b""
+            while not answer.endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            answers.append(answer.partition(b"\r\n")[0])
+            time.sleep(0.2)
+    assert answers == [b"HTTP/1.1 200 OK"] * n
 
 
 def test_stalled_body_is_answered_408_and_stores_nothing(buffer: InboundBuffer) -> None:
