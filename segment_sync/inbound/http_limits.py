@@ -53,6 +53,9 @@ class _EdgeHttpTools(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers:
             self._header_bytes += len(data)
+            # Armed before parsing: bytes that start no request (llhttp skips blank lines before
+            # a request line) still start the clock, so "\r\n" now and then holds no connection.
+            self._arm_header_timer()
         super().data_received(data)
         if self.transport.is_closing():
             self._disarm_header_timer()

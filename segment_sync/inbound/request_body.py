@@ -179,6 +179,7 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self._task = asyncio.current_task()
+        self._base = self._task.cancelling()  # cancels pending before this deadline: not ours
         self._fired = False
         self._timer = asyncio.get_running_loop().call_later(seconds, self._fire)
 
@@ -188,7 +189,7 @@ class _Deadline:
 
     def expired(self) -> bool:
         """Whether the CancelledError being handled is this deadline's (then it is consumed)."""
-        return self._fired and self._task.uncancel() == 0
+        return self._fired and self._task.uncancel() <= self._base
 
     def cancel(self) -> None:
         self._timer.cancel()

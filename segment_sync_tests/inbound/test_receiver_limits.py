@@ -104,6 +104,31 @@ def test_a_busy_keep_alive_connection_outlives_the_header_timeout(buffer: Inboun
     assert answers == [b"HTTP/1.1 200 OK"] * n
 
 
+def test_blank_lines_after_a_request_do_not_hold_the_connection_open(
+    buffer: InboundBuffer,
+) -> None:
+    """A slowloris variant: llhttp skips blank lines before a request line, so they start no
+    request; they must still start the header clock."""
+    limits = ReceiverLimits(header_timeout_s=1, body_timeout_s=1, keep_alive_s=1)
+    with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
+        payload = body(event(1))
+        sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload)
+        sock.settimeout(0.3)
+        started, answers, closed = time.monotonic(), b"", False
+        while not closed and time.monotonic() - started < 10:
+            try:
+                sock.sendall(b"\r\n")
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # reset by the server
+                break
+            answers += chunk
+            closed = not chunk
+        assert time.monotonic() - started < 10, "blank lines every 0.3 s kept it open for 10 s"
+        assert b"HTTP/1.1 408 " in answers or not closed  # a 408 first, unless reset
+
+
 def test_stalled_body_is_answered_408_and_stores_nothing(buffer: InboundBuffer) -> None:
     payload = body(event(1))
     with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
