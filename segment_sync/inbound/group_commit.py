@@ -82,15 +82,13 @@ class GroupCommit:
 
     async def _stage(
         self,
-        stage: _Stage | None,
+        stage: _Stage,
         taken: list[tuple[Outcomes, asyncio.Future]],
         result: IngestResult,
         settle_ok: bool = True,
     ) -> bool:
         """Run one stage for `taken` in a thread; each waiting request raises what it raised
         (LogWriteError), and gets its answer when it went well and `settle_ok`."""
-        if stage is None or not taken:
-            return True
         try:
             await asyncio.to_thread(stage, [o for o, _ in taken], result)
         except Exception as exc:

@@ -28,6 +28,7 @@ from segment_sync.antavo.client import (
     EventResult,
 )
 from segment_sync.directions import mappings_off
+from segment_sync.gc_pauses import fewer_gc_pauses
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
 from segment_sync.inbound.group_commit import GroupCommit, Outcomes
@@ -46,7 +47,6 @@ from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
 from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
-from segment_sync.outbound.gc_pauses import fewer_gc_pauses
 from segment_sync.redaction import Redactor, error_kind
 from segment_sync.settings import Settings
 from segment_sync.signals import run_stoppably

@@ -11,13 +11,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from segment_sync.directions import allow_list_off
+from segment_sync.gc_pauses import fewer_gc_pauses
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.native_memory import bound_native_memory, trim_native_memory
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
-from segment_sync.outbound.gc_pauses import fewer_gc_pauses
 from segment_sync.outbound.message_log import message_columns
 from segment_sync.outbound.narrowing import send_narrowing
 from segment_sync.outbound.outcomes import record_requests, request_row, with_destination

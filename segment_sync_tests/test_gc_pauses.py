@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from segment_sync.outbound.gc_pauses import RUN_THRESHOLDS, fewer_gc_pauses
+from segment_sync.gc_pauses import RUN_THRESHOLDS, fewer_gc_pauses
 
 HOST_THRESHOLDS = (700, 10, 10)
 
