@@ -46,6 +46,7 @@ class _EdgeHttpTools(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_timer: asyncio.TimerHandle | None = None
         self._awaiting_headers = True
+        self._late_behind_answers = False
         self._header_bytes = self._parsed_header_bytes = 0
         super().connection_made(transport)
         self._arm_header_timer()
@@ -88,6 +89,7 @@ class _EdgeHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
+        self._late_behind_answers = False
         self._disarm_header_timer()
         super().on_headers_complete()
 
@@ -109,14 +111,31 @@ class _EdgeHttpTools(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._late_behind_answers and not self._answering():
+            self._refuse_late_headers()
+
+    def _answering(self) -> bool:
+        """Whether a request whose headers did arrive is still being (or waiting to be) answered."""
+        return bool(self.pipeline) or (self.cycle is not None and not self.cycle.response_complete)
+
     def _headers_late(self) -> None:
         self._header_timer = None
         if not self._awaiting_headers or self.transport.is_closing():
             return
         # An idle keep-alive connection is closed by uvicorn's own timer; only partial headers here.
-        if self.cycle is None or self.cycle.response_complete:
+        if self._answering():
+            # A pipelined request stalled behind one still being answered: the answers owed go
+            # out first, then the 408 (on_response_complete).
+            self._late_behind_answers = True
+        else:
+            self._refuse_late_headers()
+
+    def _refuse_late_headers(self) -> None:
+        if not self.transport.is_closing():
             self.transport.write(_TIMEOUT_RESPONSE)
-        self.transport.close()
+            self.transport.close()
 
 
 def server_config(app, host: str, port: int, limits: ReceiverLimits, **kwargs) -> uvicorn.Config:

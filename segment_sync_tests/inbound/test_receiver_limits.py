@@ -6,6 +6,8 @@ asserted beyond "it was closed, not left open".
 
 from __future__ import annotations
 
+import fcntl
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -79,6 +81,28 @@ def test_stalled_headers_after_a_first_request_are_closed(buffer: InboundBuffer)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"POST /segment HTTP/1.1\r\nHo")  # keep-alive, then a stalled request
         assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+
+
+@pytest.mark.parametrize("answered", [1, 2])
+def test_stalled_pipelined_headers_wait_for_the_answers_before_them(
+    buffer: InboundBuffer, tmp_path: Path, answered: int
+) -> None:
+    """Requests pipelined while the first is still being stored, the last one stalled: every
+    complete request still gets its answer, then the connection gets its 408."""
+    requests = b""
+    for n in range(1, answered + 1):
+        payload = body(event(n))
+        requests += _head(len(payload), sign(payload, SECRET)) + payload
+    with open(tmp_path / "inbound.db.write-turn", "a+") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # another writer's turn: the first request's store waits
+        with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
+            sock.sendall(requests + b"POST /segment HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(3 * FAST.header_timeout_s)  # the stalled headers' clock runs out meanwhile
+            fcntl.flock(turn, fcntl.LOCK_UN)
+            answer = read_until_closed(sock)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200"] * answered + [b"408"]
+    assert answer.endswith(b"request headers were not received in time")
+    assert buffer.max_id() == answered
 
 
 def test_a_busy_keep_alive_connection_outlives_the_header_timeout(buffer: InboundBuffer) -> None:
