@@ -32,27 +32,31 @@ def _unset_reason(env: str, key: str, value: str = "<secret>") -> str:
     return f"environment variable {env} ({key}) is not set; export {env}={value} to turn it on"
 
 
-def _write_keys(settings: Settings) -> list[tuple[str, str]]:
-    """(variable, settings key) of every destination's write key."""
+def _write_keys(settings: Settings, destination: str | None = None) -> list[tuple[str, str]]:
+    """(variable, settings key) of every destination's write key (or only `destination`'s)."""
     destinations = settings.outbound.destinations
     if not destinations:
         return [(settings.outbound.write_key_env, "outbound.write_key_env")]
     return [
-        (d.write_key_env, f"outbound.destinations[{d.name}].write_key_env") for d in destinations
+        (d.write_key_env, f"outbound.destinations[{d.name}].write_key_env")
+        for d in destinations
+        if destination is None or d.name == destination
     ]
 
 
-def outbound_off(settings: Settings) -> str | None:
-    """Why outbound is off (a write key not in the environment), or None when it is on."""
-    for env, key in _write_keys(settings):
+def outbound_off(settings: Settings, destination: str | None = None) -> str | None:
+    """Why outbound (to `destination`, or to every destination) is off: a write key not in the
+    environment; None when it is on."""
+    for env, key in _write_keys(settings, destination):
         if _unset(env):
             return f"outbound is off: {_unset_reason(env, key)}"
     return None
 
 
-def stream_off(settings: Settings, stream: Stream) -> str | None:
-    """Why an outbound stream is off (direction off, or an empty allow-list), or None."""
-    return outbound_off(settings) or allow_list_off(settings, stream)
+def stream_off(settings: Settings, stream: Stream, destination: str | None = None) -> str | None:
+    """Why an outbound stream (to `destination`, or to every destination) is off: direction
+    off, or an empty allow-list; None when it is on."""
+    return outbound_off(settings, destination) or allow_list_off(settings, stream)
 
 
 def allow_list_off(settings: Settings, stream: Stream) -> str | None:

@@ -11,6 +11,7 @@ No `from __future__ import annotations` here: Dagster resolves op config types a
 """
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import dagster as dg
 
@@ -32,13 +33,13 @@ from segment_sync.defs.outbound import (
     run_shard,
     shard_partitions,
 )
+from segment_sync.defs.outbound_sensors import SensorTarget, build_outbound_sensors
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.tags import (
-    STREAM_TAG,
-    TRIGGER_TAG,
     fail_run,
     op_run_record,
     report_metadata,
+    stopped_follow,
     tag_counts,
 )
 from segment_sync.directions import allow_list_off
@@ -47,10 +48,10 @@ from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import Settings
+from segment_sync.signals import FollowStop, first_stop_ends_following
 
 JOB_NAME = "outbound_destinations_job"
 OP_NAME = "sync_outbound_destination"
-DESTINATION_TAG = "segment_sync/destination"
 _CALLS = {Stream.EVENTS: ("track", LOYALTY_EVENTS_KEY), Stream.PROFILES: ("identify", LOYALTY_PROFILE_CHANGES_KEY)}  # fmt: skip
 
 
@@ -176,12 +177,16 @@ def _sync(
             record.error = off
             fail_run(op_context, off, "configuration")
         sync = segment.outbound_sync(one, logs, shard)
-        try:
-            result = sync.run(stream, context.run_id, config.upto)
-        except OutboundFailed as failed:
-            result = failed.result
-        finally:
-            sync.state.close()
+        follow_s = one.outbound.follow_s if config.follow else 0.0
+        upto = None if config.follow else config.upto
+        stoppable = first_stop_ends_following(sync.stop_following) if config.follow else None
+        with stoppable or nullcontext(FollowStop()) as stop:
+            try:
+                result = sync.run(stream, context.run_id, upto, follow_s=follow_s)
+            except OutboundFailed as failed:
+                result = failed.result
+            finally:
+                sync.state.close()
         count_outbound(record, result)
         tag_counts(op_context, record)
         report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
@@ -192,6 +197,8 @@ def _sync(
             | stats
             | report_metadata(report)
         )
+        if stop.signal:
+            metadata |= stopped_follow(op_context, stop.signal, result)
         yield delivery(asset_key(name, stream), result.counts.sent, metadata, context)
         yield dg.AssetObservation(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
@@ -223,69 +230,16 @@ def destination_resources(settings: Settings) -> dict[str, SegmentResource]:
 
 
 def build_destination_sensors(settings: Settings, job) -> list[dg.SensorDefinition]:
-    """A sensor per destination and stream: a run (per shard) when the store holds rows past
-    that destination's progress and none of its runs is queued or running."""
+    """A sensor per destination and stream, with the single destination's rules (a run per
+    shard for new rows, a follow run's successor, a retry of what a failed run left)."""
     return [
-        _sensor(d.name, stream, job) for d in settings.outbound.destinations for stream in Stream
+        sensor
+        for d in settings.outbound.destinations
+        for sensor in build_outbound_sensors(job, destination_target(settings, d.name))
     ]
 
 
-def _sensor(destination: str, stream: Stream, job) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=f"outbound_{destination}_{stream.value}_sensor",
-        job=job,
-        minimum_interval_seconds=15,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Starts a run of the {stream.value} stream to destination {destination} "
-        "when rows are pending there.",
-    )
-    def sensor(context: dg.SensorEvaluationContext, settings: SettingsResource):
-        loaded = settings.load()
-        if allow_list_off(loaded, stream):
-            return dg.SkipReason(allow_list_off(loaded, stream))
-        one = loaded.for_destination(destination)
-        store = factory.loyalty_store(one)
-        try:
-            newest = store.max_id(stream)
-        finally:
-            store.close()
-        requests = []
-        for shard in factory.all_shards(one).members():
-            lane = f"{stream.value}@{destination}" + (
-                "" if shard.whole else f"/{shard.partition_key}"
-            )
-            state = factory.outbound_state(one, one.write_key(), shard=shard)
-            try:
-                watermark = state.watermark(stream)
-            finally:
-                state.close()
-            if watermark >= newest or _active(context, lane):
-                continue
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{lane}-upto-{newest}",
-                    run_config=dg.RunConfig(
-                        ops={OP_NAME: OutboundConfig(stream=stream, upto=newest)}
-                    ),
-                    asset_selection=[asset_key(destination, stream)],
-                    partition_key=None if shard.whole else shard.partition_key,
-                    tags={TRIGGER_TAG: "sensor", STREAM_TAG: lane, DESTINATION_TAG: destination},
-                )
-            )
-        return requests or dg.SkipReason(
-            f"no {stream.value} pending for destination {destination} (up to id {newest}), or "
-            "a run of it is queued or running"
-        )
-
-    return sensor
-
-
-def _active(context: dg.SensorEvaluationContext, lane: str) -> bool:
-    statuses = [
-        dg.DagsterRunStatus.QUEUED,
-        dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED,
-    ]
-    filters = dg.RunsFilter(job_name=JOB_NAME, tags={STREAM_TAG: lane}, statuses=statuses)
-    return bool(context.instance.get_run_records(filters=filters, limit=1))
+def destination_target(settings: Settings, destination: str) -> SensorTarget:
+    """What one destination's sensors request: runs of this job selecting its assets."""
+    assets = {stream: asset_key(destination, stream) for stream in Stream}
+    return SensorTarget(JOB_NAME, OP_NAME, assets, destination)

@@ -50,9 +50,12 @@ def two_regions(monkeypatch) -> Iterator[Regions]:
         yield Regions(eu, us)
 
 
-def routed_settings(write_settings, regions: Regions, **route_by) -> Path:
-    """A settings file with the two destinations (drops the single destination's base_url)."""
-    path = write_settings(outbound=regions.outbound(**route_by))
+def routed_settings(
+    write_settings, regions: Regions, outbound: dict | None = None, **route_by
+) -> Path:
+    """A settings file with the two destinations (drops the single destination's base_url),
+    and any other `outbound` keys."""
+    path = write_settings(outbound={**regions.outbound(**route_by), **(outbound or {})})
     import yaml
 
     data = yaml.safe_load(path.read_text())
