@@ -16,7 +16,8 @@ import pytest
 
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import Row
-from segment_sync.inbound.receiver import GroupCommitWriter, create_receiver_app, run_receiver
+from segment_sync.inbound.receiver import create_receiver_app, run_receiver
+from segment_sync.inbound.receiver_writer import GroupCommitWriter
 from segment_sync.inbound.signature import js_stringify, sign, verify
 from segment_sync.standins.server import serve_in_thread
 from segment_sync_tests.inbound.receiver_harness import SECRET, TOKEN
