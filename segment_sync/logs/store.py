@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from segment_sync.logs.flush_order import FlushesInFlight
 from segment_sync.logs.layout import (
     ensure_layout,
     partition_dir,
@@ -124,6 +125,7 @@ class LogWriter:
         self._pending: dict[str, list[Row]] = {}
         self._pending_tables: dict[str, list[pa.Table]] = {}
         self._lock = threading.Lock()
+        self._flushes = FlushesInFlight(self._lock)
         if is_object_store(logs_dir):  # S3 needs no schema files: its views are typed in code
             from segment_sync.logs.s3_layout import publish
 
@@ -186,7 +188,10 @@ class LogWriter:
             return len(self._pending.get(table, ())) + queued
 
     def flush(self, table: str | None = None) -> list[Path]:
-        """Write the queued rows (of `table`, or of every table) and return the new files."""
+        """Write the queued rows (of `table`, or of every table) and return the new files.
+
+        Returns once every row queued before the call is written, also rows that a flush in
+        another thread took first (see flush_order.py); raises if they could not be."""
         with self._lock:
             names = [table] if table is not None else list({*self._pending, *self._pending_tables})
             batches = {
@@ -194,11 +199,19 @@ class LogWriter:
                 for name in names
                 if self._pending.get(name) or self._pending_tables.get(name)
             }
+            me, earlier = self._flushes.begin()
         items = list(batches.items())
-        if self.durable and len(items) > 1 and self._publish == self._publish_file:
-            written = self._flush_at_once(items)
-        else:
-            written = self._flush_in_turn(items)
+        ok = False
+        try:
+            if self.durable and len(items) > 1 and self._publish == self._publish_file:
+                written = self._flush_at_once(items)
+            else:
+                written = self._flush_in_turn(items)
+            ok = True
+        finally:
+            self._flushes.end(me, ok=ok)
+        if earlier and not self._flushes.wait(earlier):
+            written += self.flush(table)  # an earlier flush put our rows back: write them now
         if written and self._merge_due():
             from segment_sync.logs.fresh import merge_fresh_logs
 
