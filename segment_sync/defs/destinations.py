@@ -11,7 +11,6 @@ No `from __future__ import annotations` here: Dagster resolves op config types a
 """
 
 from collections.abc import Iterator
-from contextlib import nullcontext
 
 import dagster as dg
 
@@ -31,6 +30,7 @@ from segment_sync.defs.outbound import (
     plan_observation,
     result_metadata,
     run_shard,
+    send_as_configured,
     shard_partitions,
 )
 from segment_sync.defs.outbound_sensors import SensorTarget, build_outbound_sensors
@@ -39,16 +39,13 @@ from segment_sync.defs.tags import (
     fail_run,
     op_run_record,
     report_metadata,
-    stopped_follow,
     tag_counts,
 )
 from segment_sync.directions import allow_list_off
 from segment_sync.dry_runs import outbound_dry_run
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.report import run_report
-from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import Settings
-from segment_sync.signals import FollowStop, first_stop_ends_following
 
 JOB_NAME = "outbound_destinations_job"
 OP_NAME = "sync_outbound_destination"
@@ -177,16 +174,7 @@ def _sync(
             record.error = off
             fail_run(op_context, off, "configuration")
         sync = segment.outbound_sync(one, logs, shard)
-        follow_s = one.outbound.follow_s if config.follow else 0.0
-        upto = None if config.follow else config.upto
-        stoppable = first_stop_ends_following(sync.stop_following) if config.follow else None
-        with stoppable or nullcontext(FollowStop()) as stop:
-            try:
-                result = sync.run(stream, context.run_id, upto, follow_s=follow_s)
-            except OutboundFailed as failed:
-                result = failed.result
-            finally:
-                sync.state.close()
+        result, stopped = send_as_configured(op_context, sync, stream, config, one)
         count_outbound(record, result)
         tag_counts(op_context, record)
         report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
@@ -196,9 +184,8 @@ def _sync(
             | {"destination": dg.MetadataValue.text(name)}
             | stats
             | report_metadata(report)
+            | stopped
         )
-        if stop.signal:
-            metadata |= stopped_follow(op_context, stop.signal, result)
         yield delivery(asset_key(name, stream), result.counts.sent, metadata, context)
         yield dg.AssetObservation(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)

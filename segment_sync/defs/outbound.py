@@ -42,6 +42,9 @@ if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster
         UnresolvedAssetJobDefinition,
     )
 
+    from segment_sync.outbound.sync import OutboundSync
+    from segment_sync.settings import Settings
+
 
 class OutboundConfig(dg.Config):
     """Which stream to send, and up to which source row id (default: everything pending now).
@@ -193,27 +196,41 @@ def _sync_outbound(
             record.error = off
             fail_run(op_context, off, "configuration")
         sync = segment.outbound_sync(loaded, logs, shard)
-        follow_s = loaded.outbound.follow_s if config.follow else 0.0
-        upto = None if config.follow else config.upto
-        stoppable = first_stop_ends_following(sync.stop_following) if config.follow else None
-        with stoppable or nullcontext(FollowStop()) as stop:
-            try:
-                result = sync.run(stream, context.run_id, upto, follow_s=follow_s)
-            except OutboundFailed as failed:
-                result = failed.result
+        result, stopped = send_as_configured(op_context, sync, stream, config, loaded)
         count_outbound(record, result)
         tag_counts(op_context, record)
         report = run_report([result], loaded.logs.dir, context.run_id, record.started_at)
         stats = outbound_run_metadata(loaded.logs.dir, record, result)
-        metadata = result_metadata(result) | stats | report_metadata(report)
-        if stop.signal:
-            metadata |= stopped_follow(op_context, stop.signal, result)
+        metadata = result_metadata(result) | stats | report_metadata(report) | stopped
         yield delivery(STREAM_ASSETS[stream].key, result.counts.sent, metadata, context)
         yield dg.AssetObservation(asset_key="outbound_log", metadata=stats)
         yield written("outbound_messages", context.run_id)
         if report.failed:
             record.error = redactor.text(report.description)
             fail_run(op_context, record.error, report.kind, metadata)
+
+
+def send_as_configured(
+    op_context: dg.OpExecutionContext,
+    sync: "OutboundSync",
+    stream: Stream,
+    config: OutboundConfig,
+    settings: "Settings",
+) -> tuple[OutboundResult, dict[str, dg.MetadataValue]]:
+    """Send as the run's config says: up to `upto`, or following the stream for
+    `outbound.follow_s` until a first stop signal; the result, and the metadata of such a stop."""
+    follow_s = settings.outbound.follow_s if config.follow else 0.0
+    upto = None if config.follow else config.upto
+    stoppable = first_stop_ends_following(sync.stop_following) if config.follow else None
+    with stoppable or nullcontext(FollowStop()) as stop:
+        try:
+            result = sync.run(stream, op_context.run_id, upto, follow_s=follow_s)
+        except OutboundFailed as failed:
+            result = failed.result
+        finally:
+            sync.state.close()
+    stopped = stopped_follow(op_context, stop.signal, result) if stop.signal else {}
+    return result, stopped
 
 
 def outbound_run_metadata(
