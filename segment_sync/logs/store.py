@@ -97,7 +97,7 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
 def _wrapped_text(values: list[Any]) -> pa.ChunkedArray:
     """A string column from UTF-8 bytes (request bodies), each value wrapped where it lies.
 
-    Copying a ~500 KB body into a new Arrow buffer costs more than its Parquet encoding: large
+    Copying a ~500 KB body into a new Arrow buffer costs as much as its Parquet encoding: large
     blocks are freshly mapped (native_memory.py), so every copy faults its pages in again.
     Each value is checked to be UTF-8, as a copy would be.
     """
