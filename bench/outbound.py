@@ -62,6 +62,7 @@ if str(ROOT) not in sys.path:  # `python bench/outbound.py` puts bench/ first, n
 
 import children  # noqa: E402  (bench/ is on the path when run as a script)
 import outbound_floor  # noqa: E402
+import outbound_log_row  # noqa: E402
 import outbound_memory  # noqa: E402
 
 from segment_sync.standins.server import free_port  # noqa: E402  (needs the path above)
@@ -207,6 +208,8 @@ def child_main(mode: str, cfg_path: str) -> int:
     cfg = json.loads(Path(cfg_path).read_text())
     if mode == "floor":
         result = outbound_floor.child_floor(cfg, os.environ[WRITE_KEY_ENV])
+    elif mode == "log_row":
+        result = outbound_log_row.child_log_row(cfg, os.environ[WRITE_KEY_ENV])
     else:
         result = child_ours(cfg) if mode == "ours" else child_official(cfg)
     import resource
@@ -490,6 +493,15 @@ def floor(standin: Standin, store: dict, workdir: Path, tag: str, timeout_s: flo
     return result
 
 
+def log_row(standin: Standin, workdir: Path, timeout_s: float) -> dict:
+    """CPU per body: sending it, and its log row (bench/outbound_log_row.py), on the bodies
+    the first in-process run sent."""
+    logs_dir = workdir / "ours-1" / "logs"
+    cfg = {"tag": "log-row", "logs_dir": str(logs_dir), "endpoint": standin.url, "bodies": 44}
+    standin.reset()
+    return run_child("log_row", cfg, workdir, timeout_s)
+
+
 def _us(r: dict) -> str:
     """CPU per delivered event of the sending process (all its threads)."""
     return f"{r['run_cpu_s'] / max(r['delivered'], 1) * 1e6:.1f} µs CPU/event"
@@ -615,6 +627,11 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         }
     )
     s["floor_ratio_met"] = s["ratio_vs_floor"] >= FLOOR_RATIO_TARGET
+    row = raw.get("log_row")
+    if row:
+        s["log_row_ms_per_body"] = row["log_row_cpu_s"] * 1e3
+        s["send_ms_per_body"] = row["send_cpu_s"] * 1e3
+        s["log_row_met"] = row["log_row_cpu_s"] <= row["send_cpu_s"]
     s["cpu_met"] = per_event(c) <= per_event(f)
     memory = raw.get("memory")
     if memory:
@@ -721,6 +738,16 @@ def table(raw: dict[str, Any], s: dict[str, Any]) -> str:
             f"no logging {cpu['ours_no_logs']:.1f})",
         ),
     ]
+    if "log_row_met" in s:
+        row = raw["log_row"]
+        rows.append(
+            (
+                "a request body's log row vs sending it",
+                f"{s['log_row_ms_per_body']:.2f} / {s['send_ms_per_body']:.2f} ms",
+                f"CPU per body ({row['bodies']} bodies of {row['body_bytes'] / 1e3:,.0f} KB); "
+                f"log row at most sending: {ok(s['log_row_met'])}",
+            )
+        )
     if "memory" in s:
         rows += outbound_memory.lines(s["memory"], s.get("window"))
     w0 = max(len(r[0]) for r in rows)
@@ -869,6 +896,8 @@ def main(argv: list[str]) -> int:
                 f"{r['elapsed_s']:.2f} s  delivered {r['delivered']:,}, dropped {r['dropped']:,}",
                 flush=True,
             )
+        print("a request body's log row against sending it ...", flush=True)
+        raw["log_row"] = log_row(standin, workdir, args.timeout)
         if args.backlog:
             raw["memory"] = memory(standin, args, workdir)
         if args.cprofile:
@@ -902,6 +931,7 @@ def main(argv: list[str]) -> int:
     print(f"command: {command}")
     met = summary["ratio_met"] and summary["cli_verified"] and summary["ours_verified"]
     met = met and summary["floor_ratio_met"] and summary["cpu_met"] and summary["floor_verified"]
+    met = met and summary.get("log_row_met", True)
     if "memory" in summary:
         mem = summary["memory"]
         met = met and outbound_memory.met(mem) and summary["memory_verified"]

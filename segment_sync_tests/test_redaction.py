@@ -34,3 +34,18 @@ def test_a_url_inside_a_json_body_never_swallows_the_next_field():
     assert mask_url_passwords(body) == (
         '{"a":"http://x:8080","b":"c@d","db":"postgresql://u:' + REDACTED + '@h/x"}'
     )
+
+
+def test_a_request_body_in_bytes_is_redacted_as_its_text_would_be():
+    redactor = Redactor(["wk_live_abcdef", "wk_live"])
+    for text in (
+        '{"k":"wk_live_abcdef","n":"Zoë wk_live"}',
+        '{"db":"postgresql://u:pw12345@h/x","e":"ä@b"}',
+        '{"plain":"nothing to hide"}',
+    ):
+        assert redactor.body(text.encode()) == redactor.text(text).encode()
+
+
+def test_a_clean_request_body_is_returned_as_is_without_a_copy():
+    body = b'{"batch":[{"type":"track"}]}'
+    assert Redactor(["wk_live_abcdef"]).body(body) is body

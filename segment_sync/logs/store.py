@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -77,6 +78,8 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
     try:
         if isinstance(values, pa.Array):
             array = values.cast(field.type)
+        elif field.type == pa.string() and any(isinstance(v, bytes) for v in values):
+            array = _wrapped_text(values)
         else:
             array = pa.array(values, type=field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
@@ -89,6 +92,25 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
         if bad:
             raise ValueError(f"{table}.{field.name}: {bad[0]!r} is not one of {list(allowed)}")
     return array
+
+
+def _wrapped_text(values: list[Any]) -> pa.ChunkedArray:
+    """A string column from UTF-8 bytes (request bodies), each value wrapped where it lies.
+
+    Copying a ~500 KB body into a new Arrow buffer costs as much as its Parquet encoding: large
+    blocks are freshly mapped (native_memory.py), so every copy faults its pages in again.
+    Each value is checked to be UTF-8, as a copy would be.
+    """
+    chunks = []
+    for value in values:
+        if isinstance(value, bytes):
+            offsets = pa.py_buffer(np.array([0, len(value)], dtype=np.int32))
+            chunk = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(value)])
+            chunk.validate(full=True)
+        else:
+            chunk = pa.array([value], type=pa.string())
+        chunks.append(chunk)
+    return pa.chunked_array(chunks, type=pa.string())
 
 
 def split_by_day(table: str, data: pa.Table) -> dict[date, pa.Table]:

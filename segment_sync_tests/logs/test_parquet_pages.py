@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
 from segment_sync.logs import layout
 from segment_sync.logs.store import LogWriter, to_arrow
@@ -31,3 +32,27 @@ def test_bodies_have_no_min_max_statistics_and_read_back_whole(tmp_path):
     assert stats["request_body"] is None and stats["response_body"] is None
     assert stats["attempt"].has_min_max and (stats["attempt"].min, stats["attempt"].max) == (1, 2)
     assert pq.read_table(path)["request_body"].to_pylist() == [BODY, BODY]
+
+
+def test_a_request_body_given_as_utf8_bytes_is_logged_as_its_text(tmp_path):
+    text = BODY.replace("track", "träck")
+    with LogWriter(tmp_path) as logs:
+        logs.extend(
+            "outbound_log",
+            [
+                outbound_request(request_body=text.encode(), attempt=1),
+                outbound_request(request_body=None, attempt=2),
+                outbound_request(request_body="as text", attempt=3),
+            ],
+        )
+    (path,) = (tmp_path / "outbound_log").glob("date=2*/*.parquet")
+    assert pq.read_table(path).sort_by("attempt")["request_body"].to_pylist() == [
+        text,
+        None,
+        "as text",
+    ]
+
+
+def test_a_request_body_that_is_not_utf8_is_refused_and_names_the_column():
+    with pytest.raises(ValueError, match=r"outbound_log\.request_body"):
+        to_arrow("outbound_log", [outbound_request(request_body=b'{"a":"\xff"}')])
