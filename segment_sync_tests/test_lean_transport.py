@@ -157,3 +157,31 @@ def test_an_unsupported_scheme_is_refused(scheme: str) -> None:
             await client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_proxy_in_the_environment_still_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+
+    def proxy(request: bytes) -> bytes:
+        seen.append(request.split(b"\r\n")[0])
+        return _ok(b"via proxy")
+
+    async def run() -> bytes:
+        server = await _serve(proxy, [])
+        port = server.sockets[0].getsockname()[1]
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = ApiClient(secrets=[], timeout_s=5, max_connections=1, lean=True)
+        try:
+            post = await client.timed_post("http://antavo.invalid/events", b"1", {}, fix="x")
+        finally:
+            await client.aclose()
+            server.close()
+        assert post.response is not None, post.error
+        return post.response.content
+
+    assert asyncio.run(run()) == b"via proxy"
+    assert seen == [b"POST http://antavo.invalid/events HTTP/1.1"]
