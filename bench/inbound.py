@@ -366,6 +366,7 @@ def child_ingest(cfg: dict[str, Any]) -> dict[str, Any]:
                 "buffer_url": cfg["buffer_url"],
                 "rate_limit_per_minute": cfg["rate_limit_per_minute"],
                 "mappings": [LOYALTY_MAPPING],
+                **({"max_in_flight": cfg["max_in_flight"]} if "max_in_flight" in cfg else {}),
             },
             "logs": {"dir": cfg["logs_dir"]},
         }
@@ -763,6 +764,8 @@ def run_ingest(
         "logs_dir": str(run_dir / "logs"),
         "rate_limit_per_minute": per_minute,
     }
+    if getattr(args, "max_in_flight", None):  # bench/ingest.py --max-in-flight
+        cfg["max_in_flight"] = args.max_in_flight
     cpu_before = antavo.cpu_s()
     r = run_child("ingest", cfg, workdir, args.timeout, script)
     r["standin_cpu_s"] = antavo.cpu_s() - cpu_before

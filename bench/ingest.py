@@ -144,6 +144,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--baseline", help="git revision whose ingest is measured too, as 'before'")
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--profile", type=Path, help="also run ours under py-spy into this file")
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="inbound.max_in_flight for ours (default: the setting's default; the baseline "
+        "keeps its own default). A kill repeats at most this many requests of 50 events",
+    )
     args = p.parse_args(argv)
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="segment-sync-bench-ingest-"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from tenacity import (
 )
 
 from segment_sync import LIBRARY_NAME, __version__
+from segment_sync.lean_transport import LeanTransport
 from segment_sync.redaction import Redactor, SecretUrl
 
 MAX_RETRY_AFTER_S = 300.0
@@ -110,6 +112,11 @@ class TimedPost:
     error: str | None  # redacted; set exactly when `response` is None
 
 
+def _environment_proxies() -> bool:
+    """Is an HTTP(S) proxy configured in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)?"""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
+
+
 class ApiClient:
     """An httpx connection pool with the secrets it must never show; close with `aclose`."""
 
@@ -121,10 +128,17 @@ class ApiClient:
         max_connections: int,
         auth: httpx.Auth | None = None,
         headers: dict[str, str] | None = None,
+        lean: bool = False,
     ) -> None:
+        """`lean`: HTTP/1.1 through LeanTransport (a fraction of httpcore's CPU per request),
+        unless the environment names a proxy (then httpx's own transports, which route it)."""
         self.redactor = Redactor(list(secrets))
+        # httpx routes environment proxies only when it builds its own transport.
+        lean = lean and not _environment_proxies()
+        transport = LeanTransport(max_connections=max_connections) if lean else None
         self._http = httpx.AsyncClient(
             auth=auth,
+            transport=transport,
             timeout=timeout_s,
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections

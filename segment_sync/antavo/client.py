@@ -161,7 +161,10 @@ class AntavoClient(ApiClient):
         if rate_limit_per_minute <= 0 or concurrency <= 0:
             raise ValueError("rate_limit_per_minute and concurrency must be > 0")
         super().__init__(
-            secrets=[api_key, api_secret], timeout_s=timeout_s, max_connections=concurrency
+            secrets=[api_key, api_secret],
+            timeout_s=timeout_s,
+            max_connections=concurrency,
+            lean=True,
         )
         self.base_url = SecretUrl(reveal(base_url).rstrip("/"))  # shown masked
         # Antavo authenticates by Escher signing: a user:password in the URL is not sent (httpx

@@ -37,6 +37,7 @@ from segment_sync.inbound.buffer_rows import (
     BufferRecord,
     Row,
     buffer_record,
+    claim_sqlite,
     inbound_buffer,
     insert_postgresql,
     insert_sqlite,
@@ -261,6 +262,18 @@ class InboundBuffer:
             return []
         t = inbound_buffer.c
         now = _now()
+        if self.sqlite:
+            extra, params = " AND attempts < ?", [max_attempts]
+            if up_to_id is not None:
+                extra, params = extra + " AND id <= ?", [*params, up_to_id]
+            if after_id:
+                extra, params = extra + " AND id > ?", [*params, after_id]
+            if only_claimed:
+                extra += " AND claimed_by IS NOT NULL AND claimed_by != ?"
+                params.append(run_id)
+            stale_before = now - timedelta(seconds=stale_after_s)
+            with self._write() as conn:
+                return claim_sqlite(conn, run_id, now, stale_before, (extra, params), limit)
         claimable = sa.and_(
             t.status == PENDING,
             t.attempts < max_attempts,

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -182,6 +183,42 @@ def mark_done_sqlite(conn: Connection, done: list[tuple[int, list[str]]], now: d
     conn.exec_driver_sql(
         _SQLITE_MARK_DONE, [(orjson.dumps(list(ids)).decode(), stamp, i) for i, ids in done]
     )
+
+
+def claim_sqlite(
+    conn: Connection,
+    run_id: str,
+    now: datetime,
+    stale_before: datetime,
+    picked: tuple[str, list[Any]],
+    limit: int,
+) -> list[BufferItem]:
+    """`InboundBuffer.claim` on SQLite in one plain UPDATE ... RETURNING: SQLAlchemy's typed
+    rows cost about twice SQLite's own work per claimed item. `picked` is the extra WHERE text
+    (with its parameters) the claim adds to status, attempts and the lease."""
+    stamp = sqlite_stamp(now)
+    extra, params = picked
+    rows = conn.exec_driver_sql(
+        "UPDATE inbound_buffer SET claimed_by = ?, claimed_at = ?, updated_at = ? WHERE id IN "
+        "(SELECT id FROM inbound_buffer WHERE status = 'pending' AND (claimed_by IS NULL OR "
+        f"claimed_at < ?){extra} ORDER BY id LIMIT ?) "
+        "RETURNING id, message_id, payload, attempts, received_at",
+        (run_id, stamp, stamp, sqlite_stamp(stale_before), *params, limit),
+    ).tuples()
+    items = [
+        BufferItem(
+            id=item_id,
+            message_id=readable(message_id),
+            payload=payload,
+            attempts=attempts,
+            received_at=utc(received_at),
+            fault=fault,
+        )
+        for item_id, message_id, raw, attempts, received_at in rows
+        for payload, fault in [read_event(raw)]
+    ]
+    items.sort(key=lambda item: item.id)
+    return items
 
 
 def insert_sqlite(conn: sqlite3.Connection, owned: list[list[Row]], now: datetime) -> list[int]:

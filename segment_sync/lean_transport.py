@@ -1,0 +1,209 @@
+"""A lean HTTP/1.1 keep-alive transport for httpx: asyncio protocols and httptools, no anyio.
+
+httpcore's pool costs about 0.6 ms of CPU per request here (it polls every pooled connection,
+goes through anyio, writes headers and body separately); this transport needs a fraction of it.
+httpx stays on top (request building, decoding, redirects, proxies from the environment, which
+httpx routes to its own transports), so callers see the same `httpx.Response` and exceptions.
+HTTP/1.1 only; TLS with httpx's default context; chunked and read-until-close answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import defaultdict
+
+import httptools
+import httpx
+
+KEEPALIVE_EXPIRY_S = 5.0  # httpx's default: an idle connection older than this is not reused
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one request at a time, its answer parsed by httptools."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._answer: asyncio.Future | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._reason = b""
+        self._headers_done = False
+        self._framed = True  # Content-Length or chunked: the parser sees the answer's end
+        self.keep_alive = False  # the last answer allows another request on this connection
+        self.head_only = False  # a HEAD answer ends with its headers
+        self.activity = 0  # bumped by every read, for the read timeout (inactivity, as httpx)
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.activity += 1
+        if self._answer is None or self._answer.done():
+            self.close()  # bytes nobody asked for: this connection cannot be trusted again
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._answer is not None and not self._answer.done():
+            if self._headers_done and not self._framed:
+                self.on_message_complete()  # read-until-close: the close ends the body
+            else:
+                self._answer.set_exception(
+                    httpx.RemoteProtocolError("Server disconnected without sending a response.")
+                )
+
+    # httptools callbacks
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        names = {name.lower() for name, _ in self._headers}
+        self._framed = b"content-length" in names or b"transfer-encoding" in names
+        if self.head_only:
+            self.on_message_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        # Asked here: after the callback the parser has reset and answers False.
+        self.keep_alive = self._framed and self._parser.should_keep_alive()
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(self._parser.get_status_code())
+
+    # requests
+    def close(self) -> None:
+        self.closed = True
+        if self._answer is not None and not self._answer.done():
+            self._answer.cancel()  # nobody waits for it any more (a timeout, a cancelled call)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: Exception) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc)
+        self.close()
+
+    async def exchange(
+        self, head: bytes, body: bytes, read_timeout: float | None
+    ) -> httpx.Response:
+        """Send one request (head and body in one write) and read its whole answer."""
+        self._answer = asyncio.get_running_loop().create_future()
+        self._headers, self._body, self._reason = [], [], b""
+        self._headers_done, self._framed, self.keep_alive = False, True, False
+        assert self.transport is not None
+        self.transport.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.transport.write(body)
+        while True:
+            seen = self.activity
+            try:
+                status = await asyncio.wait_for(asyncio.shield(self._answer), read_timeout)
+                break
+            except TimeoutError:
+                if self.activity == seen:  # no byte for a whole read timeout, as httpx counts it
+                    self.close()
+                    raise httpx.ReadTimeout("timed out waiting for the response") from None
+        if self.head_only or not self.keep_alive:
+            self.close()
+        return httpx.Response(
+            status,
+            headers=self._headers,
+            stream=httpx.ByteStream(b"".join(self._body)),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": self._reason},
+        )
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """Keep-alive connections per origin, at most `max_connections` in use at once."""
+
+    def __init__(self, *, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._idle: defaultdict[tuple[bytes, bytes, int], list[_Connection]] = defaultdict(list)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.raw_scheme
+        if scheme not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
+        port = url.port or (443 if scheme == b"https" else 80)
+        origin = (scheme, url.raw_host, port)
+        timeouts = request.extensions.get("timeout", {})
+        body = await request.aread()
+        head = b"".join(
+            [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+            + [b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw]
+            + [b"\r\n"]
+        )
+        async with self._slots:
+            if self._closed:
+                raise httpx.ConnectError("the transport is closed")
+            conn = self._reuse(origin) or await self._connect(origin, timeouts.get("connect"))
+            conn.head_only = request.method == "HEAD"
+            try:
+                response = await conn.exchange(head, body, timeouts.get("read"))
+            except BaseException as exc:
+                conn.close()  # cancelled or failed mid-answer: never reused
+                if isinstance(exc, OSError):
+                    raise httpx.WriteError(str(exc) or type(exc).__name__) from None
+                raise
+            if not conn.closed:
+                conn.idle_since = time.monotonic()
+                self._idle[origin].append(conn)
+            return response
+
+    def _reuse(self, origin: tuple[bytes, bytes, int]) -> _Connection | None:
+        idle = self._idle[origin]
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY_S:
+                return conn
+            conn.close()
+        return None
+
+    async def _connect(
+        self, origin: tuple[bytes, bytes, int], timeout: float | None
+    ) -> _Connection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        secure = scheme == b"https"
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    _Connection,
+                    host.decode("ascii"),
+                    port,
+                    ssl=self._ssl if secure else None,
+                    server_hostname=host.decode("ascii") if secure else None,
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            raise httpx.ConnectTimeout("timed out connecting") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        return conn
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()

@@ -1,0 +1,187 @@
+"""LeanTransport against a real loopback server that answers with scripted bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from segment_sync.http import ApiClient
+
+Answer = Callable[[bytes], bytes | None]  # request bytes -> raw answer (None: close, say nothing)
+
+
+async def _serve(answer: Answer, connections: list[int]) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                request = head + await reader.readexactly(length)
+                raw = answer(request)
+                if raw is None:
+                    break
+                writer.write(raw)
+                await writer.drain()
+                if b"connection: close" in raw.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _post_all(answer: Answer, bodies: list[bytes], timeout_s: float = 5.0) -> tuple[list, int]:
+    """POST each body in turn through a lean ApiClient; (TimedPosts, connections opened)."""
+
+    async def run() -> tuple[list, int]:
+        connections: list[int] = []
+        server = await _serve(answer, connections)
+        port = server.sockets[0].getsockname()[1]
+        client = ApiClient(secrets=[], timeout_s=timeout_s, max_connections=2, lean=True)
+        try:
+            posts = [
+                await client.timed_post(f"http://127.0.0.1:{port}/x", body, {}, fix="it runs")
+                for body in bodies
+            ]
+        finally:
+            await client.aclose()
+            server.close()
+        return posts, len(connections)
+
+    return asyncio.run(run())
+
+
+def _ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+def test_a_keep_alive_connection_carries_the_next_requests() -> None:
+    posts, connections = _post_all(lambda r: _ok(r.rpartition(b"\r\n\r\n")[2]), [b"a", b"bb", b"c"])
+    assert [p.response.content for p in posts] == [b"a", b"bb", b"c"]
+    assert connections == 1
+
+
+def test_a_connection_the_server_closes_is_not_reused() -> None:
+    posts, connections = _post_all(lambda r: _ok(b"x", b"Connection: close\r\n"), [b"1", b"2"])
+    assert [p.response.status_code for p in posts] == [200, 200]
+    assert connections == 2
+
+
+def test_a_chunked_answer_is_read_whole() -> None:
+    chunked = (
+        b"HTTP/1.1 207 Multi\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    posts, _ = _post_all(lambda r: chunked, [b"1", b"2"])
+    assert [(p.response.status_code, p.response.content) for p in posts] == [(207, b"abcde")] * 2
+    assert posts[0].response.reason_phrase == "Multi"
+
+
+def test_an_answer_without_length_is_read_until_the_server_closes() -> None:
+    posts, _ = _post_all(
+        lambda r: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close", [b"1"]
+    )
+    assert posts[0].response.content == b"until close"
+
+
+def test_a_gzip_answer_is_decoded_and_headers_are_kept() -> None:
+    packed = gzip.compress(b'{"ok": true}')
+    extra = b"Content-Encoding: gzip\r\nRetry-After: 7\r\n"
+    posts, _ = _post_all(lambda r: _ok(packed, extra), [b"1"])
+    assert posts[0].response.json() == {"ok": True}
+    assert posts[0].response.headers["retry-after"] == "7"
+
+
+def test_a_server_that_closes_without_answering_is_a_network_error() -> None:
+    posts, _ = _post_all(lambda r: None, [b"1"])
+    assert posts[0].response is None
+    assert "RemoteProtocolError" in posts[0].error and "it runs" in posts[0].error
+
+
+def test_a_silent_server_is_a_read_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def run() -> str | None:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = ApiClient(secrets=[], timeout_s=0.3, max_connections=1, lean=True)
+        try:
+            post = await client.timed_post(f"http://127.0.0.1:{port}/", b"1", {}, fix="x")
+        finally:
+            await client.aclose()
+            server.close()
+        assert post.response is None
+        return post.error
+
+    assert "ReadTimeout" in (asyncio.run(run()) or "")
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    async def run() -> str | None:
+        client = ApiClient(secrets=[], timeout_s=2, max_connections=1, lean=True)
+        try:
+            return (await client.timed_post("http://127.0.0.1:1/", b"1", {}, fix="x")).error
+        finally:
+            await client.aclose()
+
+    assert "ConnectError" in (asyncio.run(run()) or "")
+
+
+def test_a_malformed_answer_is_a_protocol_error() -> None:
+    posts, _ = _post_all(lambda r: b"NOT HTTP AT ALL\r\n\r\n", [b"1"])
+    assert posts[0].response is None and "RemoteProtocolError" in posts[0].error
+
+
+@pytest.mark.parametrize("scheme", ["ftp"])
+def test_an_unsupported_scheme_is_refused(scheme: str) -> None:
+    async def run() -> None:
+        client = ApiClient(secrets=[], timeout_s=1, max_connections=1, lean=True)
+        try:
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await client._http.post(f"{scheme}://127.0.0.1/", content=b"1")
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_proxy_in_the_environment_still_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+
+    def proxy(request: bytes) -> bytes:
+        seen.append(request.split(b"\r\n")[0])
+        return _ok(b"via proxy")
+
+    async def run() -> bytes:
+        server = await _serve(proxy, [])
+        port = server.sockets[0].getsockname()[1]
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = ApiClient(secrets=[], timeout_s=5, max_connections=1, lean=True)
+        try:
+            post = await client.timed_post("http://antavo.invalid/events", b"1", {}, fix="x")
+        finally:
+            await client.aclose()
+            server.close()
+        assert post.response is not None, post.error
+        return post.response.content
+
+    assert asyncio.run(run()) == b"via proxy"
+    assert seen == [b"POST http://antavo.invalid/events HTTP/1.1"]
