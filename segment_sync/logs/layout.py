@@ -40,6 +40,12 @@ COMPRESSION = "zstd"
 # to about a page, and pages kept small.
 PAGE_BYTES = 256 * 1024
 MAX_BATCH_ROWS = 1024
+# A column's dictionary grows to this before the writer falls back to plain values. The
+# default (1 MiB) ends the customer_ids dictionary a few pages into a compacted row group
+# (128,000 requests, ~1 M ids, 100,000 customers: ~1.1 MiB), and plain strings take 2-4x as
+# long to scan as dictionary codes (bench/logs.py, query b). Only a column that repeats reaches
+# it, and only in large row groups (merges, compaction): a writer holds at most this per column.
+DICTIONARY_PAGE_BYTES = 2 * 2**20
 
 
 def table_dir(logs_dir: Path | str, table: str) -> Path:
@@ -95,6 +101,16 @@ def _dictionary(table: pa.Table) -> list[str]:
     return [name for name in table.column_names if not name.endswith("_body")]
 
 
+def _dictionary_leaves(table: pa.Table) -> list[str]:
+    """`_dictionary`'s columns as Parquet leaf paths: the writer matches a list column only by
+    its values' path (`customer_ids.list.element`), and silently writes plain values otherwise."""
+    return [
+        f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
+        for field in table.schema
+        if field.name in _dictionary(table)
+    ]
+
+
 def _batch_rows(table: pa.Table) -> int:
     """Rows per write batch: about a page's worth (one row when a row is a request body)."""
     per_row = table.nbytes // max(table.num_rows, 1)
@@ -106,7 +122,8 @@ def parquet_options(table: pa.Table) -> dict:
     (each would copy two bodies, and no query filters bodies by range)."""
     return {
         "compression": COMPRESSION,
-        "use_dictionary": _dictionary(table),
+        "use_dictionary": _dictionary_leaves(table),
+        "dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES,
         "write_statistics": _dictionary(table),
         "data_page_size": PAGE_BYTES,
         "write_batch_size": _batch_rows(table),

@@ -488,3 +488,28 @@ def test_a_full_disk_is_one_clear_error_and_the_rows_wait_for_the_next_flush(
     writer.flush()
     with connect(small_tmpfs / "logs") as con:
         assert scalar(con, "SELECT count(DISTINCT message_id) FROM outbound_messages") == 2000
+
+
+def test_daily_summary_percentiles_are_exactly_those_of_quantile_cont(tmp_path: Path) -> None:
+    times = [0.001 * (i * 7919 % 1009) + 0.1 for i in range(1, 400)]  # scattered, no ties
+    writer = LogWriter(tmp_path)
+    writer.extend("outbound_log", [outbound_request(response_time_s=t) for t in times])
+    writer.extend("inbound_log", [inbound_request(response_time_s=t) for t in times[:37]])
+    writer.flush()
+
+    with connect(tmp_path) as con:
+        got = con.execute(
+            "SELECT direction, p50_response_time_s, p95_response_time_s FROM daily_summary"
+        ).fetchall()
+        want = [
+            (
+                direction,
+                *con.execute(
+                    "SELECT quantile_cont(response_time_s, 0.5), quantile_cont(response_time_s, 0.95) "
+                    f"FROM {direction}_log"
+                ).fetchone(),
+            )
+            for direction in ("inbound", "outbound")
+        ]
+
+    assert got == want  # equal, not approximately: the view must not change a figure

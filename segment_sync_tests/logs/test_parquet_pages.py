@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segment_sync.logs import layout
+from segment_sync.logs.maintenance import compact
 from segment_sync.logs.store import LogWriter, to_arrow
 from segment_sync_tests.logs.test_log_store import message, outbound_request
 
@@ -56,3 +57,32 @@ def test_a_request_body_given_as_utf8_bytes_is_logged_as_its_text(tmp_path):
 def test_a_request_body_that_is_not_utf8_is_refused_and_names_the_column():
     with pytest.raises(ValueError, match=r"outbound_log\.request_body"):
         to_arrow("outbound_log", [outbound_request(request_body=b'{"a":"\xff"}')])
+
+
+def _has_dictionary(path, column: str) -> bool:
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    chunk = next(
+        meta.column(i) for i in range(meta.num_columns) if meta.column(i).path_in_schema == column
+    )
+    return chunk.has_dictionary_page
+
+
+def test_customer_id_lists_are_dictionary_encoded_in_flushed_and_compacted_files(tmp_path):
+    rows = [
+        outbound_request(identifier=f"req-{i}", customer_ids=[f"c{i % 7}", f"c{i % 5}"])
+        for i in range(40)
+    ]
+    logs = LogWriter(tmp_path)
+    logs.write("outbound_log", rows[:20])
+    logs.write("outbound_log", rows[20:])
+    flushed = sorted((tmp_path / "outbound_log").glob("date=2*/*.parquet"))
+    assert len(flushed) == 2
+    assert all(_has_dictionary(path, "customer_ids.list.element") for path in flushed)
+    compact(tmp_path, "outbound_log", min_files=2)
+    (merged,) = (tmp_path / "outbound_log").glob("date=2*/*.parquet")
+    assert _has_dictionary(merged, "customer_ids.list.element")
+    assert not _has_dictionary(merged, "request_body")
+    lists = pq.read_table(merged, columns=["identifier", "customer_ids"]).to_pylist()
+    assert sorted(lists, key=lambda r: int(r["identifier"][4:])) == [
+        {"identifier": r["identifier"], "customer_ids": r["customer_ids"]} for r in rows
+    ]
