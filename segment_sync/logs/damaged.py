@@ -160,9 +160,15 @@ def explain(error: Exception, logs_dir: Path | str | None = None) -> UnreadableL
     text = str(error)
     for match in _QUOTED_PARQUET.finditer(text):
         path = Path(match.group(1))
-        if path.is_file():
-            reason = _problem_or_none(path) or _first_line(text.split(":", 1)[-1])
+        if not path.is_file():
+            continue
+        try:
+            reason = read_problem(path, deep=True)
+        except OSError:  # it cannot even be opened (permissions): DuckDB's words say why
+            reason = _first_line(text.split(":", 1)[-1])
+        if reason is not None:
             return UnreadableLogFile(path, reason)
+        # It reads whole now: not damaged (DuckDB met it while it was being published or merged).
     if logs_dir is None:
         return None
     # The footers first (what binding a view reads); a damaged page needs every file read.
@@ -171,13 +177,6 @@ def explain(error: Exception, logs_dir: Path | str | None = None) -> UnreadableL
         return None
     (path, reason), *others = found
     return UnreadableLogFile(path, reason, len(others))
-
-
-def _problem_or_none(path: Path) -> str | None:
-    try:
-        return read_problem(path, deep=True)
-    except OSError:
-        return None
 
 
 def _first_line(text: str) -> str:

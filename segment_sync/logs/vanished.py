@@ -19,17 +19,21 @@ T = TypeVar("T")
 ATTEMPTS = 3
 
 
+_GONE_LOCALLY = ("No such file or directory", "No files found that match the pattern")
+
+
 def is_vanished_file(exc: BaseException) -> bool:
     """Did DuckDB fail because a listed log file was gone when it opened it? Locally DuckDB
-    says "Cannot open file ...: No such file or directory"; over S3 (Arrow datasets,
-    s3_views.py) "reading the stream ... failed: IOError: Path does not exist ..."."""
+    says "Cannot open file ...: No such file or directory", or, when it lists a file again
+    while binding a view, "No files found that match the pattern "<the file>""; over S3 (Arrow
+    datasets, s3_views.py) "reading the stream ... failed: IOError: Path does not exist ..."."""
     import duckdb  # loaded already by whoever ran the query
 
     text = str(exc)
     if ".parquet" not in text:
         return False
     if isinstance(exc, duckdb.IOException):
-        return "No such file or directory" in text
+        return any(words in text for words in _GONE_LOCALLY)
     return isinstance(exc, duckdb.InvalidInputException) and "Path does not exist" in text
 
 

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 import segment_sync
+from segment_sync.logs.damaged import explain
 from segment_sync.logs.vanished import (
     ATTEMPTS,
     fetch_all,
@@ -145,3 +146,38 @@ def test_an_object_compacted_away_on_s3_counts_as_a_merged_away_file() -> None:
 
     assert is_vanished_file(error)
     assert retry_vanished(query) == "rows"
+
+
+def _gone_when_listed_again(tmp_path: Path) -> duckdb.IOException:
+    """DuckDB's own error for a file named by path that is gone when DuckDB looks for it."""
+    path = tmp_path / "20261206T222139921358Z-0d20.parquet"
+    duckdb.connect().execute(f"COPY (SELECT 1 AS x) TO '{path}' (FORMAT parquet)")
+    path.unlink()  # a merge deleted it
+    with pytest.raises(duckdb.IOException) as raised:
+        duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')")
+    return raised.value
+
+
+def test_a_file_gone_when_duckdb_lists_it_again_counts_as_a_merged_away_file(
+    tmp_path: Path,
+) -> None:
+    """Seen in antavo/test_shared_pacer.py: two ingests sharing a logs folder, one merging at its
+    run's end while the other bound a view; the run failed, blaming a file that was fine."""
+    error, calls = _gone_when_listed_again(tmp_path), []
+    assert "No files found that match the pattern" in str(error)
+
+    def query() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return "rows"
+
+    assert is_vanished_file(error)
+    assert retry_vanished(query) == "rows"
+
+
+def test_a_readable_file_named_in_an_error_is_not_called_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "20261206T222139921358Z-0d20.parquet"
+    duckdb.connect().execute(f"COPY (SELECT 1 AS x) TO '{path}' (FORMAT parquet)")
+    error = duckdb.IOException(f'IO Error: No files found that match the pattern "{path}"')
+    assert explain(error) is None  # it reads whole: DuckDB met it mid-publish or mid-merge
