@@ -481,7 +481,13 @@ def test_two_ingest_processes_sharing_the_limit_never_exceed_it(
     )
     assert seen["codes"] == [0] * PROCESSES, seen["outputs"]
     assert len(log) == PROCESSES and all(log.values())  # both processes sent requests
-    assert stats["rate_limited"] == 0 and set(stats["requests_by_status"]) == {"200"}
+    # The pacers' starts keep to the limit (most_logged below, measured where they start). At
+    # the server, arrivals bunch by the busy machine's scheduling delay: the 2 % headroom
+    # (pacer.RATE_HEADROOM) absorbs 0.2 s of it in this scaled-down 10 s window (1.2 s in
+    # Antavo's 60 s one), so a loaded CI run may see a 429 or two, which the client then waits
+    # out. Unshared limiters start more than the limit allows (the control below: 42 of 40).
+    assert stats["rate_limited"] <= 2, stats
+    assert set(stats["requests_by_status"]) <= {"200", "429"}
     assert seen["mids"] == Counter({f"o-{i}": 1 for i in range(EVENTS)})  # each exactly once
     assert seen["buffer"]["done"] == EVENTS
     assert stats["requests"] > CAPACITY  # more than one window's worth: the limit mattered
