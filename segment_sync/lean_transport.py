@@ -10,6 +10,7 @@ HTTP/1.1 only; TLS with httpx's default context; chunked and read-until-close an
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 import time
 from collections import defaultdict
@@ -55,7 +56,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._answer is not None and not self._answer.done():
-            if self._headers_done and not self._framed:
+            if self._headers_done and not self._framed and exc is None:
                 self.on_message_complete()  # read-until-close: the close ends the body
             else:
                 self._answer.set_exception(
@@ -80,12 +81,28 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An informational answer (100 Continue, 103 Early Hints): the final one follows.
+            self._headers, self._body, self._reason = [], [], b""
+            self._headers_done, self._framed = False, True
+            return
         # Asked here: after the callback the parser has reset and answers False.
         self.keep_alive = self._framed and self._parser.should_keep_alive()
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(self._parser.get_status_code())
 
     # requests
+    def readable_while_idle(self) -> bool:
+        """Has the server sent anything (its FIN, a 408) since the last answer? Asked of the
+        socket, as httpcore does: the loop may not have read it yet."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return True
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
     def close(self) -> None:
         self.closed = True
         if self._answer is not None and not self._answer.done():
@@ -146,6 +163,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         origin = (scheme, url.raw_host, port)
         timeouts = request.extensions.get("timeout", {})
         body = await request.aread()
+        if request.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        for name, value in request.headers.raw:
+            if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value:
+                raise httpx.LocalProtocolError("a request header holds a line break")
         head = b"".join(
             [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
             + [b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw]
@@ -163,7 +185,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 if isinstance(exc, OSError):
                     raise httpx.WriteError(str(exc) or type(exc).__name__) from None
                 raise
-            if not conn.closed:
+            if self._closed:
+                conn.close()  # the pool closed while this request ran
+            elif not conn.closed:
                 conn.idle_since = time.monotonic()
                 self._idle[origin].append(conn)
             return response
@@ -173,7 +197,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY_S:
+            if (
+                not conn.closed
+                and now - conn.idle_since < KEEPALIVE_EXPIRY_S
+                and not conn.readable_while_idle()
+            ):
                 return conn
             conn.close()
         return None

@@ -17,7 +17,8 @@ class FlushesInFlight:
     def __init__(self, lock: threading.Lock) -> None:
         self._changed = threading.Condition(lock)
         self._writing: set[int] = set()
-        self._failed: set[int] = set()
+        self._failed: set[int] = set()  # their rows were put back, to be written again
+        self._dropped: dict[int, str] = {}  # their rows could not be made a table: why
         self._next = 0
 
     def begin(self) -> tuple[int, frozenset[int]]:
@@ -28,16 +29,23 @@ class FlushesInFlight:
         self._writing.add(me)
         return me, earlier
 
-    def end(self, me: int, *, ok: bool) -> None:
-        """This flush's rows are written (`ok`), or were put back to be written again."""
+    def end(self, me: int, *, ok: bool, dropped: str | None = None) -> None:
+        """This flush's rows are written (`ok`), were put back to be written again, or were
+        `dropped` (why)."""
         with self._changed:
             self._writing.discard(me)
-            if not ok:
+            if dropped is not None:
+                self._dropped[me] = dropped
+            elif not ok:
                 self._failed.add(me)
             self._changed.notify_all()
 
     def wait(self, earlier: frozenset[int]) -> bool:
-        """Wait for the `earlier` flushes to end; True when they all wrote their rows."""
+        """Wait for the `earlier` flushes to end; True when they all wrote their rows, False
+        when some were put back; ValueError when some were dropped."""
         with self._changed:
             self._changed.wait_for(lambda: not (earlier & self._writing))
+            dropped = [self._dropped[i] for i in sorted(earlier) if i in self._dropped]
+            if dropped:
+                raise ValueError(f"rows queued before this flush were not written: {dropped[0]}")
             return not (earlier & self._failed)

@@ -214,24 +214,31 @@ class LogWriter:
 
         Returns once every row queued before the call is written, also rows that a flush in
         another thread took first (see flush_order.py); raises if they could not be."""
-        with self._lock:
-            names = [table] if table is not None else list({*self._pending, *self._pending_tables})
-            batches = {
-                name: (self._pending.pop(name, []), self._pending_tables.pop(name, []))
-                for name in names
-                if self._pending.get(name) or self._pending_tables.get(name)
-            }
-            me, earlier = self._flushes.begin()
-        items = list(batches.items())
-        ok = False
+        me: int | None = None
+        ok, dropped = False, None
         try:
+            with self._lock:
+                names = (
+                    [table] if table is not None else list({*self._pending, *self._pending_tables})
+                )
+                batches = {
+                    name: (self._pending.pop(name, []), self._pending_tables.pop(name, []))
+                    for name in names
+                    if self._pending.get(name) or self._pending_tables.get(name)
+                }
+                me, earlier = self._flushes.begin()
+            items = list(batches.items())
             if self.durable and len(items) > 1 and self._publish == self._publish_file:
                 written = self._flush_at_once(items)
             else:
                 written = self._flush_in_turn(items)
             ok = True
+        except ValueError as exc:  # rows that cannot be a table are dropped (_write_batch)
+            dropped = str(exc)
+            raise
         finally:
-            self._flushes.end(me, ok=ok)
+            if me is not None:
+                self._flushes.end(me, ok=ok, dropped=dropped)
         if earlier and not self._flushes.wait(earlier):
             written += self.flush(table)  # an earlier flush put our rows back: write them now
         if written and self._merge_due():

@@ -7,6 +7,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
+from segment_sync.logs import store
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.logs.views import connect
 from segment_sync_tests.disks import fill_disk
@@ -91,3 +94,52 @@ def test_a_flush_raises_when_another_flush_failed_to_write_its_rows(small_tmpfs:
     filler.unlink()
     writer.flush()
     assert _rows_on_disk(logs_dir) == 2000  # put back, then written: nothing lost
+
+
+def test_a_flush_raises_when_another_flush_dropped_the_rows_it_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows that cannot be a table are dropped with the batch they are in (a ValueError naming
+    them): a flush whose row was in that batch must not return as if it were written."""
+    writer = LogWriter(tmp_path / "logs")
+    inside, release = threading.Event(), threading.Event()
+    real = store.to_arrow
+
+    def held_back(table, rows):
+        inside.set()
+        assert release.wait(30), "the test never let the conversion go"
+        return real(table, rows)
+
+    monkeypatch.setattr(store, "to_arrow", held_back)
+    writer.extend("outbound_messages", [message("mine")])
+    writer.extend("outbound_messages", [message("theirs", timestamp="not a time")])
+    first_outcome: list = []
+
+    def first() -> None:
+        try:
+            writer.flush()
+            first_outcome.append("returned")
+        except ValueError as exc:
+            first_outcome.append(exc)
+
+    first_thread = threading.Thread(target=first)
+    first_thread.start()
+    assert inside.wait(30)
+    second_outcome: list = []
+
+    def second() -> None:
+        try:
+            writer.flush()
+            second_outcome.append("returned")
+        except ValueError as exc:
+            second_outcome.append(exc)
+
+    second_thread = threading.Thread(target=second)
+    second_thread.start()
+    second_thread.join(1.0)
+    release.set()
+    first_thread.join(30)
+    second_thread.join(30)
+    assert "dropped" in str(first_outcome[0])
+    assert isinstance(second_outcome[0], ValueError), second_outcome
+    assert "not written" in str(second_outcome[0])
