@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
-from segment_sync.logs.damaged import read_whole
+from segment_sync.logs.damaged import read_in_batches
 from segment_sync.logs.layout import (
     TEMP_SUFFIX,
     fsync,
@@ -36,6 +36,9 @@ ROW_GROUP_ROWS = 128_000
 # A merge holds one row group at a time: bounded in bytes too, since outbound_log rows carry
 # request bodies of up to 500 KB (128,000 of them would be tens of GiB).
 ROW_GROUP_BYTES = 32 * 2**20
+# Inputs are read a batch of about this many bytes at a time, so what a merge holds is a row
+# group and one batch, whatever the size of a file (a 16 MiB file of bodies decodes to ~100 MiB).
+READ_BATCH_BYTES = 2 * 2**20
 LOCK_TIMEOUT_S = 60.0
 JOURNAL_SUFFIX = ".merging"
 
@@ -58,9 +61,7 @@ def merge_files(table: str, files: list[Path], directory: Path, *, durable: bool
     tmp, final = new_file_paths(directory)
     journal = write_journal(directory, final, files, durable)
     try:
-        rows = publish(
-            (conform(read_whole(path), target) for path in files), target, tmp, final, durable
-        )
+        rows = publish(read_conformed(files, target), target, tmp, final, durable)
     except BaseException:
         if not final.exists():  # not published: the inputs stay, the journal goes
             journal.unlink(missing_ok=True)
@@ -116,6 +117,13 @@ def merged_schema(table: str, files: list[Path]) -> pa.Schema:
                 fields.append(field.with_nullable(True))
                 known.add(field.name)
     return pa.schema(fields)
+
+
+def read_conformed(files: Iterable[Path], target: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of `files` in order, READ_BATCH_BYTES at a time, as `target` (see conform)."""
+    for path in files:
+        for batch in read_in_batches(path, READ_BATCH_BYTES):
+            yield conform(pa.Table.from_batches([batch]), target)
 
 
 def conform(data: pa.Table, target: pa.Schema) -> pa.Table:
