@@ -34,8 +34,10 @@ from segment_sync.logs.schema import schema_for
 
 ROW_GROUP_ROWS = 128_000
 # A merge holds one row group at a time: bounded in bytes too, since outbound_log rows carry
-# request bodies of up to 500 KB (128,000 of them would be tens of GiB).
-ROW_GROUP_BYTES = 32 * 2**20
+# request bodies of up to 500 KB (128,000 of them would be tens of GiB). 8 MiB, not 32: a run's
+# merge (every 5 minutes, and at its end) is part of its peak RSS, which must stay flat by
+# backlog (issue 26); 16 bodies a row group cost queries little.
+ROW_GROUP_BYTES = 8 * 2**20
 # Inputs are read a batch of about this many bytes at a time, so what a merge holds is a row
 # group and one batch, whatever the size of a file (a 16 MiB file of bodies decodes to ~100 MiB).
 READ_BATCH_BYTES = 2 * 2**20
@@ -151,6 +153,7 @@ def publish(
                     writer = open_writer.enter_context(pq.ParquetWriter(tmp, target, **options))
                 writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
                 rows += chunk.num_rows
+                del chunk  # else it is held while the next row group is read: two at once
             if writer is None:  # no rows: a file of the schema alone
                 pq.write_table(target.empty_table(), tmp, **parquet_options(target.empty_table()))
         if durable:
