@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -98,6 +99,36 @@ def read_whole(path: Path) -> pa.Table:
             raise DamagedFile(path) from exc
         raise
     return data
+
+
+def read_in_batches(path: Path, max_bytes: int) -> Iterator[pa.RecordBatch]:
+    """The rows of `path` a batch of about `max_bytes` at a time, each validated as read_whole
+    validates; DamagedFile if it cannot be read (perhaps after some batches were yielded).
+
+    Why: a small file on disk can be many times bigger decoded (request bodies compress well),
+    so reading it whole made a merge's memory depend on the files, not on a cap."""
+    try:
+        parquet = pq.ParquetFile(path)
+        metadata = parquet.metadata
+        per_row = max(
+            (-(-group.total_byte_size // group.num_rows) for group in _row_groups(metadata)),
+            default=1,
+        )
+        for batch in parquet.iter_batches(batch_size=max(1, max_bytes // max(per_row, 1))):
+            batch.validate(full=True)
+            yield batch
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc):
+            raise DamagedFile(path) from exc
+        raise
+
+
+def _row_groups(metadata: pq.FileMetaData) -> Iterator[pq.RowGroupMetaData]:
+    """The row groups of a file that hold rows."""
+    for index in range(metadata.num_row_groups):
+        group = metadata.row_group(index)
+        if group.num_rows:
+            yield group
 
 
 def row_count(path: Path) -> int:

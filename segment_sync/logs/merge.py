@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
-from segment_sync.logs.damaged import read_whole
+from segment_sync.logs.damaged import read_in_batches
 from segment_sync.logs.layout import (
     TEMP_SUFFIX,
     fsync,
@@ -34,8 +34,14 @@ from segment_sync.logs.schema import schema_for
 
 ROW_GROUP_ROWS = 128_000
 # A merge holds one row group at a time: bounded in bytes too, since outbound_log rows carry
-# request bodies of up to 500 KB (128,000 of them would be tens of GiB).
-ROW_GROUP_BYTES = 32 * 2**20
+# request bodies of up to 500 KB (128,000 of them would be tens of GiB). 8 MiB, not 32: a run's
+# merge (every 5 minutes, and at its end) is part of its peak RSS, which must stay flat by
+# backlog (issue 26). The price: 4x the row groups (16 bodies each), so a bigger footer.
+ROW_GROUP_BYTES = 8 * 2**20
+# Inputs are read a batch of about this many bytes at a time, so what a merge holds is a row
+# group and one batch, whatever the size of a file (zstd takes JSON bodies about 8x: a 16 MiB file
+# of them decodes to ~130 MiB).
+READ_BATCH_BYTES = 2 * 2**20
 LOCK_TIMEOUT_S = 60.0
 JOURNAL_SUFFIX = ".merging"
 
@@ -58,9 +64,7 @@ def merge_files(table: str, files: list[Path], directory: Path, *, durable: bool
     tmp, final = new_file_paths(directory)
     journal = write_journal(directory, final, files, durable)
     try:
-        rows = publish(
-            (conform(read_whole(path), target) for path in files), target, tmp, final, durable
-        )
+        rows = publish(read_conformed(files, target), target, tmp, final, durable)
     except BaseException:
         if not final.exists():  # not published: the inputs stay, the journal goes
             journal.unlink(missing_ok=True)
@@ -118,6 +122,13 @@ def merged_schema(table: str, files: list[Path]) -> pa.Schema:
     return pa.schema(fields)
 
 
+def read_conformed(files: Iterable[Path], target: pa.Schema) -> Iterator[pa.Table]:
+    """The rows of `files` in order, READ_BATCH_BYTES at a time, as `target` (see conform)."""
+    for path in files:
+        for batch in read_in_batches(path, READ_BATCH_BYTES):
+            yield conform(pa.Table.from_batches([batch]), target)
+
+
 def conform(data: pa.Table, target: pa.Schema) -> pa.Table:
     """`data` with `target`'s columns, order and types (missing columns as NULL)."""
     columns = [
@@ -143,6 +154,7 @@ def publish(
                     writer = open_writer.enter_context(pq.ParquetWriter(tmp, target, **options))
                 writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
                 rows += chunk.num_rows
+                del chunk  # else it is held while the next row group is read: two at once
             if writer is None:  # no rows: a file of the schema alone
                 pq.write_table(target.empty_table(), tmp, **parquet_options(target.empty_table()))
         if durable:
