@@ -88,22 +88,10 @@ class DamagedFile(Exception):
         self.path = path
 
 
-def read_whole(path: Path) -> pa.Table:
-    """Every row of `path`, validated as DuckDB reads it (strings that are not UTF-8 would make
-    a file rewritten from them unreadable, good rows and all); DamagedFile if it cannot be."""
-    try:
-        data = pq.ParquetFile(path).read()
-        data.validate(full=True)
-    except (pa.ArrowException, OSError) as exc:
-        if is_damage(exc):
-            raise DamagedFile(path) from exc
-        raise
-    return data
-
-
 def read_in_batches(path: Path, max_bytes: int) -> Iterator[pa.RecordBatch]:
-    """The rows of `path` a batch of about `max_bytes` at a time, each validated as read_whole
-    validates; DamagedFile if it cannot be read (perhaps after some batches were yielded).
+    """The rows of `path` a batch of about `max_bytes` at a time, each validated (strings that
+    are not UTF-8 would make a file rewritten from them unreadable, good rows and all);
+    DamagedFile if it cannot be read (perhaps after some batches were yielded).
 
     Why: a small file on disk can be many times bigger decoded (request bodies compress well),
     so reading it whole made a merge's memory depend on the files, not on a cap."""

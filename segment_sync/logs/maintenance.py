@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +39,7 @@ from segment_sync.logs.damaged import (
     DamagedFile,
     keep_readable,
     quarantine,
-    read_whole,
+    read_in_batches,
     row_count,
 )
 from segment_sync.logs.layout import (
@@ -51,6 +51,7 @@ from segment_sync.logs.layout import (
 )
 from segment_sync.logs.merge import (
     LOCK_TIMEOUT_S,
+    READ_BATCH_BYTES,
     ROW_GROUP_ROWS,
     finish_interrupted,
     maintenance_lock,
@@ -168,36 +169,59 @@ def _trim_partition(
     logs_dir: Path | str, table: str, directory: Path, cutoff: datetime, moved: list[Path]
 ) -> int:
     """Rewrite the files of a partition that hold rows before `cutoff`; return rows removed.
-    A damaged file is moved to quarantine (appended to `moved`) instead."""
+    A damaged file is moved to quarantine (appended to `moved`) instead. Files are read a
+    batch at a time, twice (count, then rewrite): a day of request bodies is never held whole."""
     column = TIME_COLUMNS[table]
     threshold = pa.scalar(cutoff, UTC_TIMESTAMP)
+
+    def keep(batch: pa.RecordBatch) -> pa.Array:
+        return pc.fill_null(
+            pc.greater_equal(batch.column(column).cast(UTC_TIMESTAMP), threshold), True
+        )
+
     affected: list[Path] = []
-    kept: list[pa.Table] = []
-    removed = 0
+    removed = kept = 0
     for path in data_files(directory):
         try:
-            data = read_whole(path)
+            counts = [
+                (batch.num_rows, pc.sum(keep(batch)).as_py() or 0)
+                for batch in read_in_batches(path, READ_BATCH_BYTES)
+            ]
         except DamagedFile:
             moved.append(quarantine(logs_dir, path))
             continue
-        keep = pc.fill_null(pc.greater_equal(data[column].cast(UTC_TIMESTAMP), threshold), True)
-        remaining = data.filter(keep)
-        if remaining.num_rows == data.num_rows:
+        rows, remaining = sum(n for n, _ in counts), sum(k for _, k in counts)
+        if remaining == rows:
             continue
         affected.append(path)
-        removed += data.num_rows - remaining.num_rows
-        if remaining.num_rows:
-            kept.append(remaining)
+        removed += rows - remaining
+        kept += remaining
     if kept:  # journaled as a merge: a kill before the deletions leaves no row twice
         target = merged_schema(table, affected)
         tmp, final = new_file_paths(directory)
         journal = write_journal(directory, final, affected)
-        publish([_conform(t, target) for t in kept], target, tmp, final)
+        try:
+            publish(_kept_rows(affected, keep, target), target, tmp, final)
+        except BaseException:
+            if not final.exists():  # not published: the inputs stay, the journal goes
+                journal.unlink(missing_ok=True)
+            raise
         unlink_all(affected)
         journal.unlink()
     else:
         unlink_all(affected)
     return removed
+
+
+def _kept_rows(
+    files: list[Path], keep: Callable[[pa.RecordBatch], pa.Array], target: pa.Schema
+) -> Iterator[pa.Table]:
+    """The rows of `files` that `keep` keeps, a batch at a time, as `target`."""
+    for path in files:
+        for batch in read_in_batches(path, READ_BATCH_BYTES):
+            remaining = pa.Table.from_batches([batch]).filter(keep(batch))
+            if remaining.num_rows:
+                yield _conform(remaining, target)
 
 
 def _publish(tables: Iterable[pa.Table], target: pa.Schema, directory: Path) -> int:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from segment_sync.logs import merge
+from segment_sync.logs import maintenance, merge
 from segment_sync.logs.layout import data_files, partition_dir
 from segment_sync.logs.store import LogWriter
 
@@ -84,3 +84,40 @@ def test_a_merge_holds_a_row_group_and_a_read_batch_not_a_whole_input_file(
         f"r{n}-{i}" for n in range(FILES) for i in range(ROWS_PER_FILE)
     )
     assert all(len(body) == BODY_BYTES for body in table["request_body"].to_pylist())
+
+
+def test_retention_rewrites_the_cutoff_day_a_batch_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """The cutoff day is usually one compacted file: a day of request bodies, which retention
+    read whole (and kept every file's remainder in a list) before it streamed them."""
+    monkeypatch.setattr(merge, "ROW_GROUP_BYTES", 2 * MiB)
+    monkeypatch.setattr(maintenance, "READ_BATCH_BYTES", 1 * MiB)
+    cutoff = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    writer = LogWriter(tmp_path)
+    for n in range(FILES):  # half of each file's rows before the cutoff, half after
+        writer.write(
+            "outbound_log",
+            [
+                {
+                    "timestamp": cutoff + timedelta(hours=1 if i % 2 else -1),
+                    "event_type": "track",
+                    "identifier": f"r{n}-{i}",
+                    "request_body": f"{n}-{i}".ljust(BODY_BYTES, "x"),
+                }
+                for i in range(ROWS_PER_FILE)
+            ],
+        )
+    directory = partition_dir(tmp_path, "outbound_log", cutoff.date())
+    assert len(data_files(directory)) == FILES
+
+    with arrow_peak() as pool:
+        removed = maintenance.apply_retention(tmp_path, "outbound_log", cutoff)
+
+    assert removed == FILES * ROWS_PER_FILE // 2
+    held = pool.max_memory()  # reading each file whole and keeping the remainders: 38.2 MiB
+    assert held <= 4 * MiB, f"{held / MiB:.1f} MiB held at once"
+    [rewritten] = data_files(directory)
+    kept = pq.read_table(rewritten, columns=["identifier", "request_body"])
+    assert sorted(kept["identifier"].to_pylist()) == sorted(
+        f"r{n}-{i}" for n in range(FILES) for i in range(1, ROWS_PER_FILE, 2)
+    )
+    assert all(len(body) == BODY_BYTES for body in kept["request_body"].to_pylist())
