@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_sync.logs.store import LogWriter, _wrapped_text, split_by_day
+from segment_sync.logs.arrow_rows import _wrapped_text, split_by_day
+from segment_sync.logs.store import LogWriter
 from segment_sync.redaction import Redactor
 
 pieces = st.sampled_from(
