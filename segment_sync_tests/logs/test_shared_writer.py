@@ -40,7 +40,7 @@ def _flush_in_thread(writer: LogWriter, outcome: list) -> threading.Thread:
         try:
             writer.flush()
             outcome.append("returned")
-        except LogWriteError as exc:
+        except (LogWriteError, ValueError) as exc:
             outcome.append(exc)
 
     thread = threading.Thread(target=flush)
@@ -114,28 +114,10 @@ def test_a_flush_raises_when_another_flush_dropped_the_rows_it_took(
     writer.extend("outbound_messages", [message("mine")])
     writer.extend("outbound_messages", [message("theirs", timestamp="not a time")])
     first_outcome: list = []
-
-    def first() -> None:
-        try:
-            writer.flush()
-            first_outcome.append("returned")
-        except ValueError as exc:
-            first_outcome.append(exc)
-
-    first_thread = threading.Thread(target=first)
-    first_thread.start()
+    first_thread = _flush_in_thread(writer, first_outcome)
     assert inside.wait(30)
     second_outcome: list = []
-
-    def second() -> None:
-        try:
-            writer.flush()
-            second_outcome.append("returned")
-        except ValueError as exc:
-            second_outcome.append(exc)
-
-    second_thread = threading.Thread(target=second)
-    second_thread.start()
+    second_thread = _flush_in_thread(writer, second_outcome)
     second_thread.join(1.0)
     release.set()
     first_thread.join(30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -26,8 +27,9 @@ def vanished_error(tmp_path: Path) -> duckdb.IOException:
     return duckdb.IOException(f'IO Error: Cannot open file "{path}": No such file or directory')
 
 
-def test_a_query_that_met_a_merged_away_file_is_run_again(tmp_path: Path) -> None:
-    error, calls = vanished_error(tmp_path), []
+def _failing_once(error: Exception) -> tuple[Callable[[], str], list[int]]:
+    """A query that raises `error` the first time and returns "rows" after; its calls."""
+    calls: list[int] = []
 
     def query() -> str:
         calls.append(1)
@@ -35,6 +37,11 @@ def test_a_query_that_met_a_merged_away_file_is_run_again(tmp_path: Path) -> Non
             raise error
         return "rows"
 
+    return query, calls
+
+
+def test_a_query_that_met_a_merged_away_file_is_run_again(tmp_path: Path) -> None:
+    query, calls = _failing_once(vanished_error(tmp_path))
     assert retry_vanished(query) == "rows"
     assert len(calls) == 2
 
@@ -136,14 +143,7 @@ def test_an_object_compacted_away_on_s3_counts_as_a_merged_away_file() -> None:
         "date=2026-12-05/20261206T194524884324Z-c31b.parquet'. Detail: [errno 2] No such file "
         "or directory"
     )
-    calls = []
-
-    def query() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            raise error
-        return "rows"
-
+    query, calls = _failing_once(error)
     assert is_vanished_file(error)
     assert retry_vanished(query) == "rows"
 
@@ -163,15 +163,9 @@ def test_a_file_gone_when_duckdb_lists_it_again_counts_as_a_merged_away_file(
 ) -> None:
     """Seen in antavo/test_shared_pacer.py: two ingests sharing a logs folder, one merging at its
     run's end while the other bound a view; the run failed, blaming a file that was fine."""
-    error, calls = _gone_when_listed_again(tmp_path), []
+    error = _gone_when_listed_again(tmp_path)
     assert "No files found that match the pattern" in str(error)
-
-    def query() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            raise error
-        return "rows"
-
+    query, _ = _failing_once(error)
     assert is_vanished_file(error)
     assert retry_vanished(query) == "rows"
 
