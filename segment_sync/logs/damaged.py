@@ -14,10 +14,14 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from pyarrow.fs import FileSystem
 
 from segment_sync.logs.layout import data_files, partition_dirs
 from segment_sync.logs.schema import TABLES
@@ -88,7 +92,9 @@ class DamagedFile(Exception):
         self.path = path
 
 
-def read_in_batches(path: Path, max_bytes: int) -> Iterator[pa.RecordBatch]:
+def read_in_batches(
+    path: Path | str, max_bytes: int, filesystem: FileSystem | None = None
+) -> Iterator[pa.RecordBatch]:
     """The rows of `path` a batch of about `max_bytes` at a time, each validated (strings that
     are not UTF-8 would make a file rewritten from them unreadable, good rows and all);
     DamagedFile if it cannot be read (perhaps after some batches were yielded).
@@ -96,7 +102,7 @@ def read_in_batches(path: Path, max_bytes: int) -> Iterator[pa.RecordBatch]:
     Why: a small file on disk can be many times bigger decoded (request bodies compress well),
     so reading it whole made a merge's memory depend on the files, not on a cap."""
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, filesystem=filesystem)
         metadata = parquet.metadata
         per_row = max(
             (-(-group.total_byte_size // group.num_rows) for group in _row_groups(metadata)),
@@ -106,8 +112,8 @@ def read_in_batches(path: Path, max_bytes: int) -> Iterator[pa.RecordBatch]:
             batch.validate(full=True)
             yield batch
     except (pa.ArrowException, OSError) as exc:
-        if is_damage(exc):
-            raise DamagedFile(path) from exc
+        if is_damage(exc) and not isinstance(exc, FileNotFoundError):  # S3's has no errno
+            raise DamagedFile(Path(path)) from exc
         raise
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,6 +58,7 @@ from segment_sync.logs.merge import (
     merge_files,
     merged_schema,
     publish,
+    read_conformed,
     unlink_all,
     write_journal,
 )
@@ -201,7 +202,7 @@ def _trim_partition(
         tmp, final = new_file_paths(directory)
         journal = write_journal(directory, final, affected)
         try:
-            publish(_kept_rows(affected, keep, target), target, tmp, final)
+            publish(read_conformed(affected, target, keep), target, tmp, final)
         except BaseException:
             if not final.exists():  # not published: the inputs stay, the journal goes
                 journal.unlink(missing_ok=True)
@@ -211,17 +212,6 @@ def _trim_partition(
     else:
         unlink_all(affected)
     return removed
-
-
-def _kept_rows(
-    files: list[Path], keep: Callable[[pa.RecordBatch], pa.Array], target: pa.Schema
-) -> Iterator[pa.Table]:
-    """The rows of `files` that `keep` keeps, a batch at a time, as `target`."""
-    for path in files:
-        for batch in read_in_batches(path, READ_BATCH_BYTES):
-            remaining = pa.Table.from_batches([batch]).filter(keep(batch))
-            if remaining.num_rows:
-                yield _conform(remaining, target)
 
 
 def _publish(tables: Iterable[pa.Table], target: pa.Schema, directory: Path) -> int:

@@ -14,15 +14,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segment_sync.locks import file_lock
-from segment_sync.logs.damaged import read_in_batches
+from segment_sync.logs.damaged import DamagedFile, is_damage, read_in_batches
 from segment_sync.logs.layout import (
     TEMP_SUFFIX,
     fsync,
@@ -31,6 +32,9 @@ from segment_sync.logs.layout import (
     table_dir,
 )
 from segment_sync.logs.schema import schema_for
+
+if TYPE_CHECKING:
+    from pyarrow.fs import FileSystem
 
 ROW_GROUP_ROWS = 128_000
 # A merge holds one row group at a time: bounded in bytes too, since outbound_log rows carry
@@ -110,23 +114,42 @@ def write_journal(directory: Path, final: Path, files: list[Path], durable: bool
     return journal
 
 
-def merged_schema(table: str, files: list[Path]) -> pa.Schema:
-    """The current schema (all nullable) followed by any extra columns found in `files`."""
+def merged_schema(
+    table: str, files: Sequence[Path | str], filesystem: FileSystem | None = None
+) -> pa.Schema:
+    """The current schema (all nullable) followed by any extra columns found in `files`;
+    DamagedFile naming a file whose footer cannot be read."""
     fields = [field.with_nullable(True) for field in schema_for(table)]
     known = {field.name for field in fields}
     for path in files:
-        for field in pq.read_schema(path):
+        try:
+            schema = pq.read_schema(path, filesystem=filesystem)
+        except (pa.ArrowException, OSError) as exc:
+            if is_damage(exc) and not isinstance(exc, FileNotFoundError):
+                raise DamagedFile(Path(path)) from exc
+            raise
+        for field in schema:
             if field.name not in known:
                 fields.append(field.with_nullable(True))
                 known.add(field.name)
     return pa.schema(fields)
 
 
-def read_conformed(files: Iterable[Path], target: pa.Schema) -> Iterator[pa.Table]:
-    """The rows of `files` in order, READ_BATCH_BYTES at a time, as `target` (see conform)."""
+def read_conformed(
+    files: Iterable[Path | str],
+    target: pa.Schema,
+    keep: Callable[[pa.RecordBatch], pa.Array] | None = None,
+    filesystem: FileSystem | None = None,
+) -> Iterator[pa.Table]:
+    """The rows of `files` in order (those `keep` keeps), READ_BATCH_BYTES at a time, as
+    `target` (see conform)."""
     for path in files:
-        for batch in read_in_batches(path, READ_BATCH_BYTES):
-            yield conform(pa.Table.from_batches([batch]), target)
+        for batch in read_in_batches(path, READ_BATCH_BYTES, filesystem):
+            data = pa.Table.from_batches([batch])
+            if keep is not None:
+                data = data.filter(keep(batch))
+            if data.num_rows:
+                yield conform(data, target)
 
 
 def conform(data: pa.Table, target: pa.Schema) -> pa.Table:

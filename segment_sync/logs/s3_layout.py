@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -71,6 +72,14 @@ def put_whole(logs: S3Logs, path: str, body: pa.Buffer) -> None:
     """Upload a finished object to its final key (visible only once the upload completes)."""
     with logs.fs.open_output_stream(path) as out:
         out.write(body)
+
+
+def put_file(logs: S3Logs, path: str, local: Path, chunk_bytes: int = 8 * 2**20) -> None:
+    """Upload a finished local file to its final key, a chunk at a time (visible only once the
+    upload completes)."""
+    with logs.fs.open_output_stream(path) as out, open(local, "rb") as source:
+        while chunk := source.read(chunk_bytes):
+            out.write(chunk)
 
 
 def partition_path(logs: S3Logs, table: str, day: date) -> str:

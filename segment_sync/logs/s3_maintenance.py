@@ -10,8 +10,10 @@ inputs of a merged file that exists are deleted, old markers removed.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,13 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from segment_sync.logs.damaged import QUARANTINE_DIR, is_damage
-from segment_sync.logs.layout import new_file_name
-from segment_sync.logs.maintenance import (
-    LOCK_TIMEOUT_S,
-    TableMaintenance,
-    _conform,
-)
+from segment_sync.logs.damaged import QUARANTINE_DIR, DamagedFile, is_damage, read_in_batches
+from segment_sync.logs.layout import TEMP_SUFFIX, new_file_name
+from segment_sync.logs.maintenance import LOCK_TIMEOUT_S, TableMaintenance
+from segment_sync.logs.merge import READ_BATCH_BYTES, merged_schema, publish, read_conformed
 from segment_sync.logs.object_store import S3Logs
 from segment_sync.logs.s3_layout import (
     MARKER_GRACE_S,
@@ -33,33 +32,13 @@ from segment_sync.logs.s3_layout import (
     data_objects,
     delete_all,
     markers,
-    parquet_bytes,
     partition_path,
-    put_whole,
+    put_file,
     visible_objects,
     write_marker,
 )
 from segment_sync.logs.s3_lease import Lease, LeaseLost, lease
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
-
-
-class _Damaged(Exception):
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
-
-
-def _read(logs: S3Logs, path: str) -> pa.Table:
-    """Every row of one object, validated; _Damaged if it cannot be read."""
-    try:
-        with logs.fs.open_input_file(path) as handle:
-            data = pq.ParquetFile(handle).read()
-        data.validate(full=True)
-    except (pa.ArrowException, OSError) as exc:
-        if is_damage(exc) and not isinstance(exc, FileNotFoundError):
-            raise _Damaged(path) from exc
-        raise
-    return data
 
 
 def row_count(logs: S3Logs, path: str) -> int:
@@ -81,28 +60,31 @@ def _quarantine(logs: S3Logs, path: str) -> Path:
 
 
 def _replace(
-    logs: S3Logs, held: Lease, table: str, day: date, inputs: list[str], tables: list[pa.Table]
+    logs: S3Logs,
+    held: Lease,
+    table: str,
+    day: date,
+    inputs: list[str],
+    tables: Iterable[pa.Table],
+    target: pa.Schema,
 ) -> None:
-    """Publish `tables` as one file replacing `inputs`: marker, file, then deletions."""
-    if tables:
-        merged = f"{partition_path(logs, table, day)}/{new_file_name()}"
-        fields = [f.with_nullable(True) for f in schema_for(table)]
-        known = {f.name for f in fields}
-        for t in tables:
-            fields += [f.with_nullable(True) for f in t.schema if f.name not in known]
-            known |= {f.name for f in t.schema}
-        target = pa.schema(fields)
-        body = parquet_bytes(pa.concat_tables([_conform(t, target) for t in tables]))
+    """Publish `tables` (streamed) as one file replacing `inputs`: marker, file, deletions.
+
+    The merged file is written to a local temporary file a row group at a time, then uploaded:
+    a day of request bodies is never held in memory. With no rows, the inputs just go."""
+    with tempfile.TemporaryDirectory(prefix="segment-sync-s3-merge-") as scratch:
+        local = Path(scratch) / "merged.parquet"
+        rows = publish(tables, target, Path(scratch) / f"merged{TEMP_SUFFIX}", local)
         held.renew()
-        marker = write_marker(logs, table, merged, inputs)
-        put_whole(logs, merged, body)
-        try:
-            held.renew()
-        except LeaseLost:  # the upload outlasted the lease: the new holder merges these inputs
-            delete_all(logs, [merged, marker])
-            raise
-    else:
-        held.renew()
+        if rows:
+            merged = f"{partition_path(logs, table, day)}/{new_file_name()}"
+            marker = write_marker(logs, table, merged, inputs)
+            put_file(logs, merged, local)
+            try:
+                held.renew()
+            except LeaseLost:  # the upload outlasted the lease: the new holder merges these inputs
+                delete_all(logs, [merged, marker])
+                raise
     delete_all(logs, inputs)
 
 
@@ -143,24 +125,29 @@ def apply_retention(
             held.renew()
             delete_all(logs, [o.path for o in objects])
         elif day == cutoff_day:
-            affected, kept = [], []
+
+            def keep(batch: pa.RecordBatch) -> pa.Array:
+                times = batch.column(column).cast(UTC_TIMESTAMP)
+                return pc.fill_null(pc.greater_equal(times, threshold), True)
+
+            affected = []
             for obj in objects:
                 try:
-                    data = _read(logs, obj.path)
-                except _Damaged:
+                    counts = [
+                        (batch.num_rows, pc.sum(keep(batch)).as_py() or 0)
+                        for batch in read_in_batches(obj.path, READ_BATCH_BYTES, logs.fs)
+                    ]
+                except DamagedFile:
                     moved.append(_quarantine(logs, obj.path))
                     continue
-                keep = pc.fill_null(
-                    pc.greater_equal(data[column].cast(UTC_TIMESTAMP), threshold), True
-                )
-                remaining = data.filter(keep)
-                if remaining.num_rows < data.num_rows:
+                rows, kept = sum(n for n, _ in counts), sum(k for _, k in counts)
+                if kept < rows:
                     affected.append(obj.path)
-                    removed += data.num_rows - remaining.num_rows
-                    if remaining.num_rows:
-                        kept.append(remaining)
+                    removed += rows - kept
             if affected:
-                _replace(logs, held, table, day, affected, kept)
+                target = merged_schema(table, affected, logs.fs)
+                kept_rows = read_conformed(affected, target, keep, logs.fs)
+                _replace(logs, held, table, day, affected, kept_rows, target)
     return removed
 
 
@@ -171,19 +158,32 @@ def compact(logs: S3Logs, held: Lease, table: str, min_files: int, moved: list[P
         if len(objects) < min_files:
             after += len(objects)
             continue
-        tables, inputs = [], []
-        for obj in objects:
-            try:
-                tables.append(_read(logs, obj.path))
-                inputs.append(obj.path)
-            except _Damaged:
-                moved.append(_quarantine(logs, obj.path))
-        if len(inputs) >= min_files:
-            _replace(logs, held, table, day, inputs, tables)
-            after += 1
-        else:
-            after += len(inputs)
+        after += _merge_day(logs, held, table, day, [o.path for o in objects], min_files, moved)
     return after
+
+
+def _merge_day(
+    logs: S3Logs,
+    held: Lease,
+    table: str,
+    day: date,
+    inputs: list[str],
+    min_files: int,
+    moved: list[Path],
+) -> int:
+    """Merge one day's `inputs` into one file, streamed; a damaged input is quarantined and the
+    merge starts again without it (nothing is published before every input was read). Returns
+    the files the day has after."""
+    while len(inputs) >= min_files:
+        try:
+            target = merged_schema(table, inputs, logs.fs)
+            rows = read_conformed(inputs, target, None, logs.fs)
+            _replace(logs, held, table, day, inputs, rows, target)
+            return 1
+        except DamagedFile as damaged:
+            moved.append(_quarantine(logs, str(damaged.path)))
+            inputs = [path for path in inputs if path != str(damaged.path)]
+    return len(inputs)
 
 
 def maintain_table(

@@ -90,7 +90,8 @@ def test_retention_rewrites_the_cutoff_day_a_batch_at_a_time(tmp_path: Path, mon
     """The cutoff day is usually one compacted file: a day of request bodies, which retention
     read whole (and kept every file's remainder in a list) before it streamed them."""
     monkeypatch.setattr(merge, "ROW_GROUP_BYTES", 2 * MiB)
-    monkeypatch.setattr(maintenance, "READ_BATCH_BYTES", 1 * MiB)
+    monkeypatch.setattr(maintenance, "READ_BATCH_BYTES", 1 * MiB)  # counting the rows
+    monkeypatch.setattr(merge, "READ_BATCH_BYTES", 1 * MiB)  # rewriting those kept
     cutoff = datetime(2026, 3, 1, 12, tzinfo=UTC)
     writer = LogWriter(tmp_path)
     for n in range(FILES):  # half of each file's rows before the cutoff, half after

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from segment_sync.logs.maintenance import maintain_logs
+from segment_sync.logs.merge import conform, merged_schema
 from segment_sync.logs.object_store import S3Logs
 from segment_sync.logs.s3_layout import (
     data_objects,
@@ -131,9 +132,10 @@ def test_a_merge_whose_lease_was_taken_during_the_upload_withdraws_its_file(s3_u
     inputs = [str(writer.write("outbound_messages", _messages(n, 2))[0]) for n in "ab"]
     held = UploadOutlastsLease(logs, "outbound_messages", ttl_s=0.3)
     assert held.try_acquire()
-    tables = [to_arrow("outbound_messages", _messages(n, 2)) for n in "ab"]
+    target = merged_schema("outbound_messages", inputs, logs.fs)
+    tables = [conform(to_arrow("outbound_messages", _messages(n, 2)), target) for n in "ab"]
     with pytest.raises(LeaseLost):
-        _replace(logs, held, "outbound_messages", NOW.date(), inputs, tables)
+        _replace(logs, held, "outbound_messages", NOW.date(), inputs, tables, target)
     assert sorted(o.path for o in data_objects(logs, "outbound_messages")) == sorted(inputs)
     assert markers(logs, "outbound_messages") == []
     assert len(_ids(s3_url)) == 4
