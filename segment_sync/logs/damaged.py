@@ -48,8 +48,12 @@ class UnreadableLogFile(RuntimeError):
 
 
 def is_damage(exc: BaseException) -> bool:
-    """Whether pyarrow's error means a damaged file (not a missing one or a refused open)."""
-    return isinstance(exc, pa.ArrowInvalid) or (isinstance(exc, OSError) and exc.errno is None)
+    """Whether pyarrow's error means a damaged file (not a missing one or a refused open).
+    pyarrow's S3 errors (a network failure, throttling, a denied or vanished key) carry no
+    errno either, but name "AWS Error": the object may be fine, so they are no damage."""
+    if isinstance(exc, pa.ArrowInvalid):
+        return True
+    return isinstance(exc, OSError) and exc.errno is None and "AWS Error" not in str(exc)
 
 
 def read_problem(path: Path, *, deep: bool = False) -> str | None:

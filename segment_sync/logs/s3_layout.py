@@ -74,12 +74,23 @@ def put_whole(logs: S3Logs, path: str, body: pa.Buffer) -> None:
         out.write(body)
 
 
-def put_file(logs: S3Logs, path: str, local: Path, chunk_bytes: int = 8 * 2**20) -> None:
-    """Upload a finished local file to its final key, a chunk at a time (visible only once the
-    upload completes)."""
-    with logs.fs.open_output_stream(path) as out, open(local, "rb") as source:
-        while chunk := source.read(chunk_bytes):
-            out.write(chunk)
+UPLOAD_PART_BYTES = 8 * 2**20
+
+
+def put_file(logs: S3Logs, path: str, local: Path) -> None:
+    """Upload a finished local file to its final key, visible only once whole: boto3 sends
+    a big one in parts of UPLOAD_PART_BYTES (two at a time, so memory stays bounded) and
+    aborts the multipart upload when a part fails. pyarrow's output stream would instead
+    complete it at close, publishing the bytes sent so far after an error."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(
+        multipart_threshold=UPLOAD_PART_BYTES,
+        multipart_chunksize=UPLOAD_PART_BYTES,
+        max_concurrency=2,
+        use_threads=True,
+    )
+    logs.client.upload_file(str(local), logs.bucket, logs.key_of(path), Config=config)
 
 
 def partition_path(logs: S3Logs, table: str, day: date) -> str:

@@ -10,6 +10,8 @@ inputs of a merged file that exists are deleted, old markers removed.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -37,8 +39,11 @@ from segment_sync.logs.s3_layout import (
     visible_objects,
     write_marker,
 )
-from segment_sync.logs.s3_lease import Lease, LeaseLost, lease
+from segment_sync.logs.s3_lease import Lease, lease
 from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+
+SCRATCH_PREFIX = "segment-sync-s3-merge-"  # a local folder per merge, under TMPDIR
+STALE_SCRATCH_AGE_S = 6 * 3600.0  # older than any merge: its maintainer was killed
 
 
 def row_count(logs: S3Logs, path: str) -> int:
@@ -67,25 +72,28 @@ def _replace(
     inputs: list[str],
     tables: Iterable[pa.Table],
     target: pa.Schema,
-) -> None:
-    """Publish `tables` (streamed) as one file replacing `inputs`: marker, file, deletions.
+) -> int:
+    """Publish `tables` (streamed) as one file replacing `inputs`: marker, file, deletions;
+    the rows published.
 
     The merged file is written to a local temporary file a row group at a time, then uploaded:
     a day of request bodies is never held in memory. With no rows, the inputs just go."""
-    with tempfile.TemporaryDirectory(prefix="segment-sync-s3-merge-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX) as scratch:
         local = Path(scratch) / "merged.parquet"
         rows = publish(tables, target, Path(scratch) / f"merged{TEMP_SUFFIX}", local)
         held.renew()
         if rows:
             merged = f"{partition_path(logs, table, day)}/{new_file_name()}"
             marker = write_marker(logs, table, merged, inputs)
-            put_file(logs, merged, local)
             try:
+                put_file(logs, merged, local)
                 held.renew()
-            except LeaseLost:  # the upload outlasted the lease: the new holder merges these inputs
+            except BaseException:  # a failed upload, or the upload outlasted the lease (the
+                # new holder merges these inputs): withdraw both, the inputs stay
                 delete_all(logs, [merged, marker])
                 raise
     delete_all(logs, inputs)
+    return rows
 
 
 def finish_interrupted(logs: S3Logs, table: str, now: float | None = None) -> int:
@@ -95,6 +103,11 @@ def finish_interrupted(logs: S3Logs, table: str, now: float | None = None) -> in
     listed = {o.path for o in data_objects(logs, table)}
     deleted = 0
     for marker in markers(logs, table):
+        if marker.merged in listed and not _whole(logs, marker.merged):
+            # Published cut short (not by us: we upload whole or withdraw): its inputs hold the
+            # rows, so the merged file and its marker go, and the next merge starts over.
+            delete_all(logs, [marker.merged, marker.path])
+            continue
         if marker.merged in listed:
             leftover = [p for p in marker.replaces if p in listed]
             delete_all(logs, leftover)
@@ -102,6 +115,30 @@ def finish_interrupted(logs: S3Logs, table: str, now: float | None = None) -> in
         if now - marker.mtime > MARKER_GRACE_S:
             delete_all(logs, [marker.path])
     return deleted
+
+
+def _whole(logs: S3Logs, path: str) -> bool:
+    """Does the object end in its Parquet footer (an upload cut short does not)? An S3 error
+    (not damage) propagates."""
+    try:
+        pq.read_metadata(path, filesystem=logs.fs)
+    except (pa.ArrowException, OSError) as exc:
+        if is_damage(exc) and not isinstance(exc, FileNotFoundError):
+            return False
+        raise
+    return True
+
+
+def remove_stale_scratch(max_age_s: float = STALE_SCRATCH_AGE_S) -> int:
+    """Delete the local scratch folders of S3 merges a killed maintainer left; how many."""
+    removed = 0
+    cutoff = time.time() - max_age_s
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed += 1
+    return removed
 
 
 def _by_day(objects: list[LogObject]) -> dict[date, list[LogObject]]:
@@ -178,8 +215,7 @@ def _merge_day(
         try:
             target = merged_schema(table, inputs, logs.fs)
             rows = read_conformed(inputs, target, None, logs.fs)
-            _replace(logs, held, table, day, inputs, rows, target)
-            return 1
+            return 1 if _replace(logs, held, table, day, inputs, rows, target) else 0
         except DamagedFile as damaged:
             moved.append(_quarantine(logs, str(damaged.path)))
             inputs = [path for path in inputs if path != str(damaged.path)]
@@ -195,6 +231,7 @@ def maintain_table(
         raise ValueError(f"min_files must be at least 2, got {min_files}")
     moved: list[Path] = []
     with lease(logs, table, timeout_s) as held:
+        remove_stale_scratch()
         finish_interrupted(logs, table)
         before = len(visible_objects(logs, table))
         removed = apply_retention(logs, held, table, cutoff, moved)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 
+from segment_sync.logs.damaged import is_damage
 from segment_sync.logs.maintenance import maintain_logs
 from segment_sync.logs.merge import conform, merged_schema
 from segment_sync.logs.object_store import S3Logs
@@ -139,3 +143,33 @@ def test_a_merge_whose_lease_was_taken_during_the_upload_withdraws_its_file(s3_u
     assert sorted(o.path for o in data_objects(logs, "outbound_messages")) == sorted(inputs)
     assert markers(logs, "outbound_messages") == []
     assert len(_ids(s3_url)) == 4
+
+
+def test_a_merged_file_cut_short_is_withdrawn_and_its_inputs_kept(s3_url: str) -> None:
+    """An upload cut short and completed anyway (pyarrow's output stream completes at close)
+    must not be taken for the merge: the next pass would delete the inputs holding the rows."""
+    logs = S3Logs.parse(s3_url)
+    inputs = _merge_left_half_done(logs, merged_written=False)
+    merged = f"{partition_path(logs, 'outbound_messages', NOW.date())}/zz-merged.parquet"
+    whole = parquet_bytes(to_arrow("outbound_messages", _messages("x", 3) + _messages("y", 3)))
+    put_whole(logs, merged, pa.py_buffer(whole.to_pybytes()[: whole.size // 2]))
+
+    finish_interrupted(logs, "outbound_messages")
+
+    assert sorted(o.path for o in data_objects(logs, "outbound_messages")) == sorted(inputs)
+    assert markers(logs, "outbound_messages") == []
+    assert _ids(s3_url) == sorted(f"{n}-{i}" for n in "xy" for i in range(3))
+
+
+def test_an_s3_error_is_no_damage() -> None:
+    """pyarrow's S3 errors carry no errno, as a damaged file's do: an object that could not be
+    fetched (network, throttling) must not be quarantined as damaged."""
+    unreachable = pafs.S3FileSystem(
+        endpoint_override="127.0.0.1:9", scheme="http", connect_timeout=1, request_timeout=1,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
+    )  # fmt: skip
+    with pytest.raises(OSError) as raised:
+        pq.read_metadata("bucket/outbound_log/date=2026-03-01/x.parquet", filesystem=unreachable)
+    assert raised.value.errno is None and "AWS Error" in str(raised.value)
+    assert not is_damage(raised.value)
+    assert is_damage(OSError("Unexpected end of stream"))  # a local read of a cut file

@@ -4,6 +4,7 @@ object is quarantined while the others are still merged."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -11,7 +12,13 @@ import pyarrow.parquet as pq
 from segment_sync.logs import merge
 from segment_sync.logs.maintenance import maintain_logs
 from segment_sync.logs.object_store import S3Logs
-from segment_sync.logs.s3_layout import data_objects, partition_path, put_whole
+from segment_sync.logs.s3_layout import (
+    UPLOAD_PART_BYTES,
+    data_objects,
+    partition_path,
+    put_file,
+    put_whole,
+)
 from segment_sync.logs.store import LogWriter
 from segment_sync_tests.logs.test_merge_memory import BODY_BYTES, MiB, arrow_peak
 
@@ -93,3 +100,15 @@ def test_a_damaged_object_is_quarantined_and_the_others_are_merged(s3_url: str) 
 
     assert [p.name for p in report.quarantined] == ["20260301T120000000000Z-bad.parquet"]
     assert _identifiers(logs) == sorted(f"r{n}-{i}" for n in range(FILES) for i in range(ROWS))
+
+
+def test_a_merged_file_bigger_than_a_part_is_uploaded_whole(s3_url: str, tmp_path) -> None:
+    logs = S3Logs.parse(s3_url)
+    local = tmp_path / "merged.parquet"
+    local.write_bytes(os.urandom(2 * UPLOAD_PART_BYTES + 12345))  # three parts, incompressible
+    path = f"{partition_path(logs, 'outbound_log', DAY.date())}/20260301T120000000000Z-big.parquet"
+
+    put_file(logs, path, local)
+
+    with logs.fs.open_input_file(path) as handle:
+        assert handle.read() == local.read_bytes()
