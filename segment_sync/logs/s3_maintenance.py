@@ -103,13 +103,14 @@ def finish_interrupted(logs: S3Logs, table: str, now: float | None = None) -> in
     listed = {o.path for o in data_objects(logs, table)}
     deleted = 0
     for marker in markers(logs, table):
-        if marker.merged in listed and not _whole(logs, marker.merged):
-            # Published cut short (not by us: we upload whole or withdraw): its inputs hold the
-            # rows, so the merged file and its marker go, and the next merge starts over.
-            delete_all(logs, [marker.merged, marker.path])
-            continue
         if marker.merged in listed:
             leftover = [p for p in marker.replaces if p in listed]
+            if leftover and not _whole(logs, marker.merged):
+                # Published cut short (not by us: we upload whole or withdraw) while its inputs
+                # still hold the rows: the merged file and its marker go, the next merge redoes
+                # it. (With no input left, a bad merged file is the only copy: quarantine's.)
+                delete_all(logs, [marker.merged, marker.path])
+                continue
             delete_all(logs, leftover)
             deleted += len(leftover)
         if now - marker.mtime > MARKER_GRACE_S:

@@ -173,3 +173,16 @@ def test_an_s3_error_is_no_damage() -> None:
     assert raised.value.errno is None and "AWS Error" in str(raised.value)
     assert not is_damage(raised.value)
     assert is_damage(OSError("Unexpected end of stream"))  # a local read of a cut file
+
+
+def test_a_bad_merged_file_whose_inputs_are_gone_is_left_for_quarantine(s3_url: str) -> None:
+    """With every input deleted, the merged file is the only copy of its rows: withdrawing it
+    would lose them, where quarantine keeps them for inspection."""
+    logs = S3Logs.parse(s3_url)
+    merged = f"{partition_path(logs, 'outbound_messages', NOW.date())}/zz-merged.parquet"
+    write_marker(logs, "outbound_messages", merged, [])
+    put_whole(logs, merged, pa.py_buffer(b"PAR1 cut short"))
+
+    finish_interrupted(logs, "outbound_messages")
+
+    assert [o.path for o in data_objects(logs, "outbound_messages")] == [merged]
