@@ -24,7 +24,15 @@ from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import ensure_analytics_db
 
 T0 = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
-NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+# Names a statement can use unquoted: not one of DuckDB's reserved words ("as", "do", "to"...),
+# which fail to parse before the read-only check is reached.
+RESERVED = {
+    row[0]
+    for row in duckdb.sql(
+        "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'"
+    ).fetchall()
+}
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(lambda n: n not in RESERVED)
 FILE_TARGETS = st.sampled_from(
     [
         "outbound_log/date=2026-11-28/injected.parquet",  # a file every view would count
