@@ -42,7 +42,10 @@ def maintain_log_tables(
             report = exc.report
             problems.append(str(exc))
             if exc.disk_refused:  # a full or read-only disk: no input file was deleted
-                record.error = str(exc)
+                moved = [path for table in report for path in table.quarantined]
+                if moved:
+                    problems.append(quarantine_message(moved))
+                record.error = "; ".join(problems)
                 fail_run(context, record.error, "configuration")
         decisions_removed, prune_error = _prune_route_decisions(loaded)
         for table in report:
