@@ -107,6 +107,7 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
     try:
         yield record
     except BaseException as exc:
+        _write_queued_rows(logs, record)
         if not record.counted:  # stopped before it could count: its log rows say what it did
             count_from_log(logs.logs_dir, record)
         if isinstance(exc, Exception):
@@ -123,9 +124,21 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
             _merge_small_log_files(logs)
         _analysts_can_open_the_logs(logs)
         raise
-    logs.write("sync_runs", [record.row("success")])
+    logs.extend("sync_runs", [record.row("success")])
+    logs.flush()  # with any row the work left queued
     _merge_small_log_files(logs)
     _analysts_can_open_the_logs(logs)
+
+
+def _write_queued_rows(logs: LogWriter, record: RunRecord) -> None:
+    """Write the rows a stopped or failed run queued but had not written yet, before its
+    sync_runs row: a request Antavo or Segment answered just before a stop (say, one waiting
+    out a Retry-After) keeps its log rows, and the run's counts include it."""
+    try:
+        logs.flush()
+    # Attempted; the run's own error is the news, not the log's.
+    except (OSError, LogWriteError, ValueError) as write_error:
+        log.warning("could not write the queued log rows of %s: %s", record.run_id, write_error)
 
 
 # What stopped a run, by the exception it raised.

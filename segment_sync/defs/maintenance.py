@@ -16,8 +16,8 @@ from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import fail_run, op_run_record
+from segment_sync.logs.incomplete import MaintenanceIncomplete, describe
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
-from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
 from segment_sync.outbound.route_decisions import prune_decisions
 from segment_sync.redaction import error_kind
@@ -31,13 +31,22 @@ def maintain_log_tables(
     loaded = settings.load()
     logs = factory.log_writer(loaded)
     with op_run_record(context, logs, loaded.secrets(), settings=loaded) as (record, _):
+        # Every problem is told at once: failing on the first would hide the damaged files
+        # already moved aside, which no later run reports again.
+        problems: list[str] = []
         try:
             report = maintain_logs(
                 loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
             )
-        except LogWriteError as exc:  # a full or read-only disk: no input file was deleted
-            record.error = str(exc)
-            fail_run(context, record.error, "configuration")
+        except MaintenanceIncomplete as exc:  # the other tables were maintained: report them
+            report = exc.report
+            problems.append(str(exc))
+            if exc.disk_refused:  # a full or read-only disk: no input file was deleted
+                moved = [path for table in report for path in table.quarantined]
+                if moved:
+                    problems.append(quarantine_message(moved))
+                record.error = "; ".join(problems)
+                fail_run(context, record.error, "configuration")
         decisions_removed, prune_error = _prune_route_decisions(loaded)
         for table in report:
             yield dg.AssetObservation(
@@ -54,13 +63,19 @@ def maintain_log_tables(
             analytics = "views refreshed"
         except ObjectStoreLogs:  # views over S3 are defined per session (s3_views.py)
             analytics = "none on object storage: segment-sync logs sql reads the logs"
-        if prune_error:  # the logs were maintained; the decisions are pruned by the next run
-            record.error = prune_error
-            fail_run(context, record.error, "transient")
+        except OSError as exc:  # the logs were maintained; the next run refreshes the views
+            analytics = "not refreshed"
+            problems.append(f"could not refresh the analysts' views ({describe(exc)})")
         moved = [path for table in report for path in table.quarantined]
+        if prune_error:  # the logs were maintained; the decisions are pruned by the next run
+            problems.append(prune_error)
         if moved:  # the work is done; a person should still look at the damaged files
-            record.error = quarantine_message(moved)
-            fail_run(context, record.error, "permanent", {"quarantined": _paths_md(moved)})
+            problems.append(quarantine_message(moved))
+        if problems:
+            record.error = "; ".join(problems)
+            if moved:  # not retried: a person looks at the files; the next hourly run goes on
+                fail_run(context, record.error, "permanent", {"quarantined": _paths_md(moved)})
+            fail_run(context, record.error, "transient")
     yield dg.Output(
         None,
         metadata={

@@ -42,6 +42,7 @@ from segment_sync.logs.damaged import (
     read_in_batches,
     row_count,
 )
+from segment_sync.logs.incomplete import each_table
 from segment_sync.logs.layout import (
     TEMP_SUFFIX,
     data_files,
@@ -64,7 +65,7 @@ from segment_sync.logs.merge import (
 )
 from segment_sync.logs.merge import conform as _conform
 from segment_sync.logs.object_store import is_object_store, s3_logs
-from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import LogWriteError
 
 STALE_TEMP_AGE_S = 3600.0
@@ -82,7 +83,9 @@ class CompactionResult:
     quarantined: tuple[Path, ...] = ()
 
 
-def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionResult:
+def compact(
+    logs_dir: Path | str, table: str, min_files: int = 2, lock_timeout_s: float = LOCK_TIMEOUT_S
+) -> CompactionResult:
     """Merge each date partition holding at least `min_files` data files into one file.
 
     Every row is kept, in file order, with the current schema's columns first (columns an older
@@ -94,7 +97,7 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
     schema_for(table)
     before = after = rows = 0
     moved: list[Path] = []
-    with maintenance_lock(logs_dir, table):
+    with maintenance_lock(logs_dir, table, lock_timeout_s):
         for directory in partition_dirs(logs_dir, table):
             finish_interrupted(directory)
             remove_stale_temps(directory)
@@ -115,7 +118,11 @@ def compact(logs_dir: Path | str, table: str, min_files: int = 2) -> CompactionR
 
 
 def apply_retention(
-    logs_dir: Path | str, table: str, older_than: datetime, moved: list[Path] | None = None
+    logs_dir: Path | str,
+    table: str,
+    older_than: datetime,
+    moved: list[Path] | None = None,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> int:
     """Remove exactly the rows whose time column is before `older_than`; return how many.
 
@@ -128,7 +135,7 @@ def apply_retention(
     schema_for(table)
     cutoff_day = older_than.astimezone(UTC).date()
     removed = 0
-    with maintenance_lock(logs_dir, table):
+    with maintenance_lock(logs_dir, table, lock_timeout_s):
         for directory in partition_dirs(logs_dir, table):
             day = partition_day(directory)
             if day is None or day > cutoff_day:
@@ -254,26 +261,42 @@ def _writing(logs_dir: Path | str, table: str) -> Iterator[None]:
 
 
 def maintain_table(
-    logs_dir: Path | str, table: str, cutoff: datetime, min_files: int
+    logs_dir: Path | str,
+    table: str,
+    cutoff: datetime,
+    min_files: int,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> TableMaintenance:
     """Remove the rows older than `cutoff`, then merge each partition's small files."""
     before = len(table_files(logs_dir, table))
     moved: list[Path] = []
     with _writing(logs_dir, table):
-        removed = apply_retention(logs_dir, table, cutoff, moved)
-        compaction = compact(logs_dir, table, min_files=min_files)
+        removed = apply_retention(logs_dir, table, cutoff, moved, lock_timeout_s)
+        compaction = compact(logs_dir, table, min_files, lock_timeout_s)
     rows = sum(row_count(path) for path in table_files(logs_dir, table))
     quarantined = (*moved, *compaction.quarantined)
     return TableMaintenance(table, before, compaction.files_after, removed, rows, quarantined)
 
 
 def maintain_logs(
-    logs_dir: Path | str, retention_days: int, min_files: int, now: datetime | None = None
+    logs_dir: Path | str,
+    retention_days: int,
+    min_files: int,
+    now: datetime | None = None,
+    lock_timeout_s: float | None = None,
 ) -> list[TableMaintenance]:
-    """Retention and compaction for every log table; rows at or after the cutoff all stay."""
+    """Retention and compaction for every log table; rows at or after the cutoff all stay.
+
+    A table whose lock another maintainer holds past `lock_timeout_s` (LOCK_TIMEOUT_S) is left
+    for the next run. MaintenanceIncomplete after the last table if any table could not be
+    maintained: the others were, and their reports travel with the error."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    lock_timeout_s = LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s
     if is_object_store(logs_dir):  # a lease instead of flock: see s3_maintenance.py
         from segment_sync.logs import s3_maintenance
 
-        return s3_maintenance.maintain_logs(s3_logs(logs_dir), retention_days, min_files, now)
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    return [maintain_table(logs_dir, table, cutoff, min_files) for table in TABLES]
+        logs = s3_logs(logs_dir)
+        return each_table(
+            lambda t: s3_maintenance.maintain_table(logs, t, cutoff, min_files, lock_timeout_s)
+        )
+    return each_table(lambda t: maintain_table(logs_dir, t, cutoff, min_files, lock_timeout_s))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,7 +40,7 @@ from segment_sync.logs.s3_layout import (
     write_marker,
 )
 from segment_sync.logs.s3_lease import Lease, lease
-from segment_sync.logs.schema import TABLES, TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 
 SCRATCH_PREFIX = "segment-sync-s3-merge-"  # a local folder per merge, under TMPDIR
 STALE_SCRATCH_AGE_S = 6 * 3600.0  # older than any merge: its maintainer was killed
@@ -239,11 +239,3 @@ def maintain_table(
         after = compact(logs, held, table, min_files, moved)
     rows = sum(row_count(logs, o.path) for o in visible_objects(logs, table))
     return TableMaintenance(table, before, after, removed, rows, tuple(moved))
-
-
-def maintain_logs(
-    logs: S3Logs, retention_days: int, min_files: int, now: datetime | None = None
-) -> list[TableMaintenance]:
-    """Retention and compaction for every log table on S3."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    return [maintain_table(logs, table, cutoff, min_files) for table in TABLES]

@@ -11,8 +11,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from segment_sync.db import Url, create_engine, create_tables
-from segment_sync.loyalty import stored_rows
+from segment_sync.loyalty import customers, stored_rows
 from segment_sync.loyalty.arrow_reader import ArrowReader
+from segment_sync.loyalty.customers import IDS_PER_QUERY
 from segment_sync.loyalty.records import (
     ORIGIN_SEGMENT,
     BadRow,
@@ -22,43 +23,12 @@ from segment_sync.loyalty.records import (
     ProfileChange,
     Stream,
 )
-from segment_sync.loyalty.stored_rows import utc
-
-metadata = sa.MetaData()
-
-loyalty_events = sa.Table(
-    "loyalty_events",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("customer_id", sa.Text, nullable=False),
-    sa.Column("external_customer_id", sa.Text),
-    sa.Column("action", sa.Text, nullable=False),
-    sa.Column("data", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
-    sa.Index("ix_loyalty_events_occurred_at", "occurred_at"),
-    sa.Index("ix_loyalty_events_external_customer_id", "external_customer_id"),
-)
-
-profile_changes = sa.Table(
-    "profile_changes",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("customer_id", sa.Text, nullable=False),
-    sa.Column("external_customer_id", sa.Text),
-    sa.Column("attributes", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("origin", sa.Text, nullable=False, server_default="loyalty"),
-    sa.Index("ix_profile_changes_external_customer_id", "external_customer_id"),
-    # Routing per region reads each customer's profile changes (attribute_history).
-    sa.Index("ix_profile_changes_customer_id", "customer_id"),
-)
+from segment_sync.loyalty.tables import loyalty_events, metadata, profile_changes
 
 # max_id's gap-free scan stops here; a lower answer is still safe, only later.
 CONTIGUOUS_SCAN = 200_000
 
 _TABLES = {Stream.EVENTS: loyalty_events, Stream.PROFILES: profile_changes}
-_IDS_PER_QUERY = 1000  # bound parameters per IN list (SQLite allows 32766)
 
 
 def parse_row(stream: Stream, row: Sequence) -> LoyaltyEvent | ProfileChange | BadRow:
@@ -214,49 +184,16 @@ class LoyaltyStore:
         table = _TABLES[stream]
         wanted = sorted(set(ids))
         rows: list = []
-        for start in range(0, len(wanted), _IDS_PER_QUERY):
-            chunk = wanted[start : start + _IDS_PER_QUERY]
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
             marks = ", ".join([self._mark] * len(chunk))
             rows += self._select(table, f"id IN ({marks})", chunk)
         return stored_rows.records(table, rows)
 
     def customers_by_external_id(self, external_ids: Collection[str]) -> dict[str, str]:
         """The customer ID of each external customer ID the store has seen (its newest pairing);
-        IDs it has never seen are left out.
-
-        Stores created before this lookup have no index on `external_customer_id`: the lookup
-        still works, as a table scan per chunk of inbound events.
-        """
-        wanted = sorted(set(external_ids))
-        newest: dict[str, tuple[datetime, str]] = {}
-        with self.engine.connect() as conn:
-            for table in (loyalty_events, profile_changes):
-                for start in range(0, len(wanted), _IDS_PER_QUERY):
-                    chunk = wanted[start : start + _IDS_PER_QUERY]
-                    rank = (
-                        sa.func.row_number()
-                        .over(
-                            partition_by=table.c.external_customer_id,
-                            order_by=(table.c.occurred_at.desc(), table.c.id.desc()),
-                        )
-                        .label("n")
-                    )
-                    ranked = (
-                        sa.select(
-                            table.c.external_customer_id, table.c.customer_id,
-                            table.c.occurred_at, rank,
-                        )
-                        .where(table.c.external_customer_id.in_(chunk))
-                        .subquery()
-                    )  # fmt: skip
-                    query = sa.select(
-                        ranked.c.external_customer_id, ranked.c.customer_id, ranked.c.occurred_at
-                    ).where(ranked.c.n == 1)
-                    for external, customer, when in conn.execute(query):
-                        seen = utc(when)
-                        if external not in newest or seen > newest[external][0]:
-                            newest[external] = (seen, customer)
-        return {external: customer for external, (_, customer) in newest.items()}
+        IDs it has never seen are left out (customers.py)."""
+        return customers.customers_by_external_id(self.engine, external_ids)
 
     def attribute_history(
         self,
@@ -266,47 +203,10 @@ class LoyaltyStore:
         after_id: int = 0,
         upto_id: int | None = None,
     ) -> dict[str, list[tuple[datetime, int, object]]]:
-        """Each customer's values of one profile attribute: (occurred_at, profile change id,
-        value) of the profile changes with after_id < id (<= upto_id) that carry it, oldest
-        first (occurred_at, then id). `customer_ids` None: every customer's.
-
-        There is no customer table: the store knows a customer's attributes from their profile
-        changes. A change whose attributes or time do not read carries no value.
-        """
-        # A cheap text filter first (a plain ASCII name is stored as itself); the JSON decides.
-        plain = attribute.isascii() and attribute.isprintable() and not set(attribute) & {'"', "\\"}
-        needle = f'%"{attribute}"%' if plain else "%"
-        mark = self._mark
-        where = f"id > {mark} AND attributes LIKE {mark}"
-        params: list = [after_id, needle]
-        if upto_id is not None:
-            where += f" AND id <= {mark}"
-            params.append(upto_id)
-        if customer_ids is None:
-            batches: list[list[str]] = [[]]
-        else:
-            wanted = sorted({c for c in customer_ids if c})
-            batches = [
-                wanted[i : i + _IDS_PER_QUERY] for i in range(0, len(wanted), _IDS_PER_QUERY)
-            ]
-        history: dict[str, list[tuple[datetime, int, object]]] = {}
-        for batch in batches:
-            sql = f"SELECT customer_id, id, occurred_at, attributes FROM profile_changes WHERE {where}"
-            if customer_ids is not None:
-                sql += f" AND customer_id IN ({', '.join([mark] * len(batch))})"
-            for customer, row_id, when, text in stored_rows.fetch(
-                self.engine, sql, [*params, *batch]
-            ):
-                try:
-                    attributes = orjson.loads(text)
-                    at = utc(when)
-                except (orjson.JSONDecodeError, TypeError, ValueError):
-                    continue
-                if isinstance(attributes, dict) and attribute in attributes:
-                    history.setdefault(customer, []).append((at, row_id, attributes[attribute]))
-        for values in history.values():
-            values.sort(key=lambda h: (h[0], h[1]))
-        return history
+        """Each customer's values of one profile attribute, oldest first (customers.py)."""
+        return customers.attribute_history(
+            self.engine, self._mark, customer_ids, attribute, after_id=after_id, upto_id=upto_id
+        )
 
     def rows_between(
         self,

@@ -22,7 +22,7 @@ from segment_sync.outbound.build import EVENT_TYPES, BuiltChunk, built_from_reco
 from segment_sync.outbound.columnar_build import ColumnarBuilder
 from segment_sync.outbound.report import TOP_REASONS, reason_key
 from segment_sync.outbound.route_filter import RouteFilter
-from segment_sync.outbound.sync import with_unrouted
+from segment_sync.outbound.send_chunk import with_unrouted
 from segment_sync.redaction import Redactor
 from segment_sync.segment.batching import request_bounds
 from segment_sync.segment.messages import iso_timestamp

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from segment_sync.directions import allow_list_off
 from segment_sync.gc_pauses import fewer_gc_pauses
@@ -18,9 +17,6 @@ from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.native_memory import bound_native_memory, trim_native_memory
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
-from segment_sync.outbound.message_log import message_columns
-from segment_sync.outbound.narrowing import send_narrowing
-from segment_sync.outbound.outcomes import record_requests, request_row, with_destination
 from segment_sync.outbound.resharding import ensure_shard_count
 from segment_sync.outbound.results import (
     OutboundCounts,
@@ -29,12 +25,12 @@ from segment_sync.outbound.results import (
     StreamDisabled,
 )
 from segment_sync.outbound.route_filter import RouteFilter
+from segment_sync.outbound.send_chunk import send_chunk, with_unrouted
 from segment_sync.outbound.shards import records_in_shard, shard_rows
 from segment_sync.outbound.state import OutboundState
 from segment_sync.redaction import Redactor
-from segment_sync.segment.client import BatchOutcome, SegmentClient, Verdict
-from segment_sync.segment.message_columns import MessageColumns
-from segment_sync.segment.messages import NotSent, iso_timestamp
+from segment_sync.segment.client import SegmentClient
+from segment_sync.segment.messages import NotSent
 from segment_sync.settings import Settings
 from segment_sync.signals import run_stoppably
 
@@ -191,7 +187,9 @@ class OutboundSync:
                 built, last = ready
                 upcoming = read(last) if last < target else None
                 counted = replace(result.counts)
-                sending = self._send_chunk(client, stream, built, result)
+                sending = send_chunk(
+                    client, stream, built, result, self.settings, self.logs, self.redactor
+                )
                 await self._send_unless_unlogged(sending, settling)
                 del built, ready, sending
                 _collect()
@@ -298,7 +296,9 @@ class OutboundSync:
                 chunk, unrouted = self._routed(rows[start : start + outbound.chunk_size], stream)
                 built = with_unrouted(built_from_records(chunk, self.settings, stream), unrouted)
                 counted = replace(result.counts)
-                await self._send_chunk(client, stream, built, result)
+                await send_chunk(
+                    client, stream, built, result, self.settings, self.logs, self.redactor
+                )
                 # Logged before the next chunk goes: an unwritable log stops the resend here.
                 if not await asyncio.to_thread(self._flush_logs, result):
                     result.counts = counted
@@ -316,52 +316,3 @@ class OutboundSync:
         if self.route is None:
             return list(rows), []
         return self.route.records(rows, stream)
-
-    async def _send_chunk(
-        self,
-        client: SegmentClient,
-        stream: Stream,
-        built: BuiltChunk,
-        result: OutboundResult,
-    ) -> None:
-        counts = result.counts
-        messages, not_sent = built.messages, built.not_sent
-        counts.rows_read += built.rows_read
-        counts.not_allow_listed += built.not_allow_listed
-        self.logs.extend_columns(
-            "outbound_messages",
-            with_destination(message_columns(not_sent, result.run_id, stream), self.settings),
-        )
-        for n in not_sent:
-            if n.outcome == "skipped":
-                counts.skipped += 1
-            else:
-                counts.failed += 1
-        abort = asyncio.Event()
-
-        async def send(group: MessageColumns) -> tuple[BatchOutcome | None, int]:
-            body = group.request_body(iso_timestamp(datetime.now(UTC)))
-            if abort.is_set():
-                return None, len(body)
-            outcome = await client.send(body)
-            if outcome.verdict is Verdict.FATAL:
-                abort.set()
-            rows = [
-                request_row(a, group, body, stream, result.run_id, self.settings, self.redactor)
-                for a in outcome.attempts
-            ]
-            self.logs.extend("outbound_log", rows)
-            return outcome, len(body)
-
-        # A request Segment refuses is split and resent until only the refused messages are
-        # left; every request is its own outbound_log row, each message's row names the last.
-        requests = await send_narrowing(messages, send)
-        record_requests(requests, result, self.settings, self.logs)
-
-
-def with_unrouted(built: BuiltChunk, unrouted: list[NotSent]) -> BuiltChunk:
-    """A built chunk with the rows routed to no destination as failed, in the same counts."""
-    if unrouted:
-        built.not_sent.extend(unrouted)
-        built.rows_read += len(unrouted)
-    return built

@@ -14,6 +14,7 @@ import pytest
 from segment_sync import factory
 from segment_sync.definitions import build_definitions
 from segment_sync.logs.layout import data_files, partition_dirs
+from segment_sync.logs.merge import maintenance_lock
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import ANALYTICS_DB_NAME, connect
 from segment_sync.loyalty.records import NewEvent, Stream
@@ -57,6 +58,11 @@ def table_rows(logs_dir: str, table: str) -> set[tuple]:
 def run_maintenance(path, instance) -> dg.ExecuteInProcessResult:
     defs = build_definitions(str(path))
     return defs.resolve_job_def("log_maintenance_job").execute_in_process(instance=instance)
+
+
+def execute(path, instance) -> dg.ExecuteInProcessResult:
+    job = build_definitions(str(path)).resolve_job_def("log_maintenance_job")
+    return job.execute_in_process(instance=instance, raise_on_error=False)
 
 
 def output_metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -125,6 +131,34 @@ def test_maintenance_run_metadata_counts_files_and_removed_rows(logs):
         "sync_runs",
     }
     assert metadata["analytics_db"] == "views refreshed"
+
+
+def test_a_table_that_cannot_be_maintained_fails_the_run_after_the_others_are_maintained(
+    logs, monkeypatch
+):
+    path, settings, _ = logs
+    before = table_rows(settings.logs.dir, "inbound_items")
+    monkeypatch.setattr("segment_sync.logs.maintenance.LOCK_TIMEOUT_S", 0.2)  # not 60 s
+    # Another maintainer holds the first table.
+    with dg.instance_for_test() as instance, maintenance_lock(settings.logs.dir, "outbound_log"):
+        result = execute(path, instance)
+        observed = {
+            e.asset_key.to_user_string()
+            for e in result.asset_observations_for_node("maintain_log_tables")
+        }
+        [run] = instance.get_runs()
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert "could not maintain 1 log table(s) (outbound_log: TimeoutError: " in message
+    assert failure.step_failure_data.error.cls_name == "Failure"
+    assert run.tags["segment_sync/failure_kind"] == "transient"
+    assert observed == {"outbound_messages", "inbound_log", "inbound_items", "sync_runs"}
+    assert table_rows(settings.logs.dir, "inbound_items") < before  # 2 rows past retention gone
+    partitions = partition_dirs(settings.logs.dir, "inbound_items")
+    assert {len(data_files(p)) for p in partitions if data_files(p)} == {1}
+    with connect(settings.logs.dir) as con:
+        [(status, error)] = con.execute("SELECT status, error FROM sync_runs").fetchall()
+    assert status == "failure" and error.startswith("could not maintain") and error in message
 
 
 def test_a_maintenance_run_is_a_sync_runs_row_of_its_own(logs):

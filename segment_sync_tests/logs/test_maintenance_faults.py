@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from segment_sync.logs.damaged import read_problem
+from segment_sync.logs.incomplete import MaintenanceIncomplete
 from segment_sync.logs.maintenance import maintain_logs
+from segment_sync.logs.merge import maintenance_lock
+from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.logs.views import connect
 from segment_sync_tests.disks import break_disk, damage_file
@@ -32,10 +35,12 @@ def test_compaction_on_an_unwritable_disk_keeps_every_file_and_names_logs_dir(
     before = all_messages(logs_dir)
     repair = break_disk(small_tmpfs, fault)
 
-    with pytest.raises(LogWriteError) as raised:
+    with pytest.raises(MaintenanceIncomplete) as raised:
         maintain_logs(logs_dir, retention_days=90, min_files=2, now=NOW)
 
     assert f"logs.dir ({logs_dir})" in str(raised.value) and reason in str(raised.value)
+    assert raised.value.disk_refused
+    assert isinstance(raised.value.failures["outbound_messages"], LogWriteError)
     assert file_count(logs_dir) == 10 and all_messages(logs_dir) == before
     repair()
     maintain_logs(logs_dir, retention_days=90, min_files=2, now=NOW)
@@ -93,3 +98,25 @@ def test_retention_moves_a_damaged_file_of_the_cutoff_day_to_quarantine(tmp_path
     assert outbound_log.quarantined == (tmp_path / "quarantine" / damaged.relative_to(tmp_path),)
     assert outbound_log.rows_removed == 1 and not old.exists()
     assert identifiers(tmp_path) == set()
+
+
+def test_a_table_that_cannot_be_maintained_never_stops_the_tables_after_it(tmp_path: Path) -> None:
+    write_small_batches(tmp_path, days=2, batches=5)
+    for name in "ab":
+        request_file(tmp_path, name)
+    before = (all_messages(tmp_path), identifiers(tmp_path))
+    first = list(TABLES).index("outbound_log")
+    assert "outbound_messages" in list(TABLES)[first + 1 :]  # the table after the one held
+
+    with maintenance_lock(tmp_path, "outbound_log"), pytest.raises(MaintenanceIncomplete) as raised:
+        maintain_logs(tmp_path, retention_days=90, min_files=2, now=NOW, lock_timeout_s=0.2)
+
+    assert list(raised.value.failures) == ["outbound_log"]
+    assert isinstance(raised.value.failures["outbound_log"], TimeoutError)
+    assert "outbound_log: TimeoutError: outbound_log: another compaction" in str(raised.value)
+    assert "outbound_messages" in [r.table for r in raised.value.report]
+    assert file_count(tmp_path) == 2 and file_count(tmp_path, "outbound_log") == 2
+    assert not raised.value.disk_refused
+    maintain_logs(tmp_path, retention_days=90, min_files=2, now=NOW)  # the next run: all of it
+    assert file_count(tmp_path, "outbound_log") == 1
+    assert (all_messages(tmp_path), identifiers(tmp_path)) == before

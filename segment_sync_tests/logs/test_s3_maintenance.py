@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segment_sync.logs.damaged import is_damage
+from segment_sync.logs.incomplete import MaintenanceIncomplete
 from segment_sync.logs.maintenance import maintain_logs
 from segment_sync.logs.merge import conform, merged_schema
 from segment_sync.logs.object_store import S3Logs
@@ -57,6 +58,25 @@ def test_compaction_merges_each_day_into_one_file_keeping_every_row(s3_url: str)
     )
     assert len(data_objects(logs, "outbound_messages")) == 1
     assert _ids(s3_url) == sorted(f"b{b}-{i}" for b in range(4) for i in range(5))
+
+
+def test_a_table_whose_lease_is_held_never_stops_the_tables_after_it(s3_url: str) -> None:
+    writer = LogWriter(s3_url)
+    for batch in range(3):
+        writer.write("outbound_messages", _messages(f"b{batch}", 2))
+    logs = S3Logs.parse(s3_url)
+    other = Lease(logs, "outbound_log", ttl_s=60)  # another maintainer, on the table before
+    assert other.try_acquire()
+    try:
+        with pytest.raises(MaintenanceIncomplete) as raised:
+            maintain_logs(s3_url, retention_days=90, min_files=2, lock_timeout_s=0.3)
+    finally:
+        other.release()
+    assert list(raised.value.failures) == ["outbound_log"]
+    assert "another compaction or retention still runs" in str(raised.value)
+    assert [r.files_after for r in raised.value.report if r.table == "outbound_messages"] == [1]
+    assert len(data_objects(logs, "outbound_messages")) == 1
+    assert _ids(s3_url) == sorted(f"b{b}-{i}" for b in range(3) for i in range(2))
 
 
 def test_retention_removes_exactly_the_rows_before_the_cutoff(s3_url: str) -> None:

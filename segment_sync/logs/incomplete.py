@@ -1,0 +1,54 @@
+"""Maintenance table by table: one table that cannot be maintained never stops the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from segment_sync.logs.schema import TABLES
+from segment_sync.logs.store import LogWriteError
+from segment_sync.redaction import error_kind, mask_url_passwords
+
+T = TypeVar("T")
+
+
+class MaintenanceIncomplete(Exception):
+    """Some tables could not be maintained; `report` holds what was done for the others."""
+
+    def __init__(self, report: list, failures: dict[str, BaseException]) -> None:
+        self.report = report
+        self.failures = failures
+        done = ", ".join(r.table for r in report) or "none"
+        problems = "; ".join(f"{table}: {describe(exc)}" for table, exc in failures.items())
+        super().__init__(
+            f"could not maintain {len(failures)} log table(s) ({problems}); the others were "
+            f"maintained ({done}). No row was lost: an input file is deleted only after its "
+            "merged file is published, and the next run maintains what this one could not"
+        )
+
+    @property
+    def disk_refused(self) -> bool:
+        """Whether a table failed because logs.dir refused a write (full, read-only)."""
+        return any(isinstance(exc, LogWriteError) for exc in self.failures.values())
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, without payload: our own errors say it; an OS or S3 error keeps its
+    text (paths, no rows) with any URL password masked; anything else only its kind."""
+    if isinstance(exc, (LogWriteError, TimeoutError, OSError)):
+        return f"{type(exc).__name__}: {mask_url_passwords(str(exc))}"
+    return error_kind(exc)
+
+
+def each_table(maintain: Callable[[str], T]) -> list[T]:
+    """`maintain` every log table in turn; MaintenanceIncomplete after the last if any failed."""
+    report: list[T] = []
+    failures: dict[str, BaseException] = {}
+    for table in TABLES:
+        try:
+            report.append(maintain(table))
+        except Exception as exc:  # noqa: BLE001 - raised below, with the tables that were done
+            failures[table] = exc
+    if failures:
+        raise MaintenanceIncomplete(report, failures)
+    return report

@@ -1,0 +1,101 @@
+"""What the loyalty store knows of customers: external ID pairings and attribute histories."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+import orjson
+import sqlalchemy as sa
+
+from segment_sync.loyalty import stored_rows
+from segment_sync.loyalty.stored_rows import utc
+from segment_sync.loyalty.tables import loyalty_events, profile_changes
+
+IDS_PER_QUERY = 1000  # bound parameters per IN list (SQLite allows 32766)
+
+
+def customers_by_external_id(engine: sa.Engine, external_ids: Collection[str]) -> dict[str, str]:
+    """The customer ID of each external customer ID the store has seen (its newest pairing);
+    IDs it has never seen are left out.
+
+    Stores created before this lookup have no index on `external_customer_id`: the lookup
+    still works, as a table scan per chunk of inbound events.
+    """
+    wanted = sorted(set(external_ids))
+    newest: dict[str, tuple[datetime, str]] = {}
+    with engine.connect() as conn:
+        for table in (loyalty_events, profile_changes):
+            for start in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = wanted[start : start + IDS_PER_QUERY]
+                rank = (
+                    sa.func.row_number()
+                    .over(
+                        partition_by=table.c.external_customer_id,
+                        order_by=(table.c.occurred_at.desc(), table.c.id.desc()),
+                    )
+                    .label("n")
+                )
+                ranked = (
+                    sa.select(
+                        table.c.external_customer_id, table.c.customer_id,
+                        table.c.occurred_at, rank,
+                    )
+                    .where(table.c.external_customer_id.in_(chunk))
+                    .subquery()
+                )  # fmt: skip
+                query = sa.select(
+                    ranked.c.external_customer_id, ranked.c.customer_id, ranked.c.occurred_at
+                ).where(ranked.c.n == 1)
+                for external, customer, when in conn.execute(query):
+                    seen = utc(when)
+                    if external not in newest or seen > newest[external][0]:
+                        newest[external] = (seen, customer)
+    return {external: customer for external, (_, customer) in newest.items()}
+
+
+def attribute_history(
+    engine: sa.Engine,
+    mark: str,
+    customer_ids: Collection[str] | None,
+    attribute: str,
+    *,
+    after_id: int = 0,
+    upto_id: int | None = None,
+) -> dict[str, list[tuple[datetime, int, object]]]:
+    """Each customer's values of one profile attribute: (occurred_at, profile change id,
+    value) of the profile changes with after_id < id (<= upto_id) that carry it, oldest
+    first (occurred_at, then id). `customer_ids` None: every customer's.
+
+    There is no customer table: the store knows a customer's attributes from their profile
+    changes. A change whose attributes or time do not read carries no value.
+    """
+    # A cheap text filter first (a plain ASCII name is stored as itself); the JSON decides.
+    plain = attribute.isascii() and attribute.isprintable() and not set(attribute) & {'"', "\\"}
+    needle = f'%"{attribute}"%' if plain else "%"
+    where = f"id > {mark} AND attributes LIKE {mark}"
+    params: list = [after_id, needle]
+    if upto_id is not None:
+        where += f" AND id <= {mark}"
+        params.append(upto_id)
+    if customer_ids is None:
+        batches: list[list[str]] = [[]]
+    else:
+        wanted = sorted({c for c in customer_ids if c})
+        batches = [wanted[i : i + IDS_PER_QUERY] for i in range(0, len(wanted), IDS_PER_QUERY)]
+    history: dict[str, list[tuple[datetime, int, object]]] = {}
+    for batch in batches:
+        sql = f"SELECT customer_id, id, occurred_at, attributes FROM profile_changes WHERE {where}"
+        if customer_ids is not None:
+            sql += f" AND customer_id IN ({', '.join([mark] * len(batch))})"
+        for customer, row_id, when, text in stored_rows.fetch(engine, sql, [*params, *batch]):
+            try:
+                attributes = orjson.loads(text)
+                at = utc(when)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                continue
+            if isinstance(attributes, dict) and attribute in attributes:
+                history.setdefault(customer, []).append((at, row_id, attributes[attribute]))
+    for values in history.values():
+        values.sort(key=lambda h: (h[0], h[1]))
+    return history
