@@ -46,7 +46,7 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
     try:
         if isinstance(values, pa.Array):
             array = values.cast(field.type)
-        elif field.type == pa.string() and any(isinstance(v, bytes) for v in values):
+        elif field.type == pa.string() and _holds_bytes(values):
             array = _wrapped_text(values)
         else:
             array = pa.array(values, type=field.type)
@@ -60,6 +60,12 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
         if bad:
             raise ValueError(f"{table}.{field.name}: {bad[0]!r} is not one of {list(allowed)}")
     return array
+
+
+def _holds_bytes(values: list[Any]) -> bool:
+    """Whether any value is bytes: the types are gathered in C (a scan in Python per value cost
+    as much as building the column)."""
+    return any(issubclass(kind, bytes) for kind in set(map(type, values)))
 
 
 def _wrapped_text(values: list[Any]) -> pa.ChunkedArray:
