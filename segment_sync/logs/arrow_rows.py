@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,20 @@ def check_columns(table: str, rows: list[Row]) -> None:
 def to_arrow(table: str, rows: list[Row]) -> pa.Table:
     """Build a typed Arrow table from row dicts, column by column; ValueError names the column."""
     schema = schema_for(table)
-    arrays = [_column(table, field, [row.get(field.name) for row in rows]) for field in schema]
+    plain = set(map(type, rows)) <= {dict}  # no mapping whose [] differs from .get (defaultdict)
+    arrays = [_column(table, field, _values(rows, field.name, plain)) for field in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _values(rows: list[Row], name: str, plain: bool) -> list[Any]:
+    """Column `name` of `rows`, None where a row lacks it; gathered in C when every row is a
+    plain dict holding it (a loop of `.get` in Python cost half of building the table)."""
+    if plain:
+        try:
+            return list(map(itemgetter(name), rows))
+        except KeyError:
+            pass
+    return [row.get(name) for row in rows]
 
 
 def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
