@@ -205,18 +205,23 @@ def claim_sqlite(
         "RETURNING id, message_id, payload, attempts, received_at",
         (run_id, stamp, stamp, sqlite_stamp(stale_before), *params, limit),
     ).tuples()
-    items = [
-        BufferItem(
-            id=item_id,
-            message_id=readable(message_id),
-            payload=payload,
-            attempts=attempts,
-            received_at=utc(received_at),
-            fault=fault,
+    times: dict[Any, datetime | None] = {}  # a receiver's commit stores many rows at one time
+    items = []
+    for item_id, message_id, raw, attempts, received_at in rows:
+        when = times.get(received_at)
+        if when is None:
+            when = times[received_at] = utc(received_at)
+        payload, fault = read_event(raw)
+        items.append(
+            BufferItem(
+                id=item_id,
+                message_id=readable(message_id),
+                payload=payload,
+                attempts=attempts,
+                received_at=when,
+                fault=fault,
+            )
         )
-        for item_id, message_id, raw, attempts, received_at in rows
-        for payload, fault in [read_event(raw)]
-    ]
     items.sort(key=lambda item: item.id)
     return items
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,20 @@ def check_columns(table: str, rows: list[Row]) -> None:
 def to_arrow(table: str, rows: list[Row]) -> pa.Table:
     """Build a typed Arrow table from row dicts, column by column; ValueError names the column."""
     schema = schema_for(table)
-    arrays = [_column(table, field, [row.get(field.name) for row in rows]) for field in schema]
+    plain = set(map(type, rows)) <= {dict}  # no mapping whose [] differs from .get (defaultdict)
+    arrays = [_column(table, field, _values(rows, field.name, plain)) for field in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _values(rows: list[Row], name: str, plain: bool) -> list[Any]:
+    """Column `name` of `rows`, None where a row lacks it; gathered in C when every row is a
+    plain dict holding it (a loop of `.get` in Python cost half of building the table)."""
+    if plain:
+        try:
+            return list(map(itemgetter(name), rows))
+        except KeyError:
+            pass
+    return [row.get(name) for row in rows]
 
 
 def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
@@ -46,7 +59,7 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
     try:
         if isinstance(values, pa.Array):
             array = values.cast(field.type)
-        elif field.type == pa.string() and any(isinstance(v, bytes) for v in values):
+        elif field.type == pa.string() and _holds_bytes(values):
             array = _wrapped_text(values)
         else:
             array = pa.array(values, type=field.type)
@@ -60,6 +73,12 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
         if bad:
             raise ValueError(f"{table}.{field.name}: {bad[0]!r} is not one of {list(allowed)}")
     return array
+
+
+def _holds_bytes(values: list[Any]) -> bool:
+    """Whether any value is bytes: the types are gathered in C (a scan in Python per value cost
+    as much as building the column)."""
+    return any(issubclass(kind, bytes) for kind in set(map(type, values)))
 
 
 def _wrapped_text(values: list[Any]) -> pa.ChunkedArray:

@@ -104,10 +104,11 @@ def _dictionary(table: pa.Table) -> list[str]:
 def _dictionary_leaves(table: pa.Table) -> list[str]:
     """`_dictionary`'s columns as Parquet leaf paths: the writer matches a list column only by
     its values' path (`customer_ids.list.element`), and silently writes plain values otherwise."""
+    encoded = set(_dictionary(table))  # once: a test per field made this quadratic (0.18 ms)
     return [
         f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
         for field in table.schema
-        if field.name in _dictionary(table)
+        if field.name in encoded
     ]
 
 

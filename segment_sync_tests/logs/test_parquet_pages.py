@@ -54,6 +54,13 @@ def test_a_request_body_given_as_utf8_bytes_is_logged_as_its_text(tmp_path):
     ]
 
 
+def test_a_request_body_given_as_bytes_is_wrapped_where_it_lies_not_copied():
+    rows = [outbound_request(request_body=b, attempt=i) for i, b in enumerate(("a", b"b", None))]
+    column = to_arrow("outbound_log", rows)["request_body"]
+    assert column.num_chunks == 3  # one wrapped value a chunk (pa.array makes one copied chunk)
+    assert column.to_pylist() == ["a", "b", None]
+
+
 def test_a_request_body_that_is_not_utf8_is_refused_and_names_the_column():
     with pytest.raises(ValueError, match=r"outbound_log\.request_body"):
         to_arrow("outbound_log", [outbound_request(request_body=b'{"a":"\xff"}')])
