@@ -4,6 +4,8 @@ Layout under `logs_dir`:
 
     <table>/date=YYYY-MM-DD/<utc-timestamp>-<uuid>.parquet   data files, immutable once published
     <table>/date=1970-01-01/_schema.parquet                  empty file typed with the current schema
+    outbound_log/date=YYYY-MM-DD/<data file name>.summary    its requests per type (summaries.py)
+    outbound_log/date=1970-01-01/_schema.summary             empty file typed like a summary
     segment_sync.duckdb                                      the analysts' file: views only
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from segment_sync.logs.schema import TABLES, schema_for
+from segment_sync.logs.schema import REQUEST_SUMMARY, TABLES, schema_for
 
 SCHEMA_FILE_NAME = "_schema.parquet"
 
@@ -29,6 +31,11 @@ PARTITION_PREFIX = "date="
 
 
 TEMP_SUFFIX = ".tmp"
+
+
+# A data file's summary is `<data file name>.summary`: no `*.parquet` glob matches it.
+SUMMARY_SUFFIX = ".summary"
+SUMMARY_TABLES = ("outbound_log",)
 
 
 COMPRESSION = "zstd"
@@ -162,14 +169,22 @@ def fsync(path: Path) -> None:
         os.close(fd)
 
 
+def summary_path(data_file: Path) -> Path:
+    """Where the summary of one data file lives (beside it)."""
+    return data_file.with_name(data_file.name + SUMMARY_SUFFIX)
+
+
 def ensure_layout(logs_dir: Path | str) -> None:
-    """Create each table's `_schema.parquet` (see module docstring), rewriting it if outdated."""
-    for table, schema in TABLES.items():
+    """Create each table's `_schema.parquet` (see module docstring), rewriting it if outdated,
+    and the typed empty summary that keeps the summaries' glob matching."""
+    files = [(table, SCHEMA_FILE_NAME, schema) for table, schema in TABLES.items()]
+    files += [(table, "_schema" + SUMMARY_SUFFIX, REQUEST_SUMMARY) for table in SUMMARY_TABLES]
+    for table, name, schema in files:
         directory = table_dir(logs_dir, table) / SCHEMA_PARTITION
-        path = directory / SCHEMA_FILE_NAME
+        path = directory / name
         if path.exists() and pq.read_schema(path).remove_metadata().equals(schema):
             continue
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{SCHEMA_FILE_NAME}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+        tmp = directory / f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         pq.write_table(schema.empty_table(), tmp, compression=COMPRESSION)
         os.replace(tmp, path)

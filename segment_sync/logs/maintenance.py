@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +46,8 @@ from segment_sync.logs.damaged import (
 )
 from segment_sync.logs.incomplete import each_table
 from segment_sync.logs.layout import (
+    SUMMARY_SUFFIX,
+    SUMMARY_TABLES,
     TEMP_SUFFIX,
     data_files,
     new_file_paths,
@@ -67,8 +71,10 @@ from segment_sync.logs.merge import conform as _conform
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import LogWriteError
+from segment_sync.logs.summaries import summarise_partition
 
 STALE_TEMP_AGE_S = 3600.0
+log = logging.getLogger(__name__)
 __all__ = ["LOCK_TIMEOUT_S", "ROW_GROUP_ROWS", "_conform", "maintenance_lock"]
 
 
@@ -114,7 +120,18 @@ def compact(
                     continue
                 after += 1
                 break
+            if table in SUMMARY_TABLES:
+                _summarise(directory)
     return CompactionResult(before, after, rows, tuple(moved))
+
+
+def _summarise(directory: Path) -> None:
+    """Write the summary of a one-file day (summaries.py); a summary only saves daily_summary
+    time, so one that cannot be written leaves the day to the live aggregate."""
+    try:
+        summarise_partition(directory)
+    except (OSError, duckdb.Error) as exc:
+        log.warning("could not summarise %s: %s", directory, exc)
 
 
 def apply_retention(
@@ -168,6 +185,7 @@ def _drop_partition(directory: Path) -> int:
     files = data_files(directory)
     rows = sum(row_count(path) for path in files)
     unlink_all(files)
+    unlink_all([p for p in directory.glob(f"*{SUMMARY_SUFFIX}") if not p.name.startswith("_")])
     with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
         directory.rmdir()
     return rows

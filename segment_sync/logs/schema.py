@@ -126,6 +126,17 @@ SYNC_RUNS = pa.schema(
     ]
 )
 
+# One data file's outbound requests per event type, as daily_summary counts them (summaries.py):
+# written beside a compacted day's file, so the view need not read and sort that day's rows.
+REQUEST_SUMMARY = pa.schema(
+    [
+        _optional("type", pa.string()),
+        _optional("requests", pa.int64()),
+        _optional("errors", pa.int64()),
+        _optional("response_times", pa.list_(pa.float64())),  # [p50, p95]
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "outbound_log": OUTBOUND_LOG,
     "outbound_messages": OUTBOUND_MESSAGES,

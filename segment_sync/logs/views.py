@@ -21,11 +21,13 @@ from segment_sync.logs.damaged import explain
 from segment_sync.logs.final_outcomes import final_outcomes_sql
 from segment_sync.logs.layout import (
     PARTITION_PREFIX,
+    SUMMARY_SUFFIX,
     TEMP_SUFFIX,
     ensure_layout,
 )
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
+from segment_sync.logs.summaries import QUANTILES, REQUEST_FAILED, requests_sql
 from segment_sync.logs.vanished import retry_vanished
 
 ANALYTICS_DB_NAME = "segment_sync.duckdb"
@@ -61,31 +63,17 @@ def _table_view(root: Path, table: str) -> str:
     )
 
 
-_REQUEST_FAILED = "error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
-# p50 and p95 from one exact quantile over one collection of the values: two quantile_cont
-# calls collect and sort every group's values twice, which was most of the view's time on 10M
-# rows (bench/logs.py, query d); the list form returns the same numbers.
-_QUANTILES = "quantile_cont(response_time_s, [0.5, 0.95])"
-
-
 # Requests and response times count attempts; messages count each message once, on the day of
 # its latest attempt, by its final outcome (a message failed in an outage and delivered later is
 # delivered). Inbound counts each event of each Antavo request.
-DAILY_SUMMARY_SQL = f"""CREATE OR REPLACE VIEW daily_summary AS
-WITH requests AS (
-    SELECT "date" AS day, event_type AS type,
-        count(*) AS requests,
-        count(*) FILTER (WHERE {_REQUEST_FAILED}) AS errors,
-        {_QUANTILES} AS response_times
-    FROM outbound_log
-    GROUP BY ALL
-), messages AS (
+_DAILY_SUMMARY = """CREATE OR REPLACE VIEW daily_summary AS
+WITH {requests_ctes}, messages AS (
     SELECT "date" AS day, event_type AS type,
         count(*) AS messages,
         count(*) FILTER (WHERE outcome = 'delivered') AS delivered,
         count(*) FILTER (WHERE outcome = 'failed') AS failed,
         count(*) FILTER (WHERE outcome = 'pending') AS pending
-    FROM ({final_outcomes_sql()})
+    FROM ({final_outcomes})
     GROUP BY ALL
 )
 SELECT day, 'outbound' AS direction, type,
@@ -107,18 +95,73 @@ FROM (SELECT "date" AS day, action AS type,
     count(*) FILTER (WHERE status = 'error') AS failed,
     0 AS pending,
     count(*) FILTER (
-        WHERE status = 'error' OR (identifier IS NOT NULL AND ({_REQUEST_FAILED}))
+        WHERE status = 'error' OR (identifier IS NOT NULL AND ({request_failed}))
     ) AS errors,
-    {_QUANTILES} AS response_times
+    {quantiles} AS response_times
 FROM inbound_log
 GROUP BY ALL)
 ORDER BY day, direction, type"""
+
+# A day's requests come from its data file's summary (summaries.py) while that file is the only
+# data file of the day, as listed when the view runs; every other day from its rows. `IN` (not
+# `NOT IN`): DuckDB then opens only the live days' files. A day whose partition appears between
+# the two listings is left out, as if the view had run a moment earlier.
+_SUMMARISED_REQUESTS = """data_files AS (
+    SELECT CAST(regexp_extract(file, '/date=([0-9-]+)/[^/]*$', 1) AS DATE) AS day,
+        parse_filename(file) AS name
+    FROM glob({data_glob})
+    WHERE NOT starts_with(parse_filename(file), '_')
+), summarised_days AS (
+    SELECT day, any_value(name) || '{suffix}' AS summary
+    FROM data_files
+    GROUP BY day
+    HAVING count(*) = 1
+        AND any_value(name) || '{suffix}' IN (SELECT parse_filename(file) FROM glob({summary_glob}))
+), requests AS (
+    SELECT s.day, s.type, s.requests, s.errors, s.response_times
+    FROM (
+        SELECT "date" AS day, parse_filename(filename) AS summary, *
+        FROM read_parquet({summary_glob}, hive_partitioning = true,
+            hive_types = {{'date': DATE}}, filename = true)
+    ) AS s
+    WHERE EXISTS (SELECT 1 FROM summarised_days AS d WHERE d.day = s.day AND d.summary = s.summary)
+    UNION ALL
+    {live}
+)"""
+
+
+def daily_summary_sql(root: Path | None = None) -> str:
+    """CREATE OR REPLACE VIEW daily_summary; with the logs' `root`, summarised days' requests
+    are read from their summaries (summaries.py), else (logs on S3) every day is aggregated."""
+    if root is None:
+        requests = f"requests AS ({requests_sql('outbound_log')})"
+    else:
+        directory = root / "outbound_log" / f"{PARTITION_PREFIX}*"
+        live = requests_sql(
+            "outbound_log",
+            '"date" IN (SELECT day FROM data_files EXCEPT SELECT day FROM summarised_days)',
+        )
+        requests = _SUMMARISED_REQUESTS.format(
+            data_glob=_quote_literal((directory / "*.parquet").as_posix()),
+            summary_glob=_quote_literal((directory / f"*{SUMMARY_SUFFIX}").as_posix()),
+            suffix=SUMMARY_SUFFIX,
+            live=live,
+        )
+    return _DAILY_SUMMARY.format(
+        requests_ctes=requests,
+        final_outcomes=final_outcomes_sql(),
+        request_failed=REQUEST_FAILED,
+        quantiles=QUANTILES,
+    )
+
+
+DAILY_SUMMARY_SQL = daily_summary_sql()
 
 
 def view_sql(logs_dir: Path | str) -> list[str]:
     """The CREATE OR REPLACE VIEW statements, with absolute paths, in dependency order."""
     root = Path(logs_dir).resolve()
-    return [*(_table_view(root, table) for table in TABLES), DAILY_SUMMARY_SQL]
+    return [*(_table_view(root, table) for table in TABLES), daily_summary_sql(root)]
 
 
 def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBPyConnection:
