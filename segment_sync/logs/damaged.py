@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     from pyarrow.fs import FileSystem
 
-from segment_sync.logs.layout import data_files, partition_dirs
+from segment_sync.logs.layout import data_files, partition_dirs, summary_files
 from segment_sync.logs.schema import TABLES
 
 QUARANTINE_DIR = "quarantine"  # cli/logs_check.py names it in its help without importing this
@@ -151,12 +151,13 @@ def keep_readable(logs_dir: Path | str, files: list[Path], moved: list[Path]) ->
 
 
 def log_files(logs_dir: Path | str) -> list[Path]:
-    """Every published data file of every log table."""
+    """Every published data file of every log table, and every data file's summary (a damaged
+    one fails daily_summary as a damaged data file fails its table's view)."""
     return [
         path
         for table in TABLES
         for directory in partition_dirs(logs_dir, table)
-        for path in data_files(directory)
+        for path in [*data_files(directory), *summary_files(directory)]
     ]
 
 

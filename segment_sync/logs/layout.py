@@ -169,6 +169,17 @@ def fsync(path: Path) -> None:
         os.close(fd)
 
 
+def summary_files(directory: Path) -> list[Path]:
+    """The data files' summaries in one partition (`_`-prefixed files excluded)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.name.endswith(SUMMARY_SUFFIX) and not p.name.startswith(("_", "."))
+    )
+
+
 def summary_path(data_file: Path) -> Path:
     """Where the summary of one data file lives (beside it)."""
     return data_file.with_name(data_file.name + SUMMARY_SUFFIX)

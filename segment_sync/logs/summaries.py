@@ -22,12 +22,15 @@ from pathlib import Path
 
 import duckdb
 
+from segment_sync.logs.damaged import read_problem
 from segment_sync.logs.layout import (
     SCHEMA_FILE_NAME,
     SCHEMA_PARTITION,
     SUMMARY_SUFFIX,
     TEMP_SUFFIX,
     data_files,
+    fsync,
+    summary_files,
     summary_path,
 )
 
@@ -65,6 +68,7 @@ def write_summary(data_file: Path) -> Path:
     try:
         with duckdb.connect() as con:
             con.execute(f"COPY ({query}) TO {_literal(tmp.as_posix())} (FORMAT parquet)")
+        fsync(tmp)  # a summary cut short by a power loss would fail daily_summary
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -74,9 +78,7 @@ def write_summary(data_file: Path) -> Path:
 def remove_orphans(directory: Path) -> int:
     """Delete the summaries of data files that are gone (merged, trimmed, quarantined)."""
     removed = 0
-    for path in directory.glob(f"*{SUMMARY_SUFFIX}"):
-        if path.name.startswith("_"):
-            continue
+    for path in summary_files(directory):
         if not path.with_name(path.name.removesuffix(SUMMARY_SUFFIX)).exists():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -89,7 +91,10 @@ def summarise_partition(directory: Path) -> bool:
     summaries (hold the maintenance lock); True if a summary was written."""
     remove_orphans(directory)
     files = data_files(directory)
-    if len(files) != 1 or summary_path(files[0]).exists():
+    if len(files) != 1:
         return False
-    write_summary(files[0])
+    existing = summary_path(files[0])
+    if existing.exists() and read_problem(existing) is None:
+        return False
+    write_summary(files[0])  # a damaged summary is rewritten: it holds nothing of its own
     return True

@@ -108,19 +108,19 @@ ORDER BY day, direction, type"""
 # the two listings is left out, as if the view had run a moment earlier.
 _SUMMARISED_REQUESTS = """data_files AS (
     SELECT CAST(regexp_extract(file, '/date=([0-9-]+)/[^/]*$', 1) AS DATE) AS day,
-        parse_filename(file) AS name
+        regexp_extract(file, '[^/]*$') AS name
     FROM glob({data_glob})
-    WHERE NOT starts_with(parse_filename(file), '_')
+    WHERE NOT starts_with(regexp_extract(file, '[^/]*$'), '_')
 ), summarised_days AS (
     SELECT day, any_value(name) || '{suffix}' AS summary
     FROM data_files
     GROUP BY day
     HAVING count(*) = 1
-        AND any_value(name) || '{suffix}' IN (SELECT parse_filename(file) FROM glob({summary_glob}))
+        AND any_value(name) || '{suffix}' IN (SELECT regexp_extract(file, '[^/]*$') FROM glob({summary_glob}))
 ), requests AS (
     SELECT s.day, s.type, s.requests, s.errors, s.response_times
     FROM (
-        SELECT "date" AS day, parse_filename(filename) AS summary, *
+        SELECT "date" AS day, regexp_extract(filename, '[^/]*$') AS summary, *
         FROM read_parquet({summary_glob}, hive_partitioning = true,
             hive_types = {{'date': DATE}}, filename = true)
     ) AS s

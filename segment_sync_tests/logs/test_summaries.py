@@ -7,9 +7,12 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from segment_sync.logs.damaged import explain, unreadable_files
 from segment_sync.logs.layout import (
     SCHEMA_PARTITION,
     SUMMARY_SUFFIX,
@@ -22,6 +25,7 @@ from segment_sync.logs.maintenance import apply_retention, compact
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.summaries import write_summary
 from segment_sync.logs.views import DAILY_SUMMARY_SQL, connect
+from segment_sync_tests.disks import damage_file
 
 DAY1 = datetime(2024, 3, 1, tzinfo=UTC)
 DAYS = 4
@@ -181,4 +185,21 @@ def test_summaries_are_right_for_many_days_of_random_requests(tmp_path: Path) ->
     compact(tmp_path, "outbound_log")
     late = datetime(days[3].year, days[3].month, days[3].day, tzinfo=UTC)
     writer.write("outbound_log", requests(late, 5, seed=999))  # day 3 live again
+    assert summary(tmp_path) == aggregated(tmp_path)
+
+
+def test_a_damaged_summary_is_named_by_the_log_check_and_rewritten_by_compaction(
+    tmp_path: Path,
+) -> None:
+    write_days(tmp_path)
+    compact(tmp_path, "outbound_log")
+    (only,) = data_files(day_dir(tmp_path, 0))
+    damage_file(summary_path(only), "truncated")
+
+    assert [path for path, _ in unreadable_files(tmp_path)] == [summary_path(only)]
+    with connect(tmp_path) as con, pytest.raises(duckdb.Error) as failed:
+        con.execute("SELECT * FROM daily_summary").fetchall()
+    assert explain(failed.value, tmp_path).path == summary_path(only)
+    compact(tmp_path, "outbound_log")  # the hourly maintenance: a summary holds nothing of its own
+    assert unreadable_files(tmp_path) == []
     assert summary(tmp_path) == aggregated(tmp_path)
