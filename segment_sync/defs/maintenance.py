@@ -47,7 +47,8 @@ def maintain_log_tables(
                 if moved:
                     problems.append(quarantine_message(moved))
                 record.error = "; ".join(problems)
-                fail_run(context, record.error, "configuration")
+                paths = {"quarantined": _paths_md(moved)} if moved else None  # each one named
+                fail_run(context, record.error, "configuration", paths)
         decisions_removed, prune_error = _prune_route_decisions(loaded)
         for table in report:
             yield dg.AssetObservation(

@@ -369,3 +369,32 @@ def test_a_file_moved_aside_is_reported_also_when_the_views_cannot_be_refreshed(
     error = failure.step_failure_data.error
     # No later run reports a file already moved: this run's failure must name it.
     assert "moved 1 unreadable log file(s)" in error.message, (error.cls_name, error.message)
+
+
+def test_every_file_moved_aside_is_named_also_when_a_full_disk_fails_the_run(
+    write_settings, small_tmpfs
+):
+    path = write_settings(logs={"dir": str(small_tmpfs / "logs")})
+    logs_dir = load_settings(path).logs.dir
+    writer = LogWriter(logs_dir)
+    now = datetime.now(UTC)
+    for _ in range(2):  # outbound_log, maintained first: two files, both damaged
+        writer.write("outbound_log", [{"timestamp": now, "event_type": "track"}])
+    damaged = data_files(partition_dirs(logs_dir, "outbound_log")[-1])
+    for file in damaged:
+        damage_file(file, "truncated")
+    for n in range(2):  # outbound_messages, next: merging its two files needs space
+        writer.write("outbound_messages", [message(f"m{n}", now)])
+    break_disk(small_tmpfs, "full")
+
+    with dg.instance_for_test() as instance:
+        result = defs_job(path).execute_in_process(instance=instance, raise_on_error=False)
+
+    moved = [Path(logs_dir) / "quarantine" / f.relative_to(logs_dir) for f in damaged]
+    assert all(m.exists() for m in moved)  # moved out of the views by this run
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    told = failure.step_failure_data.error.message + str(
+        failure.step_failure_data.user_failure_data.metadata
+    )
+    # No later run reports a file already moved: this run names each one.
+    assert all(str(m) in told for m in moved), told
