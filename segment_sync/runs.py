@@ -15,6 +15,7 @@ from types import FrameType
 import duckdb
 
 from segment_sync.logs.queries import logged_run_counts
+from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
@@ -106,6 +107,10 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
     """Write the run's `sync_runs` row on the way out, success or failure (and re-raise)."""
     try:
         yield record
+        # The rows the work left queued, before a sync_runs row may say success.
+        unwritten = _write_every_table(logs)
+        if unwritten:
+            raise unwritten[0]
     except BaseException as exc:
         _write_queued_rows(logs, record)
         if not record.counted:  # stopped before it could count: its log rows say what it did
@@ -124,8 +129,7 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
             _merge_small_log_files(logs)
         _analysts_can_open_the_logs(logs)
         raise
-    logs.extend("sync_runs", [record.row("success")])
-    logs.flush()  # with any row the work left queued
+    logs.write("sync_runs", [record.row("success")])
     _merge_small_log_files(logs)
     _analysts_can_open_the_logs(logs)
 
@@ -134,11 +138,26 @@ def _write_queued_rows(logs: LogWriter, record: RunRecord) -> None:
     """Write the rows a stopped or failed run queued but had not written yet, before its
     sync_runs row: a request Antavo or Segment answered just before a stop (say, one waiting
     out a Retry-After) keeps its log rows, and the run's counts include it."""
+    for write_error in _write_every_table(logs):  # the run's own error is the news
+        log.warning("could not write the queued log rows of %s: %s", record.run_id, write_error)
+
+
+def _write_every_table(logs: LogWriter) -> list[Exception]:
+    """Flush every queued row; the errors of the tables that could not be written. One table
+    refusing its rows never leaves the other tables' rows queued (a flush of all tables stops
+    at the first that fails), so each is then tried on its own."""
     try:
         logs.flush()
-    # Attempted; the run's own error is the news, not the log's.
+        return []
     except (OSError, LogWriteError, ValueError) as write_error:
-        log.warning("could not write the queued log rows of %s: %s", record.run_id, write_error)
+        errors: list[Exception] = [write_error]
+    for table in TABLES:
+        try:
+            logs.flush(table)
+        except (OSError, LogWriteError, ValueError) as write_error:
+            if str(write_error) != str(errors[0]):
+                errors.append(write_error)
+    return errors
 
 
 # What stopped a run, by the exception it raised.

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
@@ -46,7 +47,8 @@ def maintain_log_tables(
                 if moved:
                     problems.append(quarantine_message(moved))
                 record.error = "; ".join(problems)
-                fail_run(context, record.error, "configuration")
+                paths = {"quarantined": _paths_md(moved)} if moved else None  # each one named
+                fail_run(context, record.error, "configuration", paths)
         decisions_removed, prune_error = _prune_route_decisions(loaded)
         for table in report:
             yield dg.AssetObservation(
@@ -63,7 +65,9 @@ def maintain_log_tables(
             analytics = "views refreshed"
         except ObjectStoreLogs:  # views over S3 are defined per session (s3_views.py)
             analytics = "none on object storage: segment-sync logs sql reads the logs"
-        except OSError as exc:  # the logs were maintained; the next run refreshes the views
+        # The logs were maintained; the next run refreshes the views. DuckDB's own I/O errors
+        # (a full disk) are no OSError: uncaught, they hid the files moved aside above.
+        except (OSError, duckdb.Error) as exc:
             analytics = "not refreshed"
             problems.append(f"could not refresh the analysts' views ({describe(exc)})")
         moved = [path for table in report for path in table.quarantined]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
+from segment_sync.logs.s3_lease import LeaseLost
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import LogWriteError
 from segment_sync.redaction import error_kind, mask_url_passwords
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# What maintenance can meet and says in words: a refused write, a busy or lost lock, a file.
+_FORESEEN = (LogWriteError, LeaseLost, TimeoutError, OSError)
 
 
 class MaintenanceIncomplete(Exception):
@@ -35,7 +41,7 @@ class MaintenanceIncomplete(Exception):
 def describe(exc: BaseException) -> str:
     """What went wrong, without payload: our own errors say it; an OS or S3 error keeps its
     text (paths, no rows) with any URL password masked; anything else only its kind."""
-    if isinstance(exc, (LogWriteError, TimeoutError, OSError)):
+    if isinstance(exc, _FORESEEN):
         return f"{type(exc).__name__}: {mask_url_passwords(str(exc))}"
     return error_kind(exc)
 
@@ -49,6 +55,11 @@ def each_table(maintain: Callable[[str], T]) -> list[T]:
             report.append(maintain(table))
         except Exception as exc:  # noqa: BLE001 - raised below, with the tables that were done
             failures[table] = exc
+            if not isinstance(exc, _FORESEEN):  # a bug: the run tells its kind, the log where
+                where = "".join(traceback.format_tb(exc.__traceback__))  # frames, no values
+                log.error(
+                    "could not maintain log table %s: %s at\n%s", table, error_kind(exc), where
+                )
     if failures:
         raise MaintenanceIncomplete(report, failures)
     return report

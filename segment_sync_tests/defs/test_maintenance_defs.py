@@ -21,7 +21,7 @@ from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.settings import SettingsError, load_settings, parse_settings
 from segment_sync_tests.conftest import WRITE_KEY
-from segment_sync_tests.disks import damage_file
+from segment_sync_tests.disks import break_disk, damage_file
 
 RETENTION_DAYS = 30
 
@@ -345,3 +345,56 @@ def test_a_damaged_log_file_is_moved_aside_and_fails_that_run_once(logs):
 
 def defs_job(path) -> dg.JobDefinition:
     return build_definitions(str(path)).resolve_job_def("log_maintenance_job")
+
+
+def test_a_file_moved_aside_is_reported_also_when_the_views_cannot_be_refreshed(
+    write_settings, small_tmpfs
+):
+    path = write_settings(logs={"dir": str(small_tmpfs / "logs")})
+    logs_dir = load_settings(path).logs.dir
+    writer = LogWriter(logs_dir)
+    now = datetime.now(UTC)
+    for n in range(2):
+        writer.write("outbound_messages", [message(f"m{n}", now)])
+    damaged, _ = data_files(partition_dirs(logs_dir, "outbound_messages")[-1])
+    damage_file(damaged, "truncated")
+    break_disk(small_tmpfs, "full")  # the views' new DuckDB file cannot be written
+
+    with dg.instance_for_test() as instance:
+        result = defs_job(path).execute_in_process(instance=instance, raise_on_error=False)
+
+    moved = Path(logs_dir) / "quarantine" / damaged.relative_to(logs_dir)
+    assert moved.exists() and not damaged.exists()  # moved out of the views by this run
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.step_failure_data.error
+    # No later run reports a file already moved: this run's failure must name it.
+    assert "moved 1 unreadable log file(s)" in error.message, (error.cls_name, error.message)
+
+
+def test_every_file_moved_aside_is_named_also_when_a_full_disk_fails_the_run(
+    write_settings, small_tmpfs
+):
+    path = write_settings(logs={"dir": str(small_tmpfs / "logs")})
+    logs_dir = load_settings(path).logs.dir
+    writer = LogWriter(logs_dir)
+    now = datetime.now(UTC)
+    for _ in range(2):  # outbound_log, maintained first: two files, both damaged
+        writer.write("outbound_log", [{"timestamp": now, "event_type": "track"}])
+    damaged = data_files(partition_dirs(logs_dir, "outbound_log")[-1])
+    for file in damaged:
+        damage_file(file, "truncated")
+    for n in range(2):  # outbound_messages, next: merging its two files needs space
+        writer.write("outbound_messages", [message(f"m{n}", now)])
+    break_disk(small_tmpfs, "full")
+
+    with dg.instance_for_test() as instance:
+        result = defs_job(path).execute_in_process(instance=instance, raise_on_error=False)
+
+    moved = [Path(logs_dir) / "quarantine" / f.relative_to(logs_dir) for f in damaged]
+    assert all(m.exists() for m in moved)  # moved out of the views by this run
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    told = failure.step_failure_data.error.message + str(
+        failure.step_failure_data.user_failure_data.metadata
+    )
+    # No later run reports a file already moved: this run names each one.
+    assert all(str(m) in told for m in moved), told

@@ -21,6 +21,7 @@ from segment_sync_tests.logs.test_log_store import outbound_request
 from segment_sync_tests.logs.test_maintenance import all_messages, file_count, write_small_batches
 
 NOW = datetime(2024, 3, 3, tzinfo=UTC)  # the rows here are from 2024-03-01 on
+DAY2 = DAY1 + timedelta(days=1)
 
 
 @pytest.mark.parametrize(
@@ -120,3 +121,25 @@ def test_a_table_that_cannot_be_maintained_never_stops_the_tables_after_it(tmp_p
     maintain_logs(tmp_path, retention_days=90, min_files=2, now=NOW)  # the next run: all of it
     assert file_count(tmp_path, "outbound_log") == 1
     assert (all_messages(tmp_path), identifiers(tmp_path)) == before
+
+
+def test_a_file_moved_to_quarantine_is_reported_also_when_its_table_then_fails(
+    small_tmpfs: Path,
+) -> None:
+    logs_dir = small_tmpfs / "logs"
+    damaged = request_file(logs_dir, "bad")  # on DAY1, the cutoff day: retention reads it
+    damage_file(damaged, "truncated")
+    writer = LogWriter(logs_dir)
+    for n in range(2):  # the next day's small files: compaction must write to merge them
+        writer.write("outbound_log", [outbound_request(identifier=f"g{n}", timestamp=DAY2)])
+    break_disk(small_tmpfs, "full")
+
+    with pytest.raises(MaintenanceIncomplete) as raised:
+        maintain_logs(logs_dir, 0, 2, now=DAY1 + timedelta(hours=1))
+
+    moved = logs_dir.resolve() / "quarantine" / damaged.resolve().relative_to(logs_dir.resolve())
+    assert moved.exists() and not damaged.exists()  # retention moved it out of the views
+    assert isinstance(raised.value.failures["outbound_log"], LogWriteError)  # compaction: full
+    # No later run reports a file already moved: this run's failure must name it.
+    reported = [p for t in raised.value.report for p in t.quarantined]
+    assert moved in reported or str(moved) in str(raised.value)
