@@ -35,15 +35,16 @@ def maintain_log_tables(
         # Every problem is told at once: failing on the first would hide the damaged files
         # already moved aside, which no later run reports again.
         problems: list[str] = []
+        left: list[Path] = []  # files moved aside by tables that then failed
         try:
             report = maintain_logs(
                 loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
             )
         except MaintenanceIncomplete as exc:  # the other tables were maintained: report them
-            report = exc.report
+            report, left = exc.report, exc.quarantined
             problems.append(str(exc))
             if exc.disk_refused:  # a full or read-only disk: no input file was deleted
-                moved = [path for table in report for path in table.quarantined]
+                moved = [*(path for table in report for path in table.quarantined), *left]
                 if moved:
                     problems.append(quarantine_message(moved))
                 record.error = "; ".join(problems)
@@ -70,7 +71,7 @@ def maintain_log_tables(
         except (OSError, duckdb.Error) as exc:
             analytics = "not refreshed"
             problems.append(f"could not refresh the analysts' views ({describe(exc)})")
-        moved = [path for table in report for path in table.quarantined]
+        moved = [*(path for table in report for path in table.quarantined), *left]
         if prune_error:  # the logs were maintained; the decisions are pruned by the next run
             problems.append(prune_error)
         if moved:  # the work is done; a person should still look at the damaged files

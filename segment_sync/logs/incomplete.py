@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from segment_sync.logs.s3_lease import LeaseLost
@@ -21,9 +22,13 @@ _FORESEEN = (LogWriteError, LeaseLost, TimeoutError, OSError)
 class MaintenanceIncomplete(Exception):
     """Some tables could not be maintained; `report` holds what was done for the others."""
 
-    def __init__(self, report: list, failures: dict[str, BaseException]) -> None:
+    def __init__(
+        self, report: list, failures: dict[str, BaseException], quarantined: list[Path]
+    ) -> None:
         self.report = report
         self.failures = failures
+        # Damaged files the failed tables moved aside before failing: no later run names them.
+        self.quarantined = quarantined
         done = ", ".join(r.table for r in report) or "none"
         problems = "; ".join(f"{table}: {describe(exc)}" for table, exc in failures.items())
         super().__init__(
@@ -46,20 +51,24 @@ def describe(exc: BaseException) -> str:
     return error_kind(exc)
 
 
-def each_table(maintain: Callable[[str], T]) -> list[T]:
-    """`maintain` every log table in turn; MaintenanceIncomplete after the last if any failed."""
+def each_table(maintain: Callable[[str, list[Path]], T]) -> list[T]:
+    """`maintain(table, moved)` every log table in turn (`moved`: where it lists the damaged
+    files it moves aside); MaintenanceIncomplete after the last if any failed."""
     report: list[T] = []
     failures: dict[str, BaseException] = {}
+    quarantined: list[Path] = []
     for table in TABLES:
+        moved: list[Path] = []
         try:
-            report.append(maintain(table))
+            report.append(maintain(table, moved))
         except Exception as exc:  # noqa: BLE001 - raised below, with the tables that were done
             failures[table] = exc
+            quarantined += moved
             if not isinstance(exc, _FORESEEN):  # a bug: the run tells its kind, the log where
                 where = "".join(traceback.format_tb(exc.__traceback__))  # frames, no values
                 log.error(
                     "could not maintain log table %s: %s at\n%s", table, error_kind(exc), where
                 )
     if failures:
-        raise MaintenanceIncomplete(report, failures)
+        raise MaintenanceIncomplete(report, failures, quarantined)
     return report

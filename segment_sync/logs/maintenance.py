@@ -90,7 +90,11 @@ class CompactionResult:
 
 
 def compact(
-    logs_dir: Path | str, table: str, min_files: int = 2, lock_timeout_s: float = LOCK_TIMEOUT_S
+    logs_dir: Path | str,
+    table: str,
+    min_files: int = 2,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+    moved: list[Path] | None = None,
 ) -> CompactionResult:
     """Merge each date partition holding at least `min_files` data files into one file.
 
@@ -102,7 +106,8 @@ def compact(
         raise ValueError(f"min_files must be at least 2, got {min_files}")
     schema_for(table)
     before = after = rows = 0
-    moved: list[Path] = []
+    moved = [] if moved is None else moved  # the caller's list: appended as files move
+    first = len(moved)
     with maintenance_lock(logs_dir, table, lock_timeout_s):
         for directory in partition_dirs(logs_dir, table):
             finish_interrupted(directory)
@@ -122,7 +127,7 @@ def compact(
                 break
             if table in SUMMARY_TABLES:
                 _summarise(directory)
-    return CompactionResult(before, after, rows, tuple(moved))
+    return CompactionResult(before, after, rows, tuple(moved[first:]))
 
 
 def _summarise(directory: Path) -> None:
@@ -284,16 +289,17 @@ def maintain_table(
     cutoff: datetime,
     min_files: int,
     lock_timeout_s: float = LOCK_TIMEOUT_S,
+    moved: list[Path] | None = None,
 ) -> TableMaintenance:
-    """Remove the rows older than `cutoff`, then merge each partition's small files."""
+    """Remove the rows older than `cutoff`, then merge each partition's small files; the
+    damaged files moved aside are appended to `moved` as they go (kept if a later step fails)."""
     before = len(table_files(logs_dir, table))
-    moved: list[Path] = []
+    moved = [] if moved is None else moved
     with _writing(logs_dir, table):
         removed = apply_retention(logs_dir, table, cutoff, moved, lock_timeout_s)
-        compaction = compact(logs_dir, table, min_files, lock_timeout_s)
+        compaction = compact(logs_dir, table, min_files, lock_timeout_s, moved)
     rows = sum(row_count(path) for path in table_files(logs_dir, table))
-    quarantined = (*moved, *compaction.quarantined)
-    return TableMaintenance(table, before, compaction.files_after, removed, rows, quarantined)
+    return TableMaintenance(table, before, compaction.files_after, removed, rows, tuple(moved))
 
 
 def maintain_logs(
@@ -315,6 +321,10 @@ def maintain_logs(
 
         logs = s3_logs(logs_dir)
         return each_table(
-            lambda t: s3_maintenance.maintain_table(logs, t, cutoff, min_files, lock_timeout_s)
+            lambda t, moved: s3_maintenance.maintain_table(
+                logs, t, cutoff, min_files, lock_timeout_s, moved
+            )
         )
-    return each_table(lambda t: maintain_table(logs_dir, t, cutoff, min_files, lock_timeout_s))
+    return each_table(
+        lambda t, moved: maintain_table(logs_dir, t, cutoff, min_files, lock_timeout_s, moved)
+    )

@@ -224,13 +224,19 @@ def _merge_day(
 
 
 def maintain_table(
-    logs: S3Logs, table: str, cutoff: datetime, min_files: int, timeout_s: float = LOCK_TIMEOUT_S
+    logs: S3Logs,
+    table: str,
+    cutoff: datetime,
+    min_files: int,
+    timeout_s: float = LOCK_TIMEOUT_S,
+    moved: list[Path] | None = None,
 ) -> TableMaintenance:
-    """Remove the rows older than `cutoff`, then merge each day's small files."""
+    """Remove the rows older than `cutoff`, then merge each day's small files; the damaged
+    objects moved aside are appended to `moved` as they go (kept if a later step fails)."""
     schema_for(table)
     if min_files < 2:
         raise ValueError(f"min_files must be at least 2, got {min_files}")
-    moved: list[Path] = []
+    moved = [] if moved is None else moved
     with lease(logs, table, timeout_s) as held:
         remove_stale_scratch()
         finish_interrupted(logs, table)

@@ -24,7 +24,7 @@ def test_a_lost_lease_is_told_with_its_reason() -> None:
 def test_an_error_nobody_foresaw_keeps_its_traceback_in_the_log(caplog) -> None:
     first = next(iter(TABLES))
 
-    def maintain(table: str) -> TableMaintenance:
+    def maintain(table: str, moved: list) -> TableMaintenance:
         if table == first:
             {"a": 1}["b"]  # a programming error, as a future refactoring may bring
         return TableMaintenance(table, 0, 0, 0, 0)
