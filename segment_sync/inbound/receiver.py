@@ -9,17 +9,20 @@ Concurrent requests are committed together (group commit, see `receiver_writer`)
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import orjson
+from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
@@ -131,13 +134,13 @@ def create_receiver_app(
                 400, f"{exc}: send a messageId of printable text, as Segment generates"
             ) from None
 
-    async def segment(request: Request) -> Response:
+    async def segment(scope: Scope, receive: Receive) -> Response:
         try:
-            headers = first_headers(request.scope["headers"])
+            headers = first_headers(scope["headers"])
             signature = check_headers(headers)
             with budget.hold(enabled=token is None) as hold:
                 body = await read_body(
-                    request.receive, headers, max_body_bytes, hold, limits.body_timeout_s
+                    receive, headers, max_body_bytes, hold, limits.body_timeout_s
                 )
                 hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
                 if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
@@ -149,7 +152,8 @@ def create_receiver_app(
             headers = {"Connection": "close", **rejected.headers}
             return _json(rejected.status, {"error": rejected.message}, headers)
         except ClientGone as gone:  # one line, not a traceback: a cheap way to flood the log
-            client = f"{request.client.host}:{request.client.port}" if request.client else "?"
+            peer = scope.get("client")
+            client = f"{peer[0]}:{peer[1]}" if peer else "?"
             log.warning("client %s disconnected mid-body %s; nothing stored", client, gone)
             return Response(status_code=400)  # nobody reads it; uvicorn drops it
         try:
@@ -160,6 +164,9 @@ def create_receiver_app(
                 503, {"error": "the events could not be stored and were not accepted; retry later"}
             )
         return _json(200, {"stored": stored, "duplicates": duplicates})
+
+    async def segment_route(request: Request) -> Response:
+        return await segment(request.scope, request.receive)
 
     async def healthz(request: Request) -> Response:
         # With a token, the buffer's counts are for callers that hold it; anyone may see "ok".
@@ -174,9 +181,10 @@ def create_receiver_app(
         if writer is not None:
             await run_in_threadpool(writer.close)
 
-    app = Starlette(
+    app = _ReceiverApp(
+        segment,
         routes=[
-            Route("/segment", segment, methods=["POST"]),
+            Route("/segment", segment_route, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
@@ -185,6 +193,47 @@ def create_receiver_app(
     app.state.writer = writer
     app.state.budget = budget
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive at start-up (modules, the app) out of the collector's reach.
+
+    They live as long as the process; a full collection walked all of them (about 40 ms each
+    for the server's ~60,000 objects, 8 us per single-event request under load), where it now
+    walks only what requests and groups left behind.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+class _ReceiverApp(Starlette):
+    """Starlette, with `POST /segment` answered without its middleware and routing.
+
+    A single-event request spent about a fifth of its app-level CPU passing through Starlette's
+    error and exception middleware, router and `Request`; the route is still declared (other
+    methods get 405 from Starlette, other paths 404) and anything the fast path raises is
+    answered 500 and raised on to uvicorn, as Starlette's ServerErrorMiddleware does.
+    """
+
+    def __init__(self, segment: Callable[[Scope, Receive], Awaitable[Response]], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._segment = segment
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and get_route_path(scope) == "/segment"
+        ):
+            scope["app"] = self
+            try:
+                response = await self._segment(scope, receive)
+            except Exception:
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+                raise
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def run_receiver(
@@ -229,6 +278,7 @@ def run_receiver(
             limits=limits,
             secret_env=secret_env,
         )
+        freeze_startup_objects()
         uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run(sockets)
 
     if workers <= 1:
