@@ -9,24 +9,23 @@ Concurrent requests are committed together (group commit, see `receiver_writer`)
 
 from __future__ import annotations
 
-import gc
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import orjson
-from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
+from segment_sync.inbound.receiver_serving import ReceiverApp, tune_collector
 from segment_sync.inbound.receiver_writer import GroupCommitWriter
 from segment_sync.inbound.request_body import (
     ClientGone,
@@ -181,7 +180,7 @@ def create_receiver_app(
         if writer is not None:
             await run_in_threadpool(writer.close)
 
-    app = _ReceiverApp(
+    app = ReceiverApp(
         segment,
         routes=[
             Route("/segment", segment_route, methods=["POST"]),
@@ -193,47 +192,6 @@ def create_receiver_app(
     app.state.writer = writer
     app.state.budget = budget
     return app
-
-
-def freeze_startup_objects() -> None:
-    """Move every object alive at start-up (modules, the app) out of the collector's reach.
-
-    They live as long as the process; a full collection walked all of them (about 40 ms each
-    for the server's ~60,000 objects, 8 us per single-event request under load), where it now
-    walks only what requests and groups left behind.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-class _ReceiverApp(Starlette):
-    """Starlette, with `POST /segment` answered without its middleware and routing.
-
-    A single-event request spent about a fifth of its app-level CPU passing through Starlette's
-    error and exception middleware, router and `Request`; the route is still declared (other
-    methods get 405 from Starlette, other paths 404) and anything the fast path raises is
-    answered 500 and raised on to uvicorn, as Starlette's ServerErrorMiddleware does.
-    """
-
-    def __init__(self, segment: Callable[[Scope, Receive], Awaitable[Response]], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._segment = segment
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and get_route_path(scope) == "/segment"
-        ):
-            scope["app"] = self
-            try:
-                response = await self._segment(scope, receive)
-            except Exception:
-                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
-                raise
-            await response(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
 
 
 def run_receiver(
@@ -278,7 +236,7 @@ def run_receiver(
             limits=limits,
             secret_env=secret_env,
         )
-        freeze_startup_objects()
+        tune_collector()
         uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run(sockets)
 
     if workers <= 1:
