@@ -20,10 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope
 
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
+from segment_sync.inbound.receiver_serving import ReceiverApp, tune_collector
 from segment_sync.inbound.receiver_writer import GroupCommitWriter
 from segment_sync.inbound.request_body import (
     ClientGone,
@@ -131,13 +133,13 @@ def create_receiver_app(
                 400, f"{exc}: send a messageId of printable text, as Segment generates"
             ) from None
 
-    async def segment(request: Request) -> Response:
+    async def segment(scope: Scope, receive: Receive) -> Response:
         try:
-            headers = first_headers(request.scope["headers"])
+            headers = first_headers(scope["headers"])
             signature = check_headers(headers)
             with budget.hold(enabled=token is None) as hold:
                 body = await read_body(
-                    request.receive, headers, max_body_bytes, hold, limits.body_timeout_s
+                    receive, headers, max_body_bytes, hold, limits.body_timeout_s
                 )
                 hold.take(PARSED_BYTES_PER_BYTE * len(body))  # the parse before the signature
                 if len(body) > OFF_LOOP_BYTES:  # parsing a big batch would stall other requests
@@ -149,7 +151,8 @@ def create_receiver_app(
             headers = {"Connection": "close", **rejected.headers}
             return _json(rejected.status, {"error": rejected.message}, headers)
         except ClientGone as gone:  # one line, not a traceback: a cheap way to flood the log
-            client = f"{request.client.host}:{request.client.port}" if request.client else "?"
+            peer = scope.get("client")
+            client = f"{peer[0]}:{peer[1]}" if peer else "?"
             log.warning("client %s disconnected mid-body %s; nothing stored", client, gone)
             return Response(status_code=400)  # nobody reads it; uvicorn drops it
         try:
@@ -160,6 +163,9 @@ def create_receiver_app(
                 503, {"error": "the events could not be stored and were not accepted; retry later"}
             )
         return _json(200, {"stored": stored, "duplicates": duplicates})
+
+    async def segment_route(request: Request) -> Response:
+        return await segment(request.scope, request.receive)
 
     async def healthz(request: Request) -> Response:
         # With a token, the buffer's counts are for callers that hold it; anyone may see "ok".
@@ -174,9 +180,10 @@ def create_receiver_app(
         if writer is not None:
             await run_in_threadpool(writer.close)
 
-    app = Starlette(
+    app = ReceiverApp(
+        segment,
         routes=[
-            Route("/segment", segment, methods=["POST"]),
+            Route("/segment", segment_route, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
@@ -229,6 +236,7 @@ def run_receiver(
             limits=limits,
             secret_env=secret_env,
         )
+        tune_collector()
         uvicorn.Server(server_config(app, host, port, limits, log_level="info")).run(sockets)
 
     if workers <= 1:

@@ -209,3 +209,27 @@ def test_complete_headers_beyond_the_size_limit_in_one_read_are_refused(
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert buffer.max_id() == 0
+
+
+def test_headers_stalled_after_a_busy_spell_longer_than_the_timeout_are_closed(
+    buffer: InboundBuffer,
+) -> None:
+    """The connection's one header timer, having found nothing late while requests came whole,
+    still times out the headers of a request that stalls later."""
+    limits = ReceiverLimits(header_timeout_s=1, body_timeout_s=1, keep_alive_s=5)
+    with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
+        sock.settimeout(15)
+        started, n = time.monotonic(), 0
+        while time.monotonic() - started < 2.5 * limits.header_timeout_s:
+            n += 1
+            payload = body(event(n))
+            sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload)
+            answer = b""
+            while not answer.endswith(b"}"):
+                chunk = sock.recv(65536)
+                assert chunk, "closed while requests came whole"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            time.sleep(0.2)
+        sock.sendall(b"POST /segment HTTP/1.1\r\nHo")
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
