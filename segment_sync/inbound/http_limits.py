@@ -154,8 +154,10 @@ class _EdgeHttpTools(HttpToolsProtocol):
         # An idle keep-alive connection is closed by uvicorn's own timer; only partial headers here.
         if self._answering():
             # A pipelined request stalled behind one still being answered: the answers owed go
-            # out first, then the 408 (on_response_complete).
+            # out first, then the 408 (on_response_complete). The clock keeps running: should
+            # these headers still complete, the connection's later requests need it.
             self._late_behind_answers = True
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
         else:
             self._refuse_late_headers()
 

@@ -185,6 +185,15 @@ def summary_path(data_file: Path) -> Path:
     return data_file.with_name(data_file.name + SUMMARY_SUFFIX)
 
 
+def _holds_schema(path: Path, schema: pa.Schema) -> bool:
+    """Whether the typed empty file at `path` exists, reads, and has `schema`. A damaged one
+    holds no rows and is made again (logs check does not list `_` files)."""
+    try:
+        return pq.read_schema(path).remove_metadata().equals(schema)
+    except (OSError, pa.ArrowException):  # missing, or damaged
+        return False
+
+
 def ensure_layout(logs_dir: Path | str) -> None:
     """Create each table's `_schema.parquet` (see module docstring), rewriting it if outdated,
     and the typed empty summary that keeps the summaries' glob matching."""
@@ -193,7 +202,7 @@ def ensure_layout(logs_dir: Path | str) -> None:
     for table, name, schema in files:
         directory = table_dir(logs_dir, table) / SCHEMA_PARTITION
         path = directory / name
-        if path.exists() and pq.read_schema(path).remove_metadata().equals(schema):
+        if _holds_schema(path, schema):
             continue
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"

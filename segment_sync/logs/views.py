@@ -105,25 +105,29 @@ ORDER BY day, direction, type"""
 # A day's requests come from its data file's summary (summaries.py) while that file is the only
 # data file of the day, as listed when the view runs; every other day from its rows. `IN` (not
 # `NOT IN`): DuckDB then opens only the live days' files. A day whose partition appears between
-# the two listings is left out, as if the view had run a moment earlier.
+# the two listings is left out, as if the view had run a moment earlier. Whether a day has its
+# summary is decided from the summaries READ (one listing, materialised), not from a second glob:
+# a summary published between two listings (compaction running meanwhile) made its day counted
+# by neither half, its requests silently missing from the result.
 _SUMMARISED_REQUESTS = """data_files AS (
     SELECT CAST(regexp_extract(file, '/date=([0-9-]+)/[^/]*$', 1) AS DATE) AS day,
         regexp_extract(file, '[^/]*$') AS name
     FROM glob({data_glob})
     WHERE NOT starts_with(regexp_extract(file, '[^/]*$'), '_')
+), summaries AS MATERIALIZED (
+    SELECT "date" AS day, regexp_extract(filename, '[^/]*$') AS summary,
+        type, requests, errors, response_times
+    FROM read_parquet({summary_glob}, hive_partitioning = true,
+        hive_types = {{'date': DATE}}, filename = true)
 ), summarised_days AS (
     SELECT day, any_value(name) || '{suffix}' AS summary
     FROM data_files
     GROUP BY day
     HAVING count(*) = 1
-        AND any_value(name) || '{suffix}' IN (SELECT regexp_extract(file, '[^/]*$') FROM glob({summary_glob}))
+        AND any_value(name) || '{suffix}' IN (SELECT summary FROM summaries)
 ), requests AS (
     SELECT s.day, s.type, s.requests, s.errors, s.response_times
-    FROM (
-        SELECT "date" AS day, regexp_extract(filename, '[^/]*$') AS summary, *
-        FROM read_parquet({summary_glob}, hive_partitioning = true,
-            hive_types = {{'date': DATE}}, filename = true)
-    ) AS s
+    FROM summaries AS s
     WHERE EXISTS (SELECT 1 FROM summarised_days AS d WHERE d.day = s.day AND d.summary = s.summary)
     UNION ALL
     {live}

@@ -233,3 +233,31 @@ def test_headers_stalled_after_a_busy_spell_longer_than_the_timeout_are_closed(
             time.sleep(0.2)
         sock.sendall(b"POST /segment HTTP/1.1\r\nHo")
         assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+
+
+def test_headers_that_stall_after_late_headers_were_rescued_behind_an_answer_are_closed(
+    buffer: InboundBuffer, tmp_path: Path
+) -> None:
+    """The header clock runs out on pipelined headers while the request before them is still
+    being stored; those headers then complete (so they are served). The connection's next
+    request stalls in its headers: it must still get its 408, not hold the connection forever."""
+    first, second = body(event(1)), body(event(2))
+    second_head = _head(len(second), sign(second, SECRET))
+    cut = second_head.index(b"\r\n") + 2  # the request line only: headers not complete
+    with open(tmp_path / "inbound.db.write-turn", "a+") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # another writer's turn: the first request's store waits
+        with _serve(buffer) as (host, port), socket.create_connection((host, port)) as sock:
+            sock.sendall(_head(len(first), sign(first, SECRET)) + first + second_head[:cut])
+            time.sleep(3 * FAST.header_timeout_s)  # the second's clock runs out meanwhile
+            sock.sendall(second_head[cut:] + second)  # ...and then its headers complete
+            time.sleep(0.5)  # read by the server before the first request is answered
+            fcntl.flock(turn, fcntl.LOCK_UN)
+            sock.settimeout(15)
+            answers = b""
+            while answers.count(b"HTTP/1.1 ") < 2 or not answers.endswith(b"}"):
+                chunk = sock.recv(65536)
+                assert chunk, f"closed before both answers: {answers!r}"
+                answers += chunk
+            assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answers) == [b"200", b"200"]
+            sock.sendall(b"POST /segment HTTP/1.1\r\nHo")  # the third request stalls
+            assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
