@@ -241,14 +241,16 @@ def test_a_worker_killed_mid_run_loses_nothing_once_the_failed_run_is_retried(de
     victim.send_signal(signal.SIGKILL)  # the worker's process, mid-step, as an OOM kill would
     outcomes = {k: r.result() for k, r in runs.items()}
     failed = [k for k, (code, _) in outcomes.items() if code != 0]
-    assert len(failed) == 1, f"exactly the killed worker's run fails: {outcomes}"
-    [killed] = failed
-    code, _ = deployment.reexecute_from_failure(outcomes[killed][1]).result()
-    assert code == 0
+    # The killed step's run fails; so may one more, when the step the worker had already
+    # handed to that process (Celery's prefetch) died with it: seen once on a busy machine.
+    assert 1 <= len(failed) <= 2, f"the killed worker's run(s) fail, the others not: {outcomes}"
+    for killed in failed:
+        code, _ = deployment.reexecute_from_failure(outcomes[killed][1]).result()
+        assert code == 0
     messages = list(deployment.standin.messages)
     copies = Counter(row_id(m) for m in messages)
     assert sorted(copies) == ids  # nothing lost
     twice = {shard_of(m["userId"], SHARDS) for m in messages if copies[row_id(m)] > 1}
-    assert twice <= {killed}  # only the killed step's unconfirmed rows are sent again
+    assert twice <= set(failed)  # only the killed steps' unconfirmed rows are sent again
     per_customer = first_arrivals_per_customer(messages)
     assert all(rows == sorted(rows) for rows in per_customer.values())
