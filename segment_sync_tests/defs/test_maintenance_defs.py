@@ -347,13 +347,18 @@ def defs_job(path) -> dg.JobDefinition:
     return build_definitions(str(path)).resolve_job_def("log_maintenance_job")
 
 
-def test_a_file_moved_aside_is_reported_also_when_the_views_cannot_be_refreshed(
-    write_settings, small_tmpfs
-):
+@pytest.fixture
+def tmpfs_logs(write_settings, small_tmpfs):
+    """Settings whose logs.dir is on a small tmpfs, its writer, and now."""
     path = write_settings(logs={"dir": str(small_tmpfs / "logs")})
     logs_dir = load_settings(path).logs.dir
-    writer = LogWriter(logs_dir)
-    now = datetime.now(UTC)
+    return path, logs_dir, LogWriter(logs_dir), datetime.now(UTC)
+
+
+def test_a_file_moved_aside_is_reported_also_when_the_views_cannot_be_refreshed(
+    tmpfs_logs, small_tmpfs
+):
+    path, logs_dir, writer, now = tmpfs_logs
     for n in range(2):
         writer.write("outbound_messages", [message(f"m{n}", now)])
     damaged, _ = data_files(partition_dirs(logs_dir, "outbound_messages")[-1])
@@ -372,12 +377,9 @@ def test_a_file_moved_aside_is_reported_also_when_the_views_cannot_be_refreshed(
 
 
 def test_every_file_moved_aside_is_named_also_when_a_full_disk_fails_the_run(
-    write_settings, small_tmpfs
+    tmpfs_logs, small_tmpfs
 ):
-    path = write_settings(logs={"dir": str(small_tmpfs / "logs")})
-    logs_dir = load_settings(path).logs.dir
-    writer = LogWriter(logs_dir)
-    now = datetime.now(UTC)
+    path, logs_dir, writer, now = tmpfs_logs
     for _ in range(2):  # outbound_log, maintained first: two files, both damaged
         writer.write("outbound_log", [{"timestamp": now, "event_type": "track"}])
     damaged = data_files(partition_dirs(logs_dir, "outbound_log")[-1])

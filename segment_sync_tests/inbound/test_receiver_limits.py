@@ -108,24 +108,30 @@ def test_stalled_pipelined_headers_wait_for_the_answers_before_them(
 def test_a_busy_keep_alive_connection_outlives_the_header_timeout(buffer: InboundBuffer) -> None:
     """Each request arriving whole in one read, for longer than header_timeout_s in all."""
     limits = ReceiverLimits(header_timeout_s=1, body_timeout_s=1, keep_alive_s=5)
-    answers = []
     with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
         sock.settimeout(15)
-        started = time.monotonic()
-        n = 0
-        while time.monotonic() - started < 2 * limits.header_timeout_s:
-            n += 1
-            payload = body(event(n))
-            sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload)
-            answer = b""
-            while not answer.endswith(b"}"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-            answers.append(answer.partition(b"\r\n")[0])
-            time.sleep(0.2)
-    assert answers == [b"HTTP/1.1 200 OK"] * n
+        answers = _whole_requests_for(sock, 2 * limits.header_timeout_s)
+    assert answers == [b"HTTP/1.1 200 OK"] * len(answers)
+
+
+def _whole_requests_for(sock: socket.socket, seconds: float) -> list[bytes]:
+    """Signed single-event requests, each sent whole and answered before the next, 0.2 s
+    apart, for `seconds`: each answer's status line."""
+    answers = []
+    started, n = time.monotonic(), 0
+    while time.monotonic() - started < seconds:
+        n += 1
+        payload = body(event(n))
+        sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload)
+        answer = b""
+        while not answer.endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        answers.append(answer.partition(b"\r\n")[0])
+        time.sleep(0.2)
+    return answers
 
 
 def test_blank_lines_after_a_request_do_not_hold_the_connection_open(
@@ -219,18 +225,8 @@ def test_headers_stalled_after_a_busy_spell_longer_than_the_timeout_are_closed(
     limits = ReceiverLimits(header_timeout_s=1, body_timeout_s=1, keep_alive_s=5)
     with _serve(buffer, limits) as (host, port), socket.create_connection((host, port)) as sock:
         sock.settimeout(15)
-        started, n = time.monotonic(), 0
-        while time.monotonic() - started < 2.5 * limits.header_timeout_s:
-            n += 1
-            payload = body(event(n))
-            sock.sendall(_head(len(payload), sign(payload, SECRET)) + payload)
-            answer = b""
-            while not answer.endswith(b"}"):
-                chunk = sock.recv(65536)
-                assert chunk, "closed while requests came whole"
-                answer += chunk
-            assert answer.startswith(b"HTTP/1.1 200 ")
-            time.sleep(0.2)
+        answers = _whole_requests_for(sock, 2.5 * limits.header_timeout_s)
+        assert answers == [b"HTTP/1.1 200 OK"] * len(answers)  # none closed while whole
         sock.sendall(b"POST /segment HTTP/1.1\r\nHo")
         assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
 
