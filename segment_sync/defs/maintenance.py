@@ -36,20 +36,21 @@ def maintain_log_tables(
         # already moved aside, which no later run reports again.
         problems: list[str] = []
         left: list[Path] = []  # files moved aside by tables that then failed
+        refused = False
         try:
             report = maintain_logs(
                 loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
             )
         except MaintenanceIncomplete as exc:  # the other tables were maintained: report them
-            report, left = exc.report, exc.quarantined
+            report, left, refused = exc.report, exc.quarantined, exc.disk_refused
             problems.append(str(exc))
-            if exc.disk_refused:  # a full or read-only disk: no input file was deleted
-                moved = [*(path for table in report for path in table.quarantined), *left]
-                if moved:
-                    problems.append(quarantine_message(moved))
-                record.error = "; ".join(problems)
-                paths = {"quarantined": _paths_md(moved)} if moved else None  # each one named
-                fail_run(context, record.error, "configuration", paths)
+        moved = [*(path for table in report for path in table.quarantined), *left]
+        if refused:  # a full or read-only disk: no input file was deleted
+            if moved:
+                problems.append(quarantine_message(moved))
+            record.error = "; ".join(problems)
+            paths = {"quarantined": _paths_md(moved)} if moved else None  # each one named
+            fail_run(context, record.error, "configuration", paths)
         decisions_removed, prune_error = _prune_route_decisions(loaded)
         for table in report:
             yield dg.AssetObservation(
@@ -71,7 +72,6 @@ def maintain_log_tables(
         except (OSError, duckdb.Error) as exc:
             analytics = "not refreshed"
             problems.append(f"could not refresh the analysts' views ({describe(exc)})")
-        moved = [*(path for table in report for path in table.quarantined), *left]
         if prune_error:  # the logs were maintained; the decisions are pruned by the next run
             problems.append(prune_error)
         if moved:  # the work is done; a person should still look at the damaged files

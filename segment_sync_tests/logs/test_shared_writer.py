@@ -78,15 +78,7 @@ def test_a_flush_raises_when_another_flush_failed_to_write_its_rows(small_tmpfs:
     inside, release = _slow_disk(writer)
     writer.extend("outbound_messages", [message(f"m{i}") for i in range(2000)])
     filler = fill_disk(small_tmpfs)
-    first_outcome: list = []
-    first = _flush_in_thread(writer, first_outcome)
-    assert inside.wait(30)
-    second_outcome: list = []
-    second = _flush_in_thread(writer, second_outcome)
-    second.join(1.0)
-    release.set()
-    first.join(30)
-    second.join(30)
+    first_outcome, second_outcome = _second_flush_while_first_held(writer, inside, release)
     assert isinstance(first_outcome[0], LogWriteError)
     assert [type(o) for o in second_outcome] == [LogWriteError]  # not a success: nothing written
     assert "No space left on device" in str(second_outcome[0])
@@ -113,15 +105,24 @@ def test_a_flush_raises_when_another_flush_dropped_the_rows_it_took(
     monkeypatch.setattr(store, "to_arrow", held_back)
     writer.extend("outbound_messages", [message("mine")])
     writer.extend("outbound_messages", [message("theirs", timestamp="not a time")])
-    first_outcome: list = []
-    first_thread = _flush_in_thread(writer, first_outcome)
-    assert inside.wait(30)
-    second_outcome: list = []
-    second_thread = _flush_in_thread(writer, second_outcome)
-    second_thread.join(1.0)
-    release.set()
-    first_thread.join(30)
-    second_thread.join(30)
+    first_outcome, second_outcome = _second_flush_while_first_held(writer, inside, release)
     assert "dropped" in str(first_outcome[0])
     assert isinstance(second_outcome[0], ValueError), second_outcome
     assert "not written" in str(second_outcome[0])
+
+
+def _second_flush_while_first_held(
+    writer: LogWriter, inside: threading.Event, release: threading.Event
+) -> tuple[list, list]:
+    """A flush held inside its write (`inside` set), a second flush started meanwhile, then
+    both let go: what each returned or raised."""
+    first_outcome: list = []
+    first = _flush_in_thread(writer, first_outcome)
+    assert inside.wait(30)
+    second_outcome: list = []
+    second = _flush_in_thread(writer, second_outcome)
+    second.join(1.0)
+    release.set()
+    first.join(30)
+    second.join(30)
+    return first_outcome, second_outcome
