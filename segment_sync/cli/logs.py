@@ -139,12 +139,21 @@ def logs_show(identifier: str, settings_file: str | None, full: bool) -> None:
 @settings_option
 def logs_db(settings_file: str | None) -> None:
     """Create or refresh the analysts' DuckDB file (views over the log files); print how to open it."""
+    import duckdb
+
     from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
 
+    logs_dir = load_or_fail(settings_file).logs.dir
     try:
-        path = ensure_analytics_db(load_or_fail(settings_file).logs.dir)
+        path = ensure_analytics_db(logs_dir)
     except ObjectStoreLogs as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, duckdb.Error) as exc:  # DuckDB's own I/O errors are no OSError
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise click.ClickException(
+            f"could not write the analysts' database under logs.dir ({logs_dir}): {reason}; "
+            "make it a writable folder with free space (or point logs.dir elsewhere), then rerun"
+        ) from None
     settings_arg = f" --settings {shlex.quote(settings_file)}" if settings_file else ""
     click.echo(f"analysts' database: {path}")
     click.echo(

@@ -18,6 +18,7 @@ from segment_sync.cli.log_output import BODY_PREVIEW_CHARS
 from segment_sync.cli.logs import logs
 from segment_sync.logs.store import LogWriter
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.disks import break_disk
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 OUTBOUND_HEADERS = [
@@ -402,6 +403,19 @@ def test_logs_db_creates_the_analysts_file_before_any_run_and_says_how_to_open_i
     LogWriter(str(logs_dir)).write("outbound_log", [outbound_row("out-after", 1)])
     with duckdb.connect(str(path), read_only=True) as con:  # views: no refresh needed
         assert con.execute("SELECT identifier FROM outbound_log").fetchall() == [("out-after",)]
+
+
+def test_logs_db_on_a_full_disk_names_logs_dir_and_the_fix(small_tmpfs: Path) -> None:
+    logs_dir = small_tmpfs / "logs"
+    LogWriter(logs_dir).write("outbound_log", [outbound_row("out-1", 1)])
+    settings = small_tmpfs.parent / "settings.yaml"
+    settings.write_text(yaml.safe_dump({"logs": {"dir": str(logs_dir)}}))
+    break_disk(small_tmpfs, "full")
+
+    result = run("db", "--settings", str(settings))
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"logs.dir ({logs_dir})" in result.output and "writable folder" in result.output
 
 
 def test_logs_db_refreshes_the_file_while_a_reader_has_it_open(settings_file: Path) -> None:
