@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 import httpx
+from isal import isal_zlib
 
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 from segment_sync.redaction import SecretUrl, reveal
@@ -67,6 +67,11 @@ def _error_text(status: int, body: str) -> str:
     return f"HTTP {status}: {hint}" + (f" ({body[:300]})" if body else "")
 
 
+def gzip_body(body: bytes) -> bytes:
+    """`body` as one gzip member: ISA-L's level 1 is ~4x less CPU than zlib's level 1, and smaller."""
+    return isal_zlib.compress(body, 1, 31)  # wbits 31: a gzip header, not zlib's; releases the GIL
+
+
 DEFAULT_RETRY = RetryPolicy(max_retries=6, backoff_base_s=0.5, backoff_cap_s=30.0)
 EMPTY_BATCH = b'{"batch":[]}'
 _UNREACHABLE_FIX = "outbound.base_url / outbound.region name a reachable Segment endpoint"
@@ -100,7 +105,7 @@ class SegmentClient(ApiClient):
     async def send(self, body: bytes) -> BatchOutcome:
         """Send one batch body, retrying 429/5xx/network errors; never retries other 4xx."""
         async with self._slots:
-            payload = await asyncio.to_thread(zlib.compress, body, 1, 31) if self.gzip else body
+            payload = await asyncio.to_thread(gzip_body, body) if self.gzip else body
             outcome = BatchOutcome(Verdict.FATAL)
 
             async def attempt(number: int) -> Attempt:
