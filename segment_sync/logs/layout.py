@@ -4,8 +4,8 @@ Layout under `logs_dir`:
 
     <table>/date=YYYY-MM-DD/<utc-timestamp>-<uuid>.parquet   data files, immutable once published
     <table>/date=1970-01-01/_schema.parquet                  empty file typed with the current schema
-    outbound_log/date=YYYY-MM-DD/<data file name>.summary    its requests per type (summaries.py)
-    outbound_log/date=1970-01-01/_schema.summary             empty file typed like a summary
+    outbound_log/date=YYYY-MM-DD/<data file name>.summary-<fingerprint>   its requests per type
+    outbound_log/date=1970-01-01/_schema.summary-<fingerprint>            typed like a summary
     segment_sync.duckdb                                      the analysts' file: views only
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from segment_sync.logs.request_figures import figures_fingerprint
 from segment_sync.logs.schema import REQUEST_SUMMARY, TABLES, schema_for
 
 SCHEMA_FILE_NAME = "_schema.parquet"
@@ -33,8 +34,10 @@ PARTITION_PREFIX = "date="
 TEMP_SUFFIX = ".tmp"
 
 
-# A data file's summary is `<data file name>.summary`: no `*.parquet` glob matches it.
-SUMMARY_SUFFIX = ".summary"
+# A data file's summary is `<data file name>.summary-<fingerprint>`: no `*.parquet` glob
+# matches it, and a summary made by other figures' SQL (request_figures.py) has another name.
+SUMMARY_MARK = ".summary"
+SUMMARY_SUFFIX = f"{SUMMARY_MARK}-{figures_fingerprint(REQUEST_SUMMARY)}"
 SUMMARY_TABLES = ("outbound_log",)
 
 
@@ -180,6 +183,20 @@ def summary_files(directory: Path) -> list[Path]:
     )
 
 
+def stale_summaries(directory: Path) -> list[Path]:
+    """Summaries in one partition that other code made (another fingerprint, or none): never
+    read, so deleting them is safe while the view runs."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if SUMMARY_MARK in p.name
+        and not p.name.endswith(SUMMARY_SUFFIX)
+        and not p.name.startswith(".")  # a writer's temporary file
+    )
+
+
 def summary_path(data_file: Path) -> Path:
     """Where the summary of one data file lives (beside it)."""
     return data_file.with_name(data_file.name + SUMMARY_SUFFIX)
@@ -204,6 +221,9 @@ def ensure_layout(logs_dir: Path | str) -> None:
         path = directory / name
         if _holds_schema(path, schema):
             continue
+        if name.endswith(SUMMARY_SUFFIX):  # made now, after an upgrade: the old one goes
+            for stale in stale_summaries(directory):
+                stale.unlink(missing_ok=True)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         pq.write_table(schema.empty_table(), tmp, compression=COMPRESSION)

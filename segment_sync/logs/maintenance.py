@@ -46,7 +46,7 @@ from segment_sync.logs.damaged import (
 )
 from segment_sync.logs.incomplete import each_table
 from segment_sync.logs.layout import (
-    SUMMARY_SUFFIX,
+    SUMMARY_MARK,
     SUMMARY_TABLES,
     TEMP_SUFFIX,
     data_files,
@@ -190,7 +190,7 @@ def _drop_partition(directory: Path) -> int:
     files = data_files(directory)
     rows = sum(row_count(path) for path in files)
     unlink_all(files)
-    unlink_all([p for p in directory.glob(f"*{SUMMARY_SUFFIX}") if not p.name.startswith("_")])
+    unlink_all([p for p in directory.glob(f"*{SUMMARY_MARK}*") if not p.name.startswith("_")])
     with contextlib.suppress(OSError):  # not empty: the schema file, or a writer's new file
         directory.rmdir()
     return rows

@@ -10,7 +10,9 @@ in place, so a summary can never describe other rows than its file's: when a day
 (a late row lands, retention trims it, compaction merges it) the day is aggregated live again
 until the hourly maintenance summarises its new single file (`summarise_partition`).
 
-Figures are the view's own SQL (`requests_sql`) run over the one file, so they are identical.
+Figures are the view's own SQL (`requests_sql`) run over the one file, so they are identical. A
+summary's name carries the fingerprint of that SQL (request_figures.py): one made by other code
+is not read, and the next maintenance deletes it and summarises its file again.
 """
 
 from __future__ import annotations
@@ -30,25 +32,11 @@ from segment_sync.logs.layout import (
     TEMP_SUFFIX,
     data_files,
     fsync,
+    stale_summaries,
     summary_files,
     summary_path,
 )
-
-REQUEST_FAILED = "error IS NOT NULL OR status_code IS NULL OR status_code >= 400"
-# p50 and p95 from one exact quantile over one collection of the values: two quantile_cont
-# calls collect and sort every group's values twice; the list form returns the same numbers.
-QUANTILES = "quantile_cont(response_time_s, [0.5, 0.95])"
-
-
-def requests_sql(source: str, where: str = "TRUE") -> str:
-    """Outbound requests, errors and [p50, p95] response times per day and type of `source`."""
-    return f"""SELECT "date" AS day, event_type AS type,
-        count(*) AS requests,
-        count(*) FILTER (WHERE {REQUEST_FAILED}) AS errors,
-        {QUANTILES} AS response_times
-    FROM {source}
-    WHERE {where}
-    GROUP BY ALL"""
+from segment_sync.logs.request_figures import requests_sql
 
 
 def _literal(value: str) -> str:
@@ -76,13 +64,18 @@ def write_summary(data_file: Path) -> Path:
 
 
 def remove_orphans(directory: Path) -> int:
-    """Delete the summaries of data files that are gone (merged, trimmed, quarantined)."""
+    """Delete the summaries of data files that are gone (merged, trimmed, quarantined) and the
+    summaries other code made (another fingerprint: the view never reads them)."""
+    orphans = [
+        path
+        for path in summary_files(directory)
+        if not path.with_name(path.name.removesuffix(SUMMARY_SUFFIX)).exists()
+    ]
     removed = 0
-    for path in summary_files(directory):
-        if not path.with_name(path.name.removesuffix(SUMMARY_SUFFIX)).exists():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed += 1
+    for path in [*orphans, *stale_summaries(directory)]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
     return removed
 
 

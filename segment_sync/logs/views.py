@@ -26,8 +26,8 @@ from segment_sync.logs.layout import (
     ensure_layout,
 )
 from segment_sync.logs.object_store import is_object_store, s3_logs
+from segment_sync.logs.request_figures import QUANTILES, REQUEST_FAILED, requests_sql
 from segment_sync.logs.schema import TABLES
-from segment_sync.logs.summaries import QUANTILES, REQUEST_FAILED, requests_sql
 from segment_sync.logs.vanished import retry_vanished
 
 ANALYTICS_DB_NAME = "segment_sync.duckdb"

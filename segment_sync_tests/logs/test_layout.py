@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from segment_sync.logs.layout import SCHEMA_PARTITION, table_dir
+from segment_sync.logs.layout import SCHEMA_PARTITION, SUMMARY_SUFFIX, table_dir
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import connect
 from segment_sync_tests.disks import damage_file
 from segment_sync_tests.logs.test_summaries import requests
 
 
-@pytest.mark.parametrize("name", ["_schema.parquet", "_schema.summary"])
+@pytest.mark.parametrize("name", ["_schema.parquet", f"_schema{SUMMARY_SUFFIX}"])
 @pytest.mark.parametrize("how", ["truncated", "scrambled-pages"])
 def test_a_damaged_typed_empty_file_is_rewritten_not_failing_every_writer_and_view(
     tmp_path: Path, name: str, how: str

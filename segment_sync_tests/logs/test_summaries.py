@@ -17,11 +17,14 @@ from segment_sync.logs.layout import (
     SCHEMA_PARTITION,
     SUMMARY_SUFFIX,
     data_files,
+    ensure_layout,
     partition_dir,
     summary_path,
     write_parquet,
 )
 from segment_sync.logs.maintenance import apply_retention, compact
+from segment_sync.logs.request_figures import figures_fingerprint, requests_sql
+from segment_sync.logs.schema import REQUEST_SUMMARY
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.summaries import write_summary
 from segment_sync.logs.views import DAILY_SUMMARY_SQL, connect
@@ -219,3 +222,44 @@ def test_a_day_whose_summary_the_view_reads_no_rows_from_is_aggregated_from_its_
     empty = pq.read_table(summary_path(only)).slice(0, 0)
     pq.write_table(empty, summary_path(only))
     assert summary(tmp_path) == aggregated(tmp_path)
+
+
+def test_a_summary_other_code_made_is_never_read_and_compaction_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """An upgrade that counts requests differently leaves summaries of the old SQL: their days
+    are aggregated from their rows, not served the old figures, until maintenance summarises."""
+    write_days(tmp_path)
+    compact(tmp_path, "outbound_log")
+    (only,) = data_files(day_dir(tmp_path, 0))
+    current = summary_path(only)
+    tamper(current)  # were it read, the figures would show it
+    before_fingerprints = only.with_name(only.name + ".summary")
+    other_fingerprint = only.with_name(only.name + ".summary-0123456789ab")
+    current.rename(before_fingerprints)
+    other_fingerprint.write_bytes(before_fingerprints.read_bytes())
+    assert summary(tmp_path) == aggregated(tmp_path)
+    compact(tmp_path, "outbound_log")
+    assert not before_fingerprints.exists() and not other_fingerprint.exists()
+    assert current.exists()
+    assert summary(tmp_path) == aggregated(tmp_path)
+
+
+def test_the_summary_fingerprint_changes_with_the_figures_sql_and_the_summary_schema() -> None:
+    fingerprint = figures_fingerprint(REQUEST_SUMMARY)
+    assert f".summary-{fingerprint}" == SUMMARY_SUFFIX
+    assert figures_fingerprint(REQUEST_SUMMARY) == fingerprint  # stable across processes
+    errors_counted_otherwise = requests_sql("source").replace(">= 400", ">= 500")
+    assert figures_fingerprint(REQUEST_SUMMARY, errors_counted_otherwise) != fingerprint
+    assert figures_fingerprint(REQUEST_SUMMARY.remove(0)) != fingerprint
+
+
+def test_the_typed_empty_summary_of_other_code_is_replaced_by_this_codes(tmp_path: Path) -> None:
+    ensure_layout(tmp_path)
+    schema_dir = tmp_path / "outbound_log" / SCHEMA_PARTITION
+    current = schema_dir / f"_schema{SUMMARY_SUFFIX}"
+    old = schema_dir / "_schema.summary"
+    current.rename(old)
+    ensure_layout(tmp_path)
+    assert current.exists() and not old.exists()
+    assert summary(tmp_path) == []
