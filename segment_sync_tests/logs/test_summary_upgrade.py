@@ -10,8 +10,10 @@ import duckdb
 
 from segment_sync.logs.layout import SCHEMA_PARTITION, SUMMARY_SUFFIX, ensure_layout
 from segment_sync.logs.maintenance import apply_retention, compact
+from segment_sync.logs.read_only import open_read_only
 from segment_sync.logs.views import ensure_analytics_db, view_sql
-from segment_sync_tests.logs.test_summaries import DAY1, aggregated, day_dir, write_days
+from segment_sync_tests.disks import break_disk
+from segment_sync_tests.logs.test_summaries import DAY1, DAYS, aggregated, day_dir, write_days
 
 OLD_SUFFIX = ".summary"  # the name before fingerprints (main before 0f94456)
 
@@ -80,3 +82,27 @@ def test_retention_drops_a_day_holding_old_and_new_summaries(tmp_path: Path) -> 
     only.with_name(only.name + ".summary-0123456789ab").write_bytes(b"other code")
     apply_retention(tmp_path, "outbound_log", DAY1 + timedelta(days=1))
     assert not directory.exists()
+
+
+def test_an_upgraded_reader_of_a_read_only_mount_the_old_writers_keep_reads_every_view(
+    small_tmpfs: Path,
+) -> None:
+    """open_read_only cannot write this code's typed empty summary on a read-only mount whose
+    writers run the code before it: daily_summary is then aggregated from every row, and the
+    other views still open (a glob matching nothing failed them all)."""
+    logs = small_tmpfs / "logs"
+    write_days(logs)
+    expected = aggregated(logs)
+    compact(logs, "outbound_log")
+    for path in (logs / "outbound_log").glob(f"date=*/*{SUMMARY_SUFFIX}"):
+        path.rename(path.with_name(path.name.removesuffix(SUMMARY_SUFFIX) + OLD_SUFFIX))
+    repair = break_disk(small_tmpfs, "read-only")
+    try:
+        con = open_read_only(logs)
+        try:
+            assert con.execute("SELECT * FROM daily_summary").fetchall() == expected
+            assert con.execute("SELECT count(*) FROM outbound_log").fetchone() == (DAYS * 80,)
+        finally:
+            con.close()
+    finally:
+        repair()
