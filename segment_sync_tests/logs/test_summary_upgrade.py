@@ -3,6 +3,9 @@ analyst's open session, a process not yet upgraded) and the refreshed analysts' 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -106,3 +109,20 @@ def test_an_upgraded_reader_of_a_read_only_mount_the_old_writers_keep_reads_ever
             con.close()
     finally:
         repair()
+
+
+def test_the_fingerprint_is_the_same_in_another_python_process() -> None:
+    """Every process (runs, maintenance, the analysts' Python) must name summaries alike: no
+    hash randomisation, no ordering that varies by run."""
+    code = "from segment_sync.logs.layout import SUMMARY_SUFFIX; print(SUMMARY_SUFFIX)"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "random")
+    }
+    assert seen == {SUMMARY_SUFFIX}
