@@ -184,16 +184,19 @@ def summary_files(directory: Path) -> list[Path]:
 
 
 def stale_summaries(directory: Path) -> list[Path]:
-    """Summaries in one partition that other code made (another fingerprint, or none): never
-    read, so deleting them is safe while the view runs."""
+    """Data files' summaries in one partition that other code made (another fingerprint, or
+    none): this code's views never read them, so deleting them is safe while they run."""
     if not directory.is_dir():
         return []
+    # Other code's typed empty summary (`_schema.summary...`) stays: its views (an analyst's
+    # session on the analysts' file made before an upgrade, a process not yet upgraded) need
+    # it to keep their summaries' glob matching once their data files' summaries are gone.
     return sorted(
         p
         for p in directory.iterdir()
         if SUMMARY_MARK in p.name
         and not p.name.endswith(SUMMARY_SUFFIX)
-        and not p.name.startswith(".")  # a writer's temporary file
+        and not p.name.startswith(("_", "."))  # typed empty; a writer's temporary file
     )
 
 
@@ -213,7 +216,8 @@ def _holds_schema(path: Path, schema: pa.Schema) -> bool:
 
 def ensure_layout(logs_dir: Path | str) -> None:
     """Create each table's `_schema.parquet` (see module docstring), rewriting it if outdated,
-    and the typed empty summary that keeps the summaries' glob matching."""
+    and the typed empty summary that keeps the summaries' glob matching (other code's, named
+    by another fingerprint, is left for that code's views: zero rows, never read by these)."""
     files = [(table, SCHEMA_FILE_NAME, schema) for table, schema in TABLES.items()]
     files += [(table, "_schema" + SUMMARY_SUFFIX, REQUEST_SUMMARY) for table in SUMMARY_TABLES]
     for table, name, schema in files:
@@ -221,9 +225,6 @@ def ensure_layout(logs_dir: Path | str) -> None:
         path = directory / name
         if _holds_schema(path, schema):
             continue
-        if name.endswith(SUMMARY_SUFFIX):  # made now, after an upgrade: the old one goes
-            for stale in stale_summaries(directory):
-                stale.unlink(missing_ok=True)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         pq.write_table(schema.empty_table(), tmp, compression=COMPRESSION)

@@ -21,6 +21,7 @@ from segment_sync.logs.damaged import explain
 from segment_sync.logs.final_outcomes import final_outcomes_sql
 from segment_sync.logs.layout import (
     PARTITION_PREFIX,
+    SCHEMA_PARTITION,
     SUMMARY_SUFFIX,
     TEMP_SUFFIX,
     ensure_layout,
@@ -165,7 +166,12 @@ DAILY_SUMMARY_SQL = daily_summary_sql()
 def view_sql(logs_dir: Path | str) -> list[str]:
     """The CREATE OR REPLACE VIEW statements, with absolute paths, in dependency order."""
     root = Path(logs_dir).resolve()
-    return [*(_table_view(root, table) for table in TABLES), daily_summary_sql(root)]
+    # Summaries are read only while this code's typed empty summary keeps their glob matching:
+    # a read-only mount whose writers run other code (another fingerprint) has none of this
+    # code's, and a glob matching nothing failed every view; its days are aggregated instead.
+    typed_empty = root / "outbound_log" / SCHEMA_PARTITION / f"_schema{SUMMARY_SUFFIX}"
+    summaries = root if typed_empty.is_file() else None
+    return [*(_table_view(root, table) for table in TABLES), daily_summary_sql(summaries)]
 
 
 def connect(logs_dir: Path | str, database: str | None = None) -> duckdb.DuckDBPyConnection:
