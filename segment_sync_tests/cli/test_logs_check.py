@@ -3,8 +3,10 @@ and the fix, `logs check` finds it, and `--quarantine` moves it aside so the log
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segment_sync.cli import main
-from segment_sync.logs.layout import data_files, summary_path
+from segment_sync.logs.layout import data_files, partition_dir, summary_path, write_parquet
 from segment_sync.logs.logbook import Logbook
 from segment_sync.logs.maintenance import compact
 from segment_sync.logs.read_only import LogsSQLError
@@ -112,6 +114,7 @@ def apply_damage(path: Path, kind: str, where: int, data: bytes) -> None:
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=damages())
 @example(damage=(0, "overwrite", 3254, b"\0\0\0\0\0\0\2"))  # a footer DuckDB refuses, pyarrow reads
+@example(damage=(0, "overwrite", 33, b"\0\1"))  # a time before year 1: a traceback in the listing
 def test_any_damage_to_a_log_file_is_shown_or_named_and_check_agrees(tmp_path_factory, damage):
     settings_file, logs_dir, files = logs_with_files(tmp_path_factory.mktemp("logs"))
     which, kind, where, data = damage
@@ -178,3 +181,24 @@ def test_the_analysts_logbook_names_a_damaged_log_file_and_the_fix(tmp_path):
     assert f"log file {files[2]} cannot be read" in str(raised.value)
     with pytest.raises(LogsSQLError, match="cannot be read"):
         next(book.sql_chunks("SELECT request_body FROM outbound_log"))
+
+
+@pytest.mark.parametrize("output_format", ["table", "json", "csv"])
+def test_a_time_python_cannot_hold_is_shown_as_duckdbs_text_not_a_traceback(
+    tmp_path, output_format
+):
+    """A damaged page can decode to a time before year 1 (seen: 0323-04-24 BC); DuckDB hands
+    Python its text, which the listing printed with an AttributeError traceback."""
+    settings, logs_dir, _ = logs_with_files(tmp_path)
+    row = outbound_row("bc-1", 0)
+    table = pa.Table.from_pylist([row]).set_column(
+        0,
+        "timestamp",
+        pa.array([-74_000_000_000_000_000], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+    )
+    write_parquet(table, partition_dir(logs_dir, "outbound_log", date(2024, 3, 1)))
+
+    result = run(settings, "outbound", "--format", output_format, "--limit", "0")
+
+    assert result.exit_code == 0, result.output
+    assert "(BC)" in result.output and "bc-1" in result.output
