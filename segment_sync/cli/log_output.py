@@ -68,10 +68,11 @@ def csv_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def iso(moment: datetime | None) -> str | None:
-    """ISO-8601 UTC with microseconds and a `Z`."""
-    if moment is None:
-        return None
+def iso(moment: datetime | str | None) -> str | None:
+    """ISO-8601 UTC with microseconds and a `Z`. A time Python cannot hold (before year 1 or
+    after 9999: a damaged file) comes from DuckDB as its text, shown as it is."""
+    if not isinstance(moment, datetime):
+        return moment
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -100,7 +101,7 @@ def as_table(log: LogName, rows: list[dict[str, Any]]) -> str:
 def cell_text(name: str, row: dict[str, Any]) -> str:
     """The display text of one table cell."""
     value = row[name]
-    if name == "timestamp":
+    if name == "timestamp" and isinstance(value, datetime):  # else DuckDB's text (see `iso`)
         text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
     elif name == "customer_id" and value is None and row.get("customer_ids"):
         ids = row["customer_ids"]

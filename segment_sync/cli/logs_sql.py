@@ -15,6 +15,7 @@ from segment_sync.cli.options import load_or_fail, settings_option
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import duckdb
 
@@ -83,13 +84,13 @@ def logs_sql(
 
         logs_dir = load_or_fail(settings_file).logs.dir
         with _open(settings_file) as con:  # each statement sees files published since (S3)
-            prompt_loop(con, output_format, limit, lambda: refresh_views(con, logs_dir))
+            prompt_loop(con, output_format, limit, lambda: refresh_views(con, logs_dir), logs_dir)
         return
     sql = query if query is not None else (sql_file or click.get_text_stream("stdin")).read()
     if not sql.strip():
         raise click.UsageError('no SQL given: e.g. segment-sync logs sql "SELECT 1"')
     with _open(settings_file) as con:
-        _run_and_print(con, sql, output_format, limit)
+        _run_and_print(con, sql, output_format, limit, load_or_fail(settings_file).logs.dir)
 
 
 def _open(settings_file: str | None) -> duckdb.DuckDBPyConnection:
@@ -104,21 +105,26 @@ def _open(settings_file: str | None) -> duckdb.DuckDBPyConnection:
 
 
 def _run_and_print(
-    con: duckdb.DuckDBPyConnection, sql: str, output_format: str, limit: int | None
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    output_format: str,
+    limit: int | None,
+    logs_dir: Path | str | None = None,
 ) -> None:
-    """Run `sql` and print its result; ClickException (one line) for an error or a write."""
+    """Run `sql` and print its result; ClickException (one line) for an error or a write,
+    naming the damaged log file when one is to blame."""
     import duckdb
 
     from segment_sync.cli.sql_output import print_result
-    from segment_sync.logs.read_only import LogsSQLError, one_line, run_sql
+    from segment_sync.logs.read_only import LogsSQLError, run_sql, sql_error
 
     try:
-        cursor = run_sql(con, sql)
+        cursor = run_sql(con, sql, logs_dir=logs_dir)
         printed = print_result(cursor, output_format, limit, click.echo)
     except LogsSQLError as exc:
         raise click.ClickException(str(exc)) from None
-    except duckdb.Error as exc:  # raised while fetching, e.g. a cast failing on a later row
-        raise click.ClickException(one_line(exc)) from None
+    except duckdb.Error as exc:  # raised while fetching, e.g. a page that cannot be decoded
+        raise click.ClickException(str(sql_error(exc, logs_dir))) from None
     if printed.more:
         click.echo(
             f"(showing the first {printed.rows} rows; more follow: --limit 0 shows all, "
@@ -132,6 +138,7 @@ def prompt_loop(
     output_format: str,
     limit: int | None,
     before_each: Callable[[], None] = lambda: None,
+    logs_dir: Path | str | None = None,
 ) -> None:
     """Read statements from the terminal until Ctrl-D or `.quit`; an error ends one statement,
     not the session. `before_each` runs before each statement (a new listing of S3 logs)."""
@@ -168,7 +175,7 @@ def prompt_loop(
             sql, lines = "\n".join(lines), []
             try:
                 before_each()
-                _run_and_print(con, sql, output_format, limit)
+                _run_and_print(con, sql, output_format, limit, logs_dir)
             except OSError as exc:  # the logs' storage could not be listed again
                 click.echo(f"Error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", err=True)
             except click.ClickException as exc:

@@ -29,7 +29,8 @@ from segment_sync.logs.schema import TABLES
 QUARANTINE_DIR = "quarantine"  # cli/logs_check.py names it in its help without importing this
 _BATCH_ROWS = 10_000  # a deep check streams each file, so memory stays bounded
 # A file DuckDB names in its error: quoted, ending in .parquet, not the views' glob.
-_QUOTED_PARQUET = re.compile(r"""["']([^"'*?]+\.parquet)["']""")
+# A data file or its summary (`<data file>.summary-<fingerprint>`), named in DuckDB's words.
+_QUOTED_PARQUET = re.compile(r"""["']([^"'*?]+\.parquet(?:\.summary[-0-9a-f]*)?)["']""")
 
 
 class UnreadableLogFile(RuntimeError):

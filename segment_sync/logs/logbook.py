@@ -12,11 +12,13 @@ A logbook never blocks or fails a run that writes logs, a maintenance job, or an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from segment_sync.logs.browse import COLUMNS, filtered_log_sql
@@ -29,6 +31,7 @@ from segment_sync.logs.read_only import (
     open_read_only,
     refresh_views,
     run_sql,
+    sql_error,
 )
 from segment_sync.logs.schema import TABLES
 
@@ -87,8 +90,9 @@ class Logbook:
         """Any read-only SQL over the views (`?` or `$name` parameters); the last statement's
         result. LogsSQLError (a ValueError) carries DuckDB's message or why a write is refused."""
         refresh_views(self._con, self.logs_dir)
-        cursor = run_sql(self._con, query, params)
-        return cursor.df() if cursor.description else pd.DataFrame()
+        with self._files_named():
+            cursor = run_sql(self._con, query, params, self.logs_dir)
+            return cursor.df() if cursor.description else pd.DataFrame()
 
     def sql_chunks(
         self,
@@ -106,10 +110,14 @@ class Logbook:
         refresh_views(self._con, self.logs_dir)
         cursor = self._con.cursor()
         try:
-            result = run_sql(cursor, query, params)
+            result = run_sql(cursor, query, params, self.logs_dir)
             if not result.description:
                 return
-            while not (chunk := result.fetch_df_chunk(vectors)).empty:
+            while True:
+                with self._files_named():
+                    chunk = result.fetch_df_chunk(vectors)
+                if chunk.empty:
+                    return
                 yield chunk
         finally:
             cursor.close()
@@ -150,7 +158,17 @@ class Logbook:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         refresh_views(self._con, self.logs_dir)
-        return run_sql(self._con, sql, params).df()
+        with self._files_named():
+            return run_sql(self._con, sql, params, self.logs_dir).df()
+
+    @contextlib.contextmanager
+    def _files_named(self) -> Iterator[None]:
+        """DuckDB's errors while rows are fetched as LogsSQLError, naming the damaged log file
+        and the fix when one is to blame (run_sql does so for errors while running)."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise sql_error(exc, self.logs_dir) from None
 
 
 def open(  # shadows the builtin on purpose: reads as `logbook.open(...)`

@@ -27,7 +27,7 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -36,6 +36,9 @@ from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.vanished import retry_vanished
 from segment_sync.logs.views import view_sql
+
+if TYPE_CHECKING:
+    from segment_sync.logs.damaged import UnreadableLogFile
 
 VIEWS = (*TABLES, "daily_summary")
 ST = duckdb.StatementType
@@ -112,6 +115,9 @@ def open_read_only(logs_dir: Path | str) -> duckdb.DuckDBPyConnection:
         if is_object_store(logs_dir):
             register_views(con, logs)
     except duckdb.Error as exc:
+        unreadable = damaged_file_behind(exc, logs_dir)  # binding read a damaged footer
+        if unreadable is not None:
+            raise LogsSQLError(str(unreadable)) from None
         raise LogsSQLError(f"cannot open the log views over {root}: {one_line(exc)}") from None
     finally:
         for leftover in (path, f"{path}.wal"):
@@ -178,10 +184,11 @@ def run_sql(
     con: duckdb.DuckDBPyConnection,
     sql: str,
     params: Sequence[Any] | Mapping[str, Any] | None = None,
+    logs_dir: Path | str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Run `sql` (every statement; the last one's result is returned) on `con`, read-only.
 
-    LogsSQLError with DuckDB's message on one line for any error; nothing is written.
+    LogsSQLError on one line for any error (see `sql_error`); nothing is written.
     """
     refuse_writes(sql)
     try:
@@ -189,7 +196,44 @@ def run_sql(
             lambda: con.execute(sql, params) if params is not None else con.execute(sql)
         )
     except duckdb.Error as exc:
-        raise LogsSQLError(one_line(exc)) from None
+        raise sql_error(exc, logs_dir) from None
+
+
+# What a statement's own text causes: no log file is to blame, so none is looked for.
+_SQL_MISTAKES = (
+    duckdb.ParserException,
+    duckdb.BinderException,
+    duckdb.CatalogException,
+    duckdb.ConversionException,
+    duckdb.OutOfRangeException,
+    duckdb.NotImplementedException,
+    duckdb.PermissionException,
+)
+
+
+# DuckDB's words for a Parquet file it cannot decode, when they name no file (a summary is read
+# through a glob): only then is every log file checked, which reads them all.
+_UNNAMED_DAMAGE = re.compile(r"thrift|TProtocol|parquet|magic bytes|corrupt|decompress", re.I)
+
+
+def damaged_file_behind(exc: duckdb.Error, logs_dir: Path | str | None) -> UnreadableLogFile | None:
+    """The damaged log file (data file or summary) behind a failed statement over a local
+    `logs_dir`, naming it and the fix; None if none is to blame."""
+    if logs_dir is None or is_object_store(logs_dir) or isinstance(exc, _SQL_MISTAKES):
+        return None
+    from segment_sync.logs.damaged import explain
+
+    named = explain(exc)
+    if named is not None or not _UNNAMED_DAMAGE.search(str(exc)):
+        return named
+    return explain(exc, logs_dir)
+
+
+def sql_error(exc: duckdb.Error, logs_dir: Path | str | None = None) -> LogsSQLError:
+    """A failed statement on one line: the damaged log file behind it and the fix, which
+    DuckDB's words ("TProtocolException: Invalid data") do not name; else DuckDB's message."""
+    unreadable = damaged_file_behind(exc, logs_dir)
+    return LogsSQLError(str(unreadable) if unreadable is not None else one_line(exc))
 
 
 def one_line(exc: duckdb.Error) -> str:

@@ -3,8 +3,10 @@ and the fix, `logs check` finds it, and `--quarantine` moves it aside so the log
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -12,6 +14,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segment_sync.cli import main
+from segment_sync.logs.layout import data_files, partition_dir, summary_path, write_parquet
+from segment_sync.logs.logbook import Logbook
+from segment_sync.logs.maintenance import compact
+from segment_sync.logs.read_only import LogsSQLError
 from segment_sync.logs.store import LogWriter
 from segment_sync_tests.cli.test_logs_commands import inbound_row, outbound_row
 from segment_sync_tests.disks import damage_file
@@ -108,6 +114,7 @@ def apply_damage(path: Path, kind: str, where: int, data: bytes) -> None:
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=damages())
 @example(damage=(0, "overwrite", 3254, b"\0\0\0\0\0\0\2"))  # a footer DuckDB refuses, pyarrow reads
+@example(damage=(0, "overwrite", 33, b"\0\1"))  # a time before year 1: a traceback in the listing
 def test_any_damage_to_a_log_file_is_shown_or_named_and_check_agrees(tmp_path_factory, damage):
     settings_file, logs_dir, files = logs_with_files(tmp_path_factory.mktemp("logs"))
     which, kind, where, data = damage
@@ -125,3 +132,73 @@ def test_any_damage_to_a_log_file_is_shown_or_named_and_check_agrees(tmp_path_fa
     assert after.exit_code == 0  # once it is moved aside, the logs work
     good = [f"out-{n}" for n in range(2) if n != which]
     assert all(identifier in after.output for identifier in good)
+
+
+def sql(settings: Path, query: str) -> Result:
+    return CliRunner().invoke(main, ["logs", "sql", query, "--settings", str(settings)])
+
+
+@pytest.mark.parametrize("how", ["truncated", "scrambled-pages"])
+def test_logs_sql_over_a_damaged_log_file_is_one_line_naming_it_and_the_fix(tmp_path, how):
+    settings, _, files = logs_with_files(tmp_path)
+    damage_file(files[2], how)
+
+    result = sql(settings, "SELECT max(length(request_body)) AS longest FROM outbound_log")
+
+    assert one_line_naming(result, files[2]), result.output  # was DuckDB's words, no file
+
+
+def test_logs_sql_over_a_damaged_summary_is_one_line_naming_it_and_the_fix(tmp_path):
+    settings, logs_dir, _ = logs_with_files(tmp_path)
+    compact(logs_dir, "outbound_log")
+    (data_file,) = data_files(next((logs_dir / "outbound_log").glob("date=2*")))
+    damage_file(summary_path(data_file), "scrambled-pages")
+
+    result = sql(settings, "SELECT sum(requests) AS requests FROM daily_summary")
+
+    # was "Error: TProtocolException: Invalid data"
+    assert one_line_naming(result, summary_path(data_file)), result.output
+
+
+def test_a_mistake_in_the_sql_is_duckdbs_message_even_beside_a_damaged_file(tmp_path):
+    settings, _, files = logs_with_files(tmp_path)
+    damage_file(files[2], "scrambled-pages")
+
+    result = sql(settings, "SELECT no_such_column FROM outbound_log")
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Binder Error: Referenced column"), result.output
+    assert "cannot be read" not in result.output
+
+
+def test_the_analysts_logbook_names_a_damaged_log_file_and_the_fix(tmp_path):
+    _, logs_dir, files = logs_with_files(tmp_path)
+    damage_file(files[2], "scrambled-pages")
+    book = Logbook(logs_dir)
+
+    with pytest.raises(LogsSQLError, match="segment-sync logs check --quarantine") as raised:
+        book.sql("SELECT max(length(request_body)) AS longest FROM outbound_log")
+    assert f"log file {files[2]} cannot be read" in str(raised.value)
+    with pytest.raises(LogsSQLError, match="cannot be read"):
+        next(book.sql_chunks("SELECT request_body FROM outbound_log"))
+
+
+@pytest.mark.parametrize("output_format", ["table", "json", "csv"])
+def test_a_time_python_cannot_hold_is_shown_as_duckdbs_text_not_a_traceback(
+    tmp_path, output_format
+):
+    """A damaged page can decode to a time before year 1 (seen: 0323-04-24 BC); DuckDB hands
+    Python its text, which the listing printed with an AttributeError traceback."""
+    settings, logs_dir, _ = logs_with_files(tmp_path)
+    row = outbound_row("bc-1", 0)
+    table = pa.Table.from_pylist([row]).set_column(
+        0,
+        "timestamp",
+        pa.array([-74_000_000_000_000_000], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+    )
+    write_parquet(table, partition_dir(logs_dir, "outbound_log", date(2024, 3, 1)))
+
+    result = run(settings, "outbound", "--format", output_format, "--limit", "0")
+
+    assert result.exit_code == 0, result.output
+    assert "(BC)" in result.output and "bc-1" in result.output
