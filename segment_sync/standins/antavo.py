@@ -34,11 +34,8 @@ It speaks the documented contract closely enough for the real client to be teste
 
 from __future__ import annotations
 
-import logging
-import math
 import random
 import threading
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from itertools import count
@@ -49,29 +46,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from segment_sync.antavo.escher import EscherAuthError, check_credentials, verify_request
+from segment_sync.antavo.escher import check_credentials
+from segment_sync.standins.antavo_admission import AntavoAdmission
+from segment_sync.standins.antavo_events import AntavoRegistration
 from segment_sync.standins.antavo_inspect import inspection_routes
 from segment_sync.standins.antavo_wire import (
     CONFIG_FIELDS,
     Rejection,
-    bad_request,
     customer_not_found,
-    event_summary,
     json_response,
     parse_config,
     parse_json,
 )
-from segment_sync.standins.server import seconds_text
 
-log = logging.getLogger(__name__)
-
-MAX_BULK_EVENTS = 50
-FAULT_STATUSES = (500, 503)
 DEFAULT_CREATING_ACTIONS = ("opt_in",)
-_EVENT_FIELDS = ("customer", "action", "data", "account", "external_id")
 
 
-class AntavoStandin:
+class AntavoStandin(AntavoAdmission, AntavoRegistration):
     """LOCAL STAND-IN for the Antavo Events API; keeps the events it registered."""
 
     def __init__(
@@ -242,166 +233,6 @@ class AntavoStandin:
             self._counts[f"path:{request.scope['path']}"] += 1
             self._by_status[str(response.status_code)] += 1
         return response
-
-    def _authenticate(self, request: Request, raw: bytes) -> None:
-        """Escher-verify the request or raise a 401 rejection."""
-        scope = request.scope
-        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        query = scope.get("query_string", b"").decode("latin-1")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        try:
-            verify_request(
-                request.method,
-                path + (f"?{query}" if query else ""),
-                headers,
-                raw,
-                self._credentials,
-                self.stack,
-            )
-        except EscherAuthError as exc:
-            raise Rejection(
-                401, "UnauthorizedException", 100401, f"Invalid API signature: {exc}"
-            ) from None
-
-    def _admit(self) -> None:
-        """Sliding-window rate limit: 429 with Retry-After once the window is full."""
-        with self._lock:
-            limit, window_s = self.rate_limit_per_minute, self.rate_limit_window_s
-            if limit is None:
-                return
-            now = time.monotonic()
-            capacity = max(1, int(limit * window_s / 60.0))
-            window = self._window
-            while window and window[0] <= now - window_s:
-                window.popleft()
-            if len(window) < capacity:
-                window.append(now)
-                return
-            retry_after = max(1, math.ceil(window[0] + window_s - now))
-        raise Rejection(
-            429,
-            "TooManyRequestsException",
-            100429,
-            f"API rate limit exceeded: {limit} requests per minute",
-            {"Retry-After": str(retry_after)},
-        )
-
-    def _inject_fault(self) -> None:
-        """A queued `fail_next` status, else a random 500/503 at `error_rate`."""
-        with self._lock:
-            if self.fail_next:
-                status = self.fail_next.popleft()
-            elif self.error_rate and self._rng.random() < self.error_rate:
-                status = self._rng.choice(FAULT_STATUSES)
-            else:
-                return
-            retry_after = seconds_text(self.retry_after_s)
-        if status == 429:
-            raise Rejection(
-                429,
-                "TooManyRequestsException",
-                100429,
-                "API rate limit exceeded (injected)",
-                {"Retry-After": retry_after},
-            )
-        if status == 503:
-            raise Rejection(503, "ServiceUnavailableException", 100503, "Service unavailable")
-        raise Rejection(status, "InternalServerErrorException", 100500, "Internal server error")
-
-    def _single(self, payload: Any) -> Response:
-        """POST /events: register one event; answer a customer object."""
-        event = self._register(payload)
-        body = {"id": event["customer"], "status": "active", "events": [event_summary(event)]}
-        return json_response(body)
-
-    def _bulk(self, payload: Any) -> Response:
-        """POST /events/bulk: register each event; per-event results in order."""
-        events = payload.get("events") if isinstance(payload, dict) else None
-        if not isinstance(events, list) or not events:
-            raise bad_request("Missing required parameter 'events'")
-        if len(events) > MAX_BULK_EVENTS:
-            raise bad_request(
-                f"Bulk request accepts at most {MAX_BULK_EVENTS} events, got {len(events)}",
-                code=113402,
-            )
-        results: list[dict[str, Any]] = []
-        for item in events:
-            try:
-                results.append({"events": [event_summary(self._register(item))]})
-            except Rejection as exc:
-                results.append(exc.body())
-        errors = sum(1 for r in results if "error" in r)
-        answer = {"results": results, "total": len(results), "errors": errors}
-        with self._lock:
-            fault = self.bulk_answer_faults.popleft() if self.bulk_answer_faults else None
-        if fault == "one_short":  # injected: registered, but the answer loses the last result
-            answer["results"] = results[:-1]
-        elif fault == "malformed":  # injected: registered, but the answer is not JSON
-            whole = json_response(answer).body
-            return Response(
-                whole[: len(whole) // 2],
-                200,
-                {"X-Standin": "antavo"},
-                media_type="application/json",
-            )
-        return json_response(answer)
-
-    def _register(self, item: Any) -> dict[str, Any]:
-        """Validate, assign an ID, call `on_event`, keep it; the stored event, or a rejection."""
-        try:
-            event = self._validate(item)
-        except Rejection:
-            with self._lock:
-                self._counts["events_rejected"] += 1
-            raise
-        with self._lock:
-            event_id = f"{int(time.time()) & 0xFFFFFFFF:08x}{self._id_prefix}"
-            event_id += f"{next(self._id_counter) & 0xFFFFFF:06x}"
-        if self.on_event is not None:
-            try:
-                self.on_event(dict(event), event_id)
-            except Exception:
-                log.exception("on_event failed for event %s", event_id)
-                with self._lock:
-                    self._counts["events_rejected"] += 1
-                raise Rejection(
-                    500, "InternalServerErrorException", 100500, "Event could not be stored"
-                ) from None
-        stored = {"id": event_id, **event}
-        with self._lock:
-            if self.known_customers is not None:
-                self.known_customers.add(event["customer"])
-            self.events.append(stored)
-            self._counts["events_registered"] += 1
-        return stored
-
-    def _validate(self, item: Any) -> dict[str, Any]:
-        """The event's documented fields, or a 400/404 rejection."""
-        if not isinstance(item, dict):
-            raise bad_request("Event must be a JSON object")
-        for name in ("customer", "action"):
-            value = item.get(name)
-            if not isinstance(value, str) or not value:
-                raise bad_request(f"Missing required parameter '{name}'")
-        data = item.get("data", {})
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise bad_request("Parameter 'data' must be an object", code=113403)
-        for name in ("account", "external_id"):
-            if name in item and not isinstance(item[name], str):
-                raise bad_request(f"Parameter '{name}' must be a string", code=113403)
-        with self._lock:
-            known = self.known_customers
-            if (
-                known is not None
-                and item["customer"] not in known
-                and item["action"] not in self.creating_actions
-            ):
-                raise customer_not_found()
-        event = {name: item[name] for name in _EVENT_FIELDS if name in item}
-        event["data"] = data
-        return event
 
 
 if __name__ == "__main__":

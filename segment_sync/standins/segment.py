@@ -29,11 +29,8 @@ request record or a stored message.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,36 +40,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from segment_sync.standins.labels import SEGMENT_STANDIN_LABEL as STANDIN_LABEL
-from segment_sync.standins.segment_faults import REFUSED_CODE, REFUSED_TEXT, SegmentFaults
-from segment_sync.standins.segment_inspect import (
-    add_to_counts,
-    empty_counts,
-    inspection_routes,
-    new_record,
-)
-from segment_sync.standins.segment_keys import KEY_DROP_REASONS, KeyVerdict, WriteKeys
+from segment_sync.standins.segment_faults import SegmentFaults
+from segment_sync.standins.segment_ingest import SegmentIngest
+from segment_sync.standins.segment_inspect import empty_counts, inspection_routes
+from segment_sync.standins.segment_keys import KEY_DROP_REASONS, WriteKeys
 from segment_sync.standins.segment_wire import (
     MAX_BATCH_MESSAGES,
     MESSAGE_TYPES,
-    Rejection,
-    batch_messages,
-    body_write_key,
-    check_message_sizes,
     check_region,
-    decode_body,
     json_response,
-    parse_json,
-    single_messages,
-    sort_messages,
 )
-from segment_sync.standins.server import seconds_text
 
-log = logging.getLogger(__name__)
-
-FAULT_STATUSES = (500, 502, 503)
+__all__ = ["MAX_BATCH_MESSAGES", "SegmentFaults", "SegmentStandin", "create_segment_app"]
 
 
-class SegmentStandin:
+class SegmentStandin(SegmentIngest):
     """LOCAL STAND-IN for one regional Segment Tracking API endpoint; keeps what it accepted."""
 
     def __init__(
@@ -198,105 +180,6 @@ class SegmentStandin:
                 {"success": False, "code": "not_found", "message": "no such route"}, 404
             )
         return await self._ingest(request, kind)
-
-    async def _ingest(self, request: Request, kind: str | None) -> Response:
-        """Faults, auth, limits, validation, storage; one request record either way."""
-        raw = await request.body()
-        record = new_record(request, len(raw))
-        try:
-            await self._apply_faults()
-            header_key = self._write_keys.header_key(request.headers.get("authorization"))
-            verdict = self._write_keys.verdict(header_key) if header_key else None
-            body = decode_body(raw, request.headers.get("content-encoding"))
-            record["json_bytes"] = len(body)
-            payload = parse_json(body)
-            if verdict is None:
-                verdict = self._write_keys.verdict(body_write_key(payload))
-            record["write_key_region"] = verdict.region
-            messages = single_messages(payload, kind) if kind else batch_messages(payload)
-            self._accept(messages, len(body), record, verdict)
-        except Rejection as exc:
-            return self._reject(exc, record)
-        self._finish(record, 200, None)
-        return json_response({"success": True}, 200)
-
-    async def _apply_faults(self) -> None:
-        """Sleep `delay_s`, then raise the injected fault for this request, if any."""
-        faults = self.faults
-        if faults.delay_s > 0:
-            await asyncio.sleep(faults.delay_s)
-        if faults.outage_requests > 0:
-            faults.outage_requests -= 1
-            raise Rejection(503, "service_unavailable", "stand-in outage (outage_requests)")
-        if faults.reject_requests > 0:
-            faults.reject_requests -= 1
-            raise Rejection(400, "bad_request", "stand-in rejected the batch (reject_requests)")
-        if faults.outage_until and time.time() < faults.outage_until:
-            raise Rejection(503, "service_unavailable", "stand-in outage (outage_until)")
-        if faults.error_rate <= 0 and faults.throttle_rate <= 0:
-            return
-        draw = self._rng.random()
-        if draw < faults.error_rate:
-            status = self._rng.choice(FAULT_STATUSES)
-            raise Rejection(status, "server_error", "stand-in injected server error")
-        if draw < faults.error_rate + faults.throttle_rate:
-            retry_after = {"Retry-After": seconds_text(faults.retry_after_s)}
-            raise Rejection(429, "rate_limited", "too many requests", headers=retry_after)
-
-    def _accept(
-        self, messages: list, body_len: int, record: dict[str, Any], verdict: KeyVerdict
-    ) -> None:
-        """Check sizes, keep the valid messages of an accepted key, count the dropped ones."""
-        kept = messages[:MAX_BATCH_MESSAGES]
-        check_message_sizes(kept, body_len)
-        if self.faults.refused_index(kept) is not None:
-            raise Rejection(400, REFUSED_CODE, REFUSED_TEXT)
-        if verdict.drop_reason is not None:  # answered 200 all the same, as Segment does
-            accepted, reasons = [], {verdict.drop_reason: len(kept)}
-        else:
-            accepted, reasons = sort_messages(kept)
-        over_limit = len(messages) - len(kept)
-        if over_limit:
-            reasons["over_batch_limit"] = over_limit
-        record.update(
-            messages=len(messages),
-            accepted=len(accepted),
-            dropped=len(messages) - len(accepted),
-            dropped_over_limit=over_limit,
-            dropped_invalid=len(kept) - len(accepted) if verdict.drop_reason is None else 0,
-            drop_reasons=reasons,
-            dropped_reason=verdict.drop_reason,
-        )
-        self._store(accepted)
-
-    def _store(self, accepted: list[dict]) -> None:
-        """Keep accepted messages (or just their ids) and count duplicate messageIds."""
-        ids = [message["messageId"] for message in accepted]
-        with self._lock:
-            before = len(self._seen_ids)
-            self._seen_ids.update(ids)
-            self._counts["duplicate_message_ids"] += len(ids) - (len(self._seen_ids) - before)
-            self._message_ids.extend(ids)
-            self._arrivals.append((time.time(), len(ids)))
-            if self.keep_messages:
-                self.messages.extend(accepted)
-
-    def _reject(self, exc: Rejection, record: dict[str, Any]) -> Response:
-        """Record and answer an error; the message never contains a key."""
-        if exc.region is not None:
-            record["write_key_region"] = exc.region
-        self._finish(record, exc.status, exc.message)
-        if exc.status in (400, 401):
-            log.info("segment stand-in answered %s: %s", exc.status, exc.message)
-        body = {"success": False, "code": exc.code, "message": exc.message}
-        return json_response(body, exc.status, exc.headers)
-
-    def _finish(self, record: dict[str, Any], status: int, error: str | None) -> None:
-        """Append the request record and add it to the counters."""
-        record["status"], record["error"] = status, error
-        with self._lock:
-            self.requests.append(record)
-            add_to_counts(self._counts, record)
 
     async def _healthz(self, request: Request) -> Response:
         """Liveness plus a reminder of what this is."""
