@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from segment_sync.definitions import build_definitions
+from segment_sync.defs.tags import STREAM_TAG
 from segment_sync.loyalty.records import NewEvent
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.outbound.shards import shard_of
@@ -44,6 +45,17 @@ def test_the_sensor_requests_one_run_per_shard_each_with_its_partition(
     assert [r.partition_key for r in requests] == ["shard-0", "shard-1", "shard-2"]
     assert len({r.run_key for r in requests}) == 3
     assert context.cursor == "120"
+
+
+def test_each_shards_runs_have_their_own_concurrency_lane(write_settings, segment_standin):
+    """dagster.yaml allows 2 runs per stream tag value (a follow run and its successor): were
+    the shards to share one value, a live follow run would hold the others' runs queued."""
+    defs = sharded_definitions(write_settings, segment_standin)
+    sensor = defs.resolve_sensor_def("outbound_events_sensor")
+    with dg.instance_for_test() as instance:
+        requests = sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
+    lanes = [r.tags[STREAM_TAG] for r in requests]
+    assert lanes == ["events/shard-0", "events/shard-1", "events/shard-2"]
 
 
 def test_a_shards_run_materializes_its_partition_and_sends_only_its_customers(

@@ -85,6 +85,18 @@ def test_compaction_leaves_partitions_with_fewer_than_min_files_alone(tmp_path: 
     assert sorted(data_files(files[0].parent)) == files
 
 
+def test_compaction_of_single_files_is_refused_as_it_would_rewrite_every_day_each_hour(
+    tmp_path: Path,
+) -> None:
+    write_small_batches(tmp_path, days=1, batches=1)
+    (only,) = data_files(partition_dirs(tmp_path, "outbound_messages")[-1])
+
+    with pytest.raises(ValueError, match="min_files must be at least 2, got 1"):
+        compact(tmp_path, "outbound_messages", min_files=1)
+
+    assert data_files(only.parent) == [only]
+
+
 def test_compacting_again_changes_nothing(tmp_path: Path) -> None:
     write_small_batches(tmp_path, days=1, batches=3)
     compact(tmp_path, "outbound_messages")
