@@ -218,8 +218,9 @@ _UNNAMED_DAMAGE = re.compile(
     r"thrift|TProtocol|parquet|magic bytes|corrupt|decompress|don't know what type|out of buffer",
     re.I,
 )
-# A quoted part of DuckDB's words: a file it names, or a value of the user's (a body, a pattern).
-_QUOTED = re.compile(r""""([^"]*)"|'([^']*)'""")
+# A quoted part of DuckDB's words: a file it names, or a value of the user's (a body, a pattern);
+# not the apostrophes of "don't know what type".
+_QUOTED = re.compile(r""""([^"]*)"|(?<!\w)'([^']*)'(?!\w)""")
 
 
 def damaged_file_behind(exc: duckdb.Error, logs_dir: Path | str | None) -> UnreadableLogFile | None:

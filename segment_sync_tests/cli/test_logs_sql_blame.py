@@ -87,13 +87,20 @@ def test_a_mistake_over_a_value_naming_parquet_reads_no_log_file(tmp_path, scans
     assert scans == []
 
 
-@pytest.mark.parametrize("words", ["don't know what type: \x0f", "Out of buffer"])
-def test_thrifts_own_words_for_a_damaged_page_still_name_the_file(tmp_path, words):
-    """DuckDB's plain duckdb.Error for a damaged page, seen with random page damage."""
+@pytest.mark.parametrize(
+    "error",
+    [
+        duckdb.Error("don't know what type: \x0f"),  # seen with random page damage
+        duckdb.Error("Out of buffer"),
+        duckdb.InvalidInputException("Couldn't deserialize thrift: don't know what type: "),
+    ],
+)
+def test_thrifts_own_words_for_a_damaged_page_still_name_the_file(tmp_path, error):
+    """DuckDB's words for a damaged page that name no file."""
     _, logs_dir, files = logs_with_files(tmp_path)
     damage_file(files[2], "scrambled-pages")
 
-    named = read_only.damaged_file_behind(duckdb.Error(words), logs_dir)
+    named = read_only.damaged_file_behind(error, logs_dir)
 
     assert named is not None and named.path == files[2]
 
