@@ -131,3 +131,15 @@ def test_sql_chunks_closes_its_cursor_on_an_early_break_and_an_empty_result(tmp_
     with pytest.raises(LogsSQLError, match="Division by zero"):
         list(book.sql_chunks("SELECT 1 // (range - 5000) FROM range(10000)", chunk_rows=2048))
     assert book.sql("SELECT 1 AS one")["one"].tolist() == [1]
+
+
+def test_a_log_file_a_merge_deleted_is_duckdbs_words_not_another_damaged_file(tmp_path, scans):
+    """After its retries, a query that met a file a merge deleted says so; the damaged file
+    elsewhere is not what failed it, and no log file needs reading to say so."""
+    _, logs_dir, files = logs_with_files(tmp_path)
+    damage_file(files[2], "scrambled-pages")
+    gone = files[0].with_name("20260101T000000000000Z-merged-away.parquet")
+    error = duckdb.IOException(f'IO Error: Cannot open file "{gone}": No such file or directory')
+
+    assert read_only.damaged_file_behind(error, logs_dir) is None
+    assert scans == []
