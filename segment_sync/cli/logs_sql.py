@@ -125,6 +125,10 @@ def _run_and_print(
         raise click.ClickException(str(exc)) from None
     except duckdb.Error as exc:  # raised while fetching, e.g. a page that cannot be decoded
         raise click.ClickException(str(sql_error(exc, logs_dir))) from None
+    except OverflowError as exc:  # an interval longer than a timedelta holds (DuckDB's is fine)
+        raise click.ClickException(
+            f"a value of the result cannot be shown ({exc}); cast it to text, e.g. i::VARCHAR"
+        ) from None
     if printed.more:
         click.echo(
             f"(showing the first {printed.rows} rows; more follow: --limit 0 shows all, "

@@ -185,13 +185,16 @@ def quarantine(logs_dir: Path | str, path: Path) -> Path:
     return target
 
 
-def explain(error: Exception, logs_dir: Path | str | None = None) -> UnreadableLogFile | None:
-    """The unreadable log file behind a DuckDB error: the file the error names, else (with
-    `logs_dir`) the first that cannot be read; None when no log file is to blame."""
+def explain(
+    error: Exception, logs_dir: Path | str | None = None, *, inside: Path | None = None
+) -> UnreadableLogFile | None:
+    """The unreadable log file behind a DuckDB error: the file the error names (only one
+    under `inside`, if given), else (with `logs_dir`) the first that cannot be read; None
+    when no log file is to blame."""
     text = str(error)
     for match in _QUOTED_PARQUET.finditer(text):
         path = Path(match.group(1))
-        if not path.is_file():
+        if not path.is_file() or (inside is not None and not path.resolve().is_relative_to(inside)):
             continue
         try:
             reason = read_problem(path, deep=True)

@@ -212,8 +212,15 @@ _SQL_MISTAKES = (
 
 
 # DuckDB's words for a Parquet file it cannot decode, when they name no file (a summary is read
-# through a glob): only then is every log file checked, which reads them all.
-_UNNAMED_DAMAGE = re.compile(r"thrift|TProtocol|parquet|magic bytes|corrupt|decompress", re.I)
+# through a glob): only then is every log file checked, which reads them all. Thrift's own errors
+# ("don't know what type", "Out of buffer") reach Python as a plain duckdb.Error.
+_UNNAMED_DAMAGE = re.compile(
+    r"thrift|TProtocol|parquet|magic bytes|corrupt|decompress|don't know what type|out of buffer",
+    re.I,
+)
+# A quoted part of DuckDB's words: a file it names, or a value of the user's (a body, a pattern);
+# not the apostrophes of "don't know what type".
+_QUOTED = re.compile(r""""([^"]*)"|(?<!\w)'([^']*)'(?!\w)""")
 
 
 def damaged_file_behind(exc: duckdb.Error, logs_dir: Path | str | None) -> UnreadableLogFile | None:
@@ -223,9 +230,15 @@ def damaged_file_behind(exc: duckdb.Error, logs_dir: Path | str | None) -> Unrea
         return None
     from segment_sync.logs.damaged import explain
 
-    named = explain(exc)
-    if named is not None or not _UNNAMED_DAMAGE.search(str(exc)):
-        return named
+    text = str(exc)
+    quoted = [double or single for double, single in _QUOTED.findall(text)]
+    if any(os.sep in part or ".parquet" in part for part in quoted):
+        # DuckDB named the file: only a log file that cannot be read now is to blame, not the
+        # user's own (read_parquet('mine.parquet')) nor one a merge deleted meanwhile.
+        return explain(exc, inside=Path(logs_dir).resolve())
+    own_words = _QUOTED.sub("", text)  # not a value of the user's that says "corrupt"
+    if type(exc) is not duckdb.Error and not _UNNAMED_DAMAGE.search(own_words):
+        return None
     return explain(exc, logs_dir)
 
 
