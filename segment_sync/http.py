@@ -156,6 +156,8 @@ class ApiClient:
         redirects, and their APIs set no cookies; a Set-Cookie is not sent back). Less CPU a
         request, and no reference cycle (httpx binds its response and stream to each other)."""
         assert self._lean is not None
+        if self._http.is_closed:  # as httpx's send says it: a programming error, not the network
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
         request = self._http.build_request(method, url, content=content, headers=headers)
         response = await self._lean.handle_async_request(request)
         response.request = request

@@ -329,3 +329,16 @@ def test_an_answer_holding_a_secret_is_redacted_beside_clean_ones() -> None:
     assert bodies[0] == '{"events":[{"id":"e1","action":"x [REDACTED]"}]}'
     assert bodies[1] == '{"events":[{"id":"e2","action":"point_add"}]}'
     assert bodies[2] is None
+
+
+def test_a_closed_client_refuses_to_send_as_httpx_does() -> None:
+    """Sending after `aclose` is the caller's mistake, raised at once: never retried as if the
+    network had failed (the lean path skips httpx's client, so it checks this itself)."""
+
+    async def main() -> None:
+        client = AntavoClient("http://127.0.0.1:1", API_KEY, API_SECRET, stack=STACK)
+        await client.aclose()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            await client.send_events([event(0)])
+
+    asyncio.run(main())
