@@ -6,7 +6,9 @@ retryable); this module decides when to try again and records how long each atte
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import random
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
@@ -15,13 +17,6 @@ from datetime import UTC, datetime
 from typing import Self, TypeVar
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from segment_sync import LIBRARY_NAME, __version__
 from segment_sync.lean_transport import LeanTransport
@@ -78,28 +73,32 @@ class RetryPolicy:
         retry_after: Callable[[R], float | None],
         on_retry_after: Callable[[float], None] | None = None,
     ) -> R:
-        """Await `attempt(n)` (n from 1) until its result is final or retries run out; the last."""
-        backoff = wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_cap_s)
+        """Await `attempt(n)` (n from 1) until its result is final or retries run out; the last.
 
-        def wait(state: RetryCallState) -> float:
-            asked = retry_after(state.outcome.result()) if state.outcome else None
+        An exception from `attempt` is never retried: it propagates at once. A plain loop, not
+        tenacity: its retry state and our result formed a reference cycle per request, which
+        held the parsed answer until the garbage collector (about 8 µs of CPU an event).
+        """
+        number = 1
+        while True:
+            result = await attempt(number)
+            if number > self.max_retries or not retryable(result):
+                return result
+            asked = retry_after(result)
             if asked is not None and on_retry_after is not None:
                 on_retry_after(asked)
-            return max(backoff(state), asked or 0.0)
+            await asyncio.sleep(max(self.backoff_s(number), asked or 0.0))
+            number += 1
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait,
-            retry=retry_if_result(retryable),
-            retry_error_callback=lambda state: state.outcome.result(),
-            reraise=True,
+    def backoff_s(self, number: int) -> float:
+        """The wait after attempt `number`: full jitter, uniform up to base x 2^(n-1), capped."""
+        exponent = number - 1
+        high = (
+            self.backoff_cap_s
+            if exponent >= 64
+            else min(self.backoff_cap_s, self.backoff_base_s * 2**exponent)
         )
-        async for try_ in retrying:
-            with try_:
-                result = await attempt(try_.retry_state.attempt_number)
-            if not try_.retry_state.outcome.failed:
-                try_.retry_state.set_result(result)
-        return result
+        return random.uniform(0.0, high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +135,8 @@ class ApiClient:
         # httpx routes environment proxies only when it builds its own transport.
         lean = lean and not _environment_proxies()
         transport = LeanTransport(max_connections=max_connections) if lean else None
+        # Without auth, a lean client's requests skip httpx's client layers (see _send_lean).
+        self._lean = transport if auth is None else None
         self._http = httpx.AsyncClient(
             auth=auth,
             transport=transport,
@@ -145,6 +146,23 @@ class ApiClient:
             ),
             headers={"User-Agent": USER_AGENT, **(headers or {})},
         )
+
+    async def _send_lean(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        """`self._http.request` straight through the lean transport: the same request (httpx
+        builds it: base headers, timeouts) and the same read response, without the client's
+        auth flow, redirect and cookie handling (these clients have no auth, follow no
+        redirects, and their APIs set no cookies; a Set-Cookie is not sent back). Less CPU a
+        request, and no reference cycle (httpx binds its response and stream to each other)."""
+        assert self._lean is not None
+        if self._http.is_closed:  # as httpx's send says it: a programming error, not the network
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        request = self._http.build_request(method, url, content=content, headers=headers)
+        response = await self._lean.handle_async_request(request)
+        response.request = request
+        await response.aread()
+        return response
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
@@ -177,9 +195,12 @@ class ApiClient:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         try:
-            response = await self._http.request(
-                method, where.reveal(), content=content, headers=headers
-            )
+            if self._lean is not None:
+                response = await self._send_lean(method, where.reveal(), content, headers)
+            else:
+                response = await self._http.request(
+                    method, where.reveal(), content=content, headers=headers
+                )
         except httpx.HTTPError as exc:
             cause = Redactor(where.passwords()).text(f"{type(exc).__name__}: {exc or 'no answer'}")
             error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")

@@ -2,8 +2,9 @@
 
 httpcore's pool costs about 0.6 ms of CPU per request here (it polls every pooled connection,
 goes through anyio, writes headers and body separately); this transport needs a fraction of it.
-httpx stays on top (request building, decoding, redirects, proxies from the environment, which
-httpx routes to its own transports), so callers see the same `httpx.Response` and exceptions.
+httpx stays on top (request building, decoding, proxies from the environment, which httpx
+routes to its own transports), so callers see the same `httpx.Response` and exceptions; a client
+without auth skips httpx's auth, redirect and cookie layers (ApiClient._send_lean).
 HTTP/1.1 only; TLS with httpx's default context; chunked and read-until-close answers.
 """
 

@@ -47,6 +47,13 @@ class Redactor:
                 value = value.replace(secret, REDACTED)
         return mask_url_passwords(value)
 
+    def clean(self, value: str) -> bool:
+        """Whether `text(value)` would change nothing: no known secret and no URL password can be
+        in it. Also true of every part of `value`, so a clean whole spares redacting its parts."""
+        if any(secret in value for secret in self._secrets):
+            return False
+        return "://" not in value or "@" not in value
+
     def body(self, value: bytes) -> bytes:
         """UTF-8 `value` redacted as `text` would, without decoding it: a request body is
         hundreds of KB and seldom holds a secret, so the clean case is a byte search per secret

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
@@ -56,3 +58,31 @@ def test_the_retry_policy_hands_retry_after_to_the_caller_before_waiting() -> No
         policy, [429, 429, 200], retry_after=lambda status: 0.0, on_retry_after=asked.append
     )
     assert asked == [0.0, 0.0]
+
+
+def test_the_retry_policy_leaves_no_reference_cycle_holding_the_result() -> None:
+    """The last result is freed as soon as the caller drops it, without the garbage collector
+    (a cycle per request held each parsed answer until a collection)."""
+
+    class Answer:
+        status = 503
+
+    freed: list[bool] = []
+
+    async def main() -> None:
+        async def attempt(number: int) -> Answer:
+            return Answer()
+
+        policy = RetryPolicy(max_retries=2, backoff_base_s=0.0, backoff_cap_s=0.0)
+        answer = await policy.call(
+            attempt, retryable=lambda a: is_retryable(a.status), retry_after=lambda _: None
+        )
+        weakref.finalize(answer, freed.append, True)
+        del answer
+        assert freed == [True]
+
+    gc.disable()
+    try:
+        asyncio.run(main())
+    finally:
+        gc.enable()

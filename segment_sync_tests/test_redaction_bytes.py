@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from segment_sync.logs.arrow_rows import _wrapped_text, split_by_day
@@ -67,3 +67,18 @@ def test_bytes_bodies_across_two_days_and_a_parquet_round_trip(tmp_path) -> None
     )
     assert got == [(i, f"body {i} ä") for i in range(1, 5)]
     assert split_by_day  # imported for the two-day split above
+
+
+@settings(max_examples=500, deadline=None)
+@given(secrets=secret_lists, text=texts, cut=st.tuples(st.integers(0, 60), st.integers(0, 60)))
+@example(secrets=[], text='{"u":"postgresql://u:pw@h/db"}', cut=(0, 30))
+@example(secrets=["wk_live"], text='["a","wk_live_abc"]', cut=(5, 12))
+def test_a_clean_text_has_clean_parts(secrets: list[str], text: str, cut: tuple[int, int]) -> None:
+    """`clean` holds only where `text` changes nothing, in the whole and in every part of it."""
+    redactor = Redactor(secrets)
+    part = text[min(cut) : max(cut)]
+    if redactor.clean(text):
+        assert redactor.text(text) == text
+        assert redactor.clean(part) and redactor.text(part) == part
+    if redactor.text(text) != text:
+        assert not redactor.clean(text)

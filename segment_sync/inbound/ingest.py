@@ -54,7 +54,9 @@ from segment_sync.signals import run_stoppably
 log = logging.getLogger(__name__)
 
 NO_MATCH = "no enabled mapping's trigger matched this event"
-COLLECT_EVERY = 20_000  # items between full gc collections (each costs milliseconds)
+# Items between full gc collections: each scans the live heap (30-45 ms in a 50,000-event run).
+# Requests leave no reference cycles (RetryPolicy, the lean client), so little is found.
+COLLECT_EVERY = 100_000
 
 
 @dataclass
@@ -336,13 +338,16 @@ class InboundIngest:
         for item_id, plans in by_item.items():
             item = plans[0].item
             bad = [p for p in plans if not p.result.ok]
-            error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
+            if not bad:  # most items: every event registered
+                done.append((item_id, [p.result.event_id or "" for p in plans]))
+                rows += [
+                    self._row(item, result, p.mapping, "done", p.event, p.result) for p in plans
+                ]
+                continue
             if any(p.result.auth_error for p in bad):
                 continue  # not the data's fault: left pending, no attempt counted, no row
-            if not bad:
-                done.append((item_id, [p.result.event_id or "" for p in plans]))
-                outcome = "done"
-            elif any(p.result.unknown for p in bad):  # resending could register it twice
+            error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
+            if any(p.result.unknown for p in bad):  # resending could register it twice
                 unknown.append((item_id, error))
                 outcome = "unknown"
             elif any(not p.result.retryable for p in bad) or item.attempts + 1 >= max_attempts:
@@ -352,17 +357,18 @@ class InboundIngest:
                 retry.append((item_id, error))
                 outcome = "retry"
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
+        registered = sum(1 for p in group if p.result.ok)
         try:
             await self._commits.submit(Outcomes(rows, done, failed, retry, unknown), result)
         except LogWriteError:
-            result.counts.unlogged += sum(1 for p in group if p.result.ok)
+            result.counts.unlogged += registered
             raise
         c = result.counts
         c.done += len(done)
         c.failed += len(failed)
         c.unknown += len(unknown)
         c.retried += len(retry)
-        c.antavo_events += sum(1 for p in group if p.result.ok)
+        c.antavo_events += registered
 
     def _log_all(self, batches: list[Outcomes], result: IngestResult) -> None:
         """Write the log rows of several answered requests durably, in one write."""

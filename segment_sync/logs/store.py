@@ -21,6 +21,8 @@ import pyarrow as pa
 from segment_sync.logs.arrow_rows import Row, _column, check_columns, split_by_day, to_arrow
 from segment_sync.logs.flush_order import FlushesInFlight
 from segment_sync.logs.layout import (
+    PLAIN_FILE_ROWS,
+    PLAIN_TABLES,
     ensure_layout,
     partition_dir,
     write_parquet,
@@ -90,7 +92,13 @@ class LogWriter:
 
     def _publish_file(self, table: str, day: date, part: pa.Table) -> Path:
         """Write one day's rows as a new file in the local layout."""
-        return write_parquet(part, partition_dir(self.logs_dir, table, day), durable=self.durable)
+        plain = table in PLAIN_TABLES and part.num_rows <= PLAIN_FILE_ROWS
+        return write_parquet(
+            part,
+            partition_dir(self.logs_dir, table, day),
+            durable=self.durable,
+            dictionary=not plain,
+        )
 
     def append(self, table: str, row: Row) -> None:
         """Queue one row for `table`."""

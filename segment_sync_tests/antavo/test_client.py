@@ -17,6 +17,7 @@ from segment_sync.antavo.client import (
     AntavoClient,
     AntavoRequestRecord,
     EventResult,
+    _Verdict,
 )
 from segment_sync.antavo.pacer import Pacer
 from segment_sync.http import RetryPolicy
@@ -311,3 +312,33 @@ def test_a_network_error_names_the_url_and_the_settings_to_check() -> None:
     assert not result.ok and result.retryable
     assert "http://127.0.0.1:9/events" in result.error
     assert "inbound.base_url" in result.error and API_SECRET not in result.error
+
+
+def test_an_answer_holding_a_secret_is_redacted_beside_clean_ones() -> None:
+    """Each event's part of the answer is checked, also when its neighbours are clean."""
+    client = AntavoClient("http://127.0.0.1:1", API_KEY, API_SECRET, stack=STACK)
+    verdicts = [
+        _Verdict(True, "e1", None, {"events": [{"id": "e1", "action": f"x {API_SECRET}"}]}),
+        _Verdict(True, "e2", None, {"events": [{"id": "e2", "action": "point_add"}]}),
+        _Verdict(False, None, "failed", None),
+    ]
+    try:
+        bodies = client._answer_bodies(verdicts)
+    finally:
+        asyncio.run(client.aclose())
+    assert bodies[0] == '{"events":[{"id":"e1","action":"x [REDACTED]"}]}'
+    assert bodies[1] == '{"events":[{"id":"e2","action":"point_add"}]}'
+    assert bodies[2] is None
+
+
+def test_a_closed_client_refuses_to_send_as_httpx_does() -> None:
+    """Sending after `aclose` is the caller's mistake, raised at once: never retried as if the
+    network had failed (the lean path skips httpx's client, so it checks this itself)."""
+
+    async def main() -> None:
+        client = AntavoClient("http://127.0.0.1:1", API_KEY, API_SECRET, stack=STACK)
+        await client.aclose()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            await client.send_events([event(0)])
+
+    asyncio.run(main())

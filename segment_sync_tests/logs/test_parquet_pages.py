@@ -8,7 +8,7 @@ import pytest
 from segment_sync.logs import layout
 from segment_sync.logs.maintenance import compact
 from segment_sync.logs.store import LogWriter, to_arrow
-from segment_sync_tests.logs.test_log_store import message, outbound_request
+from segment_sync_tests.logs.test_log_store import inbound_request, message, outbound_request
 
 BODY = '{"batch": [' + ",".join(['{"type": "track"}'] * 30_000) + "]}"  # ~540 KB, as sent
 
@@ -93,3 +93,23 @@ def test_customer_id_lists_are_dictionary_encoded_in_flushed_and_compacted_files
     assert sorted(lists, key=lambda r: int(r["identifier"][4:])) == [
         {"identifier": r["identifier"], "customer_ids": r["customer_ids"]} for r in rows
     ]
+
+
+def test_small_inbound_flushes_are_plain_and_compaction_gives_them_dictionaries(tmp_path):
+    rows = [inbound_request(customer_id=f"c{i % 3}", identifier=f"req-{i}") for i in range(40)]
+    logs = LogWriter(tmp_path)
+    logs.write("inbound_log", rows[:20])
+    logs.write("inbound_log", rows[20:])
+    flushed = sorted((tmp_path / "inbound_log").glob("date=2*/*.parquet"))
+    assert len(flushed) == 2
+    assert not any(_has_dictionary(path, "customer_id") for path in flushed)
+    compact(tmp_path, "inbound_log", min_files=2)
+    (merged,) = (tmp_path / "inbound_log").glob("date=2*/*.parquet")
+    assert _has_dictionary(merged, "customer_id")
+    back = pq.read_table(merged, columns=["identifier", "customer_id"]).to_pylist()
+    assert sorted(back, key=lambda r: int(r["identifier"][4:])) == [
+        {"identifier": r["identifier"], "customer_id": r["customer_id"]} for r in rows
+    ]
+    big = [inbound_request(identifier=f"big-{i}") for i in range(layout.PLAIN_FILE_ROWS + 1)]
+    (large,) = logs.write("inbound_log", big)
+    assert _has_dictionary(large, "customer_id")

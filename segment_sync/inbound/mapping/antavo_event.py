@@ -87,12 +87,10 @@ def _remove_empty(value: Any) -> Any:
     """Drop undefined, null and "" at every depth; an empty value itself becomes undefined."""
     if value is UNDEFINED or value is None or value == "":
         return UNDEFINED
-    if isinstance(value, dict):
-        cleaned = {k: _remove_empty(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if v is not UNDEFINED}
+    if isinstance(value, dict):  # one pass each: this runs for every field of every event
+        return {k: c for k, v in value.items() if (c := _remove_empty(v)) is not UNDEFINED}
     if isinstance(value, list):
-        cleaned_items = [_remove_empty(item) for item in value]
-        return [item for item in cleaned_items if item is not UNDEFINED]
+        return [c for item in value if (c := _remove_empty(item)) is not UNDEFINED]
     return value
 
 
