@@ -10,6 +10,7 @@ inspection.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -111,6 +112,8 @@ def _duckdb_problem(path: Path, *, deep: bool) -> str | None:
         else:
             con.sql("SELECT * FROM parquet_schema($path)", params={"path": str(path)}).fetchall()
     except duckdb.Error as exc:
+        if not path.exists():  # merged or trimmed away meanwhile: gone, not damaged
+            raise FileNotFoundError(errno.ENOENT, "log file gone meanwhile", str(path)) from None
         return _first_line(str(exc)) or type(exc).__name__
     finally:
         con.close()
@@ -226,6 +229,8 @@ def explain(
             continue
         try:
             reason = read_problem(path, deep=True)
+        except FileNotFoundError:  # merged or trimmed away since DuckDB met it: no damage
+            continue
         except OSError:  # it cannot even be opened (permissions): DuckDB's words say why
             reason = _first_line(text.split(":", 1)[-1])
         if reason is not None:
