@@ -10,6 +10,7 @@ inspection.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -70,7 +71,35 @@ def read_problem(path: Path, *, deep: bool = False) -> str | None:
         if not is_damage(exc):
             raise
         return _first_line(str(exc)) or type(exc).__name__
-    return _duckdb_problem(path, deep=deep)
+    return _shape_problem(path, parquet.schema_arrow) or _duckdb_problem(path, deep=deep)
+
+
+def _shape(data_type: pa.DataType) -> str:
+    """A column's shape: a list, a struct, a map or one value. Older files may hold another
+    scalar type (the views cast it); a damaged footer can change the shape, which no cast mends."""
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return "a list"
+    if pa.types.is_struct(data_type):
+        return "a struct"
+    if pa.types.is_map(data_type):
+        return "a map"
+    return "one value"
+
+
+def _shape_problem(path: Path, schema: pa.Schema) -> str | None:
+    """Why a data file's columns do not fit its table (a footer byte flipped can turn a list
+    column into a struct, which reads whole but fails every view), or None."""
+    table = TABLES.get(path.parent.parent.name)
+    if table is None or not path.name.endswith(".parquet"):  # a summary, or not a log table
+        return None
+    for field in schema:
+        expected = table.field(field.name).type if field.name in table.names else None
+        if expected is not None and _shape(field.type) != _shape(expected):
+            return (
+                f"column {field.name} holds {_shape(field.type)} where {path.parent.parent.name} "
+                f"has {_shape(expected)}: the file's footer is damaged"
+            )
+    return None
 
 
 def _duckdb_problem(path: Path, *, deep: bool) -> str | None:
@@ -83,6 +112,8 @@ def _duckdb_problem(path: Path, *, deep: bool) -> str | None:
         else:
             con.sql("SELECT * FROM parquet_schema($path)", params={"path": str(path)}).fetchall()
     except duckdb.Error as exc:
+        if not path.exists():  # merged or trimmed away meanwhile: gone, not damaged
+            raise FileNotFoundError(errno.ENOENT, "log file gone meanwhile", str(path)) from None
         return _first_line(str(exc)) or type(exc).__name__
     finally:
         con.close()
@@ -198,6 +229,8 @@ def explain(
             continue
         try:
             reason = read_problem(path, deep=True)
+        except FileNotFoundError:  # merged or trimmed away since DuckDB met it: no damage
+            continue
         except OSError:  # it cannot even be opened (permissions): DuckDB's words say why
             reason = _first_line(text.split(":", 1)[-1])
         if reason is not None:

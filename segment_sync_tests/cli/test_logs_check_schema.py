@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from segment_sync_tests.cli.test_logs_check import logs_with_files, one_line_naming, run
 
@@ -20,7 +19,6 @@ def lose_the_list_annotation(path) -> None:
     pq.write_table(table.set_column(index, "customer_ids", as_struct), path)
 
 
-@pytest.mark.xfail(strict=True, reason="pre-existing: read_problem checks decoding, not types")
 def test_a_log_file_with_its_column_types_lost_is_named_and_found_by_check(tmp_path):
     settings, _, files = logs_with_files(tmp_path)
     lose_the_list_annotation(files[0])
