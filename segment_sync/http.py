@@ -82,11 +82,15 @@ class RetryPolicy:
         number = 1
         while True:
             result = await attempt(number)
-            if number > self.max_retries or not retryable(result):
+            if not retryable(result):
                 return result
             asked = retry_after(result)
+            # Told also after the last attempt: the server asked every request to wait (the
+            # pacer pauses the others), as tenacity did (its wait ran before its stop check).
             if asked is not None and on_retry_after is not None:
                 on_retry_after(asked)
+            if number > self.max_retries:
+                return result
             await asyncio.sleep(max(self.backoff_s(number), asked or 0.0))
             number += 1
 

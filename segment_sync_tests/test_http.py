@@ -86,3 +86,20 @@ def test_the_retry_policy_leaves_no_reference_cycle_holding_the_result() -> None
         asyncio.run(main())
     finally:
         gc.enable()
+
+
+def test_the_retry_policy_hands_the_last_attempts_retry_after_to_the_caller() -> None:
+    """A Retry-After on the attempt that exhausts the retries still pauses the caller's other
+    requests (the server asked everyone to wait), as tenacity's policy did: only the wait of
+    this call is skipped. max_retries 0 (every attempt the last) must still pause."""
+    for max_retries, answers, expected in ((0, [429], [7.0]), (1, [429, 429], [7.0, 7.0])):
+        asked: list[float] = []
+        policy = RetryPolicy(max_retries=max_retries, backoff_base_s=0.0, backoff_cap_s=0.0)
+        made = _run_policy(
+            policy,
+            answers,
+            retry_after=lambda status: 7.0 if status == 429 else None,
+            on_retry_after=asked.append,
+        )
+        assert made == list(range(1, max_retries + 2))
+        assert asked == expected

@@ -342,3 +342,25 @@ def test_a_closed_client_refuses_to_send_as_httpx_does() -> None:
             await client.send_events([event(0)])
 
     asyncio.run(main())
+
+
+def test_a_429_on_the_last_attempt_still_pauses_the_pacer() -> None:
+    """max_retries 0 (the ingest retries by re-queueing): the 429's Retry-After still pauses
+    every other request through the pacer, as before the plain retry loop."""
+
+    class Recording(Pacer):
+        def __init__(self) -> None:
+            super().__init__(1_000_000)
+            self.pauses: list[float] = []
+
+        def pause(self, seconds: float) -> None:
+            self.pauses.append(seconds)
+            super().pause(seconds)
+
+    pacer = Recording()
+    with standin() as (server, url):
+        server.configure(fail_next=[429], retry_after_s=2.0)
+        [result], records = send(url, [event(0)], max_retries=0, pacer=pacer)
+    assert [r.status_code for r in records] == [429]
+    assert not result.ok and result.retryable
+    assert pacer.pauses == [2.0]
