@@ -31,12 +31,17 @@ def item_row(
         "event_type": _segment_type(item),
         "mapping_name": mapping,
         "outcome": outcome,
-        "antavo_action": (event or {}).get("action"),
-        "customer_id": (event or {}).get("customer"),
+        "antavo_action": _text(redactor, (event or {}).get("action")),
+        "customer_id": _text(redactor, (event or {}).get("customer")),
         "antavo_event_id": result.event_id if result else None,
         "error": redactor.text(error or (result.error if result else None)),
         "identifier": result.identifier if result else None,
     }
+
+
+def _text(redactor: Redactor, value: Any) -> str | None:
+    """A mapped value as logged: text, any secret in it masked (a mapping may take one)."""
+    return None if value is None else redactor.text(str(value))
 
 
 def _segment_type(item: BufferItem) -> str | None:
@@ -108,8 +113,8 @@ def unsent_row(
         "timestamp": datetime.now(UTC),
         "run_id": run_id,
         **_received(item, mapping),
-        "customer_id": None if customer is None else redactor.text(str(customer)),
-        "action": None if (event or {}).get("action") is None else str(event["action"]),
+        "customer_id": _text(redactor, customer),
+        "action": _text(redactor, (event or {}).get("action")),
         "status": status,
         "error": redactor.text(error),
     }

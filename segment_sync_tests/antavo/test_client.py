@@ -180,7 +180,12 @@ def test_unserialisable_event_fails_alone_without_being_sent() -> None:
 
 def test_secrets_never_appear_in_records_results_or_exceptions() -> None:
     leaks = (API_KEY, API_SECRET, "ANTAVO-HMAC", "Signature=", "Credential=")
-    events = [event(0), {**event(1), "data": {"note": f"pasted {API_SECRET} by mistake"}}]
+    events = [
+        event(0),
+        {**event(1), "data": {"note": f"pasted {API_SECRET} by mistake"}},
+        event(2, customer=f"c-{API_SECRET}"),  # a mapping that took a secret for the customer
+        event(3, action=f"a-{API_SECRET}"),
+    ]
     with standin() as (_, url):
         ok_results, ok_records = send(url, events)
         bad_results, bad_records = send(url, events[:1], secret=API_SECRET[::-1])

@@ -245,6 +245,24 @@ def test_secrets_never_reach_the_logs(inbound, antavo_standin):
         assert secret not in dumped
 
 
+def test_a_secret_the_mapping_puts_in_the_customer_never_reaches_the_logs(inbound, antavo_standin):
+    """A secret pasted into a userId: the request and answer bodies were redacted, the mapped
+    customer and action columns of inbound_log and inbound_items were not."""
+    _, settings, _, receiver = inbound
+    leaked = f"c-{ANTAVO_SECRET}"
+    antavo_standin.configure(known_customers={leaked})
+    post(receiver, [{**ORDER, "messageId": "leak-1", "userId": leaked}, IDENTIFY])
+    ingest(settings)
+    db = connect(settings.logs.dir)
+    customers = db.execute(
+        "SELECT customer_id FROM inbound_log UNION ALL SELECT customer_id FROM inbound_items"
+    ).fetchall()
+    assert ("c-[REDACTED]",) in customers
+    dumped = str(db.execute("SELECT * FROM inbound_log").fetchall())
+    dumped += str(db.execute("SELECT * FROM inbound_items").fetchall())
+    assert ANTAVO_SECRET not in dumped
+
+
 def test_inbound_log_has_a_row_per_event_with_its_own_status_and_event_id(inbound, antavo_standin):
     _, settings, _, receiver = inbound
     antavo_standin.configure(known_customers={"c-2"})
