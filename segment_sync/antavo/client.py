@@ -247,9 +247,7 @@ class AntavoClient(ApiClient):
                 event_id=verdict.event_id,
                 error=verdict.error,
                 retryable=outcome.retryable and not verdict.ok,
-                status_code=outcome.status_code
-                if verdict.ok
-                else event_status_code(outcome.status_code, verdict.ok, verdict.answer),
+                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
                 identifier=outcome.identifier,
                 auth_error=outcome.auth,
                 unknown=verdict.unknown,
@@ -300,14 +298,11 @@ class AntavoClient(ApiClient):
                 outcome.auth,
             )
         sent = body.decode("utf-8")
-        status = outcome.status_code
         answers = tuple(
             EventAnswer(
                 index=item.index,
                 ok=verdict.ok,
-                status_code=status
-                if verdict.ok
-                else event_status_code(status, verdict.ok, verdict.answer),
+                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
                 event_id=verdict.event_id,
                 error=verdict.error,
                 customer=None if item.customer is None else redact(str(item.customer)),
