@@ -94,21 +94,18 @@ class BufferRecord:
     fault: str | None = None  # why `payload` (then empty) could not be read
 
 
-def message_id_of(event: dict) -> str:
-    """The event's Segment `messageId`, or a deterministic `sha1:` id derived from its content."""
-    mid = event.get("messageId")
-    if isinstance(mid, str) and mid:
+def message_id_of(event: Any) -> str:
+    """The event's Segment `messageId`, or a deterministic `sha1:` id derived from its content
+    when it has none, or one the buffer cannot store (see `message_id_problem`)."""
+    mid = event.get("messageId") if isinstance(event, dict) else None
+    if isinstance(mid, str) and mid and message_id_problem(mid) is None:
         return mid
+    return derived_message_id(event)
+
+
+def derived_message_id(event: Any) -> str:
+    """`sha1:` + the SHA-1 of the event as JSON.stringify writes it: a resend maps to the same."""
     return "sha1:" + hashlib.sha1(js_stringify(event)).hexdigest()
-
-
-class InvalidMessageId(ValueError):
-    """An event's `messageId` that the buffer cannot store (both SQLite and PostgreSQL refuse)."""
-
-    def __init__(self, index: int, problem: str) -> None:
-        super().__init__(f"event at index {index}: messageId {problem}")
-        self.index = index
-        self.problem = problem
 
 
 def message_id_problem(message_id: str) -> str | None:
@@ -124,21 +121,24 @@ def message_id_problem(message_id: str) -> str | None:
     return None
 
 
-def rows_for(events: Sequence[dict], payloads: Sequence[str] | None = None) -> list[Row]:
-    """(message_id, payload text) per event; `payloads` are the received texts when known.
-
-    Raises `InvalidMessageId` for a messageId the buffer cannot store, before anything is stored.
-    """
+def rows_for(events: Sequence[Any], payloads: Sequence[str] | None = None) -> list[Row]:
+    """(message_id, payload text) per event; `payloads` are the received texts when known."""
     if payloads is None:
         payloads = [orjson.dumps(e).decode() for e in events]
     elif len(payloads) != len(events):
         raise ValueError("payloads must have one text per event")
-    rows = [(message_id_of(e), p) for e, p in zip(events, payloads, strict=True)]
-    for index, (mid, _) in enumerate(rows):
-        problem = message_id_problem(mid)
-        if problem is not None:
-            raise InvalidMessageId(index, problem)
-    return rows
+    return [(message_id_of(e), p) for e, p in zip(events, payloads, strict=True)]
+
+
+def unstorable_ids(events: Sequence[Any]) -> list[tuple[int, str]]:
+    """(index, why) of each event whose own messageId the buffer cannot store (it is stored
+    under its derived id instead)."""
+    out = []
+    for index, event in enumerate(events):
+        mid = event.get("messageId") if isinstance(event, dict) else None
+        if isinstance(mid, str) and mid and (problem := message_id_problem(mid)) is not None:
+            out.append((index, problem))
+    return out
 
 
 def utc(value: datetime | str | None) -> datetime | None:

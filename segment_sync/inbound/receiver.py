@@ -23,7 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope
 
 from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
+from segment_sync.inbound.buffer_rows import Row, rows_for, unstorable_ids
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
 from segment_sync.inbound.receiver_serving import ReceiverApp, tune_collector
 from segment_sync.inbound.receiver_writer import GroupCommitWriter
@@ -153,12 +153,17 @@ def create_receiver_app(
                 "X-Signature does not match the body: the shared secret in Segment's "
                 f"Webhooks (Actions) settings must equal the receiver's {secret_env}",
             )
-        try:
-            return rows_for(events, payloads)
-        except InvalidMessageId as exc:
-            raise _Rejected(
-                400, f"{exc}: send a messageId of printable text, as Segment generates"
-            ) from None
+        if unstorable := unstorable_ids(events):
+            index, problem = unstorable[0]
+            log.warning(
+                "stored %d event(s) under an id derived from their content: their messageId "
+                "cannot be stored (the first, at index %d, %s); a resend still maps to the same "
+                "id. Send a messageId of printable text, as Segment generates",
+                len(unstorable),
+                index,
+                problem,
+            )
+        return rows_for(events, payloads)
 
     async def segment(scope: Scope, receive: Receive) -> Response:
         try:

@@ -135,16 +135,6 @@ def test_bad_json_is_400_and_stores_nothing(signed: httpx.Client, buffer: Inboun
     assert buffer.max_id() == 0
 
 
-def test_array_with_a_non_object_is_400_naming_the_index_and_stores_nothing(
-    signed: httpx.Client, buffer: InboundBuffer
-) -> None:
-    batch = [_event(1), _event(2), "oops"]
-    response = _post(signed, _body(batch), sign(_body(batch[0]), SECRET))
-    assert response.status_code == 400
-    assert "index 2" in response.json()["error"]
-    assert buffer.max_id() == 0
-
-
 def test_empty_array_is_400(signed: httpx.Client, buffer: InboundBuffer) -> None:
     response = _post(signed, b"[]", sign(b"[]", SECRET))
     assert response.status_code == 400

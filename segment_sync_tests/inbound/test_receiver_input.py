@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.buffer_rows import derived_message_id
 from segment_sync.inbound.receiver import create_receiver_app
 from segment_sync.inbound.signature import sign
 from segment_sync_tests.inbound.receiver_harness import SECRET, TOKEN, body, event, serve_receiver
@@ -49,26 +50,44 @@ def _post(client: httpx.Client, payload: bytes, first: bytes | None = None, **he
 
 
 @pytest.mark.parametrize("shape", ["event", "batch"])
-def test_nul_in_message_id_is_400_naming_the_field_and_stores_nothing(
-    client: httpx.Client, buffer: InboundBuffer, shape: str
+@pytest.mark.parametrize(
+    ("message_id", "problem"),
+    [("msg\u00002", "contains a NUL character"), ("m" * 5000, "is longer than 1000 bytes")],
+    ids=["NUL", "5000 characters"],
+)
+def test_a_message_id_the_buffer_cannot_store_is_stored_under_the_id_derived_from_the_event(
+    client: httpx.Client,
+    buffer: InboundBuffer,
+    caplog: pytest.LogCaptureFixture,
+    shape: str,
+    message_id: str,
+    problem: str,
 ) -> None:
-    bad = event(2, messageId="msg\u00002")
-    if shape == "event":
-        response = _post(client, body(bad))
-    else:
-        response = _post(client, body([event(1), bad]), body(event(1)))
-    assert response.status_code == 400
-    assert "messageId" in response.json()["error"] and "NUL" in response.json()["error"]
-    assert buffer.max_id() == 0
+    """Segment does not resend a refused request: a 400 lost the event (and its batch)."""
+    bad = event(2, messageId=message_id)
+    with caplog.at_level(logging.WARNING, logger="segment_sync.inbound.receiver"):
+        if shape == "event":
+            response = _post(client, body(bad))
+        else:
+            response = _post(client, body([event(1), bad]), body(event(1)))
+    assert response.status_code == 200
+    stored = buffer.get_by_message_id(derived_message_id(bad))
+    assert stored is not None and stored.payload["messageId"] == message_id
+    assert buffer.max_id() == (1 if shape == "event" else 2)
+    assert problem in caplog.text and "derived from their content" in caplog.text
+    again = _post(client, body(bad))  # Segment's retry of the same event: stored once
+    assert again.json() == {"stored": 0, "duplicates": 1}
 
 
-def test_overlong_message_id_is_400_naming_the_field(
+def test_batch_items_that_are_no_objects_are_stored_beside_the_events(
     client: httpx.Client, buffer: InboundBuffer
 ) -> None:
-    response = _post(client, body(event(1, messageId="m" * 5000)))
-    assert response.status_code == 400
-    assert "messageId is longer than" in response.json()["error"]
-    assert buffer.max_id() == 0
+    """The ingest fails each one alone (test_poisoned_items); a 400 lost the events beside them."""
+    response = _post(client, body([event(1), 5, None, "text", event(2)]), body(event(1)))
+    assert response.status_code == 200 and response.json()["stored"] == 5
+    faults = sorted(r.fault for r in buffer.items() if r.fault)
+    assert len(faults) == 3 and all("expected one Segment event" in f for f in faults)
+    assert [f.rsplit("got ", 1)[1] for f in faults] == ["int", "null", "str"]
 
 
 def test_a_store_failure_logs_no_payload_data(
