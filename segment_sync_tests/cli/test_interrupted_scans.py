@@ -9,7 +9,6 @@ test writes a few bytes so that read fails and the scan goes on."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pty
 import signal
@@ -53,9 +52,16 @@ def wait_in_scan(process: subprocess.Popen, fifo: Path) -> None:
 
 
 def release(fifo: Path) -> None:
-    """Let the scan's open of `fifo` return, and its read fail (not Parquet)."""
-    with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as writer:
-        writer.write(b"not parquet")  # the reader may have given up on the FIFO already
+    """Let the open of `fifo` that waits return, and its read fail (not Parquet); the FIFO is
+    gone for any later open."""
+    writer = os.open(fifo, os.O_WRONLY)  # a reader waits: this returns at once, and so does it
+    fifo.unlink()
+    try:
+        os.write(writer, b"not parquet")
+    except BrokenPipeError:  # the reader gave up on it already
+        pass
+    finally:
+        os.close(writer)
 
 
 def ctrl_c_in_scan(process: subprocess.Popen, fifo: Path) -> None:
