@@ -12,6 +12,7 @@ written, claims given back), and only then is the exception raised, as the handl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -148,3 +149,16 @@ def stops_deferred(
         if redeliver:
             for signum in dict.fromkeys(held):
                 signal.raise_signal(signum)
+
+
+async def until_threads_done(jobs: list[concurrent.futures.Future]) -> None:
+    """Wait until every thread of `jobs` has ended, even if this task is cancelled meanwhile
+    (a second stop signal); then raise that cancellation. Their own errors are theirs."""
+    cancelled = False
+    while pending := [asyncio.wrap_future(job) for job in jobs if not job.done()]:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
