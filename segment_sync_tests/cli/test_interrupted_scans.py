@@ -70,7 +70,11 @@ def ctrl_c_in_scan(process: subprocess.Popen, fifo: Path) -> None:
     release(fifo)
 
 
-@pytest.mark.parametrize("command", [["sql", QUERY], ["check"], ["check", "--quarantine"]])
+@pytest.mark.parametrize(
+    "command",
+    [["sql", QUERY], ["check"], ["check", "--quarantine"], ["outbound"], ["db"]],
+    ids=lambda command: "-".join(command[:2]).replace(QUERY, "query"),
+)
 def test_ctrl_c_while_a_logs_command_reads_every_log_file_is_one_line_and_exit_130(
     tmp_path, command
 ):
