@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,7 @@ from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.redaction import Redactor
 from segment_sync.settings import SettingsError
+from segment_sync.signals import stops_deferred
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class RunRecord:
     counted: bool = False  # the run counted itself; otherwise its log rows are counted
     stopped_by: str | None = None  # the signal that interrupted it, when one did
     settings_hash: str | None = None  # which settings it used (settings/hash.py)
+    written: str | None = None  # the status of its sync_runs row, once written
 
     def count(
         self, sent: int, failed: int, skipped: int, requests: int = 0, bytes_: int = 0
@@ -94,7 +97,16 @@ def run_manually(
         echo(f"run {run_id} FAILED: {redactor.text(str(exc))}")
         return False
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the record says what it delivered
-        echo(f"run {run_id} FAILED: {record.error}")
+        if record.written == "success":  # stopped while tidying up after its record
+            for line in summary():
+                echo(line)
+            echo(f"run {run_id} succeeded; logs in {logs_dir}")
+            return True
+        error = record.error or interrupted_error(record, KeyboardInterrupt())
+        unrecorded = (
+            "" if record.written else "; its sync_runs row could not be written (see above)"
+        )
+        echo(f"run {run_id} FAILED: {error}{unrecorded}")
         return False
     for line in summary():
         echo(line)
@@ -104,34 +116,59 @@ def run_manually(
 
 @contextmanager
 def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iterator[RunRecord]:
-    """Write the run's `sync_runs` row on the way out, success or failure (and re-raise)."""
+    """Write the run's `sync_runs` row on the way out, success or failure (and re-raise).
+
+    The record (queued log rows, counts, the row) is written with stop signals held: a second
+    Ctrl-C or a SIGTERM meanwhile used to raise inside it and leave the run unrecorded. Once the
+    run is stopping anyway, or has succeeded, a signal held there changes nothing more."""
     try:
         yield record
-        # The rows the work left queued, before a sync_runs row may say success.
-        unwritten = _write_every_table(logs)
-        if unwritten:
-            raise unwritten[0]
+        with stops_deferred(_say_finishing, redeliver=False):
+            # The rows the work left queued, before a sync_runs row may say success.
+            unwritten = _write_every_table(logs)
+            if unwritten:
+                raise unwritten[0]
+            logs.write("sync_runs", [record.row("success")])
+            record.written = "success"
     except BaseException as exc:
-        _write_queued_rows(logs, record)
-        if not record.counted:  # stopped before it could count: its log rows say what it did
-            count_from_log(logs.logs_dir, record)
-        if isinstance(exc, Exception):
-            record.error = record.error or f"{type(exc).__name__}: {exc}"
-        else:  # a signal, a termination, a deploy: not an error of its own
-            record.error = interrupted_error(record, exc)
-        record.error = redactor.text(record.error)
-        try:
-            logs.write("sync_runs", [record.row("failure")])
-        # Attempted; the run's own error is the news, not the log's.
-        except (OSError, LogWriteError) as write_error:
-            log.warning("could not write the sync_runs row of %s: %s", record.run_id, write_error)
+        if record.written is None:
+            with stops_deferred(_say_finishing, redeliver=False):
+                _record_failure(logs, record, redactor, exc)
         if isinstance(exc, Exception):  # a stopped run exits at once
             _merge_small_log_files(logs)
         _analysts_can_open_the_logs(logs)
         raise
-    logs.write("sync_runs", [record.row("success")])
     _merge_small_log_files(logs)
     _analysts_can_open_the_logs(logs)
+
+
+def _say_finishing() -> None:
+    # os.write: a print from a signal handler can meet a print in progress ("reentrant call").
+    os.write(
+        2,
+        b"\nstill writing the run's log rows and its sync_runs row; it exits once they are "
+        b"written\n",
+    )
+
+
+def _record_failure(
+    logs: LogWriter, record: RunRecord, redactor: Redactor, exc: BaseException
+) -> None:
+    """Write the queued rows, then the failed or stopped run's `sync_runs` row."""
+    _write_queued_rows(logs, record)
+    if not record.counted:  # stopped before it could count: its log rows say what it did
+        count_from_log(logs.logs_dir, record)
+    if isinstance(exc, Exception):
+        record.error = record.error or f"{type(exc).__name__}: {exc}"
+    else:  # a signal, a termination, a deploy: not an error of its own
+        record.error = interrupted_error(record, exc)
+    record.error = redactor.text(record.error)
+    try:
+        logs.write("sync_runs", [record.row("failure")])
+        record.written = "failure"
+    # Attempted; the run's own error is the news, not the log's.
+    except (OSError, LogWriteError) as write_error:
+        log.warning("could not write the sync_runs row of %s: %s", record.run_id, write_error)
 
 
 def _write_queued_rows(logs: LogWriter, record: RunRecord) -> None:

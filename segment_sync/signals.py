@@ -12,9 +12,10 @@ written, claims given back), and only then is the exception raised, as the handl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TypeVar
@@ -115,3 +116,49 @@ def first_stop_ends_following(stop_following: threading.Event) -> Iterator[Follo
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def stops_deferred(
+    on_first: Callable[[], None] | None = None, *, redeliver: bool = True
+) -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM while the block runs (a log flush, a run's record): a signal is
+    noted, `on_first` called for the first, and (with `redeliver`) raised again once the block is
+    done, to whichever handler was in force. Yields the signals held, in order.
+
+    Why: a handler's exception raised inside a write loses whatever that write held (rows taken
+    off the queue, the `sync_runs` row not yet written). The block is short local work, so the
+    wait stays short; a signal meant to cut a long wait still does so outside it. Off the main
+    thread (no signal is delivered there) it defers nothing."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not held and on_first is not None:
+            on_first()
+        held.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if redeliver:
+            for signum in dict.fromkeys(held):
+                signal.raise_signal(signum)
+
+
+async def until_threads_done(jobs: list[concurrent.futures.Future]) -> None:
+    """Wait until every thread of `jobs` has ended, even if this task is cancelled meanwhile
+    (a second stop signal); then raise that cancellation. Their own errors are theirs."""
+    cancelled = False
+    while pending := [asyncio.wrap_future(job) for job in jobs if not job.done()]:
+        try:
+            await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from segment_sync.cli.options import load_or_fail, settings_option
+from segment_sync.interruptions import is_interruption
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -124,6 +125,8 @@ def _run_and_print(
     except LogsSQLError as exc:
         raise click.ClickException(str(exc)) from None
     except duckdb.Error as exc:  # raised while fetching, e.g. a page that cannot be decoded
+        if is_interruption(exc):
+            raise KeyboardInterrupt from None
         raise click.ClickException(str(sql_error(exc, logs_dir))) from None
     except OverflowError as exc:  # an interval longer than a timedelta holds (DuckDB's is fine)
         raise click.ClickException(
@@ -180,6 +183,12 @@ def prompt_loop(
             try:
                 before_each()
                 _run_and_print(con, sql, output_format, limit, logs_dir)
+            except KeyboardInterrupt:  # during the query or the search for a damaged file
+                click.echo("^C", err=True)
+            except RuntimeError as exc:
+                if not is_interruption(exc):  # DuckDB's words for a query Ctrl-C stopped
+                    raise
+                click.echo("^C", err=True)
             except OSError as exc:  # the logs' storage could not be listed again
                 click.echo(f"Error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", err=True)
             except click.ClickException as exc:

@@ -93,14 +93,29 @@ def one_line_for(exc: Exception) -> str | None:
     return None
 
 
+def _interrupted() -> None:
+    """Ctrl-C in a command that does not handle it itself: one line and exit 130, as a shell
+    reports a job the signal ended (click's own handling says "Aborted!" and exits 1)."""
+    from segment_sync.interruptions import CTRL_C_EXIT
+
+    click.echo("\ninterrupted (Ctrl-C)", err=True)
+    sys.exit(CTRL_C_EXIT)
+
+
 class _Commands(LazyGroup):
     """Turns an unreachable database, an unwritable logs.dir or a damaged log file into one
-    line naming the setting or the file, and the fix."""
+    line naming the setting or the file, and the fix; Ctrl-C into one line and exit 130."""
 
     def invoke(self, ctx: click.Context):
+        from segment_sync.interruptions import is_interruption
+
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _interrupted()
         except Exception as exc:
+            if is_interruption(exc):  # DuckDB's words for a query Ctrl-C stopped
+                _interrupted()
             message = one_line_for(exc)
             if message is None:
                 raise

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     from pyarrow.fs import FileSystem
 
+from segment_sync.interruptions import reraise_interruption
 from segment_sync.logs.layout import data_files, partition_dirs, summary_files
 from segment_sync.logs.schema import TABLES
 
@@ -112,6 +113,7 @@ def _duckdb_problem(path: Path, *, deep: bool) -> str | None:
         else:
             con.sql("SELECT * FROM parquet_schema($path)", params={"path": str(path)}).fetchall()
     except duckdb.Error as exc:
+        reraise_interruption(exc)  # Ctrl-C stopped the read: no verdict on the file
         if not path.exists():  # merged or trimmed away meanwhile: gone, not damaged
             raise FileNotFoundError(errno.ENOENT, "log file gone meanwhile", str(path)) from None
         return _first_line(str(exc)) or type(exc).__name__

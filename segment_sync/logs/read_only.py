@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from segment_sync.interruptions import reraise_interruption
 from segment_sync.logs.layout import ensure_layout
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
@@ -115,6 +116,7 @@ def open_read_only(logs_dir: Path | str) -> duckdb.DuckDBPyConnection:
         if is_object_store(logs_dir):
             register_views(con, logs)
     except duckdb.Error as exc:
+        reraise_interruption(exc)
         unreadable = damaged_file_behind(exc, logs_dir)  # binding read a damaged footer
         if unreadable is not None:
             raise LogsSQLError(str(unreadable)) from None
@@ -196,6 +198,7 @@ def run_sql(
             lambda: con.execute(sql, params) if params is not None else con.execute(sql)
         )
     except duckdb.Error as exc:
+        reraise_interruption(exc)
         raise sql_error(exc, logs_dir) from None
 
 

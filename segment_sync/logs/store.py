@@ -29,6 +29,7 @@ from segment_sync.logs.layout import (
 )
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import schema_for
+from segment_sync.signals import stops_deferred
 
 __all__ = ["LogWriteError", "LogWriter", "Row", "check_columns", "split_by_day", "to_arrow"]
 FRESH_MERGE_EVERY_S = 300.0  # a long (following) run merges its small log files this often
@@ -145,7 +146,19 @@ class LogWriter:
         """Write the queued rows (of `table`, or of every table) and return the new files.
 
         Returns once every row queued before the call is written, also rows that a flush in
-        another thread took first (see flush_order.py); raises if they could not be."""
+        another thread took first (see flush_order.py); raises if they could not be. A stop
+        signal arriving meanwhile acts once the rows are written (rows taken off the queue
+        for a file not yet published were lost when Ctrl-C interrupted the write)."""
+        with stops_deferred():
+            written = self._write_queued(table)
+        if written and self._merge_due():
+            from segment_sync.logs.fresh import merge_fresh_logs
+
+            merge_fresh_logs(self.logs_dir, durable=self.durable)
+        return written
+
+    def _write_queued(self, table: str | None) -> list[Path]:
+        """`flush` but for the merge: write the queued rows, return the new files."""
         me: int | None = None
         ok, dropped = False, None
         try:
@@ -172,11 +185,7 @@ class LogWriter:
             if me is not None:
                 self._flushes.end(me, ok=ok, dropped=dropped)
         if earlier and not self._flushes.wait(earlier):
-            written += self.flush(table)  # an earlier flush put our rows back: write them now
-        if written and self._merge_due():
-            from segment_sync.logs.fresh import merge_fresh_logs
-
-            merge_fresh_logs(self.logs_dir, durable=self.durable)
+            written += self._write_queued(table)  # an earlier flush put our rows back
         return written
 
     def _flush_in_turn(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from segment_sync.directions import allow_list_off
 from segment_sync.gc_pauses import fewer_gc_pauses
@@ -33,7 +36,7 @@ from segment_sync.redaction import Redactor
 from segment_sync.segment.client import SegmentClient
 from segment_sync.segment.messages import NotSent
 from segment_sync.settings import Settings
-from segment_sync.signals import run_stoppably
+from segment_sync.signals import run_stoppably, until_threads_done
 
 
 def _collect() -> None:
@@ -172,10 +175,19 @@ class OutboundSync(RowResend):
                 return with_unrouted(built_from_records([], self.settings, stream), unrouted), last
             return with_unrouted(builder.build(mine), unrouted), last
 
+        # The pass's threads, kept as they are: a cancelled asyncio future of one says nothing
+        # of whether its thread still runs.
+        threads = ThreadPoolExecutor(2, thread_name_prefix="outbound-pass")
+        started: list[concurrent.futures.Future] = []
+
+        def in_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future:
+            started.append(threads.submit(func, *args))
+            return asyncio.wrap_future(started[-1])
+
         def read(after: int) -> asyncio.Future:
             # In a thread, so the next chunk is read and built while this one's requests are in
             # flight (DuckDB and the database drivers release the GIL).
-            return asyncio.ensure_future(asyncio.to_thread(read_and_build, after))
+            return in_thread(read_and_build, after)
 
         start = result.watermark_after
         upcoming = read(start) if start < target else None
@@ -198,16 +210,18 @@ class OutboundSync(RowResend):
                     break
                 # This chunk's log rows are written while the next chunk is sent; its progress
                 # is saved only once they are on disk.
-                flush = asyncio.ensure_future(asyncio.to_thread(self._flush_logs, result))
+                flush = in_thread(self._flush_logs, result)
                 settling = _Settling(flush, last, counted, result.ok)
             if settling is not None:
                 await self._settle(stream, result, settling)
                 settling = None
         finally:
-            pending = [f for f in (upcoming, settling and settling.flush) if f is not None]
             # A thread cannot be interrupted, and the read holds the builder's DuckDB
-            # connection: let them finish (one chunk each) before anything closes.
-            await asyncio.gather(*pending, return_exceptions=True)
+            # connection: let them finish (one chunk each) before anything closes, also when a
+            # second Ctrl-C cancels this wait (builder.close() then met the read still running:
+            # a ResourceInUseException traceback).
+            await until_threads_done(started)
+            threads.shutdown(wait=False)
 
     @staticmethod
     async def _send_unless_unlogged(send: Awaitable[None], previous: _Settling | None) -> None:
