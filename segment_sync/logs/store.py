@@ -259,7 +259,7 @@ class LogWriter:
             else [*parts, *tables][0]
         )
         # The one place every log row passes: no text taken from the data skips the redactor.
-        data = redacted_table(data, self._redactors)
+        data = redacted_table(table, data, self._redactors)
         parts = list(split_by_day(table, data).items())
         written: list[Path] = []
         for index, (day, part) in enumerate(parts):
