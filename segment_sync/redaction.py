@@ -41,6 +41,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: list[str] = []
+        self._raw: list[bytes] = []  # the same, encoded once (body, clean_bytes)
         for secret in secrets:
             self.add(secret)
 
@@ -51,6 +52,7 @@ class Redactor:
             # replaced whole.
             forms = {secret, *_json_escaped(secret)} - set(self._secrets)
             self._secrets = sorted([*self._secrets, *forms], key=len, reverse=True)
+            self._raw = [s.encode(errors="surrogatepass") for s in self._secrets]
 
     def text(self, value: str | None) -> str | None:
         """`value` with every known secret, and every URL password, replaced."""
@@ -70,7 +72,7 @@ class Redactor:
 
     def clean_bytes(self, value: bytes) -> bool:
         """`clean` of UTF-8 text given as bytes (a log column's data buffer), without decoding."""
-        if any(secret.encode() in value for secret in self._secrets):
+        if any(raw in value for raw in self._raw):
             return False
         return b"://" not in value or b"@" not in value
 
@@ -78,8 +80,7 @@ class Redactor:
         """UTF-8 `value` redacted as `text` would, without decoding it: a request body is
         hundreds of KB and seldom holds a secret, so the clean case is a byte search per secret
         and returns `value` itself (UTF-8 is self-synchronising: a byte match is a text match)."""
-        for secret in self._secrets:
-            raw = secret.encode()
+        for raw in self._raw:
             if raw in value:
                 value = value.replace(raw, _REDACTED_BYTES)
         if b"://" not in value or b"@" not in value:
