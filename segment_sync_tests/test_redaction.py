@@ -64,3 +64,10 @@ def test_a_secret_json_escaped_in_a_body_or_a_text_is_masked():
     assert redactor.body(body) == orjson.dumps({"note": REDACTED})
     assert redactor.text(json.dumps({"k": secret})) == f'{{"k": "{REDACTED}"}}'
     assert not redactor.clean_bytes(body) and redactor.clean_bytes(b'{"note": "plain"}')
+
+
+def test_a_secret_with_a_lone_surrogate_is_kept_and_never_raises():
+    """os.environ decodes bytes that are not UTF-8 as lone surrogates (surrogateescape)."""
+    redactor = Redactor(["ab\udc80cd-key"])
+    assert redactor.body(b'{"a":"plain"}') == b'{"a":"plain"}'
+    assert redactor.text("x ab\udc80cd-key y") == f"x {REDACTED} y"
