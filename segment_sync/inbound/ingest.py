@@ -18,75 +18,40 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-from segment_sync.antavo.client import (
-    MAX_BULK_EVENTS,
-    AntavoClient,
-    AntavoRequestRecord,
-    EventResult,
-)
+from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
 from segment_sync.directions import mappings_off
 from segment_sync.gc_pauses import fewer_gc_pauses
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
-from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
-from segment_sync.inbound.group_commit import GroupCommit, Outcomes
-from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
+from segment_sync.inbound.customer_ids import CustomerLookup
+from segment_sync.inbound.group_commit import GroupCommit
+from segment_sync.inbound.ingest_chunks import NO_MATCH, ChunkMapping, _Chunk
+from segment_sync.inbound.ingest_log import request_rows
+from segment_sync.inbound.ingest_recording import _Planned
 from segment_sync.inbound.ingest_result import (
-    BufferMarkError,
     CredentialError,
     IngestResult,
-    LogWriteError,
     NoMappingError,
     credential_message,
 )
-from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
-from segment_sync.inbound.mapping.antavo_event import apply_mappings
-from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
-from segment_sync.redaction import Redactor, error_kind
+from segment_sync.redaction import Redactor
 from segment_sync.settings import Settings
 from segment_sync.signals import run_stoppably
 
+__all__ = ["COLLECT_EVERY", "NO_MATCH", "InboundIngest"]
+
 log = logging.getLogger(__name__)
 
-NO_MATCH = "no enabled mapping's trigger matched this event"
 # Items between full gc collections: each scans the live heap (30-45 ms in a 50,000-event run).
 # Requests leave no reference cycles (RetryPolicy, the lean client), so little is found.
 COLLECT_EVERY = 100_000
 
 
-@dataclass
-class _Planned:
-    """One Antavo event a mapping produced for a buffered item."""
-
-    item: BufferItem
-    mapping: str
-    event: dict[str, Any]
-    result: EventResult | None = None
-
-
-class _Chunk:
-    """A claimed chunk's requests: `started` is set once each holds a slot (or is done)."""
-
-    def __init__(self, groups: list[list[_Planned]]) -> None:
-        self.groups = groups
-        self.sends: list[asyncio.Task] = []
-        self.started = asyncio.Event()
-        self._waiting = len(groups)
-        if not groups:
-            self.started.set()
-
-    def entered(self) -> None:
-        self._waiting -= 1
-        if self._waiting == 0:
-            self.started.set()
-
-
-class InboundIngest:
+class InboundIngest(ChunkMapping):
     """Processes the buffer in bounded chunks; every item ends done, failed or back to pending."""
 
     def __init__(
@@ -236,70 +201,6 @@ class InboundIngest:
                 credential_message(self.inbound, client.auth_failure, pending), result
             )
 
-    async def _start(
-        self,
-        client: AntavoClient,
-        slots: asyncio.Semaphore,
-        items: list[BufferItem],
-        result: IngestResult,
-    ) -> _Chunk:
-        """Map a chunk, record its unsent items, and start its requests (each waits for a slot)."""
-        result.counts.items += len(items)
-        unsent_done: list[tuple[int, list[str]]] = []
-        unsent_failed: list[tuple[int, str]] = []
-        rows: list[dict[str, Any]] = []
-        log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
-        groups: list[list[_Planned]] = [[]]
-        multi = self.inbound.multi_accounts
-        gated = through_gate_all(items, lambda event: apply_mappings(self.mappings, event, multi))
-        mapped = [(i, o) for i, o in gated if not isinstance(o, ItemFault)]
-        for item, fault in ((i, o) for i, o in gated if isinstance(o, ItemFault)):
-            # The buffer's last error and the inbound log's row name the item; inbound_items
-            # has its ids in columns and the problem alone, so the run's top reasons group.
-            unsent_failed.append((item.id, fault.reason))
-            rows.append(self._row(item, result, None, "failed", error=fault.problem))
-            log_rows.append(self._unsent(item, result, None, "error", fault.reason))
-        if self._customers is not None:
-            wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
-            known = await asyncio.to_thread(self._customers, wanted) if wanted else {}
-            mapped = [(item, to_antavo_customers(outcomes, known)) for item, outcomes in mapped]
-        for item, outcomes in mapped:
-            errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
-            if not outcomes:
-                unsent_done.append((item.id, []))
-                rows.append(self._row(item, result, None, "no_match", error=NO_MATCH))
-                log_rows.append(self._unsent(item, result, None, "skipped", NO_MATCH))
-            elif errors:
-                unsent_failed.append((item.id, "; ".join(errors)))
-                for o in outcomes:
-                    error = o.error or "another mapping of this event failed"
-                    rows.append(
-                        self._row(
-                            item, result, o.mapping_name, "failed", o.antavo_event, None, error
-                        )
-                    )
-                    log_rows.append(
-                        self._unsent(item, result, o.mapping_name, "error", error, o.antavo_event)
-                    )
-            else:
-                # One group per Antavo request: an item's events never straddle two groups.
-                if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
-                    groups.append([])
-                groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
-        if rows or log_rows:
-            # Through the group commit: no two flushes run at once, so a flush never returns
-            # while another still writes rows it took (and marks would then come first).
-            self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
-            await self._commits.submit(Outcomes(rows, unsent_done, unsent_failed, []), result)
-        result.counts.no_match += len(unsent_done)
-        result.counts.failed += len(unsent_failed)
-        chunk = _Chunk([g for g in groups if g])
-        chunk.sends = [
-            asyncio.ensure_future(self._send(client, slots, g, result, chunk.entered))
-            for g in chunk.groups
-        ]
-        return chunk
-
     async def _send(
         self,
         client: AntavoClient,
@@ -324,123 +225,3 @@ class InboundIngest:
                 plan.result = answer
             # Still holding the slot: at most max_in_flight answered requests are unrecorded.
             await self._record_sent(group, result)
-
-    async def _record_sent(self, group: list[_Planned], result: IngestResult) -> None:
-        by_item: dict[int, list[_Planned]] = {}
-        for plan in group:
-            by_item.setdefault(plan.item.id, []).append(plan)
-        done: list[tuple[int, list[str]]] = []
-        failed: list[tuple[int, str]] = []
-        retry: list[tuple[int, str]] = []
-        unknown: list[tuple[int, str]] = []
-        rows: list[dict[str, Any]] = []
-        max_attempts = self.inbound.max_attempts
-        for item_id, plans in by_item.items():
-            item = plans[0].item
-            bad = [p for p in plans if not p.result.ok]
-            if not bad:  # most items: every event registered
-                done.append((item_id, [p.result.event_id or "" for p in plans]))
-                rows += [
-                    self._row(item, result, p.mapping, "done", p.event, p.result) for p in plans
-                ]
-                continue
-            if any(p.result.auth_error for p in bad):
-                continue  # not the data's fault: left pending, no attempt counted, no row
-            error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
-            if any(p.result.unknown for p in bad):  # resending could register it twice
-                unknown.append((item_id, error))
-                outcome = "unknown"
-            elif any(not p.result.retryable for p in bad) or item.attempts + 1 >= max_attempts:
-                failed.append((item_id, error))
-                outcome = "failed"
-            else:
-                retry.append((item_id, error))
-                outcome = "retry"
-            rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
-        registered = sum(1 for p in group if p.result.ok)
-        try:
-            await self._commits.submit(Outcomes(rows, done, failed, retry, unknown), result)
-        except LogWriteError:
-            result.counts.unlogged += registered
-            raise
-        c = result.counts
-        c.done += len(done)
-        c.failed += len(failed)
-        c.unknown += len(unknown)
-        c.retried += len(retry)
-        c.antavo_events += registered
-
-    def _log_all(self, batches: list[Outcomes], result: IngestResult) -> None:
-        """Write the log rows of several answered requests durably, in one write."""
-        rows = [row for b in batches for row in b.rows]
-        for row in rows:
-            if row["error"]:
-                result.errors[row["error"][:120]] += 1
-        self.logs.extend("inbound_items", rows)
-        try:
-            self.logs.flush()
-        except (LogFileError, OSError) as exc:  # disk full, no permission, an I/O error
-            self._stopped = True  # no request starts after this; those in flight finish
-            cause = exc.cause if isinstance(exc, LogFileError) else exc
-            reason = f"{cause.strerror or cause}" + (
-                f": {cause.filename}" if cause.filename else ""
-            )
-            raise LogWriteError(
-                f"could not write the inbound log under logs.dir ({self.logs.logs_dir}): {reason};"
-                " sending stopped, and the items of the requests in flight were not marked and"
-                " will be retried (Antavo may register those twice). Free space or fix logs.dir,"
-                " then rerun",
-                result,
-            ) from None
-
-    def _mark_all(self, batches: list[Outcomes], result: IngestResult) -> None:
-        """Move the buffer status of items whose log rows are written, in one commit."""
-        done = [x for b in batches for x in b.done]
-        failed = [x for b in batches for x in b.failed]
-        retry = [x for b in batches for x in b.retry]
-        unknown = [x for b in batches for x in b.unknown]
-        if not (done or failed or retry or unknown):
-            return
-        try:
-            self.buffer.mark_many(
-                done=done,
-                failed=failed,
-                retry=retry,
-                unknown=unknown,
-                max_attempts=self.inbound.max_attempts,
-            )
-        except Exception as exc:  # a locked or full buffer database, a lost connection
-            # Items answered but not marked are sent again by the next run (Antavo has no
-            # idempotency key): no request may start after this one.
-            self._stopped = True
-            marks = len(done) + len(failed) + len(retry) + len(unknown)
-            raise BufferMarkError(
-                f"could not record Antavo's answers for {marks} item(s) in the inbound buffer "
-                f"(inbound.buffer_url): {error_kind(exc)}; sending stopped, those items stay "
-                "pending and the next run sends them again (Antavo may register them twice). "
-                "Fix the buffer database, then rerun",
-                result,
-            ) from None
-
-    def _row(
-        self,
-        item: BufferItem,
-        result: IngestResult,
-        mapping: str | None,
-        outcome: str,
-        event: dict[str, Any] | None = None,
-        answer: EventResult | None = None,
-        error: str | None = None,
-    ) -> dict[str, Any]:
-        return item_row(self.redactor, item, result.run_id, mapping, outcome, event, answer, error)
-
-    def _unsent(
-        self,
-        item: BufferItem,
-        result: IngestResult,
-        mapping: str | None,
-        status: str,
-        error: str,
-        event: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return unsent_row(self.redactor, item, result.run_id, mapping, status, error, event)

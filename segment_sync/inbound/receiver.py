@@ -27,6 +27,7 @@ from segment_sync.inbound.buffer_rows import InvalidMessageId, Row, rows_for
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
 from segment_sync.inbound.receiver_serving import ReceiverApp, tune_collector
 from segment_sync.inbound.receiver_writer import GroupCommitWriter
+from segment_sync.inbound.refusal_log import RefusalLog
 from segment_sync.inbound.request_body import (
     ClientGone,
     UnverifiedBudget,
@@ -37,7 +38,7 @@ from segment_sync.inbound.request_body import (
 )
 from segment_sync.inbound.request_body import Rejected as _Rejected
 from segment_sync.inbound.signature import verify
-from segment_sync.redaction import SecretUrl, error_kind
+from segment_sync.redaction import Redactor, SecretUrl, error_kind
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,37 @@ OFF_LOOP_BYTES = 256 * 1024
 DEFAULT_LIMITS = ReceiverLimits()
 # Memory a parsed body takes per byte (JSON objects and the received text), held until verified.
 PARSED_BYTES_PER_BYTE = 3
+STORE_RETRY_AFTER_S = 5  # a 503 from a busy or full buffer: the sender's retry comes back later
+# SQLite's fixed messages, safe to log (they carry no SQL or values).
+SQLITE_PROBLEMS = (
+    "database is locked",
+    "database or disk is full",
+    "attempt to write a readonly database",
+    "unable to open database file",
+    "disk I/O error",
+)
 
 
 def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )
+
+
+def store_problem(exc: BaseException) -> str:
+    """Why the buffer refused a write: SQLite's own fixed words where it gave them (no SQL, no
+    payload), else the error's kind; the fix for a lock held too long."""
+    text = str(getattr(exc, "orig", None) or exc)
+    said = next((words for words in SQLITE_PROBLEMS if words in text), None)
+    if said is None:
+        return error_kind(exc)
+    fix = (
+        ": another process held the buffer's write lock longer than its busy timeout "
+        "(a long transaction, or a copy tool on inbound.buffer_url)"
+        if said == "database is locked"
+        else ""
+    )
+    return f"{error_kind(exc)}: {said}{fix}"
 
 
 def _bearer_token(headers: Mapping[str, str]) -> bytes:
@@ -83,6 +109,7 @@ def create_receiver_app(
     per_request = (2 + PARSED_BYTES_PER_BYTE) * max_body_bytes
     budget = UnverifiedBudget(max(limits.max_unverified_bytes, per_request))
     refuse_batches = bool(webhook_secret) and token is None and not allow_unverified_batches
+    refusals = RefusalLog(Redactor([webhook_secret, webhook_token]))
 
     async def store(rows: list[Row]) -> tuple[int, int]:
         if writer is not None:
@@ -148,6 +175,7 @@ def create_receiver_app(
                     rows = check_body(body, signature)
                 del body
         except _Rejected as rejected:
+            refusals.refused(rejected.status, rejected.message, scope.get("client"))
             headers = {"Connection": "close", **rejected.headers}
             return _json(rejected.status, {"error": rejected.message}, headers)
         except ClientGone as gone:  # one line, not a traceback: a cheap way to flood the log
@@ -158,9 +186,11 @@ def create_receiver_app(
         try:
             stored, duplicates = await store(rows)
         except Exception as exc:  # Segment retries 5xx
-            log.error("could not store %d inbound events: %s", len(rows), error_kind(exc))
+            log.error("could not store %d inbound events: %s", len(rows), store_problem(exc))
             return _json(
-                503, {"error": "the events could not be stored and were not accepted; retry later"}
+                503,
+                {"error": "the events could not be stored and were not accepted; retry later"},
+                {"Retry-After": str(STORE_RETRY_AFTER_S)},
             )
         return _json(200, {"stored": stored, "duplicates": duplicates})
 

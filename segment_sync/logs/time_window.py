@@ -14,6 +14,10 @@ _RELATIVE = re.compile(r"(\d+)\s*([smhdw])(?:\s+ago)?", re.IGNORECASE)
 
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# A bound beyond what a datetime holds (`99999999999d` ago, the day after 9999-12-31) is the
+# earliest or latest instant there is: the user asked for everything on that side.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def parse_time(value: str, *, now: datetime | None = None, end_of_day: bool = False) -> datetime:
@@ -29,19 +33,29 @@ def parse_time(value: str, *, now: datetime | None = None, end_of_day: bool = Fa
     relative = _RELATIVE.fullmatch(text)
     if relative:
         amount, unit = int(relative.group(1)), relative.group(2).lower()
-        return now - timedelta(**{_UNITS[unit]: amount})
+        try:
+            return now - timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:  # longer ago than year 1
+            return EARLIEST
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             day = date.fromisoformat(text)
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return start + timedelta(days=1) if end_of_day else start
+            if not end_of_day:
+                return start
+            return start + timedelta(days=1) if day < date.max else LATEST
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise FilterError(
             f"cannot read time {value!r}; use an ISO date or timestamp (2024-03-01, "
             "2024-03-01T12:00:00Z), 'now', or how long ago: 30m, 1h, 7d, 2w"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC; 9999-12-31-14:00 after
+        return EARLIEST if moment.utcoffset() > timedelta(0) else LATEST
 
 
 def time_range(

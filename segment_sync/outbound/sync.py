@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from segment_sync.directions import allow_list_off
 from segment_sync.gc_pauses import fewer_gc_pauses
 from segment_sync.logs.store import LogWriteError, LogWriter
-from segment_sync.loyalty.records import LoyaltyEvent, ProfileChange, Stream
+from segment_sync.loyalty.records import Stream
 from segment_sync.loyalty.store import LoyaltyStore
 from segment_sync.native_memory import bound_native_memory, trim_native_memory
 from segment_sync.outbound.build import BuiltChunk, built_from_records
 from segment_sync.outbound.columnar_build import ColumnarBuilder
+from segment_sync.outbound.resend_rows import RowResend
 from segment_sync.outbound.resharding import ensure_shard_count
 from segment_sync.outbound.results import (
     OutboundCounts,
@@ -52,7 +53,7 @@ class _Settling:
     delivered: bool  # everything up to last_id was delivered (the run had no error yet)
 
 
-class OutboundSync:
+class OutboundSync(RowResend):
     """Runs the outbound sync of one stream to the configured Segment destination."""
 
     def __init__(
@@ -261,55 +262,6 @@ class OutboundSync:
             f"outbound_progress in outbound.state_url (source = '{key.source}', "
             f"stream = '{stream.value}') to send it from its first row"
         )
-
-    def send_rows(
-        self,
-        stream: Stream,
-        rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange],
-        run_id: str,
-    ) -> OutboundResult:
-        """Send exactly `rows` (e.g. found by reconciliation); the watermark does not move.
-
-        Same messages, batching, client and log rows as `run`. The caller holds
-        `self.state.lock(stream)` while it decides which rows to send and sends them, so no
-        outbound run sends (or has sent but not yet logged) the same rows meanwhile.
-        Raises OutboundFailed when a request failed for good; what was not delivered is logged
-        as pending and stays undelivered (a later reconciliation finds it again).
-        """
-        return run_stoppably(self._send_rows(stream, rows, run_id))
-
-    async def _send_rows(
-        self,
-        stream: Stream,
-        rows: Sequence[LoyaltyEvent] | Sequence[ProfileChange],
-        run_id: str,
-    ) -> OutboundResult:
-        watermark = self.state.watermark(stream)
-        upto = max((row.id for row in rows), default=watermark)
-        result = OutboundResult(
-            stream, run_id, watermark, watermark, upto, destination=self._destination
-        )
-        outbound = self.settings.outbound
-        client = self._client()
-        try:
-            for start in range(0, len(rows), outbound.chunk_size):
-                chunk, unrouted = self._routed(rows[start : start + outbound.chunk_size], stream)
-                built = with_unrouted(built_from_records(chunk, self.settings, stream), unrouted)
-                counted = replace(result.counts)
-                await send_chunk(
-                    client, stream, built, result, self.settings, self.logs, self.redactor
-                )
-                # Logged before the next chunk goes: an unwritable log stops the resend here.
-                if not await asyncio.to_thread(self._flush_logs, result):
-                    result.counts = counted
-                if not result.ok:
-                    break
-        finally:
-            await client.aclose()
-            self._flush_logs(result)
-        if not result.ok:
-            raise OutboundFailed(result)
-        return result
 
     def _routed(self, rows: Sequence, stream: Stream) -> tuple[list, list[NotSent]]:
         """The rows this destination sends, and the failed rows routed nowhere."""

@@ -76,6 +76,18 @@ def _dumps(message: dict) -> bytes:
     return bytes(memoryview(orjson.dumps(message)))
 
 
+def _unwritable(message_id: str, source_id: int, customer_id: str, kind: str,
+                name: str | None, what: str, exc: orjson.JSONEncodeError) -> NotSent:  # fmt: skip
+    """A message whose data, given as objects, orjson cannot write (too deep, a huge integer)."""
+    if "recursion" in str(exc).lower():
+        reason = f"message is nested more than {MAX_DEPTH} levels deep; it was not sent"
+    else:
+        reason = f"message cannot be written as JSON ({exc}); it was not sent"
+    return NotSent(
+        message_id, source_id, customer_id, kind, name, "failed", f"{reason} (fix {what})"
+    )
+
+
 def message_id(kind: str, row_id: int, occurred_at: datetime) -> str:
     """Deterministic per source row, so a resend is deduplicated by Segment (<= 100 chars).
 
@@ -176,18 +188,21 @@ def track_message(
             mid, event.id, event.customer_id, "track", event.action, "failed",
             _missing_id(mapping, event),
         )  # fmt: skip
-    body = _dumps(
-        {
-            "type": "track",
-            "event": event.action,
-            "userId": uid,
-            # As stored, when read from the store: the bytes the columnar builder sends.
-            "properties": event.data if event.data_json is None else Fragment(event.data_json),
-            "timestamp": iso_timestamp(event.occurred_at),
-            "messageId": mid,
-            "context": CONTEXT,
-        }
-    )
+    try:
+        body = _dumps(
+            {
+                "type": "track",
+                "event": event.action,
+                "userId": uid,
+                # As stored, when read from the store: the bytes the columnar builder sends.
+                "properties": event.data if event.data_json is None else Fragment(event.data_json),
+                "timestamp": iso_timestamp(event.occurred_at),
+                "messageId": mid,
+                "context": CONTEXT,
+            }
+        )
+    except orjson.JSONEncodeError as exc:  # data given as objects (not stored text)
+        return _unwritable(mid, event.id, uid, "track", event.action, "the event data", exc)
     message = Message(mid, event.id, uid, "track", event.action, body, event_ms(event.occurred_at))
     return _checked(message, event.action)
 
@@ -216,15 +231,18 @@ def identify_message(
             mid, change.id, change.customer_id, "identify", None, "failed",
             _missing_id(mapping, change),
         )  # fmt: skip
-    body = _dumps(
-        {
-            "type": "identify",
-            "userId": uid,
-            "traits": traits,
-            "timestamp": iso_timestamp(change.occurred_at),
-            "messageId": mid,
-            "context": CONTEXT,
-        }
-    )
+    try:
+        body = _dumps(
+            {
+                "type": "identify",
+                "userId": uid,
+                "traits": traits,
+                "timestamp": iso_timestamp(change.occurred_at),
+                "messageId": mid,
+                "context": CONTEXT,
+            }
+        )
+    except orjson.JSONEncodeError as exc:  # traits are re-serialised, never passed through
+        return _unwritable(mid, change.id, uid, "identify", None, "the customer's attributes", exc)
     message = Message(mid, change.id, uid, "identify", None, body, event_ms(change.occurred_at))
     return _checked(message, None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from segment_sync.inbound import buffer as buffer_module
+from segment_sync.inbound import buffer_claims
 from segment_sync.inbound.buffer import InboundBuffer
 
 NOW = datetime(2026, 12, 6, 22, 0, 0, 123456, tzinfo=UTC)
@@ -79,7 +79,7 @@ def _table(path: Path) -> list[tuple]:
 def test_claim_sqlite_matches_the_sqlalchemy_statement(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, kwargs: dict
 ) -> None:
-    monkeypatch.setattr(buffer_module, "_now", lambda: NOW)
+    monkeypatch.setattr(buffer_claims, "_now", lambda: NOW)  # where claim reads it
     _fill(tmp_path / "a.db", seed)
     shutil.copy(tmp_path / "a.db", tmp_path / "b.db")
     args = {"run_id": "run-a", "limit": 25, "max_attempts": 3, **kwargs}

@@ -477,3 +477,21 @@ def test_since_after_until_is_an_error() -> None:
     """An empty range is almost certainly a mistake."""
     with pytest.raises(FilterError, match=r"--since .* must be earlier than --until"):
         time_range("2024-03-02", "2024-03-01T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        ("99999999999d", None, {"t+0m", "t+30m", "t+90m", "t+1d"}),
+        ("9999999999w", "2024-03-01T12:30:00Z", {"t+0m"}),
+        ("0001-01-01T00:00:00+14:00", None, {"t+0m", "t+30m", "t+90m", "t+1d"}),
+        ("2024-03-02", "9999-12-31", {"t+1d"}),
+        ("2024-03-02", "9999-12-31T23:59:59-14:00", {"t+1d"}),
+    ],
+)
+def test_a_bound_beyond_the_years_datetimes_hold_means_everything_on_that_side(
+    timed_con: duckdb.DuckDBPyConnection, since: str | None, until: str | None, expected: set[str]
+) -> None:
+    """`--since 99999999999d` or `--until 9999-12-31` cannot be a datetime; they were an
+    OverflowError traceback (red-team review) and now reach the earliest or latest instant."""
+    assert in_range(timed_con, since, until) == expected

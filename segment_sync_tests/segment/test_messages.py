@@ -151,3 +151,34 @@ def test_a_message_nested_254_levels_is_sent_and_255_is_refused():
     assert isinstance(track_message(nested(254), "customer_id", ALLOWED), Message)
     deep = track_message(nested(255), "customer_id", ALLOWED)
     assert isinstance(deep, NotSent) and "nested more than 254 levels" in deep.reason
+
+
+def test_identify_traits_nested_254_levels_are_sent_and_255_are_refused_with_the_reason():
+    def nested(
+        levels: int,
+    ) -> ProfileChange:  # message and traits are two levels, the value the rest
+        value = orjson.loads("[" * (levels - 2) + "]" * (levels - 2))
+        return change(attributes={"email": value})
+
+    assert isinstance(identify_message(nested(254), "customer_id", frozenset({"email"})), Message)
+    deep = identify_message(nested(255), "customer_id", frozenset({"email"}))
+    assert isinstance(deep, NotSent) and deep.outcome == "failed"
+    assert "nested more than 254 levels" in deep.reason and "Recursion" not in deep.reason
+
+
+def test_track_data_nested_255_levels_given_as_objects_is_refused_with_the_reason():
+    levels = 255  # data given as Python objects (not stored JSON text): serialised here
+    deep = track_message(
+        event(data={"a": orjson.loads("[" * (levels - 2) + "]" * (levels - 2))}),
+        "customer_id",
+        ALLOWED,
+    )
+    assert isinstance(deep, NotSent) and "nested more than 254 levels" in deep.reason
+
+
+def test_identify_with_an_integer_json_cannot_carry_fails_alone_naming_it():
+    failed = identify_message(
+        change(attributes={"email": 2**70}), "customer_id", frozenset({"email"})
+    )
+    assert isinstance(failed, NotSent) and failed.outcome == "failed"
+    assert "cannot be written as JSON" in failed.reason and "attributes" in failed.reason

@@ -26,7 +26,8 @@ from typing import Any
 
 from segment_sync.inbound.mapping.evaluator import compiled, directive_problems
 from segment_sync.inbound.mapping.js_values import UNDEFINED
-from segment_sync.inbound.mapping.triggers import TriggerSyntaxError, parse_trigger
+from segment_sync.inbound.mapping.trigger_errors import TriggerSyntaxError
+from segment_sync.inbound.mapping.triggers import parse_trigger
 
 LOYALTY_EVENT = "loyalty_event"
 PROFILE_UPDATE = "profile_update"

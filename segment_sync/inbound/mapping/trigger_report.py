@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from segment_sync.inbound.mapping.js_values import UNDEFINED, js_string
+from segment_sync.inbound.mapping.trigger_errors import TriggerSyntaxError
 from segment_sync.inbound.mapping.trigger_nodes import (
     And,
     Comparison,
@@ -20,7 +21,7 @@ from segment_sync.inbound.mapping.trigger_nodes import (
     Or,
     field_value,
 )
-from segment_sync.inbound.mapping.triggers import TriggerSyntaxError, parse_trigger
+from segment_sync.inbound.mapping.triggers import parse_trigger
 
 _FIELD_LABELS = {
     "type": "Event type",

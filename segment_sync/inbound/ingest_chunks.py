@@ -1,0 +1,109 @@
+"""A claimed chunk mapped to Antavo requests: unsent items recorded, the requests started."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from segment_sync.antavo.client import MAX_BULK_EVENTS, AntavoClient
+from segment_sync.inbound.buffer import BufferItem
+from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.group_commit import Outcomes
+from segment_sync.inbound.ingest_recording import IngestRecording, _Planned
+from segment_sync.inbound.ingest_result import IngestResult
+from segment_sync.inbound.item_gate import ItemFault, through_gate_all
+from segment_sync.inbound.mapping.actions import Mapping
+from segment_sync.inbound.mapping.antavo_event import apply_mappings
+
+NO_MATCH = "no enabled mapping's trigger matched this event"
+
+
+class _Chunk:
+    """A claimed chunk's requests: `started` is set once each holds a slot (or is done)."""
+
+    def __init__(self, groups: list[list[_Planned]]) -> None:
+        self.groups = groups
+        self.sends: list[asyncio.Task] = []
+        self.started = asyncio.Event()
+        self._waiting = len(groups)
+        if not groups:
+            self.started.set()
+
+    def entered(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.started.set()
+
+
+class ChunkMapping(IngestRecording):
+    """`InboundIngest._start`: a chunk's items through the gate and mappings, grouped per request."""
+
+    # Set by InboundIngest.__init__, or its methods.
+    mappings: list[Mapping]
+    _customers: CustomerLookup | None
+    _send: Callable[..., Awaitable[None]]
+
+    async def _start(
+        self,
+        client: AntavoClient,
+        slots: asyncio.Semaphore,
+        items: list[BufferItem],
+        result: IngestResult,
+    ) -> _Chunk:
+        """Map a chunk, record its unsent items, and start its requests (each waits for a slot)."""
+        result.counts.items += len(items)
+        unsent_done: list[tuple[int, list[str]]] = []
+        unsent_failed: list[tuple[int, str]] = []
+        rows: list[dict[str, Any]] = []
+        log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
+        groups: list[list[_Planned]] = [[]]
+        multi = self.inbound.multi_accounts
+        gated = through_gate_all(items, lambda event: apply_mappings(self.mappings, event, multi))
+        mapped = [(i, o) for i, o in gated if not isinstance(o, ItemFault)]
+        for item, fault in ((i, o) for i, o in gated if isinstance(o, ItemFault)):
+            # The buffer's last error and the inbound log's row name the item; inbound_items
+            # has its ids in columns and the problem alone, so the run's top reasons group.
+            unsent_failed.append((item.id, fault.reason))
+            rows.append(self._row(item, result, None, "failed", error=fault.problem))
+            log_rows.append(self._unsent(item, result, None, "error", fault.reason))
+        if self._customers is not None:
+            wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
+            known = await asyncio.to_thread(self._customers, wanted) if wanted else {}
+            mapped = [(item, to_antavo_customers(outcomes, known)) for item, outcomes in mapped]
+        for item, outcomes in mapped:
+            errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
+            if not outcomes:
+                unsent_done.append((item.id, []))
+                rows.append(self._row(item, result, None, "no_match", error=NO_MATCH))
+                log_rows.append(self._unsent(item, result, None, "skipped", NO_MATCH))
+            elif errors:
+                unsent_failed.append((item.id, "; ".join(errors)))
+                for o in outcomes:
+                    error = o.error or "another mapping of this event failed"
+                    rows.append(
+                        self._row(
+                            item, result, o.mapping_name, "failed", o.antavo_event, None, error
+                        )
+                    )
+                    log_rows.append(
+                        self._unsent(item, result, o.mapping_name, "error", error, o.antavo_event)
+                    )
+            else:
+                # One group per Antavo request: an item's events never straddle two groups.
+                if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
+                    groups.append([])
+                groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
+        if rows or log_rows:
+            # Through the group commit: no two flushes run at once, so a flush never returns
+            # while another still writes rows it took (and marks would then come first).
+            self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
+            await self._commits.submit(Outcomes(rows, unsent_done, unsent_failed, []), result)
+        result.counts.no_match += len(unsent_done)
+        result.counts.failed += len(unsent_failed)
+        chunk = _Chunk([g for g in groups if g])
+        chunk.sends = [
+            asyncio.ensure_future(self._send(client, slots, g, result, chunk.entered))
+            for g in chunk.groups
+        ]
+        return chunk
