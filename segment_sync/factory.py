@@ -32,8 +32,15 @@ if TYPE_CHECKING:  # the inbound side is imported by what builds it: an outbound
 
 
 def log_writer(settings: Settings) -> LogWriter:
-    """The writer of the Parquet logs under `logs.dir`."""
-    return LogWriter(settings.logs.dir)
+    """The writer of the Parquet logs under `logs.dir`, masking the settings' secrets."""
+    return LogWriter(settings.logs.dir, redactor=Redactor(settings.secrets()))
+
+
+def _redacting(logs: LogWriter, redactor: Redactor) -> LogWriter:
+    """`logs`, masking the run's secrets (also keys passed in, not read from the settings) in
+    every column it writes."""
+    logs.redact_with(redactor)
+    return logs
 
 
 def loyalty_store(settings: Settings) -> LoyaltyStore:
@@ -111,13 +118,14 @@ def outbound_sync(
     `run` needs one shard; the default (every shard) serves replay and reconciliation.
     """
     store = store or loyalty_store(settings)
+    redactor = Redactor([write_key, *settings.secrets()])
     return OutboundSync(
         settings,
         store=store,
         state=outbound_state(settings, write_key, store_url=store.url, shard=shard),
         client=segment_client_factory(settings, write_key, backoff_base_s=backoff_base_s),
-        redactor=Redactor([write_key, *settings.secrets()]),
-        logs=logs or log_writer(settings),
+        redactor=redactor,
+        logs=_redacting(logs or log_writer(settings), redactor),
         on_chunk=on_chunk,
         route=RouteFilter.of(settings, store),
     )
@@ -192,12 +200,13 @@ def inbound_ingest(
     """An ingest wired to the settings' buffer, Antavo stack and logs."""
     from segment_sync.inbound.ingest import InboundIngest
 
+    redactor = Redactor([api_key, api_secret, settings.rate_limiter_url(), *settings.secrets()])
     return InboundIngest(
         settings,
         buffer=buffer or inbound_buffer(settings),
         client=antavo_client_factory(settings, api_key, api_secret, backoff_base_s=backoff_base_s),
-        redactor=Redactor([api_key, api_secret, settings.rate_limiter_url(), *settings.secrets()]),
-        logs=logs or log_writer(settings),
+        redactor=redactor,
+        logs=_redacting(logs or log_writer(settings), redactor),
         customers=external_customer_lookup(settings),
     )
 

@@ -3,6 +3,7 @@ errors."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,6 +21,14 @@ SECRET_HEADERS = frozenset(
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"',]*:)([^\s/\"',]+)@")
 
 
+def _json_escaped(secret: str) -> set[str]:
+    """`secret` as JSON writers put it inside a string, where that differs: orjson and DuckDB
+    (quote, backslash, control characters), Python's json.dumps (also non-ASCII as \\uXXXX)."""
+    forms = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms.discard(secret)
+    return forms
+
+
 def mask_url_passwords(text: str) -> str:
     """Every URL's password replaced, e.g. postgresql://u:[REDACTED]@host/db."""
     if "://" not in text or "@" not in text:
@@ -31,12 +40,19 @@ class Redactor:
     """Replaces every known secret value in text; knows nothing of where the text goes."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        # Longest first, so a secret containing another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._secrets: list[str] = []
+        self._raw: list[bytes] = []  # the same, encoded once (body, clean_bytes)
+        for secret in secrets:
+            self.add(secret)
 
     def add(self, secret: str | None) -> None:
         if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+            # Each secret also as a JSON string holds it: a body or an error quoting data
+            # carries `a\"b` for `a"b`. Longest first, so a secret containing another is
+            # replaced whole.
+            forms = {secret, *_json_escaped(secret)} - set(self._secrets)
+            self._secrets = sorted([*self._secrets, *forms], key=len, reverse=True)
+            self._raw = [s.encode(errors="surrogatepass") for s in self._secrets]
 
     def text(self, value: str | None) -> str | None:
         """`value` with every known secret, and every URL password, replaced."""
@@ -54,12 +70,17 @@ class Redactor:
             return False
         return "://" not in value or "@" not in value
 
+    def clean_bytes(self, value: bytes) -> bool:
+        """`clean` of UTF-8 text given as bytes (a log column's data buffer), without decoding."""
+        if any(raw in value for raw in self._raw):
+            return False
+        return b"://" not in value or b"@" not in value
+
     def body(self, value: bytes) -> bytes:
         """UTF-8 `value` redacted as `text` would, without decoding it: a request body is
         hundreds of KB and seldom holds a secret, so the clean case is a byte search per secret
         and returns `value` itself (UTF-8 is self-synchronising: a byte match is a text match)."""
-        for secret in self._secrets:
-            raw = secret.encode()
+        for raw in self._raw:
             if raw in value:
                 value = value.replace(raw, _REDACTED_BYTES)
         if b"://" not in value or b"@" not in value:

@@ -85,9 +85,9 @@ def run_manually(
 
     `secrets` (the settings' known secrets) are masked in what it prints and records;
     `settings_hash` says which settings the run used."""
-    logs = LogWriter(logs_dir)
-    record = RunRecord(run_id, job, "manual", settings_hash=settings_hash)
     redactor = Redactor(secrets)
+    logs = LogWriter(logs_dir, redactor=redactor)
+    record = RunRecord(run_id, job, "manual", settings_hash=settings_hash)
     try:
         with sigterm_stops_like_ctrl_c(record), recorded_run(logs, record, redactor):
             work(logs, record, redactor)

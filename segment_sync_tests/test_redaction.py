@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
+
 from segment_sync.redaction import REDACTED, Redactor, mask_url_passwords
 
 
@@ -49,3 +53,21 @@ def test_a_request_body_in_bytes_is_redacted_as_its_text_would_be():
 def test_a_clean_request_body_is_returned_as_is_without_a_copy():
     body = b'{"batch":[{"type":"track"}]}'
     assert Redactor(["wk_live_abcdef"]).body(body) is body
+
+
+def test_a_secret_json_escaped_in_a_body_or_a_text_is_masked():
+    """A body holds `a\\"b` for the secret `a"b`: the raw bytes are not in it."""
+    secret = 'K3y"\\\x01/é'
+    body = orjson.dumps({"note": secret})
+    redactor = Redactor([secret])
+    assert secret.encode() not in body  # only the escaped form is there
+    assert redactor.body(body) == orjson.dumps({"note": REDACTED})
+    assert redactor.text(json.dumps({"k": secret})) == f'{{"k": "{REDACTED}"}}'
+    assert not redactor.clean_bytes(body) and redactor.clean_bytes(b'{"note": "plain"}')
+
+
+def test_a_secret_with_a_lone_surrogate_is_kept_and_never_raises():
+    """os.environ decodes bytes that are not UTF-8 as lone surrogates (surrogateescape)."""
+    redactor = Redactor(["ab\udc80cd-key"])
+    assert redactor.body(b'{"a":"plain"}') == b'{"a":"plain"}'
+    assert redactor.text("x ab\udc80cd-key y") == f"x {REDACTED} y"

@@ -28,7 +28,9 @@ from segment_sync.logs.layout import (
     write_parquet,
 )
 from segment_sync.logs.object_store import is_object_store, s3_logs
+from segment_sync.logs.redacted_columns import redacted_table
 from segment_sync.logs.schema import schema_for
+from segment_sync.redaction import Redactor
 from segment_sync.signals import stops_deferred
 
 __all__ = ["LogWriteError", "LogWriter", "Row", "check_columns", "split_by_day", "to_arrow"]
@@ -65,10 +67,14 @@ def _durable_writers() -> ThreadPoolExecutor:
 class LogWriter:
     """Buffers log rows and writes them as new Parquet files; thread-safe, never locks DuckDB."""
 
-    def __init__(self, logs_dir: Path | str, *, durable: bool = False) -> None:
+    def __init__(
+        self, logs_dir: Path | str, *, durable: bool = False, redactor: Redactor | None = None
+    ) -> None:
         """Prepare `logs_dir` (a folder, or `s3://bucket/prefix`: see object_store.py);
-        `durable=True` also fsyncs each local file (survives power loss)."""
+        `durable=True` also fsyncs each local file (survives power loss). Every text column
+        written is masked by `redactor` (URL passwords at least) and by those `redact_with` adds."""
         self.durable = durable
+        self._redactors: tuple[Redactor, ...] = (redactor or Redactor(),)
         self.merge_every_s = FRESH_MERGE_EVERY_S
         self._merged_at = time.monotonic()
         self._pending: dict[str, list[Row]] = {}
@@ -100,6 +106,12 @@ class LogWriter:
             durable=self.durable,
             dictionary=not plain,
         )
+
+    def redact_with(self, redactor: Redactor) -> None:
+        """Also mask `redactor`'s secrets in every row written from now on (a run's own)."""
+        with self._lock:
+            if all(r is not redactor for r in self._redactors):
+                self._redactors = (*self._redactors, redactor)
 
     def append(self, table: str, row: Row) -> None:
         """Queue one row for `table`."""
@@ -255,6 +267,8 @@ class LogWriter:
             if len(parts) + len(tables) > 1
             else [*parts, *tables][0]
         )
+        # The one place every log row passes: no text taken from the data skips the redactor.
+        data = redacted_table(table, data, self._redactors)
         parts = list(split_by_day(table, data).items())
         written: list[Path] = []
         for index, (day, part) in enumerate(parts):
