@@ -279,6 +279,13 @@ class AntavoClient(ApiClient):
         if post.response is None:
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
             outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
+        elif post.cut_short and post.response.is_success:
+            # Antavo answered 2xx, but what it said of each event was not read: it may have
+            # registered them, so they are unknown, never failed and resent.
+            response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
+            error = redact(unknown_outcome(f"answer was not read whole [{post.error}]"))
+            verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
+            outcome = _Outcome(identifier, post.response.status_code, False, None, error, verdicts)
         else:
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])

@@ -172,10 +172,12 @@ class SegmentClient(ApiClient):
         text = self.redactor.text(response.text[:_RESPONSE_BODY_LIMIT]) or ""
         status = response.status_code
         if 200 <= status < 300:
-            success = is_segment_success(response.content)
+            success = not post.cut_short and is_segment_success(response.content)
             error = None if success else not_segment_text(self.url, status, text)
         else:
             error = _error_text(status, text)
+        if post.cut_short:  # a body over the limit is no Segment answer; say how big it was
+            error = f"{error} [{post.error}]"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return Attempt(
             identifier, number, post.started_at, status, post.elapsed_s, error, text, retry_after

@@ -14,7 +14,7 @@ from segment_sync.http import RetryPolicy
 from segment_sync.segment.client import SegmentClient, Verdict, gzip_body
 from segment_sync.standins.segment import SegmentFaults, SegmentStandin
 from segment_sync.standins.server import serve_in_thread
-from segment_sync_tests.odd_answers import answering
+from segment_sync_tests.odd_answers import answering, dripping
 
 KEY = "us-key-123456"
 
@@ -166,3 +166,21 @@ def test_a_secret_in_a_non_segment_answer_is_redacted():
     with answering(200, f"<p>welcome {KEY}</p>".encode(), "text/html") as url:
         outcome = send(url, KEY, body())
     assert outcome.verdict is Verdict.FATAL and KEY not in repr(outcome)
+
+
+def test_a_dripped_answer_is_a_timeout_retried_then_fatal():
+    """Each byte within timeout_s, the whole answer long after it: a timeout, as a network error."""
+    with dripping(b'{"success": true}' + b" " * 23, every_s=0.15) as url:
+        outcome = send(url, KEY, body(), max_retries=1, timeout_s=0.5)
+    assert outcome.verdict is Verdict.FATAL
+    assert [a.status_code for a in outcome.attempts] == [None, None]
+    assert "Timeout: no whole answer within timeout_s" in (outcome.last.error or "")
+
+
+def test_a_200_over_the_body_cap_delivers_nothing_and_names_the_size():
+    with answering(200, b'{"success": true}' + b" " * (2 << 20)) as url:
+        outcome = send(url, KEY, body())
+    assert outcome.verdict is Verdict.FATAL and len(outcome.attempts) == 1
+    error = outcome.last.error or ""
+    assert "not as Segment's Tracking API does" in error
+    assert "over the 1,048,576-byte limit (Content-Length 2,097,169)" in error
