@@ -12,8 +12,9 @@
 - /events/bulk answers 200 with one result per event (`{"results": [{"error": {...}} |
   {"events": [...]}], "total", "errors"}`), so one bad event fails alone. A 2xx answer that does
   not account for every event (not JSON, no result list, one result short, a result that is not
-  an object) leaves their outcome `unknown`: Antavo may have registered them, so they are
-  neither failed nor retried (a resend could register them twice).
+  an object, or a body over the 1 MiB read limit) leaves their outcome `unknown`: Antavo may
+  have registered them, so they are neither failed nor retried (a resend could register them
+  twice). `timeout_s` bounds each whole request; passing it is a timeout, retried as one.
 - Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
