@@ -10,6 +10,7 @@ from segment_sync.cli import main
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.report import classify
 from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
@@ -125,6 +126,7 @@ def test_a_200_not_from_segment_leaves_messages_pending_and_fails_the_run(
     result = failed.value.result
     assert (result.counts.sent, result.counts.pending, result.counts.failed) == (0, 3, 0)
     assert "answered 200 but not as Segment's Tracking API does" in (result.error or "")
+    assert classify([result]) == "configuration"  # no automatic retry: a setting to fix
     assert sync.state.watermark(Stream.EVENTS) == 0
     with connect(sync.settings.logs.dir) as con:
         outcomes = con.execute("SELECT outcome, count(*) FROM outbound_messages GROUP BY 1")
