@@ -19,10 +19,13 @@ from typing import Self, TypeVar
 import httpx
 
 from segment_sync import LIBRARY_NAME, __version__
-from segment_sync.lean_transport import LeanTransport
+from segment_sync.lean_transport import CUT_SHORT, LeanTransport
 from segment_sync.redaction import Redactor, SecretUrl
 
 MAX_RETRY_AFTER_S = 300.0
+# The most of an answer's body read: Segment and Antavo answer in bytes to kilobytes; a server
+# sending more is not the API (a portal, a proxy) and must not hold the run's memory.
+MAX_ANSWER_BYTES = 1 << 20
 # 408 and 429 ask the client to come back; 5xx is the server's fault; None is a network error.
 RETRYABLE_STATUSES = frozenset({408, 429})
 USER_AGENT = f"{LIBRARY_NAME}/{__version__}"
@@ -112,7 +115,10 @@ class TimedPost:
     started_at: datetime
     elapsed_s: float
     response: httpx.Response | None
-    error: str | None  # redacted; set exactly when `response` is None
+    # Redacted. Set when `response` is None (no answer: a network error or the deadline), and
+    # with a response whose body passed the cap (`cut_short`): it holds the first bytes only.
+    error: str | None
+    cut_short: bool = False
 
 
 def _environment_proxies() -> bool:
@@ -132,13 +138,23 @@ class ApiClient:
         auth: httpx.Auth | None = None,
         headers: dict[str, str] | None = None,
         lean: bool = False,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        deadline_s: float | None = None,
     ) -> None:
         """`lean`: HTTP/1.1 through LeanTransport (a fraction of httpcore's CPU per request),
-        unless the environment names a proxy (then httpx's own transports, which route it)."""
+        unless the environment names a proxy (then httpx's own transports, which route it).
+        `timeout_s` bounds each connect and read; `deadline_s` (default `timeout_s`) each whole
+        request, connect to last byte."""
         self.redactor = Redactor(list(secrets))
+        self.deadline_s = timeout_s if deadline_s is None else deadline_s
+        self.max_answer_bytes = max_answer_bytes
         # httpx routes environment proxies only when it builds its own transport.
         lean = lean and not _environment_proxies()
-        transport = LeanTransport(max_connections=max_connections) if lean else None
+        transport = (
+            LeanTransport(max_connections=max_connections, max_body_bytes=max_answer_bytes)
+            if lean
+            else None
+        )
         # Without auth, a lean client's requests skip httpx's client layers (see _send_lean).
         self._lean = transport if auth is None else None
         self._http = httpx.AsyncClient(
@@ -199,14 +215,62 @@ class ApiClient:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         try:
-            if self._lean is not None:
-                response = await self._send_lean(method, where.reveal(), content, headers)
+            # httpx's read timeout restarts with every byte: a server dripping its answer would
+            # hold the request (and the run) for as long as it likes without this deadline.
+            async with asyncio.timeout(self.deadline_s):
+                if self._lean is not None:
+                    response = await self._send_lean(method, where.reveal(), content, headers)
+                else:
+                    response = await self._send_capped(method, where.reveal(), content, headers)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            if isinstance(exc, httpx.HTTPError):
+                cause = f"{type(exc).__name__}: {exc or 'no answer'}"
             else:
-                response = await self._http.request(
-                    method, where.reveal(), content=content, headers=headers
-                )
-        except httpx.HTTPError as exc:
-            cause = Redactor(where.passwords()).text(f"{type(exc).__name__}: {exc or 'no answer'}")
+                cause = f"Timeout: no whole answer within timeout_s ({self.deadline_s:g} s)"
+            cause = Redactor(where.passwords()).text(cause)
             error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")
             return TimedPost(started, time.perf_counter() - clock, None, error)
-        return TimedPost(started, time.perf_counter() - clock, response, None)
+        elapsed = time.perf_counter() - clock
+        cut = response.extensions.get(CUT_SHORT)
+        if cut is None:
+            return TimedPost(started, elapsed, response, None)
+        error = (
+            f"HTTP {response.status_code} answer cut short: its body is over the "
+            f"{self.max_answer_bytes:,}-byte limit ({cut}); the rest was not read "
+            f"({method} {where})"
+        )
+        return TimedPost(started, elapsed, response, self.redactor.text(error), cut_short=True)
+
+    async def _send_capped(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        """`self._http.request`, its body read up to `max_answer_bytes` (over it, the response
+        holds the first bytes and says so in `extensions[CUT_SHORT]`)."""
+        request = self._http.build_request(method, url, content=content, headers=headers)
+        response = await self._http.send(request, stream=True)
+        try:
+            await read_capped(response, self.max_answer_bytes)
+        finally:
+            await response.aclose()  # a body left unread closes the connection, never reused
+        return response
+
+
+async def read_capped(response: httpx.Response, cap: int) -> None:
+    """Read a streamed response's body, at most `cap` bytes of it (decoded)."""
+    if CUT_SHORT in response.extensions:  # a lean transport already cut it
+        return
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        response._content = b""  # as httpx's own aread sets it
+        response.extensions[CUT_SHORT] = f"Content-Length {int(declared):,}"
+        return
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            response._content = b"".join(parts)
+            response.extensions[CUT_SHORT] = f"more than {cap:,} bytes arrived"
+            return
+        parts.append(part)
+    response._content = b"".join(parts)

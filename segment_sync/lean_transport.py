@@ -20,13 +20,18 @@ import httptools
 import httpx
 
 KEEPALIVE_EXPIRY_S = 5.0  # httpx's default: an idle connection older than this is not reused
+# A response extension: set (to what was seen) when the body passed the size limit and was cut.
+CUT_SHORT = "segment_sync.cut_short"
 
 
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time, its answer parsed by httptools."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body_bytes: int | None = None) -> None:
         self.transport: asyncio.Transport | None = None
+        self.max_body_bytes = max_body_bytes
+        self._body_size = 0
+        self.cut_short: str | None = None  # what passed the limit, when the body was cut
         self.closed = False
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
@@ -79,6 +84,16 @@ class _Connection(asyncio.Protocol):
             self.on_message_complete()
 
     def on_body(self, body: bytes) -> None:
+        if self.cut_short is not None:
+            return
+        limit = self.max_body_bytes
+        self._body_size += len(body)
+        if limit is not None and self._body_size > limit:
+            # The answer ends here for the caller; the connection is closed, never reused.
+            self.cut_short = f"more than {limit:,} bytes arrived"
+            if self._answer is not None and not self._answer.done():
+                self._answer.set_result(self._parser.get_status_code())
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -123,6 +138,7 @@ class _Connection(asyncio.Protocol):
         self._answer = asyncio.get_running_loop().create_future()
         self._headers, self._body, self._reason = [], [], b""
         self._headers_done, self._framed, self.keep_alive = False, True, False
+        self._body_size, self.cut_short = 0, None
         assert self.transport is not None
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
@@ -136,20 +152,32 @@ class _Connection(asyncio.Protocol):
                 if self.activity == seen:  # no byte for a whole read timeout, as httpx counts it
                     self.close()
                     raise httpx.ReadTimeout("timed out waiting for the response") from None
-        if self.head_only or not self.keep_alive:
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": self._reason}
+        if self.cut_short is not None:
+            extensions[CUT_SHORT] = self.cut_short
+        if self.head_only or not self.keep_alive or self.cut_short is not None:
             self.close()
         return httpx.Response(
             status,
             headers=self._headers,
             stream=httpx.ByteStream(b"".join(self._body)),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": self._reason},
+            extensions=extensions,
         )
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
     """Keep-alive connections per origin, at most `max_connections` in use at once."""
 
-    def __init__(self, *, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int | None = None,
+    ) -> None:
+        """`max_body_bytes`: an answer's body is cut there (the response says so in its
+        `CUT_SHORT` extension) and its connection closed."""
+        self._max_body_bytes = max_body_bytes
         self._ssl = ssl_context or httpx.create_ssl_context()
         self._idle: defaultdict[tuple[bytes, bytes, int], list[_Connection]] = defaultdict(list)
         self._slots = asyncio.Semaphore(max_connections)
@@ -216,7 +244,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    _Connection,
+                    lambda: _Connection(self._max_body_bytes),
                     host.decode("ascii"),
                     port,
                     ssl=self._ssl if secure else None,

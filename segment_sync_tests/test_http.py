@@ -1,4 +1,4 @@
-"""The retry rules both API clients share."""
+"""The HTTP layer both API clients share: retry rules, a deadline per request, a body cap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import weakref
 
 import pytest
 
-from segment_sync.http import RetryPolicy, is_retryable, parse_retry_after
+from segment_sync.http import ApiClient, RetryPolicy, TimedPost, is_retryable, parse_retry_after
+from segment_sync_tests.odd_answers import answering, dripping
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -103,3 +104,48 @@ def test_the_retry_policy_hands_the_last_attempts_retry_after_to_the_caller() ->
         )
         assert made == list(range(1, max_retries + 2))
         assert asked == expected
+
+
+def _request(url: str, *, lean: bool, timeout_s: float = 5.0, cap: int = 1 << 20) -> TimedPost:
+    async def go() -> TimedPost:
+        client = ApiClient(
+            secrets=[], timeout_s=timeout_s, max_connections=1, lean=lean, max_answer_bytes=cap
+        )
+        async with client:
+            return await client.timed_post(f"{url}/x", b"{}", {}, fix="the URL is right")
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["httpx", "lean"])
+def test_an_answer_dripped_slower_than_timeout_s_in_all_is_a_timeout(lean):
+    """Each byte comes well within timeout_s, the whole answer well after it: the deadline
+    bounds the request, not each read."""
+    with dripping(b'{"success": true}' + b" " * 23, every_s=0.15) as url:
+        post = _request(url, lean=lean, timeout_s=0.5)
+    assert post.response is None  # a network error to the callers: retried like a timeout
+    assert post.error is not None and post.error.startswith("Timeout: no whole answer within")
+    assert "timeout_s (0.5 s)" in post.error and "check that the URL is right" in post.error
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["httpx", "lean"])
+@pytest.mark.parametrize("framing", ["content_length", "chunked"])
+def test_an_answer_over_the_body_cap_is_cut_short_and_says_its_size(lean, framing):
+    big = b"x" * 300_000
+    if framing == "content_length":
+        server = answering(200, big, "text/html")
+    else:
+        server = dripping(big, every_s=0, chunk=16_384, length=False)
+    with server as url:
+        post = _request(url, lean=lean, cap=100_000)
+    assert post.cut_short and post.response is not None and post.response.status_code == 200
+    assert len(post.response.content) <= 100_000
+    assert "its body is over the 100,000-byte limit" in (post.error or "")
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["httpx", "lean"])
+def test_an_answer_at_the_cap_is_read_whole(lean):
+    with answering(200, b"y" * 100_000) as url:
+        post = _request(url, lean=lean, cap=100_000)
+    assert not post.cut_short and post.error is None
+    assert post.response is not None and post.response.content == b"y" * 100_000

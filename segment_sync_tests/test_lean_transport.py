@@ -118,7 +118,8 @@ def test_a_silent_server_is_a_read_timeout() -> None:
     async def run() -> str | None:
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = ApiClient(secrets=[], timeout_s=0.3, max_connections=1, lean=True)
+        # The transport's read timeout, not ApiClient's whole-request deadline (test_http.py).
+        client = ApiClient(secrets=[], timeout_s=0.3, max_connections=1, lean=True, deadline_s=30)
         try:
             post = await client.timed_post(f"http://127.0.0.1:{port}/", b"1", {}, fix="x")
         finally:

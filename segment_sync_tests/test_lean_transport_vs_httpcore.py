@@ -31,11 +31,15 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
-def _post(lean: bool, handler, *, timeout_s: float = 5.0, n: int = 1, between=None):
+def _post(
+    lean: bool, handler, *, timeout_s: float = 5.0, n: int = 1, between=None, deadline_s=None
+):
     async def run():
         server = await asyncio.start_server(handler, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = ApiClient(secrets=[], timeout_s=timeout_s, max_connections=2, lean=lean)
+        client = ApiClient(
+            secrets=[], timeout_s=timeout_s, max_connections=2, lean=lean, deadline_s=deadline_s
+        )
         posts = []
         try:
             for i in range(n):
@@ -326,7 +330,8 @@ def test_a_trickling_answer_is_no_read_timeout(lean: bool) -> None:
         await asyncio.sleep(0.2)
         writer.close()
 
-    (post,) = _post(lean, handle, timeout_s=0.5)
+    # The read timeout alone (ApiClient's whole-request deadline is tested in test_http.py).
+    (post,) = _post(lean, handle, timeout_s=0.5, deadline_s=30)
     assert post.response is not None and post.response.content == b"abcdef", post.error
 
 

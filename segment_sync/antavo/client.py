@@ -12,8 +12,9 @@
 - /events/bulk answers 200 with one result per event (`{"results": [{"error": {...}} |
   {"events": [...]}], "total", "errors"}`), so one bad event fails alone. A 2xx answer that does
   not account for every event (not JSON, no result list, one result short, a result that is not
-  an object) leaves their outcome `unknown`: Antavo may have registered them, so they are
-  neither failed nor retried (a resend could register them twice).
+  an object, or a body over the 1 MiB read limit) leaves their outcome `unknown`: Antavo may
+  have registered them, so they are neither failed nor retried (a resend could register them
+  twice). `timeout_s` bounds each whole request; passing it is a timeout, retried as one.
 - Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -279,6 +280,13 @@ class AntavoClient(ApiClient):
         if post.response is None:
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
             outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
+        elif post.cut_short and post.response.is_success:
+            # Antavo answered 2xx, but what it said of each event was not read: it may have
+            # registered them, so they are unknown, never failed and resent.
+            response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
+            error = redact(unknown_outcome(f"answer was not read whole [{post.error}]"))
+            verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
+            outcome = _Outcome(identifier, post.response.status_code, False, None, error, verdicts)
         else:
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])

@@ -26,6 +26,9 @@ class Sent:
     size: int  # body bytes
     split: bool = False  # refused, then resent as two halves: its messages are in later requests
     note: str | None = None  # why a refused request of several messages was not split further
+    # Refused with several messages when the split budget ran out: which of them Segment
+    # refuses is not known, so none is failed; they stay pending (reconcile/replay narrows on).
+    unsettled: bool = False
 
     @property
     def refused(self) -> bool:
@@ -55,6 +58,7 @@ async def send_narrowing(messages: MessageColumns, send: SendRequest) -> list[Se
         for part in final:
             sent = refused[part]
             sent.split, sent.note = False, _refusal_note(part, len(plan.first[part.origin]))
+            sent.unsettled = len(part) > 1
     return requests
 
 
@@ -64,5 +68,7 @@ def _refusal_note(part: Part, batch: int) -> str | None:
         return f"refused alone (found by splitting its request of {batch})" if batch > 1 else None
     return (
         f"not narrowed to single messages: splitting its request of {batch} used the budget of "
-        f"{MAX_SPLIT_REQUESTS} extra requests (many messages refused); replay once fixed"
+        f"{MAX_SPLIT_REQUESTS} extra requests (many messages refused), so which of these "
+        "Segment refuses is not known: stays pending; reconciliation or `segment-sync replay "
+        "outbound` sends it again and narrows further"
     )

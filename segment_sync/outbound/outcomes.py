@@ -24,7 +24,16 @@ def record_requests(
         if sent.split:  # refused and resent as halves: its messages settle in those
             count_requests(sent.outcome, sent.size, result)
         else:
-            record_outcome(sent.group, sent.outcome, sent.size, result, settings, logs, sent.note)
+            record_outcome(
+                sent.group,
+                sent.outcome,
+                sent.size,
+                result,
+                settings,
+                logs,
+                sent.note,
+                unsettled=sent.unsettled,
+            )
 
 
 def count_requests(outcome: BatchOutcome, size: int, result: OutboundResult) -> None:
@@ -43,11 +52,15 @@ def record_outcome(
     settings: Settings,
     logs: LogWriter,
     note: str | None = None,
+    *,
+    unsettled: bool = False,
 ) -> None:
     """Count a request's messages and queue their `outbound_messages` rows.
 
     `outcome` None: the request was never sent (an earlier one failed for good). `note` adds
-    to Segment's reason for a refused request (what splitting it found out).
+    to Segment's reason for a refused request (what splitting it found out). `unsettled`: a
+    refused request the split budget left with several messages: pending, not failed (one
+    bad message must not fail its neighbours); progress moves on, as for the failed ones.
     """
     counts, stream = result.counts, result.stream
     if outcome is None:
@@ -64,8 +77,12 @@ def record_outcome(
         answered_ms = (last.started_at.timestamp() + last.response_time_s) * 1000
         result.latencies.add(answered_ms - group.occurred_ms.to_numpy(zero_copy_only=False))
     elif outcome.verdict is Verdict.REJECTED:
-        counts.failed += len(group)
         outcome_name, error = "failed", f"{last.error}; {note}" if note else last.error
+        if unsettled:
+            counts.pending += len(group)
+            outcome_name = "pending"
+        else:
+            counts.failed += len(group)
     else:
         counts.pending += len(group)
         outcome_name = "pending"

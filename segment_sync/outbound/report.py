@@ -111,9 +111,15 @@ _KIND_HINT: dict[str, str] = {
 }
 
 
+def _configuration(status: int | None) -> bool:
+    """A status that stopped a run because of a setting: the key, the region, the endpoint
+    (a 2xx stops a run only when it is not Segment's answer: a portal or a proxy at base_url)."""
+    return status in CONFIGURATION_STATUSES or (status is not None and 200 <= status < 300)
+
+
 def classify(results: Sequence[OutboundResult]) -> FailureKind | None:
     """The failure kind of a run made of `results` (None when nothing failed or stayed pending)."""
-    if any(r.error_status in CONFIGURATION_STATUSES for r in results if r.error):
+    if any(_configuration(r.error_status) for r in results if r.error):
         return "configuration"
     if any(r.counts.pending or r.error for r in results):
         return "transient"

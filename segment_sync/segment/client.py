@@ -9,20 +9,24 @@ from datetime import datetime
 from enum import StrEnum
 
 import httpx
+import orjson
 from isal import isal_zlib
 
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 from segment_sync.redaction import SecretUrl, reveal
 
 _RESPONSE_BODY_LIMIT = 4096
+_SHOWN_BODY_CHARS = 200
 
 
 class Verdict(StrEnum):
     """What a finished request means for the messages it carried."""
 
-    DELIVERED = "delivered"  # 2xx
+    DELIVERED = "delivered"  # 2xx with Segment's `{"success": true}`
     REJECTED = "rejected"  # 400/413: refused as sent; resending the same body cannot help
-    FATAL = "fatal"  # auth, region, retries exhausted: the run fails, messages stay pending
+    # auth, region, retries exhausted, a 2xx that is not Segment's: the run fails, messages
+    # stay pending
+    FATAL = "fatal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,27 @@ def _error_text(status: int, body: str) -> str:
     }
     hint = hints.get(status, "Segment server error" if status >= 500 else "unexpected status")
     return f"HTTP {status}: {hint}" + (f" ({body[:300]})" if body else "")
+
+
+def is_segment_success(content: bytes) -> bool:
+    """Is this body Segment's answer to an accepted batch: a JSON object with `success: true`?"""
+    if content == b'{"success":true}':  # the usual answer, without parsing
+        return True
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and answer.get("success") is True
+
+
+def not_segment_text(url: SecretUrl, status: int, body: str) -> str:
+    """Why a 2xx without Segment's `{"success": true}` delivered nothing, and what to check."""
+    shown = repr(body[:_SHOWN_BODY_CHARS]) if body else "empty"
+    return (
+        f"the server at {url} (outbound.base_url) answered {status} but not as Segment's "
+        f"Tracking API does (body: {shown}); check outbound.base_url / outbound.region and any "
+        "proxy in between. Nothing was marked delivered"
+    )
 
 
 def gzip_body(body: bytes) -> bytes:
@@ -127,7 +152,8 @@ class SegmentClient(ApiClient):
     def _verdict(last: Attempt) -> Verdict:
         code = last.status_code
         if code is not None and 200 <= code < 300:
-            return Verdict.DELIVERED
+            # A 2xx whose body is not Segment's success (a portal, a proxy): never accepted.
+            return Verdict.DELIVERED if last.error is None else Verdict.FATAL
         if code in (400, 413):
             return Verdict.REJECTED
         return Verdict.FATAL
@@ -145,7 +171,13 @@ class SegmentClient(ApiClient):
         response = post.response
         text = self.redactor.text(response.text[:_RESPONSE_BODY_LIMIT]) or ""
         status = response.status_code
-        error = None if 200 <= status < 300 else _error_text(status, text)
+        if 200 <= status < 300:
+            success = not post.cut_short and is_segment_success(response.content)
+            error = None if success else not_segment_text(self.url, status, text)
+        else:
+            error = _error_text(status, text)
+        if post.cut_short:  # a body over the limit is no Segment answer; say how big it was
+            error = f"{error} [{post.error}]"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return Attempt(
             identifier, number, post.started_at, status, post.elapsed_s, error, text, retry_after

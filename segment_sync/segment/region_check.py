@@ -88,7 +88,7 @@ async def _probe_endpoint(
     url, env, region = client.url, destination.write_key_env, destination.region
     if answer.status_code is None:
         return CheckResult(ENDPOINT, Outcome.FAILED, f"cannot reach {url}: {answer.error}")
-    if 200 <= answer.status_code < 300:
+    if 200 <= answer.status_code < 300 and answer.error is None:
         text = (
             f"{url} answered {answer.status_code} to an empty batch: it is reachable (Segment "
             "answers 200 to any write key, so this proves neither the key nor the region)"
@@ -102,6 +102,8 @@ async def _probe_endpoint(
             f"workspace's region. Answer: {said}"
         )
         return CheckResult(ENDPOINT, Outcome.FAILED, text)
+    if 200 <= answer.status_code < 300:  # answered, but not as Segment does (a portal, a proxy)
+        return CheckResult(ENDPOINT, Outcome.FAILED, answer.error or "")
     return CheckResult(ENDPOINT, Outcome.FAILED, f"{url} answered {answer.error}")
 
 

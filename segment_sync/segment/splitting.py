@@ -5,8 +5,10 @@ objects to are found by sending each half again, and the halves of a refused hal
 messages; everything in a half Segment accepts is delivered. One refused message among n costs
 at most 2 * ceil(log2(n)) more requests (24 for a batch of 2,500). Each original request may
 spend at most `MAX_SPLIT_REQUESTS` on this, so a batch where many messages are refused (or every
-one, as when a proxy refuses everything) cannot multiply the run's requests; the parts still
-refused when the budget is spent fail together with Segment's answer. A split is not a retry:
+one, as when a proxy refuses everything) cannot multiply the run's requests; the parts of
+several messages still refused when the budget is spent are not failed (which of their messages
+Segment refuses is unknown): the sync leaves them pending for reconciliation or a replay, which
+narrow them further. A split is not a retry:
 each half is a new request with its own body, and the retry policy (429, 5xx, network) applies
 to each on its own.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from segment_sync import factory
@@ -9,8 +10,12 @@ from segment_sync.cli import main
 from segment_sync.logs.views import connect
 from segment_sync.loyalty.records import NewEvent, Stream
 from segment_sync.loyalty.store import LoyaltyStore
+from segment_sync.outbound.report import classify
+from segment_sync.outbound.results import OutboundFailed
 from segment_sync.settings import load_settings
 from segment_sync_tests.conftest import WRITE_KEY
+from segment_sync_tests.odd_answers import answering
+from segment_sync_tests.outbound.syncs import outbound_sync
 
 
 def invoke(*args: str):
@@ -100,3 +105,32 @@ def test_a_401_leaves_every_message_pending_and_names_the_settings_not_the_key(
     [(_, status, _, failed, error)] = sync_runs(path)
     assert status == "failure" and failed == 0 and "configuration" in error
     assert EU_WRITE_KEY not in error
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b'{"success": false}', b"<html>Please log in to the proxy</html>", b""],
+    ids=["success_false", "login_page", "empty"],
+)
+def test_a_200_not_from_segment_leaves_messages_pending_and_fails_the_run(
+    answer, write_settings, segment_standin
+):
+    """A proxy or a wrong outbound.base_url answering 200: nothing delivered, progress stays,
+    the run names the problem; the next run against Segment delivers every message."""
+    with answering(200, answer, "text/html") as url:
+        path = write_settings(outbound={"base_url": url, "max_retries": 1})
+        seed_events(path, with_external=3, without_external=0)
+        sync = outbound_sync(path)
+        with pytest.raises(OutboundFailed) as failed:
+            sync.run(Stream.EVENTS, "r-proxy")
+    result = failed.value.result
+    assert (result.counts.sent, result.counts.pending, result.counts.failed) == (0, 3, 0)
+    assert "answered 200 but not as Segment's Tracking API does" in (result.error or "")
+    assert classify([result]) == "configuration"  # no automatic retry: a setting to fix
+    assert sync.state.watermark(Stream.EVENTS) == 0
+    with connect(sync.settings.logs.dir) as con:
+        outcomes = con.execute("SELECT outcome, count(*) FROM outbound_messages GROUP BY 1")
+        assert outcomes.fetchall() == [("pending", 3)]
+    fixed = write_settings(outbound={"base_url": segment_standin.url})
+    assert outbound_sync(fixed).run(Stream.EVENTS, "r-segment").counts.sent == 3
+    assert len(segment_standin.accepted_message_ids()) == 3

@@ -120,12 +120,38 @@ def test_a_batch_with_every_message_refused_costs_at_most_100_more_requests_and_
     segment_standin.set_faults(refuse_marker=MARKER)
     result = run_outbound(path)
     assert result.exit_code == 1
-    assert "600 message(s) failed, 0 stayed pending (sent 0" in result.output
     assert segment_standin.stats()["requests"] == 1 + 100
     assert segment_standin.accepted_message_ids() == []
-    errors = logged(path, "SELECT error FROM outbound_messages WHERE outcome = 'failed'")
-    assert len(errors) == 600
-    assert any("budget of 100 extra requests" in e for (e,) in errors)
+    # No part is narrowed to one message within the budget: none is known bad, all pending.
+    outcomes = dict(logged(path, "SELECT outcome, count(*) FROM outbound_messages GROUP BY 1"))
+    assert outcomes == {"pending": 600}
+    failed, pending = 0, 600
+    assert f"{failed} message(s) failed, {pending} stayed pending (sent 0" in result.output
+    errors = logged(path, "SELECT error FROM outbound_messages WHERE outcome = 'pending'")
+    assert all("budget of 100 extra requests" in e and "stays pending" in e for (e,) in errors)
+
+
+def test_sixteen_refused_in_2500_fail_alone_and_the_good_messages_never_fail(
+    write_settings, segment_standin
+):
+    """One bad message is one failed message: when the split budget runs out, the good ones
+    beside the bad stay pending, and a replay once the cause is fixed delivers them all."""
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    marked = {i for i in range(2_500) if i % 156 == 7}
+    ids = seed(path, 2_500, marked=marked)
+    segment_standin.set_faults(refuse_marker=MARKER)
+    result = run_outbound(path)
+    assert result.exit_code == 1, result.output
+    failed = logged(path, "SELECT source_id FROM outbound_messages WHERE outcome = 'failed'")
+    assert {s for (s,) in failed} <= {ids[i] for i in marked}  # no good message failed
+    pending = logged(path, "SELECT count(*) FROM outbound_messages WHERE outcome = 'pending'")
+    assert pending[0][0] > 0  # the budget ran out before every bad one was found alone
+    good = {ids[i] for i in range(2_500)} - {ids[i] for i in marked}
+    delivered = source_ids(segment_standin.accepted_message_ids())
+    assert delivered < good
+    segment_standin.set_faults(refuse_marker="")  # the cause is fixed
+    assert invoke("replay", "outbound", "--settings", str(path)).exit_code == 0
+    assert source_ids(segment_standin.accepted_message_ids()) == set(ids)
 
 
 def test_a_refused_message_among_many_in_a_small_batch_is_found_with_its_neighbours_sent(

@@ -14,6 +14,7 @@ from segment_sync.http import RetryPolicy
 from segment_sync.segment.client import SegmentClient, Verdict, gzip_body
 from segment_sync.standins.segment import SegmentFaults, SegmentStandin
 from segment_sync.standins.server import serve_in_thread
+from segment_sync_tests.odd_answers import answering, dripping
 
 KEY = "us-key-123456"
 
@@ -129,3 +130,57 @@ def test_network_error_is_retried_then_fatal():
 def test_write_key_never_appears_in_attempt_records(standin):
     outcome = send(standin.url, "unknown-secret-key-999", body())
     assert "unknown-secret-key-999" not in repr(outcome)
+
+
+NOT_SEGMENT = {
+    "success_false": (b'{"success": false, "message": "messages dropped"}', "application/json"),
+    "login_page": (b"<html><body>Please log in to the proxy</body></html>", "text/html"),
+    "empty": (b"", "application/json"),
+    "success_as_text": (b'{"success": "true"}', "application/json"),
+    "json_array": (b"[true]", "application/json"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_SEGMENT))
+def test_a_2xx_that_is_not_segments_success_delivers_nothing_and_is_not_retried(case):
+    """A captive portal or a proxy answering 200: never accepted, so FATAL (pending), not
+    delivered; resending to the same answerer cannot help."""
+    payload, content_type = NOT_SEGMENT[case]
+    with answering(200, payload, content_type) as url:
+        outcome = send(url, KEY, body())
+    assert outcome.verdict is Verdict.FATAL
+    assert [a.status_code for a in outcome.attempts] == [200]
+    error = outcome.last.error or ""
+    assert "answered 200 but not as Segment's Tracking API does" in error
+    assert "check outbound.base_url" in error and f"{url}/v1/batch" in error
+    assert repr(payload.decode()[:200]) in error if payload else "(body: empty)" in error
+
+
+def test_segments_success_with_any_spacing_is_delivered():
+    with answering(200, b'{ "success" : true }\n') as url:
+        outcome = send(url, KEY, body())
+    assert outcome.verdict is Verdict.DELIVERED and outcome.last.error is None
+
+
+def test_a_secret_in_a_non_segment_answer_is_redacted():
+    with answering(200, f"<p>welcome {KEY}</p>".encode(), "text/html") as url:
+        outcome = send(url, KEY, body())
+    assert outcome.verdict is Verdict.FATAL and KEY not in repr(outcome)
+
+
+def test_a_dripped_answer_is_a_timeout_retried_then_fatal():
+    """Each byte within timeout_s, the whole answer long after it: a timeout, as a network error."""
+    with dripping(b'{"success": true}' + b" " * 23, every_s=0.15) as url:
+        outcome = send(url, KEY, body(), max_retries=1, timeout_s=0.5)
+    assert outcome.verdict is Verdict.FATAL
+    assert [a.status_code for a in outcome.attempts] == [None, None]
+    assert "Timeout: no whole answer within timeout_s" in (outcome.last.error or "")
+
+
+def test_a_200_over_the_body_cap_delivers_nothing_and_names_the_size():
+    with answering(200, b'{"success": true}' + b" " * (2 << 20)) as url:
+        outcome = send(url, KEY, body())
+    assert outcome.verdict is Verdict.FATAL and len(outcome.attempts) == 1
+    error = outcome.last.error or ""
+    assert "not as Segment's Tracking API does" in error
+    assert "over the 1,048,576-byte limit (Content-Length 2,097,169)" in error

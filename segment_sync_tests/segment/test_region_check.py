@@ -18,6 +18,7 @@ from segment_sync.segment.region_check import SegmentDestination, check_destinat
 from segment_sync.standins.segment import SegmentStandin
 from segment_sync.standins.segment_public_api import SegmentPublicApiStandin, workspace_with
 from segment_sync.standins.server import serve_in_thread
+from segment_sync_tests.odd_answers import answering
 
 US_KEY, EU_KEY, TOKEN = "key-of-the-us-source", "key-of-the-eu-source", "sgp_the_token_0001"
 ENV = {"US_WRITE_KEY": US_KEY, "EU_WRITE_KEY": EU_KEY, "PAPI_TOKEN": TOKEN}
@@ -103,3 +104,13 @@ def test_the_token_and_the_key_never_reach_the_results():
     assert results[1].outcome is Outcome.FAILED and "whose region is eu" in results[1].text
     text = repr(results)
     assert TOKEN not in text and US_KEY not in text
+
+
+def test_an_endpoint_answering_200_not_as_segment_does_fails_the_check():
+    """A captive portal or a proxy at outbound.base_url answers 200 but is not Segment."""
+    with answering(200, b"<html>Sign in to the network</html>", "text/html") as url:
+        dest = SegmentDestination("us", SecretUrl(url), "US_WRITE_KEY")
+        endpoint, _ = check(dest, None)
+    assert endpoint.outcome is Outcome.FAILED
+    assert "answered 200 but not as Segment's Tracking API does" in endpoint.text
+    assert "Sign in to the network" in endpoint.text and "outbound.base_url" in endpoint.text
