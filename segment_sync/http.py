@@ -28,6 +28,15 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 USER_AGENT = f"{LIBRARY_NAME}/{__version__}"
 
 R = TypeVar("R")
+# Raised before any byte of the request can have left (no connection was made): only these
+# are surely unsent. After a read timeout or a connection closed mid-answer the server may
+# have acted on the request.
+UNSENT_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
 
 
 def is_retryable(status: int | None) -> bool:
@@ -113,6 +122,13 @@ class TimedPost:
     elapsed_s: float
     response: httpx.Response | None
     error: str | None  # redacted; set exactly when `response` is None
+    cause: str | None = None  # the network error alone (`error` without the advice), redacted
+    error_type: type[Exception] | None = None  # the network error's class
+
+    @property
+    def surely_unsent(self) -> bool:
+        """Did the network error come before the request could be written (see UNSENT_ERRORS)?"""
+        return self.error_type is not None and issubclass(self.error_type, UNSENT_ERRORS)
 
 
 def _environment_proxies() -> bool:
@@ -208,5 +224,6 @@ class ApiClient:
         except httpx.HTTPError as exc:
             cause = Redactor(where.passwords()).text(f"{type(exc).__name__}: {exc or 'no answer'}")
             error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")
-            return TimedPost(started, time.perf_counter() - clock, None, error)
+            elapsed = time.perf_counter() - clock
+            return TimedPost(started, elapsed, None, error, self.redactor.text(cause), type(exc))
         return TimedPost(started, time.perf_counter() - clock, response, None)

@@ -4,8 +4,12 @@
   requests in flight; results come back one per event, in input order.
 - A smooth client-side pacer keeps requests a little under `rate_limit_per_minute`, so a client
   configured at or below the stack's limit (1,500/min shared, 20,000/min dedicated) never
-  provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring Retry-After, which also pauses the pacer), 408, 5xx and network
-  errors are retried with capped exponential backoff and full jitter; other 4xx are final.
+  provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring
+  Retry-After, which also pauses the pacer), 408, 5xx and network errors before the request was
+  written (connect error or timeout) are retried with capped exponential backoff and full
+  jitter; other 4xx are final.
+- A request sent but not answered (read timeout, connection closed mid-answer) leaves its
+  events `unknown`, never retried: Antavo may have registered them.
 - 401/403 mean the key, secret or stack is wrong, not the events: the result says `auth_error`,
   and the client sends nothing more (later chunks come back unsent, also `auth_error`), so a bad
   credential costs at most the requests already in flight.
@@ -14,7 +18,7 @@
   not account for every event (not JSON, no result list, one result short, a result that is not
   an object) leaves their outcome `unknown`: Antavo may have registered them, so they are
   neither failed nor retried (a resend could register them twice).
-- Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
+- Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
 
@@ -171,6 +175,7 @@ class AntavoClient(ApiClient):
         # would send it as Basic auth, replacing the signature; the Host header would carry it).
         self._target = without_userinfo(self.base_url.reveal())
         self.stack = stack
+        self.timeout_s = timeout_s
         self.retry = retry
         self.on_request = on_request
         self._api_key = api_key
@@ -276,9 +281,13 @@ class AntavoClient(ApiClient):
         post = await self.timed_post(url, body, headers, fix=_UNREACHABLE_FIX)
         redact = self.redactor.text
         response_text: str | None = None
-        if post.response is None:
+        if post.response is None and post.surely_unsent:  # nothing reached Antavo: resend
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
             outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
+        elif post.response is None:  # sent, unanswered: a resend could register it twice
+            error = redact(unanswered(post.cause, post.error_type, self.timeout_s))
+            verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
+            outcome = _Outcome(identifier, None, False, None, error, verdicts)
         else:
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])
@@ -407,6 +416,19 @@ def unknown_outcome(what: str) -> str:
     return (
         f"outcome unknown: Antavo's {what}, so this event may or may not be registered; check "
         "in Antavo before re-sending it (`replay inbound --include-unknown`)"
+    )
+
+
+def unanswered(cause: str | None, error_type: type[Exception] | None, timeout_s: float) -> str:
+    """The error of an event whose request was sent but got no (whole) answer."""
+    if error_type is not None and issubclass(error_type, (httpx.TimeoutException, TimeoutError)):
+        what = f"Antavo did not answer within inbound.timeout_s ({timeout_s:g} s) after"
+    else:
+        what = "the connection to Antavo broke while or after"
+    return (
+        f"outcome unknown: {what} the request was sent ({cause}), so Antavo may have "
+        "registered this event; check in Antavo before re-sending it "
+        "(`replay inbound --include-unknown`)"
     )
 
 
