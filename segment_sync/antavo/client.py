@@ -14,10 +14,12 @@
   and the client sends nothing more (later chunks come back unsent, also `auth_error`), so a bad
   credential costs at most the requests already in flight.
 - /events/bulk answers 200 with one result per event (`{"results": [{"error": {...}} |
-  {"events": [...]}], "total", "errors"}`), so one bad event fails alone. A 2xx answer that does
-  not account for every event (not JSON, no result list, one result short, a result that is not
-  an object) leaves their outcome `unknown`: Antavo may have registered them, so they are
-  neither failed nor retried (a resend could register them twice).
+  {"events": [...]}], "total", "errors"}`), so one bad event fails alone; /events answers one
+  such result (the customer with its `events`), read the same way. An `error` of any shape
+  fails its event. A 2xx answer that does not account for every event (not JSON, no result
+  list, one result short, a result that is not an object or names no event ID) leaves their
+  outcome `unknown`: Antavo may have registered them, so they are neither failed nor retried
+  (a resend could register them twice).
 - Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -387,8 +389,8 @@ def _interpret(
         events = [_Verdict(False, None, error)] * count
         auth = status in AUTH_STATUSES
         return _Outcome(identifier, status, retryable, retry_after, error, events, auth)
-    if path == "/events":
-        verdict = _Verdict(True, _event_id(payload, actions[0]), None, payload)
+    if path == "/events":  # its answer reads as a bulk result: the event's, or its error
+        verdict = _verdict(payload, actions[0], f"HTTP {status} answer")
         return _Outcome(identifier, status, False, None, None, [verdict])
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list) or len(results) != count:
@@ -397,18 +399,29 @@ def _interpret(
         error = unknown_outcome(f"HTTP {status} answer has {got} results for {count} events")
         verdicts = [_Verdict(False, None, error, None, unknown=True)] * count
         return _Outcome(identifier, status, False, None, error, verdicts)
-    events: list[_Verdict] = []
-    for result, action in zip(results, actions, strict=True):
-        if not isinstance(result, dict):
-            error = unknown_outcome(
-                f"HTTP {status} answer's result for this event is not an object"
-            )
-            events.append(_Verdict(False, None, error, result, unknown=True))
-        elif message := _antavo_error(result):
-            events.append(_Verdict(False, None, message, result))
-        else:
-            events.append(_Verdict(True, _event_id(result, action), None, result))
+    what = f"HTTP {status} answer's result for this event"
+    events = [_verdict(r, a, what) for r, a in zip(results, actions, strict=True)]
     return _Outcome(identifier, status, False, None, None, events)
+
+
+def _verdict(result: Any, action: Any, what: str) -> _Verdict:
+    """One event's fate from its part of a 2xx answer (`what` names that part).
+
+    Registered only with an event ID and no error; an error alone fails it; anything else
+    (not a JSON object, no event ID, an error beside an ID) leaves it unknown."""
+    if not isinstance(result, dict):
+        return _Verdict(False, None, unknown_outcome(f"{what} is not a JSON object"), result, True)
+    message = _antavo_error(result)
+    event_id = _event_id(result, action)
+    if message is not None and event_id is None:
+        return _Verdict(False, None, message, result)
+    if message is not None:
+        error = unknown_outcome(f"{what} holds both an error ({message}) and an event ID")
+        return _Verdict(False, None, error, result, unknown=True)
+    if event_id is None:
+        error = unknown_outcome(f"{what} names no registered event (no event ID)")
+        return _Verdict(False, None, error, result, unknown=True)
+    return _Verdict(True, event_id, None, result)
 
 
 def unknown_outcome(what: str) -> str:
@@ -441,10 +454,13 @@ def _json_or_none(raw: bytes) -> Any:
 
 
 def _antavo_error(payload: Any) -> str | None:
-    """`message (type code)` from Antavo's `{"error": {type, code, message}}`, else None."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+    """The error an answer holds, else None: `message (type code)` from Antavo's documented
+    `{"error": {type, code, message}}`; an error of another shape as its text."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if error is None or error is False or error == "":
         return None
-    error = payload["error"]
+    if not isinstance(error, dict):
+        return error if isinstance(error, str) else orjson.dumps(error).decode()
     detail = " ".join(str(error[k]) for k in ("type", "code") if error.get(k) not in (None, ""))
     message = str(error.get("message") or "error")
     return f"{message} ({detail})" if detail else message
