@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import random
 import time
 import urllib.request
@@ -45,7 +46,8 @@ def is_retryable(status: int | None) -> bool:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at 5 minutes."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at 5 minutes;
+    None when absent or unusable (not a number or date, not finite)."""
     if not value:
         return None
     try:
@@ -56,6 +58,8 @@ def parse_retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):  # "nan", "inf", "1e999": no usable wait
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
