@@ -20,6 +20,8 @@
   list, one result short, a result that is not an object or names no event ID) leaves their
   outcome `unknown`: Antavo may have registered them, so they are neither failed nor retried
   (a resend could register them twice).
+- A bulk request refused as a whole for its content (413, 400, 422: nothing registered) is
+  narrowed by resending its halves, so one event Antavo refuses (too large) fails alone.
 - Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -49,6 +51,10 @@ MAX_BULK_EVENTS = 50
 AUTH_STATUSES = (401, 403)
 _RESPONSE_BODY_LIMIT = 65536
 DEFAULT_RETRY = RetryPolicy(max_retries=5, backoff_base_s=0.2, backoff_cap_s=10.0)
+# A whole /events/bulk request refused for its content, before any event was registered (each
+# event's own errors come in a 200's results): its halves are resent to find the event at fault.
+SPLIT_STATUSES = frozenset({400, 413, 422})
+MAX_SPLIT_REQUESTS = 24  # a chunk of 50 narrowed to two refused events (12 requests each)
 _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API"
 
 
@@ -229,11 +235,43 @@ class AntavoClient(ApiClient):
         return [r for r in results if r is not None]
 
     async def _send_chunk(self, chunk: list[_Item], record: _OnRequest) -> list[EventResult]:
-        """POST one chunk, retrying what may be retried; results for its events."""
+        """POST one chunk; a bulk request refused as a whole (413, 400, 422: nothing registered)
+        is narrowed by resending its halves, so an event Antavo refuses fails alone. At most
+        MAX_SPLIT_REQUESTS more requests a chunk; parts still refused then fail together."""
+        first, whole_refused = await self._send_once(chunk, record)
+        if not whole_refused:
+            return first
+        results = {result.index: result for result in first}
+        refused, budget = [chunk], MAX_SPLIT_REQUESTS
+        while refused:
+            halves: list[list[_Item]] = []
+            for part in refused:
+                if budget >= 2:
+                    budget -= 2
+                    middle = len(part) // 2
+                    halves += [part[:middle], part[middle:]]
+            if not halves:
+                break
+            refused = []
+            for part, (part_results, part_refused) in zip(
+                halves,
+                await asyncio.gather(*(self._send_once(h, record) for h in halves)),
+                strict=True,
+            ):
+                results.update((result.index, result) for result in part_results)
+                if part_refused:
+                    refused.append(part)
+        return [results[item.index] for item in chunk]
+
+    async def _send_once(
+        self, chunk: list[_Item], record: _OnRequest
+    ) -> tuple[list[EventResult], bool]:
+        """POST one chunk, retrying what may be retried: results for its events, and whether
+        it was a bulk request refused as a whole before anything was registered."""
         path, body = request_for([i.body for i in chunk])
         async with self._slots:
             if self.auth_failure is not None:
-                return self._unsent(chunk, self.auth_failure)
+                return self._unsent(chunk, self.auth_failure), False
 
             async def attempt(number: int) -> _Outcome:
                 outcome = await self._attempt(path, body, number, chunk, record)
@@ -247,6 +285,7 @@ class AntavoClient(ApiClient):
                 retry_after=lambda o: o.retry_after_s,
                 on_retry_after=self._pacer.pause,
             )
+        refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
         return [
             EventResult(
                 index=item.index,
@@ -260,7 +299,7 @@ class AntavoClient(ApiClient):
                 unknown=verdict.unknown,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
-        ]
+        ], refused
 
     @staticmethod
     def _unsent(chunk: list[_Item], reason: str) -> list[EventResult]:
