@@ -477,8 +477,9 @@ def unanswered(cause: str | None, error_type: type[Exception] | None, timeout_s:
         what = f"Antavo did not answer within inbound.timeout_s ({timeout_s:g} s) after"
     else:
         what = "the connection to Antavo broke while or after"
+    detail = f" ({cause})" if cause else ""
     return (
-        f"outcome unknown: {what} the request was sent ({cause}), so Antavo may have "
+        f"outcome unknown: {what} the request was sent{detail}, so Antavo may have "
         "registered this event; check in Antavo before re-sending it "
         "(`replay inbound --include-unknown`)"
     )

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from segment_sync.antavo.client import unanswered
 from segment_sync_tests.antavo.test_client import event, send, standin
 
 
@@ -76,3 +77,10 @@ def test_a_refused_connection_is_still_retried() -> None:
     [result], records = send(url, [event(0)], max_retries=2)
     assert [r.attempt for r in records] == [1, 2, 3]
     assert not result.unknown and result.retryable and "inbound.base_url" in (result.error or "")
+
+
+def test_an_unanswered_error_without_a_cause_or_from_a_deadline_reads_well() -> None:
+    # As an overall per-attempt deadline (asyncio.timeout) would report it: TimeoutError, no text.
+    timed_out = unanswered(None, TimeoutError, 30.0)
+    assert timed_out.startswith("outcome unknown: Antavo did not answer within inbound.timeout_s")
+    assert "None" not in timed_out and "None" not in unanswered(None, None, 30.0)
