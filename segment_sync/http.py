@@ -229,5 +229,6 @@ class ApiClient:
             cause = Redactor(where.passwords()).text(f"{type(exc).__name__}: {exc or 'no answer'}")
             error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")
             elapsed = time.perf_counter() - clock
-            return TimedPost(started, elapsed, None, error, self.redactor.text(cause), type(exc))
+            cause = self.redactor.text(cause)
+            return TimedPost(started, elapsed, None, error, cause=cause, error_type=type(exc))
         return TimedPost(started, time.perf_counter() - clock, response, None)
