@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import random
 import time
 import urllib.request
@@ -31,6 +32,15 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 USER_AGENT = f"{LIBRARY_NAME}/{__version__}"
 
 R = TypeVar("R")
+# Raised before any byte of the request can have left (no connection was made): only these
+# are surely unsent. After a read timeout or a connection closed mid-answer the server may
+# have acted on the request.
+UNSENT_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
 
 
 def is_retryable(status: int | None) -> bool:
@@ -39,7 +49,8 @@ def is_retryable(status: int | None) -> bool:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at 5 minutes."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at 5 minutes;
+    None when absent or unusable (not a number or date, not finite)."""
     if not value:
         return None
     try:
@@ -50,6 +61,8 @@ def parse_retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):  # "nan", "inf", "1e999": no usable wait
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
@@ -119,6 +132,13 @@ class TimedPost:
     # with a response whose body passed the cap (`cut_short`): it holds the first bytes only.
     error: str | None
     cut_short: bool = False
+    cause: str | None = None  # the network error alone (`error` without the advice), redacted
+    error_type: type[Exception] | None = None  # the network error's class
+
+    @property
+    def surely_unsent(self) -> bool:
+        """Did the network error come before the request could be written (see UNSENT_ERRORS)?"""
+        return self.error_type is not None and issubclass(self.error_type, UNSENT_ERRORS)
 
 
 def _environment_proxies() -> bool:
@@ -143,10 +163,12 @@ class ApiClient:
     ) -> None:
         """`lean`: HTTP/1.1 through LeanTransport (a fraction of httpcore's CPU per request),
         unless the environment names a proxy (then httpx's own transports, which route it).
-        `timeout_s` bounds each connect and read; `deadline_s` (default `timeout_s`) each whole
-        request, connect to last byte."""
+        `timeout_s` bounds each connect and read; `deadline_s` (default twice `timeout_s`) each
+        whole request, connect to last byte. Longer than the connect timeout, so a connect that
+        hangs ends as a ConnectTimeout (nothing sent, retried), never as the deadline (which
+        leaves an Antavo request's outcome unknown)."""
         self.redactor = Redactor(list(secrets))
-        self.deadline_s = timeout_s if deadline_s is None else deadline_s
+        self.deadline_s = 2 * timeout_s if deadline_s is None else deadline_s
         self.max_answer_bytes = max_answer_bytes
         # httpx routes environment proxies only when it builds its own transport.
         lean = lean and not _environment_proxies()
@@ -226,10 +248,12 @@ class ApiClient:
             if isinstance(exc, httpx.HTTPError):
                 cause = f"{type(exc).__name__}: {exc or 'no answer'}"
             else:
-                cause = f"Timeout: no whole answer within timeout_s ({self.deadline_s:g} s)"
+                cause = f"Timeout: no whole answer within twice timeout_s ({self.deadline_s:g} s)"
             cause = Redactor(where.passwords()).text(cause)
             error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")
-            return TimedPost(started, time.perf_counter() - clock, None, error)
+            elapsed = time.perf_counter() - clock
+            cause = self.redactor.text(cause)
+            return TimedPost(started, elapsed, None, error, cause=cause, error_type=type(exc))
         elapsed = time.perf_counter() - clock
         cut = response.extensions.get(CUT_SHORT)
         if cut is None:

@@ -19,6 +19,11 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert parse_retry_after("99999") == 300.0  # never wait more than 5 minutes
 
 
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan", "inf", "-inf", "1e999"])
+def test_a_retry_after_that_is_not_a_finite_number_is_ignored(value):
+    assert parse_retry_after(value) is None  # a NaN pause jammed the shared pacer forever
+
+
 @pytest.mark.parametrize("status", [None, 408, 429, 500, 502, 503, 504])
 def test_network_errors_timeouts_throttling_and_server_errors_are_retried(status):
     assert is_retryable(status)

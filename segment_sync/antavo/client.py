@@ -4,18 +4,26 @@
   requests in flight; results come back one per event, in input order.
 - A smooth client-side pacer keeps requests a little under `rate_limit_per_minute`, so a client
   configured at or below the stack's limit (1,500/min shared, 20,000/min dedicated) never
-  provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring Retry-After, which also pauses the pacer), 408, 5xx and network
-  errors are retried with capped exponential backoff and full jitter; other 4xx are final.
+  provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring
+  Retry-After, which also pauses the pacer), 408, 5xx and network errors before the request was
+  written (connect error or timeout) are retried with capped exponential backoff and full
+  jitter; other 4xx are final.
+- A request sent but not answered (read timeout, connection closed mid-answer) leaves its
+  events `unknown`, never retried: Antavo may have registered them.
 - 401/403 mean the key, secret or stack is wrong, not the events: the result says `auth_error`,
   and the client sends nothing more (later chunks come back unsent, also `auth_error`), so a bad
   credential costs at most the requests already in flight.
 - /events/bulk answers 200 with one result per event (`{"results": [{"error": {...}} |
-  {"events": [...]}], "total", "errors"}`), so one bad event fails alone. A 2xx answer that does
-  not account for every event (not JSON, no result list, one result short, a result that is not
-  an object, or a body over the 1 MiB read limit) leaves their outcome `unknown`: Antavo may
-  have registered them, so they are neither failed nor retried (a resend could register them
-  twice). `timeout_s` bounds each whole request; passing it is a timeout, retried as one.
-- Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
+  {"events": [...]}], "total", "errors"}`), so one bad event fails alone; /events answers one
+  such result (the customer with its `events`), read the same way. An `error` of any shape
+  fails its event. A 2xx answer that does not account for every event (not JSON, no result
+  list, one result short, a result that is not an object or names no event ID, a body over
+  the 1 MiB read limit) leaves their
+  outcome `unknown`: Antavo may have registered them, so they are neither failed nor retried
+  (a resend could register them twice).
+- A bulk request refused as a whole for its content (413, 400, 422: nothing registered) is
+  narrowed by resending its halves, so one event Antavo refuses (too large) fails alone.
+- Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
 
@@ -44,6 +52,10 @@ MAX_BULK_EVENTS = 50
 AUTH_STATUSES = (401, 403)
 _RESPONSE_BODY_LIMIT = 65536
 DEFAULT_RETRY = RetryPolicy(max_retries=5, backoff_base_s=0.2, backoff_cap_s=10.0)
+# A whole /events/bulk request refused for its content, before any event was registered (each
+# event's own errors come in a 200's results): its halves are resent to find the event at fault.
+SPLIT_STATUSES = frozenset({400, 413, 422})
+MAX_SPLIT_REQUESTS = 24  # a chunk of 50 narrowed to two refused events (12 requests each)
 _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API"
 
 
@@ -172,6 +184,7 @@ class AntavoClient(ApiClient):
         # would send it as Basic auth, replacing the signature; the Host header would carry it).
         self._target = without_userinfo(self.base_url.reveal())
         self.stack = stack
+        self.timeout_s = timeout_s
         self.retry = retry
         self.on_request = on_request
         self._api_key = api_key
@@ -223,11 +236,43 @@ class AntavoClient(ApiClient):
         return [r for r in results if r is not None]
 
     async def _send_chunk(self, chunk: list[_Item], record: _OnRequest) -> list[EventResult]:
-        """POST one chunk, retrying what may be retried; results for its events."""
+        """POST one chunk; a bulk request refused as a whole (413, 400, 422: nothing registered)
+        is narrowed by resending its halves, so an event Antavo refuses fails alone. At most
+        MAX_SPLIT_REQUESTS more requests a chunk; parts still refused then fail together."""
+        first, whole_refused = await self._send_once(chunk, record)
+        if not whole_refused:
+            return first
+        results = {result.index: result for result in first}
+        refused, budget = [chunk], MAX_SPLIT_REQUESTS
+        while refused:
+            halves: list[list[_Item]] = []
+            for part in refused:
+                if budget >= 2:
+                    budget -= 2
+                    middle = len(part) // 2
+                    halves += [part[:middle], part[middle:]]
+            if not halves:
+                break
+            refused = []
+            for part, (part_results, part_refused) in zip(
+                halves,
+                await asyncio.gather(*(self._send_once(h, record) for h in halves)),
+                strict=True,
+            ):
+                results.update((result.index, result) for result in part_results)
+                if part_refused:
+                    refused.append(part)
+        return [results[item.index] for item in chunk]
+
+    async def _send_once(
+        self, chunk: list[_Item], record: _OnRequest
+    ) -> tuple[list[EventResult], bool]:
+        """POST one chunk, retrying what may be retried: results for its events, and whether
+        it was a bulk request refused as a whole before anything was registered."""
         path, body = request_for([i.body for i in chunk])
         async with self._slots:
             if self.auth_failure is not None:
-                return self._unsent(chunk, self.auth_failure)
+                return self._unsent(chunk, self.auth_failure), False
 
             async def attempt(number: int) -> _Outcome:
                 outcome = await self._attempt(path, body, number, chunk, record)
@@ -241,6 +286,7 @@ class AntavoClient(ApiClient):
                 retry_after=lambda o: o.retry_after_s,
                 on_retry_after=self._pacer.pause,
             )
+        refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
         return [
             EventResult(
                 index=item.index,
@@ -254,7 +300,7 @@ class AntavoClient(ApiClient):
                 unknown=verdict.unknown,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
-        ]
+        ], refused
 
     @staticmethod
     def _unsent(chunk: list[_Item], reason: str) -> list[EventResult]:
@@ -277,9 +323,13 @@ class AntavoClient(ApiClient):
         post = await self.timed_post(url, body, headers, fix=_UNREACHABLE_FIX)
         redact = self.redactor.text
         response_text: str | None = None
-        if post.response is None:
+        if post.response is None and post.surely_unsent:  # nothing reached Antavo: resend
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
             outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
+        elif post.response is None:  # sent, unanswered: a resend could register it twice
+            error = redact(unanswered(post.cause, post.error_type, self.timeout_s))
+            verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
+            outcome = _Outcome(identifier, None, False, None, error, verdicts)
         elif post.cut_short and post.response.is_success:
             # Antavo answered 2xx, but what it said of each event was not read: it may have
             # registered them, so they are unknown, never failed and resent.
@@ -386,8 +436,8 @@ def _interpret(
         events = [_Verdict(False, None, error)] * count
         auth = status in AUTH_STATUSES
         return _Outcome(identifier, status, retryable, retry_after, error, events, auth)
-    if path == "/events":
-        verdict = _Verdict(True, _event_id(payload, actions[0]), None, payload)
+    if path == "/events":  # its answer reads as a bulk result: the event's, or its error
+        verdict = _verdict(payload, actions[0], f"HTTP {status} answer")
         return _Outcome(identifier, status, False, None, None, [verdict])
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list) or len(results) != count:
@@ -396,18 +446,29 @@ def _interpret(
         error = unknown_outcome(f"HTTP {status} answer has {got} results for {count} events")
         verdicts = [_Verdict(False, None, error, None, unknown=True)] * count
         return _Outcome(identifier, status, False, None, error, verdicts)
-    events: list[_Verdict] = []
-    for result, action in zip(results, actions, strict=True):
-        if not isinstance(result, dict):
-            error = unknown_outcome(
-                f"HTTP {status} answer's result for this event is not an object"
-            )
-            events.append(_Verdict(False, None, error, result, unknown=True))
-        elif message := _antavo_error(result):
-            events.append(_Verdict(False, None, message, result))
-        else:
-            events.append(_Verdict(True, _event_id(result, action), None, result))
+    what = f"HTTP {status} answer's result for this event"
+    events = [_verdict(r, a, what) for r, a in zip(results, actions, strict=True)]
     return _Outcome(identifier, status, False, None, None, events)
+
+
+def _verdict(result: Any, action: Any, what: str) -> _Verdict:
+    """One event's fate from its part of a 2xx answer (`what` names that part).
+
+    Registered only with an event ID and no error; an error alone fails it; anything else
+    (not a JSON object, no event ID, an error beside an ID) leaves it unknown."""
+    if not isinstance(result, dict):
+        return _Verdict(False, None, unknown_outcome(f"{what} is not a JSON object"), result, True)
+    message = _antavo_error(result)
+    event_id = _event_id(result, action)
+    if message is not None and event_id is None:
+        return _Verdict(False, None, message, result)
+    if message is not None:
+        error = unknown_outcome(f"{what} holds both an error ({message}) and an event ID")
+        return _Verdict(False, None, error, result, unknown=True)
+    if event_id is None:
+        error = unknown_outcome(f"{what} names no registered event (no event ID)")
+        return _Verdict(False, None, error, result, unknown=True)
+    return _Verdict(True, event_id, None, result)
 
 
 def unknown_outcome(what: str) -> str:
@@ -415,6 +476,20 @@ def unknown_outcome(what: str) -> str:
     return (
         f"outcome unknown: Antavo's {what}, so this event may or may not be registered; check "
         "in Antavo before re-sending it (`replay inbound --include-unknown`)"
+    )
+
+
+def unanswered(cause: str | None, error_type: type[Exception] | None, timeout_s: float) -> str:
+    """The error of an event whose request was sent but got no (whole) answer."""
+    if error_type is not None and issubclass(error_type, (httpx.TimeoutException, TimeoutError)):
+        what = f"Antavo did not answer within inbound.timeout_s ({timeout_s:g} s) after"
+    else:
+        what = "the connection to Antavo broke while or after"
+    detail = f" ({cause})" if cause else ""
+    return (
+        f"outcome unknown: {what} the request was sent{detail}, so Antavo may have "
+        "registered this event; check in Antavo before re-sending it "
+        "(`replay inbound --include-unknown`)"
     )
 
 
@@ -427,10 +502,13 @@ def _json_or_none(raw: bytes) -> Any:
 
 
 def _antavo_error(payload: Any) -> str | None:
-    """`message (type code)` from Antavo's `{"error": {type, code, message}}`, else None."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+    """The error an answer holds, else None: `message (type code)` from Antavo's documented
+    `{"error": {type, code, message}}`; an error of another shape as its text."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if error is None or error is False or error == "":
         return None
-    error = payload["error"]
+    if not isinstance(error, dict):
+        return error if isinstance(error, str) else orjson.dumps(error).decode()
     detail = " ".join(str(error[k]) for k in ("type", "code") if error.get(k) not in (None, ""))
     message = str(error.get("message") or "error")
     return f"{message} ({detail})" if detail else message

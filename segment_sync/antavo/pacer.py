@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -63,7 +64,9 @@ class Pacer:
             return
 
     def pause(self, seconds: float) -> None:
-        """No new request starts for `seconds`."""
+        """No new request starts for `seconds` (a non-finite pause is ignored)."""
+        if not math.isfinite(seconds):
+            return
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def aclose(self) -> None:

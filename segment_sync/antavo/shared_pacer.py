@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -102,6 +103,9 @@ class SharedPacer:
 
     def pause(self, seconds: float) -> None:
         """No new request starts for `seconds`, in any process; the store is told in a task."""
+        if not math.isfinite(seconds):  # a NaN in the store would hold every process forever
+            log.warning("ignored a pause of %r seconds", seconds)
+            return
         self._paused_until = max(self._paused_until, self._clock() + seconds)
         try:
             loop = asyncio.get_running_loop()
@@ -198,12 +202,15 @@ RATE_LIMIT_TABLE = sa.Table(
 )
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 # The row lock serialises reservations; SET is evaluated once the lock is held, so `now` is then.
+# greatest() skips NULLs: a NaN stored by an older version (Retry-After: nan) is ignored.
 _RESERVE_SQL = sa.text(
-    f"UPDATE antavo_rate_limit SET next_at = greatest(next_at, paused_until, {_NOW}) + :interval "
+    "UPDATE antavo_rate_limit SET next_at = greatest(nullif(next_at, 'NaN'), "
+    f"nullif(paused_until, 'NaN'), {_NOW}) + :interval "
     f"WHERE name = :name RETURNING next_at - :interval - {_NOW}"
 )
 _PAUSE_SQL = sa.text(
-    f"UPDATE antavo_rate_limit SET paused_until = greatest(paused_until, {_NOW} + :seconds) "
+    "UPDATE antavo_rate_limit SET paused_until = "
+    f"greatest(nullif(paused_until, 'NaN'), {_NOW} + :seconds) "
     "WHERE name = :name"
 )
 _ENSURE_ROW_SQL = sa.text(

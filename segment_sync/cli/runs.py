@@ -129,8 +129,8 @@ def replay() -> None:
 @click.option(
     "--include-unknown",
     is_flag=True,
-    help="Also re-queue items whose outcome is unknown (Antavo's answer did not account for "
-    "them). Antavo may have registered them already and has no idempotency key, so each one "
+    help="Also re-queue items whose outcome is unknown (Antavo did not answer, or its answer "
+    "did not account for them). Antavo may have registered them already and has no idempotency key, so each one "
     "it has is registered twice: check them in Antavo first.",
 )
 def replay_inbound_command(

@@ -13,7 +13,7 @@ class IngestCounts:
     items: int = 0
     done: int = 0
     failed: int = 0
-    unknown: int = 0  # Antavo's answer did not account for them: maybe registered, not resent
+    unknown: int = 0  # Antavo's answer (or none) did not account for them: maybe registered
     retried: int = 0
     no_match: int = 0
     antavo_events: int = 0
@@ -44,8 +44,8 @@ class IngestResult:
         )
         if c.unknown:
             message += (
-                f"; {c.unknown} item(s) have an unknown outcome (Antavo's answer did not account "
-                "for them, so they may be registered): check them in Antavo, then `replay "
+                f"; {c.unknown} item(s) have an unknown outcome (Antavo did not answer, or its "
+                "answer did not account for them, so they may be registered): check them in Antavo, then `replay "
                 "inbound --include-unknown` only for what is missing"
             )
         return message

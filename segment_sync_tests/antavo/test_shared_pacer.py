@@ -118,6 +118,38 @@ def test_a_pause_in_one_process_delays_the_next_slot_of_another(kind, request):
 
 
 @pytest.mark.parametrize("kind", STORES)
+def test_a_non_finite_pause_is_not_shared(kind, request):
+    a, b = _stores(kind, request, 2)
+
+    async def go() -> float:
+        pacer = SharedPacer(6000, a)
+        pacer.pause(float("nan"))  # stored, NaN held every process's next slot forever
+        pacer.pause(float("inf"))
+        await pacer.aclose()
+        try:
+            return await b.reserve(0.01)
+        finally:
+            await b.aclose()
+
+    assert asyncio.run(go()) <= 1e-3  # False for NaN
+
+
+@pytest.mark.postgres
+def test_a_nan_stored_by_an_older_version_no_longer_holds_the_limit(request):
+    (store,) = _stores("postgres", request, 1)
+
+    async def go() -> tuple[float, float]:
+        try:
+            await store.pause(float("nan"))  # what an older client stored for Retry-After: nan
+            return await store.reserve(10.0), await store.reserve(10.0)  # reserved, not slept
+        finally:
+            await store.aclose()
+
+    first, second = asyncio.run(go())
+    assert first <= 1e-3 and 9.0 < second <= 10.0 + 1e-3  # False for NaN
+
+
+@pytest.mark.parametrize("kind", STORES)
 def test_shared_pacers_on_one_limit_start_requests_one_interval_apart(kind, request):
     """Two pacers (two processes' worth) acquiring together: starts follow the shared slots."""
     a, b = _stores(kind, request, 2)
