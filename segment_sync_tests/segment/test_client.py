@@ -174,7 +174,7 @@ def test_a_dripped_answer_is_a_timeout_retried_then_fatal():
         outcome = send(url, KEY, body(), max_retries=1, timeout_s=0.5)
     assert outcome.verdict is Verdict.FATAL
     assert [a.status_code for a in outcome.attempts] == [None, None]
-    assert "Timeout: no whole answer within timeout_s" in (outcome.last.error or "")
+    assert "Timeout: no whole answer within twice timeout_s" in (outcome.last.error or "")
 
 
 def test_a_200_over_the_body_cap_delivers_nothing_and_names_the_size():
