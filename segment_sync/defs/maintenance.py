@@ -19,6 +19,7 @@ from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import fail_run, op_run_record
 from segment_sync.logs.incomplete import MaintenanceIncomplete, describe
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
+from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
 from segment_sync.outbound.route_decisions import prune_decisions
 from segment_sync.redaction import error_kind
@@ -30,22 +31,27 @@ def maintain_log_tables(
     context: dg.OpExecutionContext, settings: SettingsResource
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
-    logs = factory.log_writer(loaded)
+    try:
+        logs = factory.log_writer(loaded)
+    except LogWriteError as exc:  # logs.dir itself refuses (permissions, a file in its path)
+        fail_run(context, str(exc), "configuration")
     with op_run_record(context, logs, loaded.secrets(), settings=loaded) as (record, _):
         # Every problem is told at once: failing on the first would hide the damaged files
         # already moved aside, which no later run reports again.
         problems: list[str] = []
         left: list[Path] = []  # files moved aside by tables that then failed
-        refused = False
+        kind = "transient"
         try:
             report = maintain_logs(
                 loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
             )
         except MaintenanceIncomplete as exc:  # the other tables were maintained: report them
-            report, left, refused = exc.report, exc.quarantined, exc.disk_refused
+            report, left, kind = exc.report, exc.quarantined, exc.kind
             problems.append(str(exc))
         moved = [*(path for table in report for path in table.quarantined), *left]
-        if refused:  # a full or read-only disk: no input file was deleted
+        # A person must act (credentials, a bucket, permissions, a full disk): not retried
+        # into the same refusal. No input file was deleted.
+        if kind == "configuration":
             if moved:
                 problems.append(quarantine_message(moved))
             record.error = "; ".join(problems)

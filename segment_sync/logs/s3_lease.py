@@ -90,8 +90,8 @@ class Lease:
                 Bucket=self.logs.bucket, Key=self.key, Body=self._body(), **condition
             )
         except self._client_error() as exc:
-            if _status(exc) in (404, 409, 412):  # taken, being taken, or gone (If-Match)
-                return None
+            if _status(exc) in (404, 409, 412) and not _no_bucket(exc):  # taken, being taken,
+                return None  # or gone (If-Match); a missing bucket is no busy lease
             raise
         return answer["ETag"]
 
@@ -99,7 +99,7 @@ class Lease:
         try:
             answer = self.logs.client.get_object(Bucket=self.logs.bucket, Key=self.key)
         except self._client_error() as exc:
-            if _status(exc) == 404:
+            if _status(exc) == 404 and not _no_bucket(exc):
                 return None
             raise
         try:
@@ -114,6 +114,11 @@ class Lease:
 
 def _status(exc: Any) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _no_bucket(exc: Any) -> bool:
+    """S3's 404 for a bucket that does not exist (a wrong logs.dir), not for a missing lease."""
+    return exc.response.get("Error", {}).get("Code") == "NoSuchBucket"
 
 
 @contextmanager
