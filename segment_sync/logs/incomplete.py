@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 # What maintenance can meet and says in words: a refused write, a busy or lost lock, a file.
 _FORESEEN = (LogWriteError, LeaseLost, TimeoutError, OSError)
 # A local folder a person must fix: no permission (chmod, chattr), a read-only or full disk,
-# a path component that is a file. Another run meets the same until someone acts.
+# a path component that is a file, a folder where a file belongs. Another run meets the same
+# until someone acts.
 _FOLDER_ERRNOS = {
     errno.EACCES,
     errno.EPERM,
@@ -29,6 +30,7 @@ _FOLDER_ERRNOS = {
     errno.EDQUOT,
     errno.ENOTDIR,
     errno.EEXIST,
+    errno.EISDIR,
 }
 # What S3 answers when the credentials, the policy or the bucket name are wrong: boto3's
 # ClientError codes (the lease) and pyarrow's S3FileSystem OSError text (the files).

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from segment_sync.logs.merge import TableBusy
 from segment_sync.logs.object_store import S3Logs
 
 LEASE_DIR = "_leases"
@@ -125,14 +126,12 @@ def _no_bucket(exc: Any) -> bool:
 def lease(
     logs: S3Logs, table: str, timeout_s: float, ttl_s: float = LEASE_TTL_S
 ) -> Iterator[Lease]:
-    """Hold `table`'s maintenance lease; TimeoutError if another holder keeps it `timeout_s`."""
+    """Hold `table`'s maintenance lease; TableBusy if another holder keeps it `timeout_s`."""
     held = Lease(logs, table, ttl_s)
     deadline = time.monotonic() + timeout_s
     while not held.try_acquire():
         if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"{table}: another compaction or retention still runs after {timeout_s}s"
-            )
+            raise TableBusy(table, timeout_s)
         time.sleep(POLL_S)
     try:
         yield held
