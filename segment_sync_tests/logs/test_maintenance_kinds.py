@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from segment_sync.logs.incomplete import FOLDER_FIX, S3_FIX, MaintenanceIncomplete
+from segment_sync.logs.incomplete import FOLDER_FIX, S3_FIX, MaintenanceIncomplete, person_fix
 from segment_sync.logs.layout import table_dir
 from segment_sync.logs.maintenance import maintain_logs
+from segment_sync.logs.object_store import S3Logs
 from segment_sync.logs.store import LogWriter
 from segment_sync_tests.logs.s3_fixtures import S3Server
 
@@ -91,3 +92,22 @@ def test_a_busy_or_unforeseen_failure_stays_transient(tmp_path: Path) -> None:
     failed = MaintenanceIncomplete([], {"outbound_log": ConnectionResetError(104, "reset")}, [])
 
     assert failed.kind == "transient" and "To fix" not in str(failed)
+
+
+def test_pyarrow_refused_by_s3_is_for_a_person_to_fix(
+    s3_server: S3Server, request: pytest.FixtureRequest
+) -> None:
+    url = s3_server.new_logs_url()
+    missing = S3Logs.parse(f"s3://no-such-bucket-here/logs?endpoint={s3_server.endpoint}")
+    request.getfixturevalue("refusing_s3")  # a reader's keys: pyarrow's PutObject is refused
+    logs = S3Logs.parse(url)
+
+    refusals = []
+    for fs, path in [(logs.fs, logs.path("x.parquet")), (missing.fs, missing.path("x.parquet"))]:
+        with pytest.raises(OSError) as raised, fs.open_output_stream(path) as out:
+            out.write(b"x")
+        refusals.append(raised.value)
+
+    assert "AWS Error ACCESS_DENIED" in str(refusals[0]), refusals[0]
+    assert "AWS Error" in str(refusals[1]), refusals[1]
+    assert [person_fix(e) for e in refusals] == [S3_FIX, S3_FIX]
