@@ -54,7 +54,8 @@ S3_FIX = (
 )
 FOLDER_FIX = (
     "fix the permissions of logs.dir and the folders under it (the user running Dagster "
-    "must create, write and delete files there), free space, or point logs.dir elsewhere"
+    "must create, write and delete files there), free space, move away a file that stands "
+    "where a folder belongs (or a folder where a file does), or point logs.dir elsewhere"
 )
 
 
