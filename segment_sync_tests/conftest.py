@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import settings
 
-from segment_sync_tests.logs.s3_fixtures import s3_server, s3_url  # noqa: F401 - the local S3
+from segment_sync_tests.logs.s3_fixtures import refusing_s3, s3_server, s3_url  # noqa: F401 - the local S3
 
 # No per-example deadline: CI shares 2 cores with other work, and a slow example is not a bug.
 settings.register_profile("segment_sync", deadline=None)

@@ -19,10 +19,17 @@ from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import fail_run, op_run_record
 from segment_sync.logs.incomplete import MaintenanceIncomplete, describe
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
+from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
 from segment_sync.outbound.route_decisions import prune_decisions
 from segment_sync.redaction import error_kind
 from segment_sync.settings import Settings
+
+# A table another maintainer holds is not waited for (logs/maintenance.py BUSY_WAIT_S).
+BUSY_NOTE = (
+    "busy (another maintenance run or a sync run's merge holds it): skipped, the next run "
+    "maintains it"
+)
 
 
 @dg.op(description="Apply log retention, compact small log files, refresh the analysts' views.")
@@ -30,29 +37,28 @@ def maintain_log_tables(
     context: dg.OpExecutionContext, settings: SettingsResource
 ) -> Iterator[dg.AssetObservation | dg.Output[None]]:
     loaded = settings.load()
-    logs = factory.log_writer(loaded)
+    try:
+        logs = factory.log_writer(loaded)
+    except LogWriteError as exc:  # logs.dir itself refuses (permissions, a file in its path)
+        fail_run(context, str(exc), "configuration")
     with op_run_record(context, logs, loaded.secrets(), settings=loaded) as (record, _):
         # Every problem is told at once: failing on the first would hide the damaged files
         # already moved aside, which no later run reports again.
         problems: list[str] = []
         left: list[Path] = []  # files moved aside by tables that then failed
-        refused = False
+        kind = "transient"
         try:
             report = maintain_logs(
                 loaded.logs.dir, loaded.logs.retention_days, loaded.maintenance.compact_min_files
             )
         except MaintenanceIncomplete as exc:  # the other tables were maintained: report them
-            report, left, refused = exc.report, exc.quarantined, exc.disk_refused
+            report, left, kind = exc.report, exc.quarantined, exc.kind
             problems.append(str(exc))
         moved = [*(path for table in report for path in table.quarantined), *left]
-        if refused:  # a full or read-only disk: no input file was deleted
-            if moved:
-                problems.append(quarantine_message(moved))
-            record.error = "; ".join(problems)
-            paths = {"quarantined": _paths_md(moved)} if moved else None  # each one named
-            fail_run(context, record.error, "configuration", paths)
-        decisions_removed, prune_error = _prune_route_decisions(loaded)
-        for table in report:
+        for table in report:  # what was done, also when the run then fails
+            if table.busy:  # not counted: its holder is changing its files
+                context.log.warning(f"{table.table}: {BUSY_NOTE}")
+                continue
             yield dg.AssetObservation(
                 asset_key=table.table,
                 metadata={
@@ -62,6 +68,15 @@ def maintain_log_tables(
                     "rows": dg.MetadataValue.int(table.rows_after),
                 },
             )
+        # A person must act (credentials, a bucket, permissions, a full disk): not retried
+        # into the same refusal. No input file was deleted.
+        if kind == "configuration":
+            if moved:
+                problems.append(quarantine_message(moved))
+            record.error = "; ".join(problems)
+            paths = {"quarantined": _paths_md(moved)} if moved else None  # each one named
+            fail_run(context, record.error, "configuration", paths)
+        decisions_removed, prune_error = _prune_route_decisions(loaded)
         try:
             ensure_analytics_db(loaded.logs.dir)
             analytics = "views refreshed"
@@ -91,6 +106,9 @@ def maintain_log_tables(
             "route_decisions_removed": dg.MetadataValue.int(decisions_removed),
             "analytics_db": dg.MetadataValue.text(analytics),
             "tables": dg.MetadataValue.md(_table_md(report)),
+            "busy_tables": dg.MetadataValue.text(
+                ", ".join(t.table for t in report if t.busy) or "none"
+            ),
         },
     )
 
@@ -128,7 +146,9 @@ def _table_md(report: list[TableMaintenance]) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {t.table} | {t.files_before} | {t.files_after} | {t.rows_removed} | {t.rows_after} |"
+        f"| {t.table} | {t.files_before} | {BUSY_NOTE} | | |"
+        if t.busy
+        else f"| {t.table} | {t.files_before} | {t.files_after} | {t.rows_removed} | {t.rows_after} |"
         for t in report
     ]
     return "\n".join(lines)

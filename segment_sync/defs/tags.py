@@ -63,8 +63,8 @@ def op_run_record(
     try:
         with recorded_run(logs, record, redactor):
             yield record, redactor
-    except LogWriteError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    except LogWriteError as exc:  # a person makes logs.dir writable: not retried
+        fail_run(context, str(exc), "configuration")
 
 
 def fail_run(

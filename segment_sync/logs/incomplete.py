@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,44 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 # What maintenance can meet and says in words: a refused write, a busy or lost lock, a file.
 _FORESEEN = (LogWriteError, LeaseLost, TimeoutError, OSError)
+# A local folder a person must fix: no permission (chmod, chattr), a read-only or full disk,
+# a path component that is a file, a folder where a file belongs. Another run meets the same
+# until someone acts.
+_FOLDER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+}
+# What S3 answers when the credentials, the policy or the bucket name are wrong: boto3's
+# ClientError codes (the lease) and pyarrow's S3FileSystem OSError text (the files).
+_S3_REFUSALS = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "NoSuchBucket",
+}
+_PYARROW_S3_REFUSAL = re.compile(
+    r"AWS Error \[?(ACCESS_DENIED|INVALID_ACCESS_KEY_ID|SIGNATURE_DOES_NOT_MATCH|"
+    r"NO_SUCH_BUCKET|EXPIRED_TOKEN|INVALID_TOKEN)"
+)
+S3_FIX = (
+    "check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the "
+    "instance role) and the bucket's policy (list, get, put and delete under the logs prefix), "
+    "and that the bucket in logs.dir exists"
+)
+FOLDER_FIX = (
+    "fix the permissions of logs.dir and the folders under it (the user running Dagster "
+    "must create, write and delete files there), free space, move away a file that stands "
+    "where a folder belongs (or a folder where a file does), or point logs.dir elsewhere"
+)
 
 
 class MaintenanceIncomplete(Exception):
@@ -31,11 +71,26 @@ class MaintenanceIncomplete(Exception):
         self.quarantined = quarantined
         done = ", ".join(r.table for r in report) or "none"
         problems = "; ".join(f"{table}: {describe(exc)}" for table, exc in failures.items())
+        fixes = dict.fromkeys(f for f in map(person_fix, failures.values()) if f)
+        then = (
+            f"To fix: {'; '.join(fixes)}; the next run maintains what this one could not"
+            if fixes
+            else "The next run maintains what this one could not"
+        )
         super().__init__(
             f"could not maintain {len(failures)} log table(s) ({problems}); the others were "
             f"maintained ({done}). No row was lost: an input file is deleted only after its "
-            "merged file is published, and the next run maintains what this one could not"
+            f"merged file is published. {then}"
         )
+
+    @property
+    def kind(self) -> str:
+        """The run's failure kind: "configuration" when a person must act for any table (wrong
+        credentials or policy, a missing bucket, a folder's permissions, a full or read-only
+        disk), so the run is not retried into the same refusal; else "transient"."""
+        if any(person_fix(exc) for exc in self.failures.values()):
+            return "configuration"
+        return "transient"
 
     @property
     def disk_refused(self) -> bool:
@@ -43,10 +98,32 @@ class MaintenanceIncomplete(Exception):
         return any(isinstance(exc, LogWriteError) for exc in self.failures.values())
 
 
+def person_fix(exc: BaseException) -> str | None:
+    """What a person must do about `exc`, or None when a later run may simply succeed."""
+    if isinstance(exc, LogWriteError):  # its message names logs.dir and the fix already
+        return FOLDER_FIX
+    if _s3_code(exc) in _S3_REFUSALS:
+        return S3_FIX
+    if isinstance(exc, OSError) and _PYARROW_S3_REFUSAL.search(str(exc)):
+        return S3_FIX
+    if isinstance(exc, OSError) and exc.errno in _FOLDER_ERRNOS:
+        return FOLDER_FIX
+    return None
+
+
+def _s3_code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ClientError (its `response`), else None."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else None
+
+
 def describe(exc: BaseException) -> str:
     """What went wrong, without payload: our own errors say it; an OS or S3 error keeps its
     text (paths, no rows) with any URL password masked; anything else only its kind."""
-    if isinstance(exc, _FORESEEN):
+    if isinstance(exc, _FORESEEN) or _s3_code(exc):  # an S3 answer: code, operation, message
         return f"{type(exc).__name__}: {mask_url_passwords(str(exc))}"
     return error_kind(exc)
 
@@ -64,7 +141,9 @@ def each_table(maintain: Callable[[str, list[Path]], T]) -> list[T]:
         except Exception as exc:  # noqa: BLE001 - raised below, with the tables that were done
             failures[table] = exc
             quarantined += moved
-            if not isinstance(exc, _FORESEEN):  # a bug: the run tells its kind, the log where
+            if not isinstance(exc, _FORESEEN) and not _s3_code(
+                exc
+            ):  # a bug: the run tells its kind, the log where
                 where = "".join(traceback.format_tb(exc.__traceback__))  # frames, no values
                 log.error(
                     "could not maintain log table %s: %s at\n%s", table, error_kind(exc), where

@@ -48,6 +48,7 @@ from segment_sync.logs.merge import (
     LOCK_TIMEOUT_S,
     READ_BATCH_BYTES,
     ROW_GROUP_ROWS,
+    TableBusy,
     finish_interrupted,
     maintenance_lock,
     merged_schema,
@@ -65,6 +66,7 @@ __all__ = [
     "LOCK_TIMEOUT_S",
     "ROW_GROUP_ROWS",
     "CompactionResult",
+    "TableBusy",
     "_conform",
     "_publish",
     "compact",
@@ -173,12 +175,18 @@ class TableMaintenance:
     rows_removed: int
     rows_after: int
     quarantined: tuple[Path, ...] = ()  # damaged files moved out of the views, kept there
+    busy: bool = False  # another maintainer held it: skipped, the next run maintains it
 
 
 def table_files(logs_dir: Path | str, table: str) -> list[Path]:
     """The published data files of every partition of `table`."""
     return [path for d in partition_dirs(logs_dir, table) for path in data_files(d)]
 
+
+# How long the hourly job waits for a table another maintainer holds: not at all. The holder
+# is the previous hourly run (still at it) or a run merging its fresh files; waiting a minute
+# per lock, twice per table, kept a job whose every table was held for 10 minutes.
+BUSY_WAIT_S = 0.0
 
 # What a disk that cannot take a write answers (full, read-only, no permission, failing).
 _UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -208,9 +216,13 @@ def maintain_table(
     damaged files moved aside are appended to `moved` as they go (kept if a later step fails)."""
     before = len(table_files(logs_dir, table))
     moved = [] if moved is None else moved
-    with _writing(logs_dir, table):
-        removed = apply_retention(logs_dir, table, cutoff, moved, lock_timeout_s)
-        compaction = compact(logs_dir, table, min_files, lock_timeout_s, moved)
+    removed = 0
+    try:
+        with _writing(logs_dir, table):
+            removed = apply_retention(logs_dir, table, cutoff, moved, lock_timeout_s)
+            compaction = compact(logs_dir, table, min_files, lock_timeout_s, moved)
+    except TableBusy:  # its holder is changing the files: they are not counted now
+        return TableMaintenance(table, before, before, removed, 0, tuple(moved), busy=True)
     rows = sum(row_count(path) for path in table_files(logs_dir, table))
     return TableMaintenance(table, before, compaction.files_after, removed, rows, tuple(moved))
 
@@ -224,11 +236,12 @@ def maintain_logs(
 ) -> list[TableMaintenance]:
     """Retention and compaction for every log table; rows at or after the cutoff all stay.
 
-    A table whose lock another maintainer holds past `lock_timeout_s` (LOCK_TIMEOUT_S) is left
-    for the next run. MaintenanceIncomplete after the last table if any table could not be
-    maintained: the others were, and their reports travel with the error."""
+    A table whose lock another maintainer holds past `lock_timeout_s` (BUSY_WAIT_S: none) is
+    skipped and reported `busy`: the next run maintains it. MaintenanceIncomplete after the last
+    table if any table could not be maintained: the others were, and their reports travel with
+    the error."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    lock_timeout_s = LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s
+    lock_timeout_s = BUSY_WAIT_S if lock_timeout_s is None else lock_timeout_s
     if is_object_store(logs_dir):  # a lease instead of flock: see s3_maintenance.py
         from segment_sync.logs import s3_maintenance
 

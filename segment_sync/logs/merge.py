@@ -50,12 +50,20 @@ LOCK_TIMEOUT_S = 60.0
 JOURNAL_SUFFIX = ".merging"
 
 
+class TableBusy(TimeoutError):
+    """Another maintainer (the hourly job, or a run merging its fresh files) holds the table."""
+
+    def __init__(self, table: str, timeout_s: float) -> None:
+        self.table = table
+        super().__init__(f"{table}: another compaction or retention still runs after {timeout_s}s")
+
+
 @contextmanager
 def maintenance_lock(
     logs_dir: Path | str, table: str, timeout_s: float = LOCK_TIMEOUT_S
 ) -> Iterator[None]:
-    """Hold the table's maintenance lock; TimeoutError if another holder keeps it `timeout_s`."""
-    busy = TimeoutError(f"{table}: another compaction or retention still runs after {timeout_s}s")
+    """Hold the table's maintenance lock; TableBusy if another holder keeps it `timeout_s`."""
+    busy = TableBusy(table, timeout_s)
     with file_lock(table_dir(logs_dir, table) / ".maintenance.lock", timeout_s, busy):
         yield
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from segment_sync.logs.merge import TableBusy
 from segment_sync.logs.object_store import S3Logs
 
 LEASE_DIR = "_leases"
@@ -90,8 +91,8 @@ class Lease:
                 Bucket=self.logs.bucket, Key=self.key, Body=self._body(), **condition
             )
         except self._client_error() as exc:
-            if _status(exc) in (404, 409, 412):  # taken, being taken, or gone (If-Match)
-                return None
+            if _status(exc) in (404, 409, 412) and not _no_bucket(exc):  # taken, being taken,
+                return None  # or gone (If-Match); a missing bucket is no busy lease
             raise
         return answer["ETag"]
 
@@ -99,7 +100,7 @@ class Lease:
         try:
             answer = self.logs.client.get_object(Bucket=self.logs.bucket, Key=self.key)
         except self._client_error() as exc:
-            if _status(exc) == 404:
+            if _status(exc) == 404 and not _no_bucket(exc):
                 return None
             raise
         try:
@@ -116,18 +117,21 @@ def _status(exc: Any) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+def _no_bucket(exc: Any) -> bool:
+    """S3's 404 for a bucket that does not exist (a wrong logs.dir), not for a missing lease."""
+    return exc.response.get("Error", {}).get("Code") == "NoSuchBucket"
+
+
 @contextmanager
 def lease(
     logs: S3Logs, table: str, timeout_s: float, ttl_s: float = LEASE_TTL_S
 ) -> Iterator[Lease]:
-    """Hold `table`'s maintenance lease; TimeoutError if another holder keeps it `timeout_s`."""
+    """Hold `table`'s maintenance lease; TableBusy if another holder keeps it `timeout_s`."""
     held = Lease(logs, table, ttl_s)
     deadline = time.monotonic() + timeout_s
     while not held.try_acquire():
         if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"{table}: another compaction or retention still runs after {timeout_s}s"
-            )
+            raise TableBusy(table, timeout_s)
         time.sleep(POLL_S)
     try:
         yield held

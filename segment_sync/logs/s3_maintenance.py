@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from segment_sync.logs.damaged import QUARANTINE_DIR, DamagedFile, is_damage, read_in_batches
 from segment_sync.logs.layout import TEMP_SUFFIX, new_file_name
-from segment_sync.logs.maintenance import LOCK_TIMEOUT_S, TableMaintenance
+from segment_sync.logs.maintenance import LOCK_TIMEOUT_S, TableBusy, TableMaintenance
 from segment_sync.logs.merge import READ_BATCH_BYTES, merged_schema, publish, read_conformed
 from segment_sync.logs.object_store import S3Logs
 from segment_sync.logs.s3_layout import (
@@ -237,11 +237,15 @@ def maintain_table(
     if min_files < 2:
         raise ValueError(f"min_files must be at least 2, got {min_files}")
     moved = [] if moved is None else moved
-    with lease(logs, table, timeout_s) as held:
-        remove_stale_scratch()
-        finish_interrupted(logs, table)
+    try:
+        with lease(logs, table, timeout_s) as held:
+            remove_stale_scratch()
+            finish_interrupted(logs, table)
+            before = len(visible_objects(logs, table))
+            removed = apply_retention(logs, held, table, cutoff, moved)
+            after = compact(logs, held, table, min_files, moved)
+    except TableBusy:  # only the lease raises it: another maintainer has the table
         before = len(visible_objects(logs, table))
-        removed = apply_retention(logs, held, table, cutoff, moved)
-        after = compact(logs, held, table, min_files, moved)
+        return TableMaintenance(table, before, before, 0, 0, tuple(moved), busy=True)
     rows = sum(row_count(logs, o.path) for o in visible_objects(logs, table))
     return TableMaintenance(table, before, after, removed, rows, tuple(moved))

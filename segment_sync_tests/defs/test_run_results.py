@@ -271,9 +271,11 @@ def test_a_run_whose_sync_runs_row_cannot_be_written_fails_with_one_line_naming_
 
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
+        [run] = instance.get_runs()
 
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     error = failure.step_failure_data.error
     assert error.cls_name == "Failure"  # an expected failure, not a LogWriteError traceback
     assert f"sync_runs rows under logs.dir ({logs_dir})" in error.message
     assert "No space left on device" in error.message
+    assert run.tags["segment_sync/failure_kind"] == "configuration"  # a person frees the disk

@@ -3,13 +3,16 @@ bucket per test, and the AWS variables a writer or maintainer process needs to r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import boto3
 import pytest
 
 from segment_sync.logs.object_store import S3Logs
@@ -68,3 +71,45 @@ def s3_server() -> Iterator[S3Server]:
 def s3_url(s3_server: S3Server) -> str:
     """A logs.dir on a fresh bucket of the module's S3 server."""
     return s3_server.new_logs_url()
+
+
+READ_ONLY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}
+    ],
+}
+
+
+def _set_auth(endpoint: str, free_requests: str) -> None:
+    """moto's switch: after `free_requests` more requests, every request is authorised by IAM."""
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=free_requests.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        answer.read()
+
+
+@pytest.fixture
+def refusing_s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    """The module's S3 server checking every request against IAM, with this process holding the
+    keys of a user whose policy only reads: a write or delete is answered 403 AccessDenied, as
+    real S3 does for a wrong policy. Open again after the test."""
+    iam = boto3.client("iam", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    user = f"reader-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user, PolicyName="read-only", PolicyDocument=json.dumps(READ_ONLY_POLICY)
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # boto3 caches the keys it first read
+    _set_auth(s3_server.endpoint, "0")
+    try:
+        yield s3_server
+    finally:
+        _set_auth(s3_server.endpoint, "inf")

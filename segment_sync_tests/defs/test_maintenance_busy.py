@@ -1,0 +1,114 @@
+"""A maintenance run whose tables another process holds skips them at once and says so: the
+job neither waits for the holder (a minute per lock, twice per table) nor fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from segment_sync.definitions import build_definitions
+from segment_sync.logs.layout import data_files, partition_dirs
+from segment_sync.logs.schema import TABLES
+from segment_sync.logs.store import LogWriter
+from segment_sync.settings import load_settings
+
+HOLD = """
+import sys
+from contextlib import ExitStack
+from segment_sync.logs.merge import maintenance_lock
+with ExitStack() as held:
+    for table in sys.argv[2:]:
+        held.enter_context(maintenance_lock(sys.argv[1], table, timeout_s=0))
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def held_by_another_process(logs_dir: str, tables: list[str]) -> Iterator[None]:
+    """A second process holding the maintenance locks of `tables` (as a run's merge or another
+    maintenance run does) until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, logs_dir, *tables],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.communicate(input="", timeout=30)
+
+
+def small_files(logs_dir: str) -> dict[str, int]:
+    """Data files per table."""
+    return {t: sum(len(data_files(p)) for p in partition_dirs(logs_dir, t)) for t in TABLES}
+
+
+def run(path) -> tuple[dg.ExecuteInProcessResult, dict, set[str]]:
+    """The maintenance job's result, output metadata and observed tables."""
+    job = build_definitions(str(path)).resolve_job_def("log_maintenance_job")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    outputs = [e for e in result.all_events if e.is_successful_output]
+    metadata = (
+        {k: v.value for k, v in outputs[0].event_specific_data.metadata.items()} if outputs else {}
+    )
+    observed = {
+        e.asset_key.to_user_string()
+        for e in result.asset_observations_for_node("maintain_log_tables")
+    }
+    return result, metadata, observed
+
+
+def write_small_files(logs_dir: str) -> None:
+    writer = LogWriter(logs_dir)
+    for n in range(3):
+        stamp = datetime.now(UTC)
+        message = {"timestamp": stamp, "message_id": f"m{n}", "outcome": "delivered"}
+        writer.write("outbound_messages", [message])
+        writer.write(
+            "inbound_items", [{"timestamp": stamp, "message_id": f"i{n}", "outcome": "done"}]
+        )
+
+
+def test_a_run_whose_every_table_is_held_skips_them_all_and_succeeds(write_settings):
+    path = write_settings()
+    logs_dir = load_settings(path).logs.dir
+    write_small_files(logs_dir)
+    before = small_files(logs_dir)
+
+    with held_by_another_process(logs_dir, list(TABLES)):
+        result, metadata, observed = run(path)
+
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert metadata["busy_tables"] == ", ".join(TABLES)
+    assert "busy (another maintenance run" in metadata["tables"]
+    assert observed == set()  # nothing counted while another process changes the files
+    after = small_files(logs_dir)
+    assert after.pop("sync_runs") == 1  # the run's own row, written after the maintenance
+    assert after == {t: n for t, n in before.items() if t != "sync_runs"}  # left to the holder
+    _, metadata, _ = run(path)  # the next run, with the locks free, maintains every table
+    assert metadata["busy_tables"] == "none"
+    assert small_files(logs_dir)["outbound_messages"] == 1
+
+
+def test_a_held_table_never_stops_the_tables_after_it(write_settings):
+    path = write_settings()
+    logs_dir = load_settings(path).logs.dir
+    write_small_files(logs_dir)
+
+    with held_by_another_process(logs_dir, ["outbound_messages"]):
+        result, metadata, observed = run(path)
+
+    assert result.success
+    assert metadata["busy_tables"] == "outbound_messages"
+    assert observed == set(TABLES) - {"outbound_messages"}
+    assert small_files(logs_dir)["outbound_messages"] == 3  # held: untouched
+    assert small_files(logs_dir)["inbound_items"] == 1  # after it: compacted
