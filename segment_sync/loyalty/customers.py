@@ -25,7 +25,7 @@ def customers_by_external_id(engine: sa.Engine, external_ids: Collection[str]) -
     """
     wanted = sorted(set(external_ids))
     newest: dict[str, tuple[datetime, str]] = {}
-    with engine.connect() as conn:
+    if wanted:
         for table in (loyalty_events, profile_changes):
             for start in range(0, len(wanted), IDS_PER_QUERY):
                 chunk = wanted[start : start + IDS_PER_QUERY]
@@ -48,11 +48,24 @@ def customers_by_external_id(engine: sa.Engine, external_ids: Collection[str]) -
                 query = sa.select(
                     ranked.c.external_customer_id, ranked.c.customer_id, ranked.c.occurred_at
                 ).where(ranked.c.n == 1)
-                for external, customer, when in conn.execute(query):
+                for external, customer, when in _fetch(engine, query):
+                    external, customer = _text(external), _text(customer)
+                    if external is None or customer is None:
+                        continue
                     seen = time_or_none(when) or _NEVER
                     if external not in newest or seen > newest[external][0]:
                         newest[external] = (seen, customer)
     return {external: customer for external, (_, customer) in newest.items()}
+
+
+def _fetch(engine: sa.Engine, query: sa.Select) -> list[tuple]:
+    """`query`'s rows through stored_rows.fetch, so no stored value stops the read (SQLAlchemy's
+    own time parsing raised for the whole read on a time that is not one)."""
+    compiled = query.compile(engine, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    if compiled.positional:
+        return stored_rows.fetch(engine, str(compiled), [params[k] for k in compiled.positiontup])
+    return stored_rows.fetch(engine, str(compiled), params)  # type: ignore[arg-type]
 
 
 def attribute_history(
