@@ -70,7 +70,10 @@ class ArrowReader:
 
         schema = SCHEMAS[table]
         columns = ", ".join(
-            "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS occurred_at"
+            # infinity has no to_char (NULL): its own text, which the row builder refuses
+            "CASE WHEN isfinite(occurred_at) THEN "
+            "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') "
+            "ELSE occurred_at::text END AS occurred_at"
             if f.name == "occurred_at"
             else f"{f.name}::text AS {f.name}"
             if f.name != "id"

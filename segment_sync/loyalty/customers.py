@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
 
 from segment_sync.loyalty import stored_rows
-from segment_sync.loyalty.stored_rows import utc
+from segment_sync.loyalty.stored_time import time_or_none
 from segment_sync.loyalty.tables import loyalty_events, profile_changes
 
 IDS_PER_QUERY = 1000  # bound parameters per IN list (SQLite allows 32766)
+_NEVER = datetime.min.replace(tzinfo=UTC)  # a pairing whose time does not read: the oldest
 
 
 def customers_by_external_id(engine: sa.Engine, external_ids: Collection[str]) -> dict[str, str]:
@@ -24,7 +25,7 @@ def customers_by_external_id(engine: sa.Engine, external_ids: Collection[str]) -
     """
     wanted = sorted(set(external_ids))
     newest: dict[str, tuple[datetime, str]] = {}
-    with engine.connect() as conn:
+    if wanted:
         for table in (loyalty_events, profile_changes):
             for start in range(0, len(wanted), IDS_PER_QUERY):
                 chunk = wanted[start : start + IDS_PER_QUERY]
@@ -47,11 +48,24 @@ def customers_by_external_id(engine: sa.Engine, external_ids: Collection[str]) -
                 query = sa.select(
                     ranked.c.external_customer_id, ranked.c.customer_id, ranked.c.occurred_at
                 ).where(ranked.c.n == 1)
-                for external, customer, when in conn.execute(query):
-                    seen = utc(when)
+                for external, customer, when in _fetch(engine, query):
+                    external, customer = _text(external), _text(customer)
+                    if external is None or customer is None:
+                        continue
+                    seen = time_or_none(when) or _NEVER
                     if external not in newest or seen > newest[external][0]:
                         newest[external] = (seen, customer)
     return {external: customer for external, (_, customer) in newest.items()}
+
+
+def _fetch(engine: sa.Engine, query: sa.Select) -> list[tuple]:
+    """`query`'s rows through stored_rows.fetch, so no stored value stops the read (SQLAlchemy's
+    own time parsing raised for the whole read on a time that is not one)."""
+    compiled = query.compile(engine, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    if compiled.positional:
+        return stored_rows.fetch(engine, str(compiled), [params[k] for k in compiled.positiontup])
+    return stored_rows.fetch(engine, str(compiled), params)  # type: ignore[arg-type]
 
 
 def attribute_history(
@@ -89,13 +103,31 @@ def attribute_history(
         if customer_ids is not None:
             sql += f" AND customer_id IN ({', '.join([mark] * len(batch))})"
         for customer, row_id, when, text in stored_rows.fetch(engine, sql, [*params, *batch]):
-            try:
-                attributes = orjson.loads(text)
-                at = utc(when)
-            except (orjson.JSONDecodeError, TypeError, ValueError):
+            # One row not UTF-8 makes SQLite's read hand back every row's text as bytes.
+            customer, attributes, at = _text(customer), _json(text), time_or_none(when)
+            if customer is None or at is None:
                 continue
             if isinstance(attributes, dict) and attribute in attributes:
                 history.setdefault(customer, []).append((at, row_id, attributes[attribute]))
     for values in history.values():
         values.sort(key=lambda h: (h[0], h[1]))
     return history
+
+
+def _text(value: object) -> str | None:
+    """A text column as str (bytes when SQLite fell back, see stored_rows.fetch); None if not."""
+    if value.__class__ is bytes:
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return value if value.__class__ is str else None
+
+
+def _json(value: object) -> object:
+    """A JSON column's value; None when it is not text that parses."""
+    text = _text(value)
+    try:
+        return None if text is None else orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
 
 from segment_sync.loyalty.records import BadRow, LoyaltyEvent, ProfileChange
+from segment_sync.loyalty.stored_time import read_time
 
 Record = LoyaltyEvent | ProfileChange | BadRow
 
@@ -26,7 +26,9 @@ def fetch(engine: sa.Engine, sql: str, params: Sequence) -> list[tuple]:
 
     SQLite lets any client store text that is not UTF-8, and its driver then stops the whole
     read; the rows are read again with every text value as bytes, which `records` decodes
-    one by one. (PostgreSQL refuses such text when it is written.)
+    one by one. (PostgreSQL refuses such text when it is written.) PostgreSQL holds times
+    Python has no datetime for (`infinity`, years past 9999), and psycopg then stops the whole
+    read: the rows are read again with times as their text, which `read_time` reads or refuses.
     """
     connection = engine.raw_connection()
     try:
@@ -41,10 +43,40 @@ def fetch(engine: sa.Engine, sql: str, params: Sequence) -> list[tuple]:
                 rows = _execute(connection, sql, params)
             finally:
                 driver.text_factory = str
+        except Exception as exc:
+            if not _time_psycopg_cannot_load(exc):
+                raise
+            connection.rollback()
+            rows = _execute_times_as_text(connection, sql, params)
         connection.commit()  # ends the read transaction (PostgreSQL would hold a snapshot)
         return rows
     finally:
         connection.close()
+
+
+def _time_psycopg_cannot_load(exc: Exception) -> bool:
+    """psycopg's DataError for a time it cannot make a datetime ("timestamp too large")."""
+    if not type(exc).__module__.startswith("psycopg"):
+        return False
+    import psycopg
+
+    return isinstance(exc, psycopg.DataError) and "timestamp" in str(exc)
+
+
+def _execute_times_as_text(connection, sql: str, params: Sequence) -> list[tuple]:
+    """`_execute` on PostgreSQL with every timestamp read as its ISO text in UTC."""
+    from psycopg.types.string import TextLoader
+
+    cursor = connection.driver_connection.cursor()  # its loaders are its own, not the pool's
+    try:
+        for name in ("timestamptz", "timestamp"):
+            cursor.adapters.register_loader(name, TextLoader)
+        cursor.execute("SET LOCAL TimeZone = 'UTC'")  # until the commit that ends the read
+        cursor.execute("SET LOCAL DateStyle = 'ISO'")
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _execute(connection, sql: str, params: Sequence) -> list[tuple]:
@@ -78,16 +110,6 @@ def _decoded(value: object) -> object:
     return value.decode() if value.__class__ is bytes else value
 
 
-def utc(value: datetime | str) -> datetime:
-    """SQLite hands back naive text; the store only ever holds UTC."""
-    if isinstance(value, str):
-        # Appending the offset parses ~7x faster than .replace(tzinfo=UTC) afterwards.
-        value = datetime.fromisoformat(value if len(value) > 26 else value + "+00:00")
-    if value.tzinfo is UTC:
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _object(text: str) -> dict:
     value = orjson.loads(text)
     if type(value) is not dict:
@@ -117,7 +139,7 @@ def _event(row: Sequence) -> LoyaltyEvent:
         and value.__class__ is dict
     ):
         raise TypeError("a column does not read")
-    when = utc(occurred_at)
+    when = read_time(occurred_at)
     return LoyaltyEvent(id_, customer_id, external_id, action, value, when, origin, data)
 
 
@@ -131,7 +153,7 @@ def _profile_change(row: Sequence) -> ProfileChange:
         and attributes.__class__ is dict
     ):
         raise TypeError("a column does not read")
-    return ProfileChange(id_, customer_id, external_id, attributes, utc(occurred_at), origin)
+    return ProfileChange(id_, customer_id, external_id, attributes, read_time(occurred_at), origin)
 
 
 _PARSERS: dict[str, Callable[[Sequence], LoyaltyEvent | ProfileChange]] = {
@@ -144,7 +166,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "action": _text,
     "data": _object,
     "attributes": _object,
-    "occurred_at": utc,
+    "occurred_at": read_time,
     "origin": _text,
 }
 

@@ -42,8 +42,14 @@ _VALUE = r"[:,\[]\s*"  # where a JSON value starts (a match inside a string is a
 LENIENT_JSON = (
     rf"{_VALUE}[-+]?(?i:nan|inf)|,\s*[\]}}]|{_VALUE}-?[0-9.]+[eE][-+]?\d{{3}}|{_VALUE}-?\d{{20}}"
 )
-# The text the store holds (SQLAlchemy's SQLite format; PostgreSQL is read into it): naive UTC.
-STORED_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}"
+# The text the store holds (SQLAlchemy's SQLite format; PostgreSQL is read into it): naive UTC,
+# 1970 to 9999 (earlier rows take the per-row path anyway), hours 00-23, no leap second: DuckDB
+# reads 24:00:00 as the next midnight and year 0 as 1 BC, where Python (stored_time.read_time,
+# the reader of replay and reconciliation) refuses them. Every other form takes the per-row path.
+STORED_TIME = (
+    r"(?:19[7-9]\d|[2-9]\d{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r" (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}"
+)
 _CONTROL = r"[\x00-\x1f\x7f]"
 _PLAIN_FIELD = re.compile(r"[A-Za-z0-9_]+")
 

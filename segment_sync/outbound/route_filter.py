@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from segment_sync.loyalty.records import ORIGIN_SEGMENT, Stream
 from segment_sync.loyalty.store import LoyaltyStore
-from segment_sync.loyalty.stored_rows import utc
+from segment_sync.loyalty.stored_time import time_or_none
 from segment_sync.outbound.build import EVENT_TYPES, unbuilt_message_id
 from segment_sync.outbound.route_decisions import RouteDecisions
 from segment_sync.outbound.routing import History, Route, routes
@@ -40,13 +40,6 @@ class _Row:
 
     def __init__(self, row_id: int, occurred_at: datetime | None) -> None:
         self.id, self.occurred_at = row_id, occurred_at
-
-
-def _time(value: object) -> datetime | None:
-    try:
-        return utc(value) if isinstance(value, str | datetime) else None
-    except ValueError:
-        return None
 
 
 class RouteFilter:
@@ -164,7 +157,7 @@ class RouteFilter:
         if not len(chunk):
             return chunk, []
         customers = chunk["customer_id"].to_pylist()
-        times = [_time(t) for t in chunk["occurred_at"].to_pylist()]
+        times = [time_or_none(t) for t in chunk["occurred_at"].to_pylist()]
         ids = chunk["id"].to_pylist()
         actions = chunk["action"].to_pylist() if stream is Stream.EVENTS else [None] * len(ids)
         origins = chunk["origin"].to_pylist()
