@@ -30,12 +30,18 @@ from segment_sync.antavo.client import (
 from segment_sync.directions import mappings_off
 from segment_sync.gc_pauses import fewer_gc_pauses
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
-from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.customer_ids import (
+    CustomerLookup,
+    external_ids,
+    resolve_customers,
+    to_antavo_customers,
+)
 from segment_sync.inbound.group_commit import GroupCommit, Outcomes
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.ingest_result import (
     BufferMarkError,
     CredentialError,
+    CustomerStoreError,
     IngestResult,
     LogWriteError,
     NoMappingError,
@@ -261,8 +267,10 @@ class InboundIngest:
             log_rows.append(self._unsent(item, result, None, "error", fault.reason))
         if self._customers is not None:
             wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
-            known = await asyncio.to_thread(self._customers, wanted) if wanted else {}
-            mapped = [(item, to_antavo_customers(outcomes, known)) for item, outcomes in mapped]
+            known, refused = await self._resolve_customers(wanted, result)
+            mapped = [
+                (item, to_antavo_customers(outcomes, known, refused)) for item, outcomes in mapped
+            ]
         for item, outcomes in mapped:
             errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
             if not outcomes:
@@ -299,6 +307,22 @@ class InboundIngest:
             for g in chunk.groups
         ]
         return chunk
+
+    async def _resolve_customers(
+        self, wanted: set[str], result: IngestResult
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Known and unreadable external IDs; a store that cannot answer stops the run."""
+        if not wanted or self._customers is None:
+            return {}, {}
+        try:
+            return await asyncio.to_thread(resolve_customers, self._customers, wanted)
+        except Exception as exc:  # the store is down or broken: no item's fault
+            raise CustomerStoreError(
+                "the loyalty store (loyalty_store.url) could not look up external customer IDs "
+                f"(general.customer_id_mapping is external_customer_id): {error_kind(exc)}; "
+                "the claimed items stay pending. Check the store, then rerun",
+                result,
+            ) from None
 
     async def _send(
         self,

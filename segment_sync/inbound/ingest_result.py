@@ -71,6 +71,10 @@ class BufferMarkError(IngestError):
     """The buffer could not record what Antavo answered: sending stopped, the items stay claimed."""
 
 
+class CustomerStoreError(IngestError):
+    """The loyalty store could not resolve external customer IDs: the claimed items stay pending."""
+
+
 class NoMappingError(IngestError):
     """No mapping is enabled: nothing was claimed, every item stays pending."""
 
