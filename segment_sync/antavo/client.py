@@ -14,6 +14,8 @@
   not account for every event (not JSON, no result list, one result short, a result that is not
   an object) leaves their outcome `unknown`: Antavo may have registered them, so they are
   neither failed nor retried (a resend could register them twice).
+- A whole-request failure that is not about the events (5xx/408/429 after the retries, a network
+  error before sending, a 404/405 that is not Antavo's answer) carries a `fault` (faults.py).
 - Antavo publishes no idempotency key: a retry after a timeout may register an event twice.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -33,6 +35,7 @@ import orjson
 
 from segment_sync.antavo import escher
 from segment_sync.antavo.event_status import event_status_code
+from segment_sync.antavo.faults import network_fault, request_fault
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 from segment_sync.redaction import SecretUrl, reveal, without_userinfo
@@ -92,6 +95,9 @@ class EventResult:
     identifier: str | None
     auth_error: bool = False  # 401/403: the credentials or the stack are wrong, not the event
     unknown: bool = False  # Antavo's answer does not account for it: it may be registered
+    fault: str | None = (
+        None  # not the event's fault: Antavo down, throttling, a wrong URL (faults.py)
+    )
 
 
 @dataclass(slots=True)  # not frozen: its __init__ costs a third of a frozen one's, per event
@@ -129,6 +135,7 @@ class _Outcome:
     error: str | None  # whole-request error; per-event ones are in `events`
     events: list[_Verdict]
     auth: bool = False
+    fault: str | None = None  # see faults.py
 
 
 def request_for(bodies: list[bytes]) -> tuple[str, bytes]:
@@ -240,6 +247,8 @@ class AntavoClient(ApiClient):
                 retry_after=lambda o: o.retry_after_s,
                 on_retry_after=self._pacer.pause,
             )
+        answered = outcome.status_code is not None
+        fault = outcome.fault if answered else network_fault(outcome.error)
         return [
             EventResult(
                 index=item.index,
@@ -251,6 +260,7 @@ class AntavoClient(ApiClient):
                 identifier=outcome.identifier,
                 auth_error=outcome.auth,
                 unknown=verdict.unknown,
+                fault=None if verdict.ok else fault,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
         ]
@@ -296,6 +306,7 @@ class AntavoClient(ApiClient):
                 redact(outcome.error),
                 verdicts,
                 outcome.auth,
+                outcome.fault,
             )
         sent = body.decode("utf-8")
         answers = tuple(
@@ -377,7 +388,8 @@ def _interpret(
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         events = [_Verdict(False, None, error)] * count
         auth = status in AUTH_STATUSES
-        return _Outcome(identifier, status, retryable, retry_after, error, events, auth)
+        fault = request_fault(status, _antavo_error(payload) is not None)
+        return _Outcome(identifier, status, retryable, retry_after, error, events, auth, fault)
     if path == "/events":
         verdict = _Verdict(True, _event_id(payload, actions[0]), None, payload)
         return _Outcome(identifier, status, False, None, None, [verdict])

@@ -39,6 +39,7 @@ from segment_sync.inbound.customer_ids import (
 from segment_sync.inbound.group_commit import GroupCommit, Outcomes
 from segment_sync.inbound.ingest_log import item_row, request_rows, unsent_row
 from segment_sync.inbound.ingest_result import (
+    AntavoFaultError,
     BufferMarkError,
     CredentialError,
     CustomerStoreError,
@@ -46,6 +47,7 @@ from segment_sync.inbound.ingest_result import (
     LogWriteError,
     NoMappingError,
     credential_message,
+    service_message,
 )
 from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.lease import LeaseHeartbeat
@@ -118,13 +120,16 @@ class InboundIngest:
         self.logs = logs
         self.mappings: list[Mapping] = self.inbound.active_mappings()
         self._stopped = False  # a log write or a buffer mark failed: send nothing more
+        # Antavo down, throttling or not at the base URL: send nothing more, fail the run.
+        self._outage: EventResult | None = None
         # Log rows are durable before their items are marked: a crash never marks an unlogged item.
         self._commits = GroupCommit(self._log_all, self._mark_all)
 
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
         """Process every item pending now (ids up to `upto`, default the newest).
 
-        Raises IngestError (NoMappingError, CredentialError, LogWriteError) when it stopped early.
+        Raises IngestError (NoMappingError, CredentialError, AntavoFaultError, LogWriteError...)
+        when it stopped early.
         """
         result = IngestResult(run_id, self.buffer.max_id() if upto is None else upto)
         off = mappings_off(self.settings)
@@ -241,6 +246,9 @@ class InboundIngest:
             raise CredentialError(
                 credential_message(self.inbound, client.auth_failure, pending), result
             )
+        if self._outage is not None:
+            pending = self.buffer.pending_count()
+            raise AntavoFaultError(service_message(self.inbound, self._outage, pending), result)
 
     async def _start(
         self,
@@ -335,7 +343,7 @@ class InboundIngest:
         """Send one request's events, then record its items at once (log first, then buffer)."""
         async with slots:
             entered()
-            if client.auth_failure is not None or self._stopped:
+            if client.auth_failure is not None or self._stopped or self._outage is not None:
                 return  # the items stay claimed until the run releases them, untouched
             sources = [(p.item, p.mapping) for p in group]
 
@@ -370,6 +378,10 @@ class InboundIngest:
                 continue
             if any(p.result.auth_error for p in bad):
                 continue  # not the data's fault: left pending, no attempt counted, no row
+            outage = next((p.result for p in bad if p.result.fault), None)
+            if outage is not None and not any(p.result.unknown for p in bad):
+                self._outage = self._outage or outage
+                continue  # as above: Antavo said nothing about these events
             error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
             if any(p.result.unknown for p in bad):  # resending could register it twice
                 unknown.append((item_id, error))
