@@ -279,7 +279,13 @@ class InboundIngest:
             mapped = [
                 (item, to_antavo_customers(outcomes, known, refused)) for item, outcomes in mapped
             ]
+        finished: list[tuple[int, list[str]]] = []  # every event registered by earlier tries
         for item, outcomes in mapped:
+            if item.registered:  # never send an event Antavo registered again
+                outcomes = [o for o in outcomes if o.mapping_name not in item.registered]
+                if not outcomes:
+                    finished.append((item.id, list(item.registered.values())))
+                    continue
             errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
             if not outcomes:
                 unsent_done.append((item.id, []))
@@ -302,11 +308,13 @@ class InboundIngest:
                 if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
                     groups.append([])
                 groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
-        if rows or log_rows:
+        if rows or log_rows or finished:
             # Through the group commit: no two flushes run at once, so a flush never returns
             # while another still writes rows it took (and marks would then come first).
             self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
-            await self._commits.submit(Outcomes(rows, unsent_done, unsent_failed, []), result)
+            marks = Outcomes(rows, unsent_done + finished, unsent_failed, [])
+            await self._commits.submit(marks, result)
+        result.counts.done += len(finished)
         result.counts.no_match += len(unsent_done)
         result.counts.failed += len(unsent_failed)
         chunk = _Chunk([g for g in groups if g])
@@ -365,17 +373,22 @@ class InboundIngest:
         failed: list[tuple[int, str]] = []
         retry: list[tuple[int, str]] = []
         unknown: list[tuple[int, str]] = []
+        partly: list[tuple[int, dict[str, str]]] = []  # items with some events registered
         rows: list[dict[str, Any]] = []
         max_attempts = self.inbound.max_attempts
         for item_id, plans in by_item.items():
             item = plans[0].item
+            earlier = item.registered or {}
             bad = [p for p in plans if not p.result.ok]
             if not bad:  # most items: every event registered
-                done.append((item_id, [p.result.event_id or "" for p in plans]))
+                ids = [p.result.event_id or "" for p in plans]
+                done.append((item_id, [*earlier.values(), *ids] if earlier else ids))
                 rows += [
                     self._row(item, result, p.mapping, "done", p.event, p.result) for p in plans
                 ]
                 continue
+            if now := {p.mapping: p.result.event_id or "" for p in plans if p.result.ok}:
+                partly.append((item_id, {**earlier, **now}))  # a replay skips them
             if any(p.result.auth_error for p in bad):
                 continue  # not the data's fault: left pending, no attempt counted, no row
             outage = next((p.result for p in bad if p.result.fault), None)
@@ -395,7 +408,8 @@ class InboundIngest:
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
         registered = sum(1 for p in group if p.result.ok)
         try:
-            await self._commits.submit(Outcomes(rows, done, failed, retry, unknown), result)
+            marks = Outcomes(rows, done, failed, retry, unknown, partly)
+            await self._commits.submit(marks, result)
         except LogWriteError:
             result.counts.unlogged += registered
             raise
@@ -435,6 +449,7 @@ class InboundIngest:
         failed = [x for b in batches for x in b.failed]
         retry = [x for b in batches for x in b.retry]
         unknown = [x for b in batches for x in b.unknown]
+        registered = [x for b in batches for x in b.registered]
         if not (done or failed or retry or unknown):
             return
         try:
@@ -444,6 +459,7 @@ class InboundIngest:
                 retry=retry,
                 unknown=unknown,
                 max_attempts=self.inbound.max_attempts,
+                registered=registered,
             )
         except Exception as exc:  # a locked or full buffer database, a lost connection
             # Items answered but not marked are sent again by the next run (Antavo has no
