@@ -6,7 +6,11 @@ as a request is answered its log rows are written durably and only then are its 
 kill repeats at most the requests in flight (`max_in_flight` x 50 events) and a failed log write
 leaves the items pending. Antavo's Events API has no idempotency key: a repeated request registers
 its events again, so an item whose outcome Antavo's answer leaves open is marked `unknown`, never
-failed or retried: only `replay inbound --include-unknown` sends it again.
+failed or retried: only `replay inbound --include-unknown` sends it again; for the same reason an
+item's events Antavo registered are kept (BufferItem.registered) and never sent again on a retry
+or a replay. Only Antavo's answer about an event fails it: Antavo down, throttling, unreachable
+or not at inbound.base_url (EventResult.fault) stops sending and fails the run, items pending with
+no attempt used.
 """
 
 from __future__ import annotations
