@@ -23,6 +23,8 @@
   (a resend could register them twice).
 - A bulk request refused as a whole for its content (413, 400, 422: nothing registered) is
   narrowed by resending its halves, so one event Antavo refuses (too large) fails alone.
+- A whole-request failure that is not about the events (5xx/408/429 after the retries, a network
+  error before sending, a 404/405 that is not Antavo's answer) carries a `fault` (faults.py).
 - Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -42,6 +44,7 @@ import orjson
 
 from segment_sync.antavo import escher
 from segment_sync.antavo.event_status import event_status_code
+from segment_sync.antavo.faults import network_fault, request_fault
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.http import ApiClient, RetryPolicy, is_retryable, parse_retry_after
 from segment_sync.redaction import SecretUrl, reveal, without_userinfo
@@ -105,6 +108,9 @@ class EventResult:
     identifier: str | None
     auth_error: bool = False  # 401/403: the credentials or the stack are wrong, not the event
     unknown: bool = False  # Antavo's answer does not account for it: it may be registered
+    fault: str | None = (
+        None  # not the event's fault: Antavo down, throttling, a wrong URL (faults.py)
+    )
 
 
 @dataclass(slots=True)  # not frozen: its __init__ costs a third of a frozen one's, per event
@@ -142,6 +148,7 @@ class _Outcome:
     error: str | None  # whole-request error; per-event ones are in `events`
     events: list[_Verdict]
     auth: bool = False
+    fault: str | None = None  # see faults.py
 
 
 def request_for(bodies: list[bytes]) -> tuple[str, bytes]:
@@ -287,6 +294,8 @@ class AntavoClient(ApiClient):
                 on_retry_after=self._pacer.pause,
             )
         refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
+        answered = outcome.status_code is not None
+        fault = outcome.fault if answered else network_fault(outcome.error)
         return [
             EventResult(
                 index=item.index,
@@ -298,6 +307,7 @@ class AntavoClient(ApiClient):
                 identifier=outcome.identifier,
                 auth_error=outcome.auth,
                 unknown=verdict.unknown,
+                fault=None if verdict.ok else fault,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
         ], refused
@@ -354,6 +364,7 @@ class AntavoClient(ApiClient):
                 redact(outcome.error),
                 verdicts,
                 outcome.auth,
+                outcome.fault,
             )
         sent = body.decode("utf-8")
         answers = tuple(
@@ -435,7 +446,8 @@ def _interpret(
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         events = [_Verdict(False, None, error)] * count
         auth = status in AUTH_STATUSES
-        return _Outcome(identifier, status, retryable, retry_after, error, events, auth)
+        fault = request_fault(status, _antavo_error(payload) is not None)
+        return _Outcome(identifier, status, retryable, retry_after, error, events, auth, fault)
     if path == "/events":  # its answer reads as a bulk result: the event's, or its error
         verdict = _verdict(payload, actions[0], f"HTTP {status} answer")
         return _Outcome(identifier, status, False, None, None, [verdict])

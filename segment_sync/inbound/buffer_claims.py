@@ -7,7 +7,14 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from segment_sync.inbound.buffer_connection import BufferConnection, _now
-from segment_sync.inbound.buffer_rows import PENDING, BufferItem, claim_sqlite, inbound_buffer, utc
+from segment_sync.inbound.buffer_rows import (
+    PENDING,
+    BufferItem,
+    claim_sqlite,
+    inbound_buffer,
+    registered_events,
+    utc,
+)
 from segment_sync.inbound.item_gate import read_event, readable
 
 
@@ -63,7 +70,7 @@ class BufferClaims(BufferConnection):
             sa.update(inbound_buffer)
             .where(t.id.in_(pick.scalar_subquery()))
             .values(claimed_by=run_id, claimed_at=now, updated_at=now)
-            .returning(t.id, t.message_id, t.payload, t.attempts, t.received_at)
+            .returning(t.id, t.message_id, t.payload, t.attempts, t.received_at, t.antavo_event_ids)
         )
         with self._write() as conn:
             rows = conn.execute(update).all()
@@ -75,6 +82,7 @@ class BufferClaims(BufferConnection):
                 attempts=row.attempts,
                 received_at=utc(row.received_at),
                 fault=fault,
+                registered=registered_events(row.antavo_event_ids),
             )
             for row in rows
             for payload, fault in [read_event(row.payload)]

@@ -88,15 +88,27 @@ class BufferOutcomes(BufferConnection):
         failed: Iterable[tuple[int, str]] = (),
         max_attempts: int | None = None,
         unknown: Iterable[tuple[int, str]] = (),
+        registered: Iterable[tuple[int, dict[str, str]]] = (),
     ) -> dict[int, str]:
-        """Record a chunk's outcomes in one transaction; returns each touched item's new status."""
+        """Record a chunk's outcomes in one transaction; returns each touched item's new status.
+
+        `registered`: the events (mapping name -> Antavo event id) registered so far of items
+        that are not done (retry, failed, unknown), so no later try sends them again."""
         done, retry, failed, unknown = list(done), list(retry), list(failed), list(unknown)
+        registered = list(registered)
         if retry and max_attempts is None:
             raise ValueError("max_attempts is required when retrying items")
         t = inbound_buffer.c
         now = _now()
         statuses: dict[int, str] = {}
         with self._write() as conn:
+            if registered:
+                conn.execute(
+                    sa.update(inbound_buffer)
+                    .where(t.id == sa.bindparam("b_id"), t.status == PENDING)
+                    .values(antavo_event_ids=sa.bindparam("b_ids")),
+                    [{"b_id": i, "b_ids": orjson.dumps(ids).decode()} for i, ids in registered],
+                )
             if done and self.sqlite:
                 mark_done_sqlite(conn, done, now)
                 statuses.update((item_id, DONE) for item_id, _ in done)

@@ -74,6 +74,18 @@ class BufferItem:
     attempts: int
     received_at: datetime
     fault: str | None = None
+    # Mapping name -> Antavo event id of the events an earlier try registered (the item then
+    # failed, or waits for a retry): never sent again, Antavo has no idempotency key.
+    registered: dict[str, str] | None = None
+
+
+def registered_events(stored: str | None) -> dict[str, str] | None:
+    """An unfinished item's registered events, from its `antavo_event_ids` (a JSON object; a
+    done item's is the list of its event ids)."""
+    if stored is None:
+        return None
+    value = orjson.loads(stored)
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,8 @@ class BufferRecord:
     claimed_by: str | None
     claimed_at: datetime | None
     updated_at: datetime
-    antavo_event_ids: list[str] | None
+    # A done item's event ids; an unfinished one's events registered so far, by mapping name.
+    antavo_event_ids: list[str] | dict[str, str] | None
     fault: str | None = None  # why `payload` (then empty) could not be read
 
 
@@ -202,12 +215,12 @@ def claim_sqlite(
         "UPDATE inbound_buffer SET claimed_by = ?, claimed_at = ?, updated_at = ? WHERE id IN "
         "(SELECT id FROM inbound_buffer WHERE status = 'pending' AND (claimed_by IS NULL OR "
         f"claimed_at < ?){extra} ORDER BY id LIMIT ?) "
-        "RETURNING id, message_id, payload, attempts, received_at",
+        "RETURNING id, message_id, payload, attempts, received_at, antavo_event_ids",
         (run_id, stamp, stamp, sqlite_stamp(stale_before), *params, limit),
     ).tuples()
     times: dict[Any, datetime | None] = {}  # a receiver's commit stores many rows at one time
     items = []
-    for item_id, message_id, raw, attempts, received_at in rows:
+    for item_id, message_id, raw, attempts, received_at, registered in rows:
         when = times.get(received_at)
         if when is None:
             when = times[received_at] = utc(received_at)
@@ -220,6 +233,7 @@ def claim_sqlite(
                 attempts=attempts,
                 received_at=when,
                 fault=fault,
+                registered=registered_events(registered),
             )
         )
     items.sort(key=lambda item: item.id)

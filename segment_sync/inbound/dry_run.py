@@ -19,7 +19,12 @@ import orjson
 from segment_sync.antavo.client import MAX_BULK_EVENTS, request_for
 from segment_sync.inbound.buffer import InboundBuffer
 from segment_sync.inbound.buffer_rows import PENDING
-from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.customer_ids import (
+    CustomerLookup,
+    external_ids,
+    resolve_customers,
+    to_antavo_customers,
+)
 from segment_sync.inbound.item_gate import BufferedEvent, ItemFault, item_name, through_gate
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import MappingOutcome, apply_mappings
@@ -120,8 +125,8 @@ def _plan_chunk(
         plan.errors[redactor.text(fault.problem)[:120]] += 1
     if customers is not None:
         wanted = {i for outcomes in mapped for i in external_ids(outcomes)}
-        known = customers(wanted) if wanted else {}
-        mapped = [to_antavo_customers(outcomes, known) for outcomes in mapped]
+        known, refused = resolve_customers(customers, wanted) if wanted else ({}, {})
+        mapped = [to_antavo_customers(outcomes, known, refused) for outcomes in mapped]
     plan.items += len(chunk)
     groups: list[list[dict[str, Any]]] = [[]]
     for outcomes in mapped:

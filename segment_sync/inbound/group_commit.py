@@ -23,6 +23,7 @@ class Outcomes:
     failed: list[tuple[int, str]]
     retry: list[tuple[int, str]]
     unknown: list[tuple[int, str]] = field(default_factory=list)
+    registered: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # partly sent
 
 
 class GroupCommit:

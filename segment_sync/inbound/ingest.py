@@ -6,7 +6,11 @@ as a request is answered its log rows are written durably and only then are its 
 kill repeats at most the requests in flight (`max_in_flight` x 50 events) and a failed log write
 leaves the items pending. Antavo's Events API has no idempotency key: a repeated request registers
 its events again, so an item whose outcome Antavo's answer leaves open is marked `unknown`, never
-failed or retried: only `replay inbound --include-unknown` sends it again.
+failed or retried: only `replay inbound --include-unknown` sends it again; for the same reason an
+item's events Antavo registered are kept (BufferItem.registered) and never sent again on a retry
+or a replay. Only Antavo's answer about an event fails it: Antavo down, throttling, unreachable
+or not at inbound.base_url (EventResult.fault) stops sending and fails the run, items pending with
+no attempt used.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord
+from segment_sync.antavo.client import AntavoClient, AntavoRequestRecord, EventResult
 from segment_sync.directions import mappings_off
 from segment_sync.gc_pauses import fewer_gc_pauses
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
@@ -30,10 +34,12 @@ from segment_sync.inbound.ingest_chunks import NO_MATCH, ChunkMapping, _Chunk
 from segment_sync.inbound.ingest_log import request_rows
 from segment_sync.inbound.ingest_recording import _Planned
 from segment_sync.inbound.ingest_result import (
+    AntavoFaultError,
     CredentialError,
     IngestResult,
     NoMappingError,
     credential_message,
+    service_message,
 )
 from segment_sync.inbound.lease import LeaseHeartbeat
 from segment_sync.inbound.mapping.actions import Mapping
@@ -77,13 +83,16 @@ class InboundIngest(ChunkMapping):
         self.logs = logs
         self.mappings: list[Mapping] = self.inbound.active_mappings()
         self._stopped = False  # a log write or a buffer mark failed: send nothing more
+        # Antavo down, throttling or not at the base URL: send nothing more, fail the run.
+        self._outage: EventResult | None = None
         # Log rows are durable before their items are marked: a crash never marks an unlogged item.
         self._commits = GroupCommit(self._log_all, self._mark_all)
 
     def run(self, run_id: str, upto: int | None = None) -> IngestResult:
         """Process every item pending now (ids up to `upto`, default the newest).
 
-        Raises IngestError (NoMappingError, CredentialError, LogWriteError) when it stopped early.
+        Raises IngestError (NoMappingError, CredentialError, AntavoFaultError, LogWriteError...)
+        when it stopped early.
         """
         result = IngestResult(run_id, self.buffer.max_id() if upto is None else upto)
         off = mappings_off(self.settings)
@@ -200,6 +209,9 @@ class InboundIngest(ChunkMapping):
             raise CredentialError(
                 credential_message(self.inbound, client.auth_failure, pending), result
             )
+        if self._outage is not None:
+            pending = self.buffer.pending_count()
+            raise AntavoFaultError(service_message(self.inbound, self._outage, pending), result)
 
     async def _send(
         self,
@@ -212,7 +224,7 @@ class InboundIngest(ChunkMapping):
         """Send one request's events, then record its items at once (log first, then buffer)."""
         async with slots:
             entered()
-            if client.auth_failure is not None or self._stopped:
+            if client.auth_failure is not None or self._stopped or self._outage is not None:
                 return  # the items stay claimed until the run releases them, untouched
             sources = [(p.item, p.mapping) for p in group]
 

@@ -8,13 +8,19 @@ from typing import Any
 
 from segment_sync.antavo.client import MAX_BULK_EVENTS, AntavoClient
 from segment_sync.inbound.buffer import BufferItem
-from segment_sync.inbound.customer_ids import CustomerLookup, external_ids, to_antavo_customers
+from segment_sync.inbound.customer_ids import (
+    CustomerLookup,
+    external_ids,
+    resolve_customers,
+    to_antavo_customers,
+)
 from segment_sync.inbound.group_commit import Outcomes
 from segment_sync.inbound.ingest_recording import IngestRecording, _Planned
-from segment_sync.inbound.ingest_result import IngestResult
+from segment_sync.inbound.ingest_result import CustomerStoreError, IngestResult
 from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.mapping.actions import Mapping
 from segment_sync.inbound.mapping.antavo_event import apply_mappings
+from segment_sync.redaction import error_kind
 
 NO_MATCH = "no enabled mapping's trigger matched this event"
 
@@ -69,9 +75,17 @@ class ChunkMapping(IngestRecording):
             log_rows.append(self._unsent(item, result, None, "error", fault.reason))
         if self._customers is not None:
             wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
-            known = await asyncio.to_thread(self._customers, wanted) if wanted else {}
-            mapped = [(item, to_antavo_customers(outcomes, known)) for item, outcomes in mapped]
+            known, refused = await self._resolve_customers(wanted, result)
+            mapped = [
+                (item, to_antavo_customers(outcomes, known, refused)) for item, outcomes in mapped
+            ]
+        finished: list[tuple[int, list[str]]] = []  # every event registered by earlier tries
         for item, outcomes in mapped:
+            if item.registered:  # never send an event Antavo registered again
+                outcomes = [o for o in outcomes if o.mapping_name not in item.registered]
+                if not outcomes:
+                    finished.append((item.id, list(item.registered.values())))
+                    continue
             errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
             if not outcomes:
                 unsent_done.append((item.id, []))
@@ -94,11 +108,13 @@ class ChunkMapping(IngestRecording):
                 if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
                     groups.append([])
                 groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
-        if rows or log_rows:
+        if rows or log_rows or finished:
             # Through the group commit: no two flushes run at once, so a flush never returns
             # while another still writes rows it took (and marks would then come first).
             self.logs.extend("inbound_log", log_rows)  # written by the same durable flush
-            await self._commits.submit(Outcomes(rows, unsent_done, unsent_failed, []), result)
+            marks = Outcomes(rows, unsent_done + finished, unsent_failed, [])
+            await self._commits.submit(marks, result)
+        result.counts.done += len(finished)
         result.counts.no_match += len(unsent_done)
         result.counts.failed += len(unsent_failed)
         chunk = _Chunk([g for g in groups if g])
@@ -107,3 +123,19 @@ class ChunkMapping(IngestRecording):
             for g in chunk.groups
         ]
         return chunk
+
+    async def _resolve_customers(
+        self, wanted: set[str], result: IngestResult
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Known and unreadable external IDs; a store that cannot answer stops the run."""
+        if not wanted or self._customers is None:
+            return {}, {}
+        try:
+            return await asyncio.to_thread(resolve_customers, self._customers, wanted)
+        except Exception as exc:  # the store is down or broken: no item's fault
+            raise CustomerStoreError(
+                "the loyalty store (loyalty_store.url) could not look up external customer IDs "
+                f"(general.customer_id_mapping is external_customer_id): {error_kind(exc)}; "
+                "the claimed items stay pending. Check the store, then rerun",
+                result,
+            ) from None

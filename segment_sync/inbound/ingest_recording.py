@@ -35,6 +35,7 @@ class IngestRecording:
     redactor: Redactor
     logs: LogWriter
     _stopped: bool
+    _outage: EventResult | None
     _commits: GroupCommit
 
     async def _record_sent(self, group: list[_Planned], result: IngestResult) -> None:
@@ -45,19 +46,28 @@ class IngestRecording:
         failed: list[tuple[int, str]] = []
         retry: list[tuple[int, str]] = []
         unknown: list[tuple[int, str]] = []
+        partly: list[tuple[int, dict[str, str]]] = []  # items with some events registered
         rows: list[dict[str, Any]] = []
         max_attempts = self.inbound.max_attempts
         for item_id, plans in by_item.items():
             item = plans[0].item
+            earlier = item.registered or {}
             bad = [p for p in plans if not p.result.ok]
             if not bad:  # most items: every event registered
-                done.append((item_id, [p.result.event_id or "" for p in plans]))
+                ids = [p.result.event_id or "" for p in plans]
+                done.append((item_id, [*earlier.values(), *ids] if earlier else ids))
                 rows += [
                     self._row(item, result, p.mapping, "done", p.event, p.result) for p in plans
                 ]
                 continue
+            if now := {p.mapping: p.result.event_id or "" for p in plans if p.result.ok}:
+                partly.append((item_id, {**earlier, **now}))  # a replay skips them
             if any(p.result.auth_error for p in bad):
                 continue  # not the data's fault: left pending, no attempt counted, no row
+            outage = next((p.result for p in bad if p.result.fault), None)
+            if outage is not None and not any(p.result.unknown for p in bad):
+                self._outage = self._outage or outage
+                continue  # as above: Antavo said nothing about these events
             error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
             if any(p.result.unknown for p in bad):  # resending could register it twice
                 unknown.append((item_id, error))
@@ -71,7 +81,8 @@ class IngestRecording:
             rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
         registered = sum(1 for p in group if p.result.ok)
         try:
-            await self._commits.submit(Outcomes(rows, done, failed, retry, unknown), result)
+            marks = Outcomes(rows, done, failed, retry, unknown, partly)
+            await self._commits.submit(marks, result)
         except LogWriteError:
             result.counts.unlogged += registered
             raise
@@ -111,7 +122,8 @@ class IngestRecording:
         failed = [x for b in batches for x in b.failed]
         retry = [x for b in batches for x in b.retry]
         unknown = [x for b in batches for x in b.unknown]
-        if not (done or failed or retry or unknown):
+        registered = [x for b in batches for x in b.registered]
+        if not (done or failed or retry or unknown or registered):
             return
         try:
             self.buffer.mark_many(
@@ -120,6 +132,7 @@ class IngestRecording:
                 retry=retry,
                 unknown=unknown,
                 max_attempts=self.inbound.max_attempts,
+                registered=registered,
             )
         except Exception as exc:  # a locked or full buffer database, a lost connection
             # Items answered but not marked are sent again by the next run (Antavo has no

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from segment_sync.antavo import faults
+from segment_sync.antavo.client import EventResult
 from segment_sync.settings import InboundSettings
 
 
@@ -71,6 +73,14 @@ class BufferMarkError(IngestError):
     """The buffer could not record what Antavo answered: sending stopped, the items stay claimed."""
 
 
+class CustomerStoreError(IngestError):
+    """The loyalty store could not resolve external customer IDs: the claimed items stay pending."""
+
+
+class AntavoFaultError(IngestError):
+    """Antavo is down, throttling or not at inbound.base_url: no event's fault, items pending."""
+
+
 class NoMappingError(IngestError):
     """No mapping is enabled: nothing was claimed, every item stays pending."""
 
@@ -81,4 +91,25 @@ def credential_message(inbound: InboundSettings, reason: str, pending: int) -> s
         f"Antavo refused the credentials ({reason}); stopped sending, {pending} item(s) stay "
         f"pending. Fix inbound.api_key_env (${inbound.api_key_env}), inbound.api_secret_env "
         f"(${inbound.api_secret_env}) or inbound.stack ({inbound.stack!r}), then rerun"
+    )
+
+
+def service_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
+    """One line: what Antavo (or the network) did, that no item was marked, and what to fix."""
+    said = (answer.error or "no answer")[:200]
+    fix = {
+        faults.UNREACHABLE: f"could not connect to Antavo at {inbound.endpoint} ({said}); check "
+        "inbound.base_url and inbound.stack, and that the network reaches it",
+        faults.RATE_LIMITED: f"Antavo rate limited the requests through every retry ({said}); "
+        f"lower inbound.rate_limit_per_minute ({inbound.rate_limit_per_minute}) to the stack's "
+        "limit, or share the limit across runs (inbound.rate_limiter)",
+        faults.MISROUTED: f"what answers at inbound.base_url ({inbound.endpoint}) is not "
+        f"Antavo's Events API ({said}); check inbound.base_url (its path) and inbound.stack",
+    }.get(
+        answer.fault or "",
+        f"Antavo is unavailable: it failed every retry ({said}); it is down or overloaded",
+    )
+    return (
+        f"{fix}. Sending stopped; no item was marked failed and {pending} item(s) stay pending "
+        "with no attempt used: the next run sends them"
     )

@@ -12,6 +12,7 @@ from segment_sync import factory
 from segment_sync.cli import main
 from segment_sync.definitions import build_definitions
 from segment_sync.inbound.buffer import InboundBuffer
+from segment_sync.inbound.ingest_result import AntavoFaultError
 from segment_sync.inbound.receiver import create_receiver_app
 from segment_sync.inbound.signature import js_stringify, sign
 from segment_sync.logs.store import LogWriter
@@ -217,17 +218,15 @@ def test_server_errors_are_retried_and_succeed(inbound, antavo_standin):
     assert codes == [503, 500, 200]
 
 
-def test_items_still_failing_are_retried_by_later_runs_then_marked_failed(inbound, antavo_standin):
+def test_an_antavo_outage_leaves_the_item_pending_with_no_attempt_used(inbound, antavo_standin):
     _, settings, buffer, receiver = inbound
     antavo_standin.configure(error_rate=1.0)
     post(receiver, ORDER)
-    first = ingest(settings, "run-a")
-    assert first.counts.retried == 1 and buffer.get_by_message_id("in-order-1").status == "pending"
-    second = ingest(settings, "run-b")
-    assert second.counts.failed == 1
+    for run in ("run-a", "run-b", "run-c"):  # more runs than max_attempts (2)
+        with pytest.raises(AntavoFaultError, match="Antavo is unavailable"):
+            ingest(settings, run)
     record = buffer.get_by_message_id("in-order-1")
-    assert (record.status, record.attempts) == ("failed", 2)
-    assert record.last_error is not None and "HTTP 5" in record.last_error
+    assert (record.status, record.attempts) == ("pending", 0)
 
 
 def test_secrets_never_reach_the_logs(inbound, antavo_standin):
