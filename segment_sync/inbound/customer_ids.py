@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
-import sqlalchemy.exc
-
 from segment_sync.inbound.mapping.antavo_event import MappingOutcome
 
 CustomerLookup = Callable[[Collection[str]], dict[str, str]]
@@ -38,8 +36,12 @@ def unreadable_external_id(external_id: str, exc: BaseException) -> str:
 
 
 def is_id_fault(exc: BaseException) -> bool:
-    """True when a lookup failed because of the IDs it was given, not the store."""
-    return isinstance(exc, (sqlalchemy.exc.DataError, ValueError))
+    """True when a lookup failed because of the IDs it was given, not the store: a ValueError,
+    or a DB-API DataError, whether SQLAlchemy wraps it or the driver raises its own (psycopg's,
+    sqlite3's: the lookup reads through either)."""
+    return isinstance(exc, ValueError) or any(
+        kind.__name__ == "DataError" for kind in type(exc).__mro__
+    )
 
 
 def resolve_customers(
