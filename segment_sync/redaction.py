@@ -19,12 +19,21 @@ SECRET_HEADERS = frozenset(
 # scheme://user:PASSWORD@host: greedy up to the last @ before the path, as a password may hold @.
 # Quotes and commas end it too, so a URL inside a JSON body never swallows the next field.
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"',]*:)([^\s/\"',]+)@")
+# What every _URL_PASSWORD match holds, found from the "://" (no backtracking over a long word):
+# text without it is clean, though it holds "://" and "@" apart (an e-mail beside a page URL).
+_MAYBE_PASSWORD = re.compile(r"://[^\s/:@\"',]*:[^\s/\"',]+@")
+_MAYBE_PASSWORD_BYTES = re.compile(_MAYBE_PASSWORD.pattern.encode())
 
 
 def _json_escaped(secret: str) -> set[str]:
     """`secret` as JSON writers put it inside a string, where that differs: orjson and DuckDB
     (quote, backslash, control characters), Python's json.dumps (also non-ASCII as \\uXXXX)."""
-    forms = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    ascii_form = json.dumps(secret)[1:-1]
+    forms = {ascii_form, json.dumps(secret, ensure_ascii=False)[1:-1]}
+    forms.add(
+        re.sub(r"\\u[0-9a-f]{4}", lambda m: m.group(0).upper().replace("\\U", "\\u"), ascii_form)
+    )
+    forms |= {form.replace("/", "\\/") for form in (*forms, secret) if "/" in form}  # PHP: \/
     forms.discard(secret)
     return forms
 
@@ -68,13 +77,13 @@ class Redactor:
         in it. Also true of every part of `value`, so a clean whole spares redacting its parts."""
         if any(secret in value for secret in self._secrets):
             return False
-        return "://" not in value or "@" not in value
+        return "://" not in value or "@" not in value or not _MAYBE_PASSWORD.search(value)
 
     def clean_bytes(self, value: bytes) -> bool:
         """`clean` of UTF-8 text given as bytes (a log column's data buffer), without decoding."""
         if any(raw in value for raw in self._raw):
             return False
-        return b"://" not in value or b"@" not in value
+        return b"://" not in value or b"@" not in value or not _MAYBE_PASSWORD_BYTES.search(value)
 
     def body(self, value: bytes) -> bytes:
         """UTF-8 `value` redacted as `text` would, without decoding it: a request body is

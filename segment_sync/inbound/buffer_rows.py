@@ -23,6 +23,7 @@ UNKNOWN = "unknown"  # Antavo's answer did not say: it may be registered; replay
 STATUSES = (PENDING, DONE, FAILED, UNKNOWN)
 MAX_ERROR_CHARS = 4000
 MAX_MESSAGE_ID_BYTES = 1000
+DERIVED_PREFIX = "sha1:"  # ids derived from an event's content (Segment's never start so)
 
 metadata = sa.MetaData()
 inbound_buffer = sa.Table(
@@ -118,13 +119,15 @@ def message_id_of(event: Any) -> str:
 
 def derived_message_id(event: Any) -> str:
     """`sha1:` + the SHA-1 of the event as JSON.stringify writes it: a resend maps to the same."""
-    return "sha1:" + hashlib.sha1(js_stringify(event)).hexdigest()
+    return DERIVED_PREFIX + hashlib.sha1(js_stringify(event)).hexdigest()
 
 
 def message_id_problem(message_id: str) -> str | None:
     """Why `message_id` cannot be stored (PostgreSQL text has no NUL; index rows are bounded)."""
     if "\x00" in message_id:
         return "contains a NUL character (\\u0000)"
+    if message_id.startswith(DERIVED_PREFIX):  # a sender could take another event's derived id
+        return f"starts with {DERIVED_PREFIX!r}, which is kept for ids derived from content"
     try:
         size = len(message_id.encode("utf-8"))
     except UnicodeEncodeError:

@@ -23,7 +23,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope
 
 from segment_sync.inbound.buffer import InboundBuffer
-from segment_sync.inbound.buffer_rows import Row, rows_for, unstorable_ids
+from segment_sync.inbound.buffer_rows import (
+    Row,
+    derived_message_id,
+    rows_for,
+    unstorable_ids,
+)
 from segment_sync.inbound.http_limits import ReceiverLimits, server_config
 from segment_sync.inbound.receiver_serving import ReceiverApp, tune_collector
 from segment_sync.inbound.receiver_writer import GroupCommitWriter
@@ -157,11 +162,13 @@ def create_receiver_app(
             index, problem = unstorable[0]
             log.warning(
                 "stored %d event(s) under an id derived from their content: their messageId "
-                "cannot be stored (the first, at index %d, %s); a resend still maps to the same "
-                "id. Send a messageId of printable text, as Segment generates",
+                "cannot be used (the first, at index %d, %s; stored as %s, the message_id the "
+                "inbound logs show); a resend still maps to the same id. Send a messageId of "
+                "printable text, as Segment generates",
                 len(unstorable),
                 index,
                 problem,
+                derived_message_id(events[index]),
             )
         return rows_for(events, payloads)
 

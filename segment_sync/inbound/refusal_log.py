@@ -21,7 +21,8 @@ MAX_REASON_CHARS = 300
 
 
 class RefusalLog:
-    """Logs why requests were refused, naming the peer; never a header value or a secret."""
+    """Logs why requests were refused, naming the peer; never a secret or an auth header (the
+    reason may quote a Content-Type or Content-Encoding as sent, cut to 300 characters)."""
 
     def __init__(
         self,

@@ -32,10 +32,10 @@ def parse_time(value: str, *, now: datetime | None = None, end_of_day: bool = Fa
         return now
     relative = _RELATIVE.fullmatch(text)
     if relative:
-        amount, unit = int(relative.group(1)), relative.group(2).lower()
         try:
+            amount, unit = int(relative.group(1)), relative.group(2).lower()
             return now - timedelta(**{_UNITS[unit]: amount})
-        except OverflowError:  # longer ago than year 1
+        except (OverflowError, ValueError):  # longer ago than year 1 (or than int() reads)
             return EARLIEST
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):

@@ -70,8 +70,9 @@ class ArrowReader:
 
         schema = SCHEMAS[table]
         columns = ", ".join(
-            # infinity has no to_char (NULL): its own text, which the row builder refuses
-            "CASE WHEN isfinite(occurred_at) THEN "
+            # infinity has no to_char (NULL), and to_char drops a BC time's era (44 BC would
+            # read as AD 44): their own text, which the row builder refuses as replay does
+            "CASE WHEN isfinite(occurred_at) AND occurred_at >= '0001-01-01 00:00:00+00' THEN "
             "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') "
             "ELSE occurred_at::text END AS occurred_at"
             if f.name == "occurred_at"

@@ -85,7 +85,10 @@ def _surely_fits(numbers: str) -> str:
 _TIMES = f"""
     CASE WHEN regexp_full_match(occurred_at, '{STORED_TIME}')
          THEN TRY_CAST(occurred_at AS TIMESTAMP) END AS ts"""
-# Python's int(datetime.timestamp() * 1000), in the same float steps, so messageIds match.
+# Python's int(datetime.timestamp() * 1000), in the same float steps, so messageIds match. Past
+# 2^53 microseconds (2255-06-05) DuckDB's CAST to DOUBLE rounds once more than Python's
+# timestamp(): such rows take the per-row path (see _sendable), or a resync would change the id.
+EXACT_DOUBLE_US = 2**53
 _EVENT_MS = """
     CAST(trunc(CAST(epoch_us(ts) AS DOUBLE) / CAST(1000000 AS DOUBLE) * CAST(1000 AS DOUBLE))
     AS BIGINT) AS ms"""
@@ -101,7 +104,7 @@ def _sendable(uid: str, *texts: str) -> str:
     plain = " AND ".join(f"NOT regexp_matches({t}, '{_CONTROL}')" for t in (uid, *texts))
     return (
         f"origin IS DISTINCT FROM '{ORIGIN_SEGMENT}' AND coalesce({uid}, '') <> '' "
-        f"AND epoch_us(ts) >= 0 AND {plain}"
+        f"AND epoch_us(ts) >= 0 AND epoch_us(ts) < {EXACT_DOUBLE_US} AND {plain}"
     )
 
 

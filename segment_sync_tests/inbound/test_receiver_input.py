@@ -52,8 +52,12 @@ def _post(client: httpx.Client, payload: bytes, first: bytes | None = None, **he
 @pytest.mark.parametrize("shape", ["event", "batch"])
 @pytest.mark.parametrize(
     ("message_id", "problem"),
-    [("msg\u00002", "contains a NUL character"), ("m" * 5000, "is longer than 1000 bytes")],
-    ids=["NUL", "5000 characters"],
+    [
+        ("msg\u00002", "contains a NUL character"),
+        ("m" * 5000, "is longer than 1000 bytes"),
+        ("sha1:" + "0" * 40, "kept for ids derived from content"),
+    ],
+    ids=["NUL", "5000 characters", "a derived id's prefix"],
 )
 def test_a_message_id_the_buffer_cannot_store_is_stored_under_the_id_derived_from_the_event(
     client: httpx.Client,
@@ -75,6 +79,7 @@ def test_a_message_id_the_buffer_cannot_store_is_stored_under_the_id_derived_fro
     assert stored is not None and stored.payload["messageId"] == message_id
     assert buffer.max_id() == (1 if shape == "event" else 2)
     assert problem in caplog.text and "derived from their content" in caplog.text
+    assert derived_message_id(bad) in caplog.text  # what the inbound logs show for it
     again = _post(client, body(bad))  # Segment's retry of the same event: stored once
     assert again.json() == {"stored": 0, "duplicates": 1}
 

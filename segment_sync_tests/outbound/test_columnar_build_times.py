@@ -47,6 +47,7 @@ def _profile(when: str) -> tuple:
 @example(whens=["0000-01-01 00:00:00.000000", "2026-06-30 23:59:60.000000"])
 @example(whens=["2026-01-01 10:00:00+00:00", "2026-01-01T10:00:00Z", "2026-01-01 10:00+02:00"])
 @example(whens=EDGES)
+@example(whens=["2403-04-21 10:36:02.105999", "9999-12-31 23:59:59.999999"])
 @given(whens=st.lists(time_texts() | st.just(NOW), min_size=1, max_size=12))
 def test_both_builders_read_every_time_text_alike(whens):
     for stream, row, exact in ((Stream.EVENTS, _event, True), (Stream.PROFILES, _profile, False)):
