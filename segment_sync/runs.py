@@ -120,7 +120,8 @@ def recorded_run(logs: LogWriter, record: RunRecord, redactor: Redactor) -> Iter
 
     The record (queued log rows, counts, the row) is written with stop signals held: a second
     Ctrl-C or a SIGTERM meanwhile used to raise inside it and leave the run unrecorded. Once the
-    run is stopping anyway, or has succeeded, a signal held there changes nothing more."""
+    run is stopping anyway, or has succeeded, a signal held there changes nothing more; only
+    the third (or a second SIGTERM) stops it at once, for a write that hangs."""
     try:
         yield record
         with stops_deferred(_say_finishing, redeliver=False):

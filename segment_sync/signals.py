@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -129,26 +130,103 @@ def stops_deferred(
     Why: a handler's exception raised inside a write loses whatever that write held (rows taken
     off the queue, the `sync_runs` row not yet written). The block is short local work, so the
     wait stays short; a signal meant to cut a long wait still does so outside it. Off the main
-    thread (no signal is delivered there) it defers nothing."""
-    held: list[int] = []
+    thread (no signal is delivered there) it defers nothing.
+
+    A write can hang all the same (S3, NFS): the third signal held (or a second SIGTERM) puts the
+    previous handlers back and hands it to them at once; nothing is raised again on the way out.
+    Nested blocks count together, and the escalation reaches the outermost one's handlers."""
     if threading.current_thread() is not threading.main_thread():
-        yield held
+        yield []
         return
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if not held and on_first is not None:
-            on_first()
-        held.append(signum)
-
-    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    deferring = _Deferring(on_first)
+    deferring.previous = {s: signal.signal(s, deferring) for s in STOP_SIGNALS}
     try:
-        yield held
+        yield deferring.held
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        if redeliver:
-            for signum in dict.fromkeys(held):
-                signal.raise_signal(signum)
+        if not deferring.escalated:  # else the previous handlers are back already
+            for signum, handler in deferring.previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            if redeliver:
+                deferring.pass_on()
+
+
+ESCALATED = (
+    b"\nstopping now, without waiting for the write: queued log rows may not be written; "
+    b"the next run resends what was not logged\n"
+)
+
+
+class _Deferring:
+    """The handler `stops_deferred` installs: it holds signals, and escalates on the third."""
+
+    def __init__(self, on_first: Callable[[], None] | None) -> None:
+        self.on_first = on_first
+        self.held: list[int] = []
+        self.previous: dict[int, Any] = {}
+        self.escalated = False
+
+    def outer(self) -> _Deferring | None:
+        """The enclosing block's handler, when this block is nested in another."""
+        outer = self.previous.get(signal.SIGINT)
+        return outer if isinstance(outer, _Deferring) else None
+
+    def chain(self) -> list[_Deferring]:
+        """This block and those it is nested in, innermost first."""
+        blocks: list[_Deferring] = []
+        block: _Deferring | None = self
+        while block is not None:
+            blocks.append(block)
+            block = block.outer()
+        return blocks
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        blocks = self.chain()
+        held = [s for block in blocks for s in block.held]
+        self.held.append(signum)  # first: nothing on_first raises can lose the signal
+        if not held:
+            for block in blocks:
+                if block.on_first is not None:
+                    with suppress(OSError):  # stderr closed (`... 2>&1 | head -1`)
+                        block.on_first()
+        held.append(signum)
+        if len(held) >= 3 or held.count(signal.SIGTERM) >= 2:
+            self.escalate(signum, frame)
+
+    def escalate(self, signum: int, frame: FrameType | None) -> None:
+        """Put the previous handlers back and let them act on `signum` now."""
+        self.escalated = True
+        for s, handler in self.previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        handler = self.previous[signum]
+        if isinstance(handler, _Deferring):
+            handler.escalate(signum, frame)
+            return
+        if handler is signal.SIG_IGN:
+            return
+        with suppress(OSError):
+            os.write(2, ESCALATED)  # os.write: a print may be in progress on the main thread
+        if callable(handler):
+            handler(signum, frame)
+        else:  # the default action: the process ends
+            signal.raise_signal(signum)
+
+    def pass_on(self) -> None:
+        """Raise the held signals again, each even if the one before raised."""
+        outer = self.outer()
+        if outer is not None:  # still held, by the enclosing block, and counted there
+            outer.held.extend(self.held)
+            return
+        _raise_each(list(dict.fromkeys(self.held)))
+
+
+def _raise_each(signums: list[int]) -> None:
+    # Nested try/finally: SIGINT's KeyboardInterrupt must not lose a SIGTERM held with it.
+    if not signums:
+        return
+    try:
+        signal.raise_signal(signums[0])
+    finally:
+        _raise_each(signums[1:])
 
 
 async def until_threads_done(jobs: list[concurrent.futures.Future]) -> None:

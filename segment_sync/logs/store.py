@@ -160,7 +160,8 @@ class LogWriter:
         Returns once every row queued before the call is written, also rows that a flush in
         another thread took first (see flush_order.py); raises if they could not be. A stop
         signal arriving meanwhile acts once the rows are written (rows taken off the queue
-        for a file not yet published were lost when Ctrl-C interrupted the write)."""
+        for a file not yet published were lost when Ctrl-C interrupted the write); the third
+        acts at once, for a write that hangs."""
         with stops_deferred():
             written = self._write_queued(table)
         if written and self._merge_due():
