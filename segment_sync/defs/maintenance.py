@@ -17,7 +17,7 @@ from segment_sync import factory
 from segment_sync.defs.resources import SettingsResource
 from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import fail_run, op_run_record
-from segment_sync.logs.incomplete import MaintenanceIncomplete, describe
+from segment_sync.logs.incomplete import MaintenanceIncomplete, describe, failure_kind
 from segment_sync.logs.maintenance import TableMaintenance, maintain_logs
 from segment_sync.logs.store import LogWriteError
 from segment_sync.logs.views import ObjectStoreLogs, ensure_analytics_db
@@ -40,7 +40,7 @@ def maintain_log_tables(
     try:
         logs = factory.log_writer(loaded)
     except LogWriteError as exc:  # logs.dir itself refuses (permissions, a file in its path)
-        fail_run(context, str(exc), "configuration")
+        fail_run(context, str(exc), failure_kind(exc))
     with op_run_record(context, logs, loaded.secrets(), settings=loaded) as (record, _):
         # Every problem is told at once: failing on the first would hide the damaged files
         # already moved aside, which no later run reports again.

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import dagster as dg
 
+from segment_sync.logs.incomplete import failure_kind
 from segment_sync.logs.store import LogWriteError, LogWriter
 from segment_sync.outbound.report import RunReport
 from segment_sync.outbound.results import OutboundResult
@@ -63,8 +64,8 @@ def op_run_record(
     try:
         with recorded_run(logs, record, redactor):
             yield record, redactor
-    except LogWriteError as exc:  # a person makes logs.dir writable: not retried
-        fail_run(context, str(exc), "configuration")
+    except LogWriteError as exc:  # its cause decides: a person fixes a refusal (not retried),
+        fail_run(context, str(exc), failure_kind(exc))  # a network blip or SlowDown is retried
 
 
 def fail_run(

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pyarrow as pa
+
 from segment_sync.logs.s3_lease import LeaseLost
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import LogWriteError
@@ -88,9 +90,8 @@ class MaintenanceIncomplete(Exception):
         """The run's failure kind: "configuration" when a person must act for any table (wrong
         credentials or policy, a missing bucket, a folder's permissions, a full or read-only
         disk), so the run is not retried into the same refusal; else "transient"."""
-        if any(person_fix(exc) for exc in self.failures.values()):
-            return "configuration"
-        return "transient"
+        kinds = {failure_kind(exc) for exc in self.failures.values()}
+        return "configuration" if "configuration" in kinds else "transient"
 
     @property
     def disk_refused(self) -> bool:
@@ -98,13 +99,19 @@ class MaintenanceIncomplete(Exception):
         return any(isinstance(exc, LogWriteError) for exc in self.failures.values())
 
 
+def failure_kind(exc: BaseException) -> str:
+    """A failed run's kind for `exc`: "configuration" when a person must act (not retried into
+    the same refusal), else "transient". One rule for maintenance and for every LogWriteError."""
+    return "configuration" if person_fix(exc) else "transient"
+
+
 def person_fix(exc: BaseException) -> str | None:
     """What a person must do about `exc`, or None when a later run may simply succeed."""
-    if isinstance(exc, LogWriteError):  # its message names logs.dir and the fix already
-        return FOLDER_FIX
+    if isinstance(exc, LogWriteError):  # its cause decides: a network error or 503 SlowDown
+        return person_fix(exc.cause)  # on S3, or EIO, passes; a refusal or a full disk stays
     if _s3_code(exc) in _S3_REFUSALS:
         return S3_FIX
-    if isinstance(exc, OSError) and _PYARROW_S3_REFUSAL.search(str(exc)):
+    if isinstance(exc, OSError | pa.ArrowException) and _PYARROW_S3_REFUSAL.search(str(exc)):
         return S3_FIX
     if isinstance(exc, OSError) and exc.errno in _FOLDER_ERRNOS:
         return FOLDER_FIX

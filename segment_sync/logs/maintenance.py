@@ -61,6 +61,7 @@ from segment_sync.logs.merge import conform as _conform
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
 from segment_sync.logs.store import LogWriteError
+from segment_sync.logs.stuck import check_local
 
 __all__ = [
     "LOCK_TIMEOUT_S",
@@ -222,6 +223,7 @@ def maintain_table(
             removed = apply_retention(logs_dir, table, cutoff, moved, lock_timeout_s)
             compaction = compact(logs_dir, table, min_files, lock_timeout_s, moved)
     except TableBusy:  # its holder is changing the files: they are not counted now
+        check_local(logs_dir, table, cutoff)  # held for over a day: TableStuck fails the run
         return TableMaintenance(table, before, before, removed, 0, tuple(moved), busy=True)
     rows = sum(row_count(path) for path in table_files(logs_dir, table))
     return TableMaintenance(table, before, compaction.files_after, removed, rows, tuple(moved))
@@ -237,7 +239,8 @@ def maintain_logs(
     """Retention and compaction for every log table; rows at or after the cutoff all stay.
 
     A table whose lock another maintainer holds past `lock_timeout_s` (BUSY_WAIT_S: none) is
-    skipped and reported `busy`: the next run maintains it. MaintenanceIncomplete after the last
+    skipped and reported `busy`: the next run maintains it (unless it has been held for over a
+    day: TableStuck, stuck.py). MaintenanceIncomplete after the last
     table if any table could not be maintained: the others were, and their reports travel with
     the error."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)

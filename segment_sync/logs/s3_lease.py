@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from segment_sync.logs.merge import TableBusy
@@ -111,6 +112,21 @@ class Lease:
 
     def _client_error(self) -> type[Exception]:
         return self.logs.client.exceptions.ClientError
+
+
+def held_by(logs: S3Logs, table: str) -> str:
+    """What `table`'s lease says: its owner and expiry, for a person to find the holder."""
+    current = Lease(logs, table)._current()
+    if current is None:
+        return "nothing now (it was just released)"
+    body = current[0]
+    expires = body.get("expires_at")
+    when = (
+        datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+        if isinstance(expires, int | float)
+        else "unknown"
+    )
+    return f"owner {body.get('owner', 'unknown')}, expires at {when}"
 
 
 def _status(exc: Any) -> int:

@@ -39,8 +39,9 @@ from segment_sync.logs.s3_layout import (
     visible_objects,
     write_marker,
 )
-from segment_sync.logs.s3_lease import Lease, lease
+from segment_sync.logs.s3_lease import LEASE_DIR, Lease, held_by, lease
 from segment_sync.logs.schema import TIME_COLUMNS, UTC_TIMESTAMP, schema_for
+from segment_sync.logs.stuck import check_s3
 
 SCRATCH_PREFIX = "segment-sync-s3-merge-"  # a local folder per merge, under TMPDIR
 STALE_SCRATCH_AGE_S = 6 * 3600.0  # older than any merge: its maintainer was killed
@@ -245,7 +246,10 @@ def maintain_table(
             removed = apply_retention(logs, held, table, cutoff, moved)
             after = compact(logs, held, table, min_files, moved)
     except TableBusy:  # only the lease raises it: another maintainer has the table
-        before = len(visible_objects(logs, table))
+        objects = visible_objects(logs, table)
+        days = {o.day for o in objects}
+        check_s3(table, days, cutoff, logs.path(LEASE_DIR, f"{table}.lease"), held_by(logs, table))
+        before = len(objects)
         return TableMaintenance(table, before, before, 0, 0, tuple(moved), busy=True)
     rows = sum(row_count(logs, o.path) for o in visible_objects(logs, table))
     return TableMaintenance(table, before, after, removed, rows, tuple(moved))

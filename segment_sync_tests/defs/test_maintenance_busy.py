@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -112,3 +112,24 @@ def test_a_held_table_never_stops_the_tables_after_it(write_settings):
     assert observed == set(TABLES) - {"outbound_messages"}
     assert small_files(logs_dir)["outbound_messages"] == 3  # held: untouched
     assert small_files(logs_dir)["inbound_items"] == 1  # after it: compacted
+
+
+def test_a_table_held_for_over_a_day_fails_the_run_as_transient_naming_it(write_settings):
+    path = write_settings(logs={"retention_days": 30})
+    logs_dir = load_settings(path).logs.dir
+    old = {"timestamp": datetime.now(UTC) - timedelta(days=400), "message_id": "old"}
+    LogWriter(logs_dir).write("outbound_messages", [old | {"outcome": "delivered"}])
+
+    with held_by_another_process(logs_dir, ["outbound_messages"]):
+        job = build_definitions(str(path)).resolve_job_def("log_maintenance_job")
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+            [run_] = instance.get_runs()
+
+    assert not result.success
+    assert run_.tags["segment_sync/failure_kind"] == "transient"
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert "outbound_messages: busy" in message
+    assert "held through every maintenance run for over a day" in message
+    assert "outbound_messages/.maintenance.lock" in message
