@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import orjson
 
-from segment_sync.antavo.faults import request_fault
-from segment_sync.http import is_retryable, parse_retry_after
+from segment_sync.antavo.faults import UNSURE, is_retryable, request_fault
+from segment_sync.http import parse_retry_after
 
 AUTH_STATUSES = (401, 403)
 
@@ -59,9 +59,13 @@ def _interpret(
         retryable = is_retryable(status)
         error = f"HTTP {status}: {_antavo_error(payload) or _reason(response)}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        events = [_Verdict(False, None, error)] * count
         auth = status in AUTH_STATUSES
         fault = request_fault(status, _antavo_error(payload) is not None)
+        if fault == UNSURE:  # sent, then a 5xx: Antavo may have registered them
+            error = unsure_5xx(status, error)
+            events = [_Verdict(False, None, error, None, unknown=True)] * count
+        else:
+            events = [_Verdict(False, None, error)] * count
         return _Outcome(identifier, status, retryable, retry_after, error, events, auth, fault)
     if path == "/events":  # its answer reads as a bulk result: the event's, or its error
         verdict = _verdict(payload, actions[0], f"HTTP {status} answer")
@@ -103,6 +107,15 @@ def unknown_outcome(what: str) -> str:
     return (
         f"outcome unknown: Antavo's {what}, so this event may or may not be registered; check "
         "in Antavo before re-sending it (`replay inbound --include-unknown`)"
+    )
+
+
+def unsure_5xx(status: int, said: str) -> str:
+    """The error of an event whose request was answered by a 5xx that is not 503."""
+    return (
+        f"outcome unknown: Antavo answered HTTP {status} after the request was sent ({said}): "
+        "it may have registered this event; check in Antavo before re-sending it "
+        "(`replay inbound --include-unknown`)"
     )
 
 

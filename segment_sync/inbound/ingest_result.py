@@ -97,6 +97,8 @@ def credential_message(inbound: InboundSettings, reason: str, pending: int) -> s
 def service_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
     """One line: what Antavo (or the network) did, that no item was marked, and what to fix."""
     said = (answer.error or "no answer")[:200]
+    if answer.fault in faults.STOPPING_UNKNOWN:
+        return unsure_message(inbound, answer, pending)
     fix = {
         faults.UNREACHABLE: f"could not connect to Antavo at {inbound.endpoint} ({said}); check "
         "inbound.base_url and inbound.stack, and that the network reaches it",
@@ -112,4 +114,16 @@ def service_message(inbound: InboundSettings, answer: EventResult, pending: int)
     return (
         f"{fix}. Sending stopped; no item was marked failed and {pending} item(s) stay pending "
         "with no attempt used: the next run sends them"
+    )
+
+
+def unsure_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
+    """One line for an answer after which a request's events may be registered: they are
+    `unknown`, and the run stopped so the rest of the backlog stays pending."""
+    status = f"HTTP {answer.status_code}" if answer.status_code is not None else "an answer"
+    return (
+        f"Antavo answered {status} after the request was sent: it may have registered these "
+        "events, so they are marked unknown; check them in Antavo before `replay inbound "
+        f"--include-unknown`. The run stopped, the rest stays pending ({pending} item(s)): "
+        "the next run sends them"
     )
