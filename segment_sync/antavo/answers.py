@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from segment_sync.antavo.faults import UNSURE, is_retryable, request_fault
+from segment_sync.antavo.faults import UNREADABLE, UNSURE, is_retryable, request_fault
 from segment_sync.http import parse_retry_after
 
 AUTH_STATUSES = (401, 403)
@@ -67,6 +67,10 @@ def _interpret(
         else:
             events = [_Verdict(False, None, error)] * count
         return _Outcome(identifier, status, retryable, retry_after, error, events, auth, fault)
+    if not isinstance(payload, dict):  # not Antavo's answer: stop, the next would be the same
+        error = unknown_outcome(f"HTTP {status} answer is not a JSON object")
+        verdicts = [_Verdict(False, None, error, None, unknown=True)] * count
+        return _Outcome(identifier, status, False, None, error, verdicts, fault=UNREADABLE)
     if path == "/events":  # its answer reads as a bulk result: the event's, or its error
         verdict = _verdict(payload, actions[0], f"HTTP {status} answer")
         return _Outcome(identifier, status, False, None, None, [verdict])

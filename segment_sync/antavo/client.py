@@ -5,9 +5,10 @@
 - A smooth client-side pacer keeps requests a little under `rate_limit_per_minute`, so a client
   configured at or below the stack's limit (1,500/min shared, 20,000/min dedicated) never
   provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring
-  Retry-After, which also pauses the pacer), 408, 5xx and network errors before the request was
+  Retry-After, which also pauses the pacer), 408, 503 and network errors before the request was
   written (connect error or timeout) are retried with capped exponential backoff and full
-  jitter; other 4xx are final.
+  jitter; other 4xx are final. Any other 5xx may come after Antavo registered the events: they
+  are `unknown`, never retried, and the fault stops the ingest (faults.py).
 - A request sent but not answered (read timeout, connection closed mid-answer) leaves its
   events `unknown`, never retried: Antavo may have registered them.
 - 401/403 mean the key, secret or stack is wrong, not the events: the result says `auth_error`,
@@ -18,8 +19,9 @@
   outcome `unknown`, neither failed nor retried. Results and request records: records.py.
 - A bulk request refused as a whole for its content (413, 400, 422: nothing registered) is
   narrowed by resending its halves, so one event Antavo refuses (too large) fails alone.
-- A whole-request failure that is not about the events (5xx/408/429 after the retries, a network
-  error before sending, a 404/405 that is not Antavo's answer) carries a `fault` (faults.py).
+- A whole-request failure that is not about the events (503/408/429 after the retries, a network
+  error before sending, a 3xx, a 404/405 that is not Antavo's answer) carries a `fault`
+  (faults.py); so do the unknown events of another 5xx or of a 2xx that is not a JSON object.
 - Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """

@@ -120,10 +120,19 @@ def service_message(inbound: InboundSettings, answer: EventResult, pending: int)
 def unsure_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
     """One line for an answer after which a request's events may be registered: they are
     `unknown`, and the run stopped so the rest of the backlog stays pending."""
-    status = f"HTTP {answer.status_code}" if answer.status_code is not None else "an answer"
+    if answer.fault == faults.UNREADABLE:
+        what = (
+            f"what answers at inbound.base_url ({inbound.endpoint}) gave a 2xx answer whose "
+            "body is not Antavo's JSON answer; check inbound.base_url and inbound.stack. "
+            "If it is Antavo, it may have registered that request's events"
+        )
+    else:
+        what = (
+            f"Antavo answered HTTP {answer.status_code} after the request was sent: it may "
+            "have registered these events"
+        )
     return (
-        f"Antavo answered {status} after the request was sent: it may have registered these "
-        "events, so they are marked unknown; check them in Antavo before `replay inbound "
-        f"--include-unknown`. The run stopped, the rest stays pending ({pending} item(s)): "
-        "the next run sends them"
+        f"{what}, so their items have an unknown outcome; check them in Antavo before "
+        "`replay inbound --include-unknown`. The run stopped, the rest stays pending "
+        f"({pending} item(s)): the next run sends them"
     )
