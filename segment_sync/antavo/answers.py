@@ -123,10 +123,22 @@ def unsure_5xx(status: int, said: str) -> str:
     )
 
 
-def unanswered(cause: str | None, error_type: type[Exception] | None, timeout_s: float) -> str:
-    """The error of an event whose request was sent but got no (whole) answer."""
-    if error_type is not None and issubclass(error_type, (httpx.TimeoutException, TimeoutError)):
-        what = f"Antavo did not answer within inbound.timeout_s ({timeout_s:g} s) after"
+def unanswered(
+    cause: str | None,
+    error_type: type[Exception] | None,
+    timeout_s: float,
+    deadline_s: float | None = None,
+) -> str:
+    """The error of an event whose request was sent but got no (whole) answer: `timeout_s`
+    bounds each read, `deadline_s` (default twice it) the whole request."""
+    deadline = 2 * timeout_s if deadline_s is None else deadline_s
+    if error_type is not None and issubclass(error_type, httpx.TimeoutException):
+        what = f"Antavo sent nothing for the client's {timeout_s:g} s read timeout after"
+    elif error_type is not None and issubclass(error_type, TimeoutError):
+        what = (
+            f"Antavo did not answer within {deadline:g} s (twice the client's {timeout_s:g} s "
+            "timeout) after"
+        )
     else:
         what = "the connection to Antavo broke while or after"
     detail = f" ({cause})" if cause else ""

@@ -256,7 +256,7 @@ class AntavoClient(ApiClient):
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
             outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
         elif post.response is None:  # sent, unanswered: a resend could register it twice
-            error = redact(unanswered(post.cause, post.error_type, self.timeout_s))
+            error = redact(unanswered(post.cause, post.error_type, self.timeout_s, self.deadline_s))
             verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
             outcome = _Outcome(identifier, None, False, None, error, verdicts)
         elif post.cut_short and post.response.is_success:
