@@ -41,7 +41,7 @@ from segment_sync.antavo import escher
 from segment_sync.antavo.answers import AUTH_STATUSES as AUTH_STATUSES  # re-exported
 from segment_sync.antavo.answers import _interpret, _Outcome, _Verdict, unanswered, unknown_outcome
 from segment_sync.antavo.event_status import event_status_code
-from segment_sync.antavo.faults import network_fault
+from segment_sync.antavo.faults import UNREACHABLE
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.antavo.records import (
     MAX_BULK_EVENTS,
@@ -213,8 +213,7 @@ class AntavoClient(ApiClient):
                 on_retry_after=self._pacer.pause,
             )
         refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
-        answered = outcome.status_code is not None
-        fault = outcome.fault if answered else network_fault(outcome.error)
+        fault = outcome.fault
         return [
             EventResult(
                 index=item.index,
@@ -254,7 +253,10 @@ class AntavoClient(ApiClient):
         response_text: str | None = None
         if post.response is None and post.surely_unsent:  # nothing reached Antavo: resend
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
-            outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
+            # The same test as the retry's (http.UNSENT_ERRORS), so the two cannot disagree.
+            outcome = _Outcome(
+                identifier, None, True, None, post.error, verdicts, fault=UNREACHABLE
+            )
         elif post.response is None:  # sent, unanswered: a resend could register it twice
             error = redact(unanswered(post.cause, post.error_type, self.timeout_s, self.deadline_s))
             verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)

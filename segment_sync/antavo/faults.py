@@ -17,7 +17,7 @@ same.
 
 from __future__ import annotations
 
-UNREACHABLE = "unreachable"  # no connection: nothing was sent
+UNREACHABLE = "unreachable"  # no connection: nothing was sent (http.TimedPost.surely_unsent)
 UNAVAILABLE = "unavailable"  # 503 or 408 to every retry: nothing registered
 RATE_LIMITED = "rate_limited"  # 429 to every retry
 MISROUTED = "misrouted"  # 3xx, or 404/405 from something that is not Antavo's Events API
@@ -28,10 +28,6 @@ UNREADABLE = "unreadable"  # a 2xx that is not a JSON object: unknown, and the r
 RETRYABLE_STATUSES = frozenset({408, 429, 503})
 # Faults carried by `unknown` events (they may be registered) that still stop the run.
 STOPPING_UNKNOWN = frozenset({UNSURE, UNREADABLE})
-
-# Network errors raised before any byte of the request left (httpx's names, see http.py's
-# TimedPost.error); a read timeout or a dropped answer may come after Antavo registered.
-_NOT_SENT = ("ConnectError:", "ConnectTimeout:", "PoolTimeout:", "UnsupportedProtocol:")
 
 
 def is_retryable(status: int | None) -> bool:
@@ -51,8 +47,3 @@ def request_fault(status: int, antavo_error: bool) -> str | None:
     if status in (404, 405) and not antavo_error or 300 <= status < 400:
         return MISROUTED  # a redirect: Antavo's API answers, it does not send elsewhere
     return None
-
-
-def network_fault(error: str | None) -> str | None:
-    """UNREACHABLE for a network error raised before the request was sent, else None."""
-    return UNREACHABLE if error is not None and error.startswith(_NOT_SENT) else None
