@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import orjson
 
-from segment_sync.antavo.faults import request_fault
-from segment_sync.http import is_retryable, parse_retry_after
+from segment_sync.antavo.faults import UNREADABLE, UNSURE, is_retryable, request_fault
+from segment_sync.http import parse_retry_after
 
 AUTH_STATUSES = (401, 403)
 
@@ -59,10 +59,18 @@ def _interpret(
         retryable = is_retryable(status)
         error = f"HTTP {status}: {_antavo_error(payload) or _reason(response)}"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        events = [_Verdict(False, None, error)] * count
         auth = status in AUTH_STATUSES
         fault = request_fault(status, _antavo_error(payload) is not None)
+        if fault == UNSURE:  # sent, then a 5xx: Antavo may have registered them
+            error = unsure_5xx(status, error)
+            events = [_Verdict(False, None, error, None, unknown=True)] * count
+        else:
+            events = [_Verdict(False, None, error)] * count
         return _Outcome(identifier, status, retryable, retry_after, error, events, auth, fault)
+    if not isinstance(payload, dict):  # not Antavo's answer: stop, the next would be the same
+        error = unknown_outcome(f"HTTP {status} answer is not a JSON object")
+        verdicts = [_Verdict(False, None, error, None, unknown=True)] * count
+        return _Outcome(identifier, status, False, None, error, verdicts, fault=UNREADABLE)
     if path == "/events":  # its answer reads as a bulk result: the event's, or its error
         verdict = _verdict(payload, actions[0], f"HTTP {status} answer")
         return _Outcome(identifier, status, False, None, None, [verdict])
@@ -106,10 +114,31 @@ def unknown_outcome(what: str) -> str:
     )
 
 
-def unanswered(cause: str | None, error_type: type[Exception] | None, timeout_s: float) -> str:
-    """The error of an event whose request was sent but got no (whole) answer."""
-    if error_type is not None and issubclass(error_type, (httpx.TimeoutException, TimeoutError)):
-        what = f"Antavo did not answer within inbound.timeout_s ({timeout_s:g} s) after"
+def unsure_5xx(status: int, said: str) -> str:
+    """The error of an event whose request was answered by a 5xx that is not 503."""
+    return (
+        f"outcome unknown: Antavo answered HTTP {status} after the request was sent ({said}): "
+        "it may have registered this event; check in Antavo before re-sending it "
+        "(`replay inbound --include-unknown`)"
+    )
+
+
+def unanswered(
+    cause: str | None,
+    error_type: type[Exception] | None,
+    timeout_s: float,
+    deadline_s: float | None = None,
+) -> str:
+    """The error of an event whose request was sent but got no (whole) answer: `timeout_s`
+    bounds each read, `deadline_s` (default twice it) the whole request."""
+    deadline = 2 * timeout_s if deadline_s is None else deadline_s
+    if error_type is not None and issubclass(error_type, httpx.TimeoutException):
+        what = f"Antavo sent nothing for the client's {timeout_s:g} s read timeout after"
+    elif error_type is not None and issubclass(error_type, TimeoutError):
+        what = (
+            f"Antavo did not answer within {deadline:g} s (twice the client's {timeout_s:g} s "
+            "timeout) after"
+        )
     else:
         what = "the connection to Antavo broke while or after"
     detail = f" ({cause})" if cause else ""

@@ -5,9 +5,10 @@
 - A smooth client-side pacer keeps requests a little under `rate_limit_per_minute`, so a client
   configured at or below the stack's limit (1,500/min shared, 20,000/min dedicated) never
   provokes a 429; a shared pacer (shared_pacer.py) keeps it so across processes. 429 (honouring
-  Retry-After, which also pauses the pacer), 408, 5xx and network errors before the request was
+  Retry-After, which also pauses the pacer), 408, 503 and network errors before the request was
   written (connect error or timeout) are retried with capped exponential backoff and full
-  jitter; other 4xx are final.
+  jitter; other 4xx are final. Any other 5xx may come after Antavo registered the events: they
+  are `unknown`, never retried, and the fault stops the ingest (faults.py).
 - A request sent but not answered (read timeout, connection closed mid-answer) leaves its
   events `unknown`, never retried: Antavo may have registered them.
 - 401/403 mean the key, secret or stack is wrong, not the events: the result says `auth_error`,
@@ -18,8 +19,9 @@
   outcome `unknown`, neither failed nor retried. Results and request records: records.py.
 - A bulk request refused as a whole for its content (413, 400, 422: nothing registered) is
   narrowed by resending its halves, so one event Antavo refuses (too large) fails alone.
-- A whole-request failure that is not about the events (5xx/408/429 after the retries, a network
-  error before sending, a 404/405 that is not Antavo's answer) carries a `fault` (faults.py).
+- A whole-request failure that is not about the events (503/408/429 after the retries, a network
+  error before sending, a 3xx, a 404/405 that is not Antavo's answer) carries a `fault`
+  (faults.py); so do the unknown events of another 5xx or of a 2xx that is not a JSON object.
 - Antavo publishes no idempotency key: nothing that may have reached it is sent again.
 - Records and errors never contain the API key, the secret or the Authorization header.
 """
@@ -39,7 +41,7 @@ from segment_sync.antavo import escher
 from segment_sync.antavo.answers import AUTH_STATUSES as AUTH_STATUSES  # re-exported
 from segment_sync.antavo.answers import _interpret, _Outcome, _Verdict, unanswered, unknown_outcome
 from segment_sync.antavo.event_status import event_status_code
-from segment_sync.antavo.faults import network_fault
+from segment_sync.antavo.faults import UNREACHABLE
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.antavo.records import (
     MAX_BULK_EVENTS,
@@ -211,8 +213,7 @@ class AntavoClient(ApiClient):
                 on_retry_after=self._pacer.pause,
             )
         refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
-        answered = outcome.status_code is not None
-        fault = outcome.fault if answered else network_fault(outcome.error)
+        fault = outcome.fault
         return [
             EventResult(
                 index=item.index,
@@ -252,9 +253,12 @@ class AntavoClient(ApiClient):
         response_text: str | None = None
         if post.response is None and post.surely_unsent:  # nothing reached Antavo: resend
             verdicts = [_Verdict(False, None, post.error)] * len(chunk)
-            outcome = _Outcome(identifier, None, True, None, post.error, verdicts)
+            # The same test as the retry's (http.UNSENT_ERRORS), so the two cannot disagree.
+            outcome = _Outcome(
+                identifier, None, True, None, post.error, verdicts, fault=UNREACHABLE
+            )
         elif post.response is None:  # sent, unanswered: a resend could register it twice
-            error = redact(unanswered(post.cause, post.error_type, self.timeout_s))
+            error = redact(unanswered(post.cause, post.error_type, self.timeout_s, self.deadline_s))
             verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
             outcome = _Outcome(identifier, None, False, None, error, verdicts)
         elif post.cut_short and post.response.is_success:

@@ -1,21 +1,38 @@
 """Whole-request failures that are not the events' fault: Antavo down or throttling, a wrong address.
 
 Only Antavo's own answer about an event (its error object, or a per-event result) says the
-event is at fault. A 5xx, 408 or 429 after the client's retries, a network error before the
+event is at fault. A 503, 408 or 429 after the client's retries, a network error before the
 request was sent, or a 404/405 whose body is not Antavo's error shape (a gateway's page: the
-base URL's path is wrong) say nothing about the events: the ingest leaves them pending.
+base URL's path is wrong) or a 3xx (a redirect: http to https, a portal) say nothing about the
+events: the ingest leaves them pending.
+
+Any other 5xx (500, 502, 504...) came after the request was sent and says nothing of what Antavo
+did with it: it may have registered the events (a gateway timing out, a crash after the commit).
+Antavo has no idempotency key, so they are never retried: their events are `unknown` and the
+fault (UNSURE) stops the run, so the rest of the backlog stays pending. So does a 2xx whose body
+is not a JSON object (UNREADABLE: a catch-all page at a wrong inbound.base_url, or a broken
+answer): Antavo may have registered that request's events, but the next request would fare the
+same.
 """
 
 from __future__ import annotations
 
-UNREACHABLE = "unreachable"  # no connection: nothing was sent
-UNAVAILABLE = "unavailable"  # 5xx or 408 to every retry
+UNREACHABLE = "unreachable"  # no connection: nothing was sent (http.TimedPost.surely_unsent)
+UNAVAILABLE = "unavailable"  # 503 or 408 to every retry: nothing registered
 RATE_LIMITED = "rate_limited"  # 429 to every retry
-MISROUTED = "misrouted"  # 404/405 from something that is not Antavo's Events API
+MISROUTED = "misrouted"  # 3xx, or 404/405 from something that is not Antavo's Events API
+UNSURE = "unsure"  # another 5xx: its events are unknown, and the run stops
+UNREADABLE = "unreadable"  # a 2xx that is not a JSON object: unknown, and the run stops
+# Statuses that ask the client to come back later: Antavo did not act on the request. Every
+# other 5xx may come after Antavo registered the events.
+RETRYABLE_STATUSES = frozenset({408, 429, 503})
+# Faults carried by `unknown` events (they may be registered) that still stop the run.
+STOPPING_UNKNOWN = frozenset({UNSURE, UNREADABLE})
 
-# Network errors raised before any byte of the request left (httpx's names, see http.py's
-# TimedPost.error); a read timeout or a dropped answer may come after Antavo registered.
-_NOT_SENT = ("ConnectError:", "ConnectTimeout:", "PoolTimeout:", "UnsupportedProtocol:")
+
+def is_retryable(status: int | None) -> bool:
+    """True for a network error surely before sending (no status), 408, 429 or 503."""
+    return status is None or status in RETRYABLE_STATUSES
 
 
 def request_fault(status: int, antavo_error: bool) -> str | None:
@@ -23,13 +40,10 @@ def request_fault(status: int, antavo_error: bool) -> str | None:
     Antavo's `{"error": {...}}`), else None."""
     if status == 429:
         return RATE_LIMITED
-    if status == 408 or status >= 500:
+    if status in (408, 503):
         return UNAVAILABLE
-    if status in (404, 405) and not antavo_error:
-        return MISROUTED
+    if status >= 500:
+        return UNSURE
+    if status in (404, 405) and not antavo_error or 300 <= status < 400:
+        return MISROUTED  # a redirect: Antavo's API answers, it does not send elsewhere
     return None
-
-
-def network_fault(error: str | None) -> str | None:
-    """UNREACHABLE for a network error raised before the request was sent, else None."""
-    return UNREACHABLE if error is not None and error.startswith(_NOT_SENT) else None

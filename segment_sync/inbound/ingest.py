@@ -10,7 +10,8 @@ failed or retried: only `replay inbound --include-unknown` sends it again; for t
 item's events Antavo registered are kept (BufferItem.registered) and never sent again on a retry
 or a replay. Only Antavo's answer about an event fails it: Antavo down, throttling, unreachable
 or not at inbound.base_url (EventResult.fault) stops sending and fails the run, items pending with
-no attempt used.
+no attempt used. A 5xx other than 503, or a 2xx that is not a JSON object, may come after Antavo
+registered that request's events: they are `unknown`, and the run stops all the same.
 """
 
 from __future__ import annotations

@@ -68,6 +68,8 @@ class IngestRecording:
             if outage is not None and not any(p.result.unknown for p in bad):
                 self._outage = self._outage or outage
                 continue  # as above: Antavo said nothing about these events
+            if outage is not None:  # unknown (maybe registered), but nothing more is sent
+                self._outage = self._outage or outage
             error = "; ".join(f"{p.mapping}: {p.result.error}" for p in bad)
             if any(p.result.unknown for p in bad):  # resending could register it twice
                 unknown.append((item_id, error))

@@ -97,6 +97,8 @@ def credential_message(inbound: InboundSettings, reason: str, pending: int) -> s
 def service_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
     """One line: what Antavo (or the network) did, that no item was marked, and what to fix."""
     said = (answer.error or "no answer")[:200]
+    if answer.fault in faults.STOPPING_UNKNOWN:
+        return unsure_message(inbound, answer, pending)
     fix = {
         faults.UNREACHABLE: f"could not connect to Antavo at {inbound.endpoint} ({said}); check "
         "inbound.base_url and inbound.stack, and that the network reaches it",
@@ -112,4 +114,25 @@ def service_message(inbound: InboundSettings, answer: EventResult, pending: int)
     return (
         f"{fix}. Sending stopped; no item was marked failed and {pending} item(s) stay pending "
         "with no attempt used: the next run sends them"
+    )
+
+
+def unsure_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
+    """One line for an answer after which a request's events may be registered: they are
+    `unknown`, and the run stopped so the rest of the backlog stays pending."""
+    if answer.fault == faults.UNREADABLE:
+        what = (
+            f"what answers at inbound.base_url ({inbound.endpoint}) gave a 2xx answer whose "
+            "body is not Antavo's JSON answer; check inbound.base_url and inbound.stack. "
+            "If it is Antavo, it may have registered that request's events"
+        )
+    else:
+        what = (
+            f"Antavo answered HTTP {answer.status_code} after the request was sent: it may "
+            "have registered these events"
+        )
+    return (
+        f"{what}, so their items have an unknown outcome; check them in Antavo before "
+        "`replay inbound --include-unknown`. The run stopped, the rest stays pending "
+        f"({pending} item(s)): the next run sends them"
     )

@@ -70,7 +70,8 @@ MEANINGS = {
     "outbound.max_retries": "Retries of 429, 5xx and network errors (capped exponential backoff "
     "with jitter, `Retry-After` honoured).",
     "outbound.backoff_cap_s": "The longest wait between two retries.",
-    "outbound.timeout_s": "Each request's time limit.",
+    "outbound.timeout_s": "Bounds each connect and each read of a request; twice it bounds each "
+    "whole request, connect to last byte.",
     "outbound.retry_failed_after_s": "The sensor starts one more run this long after a run "
     "failed and left rows pending.",
     "outbound.follow_s": "A sensor-launched run (and `run outbound --follow`) keeps sending rows "

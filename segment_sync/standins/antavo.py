@@ -16,7 +16,7 @@ It speaks the documented contract closely enough for the real client to be teste
   missing, malformed, stale or wrong signatures get 401. Secrets are never echoed.
 - With `known_customers` set, events for other customers fail with "Customer not found", except
   `opt_in`, which (as Antavo documents) registers an unknown customer.
-- A sliding-window rate limit (requests per minute, answered 429 with Retry-After), random 500/503
+- A sliding-window rate limit (requests per minute, answered 429 with Retry-After), random 503s
   at `error_rate` from a seeded RNG, and queued one-shot faults (`fail_next`).
 - INJECTED FAULT, not Antavo's documented behaviour: `bulk_answer_faults` queues answers for the
   next /events/bulk requests that register every event but do not account for them all

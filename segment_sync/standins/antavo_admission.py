@@ -15,7 +15,9 @@ from segment_sync.antavo.escher import EscherAuthError, verify_request
 from segment_sync.standins.antavo_wire import Rejection
 from segment_sync.standins.server import seconds_text
 
-FAULT_STATUSES = (500, 503)
+# 503 only: the stand-in answers before registering, which only 503 (or 408/429) tells a client;
+# a 500 injected with `fail_next` stands for a 5xx after which the events may be registered.
+FAULT_STATUSES = (503,)
 
 
 class AntavoAdmission:
@@ -77,7 +79,7 @@ class AntavoAdmission:
         )
 
     def _inject_fault(self) -> None:
-        """A queued `fail_next` status, else a random 500/503 at `error_rate`."""
+        """A queued `fail_next` status, else a 503 at `error_rate`."""
         with self._lock:
             if self.fail_next:
                 status = self.fail_next.popleft()

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rate-limit window in seconds (default: %(default)s)",
     )
     parser.add_argument(
-        "--error-rate", type=float, default=0.0, help="share of requests answered 500/503"
+        "--error-rate", type=float, default=0.0, help="share of requests answered 503"
     )
     parser.add_argument(
         "--seed", type=int, default=None, help="random seed, so injected faults repeat"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from segment_sync.antavo import faults
 from segment_sync.antavo.client import (
     AntavoClient,
     AntavoRequestRecord,
@@ -133,13 +134,27 @@ def test_single_event_for_unknown_customer_fails_with_antavo_message() -> None:
         assert "Customer not found (NotFoundException 160212)" in (result.error or "")
 
 
-def test_server_errors_are_retried_then_succeed() -> None:
+def test_503_and_408_are_retried_then_succeed() -> None:
     with standin() as (server, url):
-        server.configure(fail_next=[500, 503])
+        server.configure(fail_next=[503, 408])
         [result], records = send(url, [event(0)])
-        assert [(r.attempt, r.status_code) for r in records] == [(1, 500), (2, 503), (3, 200)]
+        assert [(r.attempt, r.status_code) for r in records] == [(1, 503), (2, 408), (3, 200)]
         assert result.ok and result.identifier == records[-1].identifier
         assert len(server.events) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_another_5xx_is_never_retried_and_leaves_its_events_unknown(status) -> None:
+    with standin() as (server, url):
+        server.configure(fail_next=[status])
+        results, records = send(url, [event(0), event(1)])
+        assert [(r.attempt, r.status_code) for r in records] == [(1, status)]
+        assert all(r.unknown and not r.ok and not r.retryable for r in results)
+        assert {r.fault for r in results} == {faults.UNSURE}
+        assert f"Antavo answered HTTP {status} after the request was sent" in (
+            results[0].error or ""
+        )
+        assert "--include-unknown" in (results[0].error or "")
 
 
 def test_429_is_retried_after_retry_after_then_succeeds() -> None:
@@ -156,8 +171,11 @@ def test_exhausted_retries_give_a_retryable_failure() -> None:
     with standin(error_rate=1.0, seed=3) as (server, url):
         results, records = send(url, [event(0), event(1)], max_retries=2)
         assert [r.attempt for r in records] == [1, 2, 3]
-        assert all(r.status_code in (500, 503) for r in records)
-        assert all(not r.ok and r.retryable and r.status_code in (500, 503) for r in results)
+        assert all(r.status_code == 503 for r in records)
+        assert all(not r.ok and r.retryable and r.status_code == 503 for r in results)
+        assert {r.fault for r in results} == {faults.UNAVAILABLE} and not any(
+            r.unknown for r in results
+        )
         assert server.events == []
 
 

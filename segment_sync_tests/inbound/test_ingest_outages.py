@@ -64,7 +64,7 @@ def untouched(buffer: InboundBuffer) -> bool:
         ({"error_rate": 1.0}, "Antavo is unavailable"),
         ({"retry_after_s": 0.01, "fail_next": [429] * 50}, "inbound.rate_limit_per_minute"),
     ],
-    ids=["5xx", "429"],
+    ids=["503", "429"],
 )
 def test_an_outage_leaves_every_item_pending_with_no_attempt_and_the_run_names_the_fix(
     setup, antavo_standin, faults, fix
