@@ -3,10 +3,6 @@ job neither waits for the holder (a minute per lock, twice per table) nor fails.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -16,34 +12,7 @@ from segment_sync.logs.layout import data_files, partition_dirs
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.store import LogWriter
 from segment_sync.settings import load_settings
-
-HOLD = """
-import sys
-from contextlib import ExitStack
-from segment_sync.logs.merge import maintenance_lock
-with ExitStack() as held:
-    for table in sys.argv[2:]:
-        held.enter_context(maintenance_lock(sys.argv[1], table, timeout_s=0))
-    print("held", flush=True)
-    sys.stdin.read()
-"""
-
-
-@contextmanager
-def held_by_another_process(logs_dir: str, tables: list[str]) -> Iterator[None]:
-    """A second process holding the maintenance locks of `tables` (as a run's merge or another
-    maintenance run does) until the block ends."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, logs_dir, *tables],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        yield
-    finally:
-        holder.communicate(input="", timeout=30)
+from segment_sync_tests.logs.lock_holder import held_by_another_process
 
 
 def small_files(logs_dir: str) -> dict[str, int]:
@@ -84,7 +53,7 @@ def test_a_run_whose_every_table_is_held_skips_them_all_and_succeeds(write_setti
     write_small_files(logs_dir)
     before = small_files(logs_dir)
 
-    with held_by_another_process(logs_dir, list(TABLES)):
+    with held_by_another_process(logs_dir, *TABLES):
         result, metadata, observed = run(path)
 
     assert result.success, [e.message for e in result.all_events if e.is_failure]
@@ -104,7 +73,7 @@ def test_a_held_table_never_stops_the_tables_after_it(write_settings):
     logs_dir = load_settings(path).logs.dir
     write_small_files(logs_dir)
 
-    with held_by_another_process(logs_dir, ["outbound_messages"]):
+    with held_by_another_process(logs_dir, "outbound_messages"):
         result, metadata, observed = run(path)
 
     assert result.success
@@ -120,7 +89,7 @@ def test_a_table_held_for_over_a_day_fails_the_run_as_transient_naming_it(write_
     old = {"timestamp": datetime.now(UTC) - timedelta(days=400), "message_id": "old"}
     LogWriter(logs_dir).write("outbound_messages", [old | {"outcome": "delivered"}])
 
-    with held_by_another_process(logs_dir, ["outbound_messages"]):
+    with held_by_another_process(logs_dir, "outbound_messages"):
         job = build_definitions(str(path)).resolve_job_def("log_maintenance_job")
         with dg.instance_for_test() as instance:
             result = job.execute_in_process(instance=instance, raise_on_error=False)

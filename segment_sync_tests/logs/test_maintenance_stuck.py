@@ -4,11 +4,7 @@ a hung holder (NFS, a wedged run) or a lease from a clock ahead never stops rete
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,31 +16,9 @@ from segment_sync.logs.object_store import S3Logs
 from segment_sync.logs.s3_lease import LEASE_DIR
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.stuck import TableStuck
+from segment_sync_tests.logs.lock_holder import held_by_another_process
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-HOLD = """
-import sys
-from segment_sync.logs.merge import maintenance_lock
-with maintenance_lock(sys.argv[1], sys.argv[2], timeout_s=0):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
-
-
-@contextmanager
-def held_by_another_process(logs_dir: Path, table: str) -> Iterator[None]:
-    """A second process holding `table`'s maintenance lock until the block ends (a wedged run)."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(logs_dir), table],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        yield
-    finally:
-        holder.communicate(input="", timeout=30)
 
 
 def write_message(logs_dir: Path | str, name: str, at: datetime) -> None:
