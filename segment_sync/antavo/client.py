@@ -41,7 +41,7 @@ from segment_sync.antavo import escher
 from segment_sync.antavo.answers import AUTH_STATUSES as AUTH_STATUSES  # re-exported
 from segment_sync.antavo.answers import _interpret, _Outcome, _Verdict, unanswered, unknown_outcome
 from segment_sync.antavo.event_status import event_status_code
-from segment_sync.antavo.faults import UNREACHABLE
+from segment_sync.antavo.faults import UNANSWERED, UNREACHABLE, UNREADABLE
 from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.antavo.records import (
     MAX_BULK_EVENTS,
@@ -260,14 +260,15 @@ class AntavoClient(ApiClient):
         elif post.response is None:  # sent, unanswered: a resend could register it twice
             error = redact(unanswered(post.cause, post.error_type, self.timeout_s, self.deadline_s))
             verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
-            outcome = _Outcome(identifier, None, False, None, error, verdicts)
+            outcome = _Outcome(identifier, None, False, None, error, verdicts, fault=UNANSWERED)
         elif post.cut_short and post.response.is_success:
             # Antavo answered 2xx, but what it said of each event was not read: it may have
             # registered them, so they are unknown, never failed and resent.
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             error = redact(unknown_outcome(f"answer was not read whole [{post.error}]"))
             verdicts = [_Verdict(False, None, error, None, unknown=True)] * len(chunk)
-            outcome = _Outcome(identifier, post.response.status_code, False, None, error, verdicts)
+            status = post.response.status_code
+            outcome = _Outcome(identifier, status, False, None, error, verdicts, fault=UNREADABLE)
         else:
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])

@@ -23,11 +23,14 @@ RATE_LIMITED = "rate_limited"  # 429 to every retry
 MISROUTED = "misrouted"  # 3xx, or 404/405 from something that is not Antavo's Events API
 UNSURE = "unsure"  # another 5xx: its events are unknown, and the run stops
 UNREADABLE = "unreadable"  # a 2xx that is not a JSON object: unknown, and the run stops
+# Sent, then no (whole) answer: a read timeout, the deadline, the connection lost. Unknown, and
+# the run stops: Antavo too slow would otherwise turn the whole backlog into unknown items.
+UNANSWERED = "unanswered"
 # Statuses that ask the client to come back later: Antavo did not act on the request. Every
 # other 5xx may come after Antavo registered the events.
 RETRYABLE_STATUSES = frozenset({408, 429, 503})
 # Faults carried by `unknown` events (they may be registered) that still stop the run.
-STOPPING_UNKNOWN = frozenset({UNSURE, UNREADABLE})
+STOPPING_UNKNOWN = frozenset({UNSURE, UNREADABLE, UNANSWERED})
 
 
 def is_retryable(status: int | None) -> bool:

@@ -120,7 +120,11 @@ def service_message(inbound: InboundSettings, answer: EventResult, pending: int)
 def unsure_message(inbound: InboundSettings, answer: EventResult, pending: int) -> str:
     """One line for an answer after which a request's events may be registered: they are
     `unknown`, and the run stopped so the rest of the backlog stays pending."""
-    if answer.fault == faults.UNREADABLE:
+    if answer.fault == faults.UNANSWERED:
+        said = answer.error or "Antavo did not answer a request it was sent"
+        what = said.removeprefix("outcome unknown: ").split(", so Antavo may have")[0][:400]
+        what += ": it may have registered these events"
+    elif answer.fault == faults.UNREADABLE:
         what = (
             f"what answers at inbound.base_url ({inbound.endpoint}) gave a 2xx answer whose "
             "body is not Antavo's JSON answer; check inbound.base_url and inbound.stack. "
