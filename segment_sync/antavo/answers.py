@@ -80,7 +80,9 @@ def _interpret(
         got = len(results) if isinstance(results, list) else "no result list"
         error = unknown_outcome(f"HTTP {status} answer has {got} results for {count} events")
         verdicts = [_Verdict(False, None, error, None, unknown=True)] * count
-        return _Outcome(identifier, status, False, None, error, verdicts)
+        # Not Antavo's answer (a catch-all at a wrong base URL) or a broken one: the next
+        # request would fare the same, so the run stops rather than make every item unknown.
+        return _Outcome(identifier, status, False, None, error, verdicts, fault=UNREADABLE)
     what = f"HTTP {status} answer's result for this event"
     events = [_verdict(r, a, what) for r, a in zip(results, actions, strict=True)]
     return _Outcome(identifier, status, False, None, None, events)

@@ -32,7 +32,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -179,7 +179,7 @@ class AntavoClient(ApiClient):
                     halves += [part[:middle], part[middle:]]
             if not halves:
                 break
-            refused = []
+            refused, fault = [], None
             for part, (part_results, part_refused) in zip(
                 halves,
                 await asyncio.gather(*(self._send_once(h, record) for h in halves)),
@@ -188,6 +188,11 @@ class AntavoClient(ApiClient):
                 results.update((result.index, result) for result in part_results)
                 if part_refused:
                     refused.append(part)
+                fault = fault or next((r.fault for r in part_results if r.fault), None)
+            if fault is not None:  # Antavo failed a part: nothing more is sent, the rest waits
+                for item in (item for part in refused for item in part):
+                    results[item.index] = replace(results[item.index], fault=fault)
+                break
         return [results[item.index] for item in chunk]
 
     async def _send_once(

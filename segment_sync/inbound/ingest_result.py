@@ -125,10 +125,11 @@ def unsure_message(inbound: InboundSettings, answer: EventResult, pending: int) 
         what = said.removeprefix("outcome unknown: ").split(", so Antavo may have")[0][:400]
         what += ": it may have registered these events"
     elif answer.fault == faults.UNREADABLE:
+        said = (answer.error or "").removeprefix("outcome unknown: ").split(", so ")[0][:200]
         what = (
-            f"what answers at inbound.base_url ({inbound.endpoint}) gave a 2xx answer whose "
-            "body is not Antavo's JSON answer; check inbound.base_url and inbound.stack. "
-            "If it is Antavo, it may have registered that request's events"
+            f"what answers at inbound.base_url ({inbound.endpoint}) gave a 2xx answer that is "
+            f"not Antavo's JSON answer ({said}); check inbound.base_url and inbound.stack. If "
+            "it is Antavo, it may have registered that request's events"
         )
     else:
         what = (

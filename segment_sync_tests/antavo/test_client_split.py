@@ -68,3 +68,30 @@ def test_a_gateway_refusing_every_request_costs_a_bounded_number_of_requests() -
     assert len(records) == 1 + MAX_SPLIT_REQUESTS
     assert all(not r.ok and r.status_code == 413 and not r.retryable for r in results)
     assert server.events == []
+
+
+def test_a_split_stops_when_antavo_fails_a_half_and_the_rest_waits() -> None:
+    """400 to the whole, then a 500 to the first half (Antavo may have registered it): the other
+    half is not narrowed further, and its events carry the fault, so their items wait (review)."""
+    server = AntavoStandin(API_KEY, API_SECRET, stack=STACK)
+    answers = iter([400, 500])
+
+    async def gateway(scope, receive, send_message) -> None:
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        status = next(answers, 400)
+        body = orjson.dumps({"error": {"type": "Bad", "code": status, "message": "refused"}})
+        headers = [(b"content-type", b"application/json")]
+        await send_message({"type": "http.response.start", "status": status, "headers": headers})
+        await send_message({"type": "http.response.body", "body": body})
+
+    with serve_in_thread(gateway) as url:
+        results, records = send(url, [event(n) for n in range(50)])
+    assert [r.status_code for r in records] == [400, 500, 400]
+    halves = [results[:25], results[25:]]  # sent at once: either may meet the 500
+    unsure = [h for h in halves if all(r.unknown for r in h)]
+    waiting = [h for h in halves if all(not r.ok and not r.unknown for r in h)]
+    assert len(unsure) == 1 and len(waiting) == 1
+    assert all(r.fault == "unsure" for r in results)
+    assert server.events == []

@@ -19,8 +19,15 @@ ORDERS = {"name": "Orders", "action": "loyalty_event", "trigger": 'type = "track
 ITEMS = 200  # four requests of 50
 
 
-def _run(write_settings, tmp_path, status: int, headers: list, events: int = ITEMS):
-    """One run against a server answering every request `status` with an HTML page."""
+def _run(
+    write_settings,
+    tmp_path,
+    status: int,
+    headers: list,
+    events: int = ITEMS,
+    page: bytes = b"<html>not antavo</html>",
+):
+    """One run against a server answering every request `status` with `page`."""
     requests: list[str] = []
 
     async def app(scope, receive, send):
@@ -29,7 +36,7 @@ def _run(write_settings, tmp_path, status: int, headers: list, events: int = ITE
             more = (await receive()).get("more_body", False)
         requests.append(scope["path"])
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"<html>not antavo</html>"})
+        await send({"type": "http.response.body", "body": page})
 
     with serve_in_thread(app) as url:
         path = write_settings(inbound={"base_url": url, "mappings": [ORDERS], "max_in_flight": 1,
@@ -61,4 +68,13 @@ def test_a_2xx_page_leaves_its_request_unknown_and_stops_the_run(write_settings,
     assert "--include-unknown" in str(error)
     assert len(requests) == 1
     assert buffer.counts()["unknown"] == 50  # that request's events may have registered
+    assert buffer.counts()["pending"] == ITEMS - 50
+
+
+def test_a_2xx_json_object_without_results_stops_the_run_too(write_settings, tmp_path):
+    """A catch-all answering JSON: every request would make its events unknown (review)."""
+    error, requests, buffer = _run(write_settings, tmp_path, 200, [], page=b'{"status": "ok"}')
+    assert "inbound.base_url" in str(error) and "--include-unknown" in str(error)
+    assert len(requests) == 1
+    assert buffer.counts()["unknown"] == 50
     assert buffer.counts()["pending"] == ITEMS - 50
