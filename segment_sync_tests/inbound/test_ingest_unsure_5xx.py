@@ -31,6 +31,21 @@ ORDERS = {
 }
 
 
+def _six_orders(write_settings, tmp_path, url: str) -> tuple:
+    """Settings for one request of 2 in flight at a time, and a buffer of 6 orders."""
+    path = write_settings(
+        inbound={"base_url": url, "mappings": [ORDERS], "max_retries": 5, "chunk_size": 2,
+                 "buffer_url": f"sqlite:///{tmp_path}/in.db", "max_in_flight": 1},
+    )  # fmt: skip
+    settings = load_settings(path)
+    buffer = InboundBuffer(settings.inbound.buffer_url)
+    buffer.add_many(
+        [{"type": "track", "event": "Order", "messageId": f"o-{n}", "userId": f"c-{n}"}
+         for n in range(6)]
+    )  # fmt: skip
+    return settings, buffer
+
+
 def _gateway(server: AntavoStandin, status: int, bad: list[int]):
     """Passes requests to `server`; the first `bad[0]` are registered, then answered `status`."""
 
@@ -55,16 +70,7 @@ def test_a_5xx_after_registering_leaves_its_events_unknown_and_stops_the_run(
 ):
     server = AntavoStandin(ANTAVO_KEY, ANTAVO_SECRET, stack="test")
     with serve_in_thread(_gateway(server, status, [1])) as url:
-        path = write_settings(
-            inbound={"base_url": url, "mappings": [ORDERS], "max_retries": 5, "chunk_size": 2,
-                     "buffer_url": f"sqlite:///{tmp_path}/in.db", "max_in_flight": 1},
-        )  # fmt: skip
-        settings = load_settings(path)
-        buffer = InboundBuffer(settings.inbound.buffer_url)
-        buffer.add_many(
-            [{"type": "track", "event": "Order", "messageId": f"o-{n}", "userId": f"c-{n}"}
-             for n in range(6)]
-        )  # fmt: skip
+        settings, buffer = _six_orders(write_settings, tmp_path, url)
 
         def ingest(run_id):
             return factory.inbound_ingest(
@@ -114,16 +120,7 @@ def test_a_request_sent_and_not_answered_leaves_its_events_unknown_and_stops_the
     """Antavo too slow: without the stop, every request of the backlog would end unknown."""
     server = AntavoStandin(ANTAVO_KEY, ANTAVO_SECRET, stack="test")
     with serve_in_thread(_slow_gateway(server, [1])) as url:
-        path = write_settings(
-            inbound={"base_url": url, "mappings": [ORDERS], "max_retries": 5, "chunk_size": 2,
-                     "buffer_url": f"sqlite:///{tmp_path}/in.db", "max_in_flight": 1},
-        )  # fmt: skip
-        settings = load_settings(path)
-        buffer = InboundBuffer(settings.inbound.buffer_url)
-        buffer.add_many(
-            [{"type": "track", "event": "Order", "messageId": f"o-{n}", "userId": f"c-{n}"}
-             for n in range(6)]
-        )  # fmt: skip
+        settings, buffer = _six_orders(write_settings, tmp_path, url)
 
         def ingest(run_id):
             def client(on_request):
