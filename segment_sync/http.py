@@ -27,6 +27,8 @@ MAX_RETRY_AFTER_S = 300.0
 # The most of an answer's body read: Segment and Antavo answer in bytes to kilobytes; a server
 # sending more is not the API (a portal, a proxy) and must not hold the run's memory.
 MAX_ANSWER_BYTES = 1 << 20
+# Parsed request URLs a client keeps (a client posts to a handful: its API's paths).
+_PARSED_URLS_KEPT = 64
 # 408 and 429 ask the client to come back; 5xx is the server's fault; None is a network error.
 RETRYABLE_STATUSES = frozenset({408, 429})
 USER_AGENT = f"{LIBRARY_NAME}/{__version__}"
@@ -179,6 +181,7 @@ class ApiClient:
         )
         # Without auth, a lean client's requests skip httpx's client layers (see _send_lean).
         self._lean = transport if auth is None else None
+        self._parsed_urls: dict[str, httpx.URL] = {}  # httpx parses a URL in ~30 µs
         self._http = httpx.AsyncClient(
             auth=auth,
             transport=transport,
@@ -200,7 +203,12 @@ class ApiClient:
         assert self._lean is not None
         if self._http.is_closed:  # as httpx's send says it: a programming error, not the network
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        request = self._http.build_request(method, url, content=content, headers=headers)
+        parsed = self._parsed_urls.get(url)
+        if parsed is None:
+            if len(self._parsed_urls) >= _PARSED_URLS_KEPT:
+                self._parsed_urls.clear()
+            parsed = self._parsed_urls[url] = httpx.URL(url)
+        request = self._http.build_request(method, parsed, content=content, headers=headers)
         response = await self._lean.handle_async_request(request)
         response.request = request
         await response.aread()

@@ -8,7 +8,8 @@ from datetime import datetime
 MAX_BULK_EVENTS = 50
 
 
-@dataclass(frozen=True, slots=True)
+# Per event, not frozen: a frozen dataclass's __init__ costs five times as much (about 1 µs).
+@dataclass(slots=True)
 class EventAnswer:
     """What one request said about one of its events (secrets redacted)."""
 
@@ -41,7 +42,7 @@ class AntavoRequestRecord:
     events: tuple[EventAnswer, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # per event, not frozen: as EventAnswer
 class EventResult:
     """What became of one event passed to `send_events`."""
 

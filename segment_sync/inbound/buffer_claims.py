@@ -11,6 +11,7 @@ from segment_sync.inbound.buffer_rows import (
     PENDING,
     BufferItem,
     claim_sqlite,
+    claimed_items,
     inbound_buffer,
     registered_events,
     utc,
@@ -51,7 +52,8 @@ class BufferClaims(BufferConnection):
                 params.append(run_id)
             stale_before = now - timedelta(seconds=stale_after_s)
             with self._write() as conn:
-                return claim_sqlite(conn, run_id, now, stale_before, (extra, params), limit)
+                rows = claim_sqlite(conn, run_id, now, stale_before, (extra, params), limit)
+            return claimed_items(rows)
         claimable = sa.and_(
             t.status == PENDING,
             t.attempts < max_attempts,

@@ -81,6 +81,7 @@ class InboundIngest(ChunkMapping):
         self.redactor = redactor
         # Log rows must survive a crash before the items they describe are marked done.
         logs.durable = True
+        logs.redact_with(redactor)  # every row's text masked once, by the writer (ingest_log)
         self.logs = logs
         self.mappings: list[Mapping] = self.inbound.active_mappings()
         self._stopped = False  # a log write or a buffer mark failed: send nothing more

@@ -31,8 +31,9 @@ def item_row(
         "event_type": _segment_type(item),
         "mapping_name": mapping,
         "outcome": outcome,
-        "antavo_action": _text(redactor, (event or {}).get("action")),
-        "customer_id": _text(redactor, (event or {}).get("customer")),
+        # Masked by the log writer, as every text column (the run's redactor is one of its own).
+        "antavo_action": _str(event.get("action")) if event else None,
+        "customer_id": _str(event.get("customer")) if event else None,
         "antavo_event_id": result.event_id if result else None,
         "error": redactor.text(error or (result.error if result else None)),
         "identifier": result.identifier if result else None,
@@ -42,6 +43,10 @@ def item_row(
 def _text(redactor: Redactor, value: Any) -> str | None:
     """A mapped value as logged: text, any secret in it masked (a mapping may take one)."""
     return None if value is None else redactor.text(str(value))
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _segment_type(item: BufferItem) -> str | None:
