@@ -142,3 +142,11 @@ def _read_yaml(file: Path, named_by: str | None) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SettingsError([f"{file}: not valid YAML{yaml_problem(exc)}"]) from None
+    except RecursionError:  # PyYAML builds nested [ / { (and - / key:) levels recursively
+        raise SettingsError(
+            [
+                f"{file}: nested too deeply to read (hundreds of lists or mappings inside "
+                "each other, e.g. unbalanced [ or {); a settings file needs a few levels: fix "
+                "the nesting"
+            ]
+        ) from None
