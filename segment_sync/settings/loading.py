@@ -76,16 +76,18 @@ def _redacted(problems: list[str], data: Any) -> list[str]:
 
 def _urls_written(data: Any) -> Iterator[SecretUrl]:
     """Every URL in the document's values, also one inside another (`?endpoint=http://...`),
-    each read from its scheme to the end of its text (the widest reading)."""
-    if isinstance(data, dict):
-        for value in data.values():
-            yield from _urls_written(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _urls_written(value)
-    elif isinstance(data, str) and "://" in data:
-        for scheme in _SCHEME.finditer(data):
-            yield SecretUrl(data[scheme.start() :])
+    each read from its scheme to the end of its text (the widest reading). A loop, not a
+    recursion: a deeply nested document is refused, not a crash here."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str) and "://" in value:
+            for scheme in _SCHEME.finditer(value):
+                yield SecretUrl(value[scheme.start() :])
 
 
 def _check_sqlite_files(settings: Settings, source: str) -> None:
