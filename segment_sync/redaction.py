@@ -129,6 +129,40 @@ def url_password_span(url: str) -> tuple[int, int] | None:
     return colon + 1, at
 
 
+# Where a URL parser may cut a password written with them raw: urllib and httpx end the host at
+# the first '/', '?' or '#' (then read the password's start as a port), SQLAlchemy ends the
+# password at its first '@', a host:port split takes the last ':'.
+URL_DELIMITERS = "?#/@:"
+_DELIMITER = re.compile(f"([{re.escape(URL_DELIMITERS)}])")
+# Runs of up to this many segments are pieces, besides every prefix and suffix: a parser's piece
+# is a prefix, a suffix or one segment (a port, a host); the cap keeps a password of a hundred
+# delimiters from registering thousands of secrets that every text is searched for.
+_MAX_SEGMENTS_IN_A_PIECE = 8
+
+
+def password_pieces(password: str) -> list[str]:
+    """The pieces of `password` a parser cutting it at URL delimiters (`?`, `#`, `/`, `@`, `:`)
+    may take for the password, a host or a port, and quote in an error: every run of whole
+    segments between delimiters (its prefixes, its suffixes and the runs between), of 4
+    characters or more (a Redactor masks nothing shorter). [] without a delimiter.
+
+    Registered as secrets beside the whole password, they are masked wherever they show:
+    `http://u:PW?rest@host` read by urllib is host `u`, port `PW` ("Port could not be cast to
+    integer value as 'PW'")."""
+    parts = _DELIMITER.split(password)
+    if len(parts) == 1:
+        return []
+    count = len(parts) // 2 + 1  # segments; parts alternate segment, delimiter, segment...
+    runs = [
+        (i, j)
+        for i in range(count)
+        for j in range(i, count)
+        if i == 0 or j == count - 1 or j - i < _MAX_SEGMENTS_IN_A_PIECE
+    ]
+    pieces = ("".join(parts[2 * i : 2 * j + 1]) for i, j in runs if (i, j) != (0, count - 1))
+    return list(dict.fromkeys(p for p in pieces if len(p) >= 4))
+
+
 def redact_url(url: str | SecretUrl) -> str:
     """`url` as it may be shown anywhere: its password replaced, e.g. http://u:[REDACTED]@h."""
     return str(url if isinstance(url, SecretUrl) else SecretUrl(url))
@@ -178,11 +212,14 @@ class SecretUrl:
         return self._span is not None
 
     def passwords(self) -> list[str]:
-        """The password as written and %-decoded (what a driver or server may echo); [] if none."""
+        """Every text of the password that may be shown, for a Redactor: as written and
+        %-decoded (what a driver or server may echo), those two first, then each piece of them
+        a parser may take for the password, host or port (`password_pieces`); [] if none."""
         if self._span is None:
             return []
         written = self._url[self._span[0] : self._span[1]]
-        return list(dict.fromkeys([written, unquote(written)]))
+        whole = [written, unquote(written)]
+        return list(dict.fromkeys([*whole, *(p for w in whole for p in password_pieces(w))]))
 
     def without_password(self) -> str:
         """The URL minus its password (`http://u@h`); a URL without one is returned unchanged."""

@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_sync.redaction import REDACTED, Redactor, mask_url_passwords
+from segment_sync.redaction import REDACTED, Redactor, SecretUrl, mask_url_passwords
 
 
 def test_a_database_url_password_is_masked_and_the_rest_kept():
@@ -101,3 +101,24 @@ def test_text_called_clean_is_left_unchanged(text: str) -> None:
         assert redactor.text(text) == text
     if redactor.clean_bytes(text.encode()):
         assert redactor.text(text) == text
+
+
+def test_a_url_password_cut_by_a_parser_is_masked_piece_by_piece():
+    """urllib and httpx end the host at a raw '?', '#' or '/' and read the password's start as
+    the port; each piece a parser may quote is one of the URL's passwords, shorter ones not."""
+    url = SecretUrl("redis://u:PWHEADsecret/x?rest@127.0.0.1:6379/0")
+    assert url.passwords()[:1] == ["PWHEADsecret/x?rest"]  # the whole, as written, first
+    assert set(url.passwords()) == {
+        "PWHEADsecret/x?rest",
+        "PWHEADsecret",
+        "PWHEADsecret/x",
+        "x?rest",
+        "rest",
+    }
+    redactor = Redactor(url.passwords())
+    error = "ValueError: Port could not be cast to integer value as 'PWHEADsecret'"
+    assert (
+        redactor.text(error)
+        == f"ValueError: Port could not be cast to integer value as '{REDACTED}'"
+    )
+    assert SecretUrl("postgresql://u:plain-password@h/db").passwords() == ["plain-password"]

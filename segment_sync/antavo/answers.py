@@ -24,7 +24,7 @@ from segment_sync.http import parse_retry_after
 AUTH_STATUSES = (401, 403)
 
 
-@dataclass(slots=True)  # not frozen, as _Item
+@dataclass(slots=True)  # not frozen, as ReadyEvent
 class _Verdict:
     """One event's fate in one answer; `answer` is its part of the response, if it has one."""
 

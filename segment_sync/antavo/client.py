@@ -32,8 +32,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import orjson
 
@@ -46,10 +45,10 @@ from segment_sync.antavo.pacer import Pacer, RateLimiter
 from segment_sync.antavo.records import (
     MAX_BULK_EVENTS,
     AntavoRequestRecord,
-    EventAnswer,
     EventResult,
     request_for,
 )
+from segment_sync.antavo.request_record import ReadyEvent, request_record
 from segment_sync.http import ApiClient, RetryPolicy
 from segment_sync.redaction import SecretUrl, reveal, without_userinfo
 
@@ -62,16 +61,6 @@ DEFAULT_RETRY = RetryPolicy(max_retries=5, backoff_base_s=0.2, backoff_cap_s=10.
 SPLIT_STATUSES = frozenset({400, 413, 422})
 MAX_SPLIT_REQUESTS = 24  # a chunk of 50 narrowed to two refused events (12 requests each)
 _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API"
-
-
-@dataclass(slots=True)  # not frozen: its __init__ costs a third of a frozen one's, per event
-class _Item:
-    """One serialised event waiting to be sent."""
-
-    index: int
-    body: bytes
-    customer: Any
-    action: Any
 
 
 _OnRequest = Callable[[AntavoRequestRecord], None] | None
@@ -141,7 +130,7 @@ class AntavoClient(ApiClient):
         """
         record = on_request or self.on_request
         results: list[EventResult | None] = [None] * len(events)
-        ready: list[_Item] = []
+        ready: list[ReadyEvent] = []
         for index, event in enumerate(events):
             fields = event if isinstance(event, dict) else {}
             try:
@@ -150,7 +139,7 @@ class AntavoClient(ApiClient):
                 error = self.redactor.text(f"event is not JSON-serialisable: {exc}")
                 results[index] = EventResult(index, False, None, error, False, None, None)
                 continue
-            ready.append(_Item(index, body, fields.get("customer"), fields.get("action")))
+            ready.append(ReadyEvent(index, body, fields.get("customer"), fields.get("action")))
         chunks = [ready[i : i + MAX_BULK_EVENTS] for i in range(0, len(ready), MAX_BULK_EVENTS)]
         if len(chunks) == 1:  # the ingest's call: no task for gather to wrap it in
             sent = [await self._send_chunk(chunks[0], record)]
@@ -161,7 +150,7 @@ class AntavoClient(ApiClient):
                 results[result.index] = result
         return [r for r in results if r is not None]
 
-    async def _send_chunk(self, chunk: list[_Item], record: _OnRequest) -> list[EventResult]:
+    async def _send_chunk(self, chunk: list[ReadyEvent], record: _OnRequest) -> list[EventResult]:
         """POST one chunk; a bulk request refused as a whole (413, 400, 422: nothing registered)
         is narrowed by resending its halves, so an event Antavo refuses fails alone. At most
         MAX_SPLIT_REQUESTS more requests a chunk; parts still refused then fail together."""
@@ -171,7 +160,7 @@ class AntavoClient(ApiClient):
         results = {result.index: result for result in first}
         refused, budget = [chunk], MAX_SPLIT_REQUESTS
         while refused:
-            halves: list[list[_Item]] = []
+            halves: list[list[ReadyEvent]] = []
             for part in refused:
                 if budget >= 2:
                     budget -= 2
@@ -196,7 +185,7 @@ class AntavoClient(ApiClient):
         return [results[item.index] for item in chunk]
 
     async def _send_once(
-        self, chunk: list[_Item], record: _OnRequest
+        self, chunk: list[ReadyEvent], record: _OnRequest
     ) -> tuple[list[EventResult], bool]:
         """POST one chunk, retrying what may be retried: results for its events, and whether
         it was a bulk request refused as a whole before anything was registered."""
@@ -236,13 +225,13 @@ class AntavoClient(ApiClient):
         ], refused
 
     @staticmethod
-    def _unsent(chunk: list[_Item], reason: str) -> list[EventResult]:
+    def _unsent(chunk: list[ReadyEvent], reason: str) -> list[EventResult]:
         """Results for a chunk not sent because Antavo already refused the credentials."""
         error = f"not sent: {reason}"
         return [EventResult(i.index, False, None, error, False, None, None, True) for i in chunk]
 
     async def _attempt(
-        self, path: str, body: bytes, number: int, chunk: list[_Item], record: _OnRequest
+        self, path: str, body: bytes, number: int, chunk: list[ReadyEvent], record: _OnRequest
     ) -> _Outcome:
         """One paced, signed HTTP request, recorded through `on_request`."""
         await self._pacer.acquire()
@@ -293,62 +282,21 @@ class AntavoClient(ApiClient):
                 outcome.auth,
                 outcome.fault,
             )
-        sent = body.decode("utf-8")
-        answers = tuple(
-            EventAnswer(
-                index=item.index,
-                ok=verdict.ok,
-                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
-                event_id=verdict.event_id,
-                error=verdict.error,
-                customer=None if item.customer is None else redact(str(item.customer)),
-                action=None if item.action is None else redact(str(item.action)),
-                request_body=request_body,
-                response_body=response_text if answer is None else answer,
-                unknown=verdict.unknown,
-            )
-            for item, verdict, request_body, answer in zip(
-                chunk,
-                verdicts,
-                self._event_bodies(chunk, sent),
-                self._answer_bodies(verdicts),
-                strict=True,
-            )
-        )
         self._record(
             record,
-            AntavoRequestRecord(
+            request_record(
+                self.redactor,
                 identifier=identifier,
-                started_at=post.started_at,
                 path=path,
-                status_code=outcome.status_code,
-                response_time_s=post.elapsed_s,
-                request_body=redact(sent) or "",
-                response_body=response_text,
-                error=outcome.error,
                 attempt=number,
-                event_count=len(chunk),
-                events=answers,
+                chunk=chunk,
+                body=body,
+                post=post,
+                outcome=outcome,
+                response_text=response_text,
             ),
         )
         return outcome
-
-    def _event_bodies(self, chunk: list[_Item], sent: str) -> list[str]:
-        """Each event's body as sent, redacted; a clean request body (`sent`, every event's
-        body in it) spares a scan per event."""
-        if self.redactor.clean(sent):
-            return [item.body.decode("utf-8") for item in chunk]
-        return [self.redactor.text(item.body.decode("utf-8")) or "" for item in chunk]
-
-    def _answer_bodies(self, verdicts: list[_Verdict]) -> list[str | None]:
-        """Each event's part of the answer as JSON text, redacted (None where it has none).
-
-        The parts are checked at once: a clean concatenation has clean parts. Re-serialised,
-        not cut from the response text, whose escapes (\\u0073) could hide a secret."""
-        texts = [None if v.answer is None else orjson.dumps(v.answer).decode() for v in verdicts]
-        if self.redactor.clean("".join(t for t in texts if t is not None)):
-            return texts
-        return [self.redactor.text(t) for t in texts]
 
     @staticmethod
     def _record(on_request: _OnRequest, record: AntavoRequestRecord) -> None:

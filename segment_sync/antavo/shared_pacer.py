@@ -292,14 +292,24 @@ def build_rate_limiter(
         return Pacer(per_minute)
     if not url:
         raise ValueError(f"the {kind} rate limiter needs a URL")
+    # The URL's password and each piece of it a parser may quote (SecretUrl.passwords).
+    redactor = Redactor([url, *SecretUrl(url).passwords()])
     store: ReservationStore
-    if kind == "redis":
-        store = RedisReservations(url, name, key_prefix=key_prefix)
-    else:
-        store = PostgresReservations(url, name)
+    try:
+        if kind == "redis":
+            store = RedisReservations(url, name, key_prefix=key_prefix)
+        else:
+            store = PostgresReservations(url, name)
+    except (ValueError, TypeError, sa.exc.ArgumentError) as exc:  # settings check it first
+        setting = f"inbound.rate_limiter_url_env ({url_env})" if url_env else "its URL"
+        raise RateLimiterError(
+            f"the shared rate limiter ({kind}) cannot read {setting}: "
+            f"{redactor.text(f'{type(exc).__name__}: {exc}')}; percent-encode '/', '?', '#' "
+            "and '@' in its password (%2F, %3F, %23, %40)"
+        ) from None
     fix = (
         f"check that inbound.rate_limiter_url_env ({url_env}) names a reachable {kind} server"
         if url_env
         else f"check that the {kind} server is reachable"
     )
-    return SharedPacer(per_minute, store, redactor=Redactor([url]), fix=fix)
+    return SharedPacer(per_minute, store, redactor=redactor, fix=fix)

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import sqlalchemy as sa
 
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, password_pieces
 
 _WHO = [("id", pa.int64()), ("customer_id", pa.string()), ("external_customer_id", pa.string())]
 _WHEN = [("occurred_at", pa.string()), ("origin", pa.string())]
@@ -96,7 +96,8 @@ class ArrowReader:
         except adbc_driver_postgresql.dbapi.Error as exc:
             # The driver's message may quote the URI: never let its password out, in any form.
             password = str(self._url.password or "")
-            safe = Redactor([password, quote(password, safe="")]).text(str(exc))
+            pieces = password_pieces(password)  # what a parser cutting it may quote
+            safe = Redactor([password, quote(password, safe=""), *pieces]).text(str(exc))
             raise StoreReadError(f"could not read {table} from loyalty_store.url: {safe}") from None
         return data.cast(schema)
 

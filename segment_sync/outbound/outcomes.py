@@ -80,6 +80,7 @@ def record_outcome(
         outcome_name, error = "failed", f"{last.error}; {note}" if note else last.error
         if unsettled:
             counts.pending += len(group)
+            counts.unnarrowed += len(group)
             outcome_name = "pending"
         else:
             counts.failed += len(group)

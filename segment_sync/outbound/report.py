@@ -1,7 +1,8 @@
 """Whether an outbound run (sync, replay, resync) failed, what kind of failure, and why.
 
 A run fails when any message failed or stayed pending. The kind decides what retries:
-- transient: something stayed pending after a 5xx, 429 or network error; a later run heals it;
+- transient: something stayed pending after a 5xx, 429 or network error (a later run heals it),
+  or in a refused request the split budget left whole (reconciliation or a replay resends it);
 - configuration: Segment refused the key or endpoint (401/403/404); fix the setting first;
 - permanent: only failed messages (a 400, a bad row, a missing ID); retrying cannot heal them.
 """
@@ -84,7 +85,15 @@ class RunReport:
     @property
     def headline(self) -> str:
         c = self.counts
-        kind = f" ({self.kind}: {_KIND_HINT[self.kind]})" if self.kind else ""
+        hint = _KIND_HINT[self.kind] if self.kind else ""
+        if self.kind == "transient" and c.unnarrowed:
+            # Progress moved past these: the next run does not send them (outcomes.py).
+            resend = (
+                f"{c.unnarrowed} of them are in refused requests not narrowed to single "
+                "messages: reconciliation or `segment-sync replay outbound` sends those again"
+            )
+            hint = resend if c.unnarrowed == c.pending else f"{hint}; {resend}"
+        kind = f" ({self.kind}: {hint})" if self.kind else ""
         return (
             f"{c.failed} message(s) failed, {c.pending} stayed pending "
             f"(sent {c.sent}, skipped {c.skipped}){kind}"

@@ -19,6 +19,9 @@ class OutboundCounts:
     failed: int = 0
     skipped: int = 0
     pending: int = 0
+    # Of `pending`: in requests Segment refused that the split budget left with several messages.
+    # Progress moved past them, so only reconciliation or a replay sends them again.
+    unnarrowed: int = 0
     requests: int = 0
     retries: int = 0
     bytes: int = 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,13 @@ import yaml
 from pydantic import ValidationError
 
 from segment_sync.db import SQLITE_FIX, resolve_sqlite_url, sqlite_file_problem
-from segment_sync.redaction import SecretUrl
+from segment_sync.redaction import Redactor, SecretUrl
 from segment_sync.settings.base import PROBLEM_SEPARATOR, SettingsError
 from segment_sync.settings.root import Settings
 from segment_sync.settings.values import shown_value, yaml_problem
 from segment_sync.settings_location import DEFAULT_SETTINGS_PATH, SETTINGS_ENV_VAR
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _FIXES = {
     "literal_error": "use one of the allowed values",
     "extra_forbidden": "remove it or check its spelling",
@@ -54,10 +57,37 @@ def parse_settings(data: Any, source: str = "settings", base: Path | None = None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise SettingsError([p for e in exc.errors() for p in describe(e)], source) from None
+        problems = [p for e in exc.errors() for p in describe(e)]
+        raise SettingsError(_redacted(problems, data), source) from None
     settings = _resolve_paths(settings, (base or Path.cwd()).resolve())
-    _check_sqlite_files(settings, source)
+    try:
+        _check_sqlite_files(settings, source)
+    except SettingsError as exc:
+        raise SettingsError(_redacted(exc.problems, data), source) from None
     return settings
+
+
+def _redacted(problems: list[str], data: Any) -> list[str]:
+    """`problems` with every URL password written anywhere in the document masked, and each
+    piece of it a parser may quote (a validator's message or a `(got ...)` may hold one)."""
+    redactor = Redactor(p for url in _urls_written(data) for p in url.passwords())
+    return [redactor.text(problem) or "" for problem in problems]
+
+
+def _urls_written(data: Any) -> Iterator[SecretUrl]:
+    """Every URL in the document's values, also one inside another (`?endpoint=http://...`),
+    each read from its scheme to the end of its text (the widest reading). A loop, not a
+    recursion: a deeply nested document is refused, not a crash here."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str) and "://" in value:
+            for scheme in _SCHEME.finditer(value):
+                yield SecretUrl(value[scheme.start() :])
 
 
 def _check_sqlite_files(settings: Settings, source: str) -> None:

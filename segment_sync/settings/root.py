@@ -13,6 +13,7 @@ from segment_sync.settings.inbound import ANTAVO_API_KEY, LIMITER_URLS, InboundS
 from segment_sync.settings.operations import AlertSettings, ExecutorSettings, MaintenanceSettings
 from segment_sync.settings.outbound import OutboundSettings
 from segment_sync.settings.stores import GeneralSettings, LogsSettings, LoyaltyStoreSettings
+from segment_sync.settings.values import url_problem
 
 
 class Settings(Section):
@@ -114,6 +115,15 @@ class Settings(Section):
                     f"start with {allowed}); export {name} again, e.g. {name}={example}"
                 ]
             )
+        problem = limiter_url_problem(inbound.rate_limiter, value)
+        if problem is not None:
+            raise SettingsError(
+                [
+                    f"{key}: the value of {name} cannot be read as a {inbound.rate_limiter} URL: "
+                    f"{problem} (the URL is not shown); export {name} again, e.g. "
+                    f"{name}={example}"
+                ]
+            )
         return value
 
     def secret_env_names(self) -> list[str]:
@@ -139,10 +149,12 @@ class Settings(Section):
 
     def secrets(self) -> list[str]:
         """Every secret value known here, for redaction: the named variables' values and the
-        passwords of the URL settings."""
-        values = [os.environ.get(name) for name in self.secret_env_names()]
-        passwords = [p for url in self.url_settings().values() for p in url.passwords()]
-        return [v for v in values if v] + passwords
+        passwords of the URL settings and of the URLs in those variables (the rate limiter's,
+        Celery's, the alerts webhook's), each with the pieces of it a URL parser may quote
+        (`SecretUrl.passwords`)."""
+        values = [v for name in self.secret_env_names() if (v := os.environ.get(name))]
+        urls = [*self.url_settings().values(), *(SecretUrl(v) for v in values if "://" in v)]
+        return values + [p for url in urls for p in url.passwords()]
 
     def celery_url_envs(self) -> list[str]:
         """The broker and result-backend variables, when runs execute on Celery."""
@@ -157,6 +169,39 @@ class Settings(Section):
     def webhook_secret(self) -> str | None:
         """The shared secret Segment signs webhooks with, or None when the variable is unset."""
         return os.environ.get(self.inbound.webhook_secret_env) or None
+
+
+def limiter_url_problem(kind: str, url: str) -> str | None:
+    """Why the shared rate limiter's client could not read `url`, in words that quote none of
+    it; None when it can. Its own parser is asked last: its errors quote what it took for the
+    port, which may be the password's start (`redis://u:pw/rest@host`)."""
+    if kind == "redis":
+        problem = url_problem(url)
+        if problem is not None:
+            return problem
+        from redis.connection import parse_url  # only a redis limiter loads redis-py
+
+        try:
+            parse_url(url)
+        except (ValueError, TypeError):
+            return _UNREADABLE
+        return None
+    # PostgreSQL: the masking's reading of the password reaches the driver %-encoded (db.py)
+    import sqlalchemy as sa
+
+    from segment_sync.db import sqlalchemy_url
+
+    try:
+        sa.engine.make_url(sqlalchemy_url(url))
+    except (ValueError, TypeError, sa.exc.ArgumentError):
+        return _UNREADABLE
+    return None
+
+
+_UNREADABLE = (
+    "its host, port, database number or options cannot be read; percent-encode '/', '?', '#' "
+    "and '@' in its password (%2F, %3F, %23, %40)"
+)
 
 
 def _urls_in(model: BaseModel, prefix: str) -> Iterator[tuple[str, SecretUrl]]:

@@ -78,18 +78,34 @@ def _base_url(value: Any) -> Any:
     problem = "must be an http(s) URL such as http://127.0.0.1:8701, or null"
     if not re.match(r"^https?://[^\s/]+", value):
         raise ValueError(problem)
-    if _password_is_ambiguous(value):
-        raise ValueError(
-            f"{problem}; it has an '@' after its host: percent-encode '/', '?' and '#' in a "
-            "password (%2F, %3F, %23), and '@' in a path (%40)"
+    unreadable = url_problem(value)
+    if unreadable is not None:
+        raise ValueError(f"{problem}; {unreadable}")
+    return value.rstrip("/")
+
+
+def url_problem(url: str) -> str | None:
+    """Why urllib, httpx or redis-py would read `url` otherwise than the masking of its password
+    does (a '/', '?' or '#' before its '@'), or not read it at all (its port); None when they
+    read it as meant. Never quotes the URL: what a parser would take for its host or port may be
+    a piece of the password."""
+    try:
+        ambiguous = _password_is_ambiguous(url)
+    except ValueError:  # urllib: "Invalid IPv6 URL"
+        return (
+            "its host cannot be read (a '[' or ']' outside an IPv6 address): percent-encode "
+            "them in a password (%5B, %5D)"
+        )
+    if ambiguous:
+        return (
+            "it has an '@' after its host: percent-encode '/', '?' and '#' in a password (%2F, "
+            "%3F, %23), and '@' in a path (%40)"
         )
     try:
-        port = urlsplit(value).port  # ValueError for a port that is not a number in 0-65535
+        port = urlsplit(url).port  # ValueError for a port that is not a number in 0-65535
     except ValueError:
-        raise ValueError(f"{problem}; its port must be a number from 1 to 65535") from None
-    if port == 0:
-        raise ValueError(f"{problem}; its port must be a number from 1 to 65535")
-    return value.rstrip("/")
+        port = 0
+    return "its port must be a number from 1 to 65535" if port == 0 else None
 
 
 def _password_is_ambiguous(url: str) -> bool:
@@ -110,7 +126,9 @@ def shown_value(loc: tuple[Any, ...], got: Any) -> str:
     if (loc and str(loc[-1]).endswith("_env")) or isinstance(got, dict | list) or got is None:
         return ""
     if isinstance(got, str) and "://" in got:  # a query string may hold a key: never shown
-        return f" (got {redact_url(got.split('?', 1)[0])!r})"
+        # Masked before the query is cut: a '?' in the password would cut it first, and the
+        # password's start would show as the URL's end.
+        return f" (got {redact_url(got).split('?', 1)[0]!r})"
     if isinstance(got, str) and "@" in got:
         return ""
     return f" (got {got!r})"

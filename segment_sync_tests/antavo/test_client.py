@@ -21,6 +21,7 @@ from segment_sync.antavo.client import (
     _Verdict,
 )
 from segment_sync.antavo.pacer import Pacer
+from segment_sync.antavo.request_record import answer_bodies
 from segment_sync.http import RetryPolicy
 from segment_sync.standins.antavo import AntavoStandin
 from segment_sync.standins.server import free_port, serve_in_thread
@@ -346,7 +347,7 @@ def test_an_answer_holding_a_secret_is_redacted_beside_clean_ones() -> None:
         _Verdict(False, None, "failed", None),
     ]
     try:
-        bodies = client._answer_bodies(verdicts)
+        bodies = answer_bodies(client.redactor, verdicts)
     finally:
         asyncio.run(client.aclose())
     assert bodies[0] == '{"events":[{"id":"e1","action":"x [REDACTED]"}]}'

@@ -282,6 +282,27 @@ def test_an_unreachable_store_is_a_clear_error_without_its_password(kind, url) -
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("redis", "redis://u:PWHEADsecret/PWTAILrest@127.0.0.1:6379/0"),
+        ("redis", "redis://u:PWHEADsecret?PWTAILrest@127.0.0.1:6379/0"),
+        ("postgres", "postgresql://u:PWHEADsecretPWTAILrest@127.0.0.1:notaport/db"),
+    ],
+)
+def test_a_url_its_client_cannot_read_is_a_clear_error_without_any_piece_of_its_password(
+    kind, url
+) -> None:
+    """What the settings refuse first (Settings.rate_limiter_url); built from code anyway, the
+    parser's error (which quotes the password's start as the port) is masked."""
+    with pytest.raises(RateLimiterError) as caught:
+        build_rate_limiter(kind, 1500, url=url, name="x", url_env=URL_ENV)
+    message = str(caught.value)
+    assert f"shared rate limiter ({kind}) cannot read inbound.rate_limiter_url_env" in message
+    assert "PWHEAD" not in message and "PWTAIL" not in message, message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
 # -- settings and the factory --------------------------------------------------------------------
 
 

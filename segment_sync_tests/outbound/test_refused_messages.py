@@ -131,6 +131,26 @@ def test_a_batch_with_every_message_refused_costs_at_most_100_more_requests_and_
     assert all("budget of 100 extra requests" in e and "stays pending" in e for (e,) in errors)
 
 
+def test_messages_left_in_unnarrowed_refusals_are_said_to_wait_for_a_replay_not_the_next_run(
+    write_settings, segment_standin
+):
+    """Progress moves past a refused request the split budget left whole, so the next run does
+    not send its messages again: the run's hint must not promise that it will (red team)."""
+    path = write_settings(outbound={"base_url": segment_standin.url})
+    seed(path, 600, marked=set(range(600)))
+    segment_standin.set_faults(refuse_marker=MARKER)
+    result = run_outbound(path)
+    assert result.exit_code == 1
+    assert (
+        "600 of them are in refused requests not narrowed to single messages: reconciliation "
+        "or `segment-sync replay outbound` sends those again" in result.output
+    )
+    assert "a later run retries" not in result.output
+    requests = segment_standin.stats()["requests"]
+    assert run_outbound(path).exit_code == 0
+    assert segment_standin.stats()["requests"] == requests  # what the hint says: nothing resent
+
+
 def test_sixteen_refused_in_2500_fail_alone_and_the_good_messages_never_fail(
     write_settings, segment_standin
 ):

@@ -1,0 +1,157 @@
+"""No piece of a URL password shows: a parser (urllib, httpx, redis-py, SQLAlchemy) may cut a
+password holding a raw '?', '#', '/', '@' or ':' at that delimiter and quote a piece of it as
+the host, port or password in its error. The settings' messages and every Redactor built from
+`settings.secrets()` mask each such piece of 4 characters or more (shorter ones are not masked).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import httpx
+import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.connection import parse_url
+
+from segment_sync.cli import main
+from segment_sync.redaction import Redactor
+from segment_sync.settings import SettingsError, parse_settings
+
+DELIMITERS = "?#/@:"
+# Letters rare in English and absent from the messages, so a piece never shows by chance.
+_RARE = "jkqvwxz"
+
+
+def pieces(password: str) -> set[str]:
+    """Every run of whole segments of `password` between delimiters, of 4 characters or more:
+    what a parser cutting it at any delimiters could take for a password, host or port."""
+    parts = re.split(f"([{re.escape(DELIMITERS)}])", password)
+    segments = len(parts) // 2 + 1
+    runs = {"".join(parts[2 * i : 2 * j + 1]) for i in range(segments) for j in range(i, segments)}
+    return {run for run in runs if len(run) >= 4}
+
+
+def _passwords(alphabet: str) -> st.SearchStrategy[str]:
+    """Passwords of 2 to 6 segments joined by raw delimiters."""
+    segment = st.text(alphabet, min_size=1, max_size=8)
+    return st.lists(
+        st.tuples(st.sampled_from(DELIMITERS), segment), min_size=1, max_size=5
+    ).flatmap(lambda rest: segment.map(lambda first: first + "".join(d + s for d, s in rest)))
+
+
+def _shown(password: str, text: str) -> list[str]:
+    return sorted(piece for piece in pieces(password) if piece in text)
+
+
+# Each URL setting, with the URL it takes (the password goes after `u:`).
+HTTP = "http://u:{}@127.0.0.1:8701"
+URL_SETTINGS = {
+    "outbound.base_url": HTTP,
+    "inbound.base_url": HTTP,
+    "alerts.ui_base_url": HTTP,
+    "outbound.public_api_base_url": "http://u:{}@127.0.0.1:8704/{{region}}",
+    "loyalty_store.url": "postgresql://u:{}@127.0.0.1:5432/loyalty",
+    "outbound.state_url": "postgresql://u:{}@127.0.0.1:5432/state",
+    "inbound.buffer_url": "postgresql://u:{}@127.0.0.1:5432/buffer",
+}
+
+
+def test_pieces_are_the_runs_of_whole_segments():
+    assert pieces("abcd?efgh/ij") == {"abcd", "efgh", "abcd?efgh", "efgh/ij", "abcd?efgh/ij"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(password=_passwords(_RARE), key=st.sampled_from(sorted(URL_SETTINGS)))
+def test_settings_check_shows_no_piece_of_a_url_password(password, key, tmp_path_factory):
+    section, name = key.split(".")
+    url = URL_SETTINGS[key].format(password)
+    file = tmp_path_factory.mktemp("pieces") / "settings.yaml"
+    file.write_text(yaml.safe_dump({section: {name: url}}))
+
+    result = CliRunner(env={"SEGMENT_WRITE_KEY": "wk-test-0123456789"}).invoke(
+        main, ["settings", "check", "--settings", str(file)]
+    )
+
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output, result.output
+    if result.exit_code == 1:
+        assert key in result.output, result.output
+    assert not _shown(password, result.output), result.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(password=_passwords(_RARE), key=st.sampled_from(sorted(URL_SETTINGS)))
+def test_a_refused_url_setting_quotes_no_piece_of_its_password(password, key):
+    section, name = key.split(".")
+    url = URL_SETTINGS[key].format(password)
+    try:
+        parse_settings({section: {name: url}})
+    except SettingsError as exc:
+        assert key in str(exc) and not _shown(password, str(exc)), str(exc)
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _parser_texts(url: str) -> list[str]:
+    """What urllib, httpx, redis-py and SQLAlchemy say of `url`: their errors, and the host,
+    port and path they read (which drivers quote in their own errors)."""
+    texts: list[str] = []
+    readers = [
+        lambda: (lambda p: [p.netloc, p.hostname, p.port, p.path, p.query, p.fragment])(
+            urlsplit(url)
+        ),
+        lambda: (lambda u: [u.host, u.port, u.path, u.query])(httpx.URL(url)),
+        lambda: list(parse_url("redis" + url[url.index("://") :]).values()),
+        lambda: (lambda u: [u.host, u.port, u.database])(sa.engine.make_url(url)),
+    ]
+    for read in readers:
+        try:
+            texts += [str(part) for part in read()]
+        except Exception as exc:  # noqa: BLE001 - every parser's error is what is checked
+            texts.append(f"{type(exc).__name__}: {exc}")
+    return texts
+
+
+@settings(max_examples=100, deadline=None)
+@given(password=_passwords(_RARE + "0123456789"))
+def test_the_settings_secrets_mask_every_piece_a_url_parser_quotes(password):
+    """The password in a database URL setting and in URLs from the environment (the rate
+    limiter's, the alerts webhook's): a Redactor of the settings' secrets masks what any
+    parser makes of any of them."""
+    urls = {
+        "ANTAVO_RATE_LIMIT_URL": f"redis://u:{password}@127.0.0.1:6379/0",
+        "ALERTS_WEBHOOK_URL": f"https://u:{password}@hooks.example:8443/services/x",
+        "DAGSTER_CELERY_BROKER_URL": f"amqp://u:{password}@127.0.0.1:5672//",
+    }
+    data = {
+        "loyalty_store": {"url": f"postgresql://u:{password}@127.0.0.1:5432/loyalty"},
+        "inbound": {"rate_limiter": "redis", "rate_limiter_url_env": "ANTAVO_RATE_LIMIT_URL"},
+        "alerts": {"webhook_url_env": "ALERTS_WEBHOOK_URL"},
+        "executor": {"kind": "celery"},
+    }
+    with _environment(**urls):
+        redactor = Redactor(parse_settings(data).secrets())
+    checked = [data["loyalty_store"]["url"], *urls.values()]
+    for url in checked:
+        for text in _parser_texts(url):
+            assert not _shown(password, redactor.text(text) or ""), (url, text)
