@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote, unquote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 from segment_sync.redaction import (
     REDACTED,
@@ -191,9 +191,9 @@ def server_url_problem(url: Url) -> str | None:
 def shown_database_url(url: Url) -> str:
     """A database URL as an error may show it: password masked, query string left out (its
     values may be secrets, e.g. ?password=...)."""
-    text = reveal(url)
-    head, query = text.split("?", 1) if "?" in text else (text, None)
-    return redact_url(head) + ("?…" if query is not None else "")
+    shown = redact_url(url)  # masked before the query is cut: a '?' in the password cuts first
+    head, has_query, _query = shown.partition("?")
+    return head + ("?…" if has_query else "")
 
 
 def _server_engine(url: Url, setting: str | None) -> Engine:
@@ -231,6 +231,18 @@ def _driver_problem(engine: Engine) -> str | None:
     return None
 
 
+def _query_values(url: Url) -> list[str]:
+    """The values of the URL's ?options as SQLAlchemy reads them (decoded), and as written."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        query = make_url(sqlalchemy_url(url)).query
+    except Exception:  # a URL SQLAlchemy cannot read: its problem is told without the driver
+        return []
+    values = [v for value in query.values() for v in ([value] if isinstance(value, str) else value)]
+    return [*values, *(quote_plus(v) for v in values), *(quote(v, safe="") for v in values)]
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -245,14 +257,7 @@ def _url_error(url: Url, setting: str | None, problem: str) -> str:
 
     problem = _QUOTED_NAME.sub(quoted, problem)
     secret = url if isinstance(url, SecretUrl) else SecretUrl(url)
-    query = reveal(url).split("?", 1)[1] if "?" in reveal(url) else ""
-    values = [
-        form
-        for part in query.split("&")
-        for value in part.split("=", 1)[1:]
-        for form in (value, unquote_plus(value))
-    ]
-    problem = Redactor([*secret.passwords(), *values]).text(problem) or REDACTED
+    problem = Redactor([*secret.passwords(), *_query_values(url)]).text(problem) or REDACTED
     key = setting or "the database URL setting"
     return (
         f"{key}: cannot use {shown_database_url(url)}: {problem}; fix {key} in the settings "
