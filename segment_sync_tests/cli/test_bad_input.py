@@ -195,6 +195,23 @@ def test_a_settings_file_nested_too_deeply_is_one_line_naming_the_file(tmp_path,
     assert len(result.output.splitlines()) == 2, result.output  # "Error: ..." and that line
 
 
+def test_a_yaml_alias_inside_itself_is_refused_not_an_endless_loop(tmp_path):
+    """In a process of its own: a settings load that loops never returns."""
+    path = tmp_path / "alias.yaml"
+    path.write_text("general: &a [*a]\n")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "segment_sync.cli", "settings", "check", "--settings", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_NET_S,
+    )
+
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    [line] = problem_lines(done.stderr)
+    assert line.startswith("  - general: "), done.stderr
+
+
 @pytest.mark.parametrize("port", ["70000", "0", "-1"])
 def test_serve_webhooks_refuses_a_port_no_socket_has(write_settings, monkeypatch, port):
     """In a process of its own: a receiver that starts anyway serves until the safety net."""
