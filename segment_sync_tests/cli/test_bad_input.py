@@ -231,6 +231,20 @@ def test_serve_webhooks_refuses_a_port_no_socket_has(write_settings, monkeypatch
     assert "--port" in done.stderr and "1<=x<=65535" in done.stderr
 
 
+@pytest.mark.parametrize("standin", ["segment", "antavo", "segment-public-api"])
+def test_a_standin_refuses_a_port_no_socket_has(standin):
+    done = subprocess.run(
+        [sys.executable, "-m", "segment_sync.cli", "standin", standin, "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_NET_S,
+    )
+
+    assert done.returncode == 2, done.stderr  # argparse's usage error: nothing started
+    assert "Traceback" not in done.stderr and ":70000" not in done.stdout
+    assert "argument --port: '70000' is not a port: use a number from 1 to 65535" in done.stderr
+
+
 def test_logs_outbound_refuses_an_unknown_destination_as_run_outbound_does(write_settings):
     path = write_settings()
     args = ["--destination", "nope", "--settings", str(path)]
