@@ -94,9 +94,10 @@ def _list_command(direction: LogName) -> click.Command:
 
     def command(**options: Any) -> None:
         destination = options.pop("destination", None)
+        if destination is not None:
+            _require_destination(destination, options["settings_file"])
         if destination:  # the filter's own field: `Destination is eu`
-            quoted = destination.replace("\\", "\\\\").replace('"', '\\"')
-            wanted = f'Destination is "{quoted}"'
+            wanted = _destination_filter(destination)
             text = options["filter_text"].strip()
             options["filter_text"] = f"{text} and {wanted}" if text else wanted
         _list(direction, **options)
@@ -108,6 +109,27 @@ def _list_command(direction: LogName) -> click.Command:
             help="Only requests to this one of outbound.destinations (by name).",
         )(command)
     return logs.command(direction, help=LOG_HELP[direction])(_list_options(direction)(command))
+
+
+def _require_destination(name: str, settings_file: str | None) -> None:
+    """--destination names one of outbound.destinations, as `run outbound --destination` must
+    (the filter compares names without case); a name no longer configured is still found with
+    --filter."""
+    names = [n for n in load_or_fail(settings_file).destination_names() if n]
+    if name.casefold() not in {n.casefold() for n in names}:
+        known = ", ".join(names) or "none: the settings have one destination"
+        raise click.BadParameter(
+            f"no destination {name!r} in outbound.destinations ({known}); for the requests "
+            f"of a destination no longer configured: --filter "
+            f"{shlex.quote(_destination_filter(name))}",
+            param_hint="--destination",
+        )
+
+
+def _destination_filter(name: str) -> str:
+    """The filter field for one destination's requests: `Destination is "eu"`."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'Destination is "{quoted}"'
 
 
 logs_outbound = _list_command("outbound")
@@ -213,10 +235,9 @@ def _logs_dir(settings_file: str | None) -> Path | str:
         return named
     directory = Path(named)
     if not directory.is_dir():
-        raise click.ClickException(
-            f"no logs yet: {directory} (logs.dir in the settings) does not exist; "
-            "it is created by the first sync run"
-        )
+        from segment_sync.logs.missing import no_logs_folder
+
+        raise click.ClickException(no_logs_folder(directory))
     return directory
 
 

@@ -30,7 +30,9 @@ def logs_check(settings_file: str | None, move: bool) -> None:
         )
     logs_dir = Path(named)
     if not logs_dir.is_dir():
-        raise click.ClickException(f"no logs yet: {logs_dir} (logs.dir) does not exist")
+        from segment_sync.logs.missing import no_logs_folder
+
+        raise click.ClickException(no_logs_folder(logs_dir, "logs.dir"))
     checked = len(log_files(logs_dir))
     bad = unreadable_files(logs_dir, deep=True)
     click.echo(f"checked {checked} log file(s) under {logs_dir}: {len(bad)} unreadable")

@@ -10,7 +10,7 @@ from segment_sync.cli.options import load_or_fail, settings_option
 @click.command("serve-webhooks")
 @settings_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8703, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8703, show_default=True)
 @click.option("--insecure", is_flag=True, help="Accept unsigned webhooks (no shared secret set).")
 @click.option(
     "--workers",

@@ -31,7 +31,7 @@ class BufferConnection:
         """Connect to `url` (`sqlite:///path` or `postgresql://...`) and create the table if needed."""
         self.url = url
         self.sqlite = is_sqlite(url)
-        self.engine = create_engine(url, durable=True)
+        self.engine = create_engine(url, durable=True, setting="inbound.buffer_url")
         self._turns: WriterTurns | None = None
         # A run's threads (claims, marks, lease renewals) take turns here: SQLite's busy handler
         # would sleep up to 100 ms between tries, a lock hands over at once.

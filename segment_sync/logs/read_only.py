@@ -33,6 +33,7 @@ import duckdb
 
 from segment_sync.interruptions import reraise_interruption
 from segment_sync.logs.layout import ensure_layout
+from segment_sync.logs.missing import no_logs_folder
 from segment_sync.logs.object_store import is_object_store, s3_logs
 from segment_sync.logs.schema import TABLES
 from segment_sync.logs.vanished import retry_vanished
@@ -80,10 +81,7 @@ def require_logs_dir(logs_dir: Path | str) -> Path:
     """`logs_dir` as an absolute path; NoLogsError (never creating it) if it does not exist."""
     path = Path(logs_dir).resolve()
     if not path.is_dir():
-        raise NoLogsError(
-            f"no logs yet: {path} (logs.dir in the settings) does not exist; "
-            "it is created by the first sync run"
-        )
+        raise NoLogsError(no_logs_folder(path))
     return path
 
 

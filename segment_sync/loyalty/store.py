@@ -48,7 +48,7 @@ class LoyaltyStore:
     def __init__(self, url: Url, settle_s: float = 2.0) -> None:
         self.url = url  # a URL setting keeps its password masked wherever it is shown
         self.settle_s = settle_s  # PostgreSQL: how long max_id waits for open writers (see there)
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, setting="loyalty_store.url")
         create_tables(self.engine, metadata)
         self._arrow = ArrowReader(self.engine, self._table_rows)
         self._mark = "?" if self.engine.dialect.name == "sqlite" else "%s"

@@ -46,7 +46,7 @@ PRUNE_STEP_S = 3600.0  # one transaction per hour of decisions: never one huge d
 def _engine(url: str) -> sa.Engine:
     """One engine per state database per process (every RouteFilter shares it); few are
     open at once (an evicted engine closes its connections when collected)."""
-    engine = create_engine(url, durable=True)
+    engine = create_engine(url, durable=True, setting="outbound.state_url")
     create_tables(engine, metadata)
     try:  # a table made before the index existed gets it; a concurrent creator may win the race
         by_age.create(engine, checkfirst=True)

@@ -112,7 +112,7 @@ class OutboundState:
         self.url = url
         self.key = key
         self.shard = shard or Shard()
-        self.engine = create_engine(url, durable=True)
+        self.engine = create_engine(url, durable=True, setting="outbound.state_url")
         create_tables(self.engine, metadata)
         if key.legacy_destination is not None:
             adopt_legacy_rows(

@@ -77,10 +77,15 @@ def _redacted(problems: list[str], data: Any) -> list[str]:
 def _urls_written(data: Any) -> Iterator[SecretUrl]:
     """Every URL in the document's values, also one inside another (`?endpoint=http://...`),
     each read from its scheme to the end of its text (the widest reading). A loop, not a
-    recursion: a deeply nested document is refused, not a crash here."""
-    pending = [data]
+    recursion: a deeply nested document is refused, not a crash here. Each list and mapping is
+    read once: a YAML alias inside itself (`a: &x [*x]`) is refused, not an endless loop."""
+    pending, seen = [data], set()
     while pending:
         value = pending.pop()
+        if isinstance(value, dict | list):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
         if isinstance(value, dict):
             pending += value.values()
         elif isinstance(value, list):
@@ -172,3 +177,11 @@ def _read_yaml(file: Path, named_by: str | None) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SettingsError([f"{file}: not valid YAML{yaml_problem(exc)}"]) from None
+    except RecursionError:  # PyYAML builds nested [ / { (and - / key:) levels recursively
+        raise SettingsError(
+            [
+                f"{file}: nested too deeply to read (hundreds of lists or mappings inside "
+                "each other, e.g. unbalanced [ or {); a settings file needs a few levels: fix "
+                "the nesting"
+            ]
+        ) from None

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BeforeValidator
 
+from segment_sync.db import server_url_problem
 from segment_sync.redaction import SecretUrl, redact_url
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -58,8 +59,15 @@ def _url_text(value: Any) -> Any:
 
 def _db_url(value: Any) -> Any:
     value = _url_text(value)
-    if isinstance(value, str) and not _DB_URL.match(value):
+    if not isinstance(value, str):
+        return value
+    if not _DB_URL.match(value):
         raise ValueError("must be a database URL: sqlite:///path/to/file.db or postgresql://...")
+    # A server URL is read as the engine will (SQLAlchemy's make_url): a port or an IPv6 host
+    # it cannot read is found here, not as a traceback when the first run opens it.
+    problem = server_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

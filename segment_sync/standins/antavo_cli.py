@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from segment_sync.standins.labels import ANTAVO_STANDIN_LABEL as STANDIN_LABEL
+from segment_sync.standins.ports import tcp_port
 
 
 def run_antavo_standin(
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m segment_sync.standins.antavo", description=STANDIN_LABEL
     )
-    parser.add_argument("--port", type=int, required=True, help="loopback port to listen on")
+    parser.add_argument("--port", type=tcp_port, required=True, help="loopback port to listen on")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )

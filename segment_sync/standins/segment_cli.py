@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from segment_sync.standins.labels import SEGMENT_REGIONS as REGIONS
 from segment_sync.standins.labels import SEGMENT_STANDIN_LABEL as STANDIN_LABEL
+from segment_sync.standins.ports import tcp_port
 from segment_sync.standins.segment_faults import SegmentFaults
 
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m segment_sync.standins.segment", description=STANDIN_LABEL
     )
     add = parser.add_argument
-    add("--port", type=int, required=True, help="loopback port to listen on")
+    add("--port", type=tcp_port, required=True, help="loopback port to listen on")
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     add("--region", choices=REGIONS, default="us", help="region this endpoint serves")
     add(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from segment_sync.standins.labels import SEGMENT_PUBLIC_API_STANDIN_LABEL as STANDIN_LABEL
 from segment_sync.standins.labels import SEGMENT_REGIONS as REGIONS
+from segment_sync.standins.ports import tcp_port
 
 
 def _secret(value: str | None, env: str | None, what: str) -> str:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m segment_sync.standins.segment_public_api", description=STANDIN_LABEL
     )
     add = parser.add_argument
-    add("--port", type=int, required=True, help="loopback port to listen on")
+    add("--port", type=tcp_port, required=True, help="loopback port to listen on")
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     add("--region", choices=REGIONS, default="us", help="the workspace's region")
     add("--workspace-name", default="Loyalty", help="the workspace's name")
