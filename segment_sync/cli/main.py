@@ -61,7 +61,7 @@ def one_line_for(exc: Exception) -> str | None:
             _loaded("segment_sync.logs.store", "LogWriteError"),
             _loaded("segment_sync.logs.damaged", "UnreadableLogFile"),
             _loaded("segment_sync.db", "DatabasePathError"),
-            _loaded("segment_sync.db", "DatabaseUrlError"),
+            _loaded("segment_sync.db_urls", "DatabaseUrlError"),
             _loaded("segment_sync.logs.object_store", "LogsUrlError"),
         )
         if c is not None

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BeforeValidator
 
-from segment_sync.db import server_url_problem
+from segment_sync.db_urls import server_url_problem
 from segment_sync.redaction import SecretUrl, redact_url
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
