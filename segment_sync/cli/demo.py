@@ -8,6 +8,12 @@ import click
 
 from segment_sync.cli.options import load_or_fail, settings_option
 
+# Synthetic data is for trying things out: a typo of a few digits must not start a seeding that
+# never ends (10^20 events) or build every customer in memory first. Ten times the largest
+# backlog the benchmarks use.
+MAX_DEMO_ROWS = 100_000_000
+MAX_DEMO_CUSTOMERS = 10_000_000
+
 
 @click.group()
 def demo() -> None:
@@ -16,9 +22,11 @@ def demo() -> None:
 
 @demo.command("seed")
 @settings_option
-@click.option("--events", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--profiles", type=click.IntRange(min=0), default=200, show_default=True)
-@click.option("--customers", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--events", type=click.IntRange(0, MAX_DEMO_ROWS), default=1000, show_default=True)
+@click.option("--profiles", type=click.IntRange(0, MAX_DEMO_ROWS), default=200, show_default=True)
+@click.option(
+    "--customers", type=click.IntRange(1, MAX_DEMO_CUSTOMERS), default=100, show_default=True
+)
 @click.option("--seed", "seed_value", type=int, default=7, show_default=True)
 def demo_seed(
     settings_file: str | None, events: int, profiles: int, customers: int, seed_value: int
@@ -35,8 +43,8 @@ def demo_seed(
 
 
 @demo.command("run")
-@click.option("--events", type=click.IntRange(min=0), default=2000, show_default=True)
-@click.option("--profiles", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option("--events", type=click.IntRange(0, MAX_DEMO_ROWS), default=2000, show_default=True)
+@click.option("--profiles", type=click.IntRange(0, MAX_DEMO_ROWS), default=500, show_default=True)
 @click.option(
     "--no-dagster",
     is_flag=True,

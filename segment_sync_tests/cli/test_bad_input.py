@@ -273,3 +273,24 @@ def test_a_logs_dir_that_is_a_file_is_named_a_file_not_missing(write_settings, t
     assert_no_traceback(result)
     assert f"{not_a_folder} (logs.dir" in result.output
     assert "is a file, not a folder" in result.output and "does not exist" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "seed", "--events", "99999999999999999999"],
+        ["demo", "seed", "--profiles", "100000001"],
+        ["demo", "seed", "--customers", "10000001"],
+        ["demo", "run", "--events", "100000001", "--no-dagster"],
+    ],
+)
+def test_demo_sizes_beyond_what_a_demo_needs_are_refused_before_anything_starts(
+    write_settings, args
+):
+    """A typo of a few digits would seed for ever (red team: `--events 10^20` never ended)."""
+    path = write_settings()
+    extra = ["--settings", str(path)] if args[1] == "seed" else []
+    result = CliRunner().invoke(main, [*args, *extra])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "is not in the range" in result.output
