@@ -121,7 +121,9 @@ def _url_error(url: Url, setting: str | None, problem: str) -> str:
 
     problem = _QUOTED_NAME.sub(quoted, problem)
     secret = url if isinstance(url, SecretUrl) else SecretUrl(url)
-    problem = Redactor([*secret.passwords(), *_query_values(url)]).text(problem) or REDACTED
+    problem = (
+        Redactor([*secret.passwords_and_pieces(), *_query_values(url)]).text(problem) or REDACTED
+    )
     key = setting or "the database URL setting"
     return (
         f"{key}: cannot use {shown_database_url(url)}: {problem}; fix {key} in the settings "

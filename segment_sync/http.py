@@ -257,7 +257,7 @@ class ApiClient:
                 cause = f"{type(exc).__name__}: {exc or 'no answer'}"
             else:
                 cause = f"Timeout: no whole answer within twice timeout_s ({self.deadline_s:g} s)"
-            cause = Redactor(where.passwords()).text(cause)
+            cause = Redactor(where.passwords_and_pieces()).text(cause)
             error = self.redactor.text(f"{cause} ({method} {where}: check that {fix})")
             elapsed = time.perf_counter() - clock
             cause = self.redactor.text(cause)

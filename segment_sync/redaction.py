@@ -51,17 +51,24 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: list[str] = []
         self._raw: list[bytes] = []  # the same, encoded once (body, clean_bytes)
-        for secret in secrets:
-            self.add(secret)
+        self._add_all(secrets)
 
     def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            # Each secret also as a JSON string holds it: a body or an error quoting data
-            # carries `a\"b` for `a"b`. Longest first, so a secret containing another is
-            # replaced whole.
-            forms = {secret, *_json_escaped(secret)} - set(self._secrets)
-            self._secrets = sorted([*self._secrets, *forms], key=len, reverse=True)
-            self._raw = [s.encode(errors="surrogatepass") for s in self._secrets]
+        self._add_all([secret])
+
+    def _add_all(self, secrets: Iterable[str | None]) -> None:
+        """Add each secret, sorted once (not per secret: thousands of them were quadratic)."""
+        known = set(self._secrets)
+        for secret in secrets:
+            if secret and len(secret) >= 4 and secret not in known:
+                # Each secret also as a JSON string holds it: a body or an error quoting data
+                # carries `a\"b` for `a"b`.
+                known |= {secret, *_json_escaped(secret)}
+        if len(known) == len(self._secrets):
+            return
+        # Longest first, so a secret containing another is replaced whole.
+        self._secrets = sorted(known, key=lambda s: (-len(s), s))
+        self._raw = [s.encode(errors="surrogatepass") for s in self._secrets]
 
     def text(self, value: str | None) -> str | None:
         """`value` with every known secret, and every URL password, replaced."""
@@ -138,6 +145,9 @@ _DELIMITER = re.compile(f"([{re.escape(URL_DELIMITERS)}])")
 # is a prefix, a suffix or one segment (a port, a host); the cap keeps a password of a hundred
 # delimiters from registering thousands of secrets that every text is searched for.
 _MAX_SEGMENTS_IN_A_PIECE = 8
+# Longer "passwords" are not cut into pieces (each prefix and suffix would be a secret searched
+# for in every text: a 10 KB value with 2,000 delimiters took `settings check` 45 s).
+MAX_PIECED_PASSWORD = 256
 
 
 def password_pieces(password: str) -> list[str]:
@@ -149,6 +159,8 @@ def password_pieces(password: str) -> list[str]:
     Registered as secrets beside the whole password, they are masked wherever they show:
     `http://u:PW?rest@host` read by urllib is host `u`, port `PW` ("Port could not be cast to
     integer value as 'PW'")."""
+    if len(password) > MAX_PIECED_PASSWORD:
+        return []  # no password is this long: a pasted document, whose pieces would be many
     parts = _DELIMITER.split(password)
     if len(parts) == 1:
         return []
@@ -212,13 +224,17 @@ class SecretUrl:
         return self._span is not None
 
     def passwords(self) -> list[str]:
-        """Every text of the password that may be shown, for a Redactor: as written and
-        %-decoded (what a driver or server may echo), those two first, then each piece of them
-        a parser may take for the password, host or port (`password_pieces`); [] if none."""
+        """The password as written and %-decoded (what a driver or server may echo); [] if none."""
         if self._span is None:
             return []
         written = self._url[self._span[0] : self._span[1]]
-        whole = [written, unquote(written)]
+        return list(dict.fromkeys([written, unquote(written)]))
+
+    def passwords_and_pieces(self) -> list[str]:
+        """`passwords`, then each piece of them a parser may take for the password, host or
+        port (`password_pieces`): for the redactor of a parser's error about this URL only.
+        Never for a log writer's: a password `Winter@2026` would mask every `2026` logged."""
+        whole = self.passwords()
         return list(dict.fromkeys([*whole, *(p for w in whole for p in password_pieces(w))]))
 
     def without_password(self) -> str:

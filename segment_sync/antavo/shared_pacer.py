@@ -292,7 +292,6 @@ def build_rate_limiter(
         return Pacer(per_minute)
     if not url:
         raise ValueError(f"the {kind} rate limiter needs a URL")
-    # The URL's password and each piece of it a parser may quote (SecretUrl.passwords).
     redactor = Redactor([url, *SecretUrl(url).passwords()])
     store: ReservationStore
     try:
@@ -300,12 +299,14 @@ def build_rate_limiter(
             store = RedisReservations(url, name, key_prefix=key_prefix)
         else:
             store = PostgresReservations(url, name)
-    except (ValueError, TypeError, sa.exc.ArgumentError) as exc:  # settings check it first
+    except (ValueError, TypeError, sa.exc.ArgumentError):  # settings check it first
+        # The parser's words are left out: they quote what it took for the host or port, which
+        # may be a piece of the password too short to mask (`redis://u:k9x/rest@h`).
         setting = f"inbound.rate_limiter_url_env ({url_env})" if url_env else "its URL"
         raise RateLimiterError(
-            f"the shared rate limiter ({kind}) cannot read {setting}: "
-            f"{redactor.text(f'{type(exc).__name__}: {exc}')}; percent-encode '/', '?', '#' "
-            "and '@' in its password (%2F, %3F, %23, %40)"
+            f"the shared rate limiter ({kind}) cannot read {setting}: its host, port, database "
+            "number or options cannot be read; percent-encode '/', '?', '#' and '@' in its "
+            "password (%2F, %3F, %23, %40)"
         ) from None
     fix = (
         f"check that inbound.rate_limiter_url_env ({url_env}) names a reachable {kind} server"

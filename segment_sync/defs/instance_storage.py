@@ -116,7 +116,7 @@ def _advisory_lock(url: str) -> Iterator[None]:
                 conn.commit()
     except sa.exc.OperationalError as exc:
         text = str(exc.orig or exc).strip().splitlines()[0]
-        cause = Redactor(SecretUrl(url).passwords()).text(text)
+        cause = Redactor(SecretUrl(url).passwords_and_pieces()).text(text)
         raise InstancePrepareError(
             f"cannot reach the instance's PostgreSQL ({cause}): check DAGSTER_PG_URL"
         ) from None

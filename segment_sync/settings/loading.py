@@ -70,7 +70,7 @@ def parse_settings(data: Any, source: str = "settings", base: Path | None = None
 def _redacted(problems: list[str], data: Any) -> list[str]:
     """`problems` with every URL password written anywhere in the document masked, and each
     piece of it a parser may quote (a validator's message or a `(got ...)` may hold one)."""
-    redactor = Redactor(p for url in _urls_written(data) for p in url.passwords())
+    redactor = Redactor(p for url in _urls_written(data) for p in url.passwords_and_pieces())
     return [redactor.text(problem) or "" for problem in problems]
 
 

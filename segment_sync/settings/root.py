@@ -150,8 +150,9 @@ class Settings(Section):
     def secrets(self) -> list[str]:
         """Every secret value known here, for redaction: the named variables' values and the
         passwords of the URL settings and of the URLs in those variables (the rate limiter's,
-        Celery's, the alerts webhook's), each with the pieces of it a URL parser may quote
-        (`SecretUrl.passwords`)."""
+        Celery's, the alerts webhook's). Whole passwords only: the log writers mask these in
+        every row, and a piece (`2026` of `Winter@2026`) would mask data; a parser's error
+        about a URL is masked with its pieces where it is caught (`passwords_and_pieces`)."""
         values = [v for name in self.secret_env_names() if (v := os.environ.get(name))]
         urls = [*self.url_settings().values(), *(SecretUrl(v) for v in values if "://" in v)]
         return values + [p for url in urls for p in url.passwords()]

@@ -120,12 +120,21 @@ DatabaseUrl = Annotated[SecretUrl, BeforeValidator(_db_url)]
 HttpUrl = Annotated[SecretUrl, BeforeValidator(_base_url)]
 
 
+# `scheme://name:text` where the text is no port and no '@' follows: a user and password whose
+# host was left out (read as host and port, nothing is masked).
+_LOOKS_LIKE_USER_PASSWORD = re.compile(
+    r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*:(?![0-9]*(?:[/?#]|$))[^@]*$"
+)
+
+
 def shown_value(loc: tuple[Any, ...], got: Any) -> str:
     """` (got ...)` for a refused value, unless it may be a secret: what was written where an
     env var NAME belongs, or text with an '@' that is no URL whose password can be masked."""
     if (loc and str(loc[-1]).endswith("_env")) or isinstance(got, dict | list) or got is None:
         return ""
     if isinstance(got, str) and "://" in got:  # a query string may hold a key: never shown
+        if _LOOKS_LIKE_USER_PASSWORD.search(got):
+            return ""  # `postgresql://user:Secret` without '@host': no password to mask
         # Masked before the query is cut: a '?' in the password would cut it first, and the
         # password's start would show as the URL's end.
         return f" (got {redact_url(got).split('?', 1)[0]!r})"

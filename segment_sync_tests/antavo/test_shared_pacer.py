@@ -288,6 +288,7 @@ def test_an_unreachable_store_is_a_clear_error_without_its_password(kind, url) -
         ("redis", "redis://u:PWHEADsecret/PWTAILrest@127.0.0.1:6379/0"),
         ("redis", "redis://u:PWHEADsecret?PWTAILrest@127.0.0.1:6379/0"),
         ("postgres", "postgresql://u:PWHEADsecretPWTAILrest@127.0.0.1:notaport/db"),
+        ("redis", "redis://u:k9x/PWTAILrest@127.0.0.1:6379/0"),  # a start too short to mask
     ],
 )
 def test_a_url_its_client_cannot_read_is_a_clear_error_without_any_piece_of_its_password(
@@ -300,6 +301,7 @@ def test_a_url_its_client_cannot_read_is_a_clear_error_without_any_piece_of_its_
     message = str(caught.value)
     assert f"shared rate limiter ({kind}) cannot read inbound.rate_limiter_url_env" in message
     assert "PWHEAD" not in message and "PWTAIL" not in message, message
+    assert "k9x" not in message, message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 

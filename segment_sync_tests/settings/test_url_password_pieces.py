@@ -1,7 +1,8 @@
 """No piece of a URL password shows: a parser (urllib, httpx, redis-py, SQLAlchemy) may cut a
 password holding a raw '?', '#', '/', '@' or ':' at that delimiter and quote a piece of it as
-the host, port or password in its error. The settings' messages and every Redactor built from
-`settings.secrets()` mask each such piece of 4 characters or more (shorter ones are not masked).
+the host, port or password in its error. The settings' messages and the redactors of parsers'
+errors about a URL mask each such piece of 4 characters or more (shorter ones are not masked);
+`settings.secrets()`, which the log writers mask in every row, holds whole passwords only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from redis.connection import parse_url
 
 from segment_sync.cli import main
-from segment_sync.redaction import Redactor
+from segment_sync.redaction import Redactor, SecretUrl
 from segment_sync.settings import SettingsError, parse_settings
 
 DELIMITERS = "?#/@:"
@@ -134,24 +135,44 @@ def _parser_texts(url: str) -> list[str]:
 
 @settings(max_examples=100, deadline=None)
 @given(password=_passwords(_RARE + "0123456789"))
-def test_the_settings_secrets_mask_every_piece_a_url_parser_quotes(password):
-    """The password in a database URL setting and in URLs from the environment (the rate
-    limiter's, the alerts webhook's): a Redactor of the settings' secrets masks what any
-    parser makes of any of them."""
-    urls = {
-        "ANTAVO_RATE_LIMIT_URL": f"redis://u:{password}@127.0.0.1:6379/0",
-        "ALERTS_WEBHOOK_URL": f"https://u:{password}@hooks.example:8443/services/x",
-        "DAGSTER_CELERY_BROKER_URL": f"amqp://u:{password}@127.0.0.1:5672//",
-    }
+def test_a_url_s_passwords_and_pieces_mask_every_piece_a_url_parser_quotes(password):
+    """What the error paths mask a parser's words about a URL with (settings messages, the
+    rate limiter, database engines, HTTP clients): whatever any parser makes of it."""
+    urls = [
+        f"postgresql://u:{password}@127.0.0.1:5432/loyalty",
+        f"redis://u:{password}@127.0.0.1:6379/0",
+        f"https://u:{password}@hooks.example:8443/services/x",
+        f"amqp://u:{password}@127.0.0.1:5672//",
+    ]
+    for url in urls:
+        redactor = Redactor(SecretUrl(url).passwords_and_pieces())
+        for text in _parser_texts(url):
+            assert not _shown(password, redactor.text(text) or ""), (url, text)
+
+
+def test_the_settings_secrets_are_whole_passwords_so_logged_data_keeps_their_pieces():
+    """The log writers mask `settings.secrets()` in every row: a piece of a password there
+    (`2026` of `Winter@2026`) would mask every date and id holding it (review)."""
+    urls = {"ANTAVO_RATE_LIMIT_URL": "redis://u:Blue%3Abeef@127.0.0.1:6379/0"}
     data = {
-        "loyalty_store": {"url": f"postgresql://u:{password}@127.0.0.1:5432/loyalty"},
+        "loyalty_store": {"url": "postgresql://u:Winter@2026@127.0.0.1:5432/loyalty"},
         "inbound": {"rate_limiter": "redis", "rate_limiter_url_env": "ANTAVO_RATE_LIMIT_URL"},
-        "alerts": {"webhook_url_env": "ALERTS_WEBHOOK_URL"},
-        "executor": {"kind": "celery"},
     }
     with _environment(**urls):
         redactor = Redactor(parse_settings(data).secrets())
-    checked = [data["loyalty_store"]["url"], *urls.values()]
-    for url in checked:
-        for text in _parser_texts(url):
-            assert not _shown(password, redactor.text(text) or ""), (url, text)
+    row = '{"timestamp":"2026-12-07","message_id":"m-Winter-beef","note":"Blue cheese"}'
+    assert redactor.text(row) == row
+    assert redactor.text("password Winter@2026 or Blue:beef") == (
+        "password [REDACTED] or [REDACTED]"
+    )
+
+
+def test_a_database_url_without_its_host_never_shows_what_may_be_its_password():
+    """`postgresql://user:Secret` with the '@host' left out reads as host `user`, port
+    `Secret`: nothing to mask, so the refusal shows no value (review)."""
+    try:
+        parse_settings({"loyalty_store": {"url": "postgresql://loyalty:Sup3rSecret"}})
+    except SettingsError as exc:
+        assert "loyalty_store.url" in str(exc) and "Sup3rSecret" not in str(exc), str(exc)
+    else:
+        raise AssertionError("a database URL with a port that is no number was accepted")
