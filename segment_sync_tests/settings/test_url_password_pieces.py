@@ -7,10 +7,7 @@ errors about a URL mask each such piece of 4 characters or more (shorter ones ar
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx
@@ -99,20 +96,6 @@ def test_a_refused_url_setting_quotes_no_piece_of_its_password(password, key):
         assert key in str(exc) and not _shown(password, str(exc)), str(exc)
 
 
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _parser_texts(url: str) -> list[str]:
     """What urllib, httpx, redis-py and SQLAlchemy say of `url`: their errors, and the host,
     port and path they read (which drivers quote in their own errors)."""
@@ -150,16 +133,15 @@ def test_a_url_s_passwords_and_pieces_mask_every_piece_a_url_parser_quotes(passw
             assert not _shown(password, redactor.text(text) or ""), (url, text)
 
 
-def test_the_settings_secrets_are_whole_passwords_so_logged_data_keeps_their_pieces():
+def test_the_settings_secrets_are_whole_passwords_so_logged_data_keeps_their_pieces(monkeypatch):
     """The log writers mask `settings.secrets()` in every row: a piece of a password there
     (`2026` of `Winter@2026`) would mask every date and id holding it (review)."""
-    urls = {"ANTAVO_RATE_LIMIT_URL": "redis://u:Blue%3Abeef@127.0.0.1:6379/0"}
+    monkeypatch.setenv("ANTAVO_RATE_LIMIT_URL", "redis://u:Blue%3Abeef@127.0.0.1:6379/0")
     data = {
         "loyalty_store": {"url": "postgresql://u:Winter@2026@127.0.0.1:5432/loyalty"},
         "inbound": {"rate_limiter": "redis", "rate_limiter_url_env": "ANTAVO_RATE_LIMIT_URL"},
     }
-    with _environment(**urls):
-        redactor = Redactor(parse_settings(data).secrets())
+    redactor = Redactor(parse_settings(data).secrets())
     row = '{"timestamp":"2026-12-07","message_id":"m-Winter-beef","note":"Blue cheese"}'
     assert redactor.text(row) == row
     assert redactor.text("password Winter@2026 or Blue:beef") == (
