@@ -42,6 +42,7 @@ UNSENT_ERRORS = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
     httpx.UnsupportedProtocol,
+    httpx.InvalidURL,  # no HTTPError: caught beside them in timed_request
 )
 
 
@@ -252,8 +253,9 @@ class ApiClient:
                     response = await self._send_lean(method, where.reveal(), content, headers)
                 else:
                     response = await self._send_capped(method, where.reveal(), content, headers)
-        except (httpx.HTTPError, TimeoutError) as exc:
-            if isinstance(exc, httpx.HTTPError):
+        # InvalidURL is no HTTPError: a URL httpx cannot parse (its port a piece of a password).
+        except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as exc:
+            if isinstance(exc, httpx.HTTPError | httpx.InvalidURL):
                 cause = f"{type(exc).__name__}: {exc or 'no answer'}"
             else:
                 cause = f"Timeout: no whole answer within twice timeout_s ({self.deadline_s:g} s)"

@@ -155,3 +155,23 @@ def test_an_answer_at_the_cap_is_read_whole(lean):
         post = _request(url, lean=lean, cap=100_000)
     assert not post.cut_short and post.error is None
     assert post.response is not None and post.response.content == b"y" * 100_000
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_a_url_httpx_cannot_parse_is_a_masked_error_not_an_exception(lean) -> None:
+    """httpx's InvalidURL is no HTTPError, and quotes what it took for the port: a piece of a
+    password holding a raw '/' (an alerts webhook URL from the environment is not checked at
+    load)."""
+
+    async def post() -> TimedPost:
+        client = ApiClient(secrets=[], timeout_s=2, max_connections=1, lean=lean)
+        try:
+            return await client.timed_post(
+                "https://u:PWhead/tail@hooks.example:8443/x", b"{}", {}, fix="the URL is right"
+            )
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(post())
+    assert result.response is None and result.error is not None
+    assert "InvalidURL" in result.error and "PWhead" not in result.error, result.error
