@@ -82,6 +82,18 @@ class _Connection(asyncio.Protocol):
         self._framed = b"content-length" in names or b"transfer-encoding" in names
         if self.head_only:
             self.on_message_complete()
+            return
+        declared = next((v for n, v in self._headers if n.lower() == b"content-length"), b"")
+        limit = self.max_body_bytes
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            # Said up front (as read_capped says it): none of it is read.
+            self._cut(f"Content-Length {int(declared):,}")
+
+    def _cut(self, seen: str) -> None:
+        """The answer ends here for the caller; the connection is closed, never reused."""
+        self.cut_short = seen
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(self._parser.get_status_code())
 
     def on_body(self, body: bytes) -> None:
         if self.cut_short is not None:
@@ -89,10 +101,7 @@ class _Connection(asyncio.Protocol):
         limit = self.max_body_bytes
         self._body_size += len(body)
         if limit is not None and self._body_size > limit:
-            # The answer ends here for the caller; the connection is closed, never reused.
-            self.cut_short = f"more than {limit:,} bytes arrived"
-            if self._answer is not None and not self._answer.done():
-                self._answer.set_result(self._parser.get_status_code())
+            self._cut(f"more than {limit:,} bytes arrived")
             return
         self._body.append(body)
 

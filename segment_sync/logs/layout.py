@@ -106,9 +106,20 @@ def new_file_paths(directory: Path) -> tuple[Path, Path]:
     return directory / f".{final.name}{TEMP_SUFFIX}", final
 
 
-def _dictionary(table: pa.Table) -> list[str]:
-    """Dictionary-encode the columns that repeat; request and response bodies hardly ever do."""
+# One value per row: a dictionary of them is built, outgrows its page and is dropped (20,000
+# outbound_messages rows: 7.5 ms and 0.22 MB with it, 6.0 ms and 0.15 MB without).
+ROW_UNIQUE_COLUMNS = frozenset({"message_id", "source_id"})
+
+
+def _statistics(table: pa.Table) -> list[str]:
+    """Columns with min/max statistics: all but request and response bodies."""
     return [name for name in table.column_names if not name.endswith("_body")]
+
+
+def _dictionary(table: pa.Table) -> list[str]:
+    """Dictionary-encode the columns that repeat: not bodies, which hardly ever do, nor the
+    ids that never do."""
+    return [name for name in _statistics(table) if name not in ROW_UNIQUE_COLUMNS]
 
 
 def _dictionary_leaves(table: pa.Table) -> list[str]:
@@ -145,7 +156,7 @@ def parquet_options(table: pa.Table, *, dictionary: bool = True) -> dict:
         "compression": COMPRESSION,
         "use_dictionary": _dictionary_leaves(table) if dictionary else False,
         "dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES,
-        "write_statistics": _dictionary(table),
+        "write_statistics": _statistics(table),
         "data_page_size": PAGE_BYTES,
         "write_batch_size": _batch_rows(table),
     }

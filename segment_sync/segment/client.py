@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-import httpx
 import orjson
 from isal import isal_zlib
 
@@ -115,12 +115,15 @@ class SegmentClient(ApiClient):
         max_in_flight: int = 4,
         gzip: bool = True,
     ) -> None:
+        # Basic auth as a plain header: without httpx's auth flow the lean transport serves the
+        # requests (httpcore cost ~0.6 ms of CPU a request). Both forms of the key are secrets.
+        basic = base64.b64encode(f"{write_key}:".encode()).decode()
         super().__init__(
-            secrets=[write_key],
+            secrets=[write_key, basic],
             timeout_s=timeout_s,
             max_connections=max_in_flight,
-            auth=httpx.BasicAuth(write_key, ""),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+            lean=True,
         )
         self.url = SecretUrl(reveal(endpoint).rstrip("/") + "/v1/batch")  # shown masked
         self.retry = retry

@@ -113,3 +113,19 @@ def test_small_inbound_flushes_are_plain_and_compaction_gives_them_dictionaries(
     big = [inbound_request(identifier=f"big-{i}") for i in range(layout.PLAIN_FILE_ROWS + 1)]
     (large,) = logs.write("inbound_log", big)
     assert _has_dictionary(large, "customer_id")
+
+
+def test_message_ids_are_plain_with_statistics_and_customer_ids_keep_their_dictionary(tmp_path):
+    rows = [message(message_id=f"m-{i}", source_id=i, customer_id=f"c{i % 3}") for i in range(50)]
+    (path,) = LogWriter(tmp_path).write("outbound_messages", rows)
+    assert not _has_dictionary(path, "message_id") and not _has_dictionary(path, "source_id")
+    assert _has_dictionary(path, "customer_id")
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    stats = {
+        meta.column(i).path_in_schema: meta.column(i).statistics for i in range(meta.num_columns)
+    }
+    assert (stats["message_id"].min, stats["message_id"].max) == ("m-0", "m-9")
+    assert (stats["source_id"].min, stats["source_id"].max) == (0, 49)
+    assert pq.read_table(path, columns=["message_id"])["message_id"].to_pylist() == [
+        f"m-{i}" for i in range(50)
+    ]
