@@ -32,7 +32,7 @@ class ArrowReader:
     """Reads `after < id <= upto` of a store table, oldest first, as one Arrow table.
 
     PostgreSQL: ADBC's libpq driver hands Arrow over directly, the time as the same naive UTC
-    text SQLite holds. SQLite: the DB-API rows, made columns. (ADBC's SQLite driver links its
+    text SQLite holds. SQLite: the DB-API rows, text as bytes, made columns. (ADBC's SQLite driver links its
     own copy of SQLite, and two copies in one process break each other's file locks: SQLite's
     documentation warns it can corrupt the database.) A row that is not text where text belongs
     gives None, and the caller takes the row-by-row path, which reports it.
@@ -103,14 +103,30 @@ class ArrowReader:
 
 
 def _batch(rows: Sequence[tuple], schema: pa.Schema) -> pa.RecordBatch | None:
-    """The driver's rows as Arrow columns; None when a value is not of its column's type."""
+    """The driver's rows (text as bytes) as Arrow columns; None when a value is not of its
+    column's type, or is text that is not UTF-8 (the cast checks each value on its own)."""
     try:
-        columns = [
-            pa.array(c, f.type) for c, f in zip(zip(*rows, strict=True), schema, strict=True)
-        ]
+        # One conversion of the row tuples as structs: no transpose (zip(*rows) cost about
+        # as much as the conversion). Text arrives as bytes, a BLOB too: both read as the
+        # text they are when UTF-8, as the row-by-row path reads them.
+        raw = pa.array(rows, _raw_type(schema)).flatten()
+        columns = [c.cast(f.type) for c, f in zip(raw, schema, strict=True)]
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _raw_type(schema: pa.Schema) -> pa.StructType:
+    """`schema` as a struct, its text as binary: what the driver's rows hold."""
+    raw = _RAW_TYPES.get(schema)
+    if raw is None:
+        text = pa.string()
+        raw = pa.struct([(f.name, pa.binary() if f.type == text else f.type) for f in schema])
+        _RAW_TYPES[schema] = raw
+    return raw
+
+
+_RAW_TYPES: dict[pa.Schema, pa.StructType] = {}
 
 
 def libpq_uri(url: sa.URL) -> str:
