@@ -32,10 +32,10 @@ class ArrowReader:
     """Reads `after < id <= upto` of a store table, oldest first, as one Arrow table.
 
     PostgreSQL: ADBC's libpq driver hands Arrow over directly, the time as the same naive UTC
-    text SQLite holds. SQLite: the DB-API rows, text as bytes, made columns. (ADBC's SQLite driver links its
-    own copy of SQLite, and two copies in one process break each other's file locks: SQLite's
-    documentation warns it can corrupt the database.) A row that is not text where text belongs
-    gives None, and the caller takes the row-by-row path, which reports it.
+    text SQLite holds. SQLite: the DB-API rows, text as bytes, made columns. (ADBC's SQLite
+    driver links its own copy of SQLite, and two copies in one process break each other's file
+    locks: SQLite's documentation warns it can corrupt the database.) A row that is not text
+    where text belongs gives None, and the caller takes the row-by-row path, which reports it.
     """
 
     def __init__(self, engine: sa.Engine, rows: Rows) -> None:

@@ -32,7 +32,7 @@ def fetch(
     Python has no datetime for (`infinity`, years past 9999), and psycopg then stops the whole
     read: the rows are read again with times as their text, which `read_time` reads or refuses.
     `text_as_bytes` (SQLite only): every text value as its bytes from the start, for a reader
-    that checks UTF-8 itself (Arrow's cast does it in bulk; no str is made).
+    that checks UTF-8 itself (Arrow checks each value, in bulk; no str is made).
     """
     connection = engine.raw_connection()
     try:
