@@ -229,14 +229,23 @@ class LoyaltyStore:
         return stored_rows.records(table, self._select(table, where, params, limit))
 
     def _table_rows(self, name: str, after_id: int, upto_id: int, limit: int) -> list[tuple]:
-        return self._rows(metadata.tables[name], after_id, upto_id, limit)
+        """`_rows` for the Arrow reader (SQLite only): text as bytes (see ArrowReader)."""
+        return self._rows(metadata.tables[name], after_id, upto_id, limit, text_as_bytes=True)
 
-    def _rows(self, table: sa.Table, after_id: int, upto_id: int, limit: int) -> list[tuple]:
+    def _rows(
+        self, table: sa.Table, after_id: int, upto_id: int, limit: int, text_as_bytes: bool = False
+    ) -> list[tuple]:
         mark = self._mark
-        return self._select(table, f"id > {mark} AND id <= {mark}", [after_id, upto_id], limit)
+        where, params = f"id > {mark} AND id <= {mark}", [after_id, upto_id]
+        return self._select(table, where, params, limit, text_as_bytes=text_as_bytes)
 
     def _select(
-        self, table: sa.Table, where: str, params: list, limit: int | None = None
+        self,
+        table: sa.Table,
+        where: str,
+        params: list,
+        limit: int | None = None,
+        text_as_bytes: bool = False,
     ) -> list[tuple]:
         """Every read of the two tables: their columns in order, oldest id first."""
         columns = ", ".join(c.name for c in table.columns)
@@ -244,7 +253,7 @@ class LoyaltyStore:
         if limit is not None:
             sql += f" LIMIT {self._mark}"
             params = [*params, limit]
-        return stored_rows.fetch(self.engine, sql, params)
+        return stored_rows.fetch(self.engine, sql, params, text_as_bytes=text_as_bytes)
 
     def append_events(self, events: Sequence[NewEvent]) -> list[int]:
         """Append events in one transaction; returns their ids in order."""

@@ -20,7 +20,9 @@ from segment_sync.loyalty.stored_time import read_time
 Record = LoyaltyEvent | ProfileChange | BadRow
 
 
-def fetch(engine: sa.Engine, sql: str, params: Sequence) -> list[tuple]:
+def fetch(
+    engine: sa.Engine, sql: str, params: Sequence, *, text_as_bytes: bool = False
+) -> list[tuple]:
     """The rows of one SELECT as the driver returns them (the DB-API cursor: SQLAlchemy's row
     wrapping costs ~1 us a row on the hot loop).
 
@@ -29,29 +31,45 @@ def fetch(engine: sa.Engine, sql: str, params: Sequence) -> list[tuple]:
     one by one. (PostgreSQL refuses such text when it is written.) PostgreSQL holds times
     Python has no datetime for (`infinity`, years past 9999), and psycopg then stops the whole
     read: the rows are read again with times as their text, which `read_time` reads or refuses.
+    `text_as_bytes` (SQLite only): every text value as its bytes from the start, for a reader
+    that checks UTF-8 itself (Arrow checks each value, in bulk; no str is made).
     """
     connection = engine.raw_connection()
     try:
-        try:
-            rows = _execute(connection, sql, params)
-        except sqlite3.OperationalError as exc:
-            if "UTF-8" not in str(exc):
-                raise
-            driver = connection.driver_connection
-            driver.text_factory = bytes
-            try:
-                rows = _execute(connection, sql, params)
-            finally:
-                driver.text_factory = str
-        except Exception as exc:
-            if not _time_psycopg_cannot_load(exc):
-                raise
-            connection.rollback()
-            rows = _execute_times_as_text(connection, sql, params)
+        if text_as_bytes:
+            rows = _execute_text_as_bytes(connection, sql, params)
+        else:
+            rows = _execute_any_text(connection, sql, params)
         connection.commit()  # ends the read transaction (PostgreSQL would hold a snapshot)
         return rows
     finally:
         connection.close()
+
+
+def _execute_any_text(connection, sql: str, params: Sequence) -> list[tuple]:
+    """`_execute`, read again as `fetch` says when a stored value stops the driver."""
+    try:
+        return _execute(connection, sql, params)
+    except sqlite3.OperationalError as exc:
+        if "UTF-8" not in str(exc):
+            raise
+        return _execute_text_as_bytes(connection, sql, params)
+    except Exception as exc:
+        if not _time_psycopg_cannot_load(exc):
+            raise
+        connection.rollback()
+        return _execute_times_as_text(connection, sql, params)
+
+
+def _execute_text_as_bytes(connection, sql: str, params: Sequence) -> list[tuple]:
+    """`_execute` on SQLite with every text value as its bytes (the pooled connection is
+    given back reading str)."""
+    driver = connection.driver_connection
+    driver.text_factory = bytes
+    try:
+        return _execute(connection, sql, params)
+    finally:
+        driver.text_factory = str
 
 
 def _time_psycopg_cannot_load(exc: Exception) -> bool:
