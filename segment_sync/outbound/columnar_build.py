@@ -93,9 +93,12 @@ _EVENT_MS = """
     CAST(trunc(CAST(epoch_us(ts) AS DOUBLE) / CAST(1000000 AS DOUBLE) * CAST(1000 AS DOUBLE))
     AS BIGINT) AS ms"""
 _MESSAGE_ID = """'ss-{kind}-' || CAST(id AS VARCHAR) || '-' || lower(hex(ms))"""
+# One concat() per body: a chain of || copied the growing string once per piece. Every piece is
+# set where a body is built (its CASE asks for a readable time, a userId and valid JSON), so
+# concat() skipping NULLs never shows.
 _TAIL = """
-    ',"timestamp":"' || strftime(ts, '%Y-%m-%dT%H:%M:%S.%g') || 'Z","messageId":"' || mid
-    || '","context":' || $context || '},'"""
+    ',"timestamp":"', strftime(ts, '%Y-%m-%dT%H:%M:%S.%g'), 'Z","messageId":"', mid,
+    '","context":', $context, '},'"""
 
 
 def _sendable(uid: str, *texts: str) -> str:
@@ -123,8 +126,8 @@ def _events_sql(uid: str) -> str:
     b AS (
         SELECT id, uid, action, data, mid, ms, nest, readable AND NOT allowed AS not_allowed,
             CASE WHEN readable AND allowed AND sendable THEN
-                '{{"type":"track","event":' || to_json(action) || ',"userId":' || to_json(uid)
-                || ',"properties":' || data || {_TAIL}
+                concat('{{"type":"track","event":', to_json(action), ',"userId":', to_json(uid),
+                ',"properties":', data, {_TAIL})
             END AS body
         FROM m
     )
@@ -159,8 +162,8 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
             -- A key written twice: json_extract takes the first, a parser the last.
             CASE WHEN readable AND sendable AND ({present})
                 AND len(keys) = len(list_distinct(keys)) THEN
-                '{{"type":"identify","userId":' || to_json(uid)
-                || ',"traits":{{' || concat_ws(',', {traits or "NULL"}) || '}}' || {_TAIL}
+                concat('{{"type":"identify","userId":', to_json(uid),
+                ',"traits":{{', concat_ws(',', {traits or "NULL"}), '}}', {_TAIL})
             END AS body
         FROM k
     )
@@ -200,9 +203,11 @@ class ColumnarBuilder:
         if self._db is None:  # not at start-up: a run with nothing to send never pays for it
             self._db = duckdb.connect()
             self._db.execute("SET arrow_large_buffer_size = true")
+            # Parsed once: parsing the long query again for every chunk cost ~0.05 µs a row.
+            self._statement = self._db.extract_statements(self._sql)[0]
         self._db.register("chunk", chunk)
         try:
-            out = self._db.sql(self._sql, params=self._params).to_arrow_table()
+            out = self._db.sql(self._statement, params=self._params).to_arrow_table()
         finally:
             self._db.unregister("chunk")
         column = {name: _one_array(out[name]) for name in out.column_names}
