@@ -134,7 +134,7 @@ def _events_sql(uid: str) -> str:
             END AS body
         FROM m
     )
-    SELECT id, uid, action AS event_name, mid, ms, not_allowed,
+    SELECT mid, ms, not_allowed,
         {_surely_fits("data")} AS body
     FROM b"""
 
@@ -170,7 +170,7 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
             END AS body
         FROM k
     )
-    SELECT id, uid, CAST(NULL AS VARCHAR) AS event_name, mid, ms, false AS not_allowed,
+    SELECT mid, ms, false AS not_allowed,
         {_surely_fits("body")} AS body
     FROM b"""
 
@@ -214,6 +214,7 @@ class ColumnarBuilder:
         finally:
             self._db.unregister("chunk")
         column = {name: _one_array(out[name]) for name in out.column_names}
+        column.update(self._passed_through(chunk))
         column["body"] = column["body"].cast(pa.large_binary())
         not_allowed = int(pc.sum(column["not_allowed"]).as_py() or 0)
         left = pc.and_(pc.is_null(column["body"]), pc.invert(column["not_allowed"]))
@@ -229,6 +230,19 @@ class ColumnarBuilder:
             column.update((k, column[k].filter(keep)) for k in names)
         messages = MessageColumns(EVENT_TYPES[self.stream], *(column[k] for k in names))
         return BuiltChunk(messages, not_sent, len(chunk), not_allowed)
+
+    def _passed_through(self, chunk: pa.Table) -> dict[str, pa.Array]:
+        """The columns a message takes from its row as they are: DuckDB copying them out cost more."""
+        uid = _one_array(chunk[self.settings.general.customer_id_mapping])
+        if self.stream is Stream.EVENTS:
+            event_name = _one_array(chunk["action"]).cast(pa.large_string())
+        else:
+            event_name = pa.nulls(len(chunk), pa.large_string())
+        return {
+            "id": _one_array(chunk["id"]),
+            "uid": uid.cast(pa.large_string()),
+            "event_name": event_name,
+        }
 
     def _per_row(
         self, chunk: pa.Table, positions: np.ndarray, column: dict[str, pa.Array]
