@@ -94,10 +94,10 @@ EXACT_DOUBLE_US = 2**53
 _EVENT_MS = """
     CAST(trunc(CAST(epoch_us(ts) AS DOUBLE) / CAST(1000000 AS DOUBLE) * CAST(1000 AS DOUBLE))
     AS BIGINT) AS ms"""
-_MESSAGE_ID = """concat('ss-{kind}-', id, '-') || lower(hex(ms))"""
+_MESSAGE_ID = """'ss-{kind}-' || CAST(id AS VARCHAR) || '-' || lower(hex(ms))"""
 # One concat() per body: a chain of || copied the growing string once per piece. Every piece is
-# set where a body is built (its CASE asks for a readable time, a userId and valid JSON), so
-# concat() skipping NULLs never shows.
+# set where a body is built (its CASE asks for valid JSON, a userId and a messageId, so a time),
+# so concat() skipping NULLs never shows.
 _TAIL = """
     ',"timestamp":"', strftime(ts, '%Y-%m-%dT%H:%M:%S.%g'), 'Z","messageId":"', mid,
     '","context":', context_json, '},'"""
@@ -128,7 +128,7 @@ def _events_sql(uid: str) -> str:
     ),
     b AS (
         SELECT id, uid, action, data, mid, ms, nest, readable AND NOT allowed AS not_allowed,
-            CASE WHEN readable AND allowed AND sendable THEN
+            CASE WHEN readable AND allowed AND sendable AND mid IS NOT NULL THEN
                 concat('{{"type":"track","event":', to_json(action), ',"userId":', to_json(uid),
                 ',"properties":', data, {_TAIL})
             END AS body
@@ -163,7 +163,7 @@ def _profiles_sql(uid: str, fields: list[str]) -> str:
     b AS (
         SELECT id, uid, mid, ms, nest,
             -- A key written twice: json_extract takes the first, a parser the last.
-            CASE WHEN readable AND sendable AND ({present})
+            CASE WHEN readable AND sendable AND mid IS NOT NULL AND ({present})
                 AND len(keys) = len(list_distinct(keys)) THEN
                 concat('{{"type":"identify","userId":', to_json(uid),
                 ',"traits":{{', concat_ws(',', {traits or "NULL"}), '}}', {_TAIL})
