@@ -217,6 +217,9 @@ class ColumnarBuilder:
         if self._db is None:  # not at start-up: a run with nothing to send never pays for it
             self._db = duckdb.connect()
             self._db.execute("SET arrow_large_buffer_size = true")
+            # One thread: the run already builds a chunk while the last one is sent, and handing
+            # a 20,000-row query to DuckDB's workers cost more CPU than it saved (~0.03 µs a row).
+            self._db.execute("SET threads = 1")
         self._db.register("chunk", chunk)
         try:
             if self._call is None:  # the macro is checked against a registered chunk
