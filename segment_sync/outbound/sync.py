@@ -181,6 +181,9 @@ class OutboundSync(RowResend):
         started: list[concurrent.futures.Future] = []
 
         def in_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future:
+            # Only unfinished threads are kept: a finished read's future holds its result (a
+            # built chunk, request bodies and all) for as long as it is listed.
+            started[:] = [job for job in started if not job.done()]
             started.append(threads.submit(func, *args))
             return asyncio.wrap_future(started[-1])
 
