@@ -28,6 +28,6 @@ _MEMMEM = _libc_memmem()
 
 def contains(haystack: bytes, needle: bytes) -> bool:
     """`needle in haystack` (the GIL is released while a big one is searched)."""
-    if _MEMMEM is None or len(haystack) < BIG_BYTES or not needle:
-        return needle in haystack
+    if _MEMMEM is None or len(haystack) < BIG_BYTES or not needle or type(haystack) is not bytes:
+        return needle in haystack  # ctypes passes only bytes without a copy
     return _MEMMEM(haystack, len(haystack), needle, len(needle)) is not None

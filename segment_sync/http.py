@@ -163,6 +163,7 @@ class ApiClient:
         lean: bool = False,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         deadline_s: float | None = None,
+        url_auth: bool = True,
     ) -> None:
         """`lean`: HTTP/1.1 through LeanTransport (a fraction of httpcore's CPU per request),
         unless the environment names a proxy (then httpx's own transports, which route it).
@@ -182,6 +183,9 @@ class ApiClient:
         )
         # Without auth, a lean client's requests skip httpx's client layers (see _send_lean).
         self._lean = transport if auth is None else None
+        # `url_auth=False`: never the URL's user:password@ as Basic auth (httpx's default with no
+        # client auth), for a client whose credentials are its headers, lean path or not.
+        self._auth = auth if auth is not None or url_auth else httpx.Auth()
         self._parsed_urls: dict[str, httpx.URL] = {}  # httpx parses a URL in ~30 µs
         self._http = httpx.AsyncClient(
             auth=auth,
@@ -212,7 +216,12 @@ class ApiClient:
         request = self._http.build_request(method, parsed, content=content, headers=headers)
         response = await self._lean.handle_async_request(request)
         response.request = request
-        await response.aread()
+        try:
+            # Decoded up to the cap: the transport counts the bytes on the wire, and a small
+            # gzip answer can inflate to gigabytes (httpx asks for gzip and deflate).
+            await read_capped(response, self.max_answer_bytes)
+        finally:
+            await response.aclose()
         return response
 
     async def aclose(self) -> None:
@@ -281,7 +290,8 @@ class ApiClient:
         """`self._http.request`, its body read up to `max_answer_bytes` (over it, the response
         holds the first bytes and says so in `extensions[CUT_SHORT]`)."""
         request = self._http.build_request(method, url, content=content, headers=headers)
-        response = await self._http.send(request, stream=True)
+        auth = httpx.USE_CLIENT_DEFAULT if self._auth is None else self._auth
+        response = await self._http.send(request, stream=True, auth=auth)
         try:
             await read_capped(response, self.max_answer_bytes)
         finally:
@@ -290,11 +300,11 @@ class ApiClient:
 
 
 async def read_capped(response: httpx.Response, cap: int) -> None:
-    """Read a streamed response's body, at most `cap` bytes of it (decoded)."""
-    if CUT_SHORT in response.extensions:  # a lean transport already cut it
-        return
+    """Read a streamed response's body, at most `cap` bytes of it (decoded). A lean
+    transport's cut (on the bytes as they came) stands, and what it kept is decoded capped."""
+    cut_by_transport = CUT_SHORT in response.extensions
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > cap:
+    if not cut_by_transport and declared.isdigit() and int(declared) > cap:
         response._content = b""  # as httpx's own aread sets it
         response.extensions[CUT_SHORT] = f"Content-Length {int(declared):,}"
         return
@@ -304,7 +314,7 @@ async def read_capped(response: httpx.Response, cap: int) -> None:
         size += len(part)
         if size > cap:
             response._content = b"".join(parts)
-            response.extensions[CUT_SHORT] = f"more than {cap:,} bytes arrived"
+            response.extensions.setdefault(CUT_SHORT, f"more than {cap:,} bytes arrived")
             return
         parts.append(part)
     response._content = b"".join(parts)

@@ -44,3 +44,8 @@ def test_a_secret_at_the_very_end_of_a_big_body_is_masked() -> None:
     redacted = Redactor(["wk_live_123"]).body(body)
     assert b"wk_live_123" not in redacted
     assert redacted.endswith(b'"[REDACTED]"]}')
+
+
+def test_a_bytearray_is_searched_as_in_does_not_refused() -> None:
+    haystack = bytearray(b"a" * BIG_BYTES + b"secret")
+    assert contains(haystack, b"secret") and not contains(haystack, b"absent")  # type: ignore[arg-type]

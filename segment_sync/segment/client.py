@@ -124,6 +124,7 @@ class SegmentClient(ApiClient):
             max_connections=max_in_flight,
             headers={"Content-Type": "application/json", "Authorization": f"Basic {basic}"},
             lean=True,
+            url_auth=False,  # the write key, never an endpoint's user:password@ (a relay's)
         )
         self.url = SecretUrl(reveal(endpoint).rstrip("/") + "/v1/batch")  # shown masked
         self.retry = retry
