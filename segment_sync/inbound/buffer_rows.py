@@ -215,30 +215,38 @@ def claim_sqlite(
     picked: tuple[str, list[Any]],
     limit: int,
 ) -> list[ClaimedRow]:
-    """`InboundBuffer.claim` on SQLite in one plain UPDATE ... RETURNING: SQLAlchemy's typed
-    rows cost about twice SQLite's own work per claimed item. `picked` is the extra WHERE text
-    (with its parameters) the claim adds to status, attempts and the lease. The rows are read
-    into items by `claimed_items`, after the commit: the write lock is not held while they
-    are parsed (the run's marks wait for it).
+    """`InboundBuffer.claim` on SQLite in plain statements: SQLAlchemy's typed rows cost about
+    twice SQLite's own work per claimed item. `picked` is the extra WHERE text (with its
+    parameters) the claim adds to status, attempts and the lease. The rows are read into
+    items by `claimed_items`, after the commit: the write lock is not held while they are
+    parsed (the run's marks wait for it).
 
-    Text comes back as its bytes (the driver's cursor, not SQLAlchemy's rows): the payload
+    A SELECT of the first `limit` claimable rows, then an UPDATE of the claimable rows up to the
+    last id read: the same rows, as the write transaction holds the lock (an UPDATE ... RETURNING
+    copied every row once more). Text comes back as its bytes (the driver's cursor): the payload
     goes to the JSON parser as it is stored, never decoded to str and encoded back."""
     stamp = sqlite_stamp(now)
     extra, params = picked
+    claimable = f"status = 'pending' AND (claimed_by IS NULL OR claimed_at < ?){extra}"
+    where = (sqlite_stamp(stale_before), *params)
     driver = conn.connection.driver_connection
     factory = driver.text_factory
     driver.text_factory = bytes
     try:
-        cursor = driver.execute(
-            "UPDATE inbound_buffer SET claimed_by = ?, claimed_at = ?, updated_at = ? WHERE id IN "
-            "(SELECT id FROM inbound_buffer WHERE status = 'pending' AND (claimed_by IS NULL OR "
-            f"claimed_at < ?){extra} ORDER BY id LIMIT ?) "
-            "RETURNING id, message_id, payload, attempts, received_at, antavo_event_ids",
-            (run_id, stamp, stamp, sqlite_stamp(stale_before), *params, limit),
-        )
-        return cursor.fetchall()
+        rows = driver.execute(
+            "SELECT id, message_id, payload, attempts, received_at, antavo_event_ids "
+            f"FROM inbound_buffer WHERE {claimable} ORDER BY id LIMIT ?",
+            (*where, limit),
+        ).fetchall()
     finally:
         driver.text_factory = factory
+    if rows:
+        driver.execute(
+            "UPDATE inbound_buffer SET claimed_by = ?, claimed_at = ?, updated_at = ? "
+            f"WHERE {claimable} AND id <= ?",
+            (run_id, stamp, stamp, *where, rows[-1][0]),
+        )
+    return rows
 
 
 def claimed_items(rows: list[ClaimedRow]) -> list[BufferItem]:
