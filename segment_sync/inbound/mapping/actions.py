@@ -122,6 +122,13 @@ class Mapping:
         """merged_fields as evaluators (evaluator.compiled): `evaluate` of each, made once."""
         return {name: compiled(value) for name, value in self.merged_fields.items()}
 
+    @cached_property
+    def resolvers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        """(field, its evaluator) of the action's fields in the action's order: the fields an
+        Antavo event can have (unknown fields are dropped, as Ajv's removeAdditional does)."""
+        spec, fields = self.spec, self.compiled_fields
+        return tuple((name, fields[name]) for name in spec.fields if name in fields) if spec else ()
+
     def validate(self, multi_accounts: bool) -> list[str]:
         """Readable configuration errors, each naming the mapping and the field; empty if fine."""
         label = f"Mapping {self.name!r}"
