@@ -15,7 +15,6 @@ from typing import Any
 from segment_sync.inbound.mapping.actions import ANTAVO_PROFILE_ACTION, PROFILE_UPDATE, Mapping
 from segment_sync.inbound.mapping.evaluator import MappingError
 from segment_sync.inbound.mapping.js_values import UNDEFINED, article_type, js_string, type_name
-from segment_sync.inbound.mapping.triggers import trigger_matcher
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def apply_mappings(
     """One outcome per enabled mapping whose trigger matches; [] means no mapping matched."""
     outcomes: list[MappingOutcome] = []
     for mapping in mappings:
-        if not mapping.enabled or not trigger_matcher(mapping.trigger)(event):
+        if not mapping.enabled or not mapping.matches(event):
             continue
         try:
             body = build_antavo_event(mapping, event, multi_accounts)
