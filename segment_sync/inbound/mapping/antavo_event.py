@@ -91,8 +91,18 @@ def _remove_empty(value: Any) -> Any:
         return value
     if value is UNDEFINED or value is None or value == "":
         return UNDEFINED
-    if isinstance(value, dict):  # one pass each: this runs for every field of every event
-        return {k: c for k, v in value.items() if (c := _remove_empty(v)) is not UNDEFINED}
+    if isinstance(value, dict):  # one pass, members that are numbers or text kept at once
+        kept = {}
+        for k, v in value.items():
+            member = type(v)
+            if member is str:
+                if v != "":
+                    kept[k] = v
+            elif member is int or member is float or member is bool:
+                kept[k] = v
+            elif (c := _remove_empty(v)) is not UNDEFINED:
+                kept[k] = c
+        return kept
     if isinstance(value, list):
         return [c for item in value if (c := _remove_empty(item)) is not UNDEFINED]
     return value
