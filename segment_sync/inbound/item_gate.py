@@ -82,6 +82,17 @@ def decode_event(raw: str | bytes) -> dict[str, Any]:
 
 def read_event(raw: str | bytes) -> tuple[dict[str, Any], str | None]:
     """(the event, None), or ({}, why it cannot be read): a buffer read never raises for it."""
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    # Too few brackets in all to nest deeper (json_depth): most events are parsed at once, and
+    # only one that fails here goes through `decode_event`, for its reason.
+    if data.count(b"[") + data.count(b"{") <= MAX_EVENT_DEPTH:
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(event) is dict:
+                return event, None
     try:
         return decode_event(raw), None
     except UnreadableEvent as exc:
