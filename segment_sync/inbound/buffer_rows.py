@@ -250,8 +250,8 @@ def claim_sqlite(
 
 
 def claimed_items(rows: list[ClaimedRow]) -> list[BufferItem]:
-    """The items of `claim_sqlite`'s rows, in id order; an unreadable payload is the item's
-    fault (item_gate), never an error."""
+    """The items of `claim_sqlite`'s rows (in id order, as it reads them); an unreadable payload
+    is the item's fault (item_gate), never an error."""
     times: dict[Any, datetime | None] = {}  # a receiver's commit stores many rows at one time
     items = []
     for item_id, message_id, raw, attempts, received_at, registered in rows:
@@ -260,18 +260,17 @@ def claimed_items(rows: list[ClaimedRow]) -> list[BufferItem]:
             when = times[received_at] = utc(received_at.decode("utf-8", "replace"))
         payload, fault = read_event(raw)
         items.append(
-            BufferItem(
-                id=item_id,
+            BufferItem(  # positional: id, message_id, payload, attempts, received_at, fault, ...
+                item_id,
                 # readable() of the text the buffer's reader would have made of these bytes
-                message_id=message_id.decode("utf-8", "replace"),
-                payload=payload,
-                attempts=attempts,
-                received_at=when,
-                fault=fault,
-                registered=None if registered is None else registered_events(registered),
+                message_id.decode("utf-8", "replace"),
+                payload,
+                attempts,
+                when,
+                fault,
+                None if registered is None else registered_events(registered),
             )
         )
-    items.sort(key=lambda item: item.id)
     return items
 
 
