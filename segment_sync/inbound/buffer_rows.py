@@ -47,9 +47,12 @@ _SQLITE_INSERT = (
     "INSERT INTO inbound_buffer (message_id, received_at, payload, status, attempts, updated_at) "
     "VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT (message_id) DO NOTHING"
 )
+# One statement for all of a mark's done items: a JSON object of id -> event ids, joined by
+# rowid inside SQLite (which releases the GIL), where an executemany bound a tuple and a JSON
+# text per item while holding it. The rows' own rewrite and the commit still cost the most.
 _SQLITE_MARK_DONE = (
-    "UPDATE inbound_buffer SET status = 'done', attempts = attempts + 1, antavo_event_ids = ?, "
-    "last_error = NULL, updated_at = ? WHERE id = ?"
+    "UPDATE inbound_buffer SET status = 'done', attempts = attempts + 1, antavo_event_ids = j.value, "
+    "last_error = NULL, updated_at = ? FROM json_each(?) AS j WHERE inbound_buffer.id = j.key"
 )
 _PG_INSERT = (
     "INSERT INTO inbound_buffer (message_id, received_at, payload, status, attempts, updated_at) "
@@ -80,7 +83,7 @@ class BufferItem:
     registered: dict[str, str] | None = None
 
 
-def registered_events(stored: str | None) -> dict[str, str] | None:
+def registered_events(stored: str | bytes | None) -> dict[str, str] | None:
     """An unfinished item's registered events, from its `antavo_event_ids` (a JSON object; a
     done item's is the list of its event ids)."""
     if stored is None:
@@ -193,16 +196,15 @@ def sqlite_stamp(now: datetime) -> str:
 
 
 def mark_done_sqlite(conn: Connection, done: list[tuple[int, list[str]]], now: datetime) -> None:
-    """`mark_many`'s done items on SQLite in one executemany of plain tuples: the hot path of an
-    ingest, where SQLAlchemy's per-row parameter building cost more than the UPDATE."""
-    stamp = sqlite_stamp(now)
-    conn.exec_driver_sql(
-        _SQLITE_MARK_DONE, [(orjson.dumps(list(ids)).decode(), stamp, i) for i, ids in done]
-    )
+    """`mark_many`'s done items on SQLite in one UPDATE ... FROM json_each, the hot path of an
+    ingest (an id marked twice in one call counts one attempt)."""
+    by_id = orjson.dumps({item_id: ids for item_id, ids in done}, option=orjson.OPT_NON_STR_KEYS)
+    conn.exec_driver_sql(_SQLITE_MARK_DONE, (sqlite_stamp(now), by_id.decode()))
 
 
-ClaimedRow = tuple[int, str, str, int, Any, str | None]
-"""A claimed row as SQLite returns it: id, message_id, payload, attempts, received_at, event ids."""
+ClaimedRow = tuple[int, bytes, bytes, int, bytes, bytes | None]
+"""A claimed row as SQLite stores it: id, message_id, payload, attempts, received_at, event ids
+(text as its bytes)."""
 
 
 def claim_sqlite(
@@ -213,48 +215,62 @@ def claim_sqlite(
     picked: tuple[str, list[Any]],
     limit: int,
 ) -> list[ClaimedRow]:
-    """`InboundBuffer.claim` on SQLite in one plain UPDATE ... RETURNING: SQLAlchemy's typed
-    rows cost about twice SQLite's own work per claimed item. `picked` is the extra WHERE text
-    (with its parameters) the claim adds to status, attempts and the lease. The rows are read
-    into items by `claimed_items`, after the commit: the write lock is not held while they
-    are parsed (the run's marks wait for it)."""
+    """`InboundBuffer.claim` on SQLite in plain statements: SQLAlchemy's typed rows cost about
+    twice SQLite's own work per claimed item. `picked` is the extra WHERE text (with its
+    parameters) the claim adds to status, attempts and the lease. The rows are read into
+    items by `claimed_items`, after the commit: the write lock is not held while they are
+    parsed (the run's marks wait for it).
+
+    A SELECT of the first `limit` claimable rows, then an UPDATE of the claimable rows up to the
+    last id read: the same rows, as the write transaction holds the lock (an UPDATE ... RETURNING
+    copied every row once more). Text comes back as its bytes (the driver's cursor): the payload
+    goes to the JSON parser as it is stored, never decoded to str and encoded back."""
     stamp = sqlite_stamp(now)
     extra, params = picked
-    return (
-        conn.exec_driver_sql(
-            "UPDATE inbound_buffer SET claimed_by = ?, claimed_at = ?, updated_at = ? WHERE id IN "
-            "(SELECT id FROM inbound_buffer WHERE status = 'pending' AND (claimed_by IS NULL OR "
-            f"claimed_at < ?){extra} ORDER BY id LIMIT ?) "
-            "RETURNING id, message_id, payload, attempts, received_at, antavo_event_ids",
-            (run_id, stamp, stamp, sqlite_stamp(stale_before), *params, limit),
+    claimable = f"status = 'pending' AND (claimed_by IS NULL OR claimed_at < ?){extra}"
+    where = (sqlite_stamp(stale_before), *params)
+    driver = conn.connection.driver_connection
+    factory = driver.text_factory
+    driver.text_factory = bytes
+    try:
+        rows = driver.execute(
+            "SELECT id, message_id, payload, attempts, received_at, antavo_event_ids "
+            f"FROM inbound_buffer WHERE {claimable} ORDER BY id LIMIT ?",
+            (*where, limit),
+        ).fetchall()
+    finally:
+        driver.text_factory = factory
+    if rows:
+        driver.execute(
+            "UPDATE inbound_buffer SET claimed_by = ?, claimed_at = ?, updated_at = ? "
+            f"WHERE {claimable} AND id <= ?",
+            (run_id, stamp, stamp, *where, rows[-1][0]),
         )
-        .tuples()
-        .all()
-    )
+    return rows
 
 
 def claimed_items(rows: list[ClaimedRow]) -> list[BufferItem]:
-    """The items of `claim_sqlite`'s rows, in id order; an unreadable payload is the item's
-    fault (item_gate), never an error."""
+    """The items of `claim_sqlite`'s rows (in id order, as it reads them); an unreadable payload
+    is the item's fault (item_gate), never an error."""
     times: dict[Any, datetime | None] = {}  # a receiver's commit stores many rows at one time
     items = []
     for item_id, message_id, raw, attempts, received_at, registered in rows:
         when = times.get(received_at)
         if when is None:
-            when = times[received_at] = utc(received_at)
+            when = times[received_at] = utc(received_at.decode("utf-8", "replace"))
         payload, fault = read_event(raw)
         items.append(
-            BufferItem(
-                id=item_id,
-                message_id=readable(message_id),
-                payload=payload,
-                attempts=attempts,
-                received_at=when,
-                fault=fault,
-                registered=registered_events(registered),
+            BufferItem(  # positional: id, message_id, payload, attempts, received_at, fault, ...
+                item_id,
+                # readable() of the text the buffer's reader would have made of these bytes
+                message_id.decode("utf-8", "replace"),
+                payload,
+                attempts,
+                when,
+                fault,
+                None if registered is None else registered_events(registered),
             )
         )
-    items.sort(key=lambda item: item.id)
     return items
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from segment_sync.antavo.client import MAX_BULK_EVENTS, AntavoClient
@@ -19,10 +20,18 @@ from segment_sync.inbound.ingest_recording import IngestRecording, _Planned
 from segment_sync.inbound.ingest_result import CustomerStoreError, IngestResult
 from segment_sync.inbound.item_gate import ItemFault, through_gate_all
 from segment_sync.inbound.mapping.actions import Mapping
-from segment_sync.inbound.mapping.antavo_event import apply_mappings
+from segment_sync.inbound.mapping.antavo_event import MappingOutcome, apply_mappings
 from segment_sync.redaction import error_kind
 
 NO_MATCH = "no enabled mapping's trigger matched this event"
+
+
+def any_error(outcomes: list[MappingOutcome]) -> bool:
+    """Whether a mapping of the event failed (a loop, not any(): most events have one outcome)."""
+    for outcome in outcomes:  # noqa: SIM110
+        if outcome.error:
+            return True
+    return False
 
 
 class _Chunk:
@@ -65,14 +74,19 @@ class ChunkMapping(IngestRecording):
         log_rows: list[dict[str, Any]] = []  # inbound_log rows of events never sent
         groups: list[list[_Planned]] = [[]]
         multi = self.inbound.multi_accounts
-        gated = through_gate_all(items, lambda event: apply_mappings(self.mappings, event, multi))
-        mapped = [(i, o) for i, o in gated if not isinstance(o, ItemFault)]
-        for item, fault in ((i, o) for i, o in gated if isinstance(o, ItemFault)):
+        gated = through_gate_all(
+            items, partial(apply_mappings, self.mappings, multi_accounts=multi)
+        )
+        mapped = []
+        for item, outcome in gated:
+            if not isinstance(outcome, ItemFault):
+                mapped.append((item, outcome))
+                continue
             # The buffer's last error and the inbound log's row name the item; inbound_items
             # has its ids in columns and the problem alone, so the run's top reasons group.
-            unsent_failed.append((item.id, fault.reason))
-            rows.append(self._row(item, result, None, "failed", error=fault.problem))
-            log_rows.append(self._unsent(item, result, None, "error", fault.reason))
+            unsent_failed.append((item.id, outcome.reason))
+            rows.append(self._row(item, result, None, "failed", error=outcome.problem))
+            log_rows.append(self._unsent(item, result, None, "error", outcome.reason))
         if self._customers is not None:
             wanted = {i for _, outcomes in mapped for i in external_ids(outcomes)}
             known, refused = await self._resolve_customers(wanted, result)
@@ -80,34 +94,26 @@ class ChunkMapping(IngestRecording):
                 (item, to_antavo_customers(outcomes, known, refused)) for item, outcomes in mapped
             ]
         finished: list[tuple[int, list[str]]] = []  # every event registered by earlier tries
+        group = groups[-1]
         for item, outcomes in mapped:
             if item.registered:  # never send an event Antavo registered again
                 outcomes = [o for o in outcomes if o.mapping_name not in item.registered]
                 if not outcomes:
                     finished.append((item.id, list(item.registered.values())))
                     continue
-            errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
             if not outcomes:
                 unsent_done.append((item.id, []))
                 rows.append(self._row(item, result, None, "no_match", error=NO_MATCH))
                 log_rows.append(self._unsent(item, result, None, "skipped", NO_MATCH))
-            elif errors:
-                unsent_failed.append((item.id, "; ".join(errors)))
-                for o in outcomes:
-                    error = o.error or "another mapping of this event failed"
-                    rows.append(
-                        self._row(
-                            item, result, o.mapping_name, "failed", o.antavo_event, None, error
-                        )
-                    )
-                    log_rows.append(
-                        self._unsent(item, result, o.mapping_name, "error", error, o.antavo_event)
-                    )
+            elif any_error(outcomes):
+                self._unsent_failed(item, outcomes, result, unsent_failed, rows, log_rows)
             else:
                 # One group per Antavo request: an item's events never straddle two groups.
-                if groups[-1] and len(groups[-1]) + len(outcomes) > MAX_BULK_EVENTS:
-                    groups.append([])
-                groups[-1] += [_Planned(item, o.mapping_name, o.antavo_event) for o in outcomes]
+                if group and len(group) + len(outcomes) > MAX_BULK_EVENTS:
+                    group = []
+                    groups.append(group)
+                for o in outcomes:
+                    group.append(_Planned(item, o.mapping_name, o.antavo_event))
         if rows or log_rows or finished:
             # Through the group commit: no two flushes run at once, so a flush never returns
             # while another still writes rows it took (and marks would then come first).
@@ -123,6 +129,27 @@ class ChunkMapping(IngestRecording):
             for g in chunk.groups
         ]
         return chunk
+
+    def _unsent_failed(
+        self,
+        item: BufferItem,
+        outcomes: list[MappingOutcome],
+        result: IngestResult,
+        unsent_failed: list[tuple[int, str]],
+        rows: list[dict[str, Any]],
+        log_rows: list[dict[str, Any]],
+    ) -> None:
+        """An item some mapping failed for: it fails, none of its events is sent."""
+        errors = [f"{o.mapping_name}: {o.error}" for o in outcomes if o.error]
+        unsent_failed.append((item.id, "; ".join(errors)))
+        for o in outcomes:
+            error = o.error or "another mapping of this event failed"
+            rows.append(
+                self._row(item, result, o.mapping_name, "failed", o.antavo_event, None, error)
+            )
+            log_rows.append(
+                self._unsent(item, result, o.mapping_name, "error", error, o.antavo_event)
+            )
 
     async def _resolve_customers(
         self, wanted: set[str], result: IngestResult

@@ -27,7 +27,7 @@ from typing import Any
 from segment_sync.inbound.mapping.evaluator import compiled, directive_problems
 from segment_sync.inbound.mapping.js_values import UNDEFINED
 from segment_sync.inbound.mapping.trigger_errors import TriggerSyntaxError
-from segment_sync.inbound.mapping.triggers import parse_trigger
+from segment_sync.inbound.mapping.triggers import parse_trigger, trigger_matcher
 
 LOYALTY_EVENT = "loyalty_event"
 PROFILE_UPDATE = "profile_update"
@@ -121,6 +121,18 @@ class Mapping:
     def compiled_fields(self) -> dict[str, Callable[[Any], Any]]:
         """merged_fields as evaluators (evaluator.compiled): `evaluate` of each, made once."""
         return {name: compiled(value) for name, value in self.merged_fields.items()}
+
+    @cached_property
+    def resolvers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        """(field, its evaluator) of the action's fields in the action's order: the fields an
+        Antavo event can have (unknown fields are dropped, as Ajv's removeAdditional does)."""
+        spec, fields = self.spec, self.compiled_fields
+        return tuple((name, fields[name]) for name in spec.fields if name in fields) if spec else ()
+
+    @cached_property
+    def matches(self) -> Callable[[Any], bool]:
+        """Whether an event matches this mapping's trigger (triggers.trigger_matcher), made once."""
+        return trigger_matcher(self.trigger)
 
     def validate(self, multi_accounts: bool) -> list[str]:
         """Readable configuration errors, each naming the mapping and the field; empty if fine."""

@@ -15,7 +15,6 @@ from typing import Any
 from segment_sync.inbound.mapping.actions import ANTAVO_PROFILE_ACTION, PROFILE_UPDATE, Mapping
 from segment_sync.inbound.mapping.evaluator import MappingError
 from segment_sync.inbound.mapping.js_values import UNDEFINED, article_type, js_string, type_name
-from segment_sync.inbound.mapping.triggers import trigger_matches
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def apply_mappings(
     """One outcome per enabled mapping whose trigger matches; [] means no mapping matched."""
     outcomes: list[MappingOutcome] = []
     for mapping in mappings:
-        if not mapping.enabled or not trigger_matches(mapping.trigger, event):
+        if not mapping.enabled or not mapping.matches(event):
             continue
         try:
             body = build_antavo_event(mapping, event, multi_accounts)
@@ -51,21 +50,21 @@ def build_antavo_event(mapping: Mapping, event: dict[str, Any], multi_accounts: 
         raise MappingError(f"Mapping {mapping.name!r} has an unknown action {mapping.action!r}.")
     if not isinstance(event, dict):
         raise MappingError(f"data must be an object, got {type_name(event)}")
-    fields = mapping.compiled_fields
     payload: dict[str, Any] = {}
-    for name in spec.fields:  # unknown fields are dropped, as Ajv's removeAdditional does
-        if name in fields:
-            value = _remove_empty(fields[name](event))
-            if value is not UNDEFINED:
+    for name, resolve in mapping.resolvers:  # unknown fields are dropped (Ajv removeAdditional)
+        value = resolve(event)
+        if type(value) is str:  # most fields: nothing to walk, nothing to coerce
+            if value:
                 payload[name] = value
+        elif (value := _remove_empty(value)) is not UNDEFINED:
+            payload[name] = value
 
     errors: list[str] = []
-    required = list(spec.required) + (["account"] if multi_accounts else [])
-    for name in required:
+    for name in (spec.required + ("account",)) if multi_accounts else spec.required:
         if name not in payload:
             errors.append(f"The root value is missing the required field '{name}'.")
     for name in spec.string_fields:
-        if name in payload:
+        if name in payload and type(payload[name]) is not str:
             payload[name] = _coerce_string(payload[name], f"/{name}", errors)
     if "data" in payload:
         data = payload["data"]
@@ -85,10 +84,25 @@ def build_antavo_event(mapping: Mapping, event: dict[str, Any], multi_accounts: 
 
 def _remove_empty(value: Any) -> Any:
     """Drop undefined, null and "" at every depth; an empty value itself becomes undefined."""
+    kind = type(value)  # JSON's own types first: this runs for every field of every event
+    if kind is str:
+        return UNDEFINED if value == "" else value
+    if kind is int or kind is float or kind is bool:
+        return value
     if value is UNDEFINED or value is None or value == "":
         return UNDEFINED
-    if isinstance(value, dict):  # one pass each: this runs for every field of every event
-        return {k: c for k, v in value.items() if (c := _remove_empty(v)) is not UNDEFINED}
+    if isinstance(value, dict):  # one pass, members that are numbers or text kept at once
+        kept = {}
+        for k, v in value.items():
+            member = type(v)
+            if member is str:
+                if v != "":
+                    kept[k] = v
+            elif member is int or member is float or member is bool:
+                kept[k] = v
+            elif (c := _remove_empty(v)) is not UNDEFINED:
+                kept[k] = c
+        return kept
     if isinstance(value, list):
         return [c for item in value if (c := _remove_empty(item)) is not UNDEFINED]
     return value

@@ -81,6 +81,9 @@ def compiled(mapping: Any) -> Callable[[Any], Any]:
         return lambda event: mapping
     if not _is_directive(mapping):
         members = [(key, compiled(value)) for key, value in mapping.items()]
+        if len(members) == 1:  # e.g. data {"points": ...}: no comprehension per event
+            ((only, member),) = members
+            return lambda event: {only: member(event)}
         return lambda event: {key: member(event) for key, member in members}
     name = next(k for k in mapping if k.startswith("@"))
     options = mapping[name]
@@ -90,8 +93,7 @@ def compiled(mapping: Any) -> Callable[[Any], Any]:
         path = options.replace("$.", "", 1)
         if path in ("", "."):
             return lambda event: event
-        keys = _PATH_PART.findall(path)
-        return lambda event: _walk(event, keys)
+        return _path_walker(_PATH_PART.findall(path))
     return lambda event: _run_directive(name, options, event)
 
 
@@ -141,6 +143,28 @@ def _get(obj: Any, path: str) -> Any:
     if path in ("", "."):
         return obj
     return _walk(obj, _PATH_PART.findall(path))
+
+
+def _path_walker(keys: list[str]) -> Callable[[Any], Any]:
+    """`lambda event: _walk(event, keys)`, reading one or two object keys at once (most paths:
+    `$.userId`, `$.properties.points`); anything else (a list on the way) walks as written."""
+    if len(keys) == 1:
+        (key,) = keys
+        return lambda event: (
+            event.get(key, UNDEFINED) if type(event) is dict else _walk(event, keys)
+        )
+    if len(keys) == 2:
+        first, second = keys
+
+        def walk(event: Any) -> Any:
+            if type(event) is dict:
+                inner = event.get(first, UNDEFINED)
+                if type(inner) is dict:
+                    return inner.get(second, UNDEFINED)
+            return _walk(event, keys)
+
+        return walk
+    return lambda event: _walk(event, keys)
 
 
 def _walk(obj: Any, keys: list[str]) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -96,9 +97,45 @@ class Trigger:
             return False
         return self.root.matches(event)
 
+    def matcher(self) -> Callable[[Any], bool]:
+        """`matches` as one function, with the common conditions worked out once."""
+        root = _compiled(self.root)
+
+        def matches(event: Any) -> bool:
+            return isinstance(event, dict) and root(event)
+
+        return matches
+
     def __str__(self) -> str:
         """The trigger as written."""
         return self.text
+
+
+def _compiled(node: Node) -> Callable[[dict[str, Any]], bool]:
+    """`node.matches`, with a quick answer for a top-level field compared with a string (the
+    `type = "track"` of most triggers) when the field holds a string; the rest as written."""
+    if isinstance(node, And | Or):
+        parts = tuple(_compiled(child) for child in node.children)
+        if isinstance(node, And):
+            return lambda event: all(part(event) for part in parts)
+        return lambda event: any(part(event) for part in parts)
+    if not (
+        isinstance(node, Comparison)
+        and node.op in ("=", "!=")
+        and isinstance(node.value, str)
+        and len(node.path) == 1
+    ):
+        return node.matches
+    key, expected, slow = node.path[0], node.value, node.matches
+    equal = node.op == "="
+
+    def matches(event: dict[str, Any]) -> bool:
+        actual = event.get(key)
+        if type(actual) is str:  # String(actual) is itself
+            return (actual == expected) is equal
+        return slow(event)
+
+    return matches
 
 
 def field_value(event: dict[str, Any], path: tuple[str, ...]) -> Any:

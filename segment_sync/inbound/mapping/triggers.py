@@ -30,6 +30,7 @@ the condition), bare words as values, single-quoted strings, ``!`` before anythi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -122,11 +123,24 @@ def parse_trigger(text: str) -> Trigger:
 
 def trigger_matches(text: str, event: Any) -> bool:
     """Evaluate a trigger; a trigger that does not parse matches nothing (as in Segment)."""
+    return trigger_matcher(text)(event)
+
+
+def trigger_matcher(text: str) -> Callable[[Any], bool]:
+    """`trigger_matches` of `text` as a function of the event, made once per trigger."""
     try:
-        trigger = parse_trigger(text)
+        return _matcher(text)
     except (TriggerSyntaxError, TypeError):
-        return False
-    return trigger.matches(event)
+        return _never
+
+
+@lru_cache(maxsize=1024)
+def _matcher(text: str) -> Callable[[Any], bool]:
+    return parse_trigger(text).matcher()
+
+
+def _never(_event: Any) -> bool:
+    return False
 
 
 # --- parse tree -> nodes -------------------------------------------------------------------------

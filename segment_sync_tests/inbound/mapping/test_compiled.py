@@ -71,3 +71,23 @@ def test_a_compiled_mapping_builds_new_containers_for_each_event() -> None:
     assert first == {"data": {"points": 1}, "tags": ["a"]}
     assert second == {"data": {"points": 2}, "tags": ["a"]}
     assert first["data"] is not second["data"] and first["tags"] is not second["tags"]
+
+
+def test_a_compiled_path_reads_lists_and_non_objects_as_evaluate_does() -> None:
+    """Paths of one or two keys read objects at once; a list (or no object) on the way walks."""
+    events = [
+        {"a": ["x", "y"], "userId": "u"},
+        {"a": {"1": "one"}},
+        {"a": "text"},
+        ["first", "second"],
+        [["nested", "inner"]],
+        "plain",
+    ]
+    for path in ("$.a.1", "$.0", "$.0.1", "$.userId", "$.a", "$.1"):
+        resolve = compiled({"@path": path})
+        for event in events:
+            assert _outcome(lambda e=event, r=resolve: r(e)) == _outcome(
+                lambda e=event, p=path: evaluate({"@path": p}, e)
+            ), (path, event)
+    assert compiled({"@path": "$.a.1"})({"a": ["x", "y"]}) == "y"
+    assert compiled({"@path": "$.1"})(["x", "y"]) == "y"

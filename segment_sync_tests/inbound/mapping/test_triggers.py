@@ -282,3 +282,27 @@ def test_parser_only_ever_raises_trigger_syntax_error(text: str) -> None:
     except TriggerSyntaxError:
         return
     trigger.matches(TRACK)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "event", "expected"),
+    [
+        ('userId = "123"', {"userId": 123}, True),
+        ('userId != "123"', {"userId": 123}, False),
+        ('userId = "true"', {"userId": True}, True),
+        ('userId = "1.5"', {"userId": 1.5}, True),
+        ('userId = "a,b"', {"userId": ["a", "b"]}, True),
+        ('userId = "undefined"', {}, False),
+        ('userId != "x"', {}, True),
+        ('userId != "x"', {"userId": None}, True),
+        ('type = "track" and userId = "7"', {"type": "track", "userId": 7}, True),
+        ('type = "identify" or userId = "7"', {"type": "track", "userId": 7}, True),
+    ],
+)
+def test_a_top_level_field_that_is_not_a_string_compares_as_string(
+    trigger: str, event: dict, expected: bool
+) -> None:
+    """`field = "text"` compares String(field) also when the field holds another value (the
+    matcher's quick answer covers only a string field)."""
+    assert parse_trigger(trigger).matches(event) is expected
+    assert trigger_matches(trigger, event) is expected
