@@ -21,6 +21,8 @@ import pyarrow as pa
 from segment_sync.logs.arrow_rows import Row, _column, check_columns, split_by_day, to_arrow
 from segment_sync.logs.flush_order import FlushesInFlight
 from segment_sync.logs.layout import (
+    COMPRESSION,
+    PLAIN_COMPRESSION,
     PLAIN_FILE_ROWS,
     PLAIN_TABLES,
     ensure_layout,
@@ -105,6 +107,7 @@ class LogWriter:
             partition_dir(self.logs_dir, table, day),
             durable=self.durable,
             dictionary=not plain,
+            compression=PLAIN_COMPRESSION if plain else COMPRESSION,
         )
 
     def redact_with(self, redactor: Redactor) -> None:
