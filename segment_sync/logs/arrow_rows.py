@@ -35,6 +35,49 @@ def check_columns(table: str, rows: list[Row]) -> None:
             )
 
 
+Lists = Mapping[str, list[Any]]  # a batch of rows as a list per column (extend_lists)
+
+
+def check_lists(table: str, columns: Lists) -> int:
+    """The rows in a batch given as lists per column; ValueError for an unknown or missing
+    required column, or lists of different lengths."""
+    schema = schema_for(table)
+    names = frozenset(schema.names)
+    missing = sorted(f.name for f in schema if not f.nullable and f.name not in columns)
+    extra = sorted(columns.keys() - names)
+    if extra or missing:
+        problem = f"unknown column {extra[0]!r}" if extra else f"missing column {missing[0]!r}"
+        raise ValueError(f"{table}: {problem}; expected columns: {', '.join(schema.names)}")
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"{table}: columns differ in length ({sorted(lengths)})")
+    return lengths.pop() if lengths else 0
+
+
+def lists_to_arrow(table: str, batches: list[Lists]) -> pa.Table:
+    """One typed table from batches of lists per column: a column is converted once for
+    all of them, with no dict per row."""
+    schema = schema_for(table)
+    sizes = [len(next(iter(b.values()))) for b in batches]
+    arrays = []
+    for field in schema:
+        values: list[Any] = []
+        for batch, size in zip(batches, sizes, strict=True):
+            column = batch.get(field.name)
+            values += [None] * size if column is None else column
+        arrays.append(_column(table, field, values))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def lists_to_rows(batches: list[Lists]) -> list[dict[str, Any]]:
+    """Batches of lists per column as row dicts (a failed write puts them back as rows)."""
+    return [
+        dict(zip(b.keys(), values, strict=True))
+        for b in batches
+        for values in zip(*b.values(), strict=True)
+    ]
+
+
 def to_arrow(table: str, rows: list[Row]) -> pa.Table:
     """Build a typed Arrow table from row dicts, column by column; ValueError names the column."""
     schema = schema_for(table)

@@ -13,12 +13,23 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from segment_sync.logs.arrow_rows import Row, _column, check_columns, split_by_day, to_arrow
+from segment_sync.logs.arrow_rows import (
+    Lists,
+    Row,
+    _column,
+    check_columns,
+    check_lists,
+    lists_to_arrow,
+    lists_to_rows,
+    split_by_day,
+    to_arrow,
+)
 from segment_sync.logs.flush_order import FlushesInFlight
 from segment_sync.logs.layout import (
     COMPRESSION,
@@ -53,6 +64,7 @@ class LogWriteError(RuntimeError):
         )
 
 
+_Queued = tuple[list[Row], list[pa.Table], list[Lists]]  # a table's rows taken by a flush
 _writers: ThreadPoolExecutor | None = None
 _writers_lock = threading.Lock()
 
@@ -81,6 +93,7 @@ class LogWriter:
         self._merged_at = time.monotonic()
         self._pending: dict[str, list[Row]] = {}
         self._pending_tables: dict[str, list[pa.Table]] = {}
+        self._pending_lists: dict[str, list[Lists]] = {}
         self._lock = threading.Lock()
         self._flushes = FlushesInFlight(self._lock)
         if is_object_store(logs_dir):  # S3 needs no schema files: its views are typed in code
@@ -151,11 +164,21 @@ class LogWriter:
         with self._lock:
             self._pending_tables.setdefault(table, []).append(data)
 
+    def extend_lists(self, table: str, columns: Lists) -> None:
+        """Queue rows given as a list per column, converted to Arrow only when written (in the
+        flushing thread): the cheapest way to queue rows on a hot path. ValueError at once for
+        an unknown or missing required column; a value of the wrong type fails the flush, as
+        in `extend`. The lists are kept, not copied: do not change them after."""
+        if check_lists(table, columns):
+            with self._lock:
+                self._pending_lists.setdefault(table, []).append(columns)
+
     def pending(self, table: str) -> int:
         """How many rows of `table` are queued and not yet written."""
         with self._lock:
             queued = sum(t.num_rows for t in self._pending_tables.get(table, ()))
-            return len(self._pending.get(table, ())) + queued
+            lists = sum(len(next(iter(b.values()))) for b in self._pending_lists.get(table, ()))
+            return len(self._pending.get(table, ())) + queued + lists
 
     def flush(self, table: str | None = None) -> list[Path]:
         """Write the queued rows (of `table`, or of every table) and return the new files.
@@ -179,13 +202,16 @@ class LogWriter:
         ok, dropped = False, None
         try:
             with self._lock:
-                names = (
-                    [table] if table is not None else list({*self._pending, *self._pending_tables})
-                )
+                queues = (self._pending, self._pending_tables, self._pending_lists)
+                names = [table] if table is not None else list(dict.fromkeys(chain(*queues)))
                 batches = {
-                    name: (self._pending.pop(name, []), self._pending_tables.pop(name, []))
+                    name: (
+                        self._pending.pop(name, []),
+                        self._pending_tables.pop(name, []),
+                        self._pending_lists.pop(name, []),
+                    )
                     for name in names
-                    if self._pending.get(name) or self._pending_tables.get(name)
+                    if any(queue.get(name) for queue in queues)
                 }
                 me, earlier = self._flushes.begin()
             items = list(batches.items())
@@ -204,14 +230,12 @@ class LogWriter:
             written += self._write_queued(table)  # an earlier flush put our rows back
         return written
 
-    def _flush_in_turn(
-        self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]
-    ) -> list[Path]:
+    def _flush_in_turn(self, items: list[tuple[str, _Queued]]) -> list[Path]:
         """Each table's files written one table after the other; a failure requeues the rest."""
         written: list[Path] = []
-        for index, (name, (rows, tables)) in enumerate(items):
+        for index, (name, (rows, tables, lists)) in enumerate(items):
             try:
-                written.extend(self._write_batch(name, rows, tables))
+                written.extend(self._write_batch(name, rows, tables, lists))
             except (OSError, pa.ArrowException) as exc:  # e.g. S3 refusing a key: ArrowInvalid
                 self._requeue_items(items[index + 1 :])
                 raise LogWriteError(f"{name} rows", self.logs_dir, exc) from exc
@@ -220,9 +244,7 @@ class LogWriter:
                 raise
         return written
 
-    def _flush_at_once(
-        self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]
-    ) -> list[Path]:
+    def _flush_at_once(self, items: list[tuple[str, _Queued]]) -> list[Path]:
         """Each table's files written in its own thread, so their fsyncs wait together: a durable
         flush of two tables waits for two fsync rounds, not four. A table that fails requeues
         its unwritten rows (as `_write_batch` does); the others are still written."""
@@ -258,14 +280,22 @@ class LogWriter:
         self.extend(table, rows)
         return self.flush(table)
 
-    def _write_batch(self, table: str, rows: list[Row], tables: list[pa.Table] = ()) -> list[Path]:
+    def _write_batch(
+        self,
+        table: str,
+        rows: list[Row],
+        tables: list[pa.Table] = (),
+        lists: list[Lists] = (),
+    ) -> list[Path]:
         """Write one table's rows, one file per UTC day; requeue unwritten days on disk errors."""
         try:
             parts = [to_arrow(table, rows)] if rows else []
+            parts += [lists_to_arrow(table, list(lists))] if lists else []
         except ValueError as exc:
             if tables:
                 self._requeue_tables(table, list(tables))
-            raise ValueError(f"{exc}; {len(rows)} queued {table} row(s) dropped") from None
+            dropped = len(rows) + sum(len(next(iter(b.values()))) for b in lists)
+            raise ValueError(f"{exc}; {dropped} queued {table} row(s) dropped") from None
         data = (
             pa.concat_tables([*parts, *tables])
             if len(parts) + len(tables) > 1
@@ -283,9 +313,14 @@ class LogWriter:
                 raise
         return written
 
-    def _requeue_items(self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]) -> None:
-        """Put tables not yet flushed back, rows and Arrow batches alike."""
-        self._requeue([(n, r + [x for t in ts for x in t.to_pylist()]) for n, (r, ts) in items])
+    def _requeue_items(self, items: list[tuple[str, _Queued]]) -> None:
+        """Put tables not yet flushed back, rows, Arrow batches and lists alike."""
+        self._requeue(
+            [
+                (n, r + [x for t in ts for x in t.to_pylist()] + lists_to_rows(ls))
+                for n, (r, ts, ls) in items
+            ]
+        )
 
     def _requeue_tables(self, table: str, tables: list[pa.Table]) -> None:
         with self._lock:
