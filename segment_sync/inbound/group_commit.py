@@ -24,6 +24,7 @@ class Outcomes:
     retry: list[tuple[int, str]]
     unknown: list[tuple[int, str]] = field(default_factory=list)
     registered: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # partly sent
+    columns: dict[str, list[Any]] | None = None  # more rows, as a list per column (extend_lists)
 
 
 class GroupCommit:

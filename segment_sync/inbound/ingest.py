@@ -232,7 +232,7 @@ class InboundIngest(ChunkMapping):
 
             def on_request(record: AntavoRequestRecord) -> None:
                 result.counts.requests += 1
-                self.logs.extend("inbound_log", request_rows(record, result.run_id, sources))
+                self.logs.extend_lists("inbound_log", request_rows(record, result.run_id, sources))
 
             answers = await client.send_events([p.event for p in group], on_request)
             for plan, answer in zip(group, answers, strict=True):

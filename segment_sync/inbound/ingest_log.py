@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segment_sync.antavo.client import AntavoRequestRecord, EventResult
+from segment_sync.antavo.records import EventAnswer
 from segment_sync.inbound.buffer import BufferItem
 from segment_sync.redaction import Redactor
 
@@ -40,6 +41,33 @@ def item_row(
     }
 
 
+def item_columns(
+    redactor: Redactor, run_id: str, answered: Sequence[tuple[Any, str]]
+) -> dict[str, list[Any]]:
+    """The `inbound_items` rows of sent events as a list per column (LogWriter.extend_lists):
+    `answered` holds each event's plan (item, mapping, event, result) and its item's outcome."""
+    plans = [plan for plan, _ in answered]
+    items = [plan.item for plan in plans]
+    results = [plan.result for plan in plans]
+    events = [plan.event for plan in plans]
+    count = len(plans)
+    return {
+        "timestamp": [datetime.now(UTC)] * count,
+        "buffer_item_id": [item.id for item in items],
+        "message_id": [item.message_id for item in items],
+        "run_id": [run_id] * count,
+        "event_type": [_segment_type(item) for item in items],
+        "mapping_name": [plan.mapping for plan in plans],
+        "outcome": [outcome for _, outcome in answered],
+        # Masked by the log writer, as every text column (the run's redactor is one of its own).
+        "antavo_action": [_str(event.get("action")) for event in events],
+        "customer_id": [_str(event.get("customer")) for event in events],
+        "antavo_event_id": [r.event_id for r in results],
+        "error": [None if r.error is None else redactor.text(r.error) for r in results],
+        "identifier": [r.identifier for r in results],
+    }
+
+
 def _text(redactor: Redactor, value: Any) -> str | None:
     """A mapped value as logged: text, any secret in it masked (a mapping may take one)."""
     return None if value is None else redactor.text(str(value))
@@ -66,35 +94,41 @@ def _received(item: BufferItem, mapping: str | None) -> dict[str, Any]:
 
 def request_rows(
     record: AntavoRequestRecord, run_id: str, sources: Sequence[tuple[BufferItem, str]]
-) -> list[dict[str, Any]]:
-    """One inbound_log row per event of the request, with that event's own status and code.
+) -> dict[str, list[Any]]:
+    """The request's inbound_log rows as a list per column (LogWriter.extend_lists): one row
+    per event of the request, with that event's own status and code.
 
     `sources[i]` is the buffered item and mapping behind event `i` of the `send_events` call.
     The client has already redacted every text in the record (see AntavoClient).
     """
-    shared = {
-        "timestamp": record.started_at,
-        "identifier": record.identifier,
-        "run_id": run_id,
-        "request_status_code": record.status_code,
-        "response_time_s": record.response_time_s,
-        "event_count": record.event_count,
+    events = record.events
+    count = len(events)
+    received = [sources[e.index] for e in events]
+    items = [item for item, _ in received]
+    return {
+        "timestamp": [record.started_at] * count,
+        "identifier": [record.identifier] * count,
+        "run_id": [run_id] * count,
+        "request_status_code": [record.status_code] * count,
+        "response_time_s": [record.response_time_s] * count,
+        "event_count": [record.event_count] * count,
+        "event_type": [_segment_type(item) for item in items],
+        "message_id": [item.message_id for item in items],
+        "mapping_name": [mapping for _, mapping in received],
+        "buffer_item_id": [item.id for item in items],
+        "customer_id": [e.customer for e in events],
+        "action": [e.action for e in events],
+        "status": [_status(e) for e in events],
+        "status_code": [e.status_code for e in events],
+        "event_id": [e.event_id for e in events],
+        "error": [e.error for e in events],
+        "request_body": [e.request_body for e in events],
+        "response_body": [e.response_body for e in events],
     }
-    return [
-        {
-            **shared,
-            **_received(*sources[event.index]),
-            "customer_id": event.customer,
-            "action": event.action,
-            "status": "success" if event.ok else "unknown" if event.unknown else "error",
-            "status_code": event.status_code,
-            "event_id": event.event_id,
-            "error": event.error,
-            "request_body": event.request_body,
-            "response_body": event.response_body,
-        }
-        for event in record.events
-    ]
+
+
+def _status(event: EventAnswer) -> str:
+    return "success" if event.ok else "unknown" if event.unknown else "error"
 
 
 def unsent_row(

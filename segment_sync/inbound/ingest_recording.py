@@ -8,7 +8,7 @@ from typing import Any
 from segment_sync.antavo.client import EventResult
 from segment_sync.inbound.buffer import BufferItem, InboundBuffer
 from segment_sync.inbound.group_commit import GroupCommit, Outcomes
-from segment_sync.inbound.ingest_log import item_row, unsent_row
+from segment_sync.inbound.ingest_log import item_columns, item_row, unsent_row
 from segment_sync.inbound.ingest_result import BufferMarkError, IngestResult, LogWriteError
 from segment_sync.logs.store import LogWriteError as LogFileError
 from segment_sync.logs.store import LogWriter
@@ -47,7 +47,7 @@ class IngestRecording:
         retry: list[tuple[int, str]] = []
         unknown: list[tuple[int, str]] = []
         partly: list[tuple[int, dict[str, str]]] = []  # items with some events registered
-        rows: list[dict[str, Any]] = []
+        answered: list[tuple[_Planned, str]] = []  # each sent event, its item's outcome
         max_attempts = self.inbound.max_attempts
         for item_id, plans in by_item.items():
             item = plans[0].item
@@ -56,9 +56,7 @@ class IngestRecording:
             if not bad:  # most items: every event registered
                 ids = [p.result.event_id or "" for p in plans]
                 done.append((item_id, [*earlier.values(), *ids] if earlier else ids))
-                rows += [
-                    self._row(item, result, p.mapping, "done", p.event, p.result) for p in plans
-                ]
+                answered += [(p, "done") for p in plans]
                 continue
             if now := {p.mapping: p.result.event_id or "" for p in plans if p.result.ok}:
                 partly.append((item_id, {**earlier, **now}))  # a replay skips them
@@ -80,10 +78,11 @@ class IngestRecording:
             else:
                 retry.append((item_id, error))
                 outcome = "retry"
-            rows += [self._row(item, result, p.mapping, outcome, p.event, p.result) for p in plans]
+            answered += [(p, outcome) for p in plans]
         registered = sum(1 for p in group if p.result.ok)
         try:
-            marks = Outcomes(rows, done, failed, retry, unknown, partly)
+            columns = item_columns(self.redactor, result.run_id, answered)
+            marks = Outcomes([], done, failed, retry, unknown, partly, columns)
             await self._commits.submit(marks, result)
         except LogWriteError:
             result.counts.unlogged += registered
@@ -102,6 +101,11 @@ class IngestRecording:
             if row["error"]:
                 result.errors[row["error"][:120]] += 1
         self.logs.extend("inbound_items", rows)
+        for columns in (b.columns for b in batches if b.columns):
+            for error in columns["error"]:
+                if error:
+                    result.errors[error[:120]] += 1
+            self.logs.extend_lists("inbound_items", columns)
         try:
             self.logs.flush()
         except (LogFileError, OSError) as exc:  # disk full, no permission, an I/O error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
@@ -16,11 +17,18 @@ from segment_sync.logs.schema import ALLOWED_VALUES, TIME_COLUMNS, schema_for
 Row = Mapping[str, Any]
 
 
+@cache
+def _columns(table: str) -> tuple[frozenset[str], frozenset[str]]:
+    """`table`'s column names and its required ones (walking a schema's fields makes an
+    object per field: a few µs each time a request's rows were queued)."""
+    schema = schema_for(table)
+    return frozenset(schema.names), frozenset(f.name for f in schema if not f.nullable)
+
+
 def check_columns(table: str, rows: list[Row]) -> None:
     """ValueError naming the table, the column and the expected columns for a malformed row."""
+    names, required = _columns(table)
     schema = schema_for(table)
-    names = frozenset(schema.names)
-    required = frozenset(f.name for f in schema if not f.nullable)
     for index, row in enumerate(rows):
         keys = row.keys()
         if keys == names:
@@ -33,6 +41,49 @@ def check_columns(table: str, rows: list[Row]) -> None:
                 f"{table}: {problem} in row {index}; expected columns: {', '.join(schema.names)}"
                 f" (required: {', '.join(sorted(required))})"
             )
+
+
+Lists = Mapping[str, list[Any]]  # a batch of rows as a list per column (extend_lists)
+
+
+def check_lists(table: str, columns: Lists) -> int:
+    """The rows in a batch given as lists per column; ValueError for an unknown or missing
+    required column, or lists of different lengths."""
+    names, required = _columns(table)
+    if not (columns.keys() <= names and required <= columns.keys()):
+        extra = sorted(columns.keys() - names)
+        missing = sorted(required - columns.keys())
+        problem = f"unknown column {extra[0]!r}" if extra else f"missing column {missing[0]!r}"
+        expected = ", ".join(schema_for(table).names)
+        raise ValueError(f"{table}: {problem}; expected columns: {expected}")
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"{table}: columns differ in length ({sorted(lengths)})")
+    return lengths.pop() if lengths else 0
+
+
+def lists_to_arrow(table: str, batches: list[Lists]) -> pa.Table:
+    """One typed table from batches of lists per column: a column is converted once for
+    all of them, with no dict per row."""
+    schema = schema_for(table)
+    sizes = [len(next(iter(b.values()))) for b in batches]
+    arrays = []
+    for field in schema:
+        values: list[Any] = []
+        for batch, size in zip(batches, sizes, strict=True):
+            column = batch.get(field.name)
+            values += [None] * size if column is None else column
+        arrays.append(_column(table, field, values))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def lists_to_rows(batches: list[Lists]) -> list[dict[str, Any]]:
+    """Batches of lists per column as row dicts (a failed write puts them back as rows)."""
+    return [
+        dict(zip(b.keys(), values, strict=True))
+        for b in batches
+        for values in zip(*b.values(), strict=True)
+    ]
 
 
 def to_arrow(table: str, rows: list[Row]) -> pa.Table:

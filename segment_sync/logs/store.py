@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from itertools import chain
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
-from segment_sync.logs.arrow_rows import Row, _column, check_columns, split_by_day, to_arrow
+from segment_sync.logs.arrow_rows import (
+    Lists,
+    Row,
+    check_columns,
+    lists_to_arrow,
+    split_by_day,
+    to_arrow,
+)
 from segment_sync.logs.flush_order import FlushesInFlight
 from segment_sync.logs.layout import (
+    COMPRESSION,
+    PLAIN_COMPRESSION,
     PLAIN_FILE_ROWS,
     PLAIN_TABLES,
     ensure_layout,
@@ -28,8 +37,8 @@ from segment_sync.logs.layout import (
     write_parquet,
 )
 from segment_sync.logs.object_store import is_object_store, s3_logs
+from segment_sync.logs.queued_rows import QueuedRows, _Queued
 from segment_sync.logs.redacted_columns import redacted_table
-from segment_sync.logs.schema import schema_for
 from segment_sync.redaction import Redactor
 from segment_sync.signals import stops_deferred
 
@@ -64,7 +73,7 @@ def _durable_writers() -> ThreadPoolExecutor:
         return _writers
 
 
-class LogWriter:
+class LogWriter(QueuedRows):
     """Buffers log rows and writes them as new Parquet files; thread-safe, never locks DuckDB."""
 
     def __init__(
@@ -77,9 +86,7 @@ class LogWriter:
         self._redactors: tuple[Redactor, ...] = (redactor or Redactor(),)
         self.merge_every_s = FRESH_MERGE_EVERY_S
         self._merged_at = time.monotonic()
-        self._pending: dict[str, list[Row]] = {}
-        self._pending_tables: dict[str, list[pa.Table]] = {}
-        self._lock = threading.Lock()
+        QueuedRows.__init__(self)
         self._flushes = FlushesInFlight(self._lock)
         if is_object_store(logs_dir):  # S3 needs no schema files: its views are typed in code
             from segment_sync.logs.s3_layout import publish
@@ -105,6 +112,7 @@ class LogWriter:
             partition_dir(self.logs_dir, table, day),
             durable=self.durable,
             dictionary=not plain,
+            compression=PLAIN_COMPRESSION if plain else COMPRESSION,
         )
 
     def redact_with(self, redactor: Redactor) -> None:
@@ -112,47 +120,6 @@ class LogWriter:
         with self._lock:
             if all(r is not redactor for r in self._redactors):
                 self._redactors = (*self._redactors, redactor)
-
-    def append(self, table: str, row: Row) -> None:
-        """Queue one row for `table`."""
-        self.extend(table, [row])
-
-    def extend(self, table: str, rows: Iterable[Row]) -> None:
-        """Queue rows for `table`; ValueError at once for an unknown table or a bad column set."""
-        batch = list(rows)
-        check_columns(table, batch)
-        if batch:
-            with self._lock:
-                self._pending.setdefault(table, []).extend(batch)
-
-    def extend_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Queue rows given column by column: no dict per row, for large batches on hot paths."""
-        schema = schema_for(table)
-        unknown = sorted(set(columns) - set(schema.names))
-        if unknown:
-            raise ValueError(
-                f"{table}: unknown column {unknown[0]!r}; expected columns: {', '.join(schema.names)}"
-            )
-        lengths = {len(values) for values in columns.values()}
-        if len(lengths) > 1:
-            raise ValueError(f"{table}: columns differ in length ({sorted(lengths)})")
-        count = lengths.pop() if lengths else 0
-        if not count:
-            return
-        blank = [None] * count
-        arrays = [
-            _column(table, f, blank if columns.get(f.name) is None else columns[f.name])
-            for f in schema
-        ]
-        data = pa.Table.from_arrays(arrays, schema=schema)
-        with self._lock:
-            self._pending_tables.setdefault(table, []).append(data)
-
-    def pending(self, table: str) -> int:
-        """How many rows of `table` are queued and not yet written."""
-        with self._lock:
-            queued = sum(t.num_rows for t in self._pending_tables.get(table, ()))
-            return len(self._pending.get(table, ())) + queued
 
     def flush(self, table: str | None = None) -> list[Path]:
         """Write the queued rows (of `table`, or of every table) and return the new files.
@@ -176,13 +143,16 @@ class LogWriter:
         ok, dropped = False, None
         try:
             with self._lock:
-                names = (
-                    [table] if table is not None else list({*self._pending, *self._pending_tables})
-                )
+                queues = (self._pending, self._pending_tables, self._pending_lists)
+                names = [table] if table is not None else list(dict.fromkeys(chain(*queues)))
                 batches = {
-                    name: (self._pending.pop(name, []), self._pending_tables.pop(name, []))
+                    name: (
+                        self._pending.pop(name, []),
+                        self._pending_tables.pop(name, []),
+                        self._pending_lists.pop(name, []),
+                    )
                     for name in names
-                    if self._pending.get(name) or self._pending_tables.get(name)
+                    if any(queue.get(name) for queue in queues)
                 }
                 me, earlier = self._flushes.begin()
             items = list(batches.items())
@@ -201,14 +171,12 @@ class LogWriter:
             written += self._write_queued(table)  # an earlier flush put our rows back
         return written
 
-    def _flush_in_turn(
-        self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]
-    ) -> list[Path]:
+    def _flush_in_turn(self, items: list[tuple[str, _Queued]]) -> list[Path]:
         """Each table's files written one table after the other; a failure requeues the rest."""
         written: list[Path] = []
-        for index, (name, (rows, tables)) in enumerate(items):
+        for index, (name, (rows, tables, lists)) in enumerate(items):
             try:
-                written.extend(self._write_batch(name, rows, tables))
+                written.extend(self._write_batch(name, rows, tables, lists))
             except (OSError, pa.ArrowException) as exc:  # e.g. S3 refusing a key: ArrowInvalid
                 self._requeue_items(items[index + 1 :])
                 raise LogWriteError(f"{name} rows", self.logs_dir, exc) from exc
@@ -217,9 +185,7 @@ class LogWriter:
                 raise
         return written
 
-    def _flush_at_once(
-        self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]
-    ) -> list[Path]:
+    def _flush_at_once(self, items: list[tuple[str, _Queued]]) -> list[Path]:
         """Each table's files written in its own thread, so their fsyncs wait together: a durable
         flush of two tables waits for two fsync rounds, not four. A table that fails requeues
         its unwritten rows (as `_write_batch` does); the others are still written."""
@@ -255,14 +221,22 @@ class LogWriter:
         self.extend(table, rows)
         return self.flush(table)
 
-    def _write_batch(self, table: str, rows: list[Row], tables: list[pa.Table] = ()) -> list[Path]:
+    def _write_batch(
+        self,
+        table: str,
+        rows: list[Row],
+        tables: list[pa.Table] = (),
+        lists: list[Lists] = (),
+    ) -> list[Path]:
         """Write one table's rows, one file per UTC day; requeue unwritten days on disk errors."""
         try:
             parts = [to_arrow(table, rows)] if rows else []
+            parts += [lists_to_arrow(table, list(lists))] if lists else []
         except ValueError as exc:
             if tables:
                 self._requeue_tables(table, list(tables))
-            raise ValueError(f"{exc}; {len(rows)} queued {table} row(s) dropped") from None
+            dropped = len(rows) + sum(len(next(iter(b.values()))) for b in lists)
+            raise ValueError(f"{exc}; {dropped} queued {table} row(s) dropped") from None
         data = (
             pa.concat_tables([*parts, *tables])
             if len(parts) + len(tables) > 1
@@ -279,20 +253,6 @@ class LogWriter:
                 self._requeue([(table, [r for _, rest in parts[index:] for r in rest.to_pylist()])])
                 raise
         return written
-
-    def _requeue_items(self, items: list[tuple[str, tuple[list[Row], list[pa.Table]]]]) -> None:
-        """Put tables not yet flushed back, rows and Arrow batches alike."""
-        self._requeue([(n, r + [x for t in ts for x in t.to_pylist()]) for n, (r, ts) in items])
-
-    def _requeue_tables(self, table: str, tables: list[pa.Table]) -> None:
-        with self._lock:
-            self._pending_tables[table] = tables + self._pending_tables.get(table, [])
-
-    def _requeue(self, batches: list[tuple[str, list[Row]]]) -> None:
-        """Put unwritten rows back at the front of the queue for the next flush."""
-        with self._lock:
-            for table, rows in batches:
-                self._pending[table] = rows + self._pending.get(table, [])
 
     def __enter__(self) -> LogWriter:
         """Use as a context manager that flushes on exit."""

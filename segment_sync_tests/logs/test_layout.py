@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from segment_sync.logs.layout import SCHEMA_PARTITION, SUMMARY_SUFFIX, table_dir
+from segment_sync.logs.layout import SCHEMA_PARTITION, SUMMARY_SUFFIX, table_dir, write_parquet
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import connect
 from segment_sync_tests.disks import damage_file
@@ -30,3 +34,23 @@ def test_a_damaged_typed_empty_file_is_rewritten_not_failing_every_writer_and_vi
             "SELECT sum(requests) FROM daily_summary WHERE direction = 'outbound'"
         ).fetchone()
     assert requests_logged == 10
+
+
+def test_a_write_that_takes_part_of_a_small_file_is_continued_and_a_failed_one_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file goes to disk in one os.write, which may take only part of it (a disk
+    filling up): the rest is written, and a write that fails leaves no temporary file behind."""
+    rows = pa.table({"n": list(range(2000))})
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:100]))
+    path = write_parquet(rows, tmp_path, durable=True)
+    assert pq.read_table(path).equals(rows)
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        write_parquet(rows, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]

@@ -95,7 +95,9 @@ def test_customer_id_lists_are_dictionary_encoded_in_flushed_and_compacted_files
     ]
 
 
-def test_small_inbound_flushes_are_plain_and_compaction_gives_them_dictionaries(tmp_path):
+def test_small_inbound_flushes_are_plain_lz4_and_compaction_gives_them_dictionaries_and_zstd(
+    tmp_path,
+):
     rows = [inbound_request(customer_id=f"c{i % 3}", identifier=f"req-{i}") for i in range(40)]
     logs = LogWriter(tmp_path)
     logs.write("inbound_log", rows[:20])
@@ -103,9 +105,11 @@ def test_small_inbound_flushes_are_plain_and_compaction_gives_them_dictionaries(
     flushed = sorted((tmp_path / "inbound_log").glob("date=2*/*.parquet"))
     assert len(flushed) == 2
     assert not any(_has_dictionary(path, "customer_id") for path in flushed)
+    assert {_codec(path) for path in flushed} == {"LZ4"}  # LZ4_RAW in the file (DuckDB says so)
     compact(tmp_path, "inbound_log", min_files=2)
     (merged,) = (tmp_path / "inbound_log").glob("date=2*/*.parquet")
     assert _has_dictionary(merged, "customer_id")
+    assert _codec(merged) == "ZSTD"
     back = pq.read_table(merged, columns=["identifier", "customer_id"]).to_pylist()
     assert sorted(back, key=lambda r: int(r["identifier"][4:])) == [
         {"identifier": r["identifier"], "customer_id": r["customer_id"]} for r in rows
@@ -113,6 +117,13 @@ def test_small_inbound_flushes_are_plain_and_compaction_gives_them_dictionaries(
     big = [inbound_request(identifier=f"big-{i}") for i in range(layout.PLAIN_FILE_ROWS + 1)]
     (large,) = logs.write("inbound_log", big)
     assert _has_dictionary(large, "customer_id")
+    assert _codec(large) == "ZSTD"
+
+
+def _codec(path) -> str:
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    (codec,) = {meta.column(i).compression for i in range(meta.num_columns)}
+    return codec
 
 
 def test_message_ids_are_plain_with_statistics_and_customer_ids_keep_their_dictionary(tmp_path):
