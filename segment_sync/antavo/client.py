@@ -102,8 +102,7 @@ class AntavoClient(ApiClient):
         self.timeout_s = timeout_s
         self.retry = retry
         self.on_request = on_request
-        self._api_key = api_key
-        self._api_secret = api_secret
+        self._signer = escher.Signer(api_key, api_secret, stack)
         self._pacer: RateLimiter = pacer or Pacer(rate_limit_per_minute)
         self._slots = asyncio.Semaphore(concurrency)
         self.auth_failure: str | None = None  # set by the first 401/403; nothing is sent after
@@ -238,7 +237,7 @@ class AntavoClient(ApiClient):
         identifier = uuid.uuid4().hex
         url = self._target + path
         headers = {
-            **escher.sign_request(self._api_key, self._api_secret, self.stack, "POST", url, body),
+            **self._signer.headers("POST", url, body),
             "Content-Type": "application/json",
             "X-Request-Id": identifier,
         }
