@@ -205,20 +205,41 @@ class AntavoClient(ApiClient):
                 retry_after=lambda o: o.retry_after_s,
                 on_retry_after=self._pacer.pause,
             )
-        refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
-        fault = outcome.fault
+        status = outcome.status_code
+        refused = path == "/events/bulk" and status in SPLIT_STATUSES
+        fault, retryable, identifier, auth = (
+            outcome.fault,
+            outcome.retryable,
+            outcome.identifier,
+            outcome.auth,
+        )
+        # Positional, and a registered event's status is the request's (event_status_code):
+        # this runs once per event.
         return [
             EventResult(
-                index=item.index,
-                ok=verdict.ok,
-                event_id=verdict.event_id,
-                error=verdict.error,
-                retryable=outcome.retryable and not verdict.ok,
-                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
-                identifier=outcome.identifier,
-                auth_error=outcome.auth,
-                unknown=verdict.unknown,
-                fault=None if verdict.ok else fault,
+                item.index,
+                verdict.ok,
+                verdict.event_id,
+                verdict.error,
+                False,
+                status,
+                identifier,
+                auth,
+                verdict.unknown,
+                None,
+            )
+            if verdict.ok
+            else EventResult(
+                item.index,
+                False,
+                verdict.event_id,
+                verdict.error,
+                retryable,
+                event_status_code(status, False, verdict.answer),
+                identifier,
+                auth,
+                verdict.unknown,
+                fault,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
         ], refused
