@@ -66,6 +66,10 @@ _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API
 _OnRequest = Callable[[AntavoRequestRecord], None] | None
 
 
+def _index(result: EventResult) -> int:
+    return result.index
+
+
 class AntavoClient(ApiClient):
     """Sends events to the Antavo Events API; use from one event loop, close with `aclose`."""
 
@@ -128,26 +132,28 @@ class AntavoClient(ApiClient):
         `on_request` receives this call's request records instead of the client's callback.
         """
         record = on_request or self.on_request
-        results: list[EventResult | None] = [None] * len(events)
+        unsendable: list[EventResult] = []
         ready: list[ReadyEvent] = []
         for index, event in enumerate(events):
-            fields = event if isinstance(event, dict) else {}
             try:
                 body = orjson.dumps(event)
             except (orjson.JSONEncodeError, TypeError) as exc:
                 error = self.redactor.text(f"event is not JSON-serialisable: {exc}")
-                results[index] = EventResult(index, False, None, error, False, None, None)
+                unsendable.append(EventResult(index, False, None, error, False, None, None))
                 continue
-            ready.append(ReadyEvent(index, body, fields.get("customer"), fields.get("action")))
+            if isinstance(event, dict):
+                ready.append(ReadyEvent(index, body, event.get("customer"), event.get("action")))
+            else:
+                ready.append(ReadyEvent(index, body, None, None))
         chunks = [ready[i : i + MAX_BULK_EVENTS] for i in range(0, len(ready), MAX_BULK_EVENTS)]
         if len(chunks) == 1:  # the ingest's call: no task for gather to wrap it in
             sent = [await self._send_chunk(chunks[0], record)]
         else:
             sent = await asyncio.gather(*(self._send_chunk(c, record) for c in chunks))
-        for chunk_results in sent:
-            for result in chunk_results:
-                results[result.index] = result
-        return [r for r in results if r is not None]
+        # Each chunk's results come in its order, and the chunks in input order.
+        if not unsendable:
+            return sent[0] if len(sent) == 1 else [r for part in sent for r in part]
+        return sorted([*unsendable, *(r for part in sent for r in part)], key=_index)
 
     async def _send_chunk(self, chunk: list[ReadyEvent], record: _OnRequest) -> list[EventResult]:
         """POST one chunk; a bulk request refused as a whole (413, 400, 422: nothing registered)

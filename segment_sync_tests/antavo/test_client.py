@@ -198,6 +198,16 @@ def test_unserialisable_event_fails_alone_without_being_sent() -> None:
         assert len(server.events) == 1
 
 
+def test_results_come_in_input_order_across_chunks_and_unsendable_events() -> None:
+    bad = {0, 51, 119}
+    events = [{"data": {1j}} if n in bad else event(n) for n in range(120)]
+    with standin() as (_, url):
+        results, records = send(url, events)
+    assert [r.index for r in results] == list(range(120))
+    assert [n for n, r in enumerate(results) if not r.ok] == sorted(bad)
+    assert sorted(r.event_count for r in records) == [17, 50, 50]
+
+
 def test_secrets_never_appear_in_records_results_or_exceptions() -> None:
     leaks = (API_KEY, API_SECRET, "ANTAVO-HMAC", "Signature=", "Credential=")
     events = [
