@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from segment_sync.http import ApiClient
+from segment_sync.http import ApiClient, TimedPost
 
 Answer = Callable[[bytes], bytes | None]  # request bytes -> raw answer (None: close, say nothing)
 
@@ -228,3 +228,30 @@ def test_a_lean_answer_reads_as_httpx_reads_it(extra: bytes, body: bytes) -> Non
     )
     assert lean.encoding == plain.encoding
     assert lean.headers.raw == plain.headers.raw
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-A": "a\r\nX-Injected: 1"},
+        {"X-A": "a\nX-Injected: 1"},
+        {"X-A": "a\rX-Injected: 1"},
+        {"X-A\r\nX-Injected": "1"},
+        {"X-B": "b", "X-A\nX-Injected": "1"},
+    ],
+)
+def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(headers) -> None:
+    """The lean path's own header check (not httpx's): nothing reaches the server."""
+    requests: list[bytes] = []
+
+    async def run() -> TimedPost:
+        server = await _serve(lambda r: requests.append(r) or _ok(b"ok"), [])
+        port = server.sockets[0].getsockname()[1]
+        async with ApiClient(secrets=[], timeout_s=2, max_connections=1, lean=True) as client:
+            post = await client.timed_post(f"http://127.0.0.1:{port}/x", b"1", headers, fix="-")
+        server.close()
+        return post
+
+    post = asyncio.run(run())
+    assert post.response is None and post.error_type is httpx.LocalProtocolError
+    assert requests == []
