@@ -200,11 +200,12 @@ class ApiClient:
     async def _send_lean(
         self, method: str, url: str, content: bytes | None, headers: dict[str, str]
     ) -> httpx.Response:
-        """`self._http.request` straight through the lean transport: the same request (httpx
-        builds it: base headers, timeouts) and the same read response, without the client's
-        auth flow, redirect and cookie handling (these clients have no auth, follow no
-        redirects, and their APIs set no cookies; a Set-Cookie is not sent back). Less CPU a
-        request, and no reference cycle (httpx binds its response and stream to each other)."""
+        """`self._http.request` straight through the lean transport: the same request on the
+        wire (the headers httpx's build_request would send, see `_lean_headers`; its timeouts)
+        and the same read response, without the client's auth flow, redirect and cookie
+        handling (these clients have no auth, follow no redirects, and their APIs set no
+        cookies; a Set-Cookie is not sent back) nor httpx's request model. Less CPU a request,
+        and no reference cycle (httpx binds its response and stream to each other)."""
         assert self._lean is not None
         if self._http.is_closed:  # as httpx's send says it: a programming error, not the network
             raise RuntimeError("Cannot send a request, as the client has been closed.")
@@ -213,16 +214,57 @@ class ApiClient:
             if len(self._parsed_urls) >= _PARSED_URLS_KEPT:
                 self._parsed_urls.clear()
             parsed = self._parsed_urls[url] = httpx.URL(url)
-        request = self._http.build_request(method, parsed, content=content, headers=headers)
-        response = await self._lean.handle_async_request(request)
-        response.request = request
+        if content is not None and not isinstance(content, bytes):  # a stream: httpx frames it
+            request = self._http.build_request(method, parsed, content=content, headers=headers)
+            response = await self._lean.handle_async_request(request)
+            response.request = request
+            body = None
+        else:
+            method = method.upper()
+            response, body = await self._lean.send(
+                method,
+                parsed,
+                self._lean_headers(method, parsed, content, headers),
+                content or b"",
+                self._http.timeout.as_dict(),
+            )
         try:
-            # Decoded up to the cap: the transport counts the bytes on the wire, and a small
-            # gzip answer can inflate to gigabytes (httpx asks for gzip and deflate).
-            await read_capped(response, self.max_answer_bytes)
+            if body is not None and self._lean.max_body_bytes == self.max_answer_bytes:
+                # Its content as it came, already cut at the cap by the transport: what
+                # read_capped would make of it, without httpx's decoder machinery.
+                response._content = body
+            else:
+                # Decoded up to the cap: the transport counts the bytes on the wire, and a
+                # small gzip answer can inflate to gigabytes (httpx asks for gzip and deflate).
+                await read_capped(response, self.max_answer_bytes)
         finally:
             await response.aclose()
+        if "charset" not in response.headers.get("Content-Type", "").lower():
+            # What httpx's text would find after parsing Content-Type (slowly: 10 µs) for a
+            # charset: none, so the default.
+            response.encoding = response.default_encoding  # type: ignore[assignment]
         return response
+
+    def _lean_headers(
+        self, method: str, url: httpx.URL, content: bytes | None, headers: dict[str, str]
+    ) -> list[tuple[bytes, bytes]]:
+        """The headers httpx's build_request sends (tested against it): the client's, the
+        call's replacing those of the same name, then Host and Content-Length when not given."""
+        given = [(k.encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
+        names = {k.lower() for k, _ in given}
+        merged = [(k, v) for k, v in self._http.headers.raw if k.lower() not in names]
+        merged += given
+        names.update(k.lower() for k, _ in merged)
+        if content and b"content-length" not in names:
+            merged.append((b"Content-Length", str(len(content)).encode()))
+            names.add(b"content-length")
+        auto = []
+        if b"host" not in names and url.host:
+            auto.append((b"Host", url.netloc))
+        framed = b"content-length" in names or b"transfer-encoding" in names
+        if not framed and method in ("POST", "PUT", "PATCH"):
+            auto.append((b"Content-Length", b"0"))
+        return auto + merged
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -15,6 +15,7 @@ import select
 import ssl
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 
 import httptools
 import httpx
@@ -41,9 +42,11 @@ class _Connection(asyncio.Protocol):
         self._reason = b""
         self._headers_done = False
         self._framed = True  # Content-Length or chunked: the parser sees the answer's end
+        self.encoded = False  # the answer has a Content-Encoding: its body is not its content
         self.keep_alive = False  # the last answer allows another request on this connection
         self.head_only = False  # a HEAD answer ends with its headers
         self.activity = 0  # bumped by every read, for the read timeout (inactivity, as httpx)
+        self._timer: asyncio.TimerHandle | None = None  # the read timeout's (see _watch)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,6 +83,7 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
         names = {name.lower() for name, _ in self._headers}
         self._framed = b"content-length" in names or b"transfer-encoding" in names
+        self.encoded = b"content-encoding" in names
         if self.head_only:
             self.on_message_complete()
             return
@@ -128,6 +132,17 @@ class _Connection(asyncio.Protocol):
         poller.register(sock.fileno(), select.POLLIN)
         return bool(poller.poll(0))
 
+    def _watch(self, seen: int, read_timeout: float) -> None:
+        """Fail the answer after a whole read timeout without a byte, as httpx counts it."""
+        self._timer = None
+        if self._answer is None or self._answer.done():
+            return
+        if self.activity == seen:
+            self._fail(httpx.ReadTimeout("timed out waiting for the response"))
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(read_timeout, self._watch, self.activity, read_timeout)
+
     def close(self) -> None:
         self.closed = True
         if self._answer is not None and not self._answer.done():
@@ -142,36 +157,36 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(
         self, head: bytes, body: bytes, read_timeout: float | None
-    ) -> httpx.Response:
-        """Send one request (head and body in one write) and read its whole answer."""
+    ) -> tuple[httpx.Response, bytes | None]:
+        """Send one request (head and body in one write) and read its whole answer: the
+        response, unread, and its body when that is its content (no Content-Encoding)."""
         self._answer = asyncio.get_running_loop().create_future()
         self._headers, self._body, self._reason = [], [], b""
         self._headers_done, self._framed, self.keep_alive = False, True, False
+        self.encoded = False
         self._body_size, self.cut_short = 0, None
         assert self.transport is not None
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
-        while True:
-            seen = self.activity
-            try:
-                status = await asyncio.wait_for(asyncio.shield(self._answer), read_timeout)
-                break
-            except TimeoutError:
-                if self.activity == seen:  # no byte for a whole read timeout, as httpx counts it
-                    self.close()
-                    raise httpx.ReadTimeout("timed out waiting for the response") from None
+        if read_timeout is not None:  # a timer, not wait_for and shield: a third of the CPU
+            self._watch(-1, read_timeout)
+        try:
+            status = await self._answer
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         extensions = {"http_version": b"HTTP/1.1", "reason_phrase": self._reason}
         if self.cut_short is not None:
             extensions[CUT_SHORT] = self.cut_short
         if self.head_only or not self.keep_alive or self.cut_short is not None:
             self.close()
-        return httpx.Response(
-            status,
-            headers=self._headers,
-            stream=httpx.ByteStream(b"".join(self._body)),
-            extensions=extensions,
+        body = b"".join(self._body)
+        response = httpx.Response(
+            status, headers=self._headers, stream=httpx.ByteStream(body), extensions=extensions
         )
+        return response, None if self.encoded else body
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
@@ -186,38 +201,56 @@ class LeanTransport(httpx.AsyncBaseTransport):
     ) -> None:
         """`max_body_bytes`: an answer's body is cut there (the response says so in its
         `CUT_SHORT` extension) and its connection closed."""
-        self._max_body_bytes = max_body_bytes
+        self.max_body_bytes = max_body_bytes
         self._ssl = ssl_context or httpx.create_ssl_context()
         self._idle: defaultdict[tuple[bytes, bytes, int], list[_Connection]] = defaultdict(list)
         self._slots = asyncio.Semaphore(max_connections)
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
+        body = await request.aread()
+        if request.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        timeouts = request.extensions.get("timeout", {})
+        response, _ = await self.send(
+            request.method, request.url, request.headers.raw, body, timeouts
+        )
+        return response
+
+    async def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeouts: Mapping[str, float | None],
+    ) -> tuple[httpx.Response, bytes | None]:
+        """One request from its parts (`headers` all of them, as sent; `body` as framed by
+        them): the response, unread, and its body when that is its content (no
+        Content-Encoding), which the caller may take as read. ApiClient._send_lean builds the
+        parts without httpx's request model."""
         scheme = url.raw_scheme
         if scheme not in (b"http", b"https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
         port = url.port or (443 if scheme == b"https" else 80)
         origin = (scheme, url.raw_host, port)
-        timeouts = request.extensions.get("timeout", {})
-        body = await request.aread()
-        if request.headers.get("transfer-encoding", "").lower() == "chunked":
-            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
-        for name, value in request.headers.raw:
-            if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value:
-                raise httpx.LocalProtocolError("a request header holds a line break")
         head = b"".join(
-            [request.method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
-            + [b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw]
+            [method.encode("ascii"), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+            + [b"%s: %s\r\n" % (name, value) for name, value in headers]
             + [b"\r\n"]
         )
+        # A line break of its own in a header (or the method) would smuggle in another header:
+        # the head holds only those it ends its lines with. Counted, not searched per header.
+        lines = len(headers) + 2
+        if head.count(b"\r") != lines or head.count(b"\n") != lines:
+            raise httpx.LocalProtocolError("a request header holds a line break")
         async with self._slots:
             if self._closed:
                 raise httpx.ConnectError("the transport is closed")
             conn = self._reuse(origin) or await self._connect(origin, timeouts.get("connect"))
-            conn.head_only = request.method == "HEAD"
+            conn.head_only = method == "HEAD"
             try:
-                response = await conn.exchange(head, body, timeouts.get("read"))
+                answer = await conn.exchange(head, body, timeouts.get("read"))
             except BaseException as exc:
                 conn.close()  # cancelled or failed mid-answer: never reused
                 if isinstance(exc, OSError):
@@ -228,7 +261,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             elif not conn.closed:
                 conn.idle_since = time.monotonic()
                 self._idle[origin].append(conn)
-            return response
+            return answer
 
     def _reuse(self, origin: tuple[bytes, bytes, int]) -> _Connection | None:
         idle = self._idle[origin]
@@ -253,7 +286,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
-                    lambda: _Connection(self._max_body_bytes),
+                    lambda: _Connection(self.max_body_bytes),
                     host.decode("ascii"),
                     port,
                     ssl=self._ssl if secure else None,

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import weakref
 
+import httpx
 import pytest
 
 from segment_sync.http import ApiClient, RetryPolicy, TimedPost, is_retryable, parse_retry_after
@@ -175,3 +176,31 @@ def test_a_url_httpx_cannot_parse_is_a_masked_error_not_an_exception(lean) -> No
     result = asyncio.run(post())
     assert result.response is None and result.error is not None
     assert "InvalidURL" in result.error and "PWhead" not in result.error, result.error
+
+
+@pytest.mark.parametrize(
+    "method, url, content, headers",
+    [
+        ("POST", "http://127.0.0.1:8080/events/bulk", b'{"a":1}', {"Content-Type": "a/json"}),
+        ("post", "https://api.example/x?y=1", b"", {"host": "other", "USER-AGENT": "me"}),
+        ("POST", "http://h:81/x", None, {"Accept": "a", "X-Id": "1"}),
+        ("PUT", "http://h/x", b"12", {"Content-Length": "2", "Connection": "close"}),
+        ("GET", "http://h/", None, {}),
+        ("HEAD", "http://h/", b"x", {"Authorization": "ANTAVO-HMAC-SHA256 Credential=k"}),
+    ],
+)
+def test_the_lean_path_sends_the_headers_httpx_would(method, url, content, headers) -> None:
+    """The lean path builds a request's headers itself, as httpx's build_request does."""
+
+    async def go() -> tuple[list, list]:
+        async with ApiClient(
+            secrets=[], timeout_s=1, max_connections=1, lean=True, headers={"X-Base": "b"}
+        ) as client:
+            parsed = httpx.URL(url)
+            built = client._http.build_request(method, parsed, content=content, headers=headers)
+            return client._lean_headers(method.upper(), parsed, content, headers), [
+                *built.headers.raw
+            ]
+
+    ours, httpx_built = asyncio.run(go())
+    assert ours == httpx_built

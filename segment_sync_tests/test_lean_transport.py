@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from segment_sync.http import ApiClient
+from segment_sync.http import ApiClient, TimedPost
 
 Answer = Callable[[bytes], bytes | None]  # request bytes -> raw answer (None: close, say nothing)
 
@@ -186,3 +186,72 @@ def test_a_proxy_in_the_environment_still_carries_the_requests(
 
     assert asyncio.run(run()) == b"via proxy"
     assert seen == [b"POST http://antavo.invalid/events HTTP/1.1"]
+
+
+def _post_one(answer: Answer, *, lean: bool) -> httpx.Response:
+    """One POST through an ApiClient, lean or httpx's own transport; its response."""
+
+    async def run() -> httpx.Response:
+        server = await _serve(answer, [])
+        port = server.sockets[0].getsockname()[1]
+        client = ApiClient(secrets=[], timeout_s=5, max_connections=1, lean=lean)
+        try:
+            post = await client.timed_post(f"http://127.0.0.1:{port}/x", b"1", {}, fix="it runs")
+        finally:
+            await client.aclose()
+            server.close()
+        assert post.response is not None
+        return post.response
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "extra, body",
+    [
+        (b"Content-Type: application/json\r\n", '{"a": "\u0151"}'.encode()),
+        (b"Content-Type: text/plain; Charset=latin-1\r\n", "\u0151".encode()),
+        (b"Content-Type: text/plain; charset=utf-8\r\n", b"\xff ok"),
+        (b"", b"\xc5\x91"),
+        (b"Content-Encoding: gzip\r\nContent-Type: text/plain\r\n", gzip.compress(b"zipped")),
+    ],
+)
+def test_a_lean_answer_reads_as_httpx_reads_it(extra: bytes, body: bytes) -> None:
+    """Content, text and its encoding, headers: the same, though the lean path skips
+    httpx's decoder for an answer without Content-Encoding and its charset parsing."""
+    lean = _post_one(lambda r: _ok(body, extra), lean=True)
+    plain = _post_one(lambda r: _ok(body, extra), lean=False)
+    assert (lean.status_code, lean.content, lean.text) == (
+        plain.status_code,
+        plain.content,
+        plain.text,
+    )
+    assert lean.encoding == plain.encoding
+    assert lean.headers.raw == plain.headers.raw
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-A": "a\r\nX-Injected: 1"},
+        {"X-A": "a\nX-Injected: 1"},
+        {"X-A": "a\rX-Injected: 1"},
+        {"X-A\r\nX-Injected": "1"},
+        {"X-B": "b", "X-A\nX-Injected": "1"},
+    ],
+)
+def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(headers) -> None:
+    """The lean path's own header check (not httpx's): nothing reaches the server."""
+    requests: list[bytes] = []
+
+    async def run() -> TimedPost:
+        server = await _serve(lambda r: requests.append(r) or _ok(b"ok"), [])
+        port = server.sockets[0].getsockname()[1]
+        async with ApiClient(secrets=[], timeout_s=2, max_connections=1, lean=True) as client:
+            post = await client.timed_post(f"http://127.0.0.1:{port}/x", b"1", headers, fix="-")
+        server.close()
+        return post
+
+    post = asyncio.run(run())
+    assert post.response is None and post.error_type is httpx.LocalProtocolError
+    assert requests == []

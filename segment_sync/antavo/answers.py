@@ -84,8 +84,25 @@ def _interpret(
         # request would fare the same, so the run stops rather than make every item unknown.
         return _Outcome(identifier, status, False, None, error, verdicts, fault=UNREADABLE)
     what = f"HTTP {status} answer's result for this event"
-    events = [_verdict(r, a, what) for r, a in zip(results, actions, strict=True)]
+    events = [
+        _Verdict(True, event_id, None, r)
+        if (event_id := _registered(r)) is not None
+        else _verdict(r, a, what)
+        for r, a in zip(results, actions, strict=True)
+    ]
     return _Outcome(identifier, status, False, None, None, events)
+
+
+def _registered(result: Any) -> str | None:
+    """The event ID of a plain success (no error, one event with an ID), else None: what
+    `_verdict` makes of the usual result, read with fewer calls; it reads all the others."""
+    if type(result) is not dict or result.get("error") is not None:
+        return None
+    events = result.get("events")
+    if type(events) is not list or len(events) != 1:
+        return None
+    event = events[0]
+    return str(event["id"]) if type(event) is dict and event.get("id") else None
 
 
 def _verdict(result: Any, action: Any, what: str) -> _Verdict:

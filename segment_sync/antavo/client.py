@@ -66,6 +66,10 @@ _UNREACHABLE_FIX = "inbound.base_url / inbound.stack name a reachable Antavo API
 _OnRequest = Callable[[AntavoRequestRecord], None] | None
 
 
+def _index(result: EventResult) -> int:
+    return result.index
+
+
 class AntavoClient(ApiClient):
     """Sends events to the Antavo Events API; use from one event loop, close with `aclose`."""
 
@@ -102,8 +106,7 @@ class AntavoClient(ApiClient):
         self.timeout_s = timeout_s
         self.retry = retry
         self.on_request = on_request
-        self._api_key = api_key
-        self._api_secret = api_secret
+        self._signer = escher.Signer(api_key, api_secret, stack)
         self._pacer: RateLimiter = pacer or Pacer(rate_limit_per_minute)
         self._slots = asyncio.Semaphore(concurrency)
         self.auth_failure: str | None = None  # set by the first 401/403; nothing is sent after
@@ -129,26 +132,28 @@ class AntavoClient(ApiClient):
         `on_request` receives this call's request records instead of the client's callback.
         """
         record = on_request or self.on_request
-        results: list[EventResult | None] = [None] * len(events)
+        unsendable: list[EventResult] = []
         ready: list[ReadyEvent] = []
         for index, event in enumerate(events):
-            fields = event if isinstance(event, dict) else {}
             try:
                 body = orjson.dumps(event)
             except (orjson.JSONEncodeError, TypeError) as exc:
                 error = self.redactor.text(f"event is not JSON-serialisable: {exc}")
-                results[index] = EventResult(index, False, None, error, False, None, None)
+                unsendable.append(EventResult(index, False, None, error, False, None, None))
                 continue
-            ready.append(ReadyEvent(index, body, fields.get("customer"), fields.get("action")))
+            if isinstance(event, dict):
+                ready.append(ReadyEvent(index, body, event.get("customer"), event.get("action")))
+            else:
+                ready.append(ReadyEvent(index, body, None, None))
         chunks = [ready[i : i + MAX_BULK_EVENTS] for i in range(0, len(ready), MAX_BULK_EVENTS)]
         if len(chunks) == 1:  # the ingest's call: no task for gather to wrap it in
             sent = [await self._send_chunk(chunks[0], record)]
         else:
             sent = await asyncio.gather(*(self._send_chunk(c, record) for c in chunks))
-        for chunk_results in sent:
-            for result in chunk_results:
-                results[result.index] = result
-        return [r for r in results if r is not None]
+        # Each chunk's results come in its order, and the chunks in input order.
+        if not unsendable:
+            return sent[0] if len(sent) == 1 else [r for part in sent for r in part]
+        return sorted([*unsendable, *(r for part in sent for r in part)], key=_index)
 
     async def _send_chunk(self, chunk: list[ReadyEvent], record: _OnRequest) -> list[EventResult]:
         """POST one chunk; a bulk request refused as a whole (413, 400, 422: nothing registered)
@@ -206,20 +211,41 @@ class AntavoClient(ApiClient):
                 retry_after=lambda o: o.retry_after_s,
                 on_retry_after=self._pacer.pause,
             )
-        refused = path == "/events/bulk" and outcome.status_code in SPLIT_STATUSES
-        fault = outcome.fault
+        status = outcome.status_code
+        refused = path == "/events/bulk" and status in SPLIT_STATUSES
+        fault, retryable, identifier, auth = (
+            outcome.fault,
+            outcome.retryable,
+            outcome.identifier,
+            outcome.auth,
+        )
+        # Positional, and a registered event's status is the request's (event_status_code):
+        # this runs once per event.
         return [
             EventResult(
-                index=item.index,
-                ok=verdict.ok,
-                event_id=verdict.event_id,
-                error=verdict.error,
-                retryable=outcome.retryable and not verdict.ok,
-                status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
-                identifier=outcome.identifier,
-                auth_error=outcome.auth,
-                unknown=verdict.unknown,
-                fault=None if verdict.ok else fault,
+                item.index,
+                verdict.ok,
+                verdict.event_id,
+                verdict.error,
+                False,
+                status,
+                identifier,
+                auth,
+                verdict.unknown,
+                None,
+            )
+            if verdict.ok
+            else EventResult(
+                item.index,
+                False,
+                verdict.event_id,
+                verdict.error,
+                retryable,
+                event_status_code(status, False, verdict.answer),
+                identifier,
+                auth,
+                verdict.unknown,
+                fault,
             )
             for item, verdict in zip(chunk, outcome.events, strict=True)
         ], refused
@@ -238,7 +264,7 @@ class AntavoClient(ApiClient):
         identifier = uuid.uuid4().hex
         url = self._target + path
         headers = {
-            **escher.sign_request(self._api_key, self._api_secret, self.stack, "POST", url, body),
+            **self._signer.headers("POST", url, body),
             "Content-Type": "application/json",
             "X-Request-Id": identifier,
         }

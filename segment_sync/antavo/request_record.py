@@ -40,24 +40,29 @@ def request_record(
     redact = redactor.text
     sent = body.decode("utf-8")
     verdicts = outcome.events
+    status = outcome.status_code
+    # Positional, and a registered event's status is the request's (event_status_code): this
+    # runs once per event.
     answers = tuple(
         EventAnswer(
-            index=item.index,
-            ok=verdict.ok,
-            status_code=event_status_code(outcome.status_code, verdict.ok, verdict.answer),
-            event_id=verdict.event_id,
-            error=verdict.error,
-            customer=None if item.customer is None else redact(str(item.customer)),
-            action=None if item.action is None else redact(str(item.action)),
-            request_body=request_body,
-            response_body=response_text if answer is None else answer,
-            unknown=verdict.unknown,
+            item.index,
+            verdict.ok,
+            status if verdict.ok else event_status_code(status, False, verdict.answer),
+            verdict.event_id,
+            verdict.error,
+            customer,
+            action,
+            request_body,
+            response_text if answer is None else answer,
+            verdict.unknown,
         )
-        for item, verdict, request_body, answer in zip(
+        for item, verdict, request_body, answer, customer, action in zip(
             chunk,
             verdicts,
             event_bodies(redactor, chunk, sent),
             answer_bodies(redactor, verdicts),
+            redacted_texts(redactor, [item.customer for item in chunk]),
+            redacted_texts(redactor, [item.action for item in chunk]),
             strict=True,
         )
     )
@@ -82,6 +87,15 @@ def event_bodies(redactor: Redactor, chunk: list[ReadyEvent], sent: str) -> list
     if redactor.clean(sent):
         return [item.body.decode("utf-8") for item in chunk]
     return [redactor.text(item.body.decode("utf-8")) or "" for item in chunk]
+
+
+def redacted_texts(redactor: Redactor, values: list[Any]) -> list[str | None]:
+    """Each value as text, redacted (None stays None). Checked at once, as `answer_bodies`:
+    a clean concatenation has clean parts."""
+    texts = [None if value is None else str(value) for value in values]
+    if redactor.clean("\n".join(t for t in texts if t is not None)):
+        return texts
+    return [redactor.text(t) for t in texts]
 
 
 def answer_bodies(redactor: Redactor, verdicts: list[_Verdict]) -> list[str | None]:

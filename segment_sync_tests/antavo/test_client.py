@@ -21,8 +21,9 @@ from segment_sync.antavo.client import (
     _Verdict,
 )
 from segment_sync.antavo.pacer import Pacer
-from segment_sync.antavo.request_record import answer_bodies
+from segment_sync.antavo.request_record import answer_bodies, redacted_texts
 from segment_sync.http import RetryPolicy
+from segment_sync.redaction import Redactor
 from segment_sync.standins.antavo import AntavoStandin
 from segment_sync.standins.server import free_port, serve_in_thread
 
@@ -197,6 +198,16 @@ def test_unserialisable_event_fails_alone_without_being_sent() -> None:
         assert len(server.events) == 1
 
 
+def test_results_come_in_input_order_across_chunks_and_unsendable_events() -> None:
+    bad = {0, 51, 119}
+    events = [{"data": {1j}} if n in bad else event(n) for n in range(120)]
+    with standin() as (_, url):
+        results, records = send(url, events)
+    assert [r.index for r in results] == list(range(120))
+    assert [n for n, r in enumerate(results) if not r.ok] == sorted(bad)
+    assert sorted(r.event_count for r in records) == [17, 50, 50]
+
+
 def test_secrets_never_appear_in_records_results_or_exceptions() -> None:
     leaks = (API_KEY, API_SECRET, "ANTAVO-HMAC", "Signature=", "Credential=")
     events = [
@@ -353,6 +364,20 @@ def test_an_answer_holding_a_secret_is_redacted_beside_clean_ones() -> None:
     assert bodies[0] == '{"events":[{"id":"e1","action":"x [REDACTED]"}]}'
     assert bodies[1] == '{"events":[{"id":"e2","action":"point_add"}]}'
     assert bodies[2] is None
+
+
+def test_a_customer_or_action_holding_a_secret_is_redacted_beside_clean_ones() -> None:
+    """Checked at once for the request, then one by one when any holds a secret."""
+    redactor = Redactor([API_KEY, API_SECRET])
+    values = ["c-1", f"c {API_SECRET}", None, 7, "https://u:pw@h/x"]
+    assert redacted_texts(redactor, values) == [
+        "c-1",
+        "c [REDACTED]",
+        None,
+        "7",
+        "https://u:[REDACTED]@h/x",
+    ]
+    assert redacted_texts(redactor, ["c-1", None, 7]) == ["c-1", None, "7"]
 
 
 def test_a_closed_client_refuses_to_send_as_httpx_does() -> None:

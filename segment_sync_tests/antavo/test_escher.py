@@ -90,3 +90,38 @@ def test_the_stand_in_verifier_accepts_the_independent_signature_and_refuses_a_c
         escher.verify_request(
             "POST", "/events?debug=0", headers, BODY + b" ", credentials, STACK, now=NOW
         )
+
+
+@pytest.mark.parametrize(
+    "method, url, body",
+    [
+        ("POST", URL, BODY),
+        ("POST", "http://127.0.0.1:8080/events/bulk", b'{"events":[' + BODY + b"]}"),
+        ("POST", "https://u:p%40ss@api.st2.antavo.com/a/../events", "árvíztűrő €".encode()),
+        ("POST", "https://api.st2.antavo.com//x/./events?b=2&a=1&c=%20d", b""),
+        ("GET", "https://api.st2.antavo.com", b""),
+        ("get", "https://api.st2.antavo.com/customers/c%2F1?x=a b", b""),
+    ],
+)
+def test_the_signer_signs_as_escherauth_does(method: str, url: str, body: bytes) -> None:
+    signer = escher.Signer(API_KEY, API_SECRET, STACK)
+    for now in (NOW, datetime(2027, 1, 1, 0, 0, 0, 999, tzinfo=UTC), NOW):
+        expected = escher.sign_request(API_KEY, API_SECRET, STACK, method, url, body, now=now)
+        assert signer.headers(method, url, body, now=now) == expected
+        assert signer.headers(method, url, body, now=now) == expected  # from its caches
+
+
+def test_the_signer_follows_the_clock_across_seconds_and_days(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signer = escher.Signer(API_KEY, API_SECRET, STACK)
+    for when in (NOW, NOW.replace(second=10), NOW.replace(day=4), NOW.replace(day=4)):
+        monkeypatch.setattr(escher.time, "time", when.timestamp)
+        expected = escher.sign_request(API_KEY, API_SECRET, STACK, "POST", URL, BODY, now=when)
+        assert signer.headers("POST", URL, BODY) == expected
+
+
+def test_the_signer_refuses_what_escherauth_refuses_without_the_secret() -> None:
+    with pytest.raises(ValueError, match="cannot sign") as raised:
+        escher.Signer(API_KEY, API_SECRET, STACK).headers("BREW", URL, BODY)
+    assert API_SECRET not in str(raised.value)
