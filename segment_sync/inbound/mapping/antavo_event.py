@@ -17,7 +17,7 @@ from segment_sync.inbound.mapping.evaluator import MappingError
 from segment_sync.inbound.mapping.js_values import UNDEFINED, article_type, js_string, type_name
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per event mapped: a frozen __init__ costs several times as much
 class MappingOutcome:
     """What one matching mapping made of an event: an Antavo event, or the error why not."""
 
@@ -89,9 +89,10 @@ def _remove_empty(value: Any) -> Any:
         return UNDEFINED if value == "" else value
     if kind is int or kind is float or kind is bool:
         return value
-    if value is UNDEFINED or value is None or value == "":
+    # A plain dict is not compared with "" (a dict == str falls back twice before saying no).
+    if kind is not dict and (value is UNDEFINED or value is None or value == ""):
         return UNDEFINED
-    if isinstance(value, dict):  # one pass, members that are numbers or text kept at once
+    if kind is dict or isinstance(value, dict):  # one pass, numbers and text kept at once
         kept = {}
         for k, v in value.items():
             member = type(v)
