@@ -70,15 +70,6 @@ def _index(result: EventResult) -> int:
     return result.index
 
 
-def _redacted(outcome: _Outcome, redact: Callable[[str | None], str | None]) -> _Outcome:
-    """`outcome` with its errors (the whole request's, each event's) redacted."""
-    verdicts = [
-        v if v.error is None else _Verdict(v.ok, v.event_id, redact(v.error), v.answer, v.unknown)
-        for v in outcome.events
-    ]
-    return replace(outcome, error=redact(outcome.error), events=verdicts)
-
-
 class AntavoClient(ApiClient):
     """Sends events to the Antavo Events API; use from one event loop, close with `aclose`."""
 
@@ -301,8 +292,22 @@ class AntavoClient(ApiClient):
         else:
             response_text = redact(post.response.text[:_RESPONSE_BODY_LIMIT])
             outcome = _interpret(identifier, post.response, path, [i.action for i in chunk])
-            if outcome.error is not None or any(v.error is not None for v in outcome.events):
-                outcome = _redacted(outcome, redact)
+            verdicts = [
+                v
+                if v.error is None
+                else _Verdict(v.ok, v.event_id, redact(v.error), v.answer, v.unknown)
+                for v in outcome.events
+            ]
+            outcome = _Outcome(
+                identifier,
+                outcome.status_code,
+                outcome.retryable,
+                outcome.retry_after_s,
+                redact(outcome.error),
+                verdicts,
+                outcome.auth,
+                outcome.fault,
+            )
         self._record(
             record,
             request_record(
