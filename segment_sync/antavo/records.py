@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 MAX_BULK_EVENTS = 50
 
@@ -25,6 +26,28 @@ class EventAnswer:
     unknown: bool = False  # a 2xx answer that does not say what became of this event
 
 
+@dataclass(frozen=True, slots=True)
+class EventColumns:
+    """A request's EventAnswers as a list per field, in the request's order: the inbound log
+    takes them as its columns, with no object per event."""
+
+    index: list[int]
+    ok: list[bool]
+    status_code: list[int | None]
+    event_id: list[str | None]
+    error: list[str | None]
+    customer: list[str | None]
+    action: list[str | None]
+    request_body: list[str]
+    response_body: list[str | None]
+    unknown: list[bool]
+
+    def answers(self) -> tuple[EventAnswer, ...]:
+        """The same answers, one object per event."""
+        columns: list[list[Any]] = [getattr(self, f.name) for f in fields(EventAnswer)]
+        return tuple(EventAnswer(*values) for values in zip(*columns, strict=True))
+
+
 @dataclass(frozen=True)
 class AntavoRequestRecord:
     """One HTTP attempt against Antavo: the inbound log's rows (secrets redacted)."""
@@ -39,7 +62,12 @@ class AntavoRequestRecord:
     error: str | None
     attempt: int
     event_count: int
-    events: tuple[EventAnswer, ...] = ()
+    columns: EventColumns  # what it said of each event
+
+    @property
+    def events(self) -> tuple[EventAnswer, ...]:
+        """What it said of each event, one EventAnswer each (built on each call)."""
+        return self.columns.answers()
 
 
 @dataclass(slots=True)  # per event, not frozen: as EventAnswer

@@ -9,7 +9,7 @@ import orjson
 
 from segment_sync.antavo.answers import _Outcome, _Verdict
 from segment_sync.antavo.event_status import event_status_code
-from segment_sync.antavo.records import AntavoRequestRecord, EventAnswer
+from segment_sync.antavo.records import AntavoRequestRecord, EventColumns
 from segment_sync.http import TimedPost
 from segment_sync.redaction import Redactor
 
@@ -41,30 +41,29 @@ def request_record(
     sent = body.decode("utf-8")
     verdicts = outcome.events
     status = outcome.status_code
-    # Positional, and a registered event's status is the request's (event_status_code): this
-    # runs once per event.
-    answers = tuple(
-        EventAnswer(
-            item.index,
-            verdict.ok,
-            status if verdict.ok else event_status_code(status, False, verdict.answer),
-            verdict.event_id,
-            verdict.error,
-            customer,
-            action,
-            request_body,
-            response_text if answer is None else answer,
-            verdict.unknown,
-        )
-        for item, verdict, request_body, answer, customer, action in zip(
-            chunk,
-            verdicts,
-            event_bodies(redactor, chunk, sent),
-            answer_bodies(redactor, verdicts),
-            redacted_texts(redactor, [item.customer for item in chunk]),
-            redacted_texts(redactor, [item.action for item in chunk]),
-            strict=True,
-        )
+    answers = answer_bodies(redactor, verdicts)
+    if response_text is not None and None in answers:  # no part of its own: the whole answer
+        answers = [response_text if answer is None else answer for answer in answers]
+    if len(verdicts) != len(chunk):
+        raise ValueError(f"{len(verdicts)} verdicts for {len(chunk)} events")
+    ok = [verdict.ok for verdict in verdicts]
+    # A registered event's status is the request's (event_status_code).
+    codes = (
+        [status] * len(verdicts)
+        if all(ok)
+        else [status if v.ok else event_status_code(status, False, v.answer) for v in verdicts]
+    )
+    columns = EventColumns(
+        index=[item.index for item in chunk],
+        ok=ok,
+        status_code=codes,
+        event_id=[verdict.event_id for verdict in verdicts],
+        error=[verdict.error for verdict in verdicts],
+        customer=redacted_texts(redactor, [item.customer for item in chunk]),
+        action=redacted_texts(redactor, [item.action for item in chunk]),
+        request_body=event_bodies(redactor, chunk, sent),
+        response_body=answers,
+        unknown=[verdict.unknown for verdict in verdicts],
     )
     return AntavoRequestRecord(
         identifier=identifier,
@@ -77,7 +76,7 @@ def request_record(
         error=outcome.error,
         attempt=attempt,
         event_count=len(chunk),
-        events=answers,
+        columns=columns,
     )
 
 

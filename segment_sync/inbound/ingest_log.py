@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segment_sync.antavo.client import AntavoRequestRecord, EventResult
-from segment_sync.antavo.records import EventAnswer
 from segment_sync.inbound.buffer import BufferItem
 from segment_sync.redaction import Redactor
 
@@ -101,9 +100,9 @@ def request_rows(
     `sources[i]` is the buffered item and mapping behind event `i` of the `send_events` call.
     The client has already redacted every text in the record (see AntavoClient).
     """
-    events = record.events
-    count = len(events)
-    received = [sources[e.index] for e in events]
+    answers = record.columns
+    count = len(answers.index)
+    received = [sources[index] for index in answers.index]
     items = [item for item, _ in received]
     return {
         "timestamp": [record.started_at] * count,
@@ -112,23 +111,24 @@ def request_rows(
         "request_status_code": [record.status_code] * count,
         "response_time_s": [record.response_time_s] * count,
         "event_count": [record.event_count] * count,
-        "event_type": [_segment_type(item) for item in items],
+        "event_type": [
+            kind if isinstance(kind := item.payload.get("type"), str) else None for item in items
+        ],
         "message_id": [item.message_id for item in items],
         "mapping_name": [mapping for _, mapping in received],
         "buffer_item_id": [item.id for item in items],
-        "customer_id": [e.customer for e in events],
-        "action": [e.action for e in events],
-        "status": [_status(e) for e in events],
-        "status_code": [e.status_code for e in events],
-        "event_id": [e.event_id for e in events],
-        "error": [e.error for e in events],
-        "request_body": [e.request_body for e in events],
-        "response_body": [e.response_body for e in events],
+        "customer_id": answers.customer,
+        "action": answers.action,
+        "status": [
+            "success" if ok else "unknown" if unknown else "error"
+            for ok, unknown in zip(answers.ok, answers.unknown, strict=True)
+        ],
+        "status_code": answers.status_code,
+        "event_id": answers.event_id,
+        "error": answers.error,
+        "request_body": answers.request_body,
+        "response_body": answers.response_body,
     }
-
-
-def _status(event: EventAnswer) -> str:
-    return "success" if event.ok else "unknown" if event.unknown else "error"
 
 
 def unsent_row(

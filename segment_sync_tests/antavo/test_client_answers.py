@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from segment_sync.standins.server import serve_in_thread
-from segment_sync_tests.antavo.test_client import event, send
+from segment_sync_tests.antavo.test_client import API_SECRET, event, send
 
 NOT_FOUND = {"type": "NotFoundException", "code": 160212, "message": "Customer not found"}
 
@@ -81,3 +81,17 @@ def test_bulk_results_that_are_no_success_fail_or_stay_unknown() -> None:
     assert got[3].error == "Customer not found (NotFoundException 160212)"
     assert all(not r.retryable for r in got)
     assert [e.unknown for e in records[0].events] == [r.unknown for r in got]
+
+
+@pytest.mark.parametrize("status", [200, 400], ids=["event-error", "request-error"])
+def test_an_error_quoting_the_secret_is_masked_in_results_and_records(status: int) -> None:
+    """Antavo's error text is redacted before it reaches a result or a record."""
+    said = {"type": "BadRequestException", "code": 1, "message": f"bad {API_SECRET}"}
+    ok = {"events": [{"id": "e1", "action": "point_add"}]}
+    body = {"results": [{"error": said}, ok]} if status == 200 else {"error": said}
+    with answering(orjson.dumps(body), status) as (url, _):
+        results, records = send(url, [event(0), event(1)])
+    texts = [r.error for r in results] + [e.error for r in records for e in r.events]
+    texts += [r.error for r in records]
+    assert any("bad [REDACTED]" in (t or "") for t in texts)
+    assert not [t for t in texts if API_SECRET in (t or "")]
