@@ -7,33 +7,34 @@ retryable); this module decides when to try again and records how long each atte
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
-import random
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Self, TypeVar
+from typing import Self
 
 import httpx
 
 from segment_sync import LIBRARY_NAME, __version__
+from segment_sync.lean_request import LeanResponse, chunked, lean_headers
 from segment_sync.lean_transport import CUT_SHORT, LeanTransport
 from segment_sync.redaction import Redactor, SecretUrl
 
-MAX_RETRY_AFTER_S = 300.0
+# The retry policy lives in retry_policy.py; its names are re-exported for the clients.
+from segment_sync.retry_policy import MAX_RETRY_AFTER_S as MAX_RETRY_AFTER_S
+from segment_sync.retry_policy import RETRYABLE_STATUSES as RETRYABLE_STATUSES
+from segment_sync.retry_policy import RetryPolicy as RetryPolicy
+from segment_sync.retry_policy import is_retryable as is_retryable
+from segment_sync.retry_policy import parse_retry_after as parse_retry_after
+
 # The most of an answer's body read: Segment and Antavo answer in bytes to kilobytes; a server
 # sending more is not the API (a portal, a proxy) and must not hold the run's memory.
 MAX_ANSWER_BYTES = 1 << 20
 # Parsed request URLs a client keeps (a client posts to a handful: its API's paths).
 _PARSED_URLS_KEPT = 64
-# 408 and 429 ask the client to come back; 5xx is the server's fault; None is a network error.
-RETRYABLE_STATUSES = frozenset({408, 429})
 USER_AGENT = f"{LIBRARY_NAME}/{__version__}"
 
-R = TypeVar("R")
 # Raised before any byte of the request can have left (no connection was made): only these
 # are surely unsent. After a read timeout or a connection closed mid-answer the server may
 # have acted on the request.
@@ -44,84 +45,6 @@ UNSENT_ERRORS = (
     httpx.UnsupportedProtocol,
     httpx.InvalidURL,  # no HTTPError: caught beside them in timed_request
 )
-
-
-def is_retryable(status: int | None) -> bool:
-    """True for a network error (no status), 408, 429 or any 5xx."""
-    return status is None or status in RETRYABLE_STATUSES or status >= 500
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped at 5 minutes;
-    None when absent or unusable (not a number or date, not finite)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):  # "nan", "inf", "1e999": no usable wait
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Up to `max_retries` more attempts, capped exponential backoff with full jitter.
-
-    A Retry-After the server sent is a floor on the wait, never shortened by the jitter.
-    """
-
-    max_retries: int = 5
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_base_s < 0 or self.backoff_cap_s < 0:
-            raise ValueError("max_retries, backoff_base_s and backoff_cap_s must be >= 0")
-
-    async def call(
-        self,
-        attempt: Callable[[int], Awaitable[R]],
-        *,
-        retryable: Callable[[R], bool],
-        retry_after: Callable[[R], float | None],
-        on_retry_after: Callable[[float], None] | None = None,
-    ) -> R:
-        """Await `attempt(n)` (n from 1) until its result is final or retries run out; the last.
-
-        An exception from `attempt` is never retried: it propagates at once. A plain loop, not
-        tenacity: its retry state and our result formed a reference cycle per request, which
-        held the parsed answer until the garbage collector (about 8 µs of CPU an event).
-        """
-        number = 1
-        while True:
-            result = await attempt(number)
-            if not retryable(result):
-                return result
-            asked = retry_after(result)
-            # Told also after the last attempt: the server asked every request to wait (the
-            # pacer pauses the others), as tenacity did (its wait ran before its stop check).
-            if asked is not None and on_retry_after is not None:
-                on_retry_after(asked)
-            if number > self.max_retries:
-                return result
-            await asyncio.sleep(max(self.backoff_s(number), asked or 0.0))
-            number += 1
-
-    def backoff_s(self, number: int) -> float:
-        """The wait after attempt `number`: full jitter, uniform up to base x 2^(n-1), capped."""
-        exponent = number - 1
-        high = (
-            self.backoff_cap_s
-            if exponent >= 64
-            else min(self.backoff_cap_s, self.backoff_base_s * 2**exponent)
-        )
-        return random.uniform(0.0, high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +124,7 @@ class ApiClient:
         self, method: str, url: str, content: bytes | None, headers: dict[str, str]
     ) -> httpx.Response:
         """`self._http.request` straight through the lean transport: the same request on the
-        wire (the headers httpx's build_request would send, see `_lean_headers`; its timeouts)
+        wire (the headers httpx's build_request would send, see `lean_headers`; its timeouts)
         and the same read response, without the client's auth flow, redirect and cookie
         handling (these clients have no auth, follow no redirects, and their APIs set no
         cookies; a Set-Cookie is not sent back) nor httpx's request model. Less CPU a request,
@@ -214,7 +137,8 @@ class ApiClient:
             if len(self._parsed_urls) >= _PARSED_URLS_KEPT:
                 self._parsed_urls.clear()
             parsed = self._parsed_urls[url] = httpx.URL(url)
-        if content is not None and not isinstance(content, bytes):  # a stream: httpx frames it
+        if (content is not None and not isinstance(content, bytes)) or chunked(headers):
+            # A stream, or a body the caller asked to send chunked: httpx frames it.
             request = self._http.build_request(method, parsed, content=content, headers=headers)
             response = await self._lean.handle_async_request(request)
             response.request = request
@@ -224,10 +148,11 @@ class ApiClient:
             response, body = await self._lean.send(
                 method,
                 parsed,
-                self._lean_headers(method, parsed, content, headers),
+                lean_headers(self._http.headers.raw, method, parsed, content, headers),
                 content or b"",
                 self._http.timeout.as_dict(),
             )
+            LeanResponse.adopt(response, method, parsed)
         try:
             if body is not None and self._lean.max_body_bytes == self.max_answer_bytes:
                 # Its content as it came, already cut at the cap by the transport: what
@@ -244,27 +169,6 @@ class ApiClient:
             # charset: none, so the default.
             response.encoding = response.default_encoding  # type: ignore[assignment]
         return response
-
-    def _lean_headers(
-        self, method: str, url: httpx.URL, content: bytes | None, headers: dict[str, str]
-    ) -> list[tuple[bytes, bytes]]:
-        """The headers httpx's build_request sends (tested against it): the client's, the
-        call's replacing those of the same name, then Host and Content-Length when not given."""
-        given = [(k.encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
-        names = {k.lower() for k, _ in given}
-        merged = [(k, v) for k, v in self._http.headers.raw if k.lower() not in names]
-        merged += given
-        names.update(k.lower() for k, _ in merged)
-        if content and b"content-length" not in names:
-            merged.append((b"Content-Length", str(len(content)).encode()))
-            names.add(b"content-length")
-        auto = []
-        if b"host" not in names and url.host:
-            auto.append((b"Host", url.netloc))
-        framed = b"content-length" in names or b"transfer-encoding" in names
-        if not framed and method in ("POST", "PUT", "PATCH"):
-            auto.append((b"Content-Length", b"0"))
-        return auto + merged
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from segment_sync.http import ApiClient, RetryPolicy, TimedPost, is_retryable, parse_retry_after
+from segment_sync.lean_request import lean_headers
 from segment_sync_tests.odd_answers import answering, dripping
 
 
@@ -198,9 +199,9 @@ def test_the_lean_path_sends_the_headers_httpx_would(method, url, content, heade
         ) as client:
             parsed = httpx.URL(url)
             built = client._http.build_request(method, parsed, content=content, headers=headers)
-            return client._lean_headers(method.upper(), parsed, content, headers), [
-                *built.headers.raw
-            ]
+            return lean_headers(
+                client._http.headers.raw, method.upper(), parsed, content, headers
+            ), [*built.headers.raw]
 
     ours, httpx_built = asyncio.run(go())
     assert ours == httpx_built

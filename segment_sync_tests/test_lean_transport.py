@@ -258,3 +258,52 @@ def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(headers) ->
     post = asyncio.run(run())
     assert post.response is None and post.error_type is httpx.LocalProtocolError
     assert requests == []
+
+
+def test_a_lean_response_knows_its_request_as_httpx_does() -> None:
+    """response.url and raise_for_status() work on the lean path too (httpx's send sets the
+    request; the lean path makes it when asked)."""
+    missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno"
+    lean = _post_one(lambda r: missing, lean=True)
+    plain = _post_one(lambda r: missing, lean=False)
+    assert (lean.request.method, lean.url.path) == (plain.request.method, plain.url.path)
+    assert lean.url.path == "/x" and lean.request.method == "POST"
+    for response in (lean, plain):
+        with pytest.raises(httpx.HTTPStatusError, match="404 Not Found"):
+            response.raise_for_status()
+
+
+def _sent_with(headers: dict[str, str], *, lean: bool) -> bytes:
+    """The bytes a server receives for one POST of b"hello" with `headers` (head and body)."""
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b"transfer-encoding: chunked" in head.lower():
+            body = await reader.readuntil(b"0\r\n\r\n")
+        else:
+            body = await reader.readexactly(5)
+        received.append(head + body)
+        writer.write(_ok(b"ok"))
+        await writer.drain()
+        writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with ApiClient(secrets=[], timeout_s=5, max_connections=1, lean=lean) as client:
+            post = await client.timed_post(f"http://127.0.0.1:{port}/x", b"hello", headers, fix="-")
+        server.close()
+        assert post.response is not None and post.response.status_code == 200
+
+    asyncio.run(run())
+    return received[0]
+
+
+def test_a_body_the_caller_sends_chunked_is_framed_as_httpx_frames_it() -> None:
+    """The lean path sends a bytes body as given: a Transfer-Encoding header takes httpx's
+    framing, or the server would read `hello` as a chunk size."""
+    headers = {"Transfer-Encoding": "chunked"}
+    lean, plain = _sent_with(headers, lean=True), _sent_with(headers, lean=False)
+    assert lean.endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert lean.split(b"\r\n\r\n", 1)[1] == plain.split(b"\r\n\r\n", 1)[1]

@@ -212,8 +212,9 @@ def write_parquet(
 
 
 def _write_file(path: Path, data: memoryview, *, durable: bool) -> None:
-    """Create `path` holding `data` (fsynced if `durable`); a failed write leaves no file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    """Create `path` holding `data` (fsynced if `durable`); a failed write leaves no file.
+    Its mode is 0o666 less the umask, as Arrow's writer (and `open`) create files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         while data:  # a write may take only part (a disk filling up): the rest raises ENOSPC
             data = data[os.write(fd, data) :]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,3 +55,17 @@ def test_a_write_that_takes_part_of_a_small_file_is_continued_and_a_failed_one_l
     with pytest.raises(OSError, match="No space"):
         write_parquet(rows, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_small_file_gets_the_mode_arrows_writer_gives_under_the_umask(tmp_path) -> None:
+    """0o666 less the umask, as a file Arrow's writer (or open) creates: a group-writable
+    umask leaves the logs group-writable, as before small files were written in one write."""
+    table = pa.table({"a": [1]})
+    previous = os.umask(0o002)
+    try:
+        ours = write_parquet(table, tmp_path)
+        pq.write_table(table, tmp_path / "arrows.parquet")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(ours.stat().st_mode) == 0o664
+    assert stat.S_IMODE((tmp_path / "arrows.parquet").stat().st_mode) == 0o664
