@@ -205,6 +205,9 @@ def write_parquet(
             if attempt == 2:
                 raise
             continue
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # e.g. fsync failed after every byte was written
+            raise
         if durable:
             fsync(directory)
         return final

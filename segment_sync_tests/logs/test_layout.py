@@ -12,10 +12,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segment_sync.logs.layout import SCHEMA_PARTITION, SUMMARY_SUFFIX, table_dir, write_parquet
+from segment_sync.logs import layout
+from segment_sync.logs.layout import (
+    IN_MEMORY_BYTES,
+    SCHEMA_PARTITION,
+    SUMMARY_SUFFIX,
+    table_dir,
+    write_parquet,
+)
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import connect
-from segment_sync_tests.disks import damage_file
+from segment_sync_tests.disks import damage_file, fill_disk
 from segment_sync_tests.logs.test_summaries import requests
 
 
@@ -69,3 +76,37 @@ def test_a_small_file_gets_the_mode_arrows_writer_gives_under_the_umask(tmp_path
         os.umask(previous)
     assert stat.S_IMODE(ours.stat().st_mode) == 0o664
     assert stat.S_IMODE((tmp_path / "arrows.parquet").stat().st_mode) == 0o664
+
+
+@pytest.mark.parametrize("size", ["small", "streamed"])
+def test_a_file_that_does_not_fit_on_the_disk_leaves_no_temporary_file(
+    small_tmpfs: Path, size: str
+) -> None:
+    """Encoded in memory (up to IN_MEMORY_BYTES) or streamed to the file (larger): a write that
+    runs out of space raises and leaves nothing behind in the partition."""
+    rows = 40_000 if size == "small" else 600_000  # ~0.3 MiB or ~5 MiB in memory
+    table = pa.table({"text": [os.urandom(8).hex() for _ in range(rows)]})
+    assert (table.nbytes > IN_MEMORY_BYTES) is (size == "streamed")
+    directory = small_tmpfs / "partition"
+    filler = fill_disk(small_tmpfs)
+    filler.write_bytes(b"\0" * (filler.stat().st_size - 64 * 1024))  # 64 KiB left: a page fits
+    with pytest.raises(OSError) as raised:
+        write_parquet(table, directory, compression="none")
+    assert raised.value.errno == errno.ENOSPC
+    assert list(directory.iterdir()) == []
+
+
+def test_a_streamed_file_whose_flush_to_disk_fails_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync can fail after every byte was written (EIO: the disk lost it); the file is gone."""
+    table = pa.table({"text": [os.urandom(8).hex() for _ in range(600_000)]})
+    assert table.nbytes > IN_MEMORY_BYTES
+
+    def lost(path: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(layout, "fsync", lost)
+    with pytest.raises(OSError, match="Input/output"):
+        write_parquet(table, tmp_path, durable=True)
+    assert list(tmp_path.iterdir()) == []
