@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from datetime import date, datetime
 from functools import cache
 from operator import itemgetter
@@ -46,8 +46,8 @@ def check_columns(table: str, rows: list[Row]) -> None:
 Lists = Mapping[str, list[Any]]  # a batch of rows as a list per column (extend_lists)
 
 
-def check_lists(table: str, columns: Lists) -> int:
-    """The rows in a batch given as lists per column; ValueError for an unknown or missing
+def check_lists(table: str, columns: Mapping[str, Sized]) -> int:
+    """The rows in a batch given as a list (or an array) per column; ValueError for an unknown or missing
     required column, or lists of different lengths."""
     names, required = _columns(table)
     if not (columns.keys() <= names and required <= columns.keys()):
