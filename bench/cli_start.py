@@ -147,15 +147,27 @@ def label_of(path: str, suffix: str = "") -> str:
     return f"segment-sync {path} {suffix}".replace("  ", " ").strip()
 
 
-def before_tree(ref: str, target: Path) -> Path | None:
-    """The package as it was at `ref`, extracted under `target`; None if git cannot find it."""
+def before_tree(ref: str, target: Path) -> tuple[Path | None, str]:
+    """The package as it was at `ref`, extracted under `target`, or None and why not: git
+    cannot find it, or it does not start in this environment (a dependency it had was dropped
+    since, as tenacity was)."""
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", ref, "segment_sync"], capture_output=True, check=False
     )
     if archive.returncode != 0:
-        return None
+        return None, f"git cannot find {ref}"
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
+    probe = subprocess.run(
+        cli_argv("--help"),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        check=False,
+    )
+    if probe.returncode != 0:
+        said = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"{ref} does not start here ({said})"
+    return target, ""
 
 
 def build_rows(workdir: Path, before: Path | None) -> list[Row]:
@@ -213,9 +225,9 @@ def main(argv: list[str]) -> int:
         before = None
         if not args.no_before:
             (workdir / "before").mkdir()
-            before = before_tree(args.before, workdir / "before")
+            before, why_not = before_tree(args.before, workdir / "before")
             if before is None:
-                print(f"before: git cannot find {args.before}; skipped", file=sys.stderr)
+                print(f"before: {why_not}; skipped", file=sys.stderr)
         rows = build_rows(workdir, before)
         for row in rows:  # untimed warm-up: page cache, .pyc files, the logs.dir layout
             row.once(workdir)

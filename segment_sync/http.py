@@ -11,7 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Self
 
 import httpx
@@ -130,6 +130,7 @@ class ApiClient:
         cookies; a Set-Cookie is not sent back) nor httpx's request model. Less CPU a request,
         and no reference cycle (httpx binds its response and stream to each other)."""
         assert self._lean is not None
+        clock = time.perf_counter()
         if self._http.is_closed:  # as httpx's send says it: a programming error, not the network
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         parsed = self._parsed_urls.get(url)
@@ -158,12 +159,16 @@ class ApiClient:
                 # Its content as it came, already cut at the cap by the transport: what
                 # read_capped would make of it, without httpx's decoder machinery.
                 response._content = body
+                response.is_stream_consumed = True  # as httpx's read leaves them
+                response._num_bytes_downloaded = len(body)
             else:
                 # Decoded up to the cap: the transport counts the bytes on the wire, and a
                 # small gzip answer can inflate to gigabytes (httpx asks for gzip and deflate).
                 await read_capped(response, self.max_answer_bytes)
         finally:
             await response.aclose()
+        # httpx's send sets it when the response is closed; its getter raises until then.
+        response.elapsed = timedelta(seconds=time.perf_counter() - clock)
         if "charset" not in response.headers.get("Content-Type", "").lower():
             # What httpx's text would find after parsing Content-Type (slowly: 10 µs) for a
             # charset: none, so the default.

@@ -198,6 +198,14 @@ def small_tmpfs(tmp_path: Path):
 
 
 @pytest.fixture
+def roomy_tmpfs(tmp_path: Path):
+    """A 16 MiB tmpfs: a disk to fill up that first holds a few runs' logs, their request
+    bodies uncompressed until a merge (logs/layout.py, RAW_BODIES)."""
+    with _tmpfs(tmp_path, "roomy-disk", "size=16m") as mount_point:
+        yield mount_point
+
+
+@pytest.fixture
 def read_only_dir(tmp_path: Path):
     """A folder on a read-only filesystem (a tmpfs mounted read-only); skipped where mounting
     is denied."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -271,6 +272,27 @@ def test_a_lean_response_knows_its_request_as_httpx_does() -> None:
     for response in (lean, plain):
         with pytest.raises(httpx.HTTPStatusError, match="404 Not Found"):
             response.raise_for_status()
+
+
+# What a caller may read of an httpx response it was handed (read and closed).
+RESPONSE_ATTRIBUTES = [
+    "status_code", "reason_phrase", "http_version", "headers", "content", "text", "encoding",
+    "charset_encoding", "is_closed", "is_stream_consumed", "is_success", "is_error",
+    "has_redirect_location", "history", "next_request", "links", "num_bytes_downloaded",
+]  # fmt: skip
+
+
+def test_a_lean_response_answers_every_attribute_as_httpx_does() -> None:
+    """A lean response is the httpx Response its callers expect: every attribute reads as on
+    httpx's own path, and `elapsed` (which httpx's send sets on close) is there too."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    lean = _post_one(lambda r: answer, lean=True)
+    plain = _post_one(lambda r: answer, lean=False)
+    for name in RESPONSE_ATTRIBUTES:
+        assert getattr(lean, name) == getattr(plain, name), name
+    assert lean.json() == plain.json() == {}
+    assert isinstance(lean.elapsed, timedelta) and lean.elapsed > timedelta(0)
+    assert isinstance(plain.elapsed, timedelta)
 
 
 def _sent_with(headers: dict[str, str], *, lean: bool) -> bytes:

@@ -21,6 +21,7 @@ from segment_sync.defs.schedules import schedule_for
 from segment_sync.defs.tags import STREAM_TAG, op_run_record
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
+from segment_sync.outbound.report import run_report
 from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.outbound.state import StreamBusy
 from segment_sync.runs import RunRecord
@@ -62,7 +63,8 @@ def _reconcile(
     context: dg.OpExecutionContext, loaded: Settings, served: list[tuple[str | None, str]]
 ) -> Iterator[dg.Output[None]]:
     """Reconcile each (destination, write key) in turn; a destination whose sending fails
-    stops, the others go on, and the op fails at the end naming it."""
+    stops, the others go on, and the op fails at the end naming it. A run that sent everything
+    but logged messages as failed or pending fails too, as an outbound run does."""
     logs = factory.log_writer(loaded)
     lookback = timedelta(hours=loaded.maintenance.reconcile_lookback_hours)
     metadata: dict[str, dg.MetadataValue] = {
@@ -70,6 +72,7 @@ def _reconcile(
     }
     total = OutboundCounts()
     errors: list[str] = []
+    sent: list[OutboundResult] = []
     secrets = [*(key for _, key in served), *loaded.secrets()]
     with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         for name, key in served:
@@ -111,6 +114,7 @@ def _reconcile(
                 if done.sent is not None:
                     total.add(done.sent.counts)
                     done.sent.counts = total
+                    sent.append(done.sent)
                     count_outbound(record, done.sent)
                     metadata |= result_metadata(done.sent)
                     yield _observation(loaded.logs.dir, record, done.sent, metadata)
@@ -120,9 +124,13 @@ def _reconcile(
                     context.log.info(
                         f"sent {len(found.events)} undelivered {where}: ids {ids}{more}"
                     )
+        # Every sent result's counts are `total` by now, so the last one stands for the run.
+        report = run_report(sent[-1:], loaded.logs.dir, context.run_id, record.started_at)
+        if report.failed:
+            errors.append(redactor.text(report.description) or "")
         if errors:
             record.error = "; ".join(errors)
-            raise dg.Failure(description=record.error, allow_retries=False) from None
+            raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
     yield dg.Output(None, metadata=metadata)
 
 

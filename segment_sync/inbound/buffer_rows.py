@@ -268,7 +268,7 @@ def claimed_items(rows: list[ClaimedRow]) -> list[BufferItem]:
                 attempts,
                 when,
                 fault,
-                None if registered is None else registered_events(registered),
+                registered_events(registered),
             )
         )
     return items

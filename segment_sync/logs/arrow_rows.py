@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from datetime import date, datetime
 from functools import cache
 from operator import itemgetter
@@ -46,8 +46,8 @@ def check_columns(table: str, rows: list[Row]) -> None:
 Lists = Mapping[str, list[Any]]  # a batch of rows as a list per column (extend_lists)
 
 
-def check_lists(table: str, columns: Lists) -> int:
-    """The rows in a batch given as lists per column; ValueError for an unknown or missing
+def check_lists(table: str, columns: Mapping[str, Sized]) -> int:
+    """The rows in a batch given as a list (or an array) per column; ValueError for an unknown or missing
     required column, or lists of different lengths."""
     names, required = _columns(table)
     if not (columns.keys() <= names and required <= columns.keys()):
@@ -110,8 +110,10 @@ def _column(table: str, field: pa.Field, values: list[Any]) -> pa.Array:
     try:
         if isinstance(values, pa.Array):
             array = values.cast(field.type)
-        elif field.type == pa.string() and _holds_bytes(values):
+        elif field.type == pa.string() and _holds(values, bytes):
             array = _wrapped_text(values)
+        elif pa.types.is_list(field.type) and _holds(values, pa.Array):
+            array = _joined_lists(values, field.type)
         elif pa.types.is_timestamp(field.type):
             array = _timestamps(values, field.type)
         else:
@@ -141,10 +143,25 @@ def _timestamps(values: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array(distinct, type=kind).take(indices)
 
 
-def _holds_bytes(values: list[Any]) -> bool:
-    """Whether any value is bytes: the types are gathered in C (a scan in Python per value cost
-    as much as building the column)."""
-    return any(issubclass(kind, bytes) for kind in set(map(type, values)))
+def _holds(values: list[Any], kind: type) -> bool:
+    """Whether any value is a `kind` (bytes, an Arrow array): the types are gathered in C (a
+    scan in Python per value cost as much as building the column)."""
+    return any(issubclass(found, kind) for found in set(map(type, values)))
+
+
+def _joined_lists(values: list[Any], kind: pa.ListType) -> pa.ListArray:
+    """A list column from cells given as Arrow arrays (a request's customer IDs, thousands
+    each), Python lists or None: the arrays are joined as they are, no Python object per item."""
+    cells = [
+        v if v is None or isinstance(v, pa.Array) else pa.array(v, kind.value_type) for v in values
+    ]
+    present = [c.cast(kind.value_type) for c in cells if c is not None]
+    offsets = np.zeros(len(cells) + 1, dtype=np.int32)
+    np.cumsum([0 if c is None else len(c) for c in cells], out=offsets[1:])
+    items = pa.concat_arrays(present) if present else pa.array([], kind.value_type)
+    missing = [c is None for c in cells]
+    nulls = pa.array(missing) if any(missing) else None
+    return pa.ListArray.from_arrays(pa.array(offsets), items, type=kind, mask=nulls)
 
 
 def _wrapped_text(values: list[Any]) -> pa.ChunkedArray:

@@ -111,9 +111,14 @@ def new_file_paths(directory: Path) -> tuple[Path, Path]:
 ROW_UNIQUE_COLUMNS = frozenset({"message_id", "source_id"})
 
 
+def _is_body(column: str) -> bool:
+    """A request or response body: up to 500 KB of JSON each."""
+    return column.endswith("_body")
+
+
 def _statistics(table: pa.Table) -> list[str]:
     """Columns with min/max statistics: all but request and response bodies."""
-    return [name for name in table.column_names if not name.endswith("_body")]
+    return [name for name in table.column_names if not _is_body(name)]
 
 
 def _dictionary(table: pa.Table) -> list[str]:
@@ -149,16 +154,29 @@ PLAIN_FILE_ROWS = 1024
 # Such a file is also compressed with LZ4, not zstd: zstd took a third of writing it (0.4 of
 # 1.15 ms for 160 rows) for files that live minutes: merges rewrite them with COMPRESSION.
 PLAIN_COMPRESSION = "lz4"
+# A flush writes request and response bodies uncompressed, and the merge at a run's end or the
+# hourly compaction compresses them, once. zstd took half of a body's log row (0.5 of 1.2 ms for
+# 500 KB), more than gzip-ing and sending the body (issue 26: a log row must not cost more), and
+# a merge decompressed and compressed each body again. The price: today's unmerged bodies take
+# about 5x the disk until a merge.
+RAW_BODIES = "none"
 
 
 def parquet_options(
-    table: pa.Table, *, dictionary: bool = True, compression: str = COMPRESSION
+    table: pa.Table,
+    *,
+    dictionary: bool = True,
+    compression: str = COMPRESSION,
+    raw_bodies: bool = False,
 ) -> dict:
     """pq.write_table's options: bounded pages and batches; no min/max statistics of bodies
     (each would copy two bodies, and no query filters bodies by range); `dictionary=False`
-    writes plain values only."""
+    writes plain values only; `raw_bodies` leaves the bodies uncompressed (RAW_BODIES)."""
+    codecs: str | dict[str, str] = compression
+    if raw_bodies:
+        codecs = {n: RAW_BODIES if _is_body(n) else compression for n in table.column_names}
     return {
-        "compression": compression,
+        "compression": codecs,
         "use_dictionary": _dictionary_leaves(table) if dictionary else False,
         "dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES,
         "write_statistics": _statistics(table),
@@ -180,9 +198,12 @@ def write_parquet(
     durable: bool = False,
     dictionary: bool = True,
     compression: str = COMPRESSION,
+    raw_bodies: bool = False,
 ) -> Path:
     """Write `table` as a new file in `directory`, atomically for readers; return its path."""
-    options = parquet_options(table, dictionary=dictionary, compression=compression)
+    options = parquet_options(
+        table, dictionary=dictionary, compression=compression, raw_bodies=raw_bodies
+    )
     encoded = None
     if table.nbytes <= IN_MEMORY_BYTES:
         sink = pa.BufferOutputStream()
@@ -205,6 +226,9 @@ def write_parquet(
             if attempt == 2:
                 raise
             continue
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # e.g. fsync failed after every byte was written
+            raise
         if durable:
             fsync(directory)
         return final

@@ -43,25 +43,19 @@ class QueuedRows:
                 self._pending.setdefault(table, []).extend(batch)
 
     def extend_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Queue rows given column by column: no dict per row, for large batches on hot paths."""
-        schema = schema_for(table)
-        unknown = sorted(set(columns) - set(schema.names))
-        if unknown:
-            raise ValueError(
-                f"{table}: unknown column {unknown[0]!r}; expected columns: {', '.join(schema.names)}"
-            )
-        lengths = {len(values) for values in columns.values()}
-        if len(lengths) > 1:
-            raise ValueError(f"{table}: columns differ in length ({sorted(lengths)})")
-        count = lengths.pop() if lengths else 0
+        """Queue rows given column by column (lists or Arrow arrays), converted to Arrow now:
+        no dict per row, for large batches on hot paths. ValueError at once for an unknown or
+        missing required column (the check `extend_lists` makes); a value of the wrong type
+        fails here too, not at the flush."""
+        count = check_lists(table, columns)
         if not count:
             return
         blank = [None] * count
         arrays = [
             _column(table, f, blank if columns.get(f.name) is None else columns[f.name])
-            for f in schema
+            for f in schema_for(table)
         ]
-        data = pa.Table.from_arrays(arrays, schema=schema)
+        data = pa.Table.from_arrays(arrays, schema=schema_for(table))
         with self._lock:
             self._pending_tables.setdefault(table, []).append(data)
 

@@ -113,6 +113,7 @@ class LogWriter(QueuedRows):
             durable=self.durable,
             dictionary=not plain,
             compression=PLAIN_COMPRESSION if plain else COMPRESSION,
+            raw_bodies=not plain,
         )
 
     def redact_with(self, redactor: Redactor) -> None:

@@ -132,7 +132,7 @@ def request_row(
     customers = group.customers()
     return {
         "timestamp": attempt.started_at,
-        "customer_id": customers[0] if len(customers) == 1 else None,
+        "customer_id": customers[0].as_py() if len(customers) == 1 else None,
         "customer_ids": customers,
         "event_type": group.event_type,
         "status_code": attempt.status_code,

@@ -66,9 +66,10 @@ class MessageColumns:
         joined = memoryview(self.bodies.buffers()[2])[first : last - 1]  # minus the last comma
         return b"".join((BATCH_PREFIX, joined, _SENT_AT, sent_at.encode(), b'"}'))
 
-    def customers(self) -> list[str]:
-        """The distinct userIds, in order of first appearance."""
-        return pc.unique(self.customer_id).to_pylist()
+    def customers(self) -> pa.Array:
+        """The distinct userIds, in order of first appearance (as Arrow: a log row keeps them
+        so, and thousands of Python strings per request cost a tenth of its log row)."""
+        return pc.unique(self.customer_id)
 
     @classmethod
     def from_messages(cls, event_type: str, messages: Sequence[Message]) -> MessageColumns:

@@ -187,16 +187,10 @@ def limiter_url_problem(kind: str, url: str) -> str | None:
         except (ValueError, TypeError):
             return _UNREADABLE
         return None
-    # PostgreSQL: the masking's reading of the password reaches the driver %-encoded (db.py)
-    import sqlalchemy as sa
+    # PostgreSQL: read as the engine reads it, the port checked, as for every database URL.
+    from segment_sync.db_urls import server_url_problem
 
-    from segment_sync.db import sqlalchemy_url
-
-    try:
-        sa.engine.make_url(sqlalchemy_url(url))
-    except (ValueError, TypeError, sa.exc.ArgumentError):
-        return _UNREADABLE
-    return None
+    return server_url_problem(url)
 
 
 _UNREADABLE = (

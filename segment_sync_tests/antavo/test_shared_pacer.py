@@ -340,6 +340,26 @@ def test_an_unset_or_wrong_url_variable_is_a_clear_error_that_never_shows_the_ur
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hunter2-pw@127.0.0.1:notaport/db",
+        "postgresql://u:hunter2-pw@127.0.0.1:99999/db",  # read, but no port there is
+    ],
+)
+def test_a_postgres_limiter_url_is_checked_as_every_database_url_is(monkeypatch, url) -> None:
+    """The same reading and port check as the buffer's and the store's URLs, at load."""
+    settings = parse_settings(
+        {"inbound": {"rate_limiter": "postgres", "rate_limiter_url_env": URL_ENV}}
+    )
+    monkeypatch.setenv(URL_ENV, url)
+    with pytest.raises(SettingsError) as caught:
+        settings.rate_limiter_url()
+    message = str(caught.value)
+    assert f"the value of {URL_ENV} cannot be read as a postgres URL" in message
+    assert "a number from 1 to 65535" in message and "hunter2" not in message
+
+
 def test_run_inbound_with_the_url_variable_unset_is_one_error_without_traceback(
     write_settings, monkeypatch, tmp_path
 ) -> None:

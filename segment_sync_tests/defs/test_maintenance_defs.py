@@ -21,6 +21,7 @@ from segment_sync.loyalty.store import LoyaltyStore, loyalty_events
 from segment_sync.settings import SettingsError, load_settings, parse_settings
 from segment_sync_tests.conftest import WRITE_KEY
 from segment_sync_tests.disks import break_disk, damage_file
+from segment_sync_tests.outbound.raw_rows import insert_raw
 
 RETENTION_DAYS = 30
 
@@ -220,12 +221,14 @@ def _insert(store: LoyaltyStore, id_: int) -> None:
         )  # fmt: skip
 
 
-def reconcile(path, instance) -> dg.ExecuteInProcessResult:
+def reconcile(path, instance, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     defs = build_definitions(str(path))
     schedule = defs.resolve_schedule_def("outbound_reconcile_schedule")
     request = schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests[0]
     job = defs.resolve_job_def("outbound_reconcile_job")
-    return job.execute_in_process(instance=instance, tags=request.tags)
+    return job.execute_in_process(
+        instance=instance, tags=request.tags, raise_on_error=raise_on_error
+    )
 
 
 def test_a_reconciliation_run_sends_the_late_event_once(late_event, segment_standin):
@@ -264,6 +267,30 @@ def test_reconciliation_runs_are_sync_runs_rows_triggered_by_the_schedule(late_e
             [result.run_id],
         ).fetchone()
     assert row == ("outbound_reconcile_job", "schedule", "success", 1)
+
+
+def test_a_reconciliation_that_logs_a_row_as_failed_fails_naming_why_and_the_next_one_passes(
+    late_event, segment_standin
+):
+    path, settings = late_event
+    # Behind the watermark (10) beside the late event 5: a row that cannot become a message.
+    insert_raw(LoyaltyStore(settings.loyalty_store.url), loyalty_events, id=6, data="{,")
+    with dg.instance_for_test() as instance:
+        first = reconcile(path, instance, raise_on_error=False)
+        second = reconcile(path, instance)
+    assert not first.success and second.success
+    sent = sorted(int(m["messageId"].split("-")[2]) for m in segment_standin.messages)
+    assert sent == [1, 2, 3, 5, 10]  # the good late event went out all the same
+    with connect(settings.logs.dir) as con:
+        rows = con.execute(
+            "SELECT status, messages_sent, messages_failed, error FROM sync_runs "
+            "WHERE run_id IN (?, ?) ORDER BY started_at",
+            [first.run_id, second.run_id],
+        ).fetchall()
+    (status, sent_n, failed_n, error), second_row = rows
+    assert (status, sent_n, failed_n) == ("failure", 1, 1)
+    assert "1 message(s) failed" in error and "column data is not valid JSON" in error
+    assert second_row[:3] == ("success", 0, 0)  # logged as failed once, not again
 
 
 def test_reconciliation_runs_share_the_events_streams_concurrency_limit(write_settings):

@@ -54,12 +54,14 @@ def test_lists_rows_and_several_batches_are_written_as_one_file_in_order(tmp_pat
         (items(2, message_id=["m0"]), "columns differ in length"),
     ],
 )
+@pytest.mark.parametrize("method", ["extend_lists", "extend_columns"])
 def test_a_malformed_batch_is_refused_at_once_naming_the_problem(
-    tmp_path: Path, columns: dict, problem: str
+    tmp_path: Path, columns: dict, problem: str, method: str
 ) -> None:
+    """Lists converted at the flush or columns converted now: one check, at once, for both."""
     logs = LogWriter(tmp_path)
     with pytest.raises(ValueError, match=problem):
-        logs.extend_lists("inbound_items", columns)
+        getattr(logs, method)("inbound_items", columns)
     assert logs.pending("inbound_items") == 0
 
 

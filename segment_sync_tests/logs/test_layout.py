@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +13,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segment_sync.logs.layout import SCHEMA_PARTITION, SUMMARY_SUFFIX, table_dir, write_parquet
+from segment_sync.logs import layout
+from segment_sync.logs.layout import (
+    IN_MEMORY_BYTES,
+    SCHEMA_PARTITION,
+    SUMMARY_SUFFIX,
+    data_files,
+    partition_dir,
+    table_dir,
+    write_parquet,
+)
+from segment_sync.logs.merge import merge_files
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import connect
-from segment_sync_tests.disks import damage_file
+from segment_sync_tests.disks import damage_file, fill_disk
 from segment_sync_tests.logs.test_summaries import requests
 
 
@@ -69,3 +80,78 @@ def test_a_small_file_gets_the_mode_arrows_writer_gives_under_the_umask(tmp_path
         os.umask(previous)
     assert stat.S_IMODE(ours.stat().st_mode) == 0o664
     assert stat.S_IMODE((tmp_path / "arrows.parquet").stat().st_mode) == 0o664
+
+
+@pytest.mark.parametrize("size", ["small", "streamed"])
+def test_a_file_that_does_not_fit_on_the_disk_leaves_no_temporary_file(
+    small_tmpfs: Path, size: str
+) -> None:
+    """Encoded in memory (up to IN_MEMORY_BYTES) or streamed to the file (larger): a write that
+    runs out of space raises and leaves nothing behind in the partition."""
+    rows = 40_000 if size == "small" else 600_000  # ~0.3 MiB or ~5 MiB in memory
+    table = pa.table({"text": [os.urandom(8).hex() for _ in range(rows)]})
+    assert (table.nbytes > IN_MEMORY_BYTES) is (size == "streamed")
+    directory = small_tmpfs / "partition"
+    filler = fill_disk(small_tmpfs)
+    filler.write_bytes(b"\0" * (filler.stat().st_size - 64 * 1024))  # 64 KiB left: a page fits
+    with pytest.raises(OSError) as raised:
+        write_parquet(table, directory, compression="none")
+    assert raised.value.errno == errno.ENOSPC
+    assert list(directory.iterdir()) == []
+
+
+def test_a_streamed_file_whose_flush_to_disk_fails_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync can fail after every byte was written (EIO: the disk lost it); the file is gone."""
+    table = pa.table({"text": [os.urandom(8).hex() for _ in range(600_000)]})
+    assert table.nbytes > IN_MEMORY_BYTES
+
+    def lost(path: Path) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(layout, "fsync", lost)
+    with pytest.raises(OSError, match="Input/output"):
+        write_parquet(table, tmp_path, durable=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _body_bytes(path: Path) -> int:
+    """The compressed size of a file's request_body column, over its row groups."""
+    meta = pq.ParquetFile(path).metadata
+    index = meta.schema.to_arrow_schema().get_field_index("request_body")
+    return sum(
+        meta.row_group(g).column(index).total_compressed_size for g in range(meta.num_row_groups)
+    )
+
+
+def test_a_flush_leaves_bodies_uncompressed_and_a_merge_compresses_them(tmp_path) -> None:
+    """A body is compressed once, by the merge (a body's log row must cost no more than sending
+    it); the other columns of a flush are compressed, and the merge's bodies as zstd makes them."""
+    rng = random.Random(0)
+    day = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    bodies = [
+        ",".join(f'{{"userId":"c-{rng.randrange(10**6)}","points":{rng.randrange(500)}}}' for _ in range(3000))
+        for _ in range(6)
+    ]  # fmt: skip
+    rows = [{"timestamp": day, "event_type": "track", "request_body": b} for b in bodies]
+    writer = LogWriter(tmp_path)
+    writer.write("outbound_log", rows[:3])
+    writer.write("outbound_log", rows[3:])
+    directory = partition_dir(tmp_path, "outbound_log", day.date())
+    flushed = data_files(directory)
+    assert len(flushed) == 2
+    plain = pa.BufferOutputStream()
+    pq.write_table(pa.table({"request_body": bodies}), plain, compression="zstd")
+    at_default = _body_bytes(pa.BufferReader(plain.getvalue()))
+    raw = sum(map(len, bodies))
+    assert raw <= sum(map(_body_bytes, flushed)) < 1.01 * raw
+    meta = pq.ParquetFile(flushed[0]).metadata.row_group(0)
+    codecs = {
+        meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)
+    }
+    assert codecs["request_body"] == "UNCOMPRESSED" and codecs["event_type"] == "ZSTD"
+    merge_files("outbound_log", flushed, directory)
+    [merged] = data_files(directory)
+    assert _body_bytes(merged) <= 1.05 * at_default
+    assert pq.read_table(merged)["request_body"].to_pylist() == bodies

@@ -106,11 +106,11 @@ def test_a_disk_that_fills_mid_run_fails_it_with_counts_that_match_the_log(
     [("full", "No space left on device"), ("read-only", "Read-only file system")],
 )
 def test_an_unwritable_log_stops_sending_within_the_requests_in_flight(
-    write_settings, segment_standin, small_tmpfs, fault, reason
+    write_settings, segment_standin, roomy_tmpfs, fault, reason
 ):
     """The first chunk's log write fails while the second chunk is being sent: that chunk stops
     at the requests already in flight (max_in_flight 2) instead of going out whole."""
-    logs_dir = small_tmpfs / "logs"
+    logs_dir = roomy_tmpfs / "logs"
     path = write_settings(
         outbound={"base_url": segment_standin.url, "chunk_size": CHUNK, "max_in_flight": 2},
         logs={"dir": str(logs_dir)},
@@ -121,7 +121,7 @@ def test_an_unwritable_log_stops_sending_within_the_requests_in_flight(
         [NewEvent(f"c-{i % 50}", "point_add", {"points": i, "pad": pad}) for i in range(3 * CHUNK)]
     )
     LogWriter(logs_dir)
-    repair = break_disk(small_tmpfs, fault)
+    repair = break_disk(roomy_tmpfs, fault)
     segment_standin.set_faults(delay_s=1.0)  # a chunk takes 3 s; the failed write far less
 
     failed = CliRunner().invoke(
