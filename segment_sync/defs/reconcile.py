@@ -18,10 +18,10 @@ from segment_sync.defs.destinations import resource_key
 from segment_sync.defs.outbound import count_outbound, outbound_run_metadata, result_metadata
 from segment_sync.defs.resources import SegmentResource, SettingsResource
 from segment_sync.defs.schedules import schedule_for
-from segment_sync.defs.tags import STREAM_TAG, op_run_record
+from segment_sync.defs.tags import STREAM_TAG, fail_run, op_run_record, report_metadata
 from segment_sync.loyalty.records import Stream
 from segment_sync.outbound.reconcile import reconcile_events
-from segment_sync.outbound.report import run_report
+from segment_sync.outbound.report import RunReport, run_report
 from segment_sync.outbound.results import OutboundCounts, OutboundFailed, OutboundResult
 from segment_sync.outbound.state import StreamBusy
 from segment_sync.runs import RunRecord
@@ -63,8 +63,8 @@ def _reconcile(
     context: dg.OpExecutionContext, loaded: Settings, served: list[tuple[str | None, str]]
 ) -> Iterator[dg.Output[None]]:
     """Reconcile each (destination, write key) in turn; a destination whose sending fails
-    stops, the others go on, and the op fails at the end naming it. A run that sent everything
-    but logged messages as failed or pending fails too, as an outbound run does."""
+    stops, the others go on, and the op fails at the end naming it. A run that logged messages
+    as failed or pending fails too, with the kind and reasons an outbound run gives."""
     logs = factory.log_writer(loaded)
     lookback = timedelta(hours=loaded.maintenance.reconcile_lookback_hours)
     metadata: dict[str, dg.MetadataValue] = {
@@ -72,7 +72,7 @@ def _reconcile(
     }
     total = OutboundCounts()
     errors: list[str] = []
-    sent: list[OutboundResult] = []
+    results: list[OutboundResult] = []  # every destination's and stream's, sent or stopped
     secrets = [*(key for _, key in served), *loaded.secrets()]
     with op_run_record(context, logs, secrets, settings=loaded) as (record, redactor):
         for name, key in served:
@@ -95,6 +95,7 @@ def _reconcile(
                 except OutboundFailed as failed:
                     total.add(failed.result.counts)
                     failed.result.counts = total
+                    results.append(failed.result)
                     count_outbound(record, failed.result)
                     error = redactor.text(str(failed)) or ""
                     errors.append(error if name is None else f"destination {name}: {error}")
@@ -114,7 +115,7 @@ def _reconcile(
                 if done.sent is not None:
                     total.add(done.sent.counts)
                     done.sent.counts = total
-                    sent.append(done.sent)
+                    results.append(done.sent)
                     count_outbound(record, done.sent)
                     metadata |= result_metadata(done.sent)
                     yield _observation(loaded.logs.dir, record, done.sent, metadata)
@@ -124,14 +125,21 @@ def _reconcile(
                     context.log.info(
                         f"sent {len(found.events)} undelivered {where}: ids {ids}{more}"
                     )
-        # Every sent result's counts are `total` by now, so the last one stands for the run.
-        report = run_report(sent[-1:], loaded.logs.dir, context.run_id, record.started_at)
-        if report.failed:
-            errors.append(redactor.text(report.description) or "")
-        if errors:
-            record.error = "; ".join(errors)
-            raise dg.Failure(description=record.error, metadata=metadata, allow_retries=False)
+        report = run_report(results, loaded.logs.dir, context.run_id, record.started_at)
+        if report.failed or errors:
+            record.error = redactor.text(_failure_text(errors, report)) or ""
+            fail_run(context, record.error, report.kind, metadata | report_metadata(report))
     yield dg.Output(None, metadata=metadata)
+
+
+def _failure_text(stopped: list[str], report: RunReport) -> str:
+    """The run's verdict (counts, kind, top reasons), the destinations that stopped first."""
+    if not stopped:
+        return report.description
+    parts = ["; ".join(stopped), report.headline]
+    if report.reasons:
+        parts.append("top reasons: " + "; ".join(f"{n} x {r}" for r, n in report.reasons))
+    return ". ".join(parts)
 
 
 def _observation(

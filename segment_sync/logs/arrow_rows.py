@@ -47,8 +47,8 @@ Lists = Mapping[str, list[Any]]  # a batch of rows as a list per column (extend_
 
 
 def check_lists(table: str, columns: Mapping[str, Sized]) -> int:
-    """The rows in a batch given as a list (or an array) per column; ValueError for an unknown or missing
-    required column, or lists of different lengths."""
+    """The rows in a batch given as a list (or an array) per column; ValueError for an unknown
+    or missing required column, or lists of different lengths."""
     names, required = _columns(table)
     if not (columns.keys() <= names and required <= columns.keys()):
         extra = sorted(columns.keys() - names)

@@ -17,6 +17,8 @@ from segment_sync.logs.layout import (
     SUMMARY_TABLES,
     TEMP_SUFFIX,
     data_files,
+    has_raw_bodies,
+    holds_bodies,
     new_file_paths,
     partition_dirs,
 )
@@ -52,7 +54,8 @@ def compact(
     lock_timeout_s: float = LOCK_TIMEOUT_S,
     moved: list[Path] | None = None,
 ) -> CompactionResult:
-    """Merge each date partition holding at least `min_files` data files into one file.
+    """Merge each date partition holding at least `min_files` data files into one file (or
+    a file whose bodies a flush left uncompressed: they are compressed).
 
     Every row is kept, in file order, with the current schema's columns first (columns an older
     file lacks become NULL; columns the schema does not know are kept). See the module docstring
@@ -63,6 +66,8 @@ def compact(
     schema_for(table)
     before = after = rows = 0
     moved = [] if moved is None else moved  # the caller's list: appended as files move
+    # A flush's uncompressed bodies are compressed by a merge, even of a partition's only file.
+    bodies = holds_bodies(table)
     first = len(moved)
     with maintenance_lock(logs_dir, table, lock_timeout_s):
         for directory in partition_dirs(logs_dir, table):
@@ -71,7 +76,7 @@ def compact(
             before += len(data_files(directory))
             while True:  # a file found damaged mid-merge is moved aside, the rest merged again
                 files = keep_readable(logs_dir, data_files(directory), moved)
-                if len(files) < min_files:
+                if len(files) < min_files and not (bodies and any(map(has_raw_bodies, files))):
                     after += len(files)
                     break
                 try:

@@ -11,6 +11,7 @@ Layout under `logs_dir`:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from datetime import UTC, date, datetime
@@ -116,6 +117,23 @@ def _is_body(column: str) -> bool:
     return column.endswith("_body")
 
 
+def holds_bodies(table: str) -> bool:
+    """Whether `table` has request or response body columns."""
+    return any(map(_is_body, schema_for(table).names))
+
+
+def has_raw_bodies(path: Path) -> bool:
+    """Whether a data file holds bodies a flush left uncompressed (a merge compresses all)."""
+    meta = pq.ParquetFile(path).metadata
+    if not meta.num_row_groups:
+        return False
+    group = meta.row_group(0)
+    return any(
+        _is_body(group.column(i).path_in_schema) and group.column(i).compression == "UNCOMPRESSED"
+        for i in range(group.num_columns)
+    )
+
+
 def _statistics(table: pa.Table) -> list[str]:
     """Columns with min/max statistics: all but request and response bodies."""
     return [name for name in table.column_names if not _is_body(name)]
@@ -155,11 +173,13 @@ PLAIN_FILE_ROWS = 1024
 # 1.15 ms for 160 rows) for files that live minutes: merges rewrite them with COMPRESSION.
 PLAIN_COMPRESSION = "lz4"
 # A flush writes request and response bodies uncompressed, and the merge at a run's end or the
-# hourly compaction compresses them, once. zstd took half of a body's log row (0.5 of 1.2 ms for
-# 500 KB), more than gzip-ing and sending the body (issue 26: a log row must not cost more), and
-# a merge decompressed and compressed each body again. The price: today's unmerged bodies take
-# about 5x the disk until a merge.
+# hourly compaction compresses them, once: zstd cost more than gzip-ing and sending a body
+# (issue 26: its log row must not cost more), and a merge compressed each body a second time.
+# The price: today's unmerged bodies take about 5x the disk until a merge.
 RAW_BODIES = "none"
+# Only a flush under this size: the run-end merge takes it (fresh.FRESH_FILE_BYTES), and a merge
+# reads a column chunk whole, so a bigger uncompressed one would raise what a merge holds.
+RAW_BODIES_MAX_BYTES = 16 * 2**20
 
 
 def parquet_options(
@@ -171,9 +191,10 @@ def parquet_options(
 ) -> dict:
     """pq.write_table's options: bounded pages and batches; no min/max statistics of bodies
     (each would copy two bodies, and no query filters bodies by range); `dictionary=False`
-    writes plain values only; `raw_bodies` leaves the bodies uncompressed (RAW_BODIES)."""
+    writes plain values only; `raw_bodies` leaves the bodies of a table under
+    RAW_BODIES_MAX_BYTES uncompressed (RAW_BODIES)."""
     codecs: str | dict[str, str] = compression
-    if raw_bodies:
+    if raw_bodies and table.nbytes < RAW_BODIES_MAX_BYTES:
         codecs = {n: RAW_BODIES if _is_body(n) else compression for n in table.column_names}
     return {
         "compression": codecs,
@@ -222,17 +243,24 @@ def write_parquet(
             os.replace(tmp, final)
         except FileNotFoundError:
             # Retention removed the (empty) partition directory between mkdir and write.
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
             if attempt == 2:
                 raise
             continue
         except BaseException:
-            tmp.unlink(missing_ok=True)  # e.g. fsync failed after every byte was written
+            _discard(tmp)  # e.g. fsync failed after every byte was written
             raise
         if durable:
             fsync(directory)
         return final
     raise AssertionError("unreachable")
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file after a failed write; a failure here (EROFS) must not replace
+    the write's own error, and the hourly maintenance removes what is left."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def _write_file(path: Path, data: memoryview, *, durable: bool) -> None:
@@ -246,7 +274,7 @@ def _write_file(path: Path, data: memoryview, *, durable: bool) -> None:
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        path.unlink(missing_ok=True)
+        _discard(path)
         raise
     os.close(fd)
 

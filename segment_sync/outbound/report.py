@@ -142,8 +142,9 @@ def run_report(
 ) -> RunReport:
     """The verdict of a run; the reasons come from its own `outbound_messages` rows."""
     total = OutboundCounts()
-    for r in results:
-        total.add(r.counts)
+    # Results may share one counts object (a reconciliation's running total): it counts once.
+    for counts in {id(r.counts): r.counts for r in results}.values():
+        total.add(counts)
     kind = classify(results)
     stop_error = next((r.error for r in results if r.error), None)
     report = RunReport(total, kind, stop_error=stop_error)

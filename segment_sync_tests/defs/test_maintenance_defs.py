@@ -13,6 +13,7 @@ import pytest
 
 from segment_sync import factory
 from segment_sync.definitions import build_definitions
+from segment_sync.defs.tags import FAILURE_KIND_TAG, RETRY_ON_OP_FAILURE_TAG
 from segment_sync.logs.layout import data_files, partition_dirs
 from segment_sync.logs.store import LogWriter
 from segment_sync.logs.views import ANALYTICS_DB_NAME, connect
@@ -278,7 +279,14 @@ def test_a_reconciliation_that_logs_a_row_as_failed_fails_naming_why_and_the_nex
     with dg.instance_for_test() as instance:
         first = reconcile(path, instance, raise_on_error=False)
         second = reconcile(path, instance)
+        tags = instance.get_run_by_id(first.run_id).tags
     assert not first.success and second.success
+    # As an outbound run fails: its kind on the run (no retry heals a bad row), its reasons.
+    assert tags[FAILURE_KIND_TAG] == "permanent" and tags[RETRY_ON_OP_FAILURE_TAG] == "false"
+    [failure] = [e for e in first.all_events if e.is_step_failure]
+    metadata = failure.step_failure_data.user_failure_data.metadata
+    assert metadata["failure_kind"].value == "permanent"
+    assert "column data is not valid JSON" in metadata["top_reasons"].value
     sent = sorted(int(m["messageId"].split("-")[2]) for m in segment_standin.messages)
     assert sent == [1, 2, 3, 5, 10]  # the good late event went out all the same
     with connect(settings.logs.dir) as con:

@@ -14,11 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from segment_sync.logs import layout
+from segment_sync.logs.compaction import compact
 from segment_sync.logs.layout import (
     IN_MEMORY_BYTES,
+    RAW_BODIES_MAX_BYTES,
     SCHEMA_PARTITION,
     SUMMARY_SUFFIX,
     data_files,
+    has_raw_bodies,
     partition_dir,
     table_dir,
     write_parquet,
@@ -88,7 +91,7 @@ def test_a_file_that_does_not_fit_on_the_disk_leaves_no_temporary_file(
 ) -> None:
     """Encoded in memory (up to IN_MEMORY_BYTES) or streamed to the file (larger): a write that
     runs out of space raises and leaves nothing behind in the partition."""
-    rows = 40_000 if size == "small" else 600_000  # ~0.3 MiB or ~5 MiB in memory
+    rows = 40_000 if size == "small" else 600_000  # ~0.8 MB or ~12 MB in memory
     table = pa.table({"text": [os.urandom(8).hex() for _ in range(rows)]})
     assert (table.nbytes > IN_MEMORY_BYTES) is (size == "streamed")
     directory = small_tmpfs / "partition"
@@ -128,13 +131,9 @@ def _body_bytes(path: Path) -> int:
 def test_a_flush_leaves_bodies_uncompressed_and_a_merge_compresses_them(tmp_path) -> None:
     """A body is compressed once, by the merge (a body's log row must cost no more than sending
     it); the other columns of a flush are compressed, and the merge's bodies as zstd makes them."""
-    rng = random.Random(0)
     day = datetime(2026, 12, 7, 12, tzinfo=UTC)
-    bodies = [
-        ",".join(f'{{"userId":"c-{rng.randrange(10**6)}","points":{rng.randrange(500)}}}' for _ in range(3000))
-        for _ in range(6)
-    ]  # fmt: skip
-    rows = [{"timestamp": day, "event_type": "track", "request_body": b} for b in bodies]
+    bodies = _bodies(6)
+    rows = _request_rows(bodies)
     writer = LogWriter(tmp_path)
     writer.write("outbound_log", rows[:3])
     writer.write("outbound_log", rows[3:])
@@ -155,3 +154,60 @@ def test_a_flush_leaves_bodies_uncompressed_and_a_merge_compresses_them(tmp_path
     [merged] = data_files(directory)
     assert _body_bytes(merged) <= 1.05 * at_default
     assert pq.read_table(merged)["request_body"].to_pylist() == bodies
+
+
+def _bodies(count: int, seed: int = 0) -> list[str]:
+    """JSON-like request bodies of about 75 KB each."""
+    rng = random.Random(seed)
+    return [
+        ",".join(f'{{"userId":"c-{rng.randrange(10**6)}","points":{rng.randrange(500)}}}' for _ in range(3000))
+        for _ in range(count)
+    ]  # fmt: skip
+
+
+def _request_rows(bodies: list[str]) -> list[dict]:
+    day = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    return [{"timestamp": day, "event_type": "track", "request_body": b} for b in bodies]
+
+
+def test_a_flush_too_big_for_the_run_end_merge_compresses_its_bodies(tmp_path) -> None:
+    """Over RAW_BODIES_MAX_BYTES a merge would hold it raw and whole, so it is zstd at once."""
+    rows = _request_rows(_bodies(16 * 2**20 // 75_000 + 20))
+    [path] = LogWriter(tmp_path).write("outbound_log", rows)
+    assert pa.table({"b": [r["request_body"] for r in rows]}).nbytes > RAW_BODIES_MAX_BYTES
+    assert not has_raw_bodies(path)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(3).compression == "ZSTD"
+
+
+def test_compaction_compresses_a_partitions_only_file_left_with_raw_bodies(tmp_path) -> None:
+    """compact() merges partitions of at least 2 files; a day with one flush is rewritten all
+    the same when its bodies are uncompressed, and a day already compressed is left alone."""
+    writer = LogWriter(tmp_path)
+    [raw] = writer.write("outbound_log", _request_rows(_bodies(2)))
+    assert has_raw_bodies(raw)
+    result = compact(tmp_path, "outbound_log")
+    [compressed] = data_files(raw.parent)
+    assert compressed != raw and not has_raw_bodies(compressed)
+    assert (result.files_before, result.files_after) == (1, 1)
+    assert pq.read_table(compressed)["request_body"].to_pylist() == _bodies(2)
+    compact(tmp_path, "outbound_log")
+    assert data_files(raw.parent) == [compressed]  # not rewritten again
+
+
+def test_a_clean_up_that_fails_leaves_the_writes_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary file cannot be removed either (a read-only remount says EROFS): the
+    error raised is still the write's (the hourly maintenance removes stale temporary files)."""
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def refused(self: Path, missing_ok: bool = False) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(Path, "unlink", refused)
+    with pytest.raises(OSError) as raised:
+        write_parquet(pa.table({"n": [1, 2, 3]}), tmp_path)
+    assert raised.value.errno == errno.ENOSPC
